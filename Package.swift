@@ -1,0 +1,100 @@
+// swift-tools-version: 6.1
+//
+// Oxydra: a self-hosted AI agent orchestrator.
+//
+// Library targets are layered; a target imports only targets of its own layer or below,
+// and the dependency lists below are what enforces it.
+//
+// | layer       | targets                                                              |
+// |-------------|----------------------------------------------------------------------|
+// | foundation  | OxydraCore (value types, contracts, catalog, config schema; no deps) |
+// | core        | OxydraConfig, OxydraProviders, OxydraTools, OxydraMemory,            |
+// |             | OxydraRuntime, OxydraSandbox                                         |
+// | application | OxydraGateway, OxydraChannels, OxydraRunner, OxydraShellDaemon,      |
+// |             | OxydraTUI                                                            |
+// | executables | runner, oxydra-vm, shell-daemon, oxydra-tui (thin `main` files)      |
+// | testing     | OxydraTesting (fixtures, temp workspaces, child-process helpers)     |
+
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let argumentParser = Target.Dependency.product(name: "ArgumentParser", package: "swift-argument-parser")
+let tomlKit = Target.Dependency.product(name: "TOMLKit", package: "TOMLKit")
+let subprocess = Target.Dependency.product(name: "Subprocess", package: "swift-subprocess")
+
+let package = Package(
+    name: "Oxydra",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "runner", targets: ["runner"]),
+        .executable(name: "oxydra-vm", targets: ["oxydra-vm"]),
+        .executable(name: "shell-daemon", targets: ["shell-daemon"]),
+        .executable(name: "oxydra-tui", targets: ["oxydra-tui"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+        .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.0"),
+    ],
+    targets: [
+        // foundation
+        .target(
+            name: "OxydraCore",
+            resources: [.embedInCode("Catalog/model_catalog.json")],
+            swiftSettings: swiftSettings
+        ),
+
+        // core
+        .target(name: "OxydraConfig", dependencies: ["OxydraCore", tomlKit], swiftSettings: swiftSettings),
+        .target(name: "OxydraProviders", dependencies: ["OxydraCore"], swiftSettings: swiftSettings),
+        .target(name: "OxydraTools", dependencies: ["OxydraCore"], swiftSettings: swiftSettings),
+        .target(name: "OxydraMemory", dependencies: ["OxydraCore"], swiftSettings: swiftSettings),
+        .target(name: "OxydraRuntime", dependencies: ["OxydraCore"], swiftSettings: swiftSettings),
+        .target(name: "OxydraSandbox", dependencies: ["OxydraCore"], swiftSettings: swiftSettings),
+
+        // application
+        .target(name: "OxydraGateway", dependencies: ["OxydraCore", "OxydraRuntime"], swiftSettings: swiftSettings),
+        .target(name: "OxydraChannels", dependencies: ["OxydraCore"], swiftSettings: swiftSettings),
+        .target(
+            name: "OxydraRunner",
+            dependencies: ["OxydraCore", "OxydraConfig", "OxydraSandbox"],
+            swiftSettings: swiftSettings
+        ),
+        .target(name: "OxydraShellDaemon", dependencies: ["OxydraCore"], swiftSettings: swiftSettings),
+        .target(name: "OxydraTUI", dependencies: ["OxydraCore"], swiftSettings: swiftSettings),
+
+        // executables
+        .executableTarget(
+            name: "runner", dependencies: ["OxydraRunner", argumentParser], swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "oxydra-vm",
+            dependencies: ["OxydraCore", "OxydraConfig", argumentParser],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "shell-daemon",
+            dependencies: ["OxydraShellDaemon", argumentParser],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "oxydra-tui", dependencies: ["OxydraTUI", argumentParser], swiftSettings: swiftSettings),
+
+        // testing
+        .target(name: "OxydraTesting", dependencies: ["OxydraCore", subprocess], swiftSettings: swiftSettings),
+        .testTarget(name: "OxydraCoreTests", dependencies: ["OxydraCore"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "OxydraConfigTests",
+            dependencies: ["OxydraConfig", "OxydraTesting"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "RunnerCLITests",
+            dependencies: ["OxydraRunner", "OxydraTesting", "runner", "oxydra-vm", "shell-daemon", "oxydra-tui"],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

@@ -1,0 +1,98 @@
+extension AgentConfig {
+    /// Keys that exist only as aliases: `[providers.<builtin>]` → `[providers.registry.<builtin>]`.
+    public static let providerAliasNames = ProvidersConfig.builtInNames
+
+    /// Rewrites the seed's `[providers.openai]`-style tables of one layer into the registry form.
+    /// A key set in both spellings within the same layer is reported.
+    public static func canonicalizingProviderAliases(_ layer: ConfigNode, diagnostics: ConfigDiagnostics)
+        -> ConfigNode
+    {
+        var result = layer
+        for name in providerAliasNames {
+            guard let alias = result.remove(at: ["providers", name]) else { continue }
+            guard case .table(let entries) = alias.value else {
+                diagnostics.typeMismatch(["providers", name], expectation: "a table", got: alias)
+                continue
+            }
+            for key in entries.keys.sorted() {
+                let target = ["providers", "registry", name, key]
+                if result.node(at: target) != nil {
+                    diagnostics.report(
+                        ["providers", name, key],
+                        "providers.\(name).\(ConfigPath.renderKey(key)) and \(ConfigPath.render(target)) are both set; "
+                            + "keep one",
+                        source: entries[key]!.source)
+                    continue
+                }
+                result.set(entries[key]!, at: target)
+            }
+        }
+        return result
+    }
+
+    /// Rules that involve more than one key, and registry completeness. Single-key rules are checked
+    /// while decoding. A rule spanning keys from several layers names the highest one.
+    public func validate(_ diagnostics: ConfigDiagnostics) {
+
+        for (name, entry) in providers.registry.sorted(by: { $0.key < $1.key }) where entry.providerType == nil {
+            let path = ["providers", "registry", name]
+            diagnostics.report(
+                path + ["provider_type"],
+                "\(ConfigPath.render(path + ["provider_type"])) is required; use one of "
+                    + ProviderType.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", "),
+                source: diagnostics.source(of: path))
+        }
+
+        if providers.registry[selection.provider] == nil {
+            let known = providers.registry.keys.sorted()
+            diagnostics.report(
+                ["selection", "provider"],
+                "selection.provider \(ConfigPath.quoted(selection.provider)) is not a configured provider "
+                    + "(known: \(known.joined(separator: ", ")))",
+                source: diagnostics.source(of: ["selection", "provider"]),
+                hint: Suggestions.question(Suggestions.closest(to: selection.provider, in: known, limit: 1))
+                    ?? "add [providers.registry.\(ConfigPath.renderKey(selection.provider))] with a provider_type")
+        }
+
+        if reliability.backoffBaseMs > reliability.backoffMaxMs {
+            diagnostics.report(
+                ["reliability"],
+                "reliability.backoff_base_ms (\(reliability.backoffBaseMs)) must not exceed "
+                    + "reliability.backoff_max_ms (\(reliability.backoffMaxMs))",
+                source: diagnostics.source(
+                    ofAny: [["reliability", "backoff_base_ms"], ["reliability", "backoff_max_ms"]]))
+        }
+
+        let weights = memory.retrieval.vectorWeight + memory.retrieval.ftsWeight
+        if abs(weights - 1.0) > 1e-6 {
+            diagnostics.report(
+                ["memory", "retrieval"],
+                "memory.retrieval weights must sum to 1.0 (vector_weight \(ConfigValue.render(memory.retrieval.vectorWeight))"
+                    + " + fts_weight \(ConfigValue.render(memory.retrieval.ftsWeight)) = \(Self.roundedSum(weights)))",
+                source: diagnostics.source(
+                    ofAny: [["memory", "retrieval", "vector_weight"], ["memory", "retrieval", "fts_weight"]]))
+        }
+
+        let remote = memory.remoteURL?.trimmed ?? ""
+        let token = memory.authToken?.trimmed ?? ""
+        if memory.enabled && !remote.isEmpty && token.isEmpty {
+            diagnostics.report(
+                ["memory", "auth_token"],
+                "memory.auth_token is required when memory.enabled = true and memory.remote_url is set",
+                source: diagnostics.source(
+                    ofAny: [["memory", "enabled"], ["memory", "remote_url"]]))
+        }
+    }
+
+    /// The sum printed to at most 6 decimals (`0.9`, not `0.8999999999999999`).
+    static func roundedSum(_ value: Double) -> String {
+        let rounded = (value * 1_000_000).rounded() / 1_000_000
+        return ConfigValue.render(rounded)
+    }
+
+    /// The registry entry chosen by `selection.provider` with its type (validated configs only).
+    public var selectedProvider: (name: String, entry: ProviderEntry, type: ProviderType)? {
+        guard let entry = providers.registry[selection.provider], let type = entry.providerType else { return nil }
+        return (selection.provider, entry, type)
+    }
+}

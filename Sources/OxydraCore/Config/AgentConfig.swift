@@ -1,0 +1,200 @@
+/// `agent.toml` / `providers.toml`: the agent's runtime, provider, memory and reliability settings.
+///
+/// Every key of the seed README's agent table, with its defaults, plus the provider registry and
+/// `catalog.*`. Load it through `OxydraConfig.AgentConfigLoader`, which merges the layers and calls
+/// ``validate(_:)``.
+public struct AgentConfig: ConfigSection, Hashable {
+    public var configVersion = ConfigVersion.current
+    public var selection = SelectionConfig()
+    public var runtime = RuntimeConfig()
+    public var memory = MemoryConfig()
+    public var providers = ProvidersConfig()
+    public var reliability = ReliabilityConfig()
+    public var catalog = CatalogConfig()
+
+    public init() {}
+
+    public static var fields: [ConfigField<AgentConfig>] {
+        [
+            .field("config_version", \.configVersion),
+            .field("selection", \.selection),
+            .field("runtime", \.runtime),
+            .field("memory", \.memory),
+            .field("providers", \.providers),
+            .field("reliability", \.reliability),
+            .field("catalog", \.catalog),
+        ]
+    }
+}
+
+/// `[selection]`: which provider and model the agent uses.
+public struct SelectionConfig: ConfigSection, Hashable {
+    /// A provider registry name (`openai`, `anthropic`, `gemini` or a `[providers.registry.<name>]`).
+    public var provider = "openai"
+    public var model = "gpt-4o-mini"
+
+    public init() {}
+
+    public static var fields: [ConfigField<SelectionConfig>] {
+        [
+            .field("provider", \.provider, check: .nonBlank),
+            .field("model", \.model, check: .nonBlank),
+        ]
+    }
+}
+
+/// `[runtime]`: limits of one turn.
+public struct RuntimeConfig: ConfigSection, Hashable {
+    /// Bound on every provider wait and tool run, in seconds.
+    public var turnTimeoutSecs = 60
+    /// Provider calls per turn.
+    public var maxTurns = 8
+    /// Money per turn in US dollars, priced from the model catalog; unset means no limit.
+    public var maxCost: Double?
+    public var contextBudget = ContextBudgetConfig()
+    public var summarization = SummarizationConfig()
+
+    public init() {}
+
+    public static var fields: [ConfigField<RuntimeConfig>] {
+        [
+            .field("turn_timeout_secs", \.turnTimeoutSecs, check: .positive),
+            .field("max_turns", \.maxTurns, check: .positive),
+            .field("max_cost", \.maxCost, check: .finitePositiveWhenSet),
+            .field("context_budget", \.contextBudget),
+            .field("summarization", \.summarization),
+        ]
+    }
+}
+
+/// `[runtime.context_budget]`.
+public struct ContextBudgetConfig: ConfigSection, Hashable {
+    /// Fraction of the context window at which rolling summarisation starts.
+    public var triggerRatio = 0.85
+    /// Tokens kept free for the answer and estimation error.
+    public var safetyBufferTokens = 1024
+    /// Context window assumed for models whose limit is unknown.
+    public var fallbackMaxContextTokens = 128_000
+
+    public init() {}
+
+    public static var fields: [ConfigField<ContextBudgetConfig>] {
+        [
+            .field("trigger_ratio", \.triggerRatio, check: .ratio),
+            .field("safety_buffer_tokens", \.safetyBufferTokens, check: .positive),
+            .field("fallback_max_context_tokens", \.fallbackMaxContextTokens, check: .positive),
+        ]
+    }
+}
+
+/// `[runtime.summarization]`.
+public struct SummarizationConfig: ConfigSection, Hashable {
+    /// Fraction of the context window to shrink the history to.
+    public var targetRatio = 0.5
+    /// Messages a session needs before it is summarised.
+    public var minTurns = 6
+
+    public init() {}
+
+    public static var fields: [ConfigField<SummarizationConfig>] {
+        [
+            .field("target_ratio", \.targetRatio, check: .ratio),
+            .field("min_turns", \.minTurns, check: .positive),
+        ]
+    }
+}
+
+/// `[memory]`: conversation persistence and retrieval.
+public struct MemoryConfig: ConfigSection, Hashable {
+    /// Retrieval and the memory tools; conversations are persisted either way.
+    public var enabled = false
+    /// Relative paths resolve against the user's workspace.
+    public var dbPath = ".oxydra/memory.db"
+    public var remoteURL: String?
+    public var authToken: String?
+    public var retrieval = RetrievalConfig()
+
+    public init() {}
+
+    public static var fields: [ConfigField<MemoryConfig>] {
+        [
+            .field("enabled", \.enabled),
+            .field("db_path", \.dbPath, check: .nonBlank),
+            .field("remote_url", \.remoteURL),
+            .field("auth_token", \.authToken, secret: true),
+            .field("retrieval", \.retrieval),
+        ]
+    }
+}
+
+/// `[memory.retrieval]`: hybrid search weights.
+public struct RetrievalConfig: ConfigSection, Hashable {
+    public var topK = 8
+    public var vectorWeight = 0.7
+    public var ftsWeight = 0.3
+
+    public init() {}
+
+    public static var fields: [ConfigField<RetrievalConfig>] {
+        [
+            .field("top_k", \.topK, check: .positive),
+            .field("vector_weight", \.vectorWeight, check: .ratio),
+            .field("fts_weight", \.ftsWeight, check: .ratio),
+        ]
+    }
+}
+
+/// `[providers]`: the provider registry. The seed's `[providers.openai]`, `[providers.anthropic]`
+/// (and `[providers.gemini]`) tables are another spelling of `[providers.registry.<name>]`; the loader
+/// rewrites them before merging (see ``AgentConfig/canonicalizingProviderAliases(_:)``).
+public struct ProvidersConfig: ConfigSection, Hashable {
+    public var registry: [String: ProviderEntry] = ProvidersConfig.builtInRegistry
+
+    public init() {}
+
+    /// Built-in entries; configuration extends them key by key.
+    public static let builtInNames = ["anthropic", "gemini", "openai"]
+    public static var builtInRegistry: [String: ProviderEntry] {
+        [
+            "openai": ProviderEntry(type: .openai, baseURL: ProviderType.openai.defaultBaseURL),
+            "anthropic": ProviderEntry(type: .anthropic, baseURL: ProviderType.anthropic.defaultBaseURL),
+            "gemini": ProviderEntry(type: .gemini, baseURL: ProviderType.gemini.defaultBaseURL),
+        ]
+    }
+
+    public static var fields: [ConfigField<ProvidersConfig>] {
+        [.field("registry", \.registry)]
+    }
+}
+
+/// `[reliability]`: retries of provider calls.
+public struct ReliabilityConfig: ConfigSection, Hashable {
+    public var maxAttempts = 3
+    public var backoffBaseMs = 250
+    public var backoffMaxMs = 2000
+    /// Randomise each backoff delay (full jitter) to spread retries of many clients.
+    public var jitter = false
+
+    public init() {}
+
+    public static var fields: [ConfigField<ReliabilityConfig>] {
+        [
+            .field("max_attempts", \.maxAttempts, check: .positive),
+            .field("backoff_base_ms", \.backoffBaseMs, check: .positive),
+            .field("backoff_max_ms", \.backoffMaxMs, check: .positive),
+            .field("jitter", \.jitter),
+        ]
+    }
+}
+
+/// `[catalog]`.
+public struct CatalogConfig: ConfigSection, Hashable {
+    /// Admit models that are in no catalog, with default limits (Ollama, llama.cpp, vLLM).
+    public var skipCatalogValidation = false
+
+    public init() {}
+
+    public static var fields: [ConfigField<CatalogConfig>] {
+        [.field("skip_catalog_validation", \.skipCatalogValidation)]
+    }
+}

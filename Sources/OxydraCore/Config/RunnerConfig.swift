@@ -1,0 +1,167 @@
+/// How strongly a user's guest is isolated from the host.
+public enum SandboxTier: String, ConfigEnum, Hashable, Codable {
+    /// A host process confined with Landlock; shell tools only inside bubblewrap. Not production-safe.
+    case process
+    /// A container through the Docker Engine API.
+    case container
+    /// A lightweight VM (Firecracker, or QEMU microvm).
+    case microVM = "micro_vm"
+}
+
+/// `runner.toml`: the operator's file — where workspaces live, the default tier and the users.
+public struct RunnerConfig: ConfigSection, Hashable {
+    public var configVersion: ConfigVersion?
+    /// Relative paths resolve against the runner config's base directory (see ``RunnerPaths``).
+    public var workspaceRoot = ".oxydra/workspaces"
+    public var defaultTier = SandboxTier.microVM
+    public var guestImages = GuestImages()
+    public var users: [String: UserRegistration] = [:]
+
+    public init() {}
+
+    public static var fields: [ConfigField<RunnerConfig>] {
+        [
+            .field("config_version", \.configVersion),
+            .field("workspace_root", \.workspaceRoot, check: .nonBlank),
+            .field("default_tier", \.defaultTier),
+            .field("guest_images", \.guestImages),
+            .field("users", \.users),
+        ]
+    }
+
+    /// Checks every user id (they become directory names).
+    public func validate(_ diagnostics: ConfigDiagnostics) {
+        for id in users.keys.sorted() {
+            do {
+                _ = try UserID.validated(id)
+            } catch {
+                diagnostics.report(
+                    ["users", id], "[users.\(ConfigPath.renderKey(id))]: \(error)",
+                    source: diagnostics.source(of: ["users", id]))
+            }
+        }
+    }
+}
+
+/// `[guest_images]`: images for the container and micro_vm tiers.
+public struct GuestImages: ConfigSection, Hashable {
+    public var oxydraVM = "oxydra-vm:latest"
+    public var shellVM = "shell-vm:latest"
+
+    public init() {}
+
+    public static var fields: [ConfigField<GuestImages>] {
+        [
+            .field("oxydra_vm", \.oxydraVM, check: .nonBlank),
+            .field("shell_vm", \.shellVM, check: .nonBlank),
+        ]
+    }
+}
+
+/// `[users.<id>]`: a registered user and their own config file.
+public struct UserRegistration: ConfigSection, Hashable {
+    /// Absolute, or relative to the runner config's base directory.
+    public var configPath = ""
+
+    public init() {}
+
+    public static var fields: [ConfigField<UserRegistration>] {
+        [.field("config_path", \.configPath, required: true, check: .nonBlank)]
+    }
+}
+
+/// A user's own file (`users/<id>.toml`): mounts, resource limits, credential references, behaviour.
+public struct RunnerUserConfig: ConfigSection, Hashable {
+    public var configVersion: ConfigVersion?
+    public var mounts = MountOverrides()
+    public var resources = ResourceLimits()
+    public var credentialRefs: [String: String] = [:]
+    public var behavior = UserBehavior()
+
+    public init() {}
+
+    public static var fields: [ConfigField<RunnerUserConfig>] {
+        [
+            .field("config_version", \.configVersion),
+            .field("mounts", \.mounts),
+            .field("resources", \.resources),
+            .field("credential_refs", \.credentialRefs),
+            .field("behavior", \.behavior),
+        ]
+    }
+
+    /// `credential_refs` keys and values must both be non-empty.
+    public func validate(_ diagnostics: ConfigDiagnostics) {
+        for (name, reference) in credentialRefs.sorted(by: { $0.key < $1.key }) {
+            let path = ["credential_refs", name]
+            if name.trimmed.isEmpty {
+                diagnostics.report(
+                    path, "credential_refs has an empty name; use name = \"reference\"",
+                    source: diagnostics.source(of: path))
+            }
+            if reference.trimmed.isEmpty {
+                diagnostics.report(
+                    path, "\(ConfigPath.render(path)) must not be empty", source: diagnostics.source(of: path))
+            }
+        }
+    }
+}
+
+/// `[mounts]`: host directories backing `/shared`, `/tmp`, `/vault` instead of the workspace's own.
+public struct MountOverrides: ConfigSection, Hashable {
+    public var shared: String?
+    public var tmp: String?
+    public var vault: String?
+
+    public init() {}
+
+    public static var fields: [ConfigField<MountOverrides>] {
+        [
+            .field("shared", \.shared, check: .nonBlankWhenSet),
+            .field("tmp", \.tmp, check: .nonBlankWhenSet),
+            .field("vault", \.vault, check: .nonBlankWhenSet),
+        ]
+    }
+}
+
+/// `[resources]`: limits applied to the guest (and its shell sandbox).
+public struct ResourceLimits: ConfigSection, Hashable, Codable {
+    public var maxVCPUs: Int?
+    public var maxMemoryMiB: Int?
+    public var maxProcesses: Int?
+
+    public init() {}
+
+    public static var fields: [ConfigField<ResourceLimits>] {
+        [
+            .field("max_vcpus", \.maxVCPUs, check: .positiveWhenSet),
+            .field("max_memory_mib", \.maxMemoryMiB, check: .positiveWhenSet),
+            .field("max_processes", \.maxProcesses, check: .positiveWhenSet),
+        ]
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case maxVCPUs = "max_vcpus"
+        case maxMemoryMiB = "max_memory_mib"
+        case maxProcesses = "max_processes"
+    }
+}
+
+/// `[behavior]`: per-user choices that can only narrow what the runner allows.
+public struct UserBehavior: ConfigSection, Hashable {
+    /// Overrides `runner.toml`'s `default_tier` for this user.
+    public var sandboxTier: SandboxTier?
+    /// Set to false to disable shell tools for this user even where the tier allows them.
+    public var shellEnabled: Bool?
+    public var browserEnabled: Bool?
+
+    public init() {}
+
+    public static var fields: [ConfigField<UserBehavior>] {
+        [
+            .field("sandbox_tier", \.sandboxTier),
+            .field("shell_enabled", \.shellEnabled),
+            .field("browser_enabled", \.browserEnabled),
+        ]
+    }
+}

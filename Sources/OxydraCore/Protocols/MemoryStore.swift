@@ -1,0 +1,36 @@
+/// A stored message with its position in the session's event log.
+public struct StoredMessage: Sendable, Hashable {
+    /// Strictly increasing within a session, starting at 1.
+    public var sequence: Int
+    public var message: Message
+
+    public init(sequence: Int, message: Message) {
+        self.sequence = sequence
+        self.message = message
+    }
+}
+
+/// A snippet found by memory retrieval.
+public struct MemoryHit: Sendable, Hashable {
+    public var chunkID: String
+    public var text: String
+    /// Combined score in [0, 1] (weighted vector + keyword).
+    public var score: Double
+
+    public init(chunkID: String, text: String, score: Double) {
+        self.chunkID = chunkID
+        self.text = text
+        self.score = score
+    }
+}
+
+/// Durable conversation history and retrieval. Implementations commit a message before returning
+/// from ``append(_:to:)``, so a crash right after loses nothing that was acknowledged.
+public protocol MemoryStore: Sendable {
+    /// Appends messages after the session's last sequence; returns their stored form.
+    func append(_ messages: [Message], to session: SessionID) async throws(MemoryError) -> [StoredMessage]
+    /// The whole history of a session, oldest first; empty for an unknown session.
+    func restore(_ session: SessionID) async throws(MemoryError) -> [StoredMessage]
+    /// The best snippets for `query` within a session and the user's notes.
+    func search(_ query: String, in session: SessionID, limit: Int) async throws(MemoryError) -> [MemoryHit]
+}

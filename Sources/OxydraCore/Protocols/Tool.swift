@@ -1,0 +1,40 @@
+/// Where and for whom a tool runs.
+public struct ToolContext: Sendable, Hashable {
+    public var user: UserID?
+    public var session: SessionID?
+    /// Host directory backing `/shared` (read-write for tools).
+    public var sharedDirectory: String?
+    /// Host directory backing `/tmp` (read-write scratch).
+    public var tmpDirectory: String?
+    /// Host directory backing `/vault` (read-only; reached only through `vault_copyto`).
+    public var vaultDirectory: String?
+
+    public init(
+        user: UserID? = nil, session: SessionID? = nil, sharedDirectory: String? = nil, tmpDirectory: String? = nil,
+        vaultDirectory: String? = nil
+    ) {
+        self.user = user
+        self.session = session
+        self.sharedDirectory = sharedDirectory
+        self.tmpDirectory = tmpDirectory
+        self.vaultDirectory = vaultDirectory
+    }
+}
+
+/// What a tool returns to the model.
+public struct ToolOutput: Sendable, Hashable {
+    public var text: String
+    public init(_ text: String) { self.text = text }
+}
+
+/// A capability the model can call.
+public protocol Tool: Sendable {
+    /// Name, description and JSON Schema of the arguments. Arguments are validated against the
+    /// schema before ``run(_:context:)`` is called.
+    var declaration: ToolDeclaration { get }
+    /// Read-only tools may run concurrently; the others run one at a time, in call order.
+    var safety: SafetyTier { get }
+    /// Upper bound for one run; the runtime also applies `runtime.turn_timeout_secs`.
+    var timeout: Duration { get }
+    func run(_ arguments: JSONValue, context: ToolContext) async throws -> ToolOutput
+}

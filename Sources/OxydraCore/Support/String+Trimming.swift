@@ -1,0 +1,9 @@
+extension StringProtocol {
+    /// The text without leading and trailing whitespace (spaces, tabs, newlines; Unicode-aware).
+    /// FoundationEssentials has no `trimmingCharacters(in:)`, and this avoids `CharacterSet`.
+    public var trimmed: String {
+        guard let first = firstIndex(where: { !$0.isWhitespace }) else { return "" }
+        let last = lastIndex(where: { !$0.isWhitespace })!
+        return String(self[first...last])
+    }
+}

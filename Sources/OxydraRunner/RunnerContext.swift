@@ -1,0 +1,89 @@
+import OxydraConfig
+import OxydraCore
+
+/// What every runner command needs: where the runner config is, which user, and the process
+/// environment (passed in so tests can run commands without touching the real one).
+public struct RunnerContext: Sendable {
+    /// `--config`; relative to `workingDirectory`.
+    public var configPath: String
+    /// `--user`; nil selects the only configured user.
+    public var requestedUser: String?
+    /// `--set key=value` overrides for the agent config.
+    public var overrides: [String]
+    public var environment: [String: String]
+    public var workingDirectory: String
+
+    public init(
+        configPath: String = RunnerConfigLoader.defaultPath, requestedUser: String? = nil, overrides: [String] = [],
+        environment: [String: String] = ProcessInfo.processInfo.environment,
+        workingDirectory: String = FileManager.default.currentDirectoryPath
+    ) {
+        self.configPath = configPath
+        self.requestedUser = requestedUser
+        self.overrides = overrides
+        self.environment = environment
+        self.workingDirectory = workingDirectory
+    }
+
+    public var display: DisplayPath {
+        DisplayPath(workingDirectory: workingDirectory, homeDirectory: environment["HOME"])
+    }
+
+    var agentLoader: AgentConfigLoader {
+        AgentConfigLoader.standard(
+            environment: environment, workingDirectory: workingDirectory, commandLineOverrides: overrides)
+    }
+}
+
+/// Text a command produced and how it ended. Executables print it; tests assert on it.
+public struct CommandOutput: Sendable, Hashable {
+    public var standardOutput: String
+    public var standardError: String
+    public var exitCode: Int32
+
+    public init(standardOutput: String = "", standardError: String = "", exitCode: Int32 = 0) {
+        self.standardOutput = standardOutput
+        self.standardError = standardError
+        self.exitCode = exitCode
+    }
+}
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+extension CommandOutput {
+    /// Writes the output to file descriptors 1 and 2 and exits with the code.
+    public func emitAndExit() -> Never {
+        StandardStreams.write(standardOutput, to: 1)
+        StandardStreams.write(standardError, to: 2)
+        exit(exitCode)
+    }
+}
+
+/// Unbuffered writes to standard output and error (no shared `FILE*` state).
+public enum StandardStreams {
+    public static func write(_ text: String, to descriptor: Int32) {
+        var bytes = Array(text.utf8)[...]
+        while !bytes.isEmpty {
+            let written = bytes.withUnsafeBytes { buffer in
+                #if canImport(Darwin)
+                    Darwin.write(descriptor, buffer.baseAddress, buffer.count)
+                #elseif canImport(Musl)
+                    Musl.write(descriptor, buffer.baseAddress, buffer.count)
+                #else
+                    Glibc.write(descriptor, buffer.baseAddress, buffer.count)
+                #endif
+            }
+            if written < 0 {
+                if errno == EINTR { continue }
+                return
+            }
+            bytes = bytes.dropFirst(written)
+        }
+    }
+}
