@@ -23,7 +23,7 @@ public enum EnvironmentOverrides {
                 issues.append(
                     ConfigIssue(
                         path: "",
-                        message: "environment variable \(name) has an empty key segment (`____` or a trailing `__`)",
+                        message: "environment override has an empty key segment (`____` or a trailing `__`)",
                         location: .environment(name)))
                 continue
             }

@@ -36,6 +36,8 @@ extension AgentConfig {
 
         for (name, entry) in providers.registry.sorted(by: { $0.key < $1.key }) where entry.providerType == nil {
             let path = ["providers", "registry", name]
+            // An invalid provider_type was reported while decoding; say it once.
+            if diagnostics.root.node(at: path + ["provider_type"]) != nil { continue }
             diagnostics.report(
                 path + ["provider_type"],
                 "\(ConfigPath.render(path + ["provider_type"])) is required; use one of "

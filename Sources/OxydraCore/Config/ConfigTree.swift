@@ -145,7 +145,18 @@ public indirect enum ConfigValue: Sendable, Hashable {
 /// Rendering of key paths the way TOML writes them.
 public enum ConfigPath {
     /// `runtime.max_turns`, `providers.registry."my.local".base_url`.
-    public static func render(_ path: [String]) -> String { path.map(renderKey).joined(separator: ".") }
+    /// Array positions (`[0]` segments) attach without a dot: `input_modalities[0]`.
+    public static func render(_ path: [String]) -> String {
+        var text = ""
+        for segment in path {
+            if segment.hasPrefix("["), segment.hasSuffix("]"), segment.dropFirst().dropLast().allSatisfy(\.isNumber) {
+                text += segment
+            } else {
+                text += (text.isEmpty ? "" : ".") + renderKey(segment)
+            }
+        }
+        return text
+    }
 
     /// A bare key when it only has `A-Za-z0-9_-`, else a quoted key.
     public static func renderKey(_ key: String) -> String {

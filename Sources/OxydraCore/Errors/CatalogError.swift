@@ -39,8 +39,9 @@ public enum CatalogError: Error, Sendable, Hashable, CustomStringConvertible {
         case .valueNotFound(let type, let context):
             return "missing value at \(path(context)): expected \(type)"
         case .dataCorrupted(let context):
-            if let underlying = context.underlyingError {
-                return "not valid JSON (\(underlying))"
+            if context.codingPath.isEmpty {
+                let detail = context.underlyingError.map { "\($0)" } ?? context.debugDescription
+                return "not valid JSON (\(detail))"
             }
             return "\(context.debugDescription) at \(path(context))"
         @unknown default:

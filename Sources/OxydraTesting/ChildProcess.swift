@@ -1,0 +1,59 @@
+import OxydraCore
+import Subprocess
+
+#if canImport(System)
+    import System
+#else
+    import SystemPackage
+#endif
+
+/// The result of running a product executable to completion.
+public struct ProcessResult: Sendable {
+    public var exitCode: Int32
+    public var standardOutput: String
+    public var standardError: String
+}
+
+/// Runs the package's own executables (`runner`, `oxydra-vm`, ...) as real child processes.
+public enum ChildProcess {
+    /// The directory holding the built products: `OXYDRA_BIN_DIR` if set, else the directory of the
+    /// running test bundle (SwiftPM puts tests and executables side by side in `.build/<config>/`).
+    public static var productsDirectory: String {
+        if let override = ProcessInfo.processInfo.environment["OXYDRA_BIN_DIR"], !override.isEmpty {
+            return override
+        }
+        var path = CommandLine.arguments[0]
+        if !path.hasPrefix("/") { path = FileManager.default.currentDirectoryPath + "/" + path }
+        var directory = String(path[..<(path.lastIndex(of: "/") ?? path.startIndex)])
+        // On macOS the bundle is `<dir>/X.xctest/Contents/MacOS/X`.
+        while directory.contains(".xctest") { directory = String(directory[..<directory.lastIndex(of: "/")!]) }
+        return directory
+    }
+
+    public static func path(of product: String) -> String { productsDirectory + "/" + product }
+
+    /// Runs `product` with `arguments` in `workingDirectory` with exactly `environment` (nothing is
+    /// inherited, so host configuration cannot leak into tests), and collects its output.
+    public static func run(
+        _ product: String, _ arguments: [String], environment: [String: String], workingDirectory: String,
+        outputLimit: Int = 4 << 20
+    ) async throws -> ProcessResult {
+        let executable = path(of: product)
+        guard FileManager.default.isExecutableFile(atPath: executable) else {
+            throw TestSupportError("\(executable) is not built; run `swift build` first or set OXYDRA_BIN_DIR")
+        }
+        var env: [Environment.Key: String] = [:]
+        for (key, value) in environment { env[Environment.Key(stringLiteral: key)] = value }
+        let result = try await Subprocess.run(
+            .path(FilePath(executable)), arguments: Arguments(arguments), environment: .custom(env),
+            workingDirectory: FilePath(workingDirectory), output: .string(limit: outputLimit),
+            error: .string(limit: outputLimit))
+        let code: Int32
+        switch result.terminationStatus {
+        case .exited(let status): code = Int32(status)
+        case .signaled(let signal): code = 128 + Int32(signal)
+        }
+        return ProcessResult(
+            exitCode: code, standardOutput: result.standardOutput ?? "", standardError: result.standardError ?? "")
+    }
+}
