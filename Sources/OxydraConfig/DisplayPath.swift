@@ -13,12 +13,13 @@ public struct DisplayPath: Sendable {
 
     public func render(_ path: String) -> String {
         let absolute = FilePaths.absolute(path, relativeTo: workingDirectory)
-        if let relative = FilePaths.relative(absolute, under: workingDirectory) {
-            return relative.isEmpty ? "." : "./" + relative
+        let underWorking = FilePaths.relative(absolute, under: workingDirectory)
+        let underHome = homeDirectory.flatMap { FilePaths.relative(absolute, under: $0) }
+        // The more specific base wins (a home directory inside the working directory shows as `~`).
+        if let underHome, underWorking == nil || underHome.count < underWorking!.count {
+            return underHome.isEmpty ? "~" : "~/" + underHome
         }
-        if let homeDirectory, let relative = FilePaths.relative(absolute, under: homeDirectory) {
-            return relative.isEmpty ? "~" : "~/" + relative
-        }
+        if let underWorking { return underWorking.isEmpty ? "." : "./" + underWorking }
         return absolute
     }
 }

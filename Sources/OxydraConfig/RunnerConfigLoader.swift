@@ -44,10 +44,13 @@ public struct LoadedRunnerConfig: Sendable {
             throw ConfigError(message: "\(error)", location: nil)
         }
         guard config.users[requested] != nil else {
-            throw ConfigError(
-                message: "unknown runner user `\(requested)` (configured: \(known.joined(separator: ", ")))"
-                    + Suggestions.phrase(Suggestions.closest(to: requested, in: known, limit: 1)),
-                location: location)
+            throw ConfigError([
+                ConfigIssue(
+                    path: "users",
+                    message: "unknown runner user `\(requested)` (configured: \(known.joined(separator: ", ")))",
+                    location: location,
+                    hint: Suggestions.question(Suggestions.closest(to: requested, in: known, limit: 1)))
+            ])
         }
         return user
     }

@@ -139,7 +139,8 @@ struct OverrideTests {
         #expect(loaded.config.runtime.contextBudget.triggerRatio == 0.9)
         #expect(loaded.config.providers.registry["local"]?.inputModalities == [.image, .pdf])
         #expect(
-            loaded.environmentVariables.count == 8 && !loaded.environmentVariables.contains("OXYDRA_VM_PROCESS_EXECUTABLE"))
+            loaded.environmentVariables.count == 8
+                && !loaded.environmentVariables.contains("OXYDRA_VM_PROCESS_EXECUTABLE"))
     }
 
     @Test func stringKeysKeepTheTextOfNumericLookingValues() throws {
@@ -201,7 +202,8 @@ struct OverrideTests {
         #expect(loaded.issues.isEmpty, "\(loaded.issues)")
         #expect(loaded.config.runtime.maxTurns == 20)
         #expect(loaded.config.selection.model == "gpt-4.1")
-        #expect(loaded.source(of: ["memory", "retrieval", "fts_weight"]) == .commandLine("memory.retrieval.fts_weight"))
+        #expect(
+            loaded.source(of: ["memory", "retrieval", "fts_weight"]) == .commandLine("memory.retrieval.fts_weight"))
         let bad = sandbox.load(overrides: ["runtime.max_turns", "runtime..x=1"]).issues.map(\.description)
         #expect(
             bad == [

@@ -27,7 +27,8 @@ struct ModelCatalogTests {
         let model = try catalog.model("gpt-4o-mini", provider: "openai")
         #expect(model.capabilities.contextTokens == 128_000)
         #expect(model.capabilities.outputTokens == 16_384)
-        #expect(model.pricing == ModelPricing(inputPerMillion: 0.15, outputPerMillion: 0.6, cachedInputPerMillion: 0.075))
+        #expect(
+            model.pricing == ModelPricing(inputPerMillion: 0.15, outputPerMillion: 0.6, cachedInputPerMillion: 0.075))
         #expect(model.capabilities.accepts(.image))
         _ = try catalog.model("claude-3-5-haiku-latest", provider: "anthropic")
     }
@@ -43,7 +44,8 @@ struct ModelCatalogTests {
             try catalog.model("gpt-4o-mni", provider: "openai")
         } throws: { error in
             let text = "\(error)"
-            return text.hasPrefix("unknown model `gpt-4o-mni` for catalog provider `openai`; did you mean `gpt-4o-mini`")
+            return text.hasPrefix(
+                "unknown model `gpt-4o-mni` for catalog provider `openai`; did you mean `gpt-4o-mini`")
                 && text.hasSuffix(
                     "for a local or custom model set `catalog.skip_catalog_validation = true` "
                         + "or add it to ./.oxydra/model_catalog.json")
@@ -70,7 +72,9 @@ struct ModelCatalogTests {
             overrides: ModelOverrides(contextTokens: 32768, inputModalities: [.image]))
         #expect(tuned.capabilities.contextTokens == 32768)
         #expect(tuned.capabilities.inputModalities == [.text, .image])
-        #expect(throws: CatalogError.self) { try catalog.resolve("llama3.1:8b", provider: "openai", skipValidation: false) }
+        #expect(throws: CatalogError.self) {
+            try catalog.resolve("llama3.1:8b", provider: "openai", skipValidation: false)
+        }
         // Known models keep their catalog facts even with the flag.
         #expect(try catalog.resolve("gpt-4o", provider: "openai", skipValidation: true).isSynthetic == false)
     }
@@ -95,16 +99,26 @@ struct ModelCatalogTests {
 
     @Test(arguments: [
         ("{", "invalid model catalog ./x.json: not valid JSON"),
-        (#"{"format_version": 2, "providers": {}}"#,
-            "invalid model catalog ./x.json: format_version 2 is not supported; this Oxydra reads 1"),
-        (#"{"format_version": 1, "providers": {"p": {"models": [{"id": "m", "context_tokens": 0}]}}}"#,
-            "invalid model catalog ./x.json: model `p/m`: context_tokens must be greater than 0"),
-        (#"{"format_version": 1, "providers": {"p": {"models": [{"id": "m"}, {"id": "n", "aliases": ["m"]}]}}}"#,
-            "invalid model catalog ./x.json: model id `p/m` appears twice"),
-        (#"{"format_version": 1, "providers": {"p": {"models": [{"name": "m"}]}}}"#,
-            "invalid model catalog ./x.json: missing key `id` at providers.p.models[0]"),
-        (#"{"format_version": 1, "providers": {"p": {"models": [{"id": "m", "input": ["smell"]}]}}}"#,
-            "invalid model catalog ./x.json:"),
+        (
+            #"{"format_version": 2, "providers": {}}"#,
+            "invalid model catalog ./x.json: format_version 2 is not supported; this Oxydra reads 1"
+        ),
+        (
+            #"{"format_version": 1, "providers": {"p": {"models": [{"id": "m", "context_tokens": 0}]}}}"#,
+            "invalid model catalog ./x.json: model `p/m`: context_tokens must be greater than 0"
+        ),
+        (
+            #"{"format_version": 1, "providers": {"p": {"models": [{"id": "m"}, {"id": "n", "aliases": ["m"]}]}}}"#,
+            "invalid model catalog ./x.json: model id `p/m` appears twice"
+        ),
+        (
+            #"{"format_version": 1, "providers": {"p": {"models": [{"name": "m"}]}}}"#,
+            "invalid model catalog ./x.json: missing key `id` at providers.p.models[0]"
+        ),
+        (
+            #"{"format_version": 1, "providers": {"p": {"models": [{"id": "m", "input": ["smell"]}]}}}"#,
+            "invalid model catalog ./x.json:"
+        ),
     ])
     func invalidCatalogFiles(_ text: String, _ expectedPrefix: String) {
         #expect {
