@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Shared helpers for the set-up scripts: find Swift, install missing Debian/Ubuntu packages.
+# Sourced by scripts/test.sh and scripts/run.sh; not meant to be run on its own.
+
+# System packages the build and the tests need (Debian/Ubuntu names).
+#   libstdc++-12-dev, libc6-dev: C/C++ headers for TOMLKit's toml++ core.
+#   zlib1g-dev, libsqlite3-dev: the HTTP client's compression and the memory store (SQLite).
+OXYDRA_APT_PACKAGES=(libc6-dev libstdc++-12-dev zlib1g-dev libsqlite3-dev)
+
+log() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# Puts a Swift toolchain on PATH, or explains how to get one.
+ensure_swift() {
+  if ! command -v swift >/dev/null 2>&1; then
+    for candidate in /opt/swift/usr/bin /usr/share/swift/usr/bin "$HOME/.local/share/swiftly/bin"; do
+      if [ -x "$candidate/swift" ]; then PATH="$candidate:$PATH"; export PATH; break; fi
+    done
+  fi
+  command -v swift >/dev/null 2>&1 || die "no Swift toolchain found. Install Swift 6.1 or newer \
+(https://www.swift.org/install/linux/ or 'swiftly install latest') and put its usr/bin on PATH."
+  local version
+  version=$(swift --version 2>&1 | sed -n 's/.*Swift version \([0-9]*\.[0-9]*\).*/\1/p' | head -n1)
+  case "$version" in
+    ""|5.*|6.0) die "Swift ${version:-unknown} is too old; Oxydra needs Swift 6.1 or newer." ;;
+  esac
+}
+
+# Installs whichever of the given Debian packages are missing (apt-get, as root or through sudo).
+ensure_packages() {
+  command -v dpkg-query >/dev/null 2>&1 || { log "not a Debian/Ubuntu system; make sure these are installed: $*"; return 0; }
+  local missing=()
+  local pkg
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "installing missing system packages: ${missing[*]}"
+  local sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null 2>&1 || die "need root or sudo to install: ${missing[*]}"
+    sudo="sudo"
+  fi
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq || log "apt-get update failed; trying the install anyway"
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" \
+    || die "could not install ${missing[*]}; install them by hand and re-run"
+}
+
+# Seconds since the epoch, for the timing lines the scripts print.
+now() { date +%s; }
