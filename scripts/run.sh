@@ -34,7 +34,7 @@ No API key is configured for the selected provider. Do one of:
   * put the key in .oxydra/providers.toml:
         [providers.openai]
         api_key = "sk-..."
-  * use a local OpenAI-compatible server (Ollama, llama.cpp, vLLM); add to .oxydra/agent.toml:
+  * use a local OpenAI-compatible server (Ollama, llama.cpp, vLLM); put in .oxydra/providers.toml:
         [selection]
         provider = "local"
         model = "llama3.1:8b"

@@ -15,13 +15,18 @@ public struct ResolvedCredential: Sendable, Hashable, CustomStringConvertible {
 /// Order (first non-blank wins; values are trimmed): the entry's `api_key` → the variable named by
 /// `api_key_env` → the type's standard variable (`OPENAI_API_KEY`, `ANTHROPIC_API_KEY`,
 /// `GEMINI_API_KEY`) → `API_KEY`.
+///
+/// The standard variable is only used for the provider's own endpoint: an entry pointing at a
+/// proxy, OpenRouter or a local server never receives `OPENAI_API_KEY` by accident; give it
+/// `api_key_env` (or `api_key`) instead.
 public enum CredentialResolver {
     public static let fallbackVariable = "API_KEY"
 
     /// The environment variables consulted for `entry`, in order, without duplicates.
     public static func variables(for entry: ProviderEntry, type: ProviderType) -> [String] {
         var names: [String] = []
-        for name in [entry.apiKeyEnv, type.standardKeyVariable, fallbackVariable].compactMap({ $0 })
+        let standard = entry.isOfficialEndpoint(for: type) ? type.standardKeyVariable : nil
+        for name in [entry.apiKeyEnv, standard, fallbackVariable].compactMap({ $0 })
         where !names.contains(name) {
             names.append(name)
         }

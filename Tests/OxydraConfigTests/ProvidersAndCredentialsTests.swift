@@ -62,6 +62,21 @@ struct ProvidersAndCredentialsTests {
                 == "env \(variable)")
     }
 
+    @Test func standardVariablesAreOnlySentToTheProvidersOwnEndpoint() {
+        var entry = ProviderEntry(type: .openai)
+        entry.baseURL = "https://openrouter.ai/api/v1"
+        #expect(CredentialResolver.variables(for: entry, type: .openai) == ["API_KEY"])
+        #expect(resolve(entry, ["OPENAI_API_KEY": "sk-openai"]) == nil)
+        entry.apiKeyEnv = "OPENROUTER_API_KEY"
+        #expect(
+            resolve(entry, ["OPENAI_API_KEY": "sk-openai", "OPENROUTER_API_KEY": "or"]) == "env OPENROUTER_API_KEY")
+        entry.baseURL = "https://api.openai.com/v1"
+        #expect(
+            CredentialResolver.variables(for: entry, type: .openai) == [
+                "OPENROUTER_API_KEY", "OPENAI_API_KEY", "API_KEY",
+            ])
+    }
+
     @Test func missingKeySaysWhatToSet() {
         var entry = ProviderEntry(type: .anthropic)
         entry.apiKeyEnv = "CLAUDE_KEY"

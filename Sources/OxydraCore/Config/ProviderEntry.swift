@@ -16,6 +16,15 @@ public enum ProviderType: String, ConfigEnum, Hashable {
         }
     }
 
+    /// The host of the provider's own API; its standard key variable is only ever sent there.
+    public var officialHost: String {
+        switch self {
+        case .openai, .openaiResponses: "api.openai.com"
+        case .anthropic: "api.anthropic.com"
+        case .gemini: "generativelanguage.googleapis.com"
+        }
+    }
+
     /// The catalog whose models this type serves unless `catalog_provider` says otherwise.
     public var defaultCatalogProvider: String {
         switch self {
@@ -160,6 +169,11 @@ public struct ProviderEntry: ConfigSection, Hashable {
         }
         while url.hasSuffix("/") { url.removeLast() }
         return url
+    }
+
+    /// Whether the endpoint is the provider's own API (not a proxy, gateway or local server).
+    public func isOfficialEndpoint(for type: ProviderType) -> Bool {
+        URL(string: normalizedBaseURL(for: type))?.host?.lowercased() == type.officialHost
     }
 
     /// Limits and capabilities from this entry that override the catalog's.
