@@ -23,19 +23,7 @@ struct RunnerConfigTests {
     }
 
     @Test func seedQuickStartResolvesFromTheProjectRoot() throws {
-        let (directory, runner, display) = try layout(
-            """
-            workspace_root = ".oxydra/workspaces"
-            default_tier = "process"
-
-            [guest_images]
-            oxydra_vm = "oxydra-vm:latest"
-            shell_vm = "shell-vm:latest"
-
-            [users.alice]
-            config_path = ".oxydra/users/alice.toml"
-            """,
-            user: "[behavior]\nsandbox_tier = \"process\"\nshell_enabled = false\nbrowser_enabled = false\n")
+        let (directory, runner, display) = try layout(SeedConfig.runnerTOML, user: SeedConfig.aliceTOML)
         defer { directory.remove() }
         #expect(runner.issues.isEmpty, "\(runner.issues)")
         #expect(runner.baseDirectory == directory.path)

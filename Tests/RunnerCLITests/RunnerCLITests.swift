@@ -12,21 +12,8 @@ private struct Project {
 
     init(agent: String? = nil) throws {
         directory = try TemporaryDirectory(prefix: "oxydra-cli")
-        try directory.write(
-            """
-            workspace_root = ".oxydra/workspaces"
-            default_tier = "process"
-
-            [guest_images]
-            oxydra_vm = "oxydra-vm:latest"
-            shell_vm = "shell-vm:latest"
-
-            [users.alice]
-            config_path = ".oxydra/users/alice.toml"
-            """, to: ".oxydra/runner.toml")
-        try directory.write(
-            "[behavior]\nsandbox_tier = \"process\"\nshell_enabled = false\nbrowser_enabled = false\n",
-            to: ".oxydra/users/alice.toml")
+        try directory.write(SeedConfig.runnerTOML, to: ".oxydra/runner.toml")
+        try directory.write(SeedConfig.aliceTOML, to: ".oxydra/users/alice.toml")
         if let agent { try directory.write(agent, to: ".oxydra/agent.toml") }
         _ = try directory.createDirectory("home")
         _ = try directory.createDirectory("etc-oxydra")
