@@ -25,6 +25,11 @@ let swiftSettings: [SwiftSetting] = [
 let argumentParser = Target.Dependency.product(name: "ArgumentParser", package: "swift-argument-parser")
 let tomlKit = Target.Dependency.product(name: "TOMLKit", package: "TOMLKit")
 let subprocess = Target.Dependency.product(name: "Subprocess", package: "swift-subprocess")
+let asyncHTTPClient = Target.Dependency.product(name: "AsyncHTTPClient", package: "async-http-client")
+let nio: [Target.Dependency] = [
+    .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+    .product(name: "NIOHTTP1", package: "swift-nio"),
+]
 
 let package = Package(
     name: "Oxydra",
@@ -39,6 +44,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
         .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.0"),
     ],
     targets: [
         // foundation
@@ -50,7 +57,9 @@ let package = Package(
 
         // core
         .target(name: "OxydraConfig", dependencies: ["OxydraCore", tomlKit], swiftSettings: swiftSettings),
-        .target(name: "OxydraProviders", dependencies: ["OxydraCore"], swiftSettings: swiftSettings),
+        .target(
+            name: "OxydraProviders", dependencies: ["OxydraCore", "OxydraConfig", asyncHTTPClient] + nio,
+            swiftSettings: swiftSettings),
         .target(name: "OxydraTools", dependencies: ["OxydraCore"], swiftSettings: swiftSettings),
         .target(name: "OxydraMemory", dependencies: ["OxydraCore"], swiftSettings: swiftSettings),
         .target(name: "OxydraRuntime", dependencies: ["OxydraCore"], swiftSettings: swiftSettings),
@@ -84,11 +93,16 @@ let package = Package(
             name: "oxydra-tui", dependencies: ["OxydraTUI", argumentParser], swiftSettings: swiftSettings),
 
         // testing
-        .target(name: "OxydraTesting", dependencies: ["OxydraCore", subprocess], swiftSettings: swiftSettings),
+        .target(name: "OxydraTesting", dependencies: ["OxydraCore", subprocess] + nio, swiftSettings: swiftSettings),
         .testTarget(name: "OxydraCoreTests", dependencies: ["OxydraCore"], swiftSettings: swiftSettings),
         .testTarget(
             name: "OxydraConfigTests",
             dependencies: ["OxydraConfig", "OxydraTesting"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "OxydraProvidersTests",
+            dependencies: ["OxydraProviders", "OxydraTesting", asyncHTTPClient] + nio,
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -23,7 +23,13 @@ public enum CatalogError: Error, Sendable, Hashable, CustomStringConvertible {
     }
 
     /// A one-line description of a JSON decoding error with its coding path.
-    static func describe(_ error: any Error) -> String {
+    static func describe(_ error: any Error) -> String { DecodingErrorDescription.describe(error) }
+}
+
+/// One-line descriptions of JSON decoding errors with their coding path (`missing key `id` at
+/// providers.p.models[0]`), for messages about files and provider responses.
+public enum DecodingErrorDescription {
+    public static func describe(_ error: any Error) -> String {
         guard let decoding = error as? DecodingError else { return "\(error)" }
         func path(_ context: DecodingError.Context) -> String {
             let rendered = context.codingPath.map { key in

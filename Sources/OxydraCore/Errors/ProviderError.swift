@@ -7,7 +7,8 @@ public enum ProviderError: Error, Sendable, Hashable, CustomStringConvertible {
     /// The connection failed or dropped before any response.
     case transport(provider: ProviderID, message: String)
     /// The server answered with a non-success status; `message` is the provider's own text, trimmed.
-    case httpStatus(provider: ProviderID, status: Int, message: String)
+    /// `retryAfter` is the server's `Retry-After`, in seconds, when it sent one.
+    case httpStatus(provider: ProviderID, status: Int, message: String, retryAfter: Double? = nil)
     /// The response could not be understood.
     case responseParse(provider: ProviderID, message: String)
     /// The request cannot be made as asked (e.g. images for a text-only model).
@@ -26,7 +27,7 @@ public enum ProviderError: Error, Sendable, Hashable, CustomStringConvertible {
             error.description
         case .transport(let provider, let message):
             "provider transport failed for `\(provider)`: \(message)"
-        case .httpStatus(let provider, let status, let message):
+        case .httpStatus(let provider, let status, let message, _):
             "provider `\(provider)` returned HTTP \(status): \(message)"
         case .responseParse(let provider, let message):
             "provider `\(provider)` sent a response that could not be parsed: \(message)"
@@ -43,7 +44,7 @@ public enum ProviderError: Error, Sendable, Hashable, CustomStringConvertible {
     public var isRetryable: Bool {
         switch self {
         case .transport, .timedOut: true
-        case .httpStatus(_, let status, _): status == 408 || status == 409 || status == 429 || status >= 500
+        case .httpStatus(_, let status, _, _): status == 408 || status == 409 || status == 429 || status >= 500
         default: false
         }
     }

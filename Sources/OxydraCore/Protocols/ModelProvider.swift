@@ -28,6 +28,26 @@ public protocol ModelProvider: Sendable {
     /// What `model` can do, from the catalog; throws for models the catalog does not admit.
     func capabilities(for model: ModelID) throws(ProviderError) -> ModelCapabilities
     /// Streams one response. Tool-call argument deltas are *fragments*: consumers append them.
-    /// Cancelling the consuming task closes the connection.
-    func stream(_ request: ModelRequest) -> AsyncThrowingStream<ModelEvent, any Error>
+    /// Cancelling the consuming task closes the connection. A stream that drops before the
+    /// provider's end marker ends with ``ModelEvent/connectionLost(_:)``.
+    func stream(_ request: ModelRequest) -> ModelEventStream
+    /// One response through the provider's non-streaming endpoint.
+    func complete(_ request: ModelRequest) async throws -> ModelResponse
+}
+
+/// A complete (non-streamed) model answer.
+public struct ModelResponse: Sendable, Hashable {
+    /// The assistant message: text and/or tool calls.
+    public var message: Message
+    public var finishReason: FinishReason?
+    public var usage: Usage?
+    /// Reasoning text, when the model exposed it (never part of `message`).
+    public var reasoning: String?
+
+    public init(message: Message, finishReason: FinishReason? = nil, usage: Usage? = nil, reasoning: String? = nil) {
+        self.message = message
+        self.finishReason = finishReason
+        self.usage = usage
+        self.reasoning = reasoning
+    }
 }

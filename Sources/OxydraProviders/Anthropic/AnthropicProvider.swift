@@ -1,0 +1,284 @@
+import OxydraCore
+
+/// Anthropic Messages (`provider_type = "anthropic"`): `POST {base}/v1/messages` with
+/// `x-api-key` and `anthropic-version: 2023-06-01`.
+public struct AnthropicProvider: ModelProvider {
+    let setup: ProviderSetup
+
+    init(setup: ProviderSetup) { self.setup = setup }
+
+    public static let apiVersion = "2023-06-01"
+    static let transportModalities: Set<InputModality> = [.text, .image, .pdf]
+
+    public var id: ProviderID { setup.id }
+
+    public func capabilities(for model: ModelID) throws(ProviderError) -> ModelCapabilities {
+        try setup.models.descriptor(model, provider: id).capabilities
+    }
+
+    public func stream(_ request: ModelRequest) -> ModelEventStream {
+        let body: Data
+        do {
+            body = try requestBody(request, streaming: true)
+        } catch {
+            return .failing(error)
+        }
+        let setup = self.setup
+        return ModelEventStream {
+            EventStreamSource(
+                transport: setup.transport, path: "/v1/messages", body: body,
+                translator: AnthropicTranslator(provider: setup.id))
+        }
+    }
+
+    public func complete(_ request: ModelRequest) async throws -> ModelResponse {
+        let body = try requestBody(request, streaming: false)
+        let response = try await setup.transport.post("/v1/messages", json: body, accept: "application/json")
+        return try AnthropicTranslator.response(try await setup.transport.readBody(response), provider: id)
+    }
+
+    func requestBody(_ request: ModelRequest, streaming: Bool) throws(ProviderError) -> Data {
+        let descriptor = try setup.checkedDescriptor(for: request, transportAccepts: Self.transportModalities)
+        let system = request.messages.filter { $0.role == .system }.compactMap { $0.content?.trimmed }
+            .filter { !$0.isEmpty }
+        var messages: [(role: String, blocks: [JSONValue])] = []
+        for message in request.messages where message.role != .system {
+            let role = message.role == .assistant ? "assistant" : "user"
+            let blocks = try Self.blocks(for: message, provider: id)
+            if blocks.isEmpty { continue }
+            // Consecutive messages of one role are merged: the API wants user and assistant to
+            // alternate, and all results of one assistant turn's tool calls in the next user message.
+            if let last = messages.last, last.role == role {
+                messages[messages.count - 1].blocks += blocks
+            } else {
+                messages.append((role, blocks))
+            }
+        }
+        guard !messages.isEmpty else {
+            throw .requestFailed(provider: id, message: "the conversation has no user or assistant message to send")
+        }
+        var body: [String: JSONValue] = [
+            "model": .string(request.model.rawValue),
+            "max_tokens": .integer(request.maxOutputTokens ?? descriptor.capabilities.outputTokens),
+            "messages": .array(messages.map { ["role": .string($0.role), "content": .array($0.blocks)] }),
+            "stream": .bool(streaming),
+        ]
+        if !system.isEmpty { body["system"] = .string(system.joined(separator: "\n\n")) }
+        if !request.tools.isEmpty {
+            body["tools"] = .array(
+                request.tools.map {
+                    ["name": .string($0.name), "description": .string($0.description), "input_schema": $0.parameters]
+                })
+            body["tool_choice"] = ["type": "auto"]
+        }
+        return setup.encode(.object(body))
+    }
+
+    static func blocks(for message: Message, provider: ProviderID) throws(ProviderError) -> [JSONValue] {
+        var blocks: [JSONValue] = []
+        switch message.role {
+        case .tool:
+            guard let callID = message.toolCallID, !callID.isEmpty else {
+                throw .requestFailed(provider: provider, message: "a tool result has no tool_call_id")
+            }
+            blocks.append([
+                "type": "tool_result", "tool_use_id": .string(callID), "content": .string(message.content ?? ""),
+            ])
+        default:
+            if let text = message.content, !text.trimmed.isEmpty {
+                blocks.append(["type": "text", "text": .string(text)])
+            }
+            for attachment in message.attachments {
+                let kind = attachment.modality == .pdf ? "document" : "image"
+                blocks.append([
+                    "type": .string(kind),
+                    "source": [
+                        "type": "base64", "media_type": .string(attachment.mimeType),
+                        "data": .string(attachment.data.base64EncodedString()),
+                    ],
+                ])
+            }
+            for call in message.toolCalls {
+                let input: JSONValue
+                switch call.arguments {
+                case .json(let value) where value.objectValue != nil: input = value
+                default: input = ["invalid_arguments": .string(call.arguments.text)]
+                }
+                blocks.append(["type": "tool_use", "id": .string(call.id), "name": .string(call.name), "input": input])
+            }
+        }
+        return blocks
+    }
+}
+
+/// Anthropic Messages wire types.
+enum AnthropicWire {
+    struct Event: Decodable {
+        var type: String
+        var index: Int?
+        var message: MessageBlock?
+        var contentBlock: ContentBlock?
+        var delta: Delta?
+        var usage: UsageBlock?
+        var error: ErrorBlock?
+        enum CodingKeys: String, CodingKey {
+            case type, index, message, delta, usage, error
+            case contentBlock = "content_block"
+        }
+    }
+
+    struct MessageBlock: Decodable {
+        var content: [ContentBlock]?
+        var stopReason: String?
+        var usage: UsageBlock?
+        enum CodingKeys: String, CodingKey {
+            case content, usage
+            case stopReason = "stop_reason"
+        }
+    }
+
+    struct ContentBlock: Decodable {
+        var type: String
+        var text: String?
+        var thinking: String?
+        var id: String?
+        var name: String?
+        var input: JSONValue?
+    }
+
+    struct Delta: Decodable {
+        var type: String?
+        var text: String?
+        var partialJSON: String?
+        var thinking: String?
+        var stopReason: String?
+        enum CodingKeys: String, CodingKey {
+            case type, text, thinking
+            case partialJSON = "partial_json"
+            case stopReason = "stop_reason"
+        }
+    }
+
+    struct UsageBlock: Decodable {
+        var inputTokens: Int?
+        var outputTokens: Int?
+        enum CodingKeys: String, CodingKey {
+            case inputTokens = "input_tokens"
+            case outputTokens = "output_tokens"
+        }
+    }
+
+    struct ErrorBlock: Decodable {
+        var type: String?
+        var message: String?
+    }
+}
+
+/// Anthropic SSE events → model events.
+struct AnthropicTranslator: StreamTranslator {
+    let provider: ProviderID
+    private(set) var isComplete = false
+    private var promptTokens: Int?
+    /// Content-block index → tool-call ordinal (only tool_use blocks get one).
+    private var ordinals: [Int: Int] = [:]
+
+    init(provider: ProviderID) { self.provider = provider }
+
+    var acceptsEndOfInput: Bool { isComplete }
+    var incompleteReason: String { "Anthropic stream ended before message_stop" }
+
+    mutating func translate(_ event: SSEEvent) throws -> [ModelEvent] {
+        let payload = try WireJSON.decode(AnthropicWire.Event.self, event.data, provider: provider)
+        switch payload.type {
+        case "message_start":
+            promptTokens = payload.message?.usage?.inputTokens
+            return promptTokens.map { [.usage(Usage(promptTokens: $0))] } ?? []
+        case "content_block_start":
+            guard let block = payload.contentBlock else { return [] }
+            if block.type == "tool_use" {
+                let ordinal = ordinals.count
+                ordinals[payload.index ?? ordinal] = ordinal
+                var fragment: String?
+                if let input = block.input, input != .object([:]) { fragment = input.compactText }
+                return [
+                    .toolCallDelta(
+                        ToolCallDelta(index: ordinal, id: block.id, name: block.name, argumentsFragment: fragment))
+                ]
+            }
+            if block.type == "text", let text = block.text, !text.isEmpty { return [.textDelta(text)] }
+            return []
+        case "content_block_delta":
+            guard let delta = payload.delta else { return [] }
+            switch delta.type {
+            case "text_delta": return delta.text.map { $0.isEmpty ? [] : [.textDelta($0)] } ?? []
+            case "thinking_delta": return delta.thinking.map { $0.isEmpty ? [] : [.reasoningDelta($0)] } ?? []
+            case "input_json_delta":
+                guard let fragment = delta.partialJSON, !fragment.isEmpty,
+                    let ordinal = ordinals[payload.index ?? -1]
+                else { return [] }
+                return [.toolCallDelta(ToolCallDelta(index: ordinal, argumentsFragment: fragment))]
+            default: return []
+            }
+        case "message_delta":
+            var events: [ModelEvent] = []
+            if let output = payload.usage?.outputTokens {
+                let total = promptTokens.map { $0 + output }
+                events.append(.usage(Usage(promptTokens: promptTokens, completionTokens: output, totalTokens: total)))
+            }
+            if let reason = payload.delta?.stopReason { events.append(.finish(FinishReason(providerValue: reason))) }
+            return events
+        case "message_stop":
+            isComplete = true
+            return []
+        case "error":
+            throw Self.streamError(payload.error, provider: provider)
+        default:
+            return []  // ping, content_block_stop and future event types
+        }
+    }
+
+    /// Overload and server errors mid-stream are retryable like their HTTP statuses (529, 500).
+    static func streamError(_ error: AnthropicWire.ErrorBlock?, provider: ProviderID) -> ProviderError {
+        let message = error?.message ?? error?.type ?? "the stream reported an error"
+        switch error?.type {
+        case "overloaded_error": return .httpStatus(provider: provider, status: 529, message: message)
+        case "api_error": return .httpStatus(provider: provider, status: 500, message: message)
+        case "rate_limit_error": return .httpStatus(provider: provider, status: 429, message: message)
+        default: return .requestFailed(provider: provider, message: message)
+        }
+    }
+
+    mutating func translateCompleteBody(_ body: Data) throws -> [ModelEvent] {
+        let response = try Self.response(body, provider: provider)
+        isComplete = true
+        return response.asEvents
+    }
+
+    static func response(_ data: Data, provider: ProviderID) throws -> ModelResponse {
+        let message = try WireJSON.decode(AnthropicWire.MessageBlock.self, data, provider: provider)
+        var texts: [String] = []
+        var reasoning: [String] = []
+        var calls: [ToolCall] = []
+        for block in message.content ?? [] {
+            switch block.type {
+            case "text": if let text = block.text, !text.isEmpty { texts.append(text) }
+            case "thinking": if let thinking = block.thinking { reasoning.append(thinking) }
+            case "tool_use":
+                guard let id = block.id, let name = block.name else {
+                    throw ProviderError.responseParse(provider: provider, message: "tool_use block without id or name")
+                }
+                calls.append(ToolCall(id: id, name: name, arguments: .json(block.input ?? .object([:]))))
+            default: continue
+            }
+        }
+        let input = message.usage?.inputTokens
+        let output = message.usage?.outputTokens
+        let total = input.flatMap { input in output.map { input + $0 } }
+        return ModelResponse(
+            message: .assistant(texts.isEmpty ? nil : texts.joined(), toolCalls: calls),
+            finishReason: message.stopReason.map(FinishReason.init(providerValue:)),
+            usage: message.usage == nil
+                ? nil : Usage(promptTokens: input, completionTokens: output, totalTokens: total),
+            reasoning: reasoning.isEmpty ? nil : reasoning.joined())
+    }
+}

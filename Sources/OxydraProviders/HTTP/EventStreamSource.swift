@@ -1,0 +1,162 @@
+import AsyncHTTPClient
+import NIOCore
+import OxydraCore
+
+/// Turns one provider's event-stream payloads into ``ModelEvent``s.
+protocol StreamTranslator: Sendable {
+    /// Events for one SSE event. Throwing ends the stream with that error.
+    mutating func translate(_ event: SSEEvent) throws -> [ModelEvent]
+    /// True once the provider's end marker was seen (`[DONE]`, `message_stop`, ...): stop reading.
+    var isComplete: Bool { get }
+    /// True when the body may end here without the connection counting as lost (for servers that
+    /// finish a response but omit the end marker).
+    var acceptsEndOfInput: Bool { get }
+    /// Events for a server that answered a streaming request with one JSON document.
+    mutating func translateCompleteBody(_ body: Data) throws -> [ModelEvent]
+    /// Why an end of input before the end marker is a lost connection.
+    var incompleteReason: String { get }
+}
+
+/// A pull-based model event stream over an HTTP event-stream response.
+///
+/// The request is sent on the first `next()`; after that every `next()` returns a buffered event or
+/// reads the next body chunk. The stream ends with `connectionLost` when the body ends or breaks
+/// before the translator saw the provider's end marker.
+final class EventStreamSource<Translator: StreamTranslator>: ModelEventSource, @unchecked Sendable {
+    // All state is touched only from `next()`, which one consumer calls sequentially.
+    private enum State {
+        case notStarted
+        case streaming(HTTPClientResponse.Body.AsyncIterator)
+        case finished
+    }
+
+    private let transport: ProviderTransport
+    private let path: String
+    private let body: Data
+    private var translator: Translator
+    private var state = State.notStarted
+    private var parser = SSEParser()
+    private var pending: [ModelEvent] = []
+    private var cursor = 0
+
+    init(transport: ProviderTransport, path: String, body: Data, translator: Translator) {
+        self.transport = transport
+        self.path = path
+        self.body = body
+        self.translator = translator
+    }
+
+    func next() async throws -> ModelEvent? {
+        while true {
+            if cursor < pending.count {
+                cursor += 1
+                return pending[cursor - 1]
+            }
+            pending.removeAll(keepingCapacity: true)
+            cursor = 0
+            switch state {
+            case .finished:
+                return nil
+            case .notStarted:
+                try await start()
+            case .streaming(var iterator):
+                let chunk: ByteBuffer?
+                do {
+                    chunk = try await iterator.next()
+                } catch {
+                    state = .finished
+                    try Task.checkCancellation()
+                    let mapped = transport.mapTransportError(error)
+                    if case .timedOut = mapped { throw mapped }
+                    pending = [
+                        .connectionLost("\(transport.provider) stream transport dropped: \(transport.describe(error))")
+                    ]
+                    continue
+                }
+                guard let chunk else {
+                    state = .finished
+                    try endOfInput()
+                    continue
+                }
+                state = .streaming(iterator)
+                let events: [SSEEvent]
+                do {
+                    events = try chunk.withUnsafeReadableBytes { bytes throws(SSEError) in try parser.feed(bytes) }
+                } catch {
+                    state = .finished
+                    throw ProviderError.responseParse(provider: transport.provider, message: error.description)
+                }
+                try translate(events)
+            }
+        }
+    }
+
+    private func start() async throws {
+        state = .finished
+        let response = try await transport.post(path, json: body, accept: "text/event-stream")
+        switch try await transport.requireEventStream(response) {
+        case .eventStream:
+            state = .streaming(response.body.makeAsyncIterator())
+        case .json:
+            let data = try await transport.readBody(response)
+            pending = try translator.translateCompleteBody(data)
+        }
+    }
+
+    private func translate(_ events: [SSEEvent]) throws {
+        for event in events {
+            do {
+                pending += try translator.translate(event)
+            } catch let error as ProviderError {
+                state = .finished
+                throw error
+            } catch {
+                state = .finished
+                throw ProviderError.responseParse(provider: transport.provider, message: "\(error)")
+            }
+            if translator.isComplete {
+                state = .finished
+                return
+            }
+        }
+    }
+
+    private func endOfInput() throws {
+        let events: [SSEEvent]
+        do {
+            events = try parser.finish()
+        } catch {
+            throw ProviderError.responseParse(provider: transport.provider, message: error.description)
+        }
+        try translate(events)
+        if !translator.acceptsEndOfInput { pending.append(.connectionLost(translator.incompleteReason)) }
+    }
+}
+
+/// Decoding helpers shared by the translators.
+enum WireJSON {
+    static let decoder = JSONDecoder()
+    static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }()
+
+    static func decode<T: Decodable>(_ type: T.Type, _ text: String, provider: ProviderID) throws -> T {
+        try decode(type, Data(text.utf8), provider: provider)
+    }
+
+    static func decode<T: Decodable>(_ type: T.Type, _ data: Data, provider: ProviderID) throws -> T {
+        do {
+            return try decoder.decode(type, from: data)
+        } catch {
+            let preview = String(decoding: data.prefix(200), as: UTF8.self)
+            throw ProviderError.responseParse(
+                provider: provider, message: "\(DecodingErrorDescription.describe(error)) in `\(preview)`")
+        }
+    }
+
+    static func encode(_ value: JSONValue) -> Data {
+        (try? encoder.encode(value)) ?? Data("null".utf8)
+    }
+}

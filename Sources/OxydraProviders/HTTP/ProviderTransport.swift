@@ -1,0 +1,226 @@
+import AsyncHTTPClient
+import NIOCore
+import NIOHTTP1
+import OxydraCore
+import Synchronization
+
+/// HTTP plumbing shared by every provider: request building, timeouts, error mapping, SSE reading.
+///
+/// Timeouts: `timeout` bounds the wait for the response head and every silence between body
+/// chunks (an idle timeout, so long answers that keep streaming are never cut). Redirects are not
+/// followed (an API that redirects would otherwise receive credentials on another host).
+struct ProviderTransport: Sendable {
+    let provider: ProviderID
+    /// Normalised base URL without trailing `/` or API version.
+    let baseURL: String
+    /// Authentication and `extra_headers`, added to every request.
+    let headers: [(String, String)]
+    /// Values that must never appear in error messages (the API key).
+    let secrets: [String]
+    let timeout: Duration
+
+    /// Bytes of an error body read for the message.
+    static let errorBodyLimit = 64 * 1024
+    /// Bytes of a non-streamed response accepted.
+    static let responseBodyLimit = 32 << 20
+
+    init(provider: ProviderID, baseURL: String, headers: [(String, String)], secrets: [String], timeout: Duration) {
+        self.provider = provider
+        self.baseURL = baseURL
+        self.headers = headers
+        self.secrets = secrets.filter { !$0.isEmpty }
+        self.timeout = timeout
+    }
+
+    /// POSTs JSON to `path` (appended to the base URL) and returns the response once its head is in;
+    /// non-2xx statuses become ``ProviderError/httpStatus(provider:status:message:retryAfter:)``.
+    func post(_ path: String, json body: Data, accept: String) async throws -> HTTPClientResponse {
+        var request = HTTPClientRequest(url: baseURL + path)
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/json")
+        request.headers.add(name: "Accept", value: accept)
+        request.headers.add(name: "User-Agent", value: "oxydra/0.1")
+        for (name, value) in headers { request.headers.replaceOrAdd(name: name, value: value) }
+        request.body = .bytes(ByteBuffer(bytes: body))
+        let response: HTTPClientResponse
+        do {
+            response = try await ProviderHTTPClients.client(idleTimeout: timeout).execute(
+                request, timeout: TimeAmount(timeout))
+        } catch {
+            throw mapTransportError(error)
+        }
+        guard (200..<300).contains(Int(response.status.code)) else {
+            let body = (try? await readBody(response, limit: Self.errorBodyLimit)) ?? Data()
+            throw ProviderError.httpStatus(
+                provider: provider, status: Int(response.status.code), message: errorMessage(body),
+                retryAfter: Self.retryAfter(response.headers.first(name: "Retry-After")))
+        }
+        return response
+    }
+
+    /// The whole body, up to `limit` bytes.
+    func readBody(_ response: HTTPClientResponse, limit: Int = ProviderTransport.responseBodyLimit) async throws -> Data
+    {
+        var data = Data()
+        do {
+            for try await chunk in response.body {
+                if data.count + chunk.readableBytes > limit {
+                    throw ProviderError.responseParse(
+                        provider: provider, message: "response larger than \(limit) bytes")
+                }
+                chunk.withUnsafeReadableBytes { data.append(contentsOf: $0) }
+            }
+        } catch let error as ProviderError {
+            throw error
+        } catch {
+            throw mapTransportError(error)
+        }
+        return data
+    }
+
+    /// Reads an event stream, calling `handle` for every event until it returns false or the body
+    /// ends. Returns true when the body ended (EOF), false when `handle` stopped early.
+    /// A transport failure mid-stream is returned as `.dropped(reason)` rather than thrown, so the
+    /// provider can report ``ModelEvent/connectionLost(_:)``.
+    func readEvents(_ response: HTTPClientResponse, _ handle: (SSEEvent) throws -> Bool) async throws -> StreamEnd {
+        var parser = SSEParser()
+        do {
+            for try await chunk in response.body {
+                let events = try chunk.withUnsafeReadableBytes { bytes throws(SSEError) in try parser.feed(bytes) }
+                for event in events where try !handle(event) { return .stopped }
+            }
+        } catch let error as SSEError {
+            throw ProviderError.responseParse(provider: provider, message: error.description)
+        } catch let error as ProviderError {
+            throw error
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch {
+            if Task.isCancelled { throw CancellationError() }
+            let mapped = mapTransportError(error)
+            if case .timedOut = mapped { throw mapped }
+            return .dropped(describe(error))
+        }
+        do {
+            for event in try parser.finish() where try !handle(event) { return .stopped }
+        } catch let error as SSEError {
+            throw ProviderError.responseParse(provider: provider, message: error.description)
+        }
+        return .ended
+    }
+
+    enum StreamEnd: Sendable, Equatable {
+        case ended, stopped
+        case dropped(String)
+    }
+
+    /// Whether `response` is an event stream; other content types are read whole for the error.
+    func requireEventStream(_ response: HTTPClientResponse) async throws -> ContentKind {
+        let type = response.headers.first(name: "Content-Type")?.lowercased() ?? ""
+        if type.hasPrefix("text/event-stream") { return .eventStream }
+        if type.hasPrefix("application/json") { return .json }
+        let body = (try? await readBody(response, limit: 4096)) ?? Data()
+        throw ProviderError.responseParse(
+            provider: provider,
+            message: "expected an event stream but got content type `\(type.isEmpty ? "none" : type)`: "
+                + redact(Self.preview(body)))
+    }
+
+    enum ContentKind { case eventStream, json }
+
+    func mapTransportError(_ error: any Error) -> ProviderError {
+        if let error = error as? ProviderError { return error }
+        if let error = error as? HTTPClientError {
+            if error == .readTimeout || error == .deadlineExceeded || error == .connectTimeout {
+                return .timedOut(provider: provider, seconds: Int(timeout.components.seconds))
+            }
+        }
+        return .transport(provider: provider, message: describe(error))
+    }
+
+    func describe(_ error: any Error) -> String { redact("\(error)") }
+
+    /// The provider's own error text: `error.message`, Anthropic's `message`, Gemini's
+    /// `error.status`, else the trimmed body; cut at 512 characters; secrets removed.
+    func errorMessage(_ body: Data) -> String {
+        var message: String?
+        if let json = try? JSONDecoder().decode(JSONValue.self, from: body) {
+            let candidates: [JSONValue?] = [
+                json["error"]?["message"], json["message"], json["error"]?["status"], json["error"], json["detail"],
+            ]
+            message = candidates.lazy.compactMap { $0?.stringValue?.trimmed }.first { !$0.isEmpty }
+        }
+        if message == nil { message = Self.preview(body) }
+        let text = (message ?? "").isEmpty ? "empty error response from provider" : message!
+        return redact(text.count > 512 ? String(text.prefix(512)) + "..." : text)
+    }
+
+    func redact(_ text: String) -> String {
+        var result = text
+        for secret in secrets where secret.count >= 4 { result = result.replacing(secret, with: "[REDACTED]") }
+        return result
+    }
+
+    static func preview(_ body: Data) -> String {
+        String(decoding: body.prefix(512), as: UTF8.self).trimmed
+    }
+
+    /// `Retry-After` as seconds: a number, or an HTTP date relative to now.
+    static func retryAfter(_ value: String?) -> Double? {
+        guard let value = value?.trimmed, !value.isEmpty else { return nil }
+        if let seconds = Double(value), seconds.isFinite, seconds >= 0 { return seconds }
+        if let date = HTTPDate.parse(value) { return max(0, date.timeIntervalSinceNow) }
+        return nil
+    }
+}
+
+/// Process-wide HTTP clients, one per idle timeout (normally exactly one). They live for the
+/// whole process, so they are never shut down.
+enum ProviderHTTPClients {
+    private static let clients = Mutex<[Int64: HTTPClient]>([:])
+
+    static func client(idleTimeout: Duration) -> HTTPClient {
+        let key = Int64(
+            idleTimeout.components.seconds * 1000 + idleTimeout.components.attoseconds / 1_000_000_000_000_000)
+        return clients.withLock { clients in
+            if let client = clients[key] { return client }
+            var configuration = HTTPClient.Configuration(
+                redirectConfiguration: .disallow,
+                timeout: .init(connect: .seconds(10), read: TimeAmount(idleTimeout)))
+            configuration.decompression = .enabled(limit: .ratio(50))
+            configuration.httpVersion = .automatic
+            let client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+            clients[key] = client
+            return client
+        }
+    }
+}
+
+extension TimeAmount {
+    init(_ duration: Duration) {
+        let (seconds, attoseconds) = duration.components
+        self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    }
+}
+
+/// IMF-fixdate parsing for `Retry-After` (`Wed, 21 Oct 2015 07:28:00 GMT`).
+enum HTTPDate {
+    static func parse(_ text: String) -> Date? {
+        let parts = text.split(separator: " ")
+        guard parts.count == 6, parts[5] == "GMT", let day = Int(parts[1]), let year = Int(parts[3]) else { return nil }
+        let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+        guard let monthIndex = months.firstIndex(of: String(parts[2])) else { return nil }
+        let time = parts[4].split(separator: ":").compactMap { Int($0) }
+        guard time.count == 3 else { return nil }
+        // Days from civil (Howard Hinnant's algorithm), then seconds since 1970.
+        let month = monthIndex + 1
+        let y = month <= 2 ? year - 1 : year
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yoe = y - era * 400
+        let doy = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        let days = era * 146_097 + doe - 719_468
+        let seconds = days * 86400 + time[0] * 3600 + time[1] * 60 + time[2]
+        return Date(timeIntervalSince1970: TimeInterval(seconds))
+    }
+}

@@ -1,0 +1,286 @@
+import OxydraCore
+
+/// OpenAI Chat Completions (`provider_type = "openai"`): OpenAI itself and every compatible server
+/// (Ollama, llama.cpp, vLLM, LM Studio, OpenRouter). `POST {base}/v1/chat/completions`.
+public struct OpenAIChatProvider: ModelProvider {
+    let setup: ProviderSetup
+
+    init(setup: ProviderSetup) { self.setup = setup }
+
+    public var id: ProviderID { setup.id }
+
+    static let transportModalities: Set<InputModality> = [.text, .image]
+
+    public func capabilities(for model: ModelID) throws(ProviderError) -> ModelCapabilities {
+        try setup.models.descriptor(model, provider: id).capabilities
+    }
+
+    public func stream(_ request: ModelRequest) -> ModelEventStream {
+        let body: Data
+        do {
+            body = try requestBody(request, streaming: true)
+        } catch {
+            return .failing(error)
+        }
+        let setup = self.setup
+        return ModelEventStream {
+            EventStreamSource(
+                transport: setup.transport, path: "/v1/chat/completions", body: body,
+                translator: OpenAIChatTranslator(provider: setup.id))
+        }
+    }
+
+    public func complete(_ request: ModelRequest) async throws -> ModelResponse {
+        let body = try requestBody(request, streaming: false)
+        let response = try await setup.transport.post("/v1/chat/completions", json: body, accept: "application/json")
+        let data = try await setup.transport.readBody(response)
+        return try OpenAIChatTranslator.response(data, provider: id)
+    }
+
+    /// The JSON body for `request`.
+    func requestBody(_ request: ModelRequest, streaming: Bool) throws(ProviderError) -> Data {
+        _ = try setup.checkedDescriptor(for: request, transportAccepts: Self.transportModalities)
+        var body: [String: JSONValue] = [
+            "model": .string(request.model.rawValue),
+            "messages": .array(request.messages.map(Self.wireMessage)),
+            "stream": .bool(streaming),
+        ]
+        if streaming { body["stream_options"] = ["include_usage": true] }
+        if !request.tools.isEmpty {
+            body["tools"] = .array(
+                request.tools.map { tool in
+                    [
+                        "type": "function",
+                        "function": [
+                            "name": .string(tool.name), "description": .string(tool.description),
+                            "parameters": tool.parameters,
+                        ],
+                    ]
+                })
+            body["tool_choice"] = "auto"
+        }
+        if let maxOutputTokens = request.maxOutputTokens { body["max_tokens"] = .integer(maxOutputTokens) }
+        return setup.encode(.object(body))
+    }
+
+    static func wireMessage(_ message: Message) -> JSONValue {
+        var wire: [String: JSONValue] = ["role": .string(message.role.rawValue)]
+        switch message.role {
+        case .user where !message.attachments.isEmpty:
+            var parts: [JSONValue] = []
+            if let text = message.content, !text.isEmpty { parts.append(["type": "text", "text": .string(text)]) }
+            for attachment in message.attachments {
+                let url = "data:\(attachment.mimeType);base64,\(attachment.data.base64EncodedString())"
+                parts.append(["type": "image_url", "image_url": ["url": .string(url)]])
+            }
+            wire["content"] = .array(parts)
+        case .assistant:
+            wire["content"] = message.content.map(JSONValue.string) ?? .null
+            if !message.toolCalls.isEmpty {
+                wire["tool_calls"] = .array(
+                    message.toolCalls.map { call in
+                        [
+                            "id": .string(call.id), "type": "function",
+                            "function": ["name": .string(call.name), "arguments": .string(call.arguments.text)],
+                        ]
+                    })
+            }
+        case .tool:
+            wire["content"] = .string(message.content ?? "")
+            wire["tool_call_id"] = .string(message.toolCallID ?? "")
+        default:
+            wire["content"] = .string(message.content ?? "")
+        }
+        return .object(wire)
+    }
+}
+
+/// Chat Completions wire types (only the fields Oxydra reads).
+enum OpenAIChatWire {
+    struct Completion: Decodable {
+        var choices: [Choice]?
+        var usage: UsageBlock?
+        var error: ErrorBlock?
+    }
+
+    struct Choice: Decodable {
+        var index: Int?
+        var message: MessageBlock?
+        var delta: MessageBlock?
+        var finishReason: String?
+        enum CodingKeys: String, CodingKey {
+            case index, message, delta
+            case finishReason = "finish_reason"
+        }
+    }
+
+    struct MessageBlock: Decodable {
+        var content: String?
+        var reasoningContent: String?
+        var reasoning: String?
+        var toolCalls: [ToolCallBlock]?
+        enum CodingKeys: String, CodingKey {
+            case content, reasoning
+            case reasoningContent = "reasoning_content"
+            case toolCalls = "tool_calls"
+        }
+    }
+
+    struct ToolCallBlock: Decodable {
+        var index: Int?
+        var id: String?
+        var function: FunctionBlock?
+    }
+
+    struct FunctionBlock: Decodable {
+        var name: String?
+        var arguments: FlexibleText?
+    }
+
+    struct UsageBlock: Decodable {
+        var promptTokens: Int?
+        var completionTokens: Int?
+        var totalTokens: Int?
+        enum CodingKeys: String, CodingKey {
+            case promptTokens = "prompt_tokens"
+            case completionTokens = "completion_tokens"
+            case totalTokens = "total_tokens"
+        }
+        var usage: Usage {
+            Usage(promptTokens: promptTokens, completionTokens: completionTokens, totalTokens: totalTokens)
+        }
+    }
+
+    struct ErrorBlock: Decodable {
+        var message: String?
+        var type: String?
+    }
+}
+
+/// Chat Completions stream chunks → model events.
+struct OpenAIChatTranslator: StreamTranslator {
+    let provider: ProviderID
+    private(set) var isComplete = false
+    private var sawFinish = false
+    /// Stable call positions across the stream: by the server's index, by id when the server
+    /// reuses an index for a different call, and by order when it sends no index.
+    private var slotIDs: [Int: String] = [:]
+    private var indexByServerIndex: [Int: Int] = [:]
+    private var nextIndex = 0
+
+    init(provider: ProviderID) { self.provider = provider }
+
+    var acceptsEndOfInput: Bool { isComplete || sawFinish }
+    var incompleteReason: String { "OpenAI-compatible stream ended before [DONE]" }
+
+    mutating func translate(_ event: SSEEvent) throws -> [ModelEvent] {
+        let payload = event.data.trimmed
+        if payload.isEmpty { return [] }
+        if payload == "[DONE]" {
+            isComplete = true
+            return []
+        }
+        let chunk = try WireJSON.decode(OpenAIChatWire.Completion.self, payload, provider: provider)
+        if let error = chunk.error {
+            throw ProviderError.requestFailed(
+                provider: provider, message: error.message ?? error.type ?? "the stream reported an error")
+        }
+        var events: [ModelEvent] = []
+        for choice in chunk.choices ?? [] where (choice.index ?? 0) == 0 {
+            if let delta = choice.delta ?? choice.message {
+                if let reasoning = delta.reasoningContent ?? delta.reasoning, !reasoning.isEmpty {
+                    events.append(.reasoningDelta(reasoning))
+                }
+                if let content = delta.content, !content.isEmpty { events.append(.textDelta(content)) }
+                for (position, call) in (delta.toolCalls ?? []).enumerated() {
+                    let fragment = call.function?.arguments?.text
+                    if call.id == nil && call.function?.name == nil && (fragment ?? "").isEmpty { continue }
+                    let index = slot(for: call, position: position)
+                    events.append(
+                        .toolCallDelta(
+                            ToolCallDelta(
+                                index: index, id: call.id, name: call.function?.name, argumentsFragment: fragment)))
+                }
+            }
+            if let finish = choice.finishReason, !finish.isEmpty {
+                sawFinish = true
+                events.append(.finish(FinishReason(providerValue: finish)))
+            }
+        }
+        if let usage = chunk.usage { events.append(.usage(usage.usage)) }
+        return events
+    }
+
+    private mutating func slot(for call: OpenAIChatWire.ToolCallBlock, position: Int) -> Int {
+        let serverIndex = call.index ?? -1 - position
+        if let existing = indexByServerIndex[serverIndex] {
+            // Same index but a different id: a server that numbers every call 0. Give it its own slot.
+            if let id = call.id, let known = slotIDs[existing], known != id {
+                let fresh = nextIndex
+                nextIndex += 1
+                indexByServerIndex[serverIndex] = fresh
+                slotIDs[fresh] = id
+                return fresh
+            }
+            if let id = call.id { slotIDs[existing] = id }
+            return existing
+        }
+        let fresh = nextIndex
+        nextIndex += 1
+        indexByServerIndex[serverIndex] = fresh
+        if let id = call.id { slotIDs[fresh] = id }
+        return fresh
+    }
+
+    mutating func translateCompleteBody(_ body: Data) throws -> [ModelEvent] {
+        let response = try Self.response(body, provider: provider)
+        isComplete = true
+        return response.asEvents
+    }
+
+    static func response(_ data: Data, provider: ProviderID) throws -> ModelResponse {
+        let completion = try WireJSON.decode(OpenAIChatWire.Completion.self, data, provider: provider)
+        if let error = completion.error {
+            throw ProviderError.requestFailed(
+                provider: provider, message: error.message ?? "the server reported an error")
+        }
+        guard let choice = completion.choices?.first, let message = choice.message else {
+            throw ProviderError.responseParse(provider: provider, message: "response has no choices")
+        }
+        var calls: [ToolCall] = []
+        for (position, call) in (message.toolCalls ?? []).enumerated() {
+            guard let name = call.function?.name, !name.isEmpty else {
+                throw ProviderError.responseParse(
+                    provider: provider, message: "tool call at index \(position) is missing its function name")
+            }
+            let id = call.id.flatMap { $0.isEmpty ? nil : $0 } ?? "call_\(position)"
+            calls.append(
+                ToolCall(id: id, name: name, arguments: ToolArguments(parsing: call.function?.arguments?.text ?? "")))
+        }
+        let text = message.content.flatMap { $0.isEmpty ? nil : $0 }
+        return ModelResponse(
+            message: .assistant(text, toolCalls: calls),
+            finishReason: choice.finishReason.map(FinishReason.init(providerValue:)),
+            usage: completion.usage?.usage, reasoning: message.reasoningContent ?? message.reasoning)
+    }
+}
+
+extension ModelResponse {
+    /// The response as the events a stream would have carried (for servers that answer a streaming
+    /// request with one JSON document).
+    var asEvents: [ModelEvent] {
+        var events: [ModelEvent] = []
+        if let reasoning, !reasoning.isEmpty { events.append(.reasoningDelta(reasoning)) }
+        if let text = message.content, !text.isEmpty { events.append(.textDelta(text)) }
+        for (index, call) in message.toolCalls.enumerated() {
+            events.append(
+                .toolCallDelta(
+                    ToolCallDelta(
+                        index: index, id: call.id, name: call.name, argumentsFragment: call.arguments.text,
+                        metadata: call.metadata)))
+        }
+        if let usage { events.append(.usage(usage)) }
+        if let finishReason { events.append(.finish(finishReason)) }
+        return events
+    }
+}

@@ -1,0 +1,146 @@
+import OxydraCore
+
+/// One Server-Sent Event.
+public struct SSEEvent: Sendable, Hashable {
+    /// The `event:` name, or nil for the default ("message").
+    public var event: String?
+    /// The `data:` lines joined with `\n`.
+    public var data: String
+    public var id: String?
+
+    public init(event: String? = nil, data: String, id: String? = nil) {
+        self.event = event
+        self.data = data
+        self.id = id
+    }
+}
+
+/// Why a byte stream is not a valid event stream.
+public enum SSEError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// A line exceeded the limit without a line break (a broken or hostile server).
+    case lineTooLong(limit: Int)
+    /// An event's text is not UTF-8.
+    case invalidUTF8
+
+    public var description: String {
+        switch self {
+        case .lineTooLong(let limit): "event stream line longer than \(limit) bytes"
+        case .invalidUTF8: "event stream is not valid UTF-8"
+        }
+    }
+}
+
+/// An incremental parser for `text/event-stream` (the WHATWG Server-Sent Events format).
+///
+/// Feed it bytes exactly as they arrive — split anywhere, including inside a UTF-8 sequence or
+/// between the `\r` and `\n` of a CRLF — and it returns the events completed so far. Lines end with
+/// LF, CR or CRLF; `:` lines are comments; `data:` lines accumulate; `event:` names the event; a
+/// blank line dispatches. One leading space after the colon is removed. At end of input a pending
+/// event with data is dispatched too (servers that omit the final blank line).
+public struct SSEParser: Sendable {
+    public static let defaultMaxLineBytes = 4 << 20
+
+    private let maxLineBytes: Int
+    private var line: [UInt8] = []
+    private var sawCarriageReturn = false
+    private var data: [UInt8] = []
+    private var hasData = false
+    private var eventName: String?
+    private var lastID: String?
+
+    public init(maxLineBytes: Int = SSEParser.defaultMaxLineBytes) {
+        self.maxLineBytes = maxLineBytes
+        line.reserveCapacity(256)
+        data.reserveCapacity(256)
+    }
+
+    /// Parses the next bytes; returns the events they complete.
+    public mutating func feed(_ bytes: UnsafeRawBufferPointer) throws(SSEError) -> [SSEEvent] {
+        var events: [SSEEvent] = []
+        let buffer = bytes.bindMemory(to: UInt8.self)
+        var position = 0
+        let count = buffer.count
+        while position < count {
+            if sawCarriageReturn {
+                sawCarriageReturn = false
+                if buffer[position] == 0x0A {
+                    position += 1
+                    continue
+                }
+            }
+            // Find the next line break in the remaining bytes.
+            var end = position
+            while end < count {
+                let byte = buffer[end]
+                if byte == 0x0A || byte == 0x0D { break }
+                end += 1
+            }
+            if end > position {
+                if line.count + (end - position) > maxLineBytes { throw .lineTooLong(limit: maxLineBytes) }
+                line.append(contentsOf: UnsafeBufferPointer(rebasing: buffer[position..<end]))
+            }
+            guard end < count else { break }
+            sawCarriageReturn = buffer[end] == 0x0D
+            position = end + 1
+            if let event = try processLine() { events.append(event) }
+        }
+        return events
+    }
+
+    /// Convenience for byte collections.
+    public mutating func feed(_ bytes: some Collection<UInt8>) throws(SSEError) -> [SSEEvent] {
+        let array = Array(bytes)
+        do {
+            return try array.withUnsafeBytes { raw in try feed(raw) }
+        } catch let error as SSEError {
+            throw error
+        } catch {
+            preconditionFailure("unreachable: \(error)")
+        }
+    }
+
+    /// Ends the input: dispatches a pending event that has data.
+    public mutating func finish() throws(SSEError) -> [SSEEvent] {
+        var events: [SSEEvent] = []
+        if !line.isEmpty, let event = try processLine() { events.append(event) }
+        if let event = try dispatch() { events.append(event) }
+        return events
+    }
+
+    private mutating func processLine() throws(SSEError) -> SSEEvent? {
+        defer { line.removeAll(keepingCapacity: true) }
+        if line.isEmpty { return try dispatch() }
+        if line[0] == UInt8(ascii: ":") { return nil }
+        let colon = line.firstIndex(of: UInt8(ascii: ":")) ?? line.count
+        var valueStart = colon < line.count ? colon + 1 : line.count
+        if valueStart < line.count && line[valueStart] == UInt8(ascii: " ") { valueStart += 1 }
+        let name = line[0..<colon]
+        if name.elementsEqual("data".utf8) {
+            if hasData { data.append(0x0A) }
+            data.append(contentsOf: line[valueStart...])
+            hasData = true
+        } else if name.elementsEqual("event".utf8) {
+            eventName = try Self.text(line[valueStart...])
+        } else if name.elementsEqual("id".utf8) {
+            let value = line[valueStart...]
+            if !value.contains(0) { lastID = try Self.text(value) }
+        }
+        // `retry:` and unknown fields are ignored, as the standard says.
+        return nil
+    }
+
+    private mutating func dispatch() throws(SSEError) -> SSEEvent? {
+        defer {
+            data.removeAll(keepingCapacity: true)
+            hasData = false
+            eventName = nil
+        }
+        guard hasData else { return nil }
+        return SSEEvent(event: eventName, data: try Self.text(data[...]), id: lastID)
+    }
+
+    private static func text(_ bytes: ArraySlice<UInt8>) throws(SSEError) -> String {
+        guard let text = String(validating: bytes, as: UTF8.self) else { throw .invalidUTF8 }
+        return text
+    }
+}
