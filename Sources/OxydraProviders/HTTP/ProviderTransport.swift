@@ -188,6 +188,9 @@ enum ProviderHTTPClients {
                 redirectConfiguration: .disallow,
                 timeout: .init(connect: .seconds(10), read: TimeAmount(idleTimeout)))
             configuration.decompression = .enabled(limit: .ratio(50))
+            // ReliableProvider retries with the configured backoff; the pool must not retry a
+            // refused connection for the whole connect timeout behind its back.
+            configuration.connectionPool.retryConnectionEstablishment = false
             configuration.httpVersion = .automatic
             let client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
             clients[key] = client

@@ -1,0 +1,260 @@
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import OxydraCore
+import Synchronization
+
+/// A real HTTP server on loopback that plays the model: it speaks OpenAI Chat Completions,
+/// Anthropic Messages, Gemini and OpenAI Responses (streaming and not), and answers each request
+/// with the next ``ScriptedReply`` in its queue — including the faults real networks produce.
+///
+/// ```swift
+/// let server = try await ScriptedModelServer.start()
+/// server.enqueue(.text("Hello there"))
+/// // point a provider's base_url at server.baseURL …
+/// try await server.shutdown()
+/// ```
+///
+/// Every request is recorded (``requests``); connections the client closes before the reply was
+/// fully sent are counted (``disconnects``). With an empty queue the server answers 500
+/// "no scripted reply", so a test that makes an unexpected request fails visibly.
+public final class ScriptedModelServer: Sendable {
+    private let channel: any NIOCore.Channel
+    private let state: ServerState
+    /// `http://127.0.0.1:<port>`.
+    public let baseURL: String
+    public let port: Int
+
+    private init(channel: any NIOCore.Channel, state: ServerState, port: Int) {
+        self.channel = channel
+        self.state = state
+        self.port = port
+        self.baseURL = "http://127.0.0.1:\(port)"
+    }
+
+    /// Binds `127.0.0.1:0` and starts serving.
+    public static func start() async throws -> ScriptedModelServer {
+        let state = ServerState()
+        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(
+                        ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
+                    try channel.pipeline.syncOperations.addHandler(ScriptedConnectionHandler(state: state))
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        return ScriptedModelServer(channel: channel, state: state, port: channel.localAddress?.port ?? 0)
+    }
+
+    /// Queues the answer to the next request.
+    public func enqueue(_ reply: ScriptedReply) { state.enqueue(reply) }
+    public func enqueue(_ replies: [ScriptedReply]) { replies.forEach(state.enqueue) }
+
+    /// Every request so far, in arrival order.
+    public var requests: [RecordedRequest] { state.requests }
+    /// Connections closed by the client before their reply was fully written.
+    public var disconnects: Int { state.disconnects }
+    /// Replies still queued.
+    public var pendingReplies: Int { state.pending }
+
+    /// Waits until at least `count` early disconnects were seen, or `timeout` passes.
+    public func waitForDisconnects(_ count: Int = 1, timeout: Duration = .seconds(5)) async -> Bool {
+        let clock = ContinuousClock()
+        let deadline = clock.now + timeout
+        while clock.now < deadline {
+            if state.disconnects >= count { return true }
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+        return state.disconnects >= count
+    }
+
+    public func shutdown() async throws {
+        try await channel.close()
+    }
+}
+
+/// State shared by all connections.
+final class ServerState: Sendable {
+    private struct Storage {
+        var queue: [ScriptedReply] = []
+        var cursor = 0
+        var requests: [RecordedRequest] = []
+        var disconnects = 0
+    }
+
+    private let storage = Mutex(Storage())
+
+    func enqueue(_ reply: ScriptedReply) { storage.withLock { $0.queue.append(reply) } }
+
+    func next(for request: RecordedRequest) -> ScriptedReply? {
+        storage.withLock { storage in
+            storage.requests.append(request)
+            guard storage.cursor < storage.queue.count else { return nil }
+            storage.cursor += 1
+            return storage.queue[storage.cursor - 1]
+        }
+    }
+
+    var requests: [RecordedRequest] { storage.withLock { $0.requests } }
+    var disconnects: Int { storage.withLock { $0.disconnects } }
+    var pending: Int { storage.withLock { $0.queue.count - $0.cursor } }
+    func recordDisconnect() { storage.withLock { $0.disconnects += 1 } }
+}
+
+/// One connection: decodes requests, writes raw HTTP/1.1 replies on a schedule.
+final class ScriptedConnectionHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = ByteBuffer
+
+    private let state: ServerState
+    private var head: HTTPRequestHead?
+    private var body = ByteBuffer()
+    private var replying = false
+    private var finished = true
+
+    init(state: ServerState) { self.state = state }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let requestHead):
+            head = requestHead
+            body.clear()
+        case .body(var chunk):
+            body.writeBuffer(&chunk)
+        case .end:
+            guard let head, !replying else { return }
+            replying = true
+            finished = false
+            let request = RecordedRequest(
+                method: head.method.rawValue, path: head.uri, headers: head.headers.map { ($0.name, $0.value) },
+                body: Data(body.readableBytesView))
+            let reply = state.next(for: request)
+            send(plan(for: request, reply: reply), context: context)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if !finished { state.recordDisconnect() }
+        finished = true
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+
+    /// What to write, when.
+    struct Step {
+        var delay: Duration
+        var bytes: [UInt8]
+    }
+
+    struct Plan {
+        var steps: [Step]
+        /// Close after the steps without finishing the response properly.
+        var abort: Bool
+    }
+
+    private func plan(for request: RecordedRequest, reply: ScriptedReply?) -> Plan {
+        guard let reply else {
+            return Plan(
+                steps: [
+                    Step(
+                        delay: .zero,
+                        bytes: response(
+                            status: 500, contentType: "application/json",
+                            body: #"{"error":{"message":"no scripted reply"}}"#))
+                ], abort: false)
+        }
+        let json = request.json
+        let model = json?["model"]?.stringValue ?? "scripted-model"
+        let detected = WireFormat.detect(path: request.path)
+        let streaming = detected?.pathStreams == true || json?["stream"] == .bool(true)
+        let rendered: WireRendering.Rendered
+        if let detected {
+            rendered = WireRendering.render(reply, format: detected.format, streaming: streaming, model: model)
+        } else {
+            rendered = WireRendering.Rendered(
+                contentType: "application/json", pieces: [#"{"error":{"message":"unknown path"}}"#], streaming: false)
+        }
+        let status = reply.rawBody == nil && detected == nil ? 404 : reply.status
+        var headerLines = "HTTP/1.1 \(status) \(HTTPResponseStatus(statusCode: status).reasonPhrase)\r\n"
+        headerLines += "Content-Type: \(rendered.contentType)\r\nConnection: close\r\n"
+        for (name, value) in reply.headers { headerLines += "\(name): \(value)\r\n" }
+
+        // Body pieces: one per event, or re-split at arbitrary byte boundaries.
+        var pieces = rendered.pieces.map { Array($0.utf8) }
+        if let size = reply.fragmentBytes, size > 0 {
+            let all = pieces.flatMap { $0 }
+            pieces = stride(from: 0, to: all.count, by: size).map { Array(all[$0..<min($0 + size, all.count)]) }
+        }
+        let chunked = rendered.streaming || reply.fragmentBytes != nil || reply.dropAfterBytes != nil
+        var steps: [Step] = []
+        if chunked {
+            headerLines += "Transfer-Encoding: chunked\r\n\r\n"
+            steps.append(Step(delay: reply.headDelay, bytes: Array(headerLines.utf8)))
+            var sent = 0
+            for piece in pieces where !piece.isEmpty {
+                if let limit = reply.dropAfterBytes, sent + piece.count > limit {
+                    // Send part of this chunk, then break the connection mid-transfer.
+                    let take = max(0, limit - sent)
+                    var framed = Array(String(piece.count, radix: 16).utf8) + [13, 10]
+                    framed += piece.prefix(take)
+                    steps.append(Step(delay: reply.chunkDelay, bytes: framed))
+                    return Plan(steps: steps, abort: true)
+                }
+                sent += piece.count
+                steps.append(
+                    Step(
+                        delay: reply.chunkDelay,
+                        bytes: Array(String(piece.count, radix: 16).utf8) + [13, 10] + piece + [13, 10]))
+            }
+            steps.append(Step(delay: reply.chunkDelay, bytes: Array("0\r\n\r\n".utf8)))
+        } else {
+            let body = pieces.flatMap { $0 }
+            headerLines += "Content-Length: \(body.count)\r\n\r\n"
+            steps.append(Step(delay: reply.headDelay, bytes: Array(headerLines.utf8) + body))
+        }
+        return Plan(steps: steps, abort: false)
+    }
+
+    private func response(status: Int, contentType: String, body: String) -> [UInt8] {
+        let head =
+            "HTTP/1.1 \(status) \(HTTPResponseStatus(statusCode: status).reasonPhrase)\r\nContent-Type: \(contentType)\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n"
+        return Array((head + body).utf8)
+    }
+
+    private func send(_ plan: Plan, context: ChannelHandlerContext) {
+        var steps = plan.steps[...]
+        let loop = context.eventLoop.assumeIsolated()
+        func writeNext() {
+            guard context.channel.isActive else { return }
+            guard let step = steps.popFirst() else {
+                if !plan.abort { finished = true }
+                context.close(promise: nil)
+                return
+            }
+            let write = {
+                guard context.channel.isActive else { return }
+                context.writeAndFlush(
+                    self.wrapOutboundOut(context.channel.allocator.buffer(bytes: step.bytes)), promise: nil)
+                writeNext()
+            }
+            if step.delay == .zero {
+                write()
+            } else {
+                loop.scheduleTask(
+                    in: TimeAmount.nanoseconds(
+                        Int64(step.delay.components.seconds) * 1_000_000_000 + step.delay.components.attoseconds
+                            / 1_000_000_000)
+                ) {
+                    write()
+                }
+            }
+        }
+        writeNext()
+    }
+}

@@ -1,0 +1,216 @@
+import OxydraConfig
+import OxydraCore
+import OxydraTesting
+import Testing
+
+@testable import OxydraProviders
+
+@Suite("Faults and retries")
+struct ProviderFaultTests {
+    @Test(arguments: ProviderType.every)
+    func dropBeforeOutputIsRetried(_ type: ProviderType) async throws {
+        let fixture = try await ProviderFixture.start(type)
+        defer { Task { await fixture.stop() } }
+        var broken = ScriptedReply.text("never seen")
+        broken.dropAfterBytes = 20
+        fixture.server.enqueue([broken, .text("Recovered fine")])
+        let response = try await fixture.stream()
+        #expect(response.message.content == "Recovered fine")
+        #expect(fixture.server.requests.count == 2)
+    }
+
+    @Test(arguments: ProviderType.every)
+    func dropAfterOutputEndsWithAClearErrorInsteadOfDuplicates(_ type: ProviderType) async throws {
+        let fixture = try await ProviderFixture.start(type)
+        defer { Task { await fixture.stop() } }
+        var reply = ScriptedReply.text(String(repeating: "word ", count: 60))
+        reply.fragmentBytes = 64
+        reply.dropAfterBytes = 900
+        fixture.server.enqueue([reply, .text("must not be requested")])
+        var text = ""
+        await #expect {
+            for try await event in fixture.provider.stream(fixture.request([.user("Hi")])) {
+                if case .textDelta(let delta) = event { text += delta }
+            }
+        } throws: { error in
+            guard case ProviderError.streamInterrupted(let provider, _) = error else { return false }
+            return provider == "scripted"
+        }
+        #expect(!text.isEmpty)
+        #expect(fixture.server.requests.count == 1)
+    }
+
+    @Test(arguments: ProviderType.every)
+    func missingEndMarkerIsALostConnection(_ type: ProviderType) async throws {
+        let fixture = try await ProviderFixture.start(type, maxAttempts: 1)
+        defer { Task { await fixture.stop() } }
+        var reply = ScriptedReply()
+        reply.omitEndMarker = true
+        reply.usage = nil
+        fixture.server.enqueue(reply)
+        await #expect {
+            try await fixture.stream()
+        } throws: { error in
+            "\(error)".contains("ended") && "\(error)".contains("gave up after 1 attempt")
+        }
+    }
+
+    @Test func rateLimitHonoursRetryAfter() async throws {
+        let fixture = try await ProviderFixture.start(.openai)
+        defer { Task { await fixture.stop() } }
+        fixture.server.enqueue([.status(429, message: "slow down", retryAfter: "1"), .text("ok")])
+        let clock = ContinuousClock()
+        let start = clock.now
+        let response = try await fixture.stream()
+        #expect(response.message.content == "ok")
+        #expect(clock.now - start >= .milliseconds(950))
+        #expect(fixture.server.requests.count == 2)
+    }
+
+    @Test(arguments: [408, 409, 429, 500, 502, 503, 529])
+    func retryableStatusesAreRetriedUpToMaxAttempts(_ status: Int) async throws {
+        let fixture = try await ProviderFixture.start(.anthropic, maxAttempts: 3)
+        defer { Task { await fixture.stop() } }
+        fixture.server.enqueue([
+            .status(status, message: "busy"), .status(status, message: "busy"), .status(status, message: "still busy"),
+        ])
+        await #expect {
+            try await fixture.stream()
+        } throws: { error in
+            "\(error)" == "provider `scripted` returned HTTP \(status): still busy"
+        }
+        #expect(fixture.server.requests.count == 3)
+    }
+
+    @Test(arguments: [400, 401, 403, 404, 422])
+    func otherClientErrorsFailFastWithTheProvidersMessage(_ status: Int) async throws {
+        let fixture = try await ProviderFixture.start(.openai)
+        defer { Task { await fixture.stop() } }
+        fixture.server.enqueue([
+            .status(status, message: "Incorrect API key provided: sk-test-KEY-123"), .text("unused"),
+        ])
+        await #expect {
+            try await fixture.stream()
+        } throws: { error in
+            "\(error)" == "provider `scripted` returned HTTP \(status): Incorrect API key provided: [REDACTED]"
+        }
+        #expect(fixture.server.requests.count == 1)
+    }
+
+    @Test func longRetryAfterFailsAtOnce() async throws {
+        let fixture = try await ProviderFixture.start(.openai, timeoutSecs: 2)
+        defer { Task { await fixture.stop() } }
+        fixture.server.enqueue([.status(429, message: "quota", retryAfter: "3600"), .text("unused")])
+        await #expect {
+            try await fixture.stream()
+        } throws: { error in
+            "\(error)" == "provider `scripted` returned HTTP 429: quota"
+        }
+        #expect(fixture.server.requests.count == 1)
+    }
+
+    @Test(arguments: ProviderType.every)
+    func malformedJSONInTheStream(_ type: ProviderType) async throws {
+        let fixture = try await ProviderFixture.start(type)
+        defer { Task { await fixture.stop() } }
+        fixture.server.enqueue(.raw("data: {\"choices\": [\n\n"))
+        await #expect {
+            try await fixture.stream()
+        } throws: { error in
+            "\(error)".hasPrefix("provider `scripted` sent a response that could not be parsed:")
+        }
+        #expect(fixture.server.requests.count == 1)
+    }
+
+    @Test func wrongContentTypeIsNamed() async throws {
+        let fixture = try await ProviderFixture.start(.openai)
+        defer { Task { await fixture.stop() } }
+        fixture.server.enqueue(.raw("<html><body>Gateway login</body></html>", contentType: "text/html"))
+        await #expect {
+            try await fixture.stream()
+        } throws: { error in
+            "\(error)"
+                == "provider `scripted` sent a response that could not be parsed: expected an event stream but got "
+                + "content type `text/html`: <html><body>Gateway login</body></html>"
+        }
+    }
+
+    @Test func serversThatAnswerAStreamWithJSONStillWork() async throws {
+        let fixture = try await ProviderFixture.start(.openai)
+        defer { Task { await fixture.stop() } }
+        fixture.server.enqueue(
+            .raw(
+                #"{"choices":[{"index":0,"message":{"role":"assistant","content":"whole answer"},"finish_reason":"stop"}]}"#,
+                contentType: "application/json"))
+        #expect(try await fixture.stream().message.content == "whole answer")
+    }
+
+    @Test func idleTimeoutWhileWaitingForTheHead() async throws {
+        let fixture = try await ProviderFixture.start(.openai, maxAttempts: 1, timeoutSecs: 1)
+        defer { Task { await fixture.stop() } }
+        var slow = ScriptedReply.text("late")
+        slow.headDelay = .seconds(3)
+        fixture.server.enqueue(slow)
+        await #expect {
+            try await fixture.stream()
+        } throws: { error in
+            "\(error)" == "provider `scripted` did not respond within 1s (runtime.turn_timeout_secs)"
+        }
+    }
+
+    @Test func idleTimeoutBetweenChunks() async throws {
+        let fixture = try await ProviderFixture.start(.anthropic, maxAttempts: 1, timeoutSecs: 1)
+        defer { Task { await fixture.stop() } }
+        var stalled = ScriptedReply.text("a b c")
+        stalled.chunkDelay = .milliseconds(1500)
+        fixture.server.enqueue(stalled)
+        await #expect {
+            try await fixture.stream()
+        } throws: { error in
+            "\(error)".contains("did not respond within 1s")
+        }
+    }
+
+    @Test(arguments: ProviderType.every)
+    func cancellingTheConsumerClosesTheConnection(_ type: ProviderType) async throws {
+        let fixture = try await ProviderFixture.start(type)
+        defer { Task { await fixture.stop() } }
+        var slow = ScriptedReply.text(String(repeating: "tick ", count: 50))
+        slow.chunkDelay = .milliseconds(50)
+        fixture.server.enqueue(slow)
+        let stream = fixture.provider.stream(fixture.request([.user("Hi")]))
+        let started = AsyncStream<Void>.makeStream()
+        let consumer = Task {
+            var count = 0
+            for try await event in stream {
+                if case .textDelta = event {
+                    count += 1
+                    if count == 1 { started.continuation.yield() }
+                }
+            }
+            return count
+        }
+        for await _ in started.stream { break }
+        consumer.cancel()
+        #expect(await fixture.server.waitForDisconnects(1, timeout: .seconds(3)))
+        let result = await consumer.result
+        #expect((try? result.get()) ?? 0 < 50)
+    }
+
+    @Test func connectionRefusedIsATransportError() async throws {
+        var config = AgentConfig()
+        var entry = ProviderEntry(type: .openai)
+        entry.baseURL = "http://127.0.0.1:1"
+        config.providers.registry = ["dead": entry]
+        config.selection.provider = "dead"
+        config.reliability.maxAttempts = 2
+        config.reliability.backoffBaseMs = 1
+        let provider = try ProviderFactory.selected(config, catalog: .builtIn, environment: [:])
+        await #expect {
+            try await provider.stream(ModelRequest(model: "gpt-4o-mini", messages: [.user("x")])).collect(
+                provider: "dead")
+        } throws: { error in
+            "\(error)".hasPrefix("provider transport failed for `dead`:")
+        }
+    }
+}
