@@ -1,0 +1,474 @@
+import OxydraConfig
+import OxydraCore
+import OxydraTesting
+import Testing
+
+@testable import OxydraProviders
+
+/// Request bodies as the real APIs expect them (snapshots of the JSON each provider sends).
+@Suite("Request bodies")
+struct RequestBodyTests {
+    private func sentBody(_ type: ProviderType, messages: [Message] = fullConversation, tools: [ToolDeclaration] = [readTool])
+        async throws -> (JSONValue, RecordedRequest)
+    {
+        let fixture = try await ProviderFixture.start(type)
+        defer { Task { await fixture.stop() } }
+        fixture.server.enqueue(.text("ok"))
+        _ = try await fixture.stream(messages, tools: tools)
+        let request = try #require(fixture.server.requests.first)
+        return (try #require(request.json), request)
+    }
+
+    @Test func openAIChat() async throws {
+        let (body, request) = try await sentBody(.openai)
+        #expect(request.path == "/v1/chat/completions")
+        #expect(request.header("Authorization") == "Bearer sk-test-KEY-123")
+        let expected: JSONValue = [
+            "model": "gpt-4o-mini", "stream": true, "stream_options": ["include_usage": true], "tool_choice": "auto",
+            "messages": [
+                ["role": "system", "content": "You are Oxydra."],
+                ["role": "user", "content": "Read /shared/a.txt"],
+                [
+                    "role": "assistant", "content": "Reading it.",
+                    "tool_calls": [
+                        [
+                            "id": "call_1", "type": "function",
+                            "function": ["name": "file_read", "arguments": #"{"path":"/shared/a.txt"}"#],
+                        ]
+                    ],
+                ],
+                ["role": "tool", "tool_call_id": "call_1", "content": "hello"],
+                ["role": "user", "content": "Thanks"],
+            ],
+            "tools": [
+                [
+                    "type": "function",
+                    "function": [
+                        "name": "file_read", "description": "Read a file",
+                        "parameters": ["type": "object", "properties": ["path": ["type": "string"]], "required": ["path"]],
+                    ],
+                ]
+            ],
+        ]
+        #expect(body == expected)
+    }
+
+    @Test func anthropic() async throws {
+        let (body, request) = try await sentBody(.anthropic)
+        #expect(request.path == "/v1/messages")
+        #expect(request.header("x-api-key") == "sk-test-KEY-123")
+        #expect(request.header("anthropic-version") == "2023-06-01")
+        #expect(request.header("Authorization") == nil)
+        let expected: JSONValue = [
+            "model": "claude-haiku-4-5", "max_tokens": 64000, "stream": true, "system": "You are Oxydra.",
+            "tool_choice": ["type": "auto"],
+            "tools": [
+                [
+                    "name": "file_read", "description": "Read a file",
+                    "input_schema": ["type": "object", "properties": ["path": ["type": "string"]], "required": ["path"]],
+                ]
+            ],
+            "messages": [
+                ["role": "user", "content": [["type": "text", "text": "Read /shared/a.txt"]]],
+                [
+                    "role": "assistant",
+                    "content": [
+                        ["type": "text", "text": "Reading it."],
+                        ["type": "tool_use", "id": "call_1", "name": "file_read", "input": ["path": "/shared/a.txt"]],
+                    ],
+                ],
+                [
+                    "role": "user",
+                    "content": [
+                        ["type": "tool_result", "tool_use_id": "call_1", "content": "hello"],
+                        ["type": "text", "text": "Thanks"],
+                    ],
+                ],
+            ],
+        ]
+        #expect(body == expected)
+    }
+
+    @Test func gemini() async throws {
+        let (body, request) = try await sentBody(.gemini)
+        #expect(request.path == "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse")
+        #expect(request.header("x-goog-api-key") == "sk-test-KEY-123")
+        let expected: JSONValue = [
+            "systemInstruction": ["parts": [["text": "You are Oxydra."]]],
+            "tools": [
+                [
+                    "functionDeclarations": [
+                        [
+                            "name": "file_read", "description": "Read a file",
+                            "parameters": ["type": "object", "properties": ["path": ["type": "string"]], "required": ["path"]],
+                        ]
+                    ]
+                ]
+            ],
+            "contents": [
+                ["role": "user", "parts": [["text": "Read /shared/a.txt"]]],
+                [
+                    "role": "model",
+                    "parts": [
+                        ["text": "Reading it."], ["functionCall": ["name": "file_read", "args": ["path": "/shared/a.txt"]]],
+                    ],
+                ],
+                [
+                    "role": "user",
+                    "parts": [
+                        ["functionResponse": ["id": "call_1", "name": "file_read", "response": ["result": "hello"]]],
+                        ["text": "Thanks"],
+                    ],
+                ],
+            ],
+        ]
+        #expect(body == expected)
+    }
+
+    @Test func responses() async throws {
+        let (body, request) = try await sentBody(.openaiResponses)
+        #expect(request.path == "/v1/responses")
+        let expected: JSONValue = [
+            "model": "gpt-5", "stream": true, "store": false, "instructions": "You are Oxydra.",
+            "tools": [
+                [
+                    "type": "function", "name": "file_read", "description": "Read a file", "strict": false,
+                    "parameters": ["type": "object", "properties": ["path": ["type": "string"]], "required": ["path"]],
+                ]
+            ],
+            "input": [
+                ["type": "message", "role": "user", "content": "Read /shared/a.txt"],
+                ["type": "message", "role": "assistant", "content": "Reading it."],
+                ["type": "function_call", "call_id": "call_1", "name": "file_read", "arguments": #"{"path":"/shared/a.txt"}"#],
+                ["type": "function_call_output", "call_id": "call_1", "output": "hello"],
+                ["type": "message", "role": "user", "content": "Thanks"],
+            ],
+        ]
+        #expect(body == expected)
+    }
+
+    @Test(arguments: ["", "/v1", "/v1/", "/api/v1"])
+    func baseURLWithOrWithoutV1(_ suffix: String) async throws {
+        let fixture = try await ProviderFixture.start(.openai, baseSuffix: suffix)
+        defer { Task { await fixture.stop() } }
+        fixture.server.enqueue(.text("ok"))
+        _ = try await fixture.stream()
+        let expected = suffix.hasPrefix("/api") ? "/api/v1/chat/completions" : "/v1/chat/completions"
+        #expect(fixture.server.requests.first?.path == expected)
+    }
+
+    @Test func extraHeadersAreSentAndMayReplaceAuth() async throws {
+        let fixture = try await ProviderFixture.start(
+            .openai, apiKey: nil, extraHeaders: ["HTTP-Referer": "https://example.org", "Authorization": "Bearer proxy-token"])
+        defer { Task { await fixture.stop() } }
+        fixture.server.enqueue(.text("ok"))
+        _ = try await fixture.stream()
+        let request = try #require(fixture.server.requests.first)
+        #expect(request.header("HTTP-Referer") == "https://example.org")
+        #expect(request.header("Authorization") == "Bearer proxy-token")
+    }
+}
+
+@Suite("Format specifics")
+struct FormatSpecificTests {
+    @Test func openAIServersThatOmitUsageOrSendObjectArgumentsOrWholeCalls() async throws {
+        let fixture = try await ProviderFixture.start(.openai)
+        defer { Task { await fixture.stop() } }
+        var reply = ScriptedReply.toolCalls([
+            ScriptedToolCall(id: "call_1", name: "file_read", arguments: #"{"path":"/a"}"#, fragments: 1),
+            ScriptedToolCall(id: "call_2", name: "file_read", arguments: #"{"path":"/b"}"#, fragments: 1),
+        ])
+        reply.usage = nil
+        reply.argumentsAsObject = true
+        fixture.server.enqueue([reply, reply])
+        let streamed = try await fixture.stream()
+        #expect(streamed.usage == nil)
+        #expect(streamed.message.toolCalls.map(\.arguments) == [.json(["path": "/a"]), .json(["path": "/b"])])
+        let complete = try await fixture.provider.complete(fixture.request([.user("x")]))
+        #expect(complete.message.toolCalls.map(\.arguments) == [.json(["path": "/a"]), .json(["path": "/b"])])
+    }
+
+    @Test func openAIServerThatNumbersEveryCallZero() async throws {
+        let fixture = try await ProviderFixture.start(.openai)
+        defer { Task { await fixture.stop() } }
+        let chunk = { (id: String, path: String) in
+            #"data: {"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"\#(id)","type":"function","function":{"name":"file_read","arguments":"{\"path\":\"\#(path)\"}"}}]}}]}"#
+                + "\n\n"
+        }
+        fixture.server.enqueue(
+            .raw(
+                chunk("c1", "/a") + chunk("c2", "/b")
+                    + #"data: {"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}"# + "\n\ndata: [DONE]\n\n"))
+        let response = try await fixture.stream()
+        #expect(response.message.toolCalls.map(\.id) == ["c1", "c2"])
+    }
+
+    @Test func openAIStreamWithoutDoneAfterFinishIsComplete() async throws {
+        let fixture = try await ProviderFixture.start(.openai, maxAttempts: 1)
+        defer { Task { await fixture.stop() } }
+        fixture.server.enqueue(
+            .raw(
+                #"data: {"choices":[{"index":0,"delta":{"content":"hi"}}]}"# + "\n\n"
+                    + #"data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"# + "\n\n"))
+        #expect(try await fixture.stream().message.content == "hi")
+    }
+
+    @Test func openAIErrorInsideTheStream() async throws {
+        let fixture = try await ProviderFixture.start(.openai)
+        defer { Task { await fixture.stop() } }
+        fixture.server.enqueue(.raw(#"data: {"error":{"message":"model overloaded","type":"server_error"}}"# + "\n\n"))
+        await #expect {
+            try await fixture.stream()
+        } throws: { error in
+            "\(error)" == "provider request failed for `scripted`: model overloaded"
+        }
+    }
+
+    @Test func anthropicMaxTokensFromRequestAndOverloadErrors() async throws {
+        let fixture = try await ProviderFixture.start(.anthropic)
+        defer { Task { await fixture.stop() } }
+        fixture.server.enqueue([
+            .raw(
+                "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n"),
+            .text("after overload"),
+        ])
+        var request = fixture.request([.user("x")])
+        request.maxOutputTokens = 1234
+        let response = try await fixture.provider.stream(request).collect(provider: "scripted")
+        #expect(response.message.content == "after overload")
+        #expect(fixture.server.requests.map { $0.json?["max_tokens"] } == [1234, 1234])
+    }
+
+    @Test func geminiThoughtSignaturesRoundTripAndIndicesSpanTheStream() async throws {
+        let fixture = try await ProviderFixture.start(.gemini)
+        defer { Task { await fixture.stop() } }
+        fixture.server.enqueue([
+            .toolCalls([
+                ScriptedToolCall(id: "g1", name: "file_read", arguments: #"{"path":"/a"}"#),
+                ScriptedToolCall(id: "g2", name: "file_list", arguments: #"{"path":"/b"}"#),
+            ]),
+            .text("done"),
+        ])
+        let first = try await fixture.stream(tools: [readTool])
+        let calls = first.message.toolCalls
+        #expect(calls.map(\.name) == ["file_read", "file_list"])
+        #expect(calls.map { $0.metadata?["thought_signature"] } == ["sig-g1", "sig-g2"])
+        #expect(Set(calls.map(\.id)).count == 2)
+        let followUp: [Message] = [
+            .user("Hi"), first.message,
+            .toolResult(callID: calls[0].id, content: #"{"text":"A"}"#),
+            .toolResult(callID: calls[1].id, content: "B"),
+        ]
+        _ = try await fixture.stream(followUp, tools: [readTool])
+        let sent = try #require(fixture.server.requests.last?.json)
+        let contents = try #require(sent["contents"])
+        #expect(
+            contents == [
+                ["role": "user", "parts": [["text": "Hi"]]],
+                [
+                    "role": "model",
+                    "parts": [
+                        ["functionCall": ["name": "file_read", "args": ["path": "/a"]], "thoughtSignature": "sig-g1"],
+                        ["functionCall": ["name": "file_list", "args": ["path": "/b"]], "thoughtSignature": "sig-g2"],
+                    ],
+                ],
+                [
+                    "role": "user",
+                    "parts": [
+                        ["functionResponse": ["id": .string(calls[0].id), "name": "file_read", "response": ["text": "A"]]],
+                        ["functionResponse": ["id": .string(calls[1].id), "name": "file_list", "response": ["result": "B"]]],
+                    ],
+                ],
+            ])
+    }
+
+    @Test func geminiSchemasLoseUnsupportedKeywords() {
+        let schema: JSONValue = [
+            "$schema": "x", "type": "object", "additionalProperties": false,
+            "properties": ["tags": ["type": "array", "items": ["type": "object", "additionalProperties": false]]],
+        ]
+        #expect(
+            GeminiProvider.geminiSchema(schema)
+                == ["type": "object", "properties": ["tags": ["type": "array", "items": ["type": "object"]]]])
+    }
+}
+
+@Suite("Responses API chaining")
+struct ResponsesChainingTests {
+    @Test func chainsArePerSessionAndSendOnlyTheNewTail() async throws {
+        let fixture = try await ProviderFixture.start(.openaiResponses)
+        defer { Task { await fixture.stop() } }
+        var first = ScriptedReply.text("First answer")
+        first.responseID = "resp_A1"
+        var other = ScriptedReply.text("Other session")
+        other.responseID = "resp_B1"
+        var second = ScriptedReply.text("Second answer")
+        second.responseID = "resp_A2"
+        fixture.server.enqueue([first, other, second])
+
+        let history: [Message] = [.system("Be brief."), .user("One")]
+        let answer = try await fixture.stream(history, session: "A")
+        _ = try await fixture.stream([.system("Be brief."), .user("Other")], session: "B")
+        _ = try await fixture.stream(history + [answer.message, .user("Two")], session: "A")
+
+        let bodies = fixture.server.requests.compactMap(\.json)
+        #expect(bodies[0]["previous_response_id"] == nil)
+        #expect(bodies[0]["store"] == true)
+        #expect(bodies[1]["previous_response_id"] == nil)
+        #expect(bodies[2]["previous_response_id"] == "resp_A1")
+        #expect(bodies[2]["input"] == [["type": "message", "role": "user", "content": "Two"]])
+        #expect(bodies[2]["instructions"] == "Be brief.")
+        #expect(fixture.chains.responseID(for: "A") == "resp_A2")
+        #expect(fixture.chains.responseID(for: "B") == "resp_B1")
+    }
+
+    @Test func trimmedHistoryResetsTheChain() async throws {
+        let fixture = try await ProviderFixture.start(.openaiResponses)
+        defer { Task { await fixture.stop() } }
+        fixture.server.enqueue([.text("a"), .text("b")])
+        let answer = try await fixture.stream([.user("One"), .assistant("x"), .user("Two")], session: "S")
+        // The runtime summarised: the history no longer starts with what was sent.
+        _ = try await fixture.stream([.system("Summary: ..."), .user("Two"), answer.message, .user("Three")], session: "S")
+        let last = try #require(fixture.server.requests.last?.json)
+        #expect(last["previous_response_id"] == nil)
+        #expect((last["input"].flatMap { if case .array(let items) = $0 { items.count } else { nil } }) == 3)
+    }
+
+    @Test func rejectedChainIsResetAndTheFullHistoryResent() async throws {
+        let fixture = try await ProviderFixture.start(.openaiResponses)
+        defer { Task { await fixture.stop() } }
+        var first = ScriptedReply.text("a")
+        first.responseID = "resp_old"
+        fixture.server.enqueue([first, .status(404, message: "Previous response with id 'resp_old' not found."), .text("b")])
+        let answer = try await fixture.stream([.user("One")], session: "S")
+        let second = try await fixture.stream([.user("One"), answer.message, .user("Two")], session: "S")
+        #expect(second.message.content == "b")
+        let bodies = fixture.server.requests.compactMap(\.json)
+        #expect(bodies.count == 3)
+        #expect(bodies[1]["previous_response_id"] == "resp_old")
+        #expect(bodies[2]["previous_response_id"] == nil)
+        #expect((bodies[2]["input"].flatMap { if case .array(let items) = $0 { items.count } else { nil } }) == 3)
+    }
+}
+
+@Suite("Images and model checks")
+struct AttachmentTests {
+    let png = Attachment(mimeType: "image/png", data: Data([0x89, 0x50, 0x4E, 0x47]))
+    let pdf = Attachment(mimeType: "application/pdf", data: Data("%PDF-1.4".utf8))
+
+    @Test func openAIImagesBecomeDataURIParts() async throws {
+        let fixture = try await ProviderFixture.start(.openai)
+        defer { Task { await fixture.stop() } }
+        fixture.server.enqueue(.text("a cat"))
+        _ = try await fixture.stream([.user("What is this?", attachments: [png])])
+        let message = try #require(fixture.server.requests.first?.json?["messages"])
+        #expect(
+            message == [
+                [
+                    "role": "user",
+                    "content": [
+                        ["type": "text", "text": "What is this?"],
+                        ["type": "image_url", "image_url": ["url": "data:image/png;base64,iVBORw=="]],
+                    ],
+                ]
+            ])
+    }
+
+    @Test func anthropicTakesPDFsAsDocuments() async throws {
+        let fixture = try await ProviderFixture.start(.anthropic)
+        defer { Task { await fixture.stop() } }
+        fixture.server.enqueue(.text("ok"))
+        _ = try await fixture.stream([.user("Summarise", attachments: [pdf])])
+        let content = try #require(fixture.server.requests.first?.json?["messages"])
+        #expect(
+            content == [
+                [
+                    "role": "user",
+                    "content": [
+                        ["type": "text", "text": "Summarise"],
+                        ["type": "document", "source": ["type": "base64", "media_type": "application/pdf", "data": "JVBERi0xLjQ="]],
+                    ],
+                ]
+            ])
+    }
+
+    @Test func unsupportedAttachmentsFailBeforeAnyRequest() async throws {
+        let openAI = try await ProviderFixture.start(.openai)
+        defer { Task { await openAI.stop() } }
+        await #expect {
+            try await openAI.stream([.user("Summarise", attachments: [pdf])])
+        } throws: { error in
+            "\(error)"
+                == "provider request failed for `scripted`: model `gpt-4o-mini` does not accept pdf input "
+                + "(`application/pdf`; it accepts image, text)"
+        }
+        let local = try await ProviderFixture.start(.openai, model: "llama3.1:8b", skipCatalog: true)
+        defer { Task { await local.stop() } }
+        await #expect {
+            try await local.stream([.user("Look", attachments: [png])])
+        } throws: { error in
+            "\(error)".contains("model `llama3.1:8b` does not accept image input")
+        }
+        #expect(openAI.server.requests.isEmpty && local.server.requests.isEmpty)
+    }
+}
+
+@Suite("Provider construction")
+struct ProviderFactoryTests {
+    @Test func unknownModelFailsBeforeNetworkIO() async throws {
+        let server = try await ScriptedModelServer.start()
+        defer { Task { try? await server.shutdown() } }
+        var config = AgentConfig()
+        config.providers.registry["openai"]?.baseURL = server.baseURL
+        config.selection.model = "gpt-4o-mni"
+        #expect {
+            try ProviderFactory.selected(config, catalog: .builtIn, environment: ["OPENAI_API_KEY": "k"])
+        } throws: { error in
+            "\(error)".hasPrefix("unknown model `gpt-4o-mni` for catalog provider `openai`; did you mean `gpt-4o-mini`")
+        }
+        #expect(server.requests.isEmpty)
+    }
+
+    @Test func missingKeySaysWhichVariableToSet() {
+        var config = AgentConfig()
+        config.selection.provider = "anthropic"
+        config.selection.model = "claude-haiku-4-5"
+        #expect {
+            try ProviderFactory.selected(config, catalog: .builtIn, environment: [:])
+        } throws: { error in
+            "\(error)"
+                == "no API key for provider `anthropic`: set `api_key` in [providers.registry.anthropic], "
+                + "or export one of ANTHROPIC_API_KEY, API_KEY"
+        }
+    }
+
+    @Test func selectedProviderTypes() throws {
+        for (type, model) in [
+            (ProviderType.openai, "gpt-4o-mini"), (.anthropic, "claude-haiku-4-5"), (.gemini, "gemini-2.5-flash"),
+            (.openaiResponses, "gpt-5"),
+        ] {
+            var config = AgentConfig()
+            config.providers.registry["x"] = ProviderEntry(type: type)
+            config.selection.provider = "x"
+            config.selection.model = model
+            let provider = try ProviderFactory.selected(config, catalog: .builtIn, environment: ["API_KEY": "k"])
+            #expect(provider.id == "x")
+            #expect(try provider.capabilities(for: ModelID(model)).streaming)
+        }
+    }
+
+    @Test func retryPolicyBackoff() {
+        let policy = RetryPolicy(maxAttempts: 5, backoffBase: .milliseconds(250), backoffMax: .milliseconds(2000), jitter: false)
+        #expect((1...5).map { policy.delay(afterAttempt: $0) } == [.milliseconds(250), .milliseconds(500), .milliseconds(1000), .milliseconds(2000), .milliseconds(2000)])
+        let jittered = RetryPolicy(maxAttempts: 5, backoffBase: .milliseconds(1000), backoffMax: .milliseconds(1000), jitter: true)
+        for _ in 0..<100 {
+            let delay = jittered.delay(afterAttempt: 3)
+            #expect(delay >= .milliseconds(500) && delay <= .milliseconds(1000))
+        }
+        #expect(ProviderTransport.retryAfter("2") == 2)
+        #expect(ProviderTransport.retryAfter("soon") == nil)
+        let date = ProviderTransport.retryAfter("Wed, 21 Oct 2015 07:28:00 GMT")
+        #expect(date == 0)
+        #expect(HTTPDate.parse("Wed, 21 Oct 2015 07:28:00 GMT")?.timeIntervalSince1970 == 1_445_412_480)
+    }
+}
