@@ -94,6 +94,12 @@ let package = Package(
 
         // testing
         .target(name: "OxydraTesting", dependencies: ["OxydraCore", subprocess] + nio, swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "oxydra-benchmarks",
+            dependencies: ["OxydraProviders", "OxydraTesting", asyncHTTPClient] + nio,
+            path: "Benchmarks/OxydraBenchmarks",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(name: "OxydraCoreTests", dependencies: ["OxydraCore"], swiftSettings: swiftSettings),
         .testTarget(
             name: "OxydraConfigTests",

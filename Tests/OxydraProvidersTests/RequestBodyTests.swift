@@ -8,7 +8,9 @@ import Testing
 /// Request bodies as the real APIs expect them (snapshots of the JSON each provider sends).
 @Suite("Request bodies")
 struct RequestBodyTests {
-    private func sentBody(_ type: ProviderType, messages: [Message] = fullConversation, tools: [ToolDeclaration] = [readTool])
+    private func sentBody(
+        _ type: ProviderType, messages: [Message] = fullConversation, tools: [ToolDeclaration] = [readTool]
+    )
         async throws -> (JSONValue, RecordedRequest)
     {
         let fixture = try await ProviderFixture.start(type)
@@ -45,7 +47,9 @@ struct RequestBodyTests {
                     "type": "function",
                     "function": [
                         "name": "file_read", "description": "Read a file",
-                        "parameters": ["type": "object", "properties": ["path": ["type": "string"]], "required": ["path"]],
+                        "parameters": [
+                            "type": "object", "properties": ["path": ["type": "string"]], "required": ["path"],
+                        ],
                     ],
                 ]
             ],
@@ -65,7 +69,9 @@ struct RequestBodyTests {
             "tools": [
                 [
                     "name": "file_read", "description": "Read a file",
-                    "input_schema": ["type": "object", "properties": ["path": ["type": "string"]], "required": ["path"]],
+                    "input_schema": [
+                        "type": "object", "properties": ["path": ["type": "string"]], "required": ["path"],
+                    ],
                 ]
             ],
             "messages": [
@@ -100,7 +106,9 @@ struct RequestBodyTests {
                     "functionDeclarations": [
                         [
                             "name": "file_read", "description": "Read a file",
-                            "parameters": ["type": "object", "properties": ["path": ["type": "string"]], "required": ["path"]],
+                            "parameters": [
+                                "type": "object", "properties": ["path": ["type": "string"]], "required": ["path"],
+                            ],
                         ]
                     ]
                 ]
@@ -110,7 +118,8 @@ struct RequestBodyTests {
                 [
                     "role": "model",
                     "parts": [
-                        ["text": "Reading it."], ["functionCall": ["name": "file_read", "args": ["path": "/shared/a.txt"]]],
+                        ["text": "Reading it."],
+                        ["functionCall": ["name": "file_read", "args": ["path": "/shared/a.txt"]]],
                     ],
                 ],
                 [
@@ -139,7 +148,10 @@ struct RequestBodyTests {
             "input": [
                 ["type": "message", "role": "user", "content": "Read /shared/a.txt"],
                 ["type": "message", "role": "assistant", "content": "Reading it."],
-                ["type": "function_call", "call_id": "call_1", "name": "file_read", "arguments": #"{"path":"/shared/a.txt"}"#],
+                [
+                    "type": "function_call", "call_id": "call_1", "name": "file_read",
+                    "arguments": #"{"path":"/shared/a.txt"}"#,
+                ],
                 ["type": "function_call_output", "call_id": "call_1", "output": "hello"],
                 ["type": "message", "role": "user", "content": "Thanks"],
             ],
@@ -159,7 +171,8 @@ struct RequestBodyTests {
 
     @Test func extraHeadersAreSentAndMayReplaceAuth() async throws {
         let fixture = try await ProviderFixture.start(
-            .openai, apiKey: nil, extraHeaders: ["HTTP-Referer": "https://example.org", "Authorization": "Bearer proxy-token"])
+            .openai, apiKey: nil,
+            extraHeaders: ["HTTP-Referer": "https://example.org", "Authorization": "Bearer proxy-token"])
         defer { Task { await fixture.stop() } }
         fixture.server.enqueue(.text("ok"))
         _ = try await fixture.stream()
@@ -198,7 +211,8 @@ struct FormatSpecificTests {
         fixture.server.enqueue(
             .raw(
                 chunk("c1", "/a") + chunk("c2", "/b")
-                    + #"data: {"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}"# + "\n\ndata: [DONE]\n\n"))
+                    + #"data: {"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}"#
+                    + "\n\ndata: [DONE]\n\n"))
         let response = try await fixture.stream()
         #expect(response.message.toolCalls.map(\.id) == ["c1", "c2"])
     }
@@ -229,7 +243,8 @@ struct FormatSpecificTests {
         defer { Task { await fixture.stop() } }
         fixture.server.enqueue([
             .raw(
-                "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n"),
+                "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n"
+            ),
             .text("after overload"),
         ])
         var request = fixture.request([.user("x")])
@@ -275,8 +290,16 @@ struct FormatSpecificTests {
                 [
                     "role": "user",
                     "parts": [
-                        ["functionResponse": ["id": .string(calls[0].id), "name": "file_read", "response": ["text": "A"]]],
-                        ["functionResponse": ["id": .string(calls[1].id), "name": "file_list", "response": ["result": "B"]]],
+                        [
+                            "functionResponse": [
+                                "id": .string(calls[0].id), "name": "file_read", "response": ["text": "A"],
+                            ]
+                        ],
+                        [
+                            "functionResponse": [
+                                "id": .string(calls[1].id), "name": "file_list", "response": ["result": "B"],
+                            ]
+                        ],
                     ],
                 ],
             ])
@@ -328,7 +351,8 @@ struct ResponsesChainingTests {
         fixture.server.enqueue([.text("a"), .text("b")])
         let answer = try await fixture.stream([.user("One"), .assistant("x"), .user("Two")], session: "S")
         // The runtime summarised: the history no longer starts with what was sent.
-        _ = try await fixture.stream([.system("Summary: ..."), .user("Two"), answer.message, .user("Three")], session: "S")
+        _ = try await fixture.stream(
+            [.system("Summary: ..."), .user("Two"), answer.message, .user("Three")], session: "S")
         let last = try #require(fixture.server.requests.last?.json)
         #expect(last["previous_response_id"] == nil)
         #expect((last["input"].flatMap { if case .array(let items) = $0 { items.count } else { nil } }) == 3)
@@ -339,7 +363,9 @@ struct ResponsesChainingTests {
         defer { Task { await fixture.stop() } }
         var first = ScriptedReply.text("a")
         first.responseID = "resp_old"
-        fixture.server.enqueue([first, .status(404, message: "Previous response with id 'resp_old' not found."), .text("b")])
+        fixture.server.enqueue([
+            first, .status(404, message: "Previous response with id 'resp_old' not found."), .text("b"),
+        ])
         let answer = try await fixture.stream([.user("One")], session: "S")
         let second = try await fixture.stream([.user("One"), answer.message, .user("Two")], session: "S")
         #expect(second.message.content == "b")
@@ -386,7 +412,10 @@ struct AttachmentTests {
                     "role": "user",
                     "content": [
                         ["type": "text", "text": "Summarise"],
-                        ["type": "document", "source": ["type": "base64", "media_type": "application/pdf", "data": "JVBERi0xLjQ="]],
+                        [
+                            "type": "document",
+                            "source": ["type": "base64", "media_type": "application/pdf", "data": "JVBERi0xLjQ="],
+                        ],
                     ],
                 ]
             ])
@@ -458,9 +487,14 @@ struct ProviderFactoryTests {
     }
 
     @Test func retryPolicyBackoff() {
-        let policy = RetryPolicy(maxAttempts: 5, backoffBase: .milliseconds(250), backoffMax: .milliseconds(2000), jitter: false)
-        #expect((1...5).map { policy.delay(afterAttempt: $0) } == [.milliseconds(250), .milliseconds(500), .milliseconds(1000), .milliseconds(2000), .milliseconds(2000)])
-        let jittered = RetryPolicy(maxAttempts: 5, backoffBase: .milliseconds(1000), backoffMax: .milliseconds(1000), jitter: true)
+        let policy = RetryPolicy(
+            maxAttempts: 5, backoffBase: .milliseconds(250), backoffMax: .milliseconds(2000), jitter: false)
+        #expect(
+            (1...5).map { policy.delay(afterAttempt: $0) } == [
+                .milliseconds(250), .milliseconds(500), .milliseconds(1000), .milliseconds(2000), .milliseconds(2000),
+            ])
+        let jittered = RetryPolicy(
+            maxAttempts: 5, backoffBase: .milliseconds(1000), backoffMax: .milliseconds(1000), jitter: true)
         for _ in 0..<100 {
             let delay = jittered.delay(afterAttempt: 3)
             #expect(delay >= .milliseconds(500) && delay <= .milliseconds(1000))

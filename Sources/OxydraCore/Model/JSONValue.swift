@@ -48,9 +48,16 @@ public enum JSONValue: Sendable, Hashable, Codable {
 }
 
 extension JSONValue {
-    /// Parses a JSON text. Throws `DecodingError` with the decoder's description when it is not JSON.
-    public init(parsing text: String) throws {
-        self = try JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))
+    /// Parses a JSON text; throws ``JSONSyntaxError`` (with the byte offset) when it is not JSON.
+    public init(parsing text: String) throws(JSONSyntaxError) {
+        self = try JSONParser.parse(text)
+    }
+
+    /// Parses JSON bytes.
+    public init(parsing data: Data) throws(JSONSyntaxError) {
+        self = try data.withUnsafeBytes { raw in
+            Result { () throws(JSONSyntaxError) in try JSONParser.parse(raw.bindMemory(to: UInt8.self)) }
+        }.get()
     }
 
     /// Compact JSON text with sorted keys (stable across runs).
@@ -70,6 +77,19 @@ extension JSONValue {
     public var stringValue: String? {
         if case .string(let value) = self { return value }
         return nil
+    }
+
+    public var arrayValue: [JSONValue]? {
+        if case .array(let value) = self { return value }
+        return nil
+    }
+
+    public var intValue: Int? {
+        switch self {
+        case .integer(let value): value
+        case .number(let value) where value.rounded() == value && abs(value) < 9e15: Int(value)
+        default: nil
+        }
     }
 
     public var objectValue: [String: JSONValue]? {

@@ -73,6 +73,7 @@ public enum ToolArguments: Sendable, Hashable {
     }
 
     static func describe(_ error: any Error) -> String {
+        if let syntax = error as? JSONSyntaxError { return "not valid JSON (\(syntax))" }
         if let decoding = error as? DecodingError {
             switch decoding {
             case .dataCorrupted(let context):

@@ -156,6 +156,15 @@ enum WireJSON {
         }
     }
 
+    /// Parses a stream payload with the fast parser.
+    static func parse(_ text: String, provider: ProviderID) throws(ProviderError) -> JSONValue {
+        do {
+            return try JSONParser.parse(text)
+        } catch {
+            throw .responseParse(provider: provider, message: "not valid JSON (\(error)) in `\(text.prefix(200))`")
+        }
+    }
+
     static func encode(_ value: JSONValue) -> Data {
         (try? encoder.encode(value)) ?? Data("null".utf8)
     }

@@ -180,55 +180,65 @@ struct OpenAIChatTranslator: StreamTranslator {
             isComplete = true
             return []
         }
-        let chunk = try WireJSON.decode(OpenAIChatWire.Completion.self, payload, provider: provider)
-        if let error = chunk.error {
-            throw ProviderError.requestFailed(
-                provider: provider, message: error.message ?? error.type ?? "the stream reported an error")
+        // Stream chunks go through the fast parser: this is the hot path of every OpenAI-compatible server.
+        let chunk = try WireJSON.parse(payload, provider: provider)
+        if let error = chunk["error"], error != .null {
+            let message = error["message"]?.stringValue ?? error.stringValue ?? error["type"]?.stringValue
+            throw ProviderError.requestFailed(provider: provider, message: message ?? "the stream reported an error")
         }
         var events: [ModelEvent] = []
-        for choice in chunk.choices ?? [] where (choice.index ?? 0) == 0 {
-            if let delta = choice.delta ?? choice.message {
-                if let reasoning = delta.reasoningContent ?? delta.reasoning, !reasoning.isEmpty {
+        for choice in chunk["choices"]?.arrayValue ?? [] where (choice["index"]?.intValue ?? 0) == 0 {
+            if let delta = choice["delta"] ?? choice["message"] {
+                if let reasoning = (delta["reasoning_content"] ?? delta["reasoning"])?.stringValue, !reasoning.isEmpty {
                     events.append(.reasoningDelta(reasoning))
                 }
-                if let content = delta.content, !content.isEmpty { events.append(.textDelta(content)) }
-                for (position, call) in (delta.toolCalls ?? []).enumerated() {
-                    let fragment = call.function?.arguments?.text
-                    if call.id == nil && call.function?.name == nil && (fragment ?? "").isEmpty { continue }
-                    let index = slot(for: call, position: position)
+                if let content = delta["content"]?.stringValue, !content.isEmpty { events.append(.textDelta(content)) }
+                for (position, call) in (delta["tool_calls"]?.arrayValue ?? []).enumerated() {
+                    let function = call["function"]
+                    let id = call["id"]?.stringValue
+                    let name = function?["name"]?.stringValue
+                    let arguments = function?["arguments"]
+                    let fragment = arguments.flatMap { $0 == .null ? nil : ($0.stringValue ?? $0.compactText) }
+                    if id == nil && name == nil && (fragment ?? "").isEmpty { continue }
+                    let index = slot(serverIndex: call["index"]?.intValue, id: id, position: position)
                     events.append(
-                        .toolCallDelta(
-                            ToolCallDelta(
-                                index: index, id: call.id, name: call.function?.name, argumentsFragment: fragment)))
+                        .toolCallDelta(ToolCallDelta(index: index, id: id, name: name, argumentsFragment: fragment)))
                 }
             }
-            if let finish = choice.finishReason, !finish.isEmpty {
+            if let finish = choice["finish_reason"]?.stringValue, !finish.isEmpty {
                 sawFinish = true
                 events.append(.finish(FinishReason(providerValue: finish)))
             }
         }
-        if let usage = chunk.usage { events.append(.usage(usage.usage)) }
+        if let usage = chunk["usage"], usage != .null {
+            events.append(
+                .usage(
+                    Usage(
+                        promptTokens: usage["prompt_tokens"]?.intValue,
+                        completionTokens: usage["completion_tokens"]?.intValue,
+                        totalTokens: usage["total_tokens"]?.intValue)))
+        }
         return events
     }
 
-    private mutating func slot(for call: OpenAIChatWire.ToolCallBlock, position: Int) -> Int {
-        let serverIndex = call.index ?? -1 - position
+    private mutating func slot(serverIndex: Int?, id: String?, position: Int) -> Int {
+        let serverIndex = serverIndex ?? -1 - position
         if let existing = indexByServerIndex[serverIndex] {
             // Same index but a different id: a server that numbers every call 0. Give it its own slot.
-            if let id = call.id, let known = slotIDs[existing], known != id {
+            if let id, let known = slotIDs[existing], known != id {
                 let fresh = nextIndex
                 nextIndex += 1
                 indexByServerIndex[serverIndex] = fresh
                 slotIDs[fresh] = id
                 return fresh
             }
-            if let id = call.id { slotIDs[existing] = id }
+            if let id { slotIDs[existing] = id }
             return existing
         }
         let fresh = nextIndex
         nextIndex += 1
         indexByServerIndex[serverIndex] = fresh
-        if let id = call.id { slotIDs[fresh] = id }
+        if let id { slotIDs[fresh] = id }
         return fresh
     }
 

@@ -1,0 +1,155 @@
+// Oxydra benchmarks. Build and run in release:
+//
+//     swift run -c release oxydra-benchmarks [sse|provider|all]
+//
+// Each benchmark prints absolute figures and a ratio against a floor measured in the same run
+// on the same data, because absolute times on a shared machine are noise.
+
+import AsyncHTTPClient
+import NIOCore
+import OxydraConfig
+import OxydraCore
+import OxydraProviders
+import OxydraTesting
+
+let clock = ContinuousClock()
+
+func seconds(_ duration: Duration) -> Double {
+    Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+}
+
+func median(_ values: [Double]) -> Double {
+    let sorted = values.sorted()
+    return sorted[sorted.count / 2]
+}
+
+/// SSE parse throughput against a plain newline scan of the same bytes (the floor: any parser must
+/// at least look at every byte).
+func benchmarkSSE() throws {
+    var text = ""
+    var index = 0
+    while text.utf8.count < 64 << 20 {
+        text +=
+            #"data: {"id":"chatcmpl-1","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"word \#(index) é "},"finish_reason":null}]}"#
+        text += "\n\n"
+        index += 1
+    }
+    let bytes = Array(text.utf8)
+    let piece = 16 * 1024
+    var parseTimes: [Double] = []
+    var scanTimes: [Double] = []
+    var events = 0
+    var lines = 0
+    for _ in 0..<5 {
+        let start = clock.now
+        var parser = SSEParser()
+        events = 0
+        try bytes.withUnsafeBytes { raw in
+            var offset = 0
+            while offset < raw.count {
+                let end = min(offset + piece, raw.count)
+                events += try parser.feed(UnsafeRawBufferPointer(rebasing: raw[offset..<end])).count
+                offset = end
+            }
+        }
+        events += try parser.finish().count
+        parseTimes.append(seconds(clock.now - start))
+
+        let scanStart = clock.now
+        lines = 0
+        bytes.withUnsafeBufferPointer { buffer in
+            for byte in buffer where byte == 0x0A { lines += 1 }
+        }
+        scanTimes.append(seconds(clock.now - scanStart))
+    }
+    let megabytes = Double(bytes.count) / 1_048_576
+    let parse = median(parseTimes)
+    let scan = median(scanTimes)
+    print(
+        "sse: \(events) events, \(String(format2: megabytes)) MB; parse \(String(format2: megabytes / parse)) MB/s; "
+            + "newline scan floor \(String(format2: megabytes / scan)) MB/s; ratio \(String(format2: parse / scan))x "
+            + "(\(lines) lines)")
+}
+
+/// A 200-chunk streamed reply consumed through OpenAIChatProvider (with retries) vs. a raw
+/// AsyncHTTPClient read of the same response from the same server.
+func benchmarkProvider() async throws {
+    let server = try await ScriptedModelServer.start()
+    let reply = ScriptedReply.text(String(repeating: "token ", count: 200))
+    var config = AgentConfig()
+    config.providers.registry["openai"]?.baseURL = server.baseURL
+    let provider = try ProviderFactory.selected(config, catalog: .builtIn, environment: ["OPENAI_API_KEY": "k"])
+    let request = ModelRequest(model: "gpt-4o-mini", messages: [.user("Hi")])
+    let client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup)
+    let rawBody = #"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hi"}],"stream":true}"#
+
+    func viaProvider() async throws -> Double {
+        server.enqueue(reply)
+        let start = clock.now
+        var deltas = 0
+        for try await event in provider.stream(request) {
+            if case .textDelta = event { deltas += 1 }
+        }
+        precondition(deltas == 200, "expected 200 deltas, got \(deltas)")
+        return seconds(clock.now - start)
+    }
+
+    func raw() async throws -> Double {
+        server.enqueue(reply)
+        let start = clock.now
+        var httpRequest = HTTPClientRequest(url: server.baseURL + "/v1/chat/completions")
+        httpRequest.method = .POST
+        httpRequest.headers.add(name: "Content-Type", value: "application/json")
+        httpRequest.body = .bytes(ByteBuffer(string: rawBody))
+        let response = try await client.execute(httpRequest, timeout: .seconds(30))
+        var bytes = 0
+        for try await chunk in response.body { bytes += chunk.readableBytes }
+        precondition(bytes > 0)
+        return seconds(clock.now - start)
+    }
+
+    for _ in 0..<20 {
+        _ = try await viaProvider()
+        _ = try await raw()
+    }
+    var providerTimes: [Double] = []
+    var rawTimes: [Double] = []
+    for _ in 0..<200 {
+        providerTimes.append(try await viaProvider())
+        rawTimes.append(try await raw())
+    }
+    let ours = median(providerTimes)
+    let floor = median(rawTimes)
+    print(
+        "provider: 200-chunk stream median \(String(format2: ours * 1000)) ms via OpenAIChatProvider+ReliableProvider, "
+            + "\(String(format2: floor * 1000)) ms raw AsyncHTTPClient read; ratio \(String(format2: ours / floor))x")
+    try await client.shutdown()
+    try await server.shutdown()
+}
+
+extension String {
+    init(format2 value: Double) {
+        let rounded = (value * 100).rounded() / 100
+        self = "\(rounded)"
+    }
+}
+
+let which = CommandLine.arguments.dropFirst().first ?? "all"
+if which == "sse" || which == "all" { try benchmarkSSE() }
+if which == "provider" || which == "all" { try await benchmarkProvider() }
+
+/// Where the provider's per-chunk time goes: JSON decoding of chunk payloads alone.
+func benchmarkDecode() throws {
+    let payload =
+        #"{"id":"chatcmpl-scripted","object":"chat.completion.chunk","model":"gpt-4o-mini","choices":[{"index":0,"delta":{"content":"token "},"finish_reason":null}]}"#
+    let data = Data(payload.utf8)
+    let start = clock.now
+    var count = 0
+    for _ in 0..<20000 {
+        let value = try JSONDecoder().decode(JSONValue.self, from: data)
+        if value["choices"] != nil { count += 1 }
+    }
+    let perValue = seconds(clock.now - start) / 20000 * 1e6
+    print("decode: JSONValue \(String(format2: perValue)) µs per chunk (\(count))")
+}
+if which == "decode" { try benchmarkDecode() }
