@@ -421,6 +421,36 @@ struct AttachmentTests {
             ])
     }
 
+    @Test func geminiAndResponsesImages() async throws {
+        let gemini = try await ProviderFixture.start(.gemini)
+        defer { Task { await gemini.stop() } }
+        gemini.server.enqueue(.text("ok"))
+        _ = try await gemini.stream([.user("See", attachments: [png])])
+        #expect(
+            gemini.server.requests.first?.json?["contents"]
+                == [
+                    [
+                        "role": "user",
+                        "parts": [["text": "See"], ["inlineData": ["mimeType": "image/png", "data": "iVBORw=="]]],
+                    ]
+                ])
+        let responses = try await ProviderFixture.start(.openaiResponses)
+        defer { Task { await responses.stop() } }
+        responses.server.enqueue(.text("ok"))
+        _ = try await responses.stream([.user("See", attachments: [png])])
+        #expect(
+            responses.server.requests.first?.json?["input"]
+                == [
+                    [
+                        "type": "message", "role": "user",
+                        "content": [
+                            ["type": "input_text", "text": "See"],
+                            ["type": "input_image", "image_url": "data:image/png;base64,iVBORw=="],
+                        ],
+                    ]
+                ])
+    }
+
     @Test func unsupportedAttachmentsFailBeforeAnyRequest() async throws {
         let openAI = try await ProviderFixture.start(.openai)
         defer { Task { await openAI.stop() } }

@@ -113,20 +113,6 @@ public struct AnthropicProvider: ModelProvider {
 
 /// Anthropic Messages wire types.
 enum AnthropicWire {
-    struct Event: Decodable {
-        var type: String
-        var index: Int?
-        var message: MessageBlock?
-        var contentBlock: ContentBlock?
-        var delta: Delta?
-        var usage: UsageBlock?
-        var error: ErrorBlock?
-        enum CodingKeys: String, CodingKey {
-            case type, index, message, delta, usage, error
-            case contentBlock = "content_block"
-        }
-    }
-
     struct MessageBlock: Decodable {
         var content: [ContentBlock]?
         var stopReason: String?
@@ -144,19 +130,6 @@ enum AnthropicWire {
         var id: String?
         var name: String?
         var input: JSONValue?
-    }
-
-    struct Delta: Decodable {
-        var type: String?
-        var text: String?
-        var partialJSON: String?
-        var thinking: String?
-        var stopReason: String?
-        enum CodingKeys: String, CodingKey {
-            case type, text, thinking
-            case partialJSON = "partial_json"
-            case stopReason = "stop_reason"
-        }
     }
 
     struct UsageBlock: Decodable {
@@ -188,50 +161,66 @@ struct AnthropicTranslator: StreamTranslator {
     var incompleteReason: String { "Anthropic stream ended before message_stop" }
 
     mutating func translate(_ event: SSEEvent) throws -> [ModelEvent] {
-        let payload = try WireJSON.decode(AnthropicWire.Event.self, event.data, provider: provider)
-        switch payload.type {
+        let payload = try WireJSON.parse(event.data, provider: provider)
+        switch payload["type"]?.stringValue {
         case "message_start":
-            promptTokens = payload.message?.usage?.inputTokens
+            promptTokens = payload["message"]?["usage"]?["input_tokens"]?.intValue
             return promptTokens.map { [.usage(Usage(promptTokens: $0))] } ?? []
         case "content_block_start":
-            guard let block = payload.contentBlock else { return [] }
-            if block.type == "tool_use" {
+            guard let block = payload["content_block"] else { return [] }
+            switch block["type"]?.stringValue {
+            case "tool_use":
                 let ordinal = ordinals.count
-                ordinals[payload.index ?? ordinal] = ordinal
+                ordinals[payload["index"]?.intValue ?? ordinal] = ordinal
                 var fragment: String?
-                if let input = block.input, input != .object([:]) { fragment = input.compactText }
+                if let input = block["input"], input != .object([:]), input != .null { fragment = input.compactText }
                 return [
                     .toolCallDelta(
-                        ToolCallDelta(index: ordinal, id: block.id, name: block.name, argumentsFragment: fragment))
+                        ToolCallDelta(
+                            index: ordinal, id: block["id"]?.stringValue, name: block["name"]?.stringValue,
+                            argumentsFragment: fragment))
                 ]
+            case "text":
+                if let text = block["text"]?.stringValue, !text.isEmpty { return [.textDelta(text)] }
+                return []
+            default:
+                return []
             }
-            if block.type == "text", let text = block.text, !text.isEmpty { return [.textDelta(text)] }
-            return []
         case "content_block_delta":
-            guard let delta = payload.delta else { return [] }
-            switch delta.type {
-            case "text_delta": return delta.text.map { $0.isEmpty ? [] : [.textDelta($0)] } ?? []
-            case "thinking_delta": return delta.thinking.map { $0.isEmpty ? [] : [.reasoningDelta($0)] } ?? []
+            guard let delta = payload["delta"] else { return [] }
+            switch delta["type"]?.stringValue {
+            case "text_delta":
+                guard let text = delta["text"]?.stringValue, !text.isEmpty else { return [] }
+                return [.textDelta(text)]
+            case "thinking_delta":
+                guard let text = delta["thinking"]?.stringValue, !text.isEmpty else { return [] }
+                return [.reasoningDelta(text)]
             case "input_json_delta":
-                guard let fragment = delta.partialJSON, !fragment.isEmpty,
-                    let ordinal = ordinals[payload.index ?? -1]
+                guard let fragment = delta["partial_json"]?.stringValue, !fragment.isEmpty,
+                    let ordinal = ordinals[payload["index"]?.intValue ?? -1]
                 else { return [] }
                 return [.toolCallDelta(ToolCallDelta(index: ordinal, argumentsFragment: fragment))]
-            default: return []
+            default:
+                return []
             }
         case "message_delta":
             var events: [ModelEvent] = []
-            if let output = payload.usage?.outputTokens {
+            if let output = payload["usage"]?["output_tokens"]?.intValue {
                 let total = promptTokens.map { $0 + output }
                 events.append(.usage(Usage(promptTokens: promptTokens, completionTokens: output, totalTokens: total)))
             }
-            if let reason = payload.delta?.stopReason { events.append(.finish(FinishReason(providerValue: reason))) }
+            if let reason = payload["delta"]?["stop_reason"]?.stringValue {
+                events.append(.finish(FinishReason(providerValue: reason)))
+            }
             return events
         case "message_stop":
             isComplete = true
             return []
         case "error":
-            throw Self.streamError(payload.error, provider: provider)
+            let error = payload["error"]
+            throw Self.streamError(
+                AnthropicWire.ErrorBlock(type: error?["type"]?.stringValue, message: error?["message"]?.stringValue),
+                provider: provider)
         default:
             return []  // ping, content_block_stop and future event types
         }

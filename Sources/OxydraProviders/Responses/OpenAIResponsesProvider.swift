@@ -240,20 +240,6 @@ final class ChainFallbackSource: ModelEventSource, @unchecked Sendable {
 
 /// Responses API wire types.
 enum ResponsesWire {
-    struct Event: Decodable {
-        var type: String
-        var delta: String?
-        var outputIndex: Int?
-        var item: Item?
-        var response: Response?
-        var message: String?
-        var code: String?
-        enum CodingKeys: String, CodingKey {
-            case type, delta, item, response, message, code
-            case outputIndex = "output_index"
-        }
-    }
-
     struct Response: Decodable {
         var id: String?
         var status: String?
@@ -327,41 +313,46 @@ struct ResponsesTranslator: StreamTranslator {
     var incompleteReason: String { "Responses stream ended before response.completed" }
 
     mutating func translate(_ event: SSEEvent) throws -> [ModelEvent] {
-        let payload = try WireJSON.decode(ResponsesWire.Event.self, event.data, provider: provider)
-        switch payload.type {
+        let payload = try WireJSON.parse(event.data, provider: provider)
+        switch payload["type"]?.stringValue {
         case "response.output_text.delta":
-            guard let delta = payload.delta, !delta.isEmpty else { return [] }
+            guard let delta = payload["delta"]?.stringValue, !delta.isEmpty else { return [] }
             streamedOutput = true
             return [.textDelta(delta)]
         case "response.reasoning_summary_text.delta", "response.reasoning_text.delta":
-            return payload.delta.map { [.reasoningDelta($0)] } ?? []
+            guard let delta = payload["delta"]?.stringValue, !delta.isEmpty else { return [] }
+            return [.reasoningDelta(delta)]
         case "response.output_item.added":
-            guard let item = payload.item, item.type == "function_call" else { return [] }
+            guard let item = payload["item"], item["type"]?.stringValue == "function_call" else { return [] }
             streamedOutput = true
             let ordinal = ordinals.count
-            ordinals[payload.outputIndex ?? ordinal] = ordinal
-            let initial = item.arguments?.text
+            ordinals[payload["output_index"]?.intValue ?? ordinal] = ordinal
+            let initial = item["arguments"].flatMap { $0.stringValue ?? ($0 == .null ? nil : $0.compactText) }
             return [
                 .toolCallDelta(
                     ToolCallDelta(
-                        index: ordinal, id: item.callID ?? item.id, name: item.name,
-                        argumentsFragment: (initial ?? "").isEmpty ? nil : initial))
+                        index: ordinal, id: item["call_id"]?.stringValue ?? item["id"]?.stringValue,
+                        name: item["name"]?.stringValue, argumentsFragment: (initial ?? "").isEmpty ? nil : initial))
             ]
         case "response.function_call_arguments.delta":
-            guard let delta = payload.delta, !delta.isEmpty, let ordinal = ordinals[payload.outputIndex ?? -1] else {
-                return []
-            }
+            guard let delta = payload["delta"]?.stringValue, !delta.isEmpty,
+                let ordinal = ordinals[payload["output_index"]?.intValue ?? -1]
+            else { return [] }
             return [.toolCallDelta(ToolCallDelta(index: ordinal, argumentsFragment: delta))]
         case "response.completed", "response.incomplete":
             isComplete = true
-            guard let response = payload.response else { return [] }
-            return finish(response, includeOutput: !streamedOutput)
+            guard let response = payload["response"] else { return [] }
+            let decoded = try WireJSON.decode(
+                ResponsesWire.Response.self, WireJSON.encode(response), provider: provider)
+            return finish(decoded, includeOutput: !streamedOutput)
         case "response.failed":
             throw ProviderError.requestFailed(
-                provider: provider, message: payload.response?.error?.message ?? "the response failed")
+                provider: provider,
+                message: payload["response"]?["error"]?["message"]?.stringValue ?? "the response failed")
         case "error":
             throw ProviderError.requestFailed(
-                provider: provider, message: payload.message ?? payload.code ?? "stream error")
+                provider: provider,
+                message: payload["message"]?.stringValue ?? payload["code"]?.stringValue ?? "stream error")
         default:
             return []
         }
