@@ -60,6 +60,41 @@ extension ProviderSetup {
     }
 
     func encode(_ body: JSONValue) -> Data { WireJSON.encode(body) }
+
+    /// A pull-based stream of `path`'s event stream; a body that cannot be built fails on first pull.
+    func eventStream<Translator: StreamTranslator>(
+        path: String, translator: Translator, body: () throws(ProviderError) -> Data
+    ) -> ModelEventStream {
+        let data: Data
+        do {
+            data = try body()
+        } catch {
+            return .failing(error)
+        }
+        let transport = self.transport
+        return ModelEventStream {
+            EventStreamSource(transport: transport, path: path, body: data, translator: translator)
+        }
+    }
+
+    /// POSTs a non-streaming request and returns the whole response body.
+    func completeBody(path: String, body: Data) async throws -> Data {
+        let response = try await transport.post(path, json: body, accept: "application/json")
+        return try await transport.readBody(response)
+    }
+}
+
+/// A provider speaking one wire format through a ``ProviderSetup``.
+protocol WireProvider: ModelProvider {
+    var setup: ProviderSetup { get }
+}
+
+extension WireProvider {
+    public var id: ProviderID { setup.id }
+
+    public func capabilities(for model: ModelID) throws(ProviderError) -> ModelCapabilities {
+        try setup.models.descriptor(model, provider: id).capabilities
+    }
 }
 
 /// Field decoding that accepts either a JSON string or any JSON value (some OpenAI-compatible

@@ -2,7 +2,7 @@ import OxydraCore
 
 /// Anthropic Messages (`provider_type = "anthropic"`): `POST {base}/v1/messages` with
 /// `x-api-key` and `anthropic-version: 2023-06-01`.
-public struct AnthropicProvider: ModelProvider {
+public struct AnthropicProvider: WireProvider {
     let setup: ProviderSetup
 
     init(setup: ProviderSetup) { self.setup = setup }
@@ -10,31 +10,17 @@ public struct AnthropicProvider: ModelProvider {
     public static let apiVersion = "2023-06-01"
     static let transportModalities: Set<InputModality> = [.text, .image, .pdf]
 
-    public var id: ProviderID { setup.id }
-
-    public func capabilities(for model: ModelID) throws(ProviderError) -> ModelCapabilities {
-        try setup.models.descriptor(model, provider: id).capabilities
-    }
+    static let path = "/v1/messages"
 
     public func stream(_ request: ModelRequest) -> ModelEventStream {
-        let body: Data
-        do {
-            body = try requestBody(request, streaming: true)
-        } catch {
-            return .failing(error)
-        }
-        let setup = self.setup
-        return ModelEventStream {
-            EventStreamSource(
-                transport: setup.transport, path: "/v1/messages", body: body,
-                translator: AnthropicTranslator(provider: setup.id))
+        setup.eventStream(path: Self.path, translator: AnthropicTranslator(provider: id)) { () throws(ProviderError) in
+            try requestBody(request, streaming: true)
         }
     }
 
     public func complete(_ request: ModelRequest) async throws -> ModelResponse {
-        let body = try requestBody(request, streaming: false)
-        let response = try await setup.transport.post("/v1/messages", json: body, accept: "application/json")
-        return try AnthropicTranslator.response(try await setup.transport.readBody(response), provider: id)
+        let data = try await setup.completeBody(path: Self.path, body: try requestBody(request, streaming: false))
+        return try AnthropicTranslator.response(data, provider: id)
     }
 
     func requestBody(_ request: ModelRequest, streaming: Bool) throws(ProviderError) -> Data {

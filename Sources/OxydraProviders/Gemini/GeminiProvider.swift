@@ -2,18 +2,12 @@ import OxydraCore
 
 /// Google Gemini (`provider_type = "gemini"`): `POST {base}/v1beta/models/{model}:generateContent`
 /// and `:streamGenerateContent?alt=sse`, authenticated with `x-goog-api-key`.
-public struct GeminiProvider: ModelProvider {
+public struct GeminiProvider: WireProvider {
     let setup: ProviderSetup
 
     init(setup: ProviderSetup) { self.setup = setup }
 
     static let transportModalities: Set<InputModality> = Set(InputModality.allCases)
-
-    public var id: ProviderID { setup.id }
-
-    public func capabilities(for model: ModelID) throws(ProviderError) -> ModelCapabilities {
-        try setup.models.descriptor(model, provider: id).capabilities
-    }
 
     static func path(for model: ModelID, streaming: Bool) -> String {
         var name = model.rawValue
@@ -40,26 +34,18 @@ public struct GeminiProvider: ModelProvider {
     }
 
     public func stream(_ request: ModelRequest) -> ModelEventStream {
-        let body: Data
-        do {
-            body = try requestBody(request)
-        } catch {
-            return .failing(error)
-        }
-        let setup = self.setup
-        let path = Self.path(for: request.model, streaming: true)
-        return ModelEventStream {
-            EventStreamSource(
-                transport: setup.transport, path: path, body: body, translator: GeminiTranslator(provider: setup.id))
+        setup.eventStream(
+            path: Self.path(for: request.model, streaming: true), translator: GeminiTranslator(provider: id)
+        ) {
+            () throws(ProviderError) in try requestBody(request)
         }
     }
 
     public func complete(_ request: ModelRequest) async throws -> ModelResponse {
-        let body = try requestBody(request)
-        let response = try await setup.transport.post(
-            Self.path(for: request.model, streaming: false), json: body, accept: "application/json")
+        let data = try await setup.completeBody(
+            path: Self.path(for: request.model, streaming: false), body: try requestBody(request))
         var translator = GeminiTranslator(provider: id)
-        return try translator.response(try await setup.transport.readBody(response))
+        return try translator.response(data)
     }
 
     func requestBody(_ request: ModelRequest) throws(ProviderError) -> Data {

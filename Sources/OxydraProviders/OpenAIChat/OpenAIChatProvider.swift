@@ -2,38 +2,22 @@ import OxydraCore
 
 /// OpenAI Chat Completions (`provider_type = "openai"`): OpenAI itself and every compatible server
 /// (Ollama, llama.cpp, vLLM, LM Studio, OpenRouter). `POST {base}/v1/chat/completions`.
-public struct OpenAIChatProvider: ModelProvider {
+public struct OpenAIChatProvider: WireProvider {
     let setup: ProviderSetup
 
     init(setup: ProviderSetup) { self.setup = setup }
 
-    public var id: ProviderID { setup.id }
-
     static let transportModalities: Set<InputModality> = [.text, .image]
-
-    public func capabilities(for model: ModelID) throws(ProviderError) -> ModelCapabilities {
-        try setup.models.descriptor(model, provider: id).capabilities
-    }
+    static let path = "/v1/chat/completions"
 
     public func stream(_ request: ModelRequest) -> ModelEventStream {
-        let body: Data
-        do {
-            body = try requestBody(request, streaming: true)
-        } catch {
-            return .failing(error)
-        }
-        let setup = self.setup
-        return ModelEventStream {
-            EventStreamSource(
-                transport: setup.transport, path: "/v1/chat/completions", body: body,
-                translator: OpenAIChatTranslator(provider: setup.id))
+        setup.eventStream(path: Self.path, translator: OpenAIChatTranslator(provider: id)) { () throws(ProviderError) in
+            try requestBody(request, streaming: true)
         }
     }
 
     public func complete(_ request: ModelRequest) async throws -> ModelResponse {
-        let body = try requestBody(request, streaming: false)
-        let response = try await setup.transport.post("/v1/chat/completions", json: body, accept: "application/json")
-        let data = try await setup.transport.readBody(response)
+        let data = try await setup.completeBody(path: Self.path, body: try requestBody(request, streaming: false))
         return try OpenAIChatTranslator.response(data, provider: id)
     }
 

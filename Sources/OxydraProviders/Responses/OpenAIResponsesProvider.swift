@@ -8,7 +8,7 @@ import Synchronization
 /// rest). The chain is dropped, and the full history sent, whenever the history no longer extends
 /// what was sent (trimmed or summarised context), for requests without a session, and when the
 /// server rejects the chained request (an expired or unknown response id).
-public struct OpenAIResponsesProvider: ModelProvider {
+public struct OpenAIResponsesProvider: WireProvider {
     let setup: ProviderSetup
     let chains: ResponseChains
 
@@ -18,12 +18,6 @@ public struct OpenAIResponsesProvider: ModelProvider {
     }
 
     static let transportModalities: Set<InputModality> = [.text, .image]
-
-    public var id: ProviderID { setup.id }
-
-    public func capabilities(for model: ModelID) throws(ProviderError) -> ModelCapabilities {
-        try setup.models.descriptor(model, provider: id).capabilities
-    }
 
     public func stream(_ request: ModelRequest) -> ModelEventStream {
         let chained: Data?
@@ -64,8 +58,7 @@ public struct OpenAIResponsesProvider: ModelProvider {
                 if let session = request.session { chains.reset(session) }
             }
         }
-        let response = try await setup.transport.post("/v1/responses", json: full, accept: "application/json")
-        return try translator.response(try await setup.transport.readBody(response))
+        return try translator.response(try await setup.completeBody(path: "/v1/responses", body: full))
     }
 
     /// The chained body (when the session has a usable chain) and the full body.
