@@ -8,6 +8,7 @@
 // | layer       | targets                                                              |
 // |-------------|----------------------------------------------------------------------|
 // | foundation  | OxydraCore (value types, contracts, catalog, config schema; no deps) |
+// |             | CSystemShims (C wrappers for openat2 and other raw system calls)     |
 // | core        | OxydraConfig, OxydraProviders, OxydraTools, OxydraMemory,            |
 // |             | OxydraRuntime, OxydraSandbox                                         |
 // | application | OxydraGateway, OxydraChannels, OxydraRunner, OxydraShellDaemon,      |
@@ -55,12 +56,17 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // platform shims (C): system calls Swift cannot call directly
+        .target(name: "CSystemShims"),
+
         // core
         .target(name: "OxydraConfig", dependencies: ["OxydraCore", tomlKit], swiftSettings: swiftSettings),
         .target(
             name: "OxydraProviders", dependencies: ["OxydraCore", "OxydraConfig", asyncHTTPClient] + nio,
             swiftSettings: swiftSettings),
-        .target(name: "OxydraTools", dependencies: ["OxydraCore"], swiftSettings: swiftSettings),
+        .target(
+            name: "OxydraTools", dependencies: ["OxydraCore", "OxydraConfig", "CSystemShims", asyncHTTPClient] + nio,
+            swiftSettings: swiftSettings),
         .target(name: "OxydraMemory", dependencies: ["OxydraCore"], swiftSettings: swiftSettings),
         .target(name: "OxydraRuntime", dependencies: ["OxydraCore"], swiftSettings: swiftSettings),
         .target(name: "OxydraSandbox", dependencies: ["OxydraCore"], swiftSettings: swiftSettings),

@@ -1,0 +1,23 @@
+#ifndef OXYDRA_CSYSTEMSHIMS_H
+#define OXYDRA_CSYSTEMSHIMS_H
+
+// Thin wrappers around Linux system calls that Swift cannot call directly (variadic `syscall`).
+// Everything else stays in Swift.
+
+#include <stdint.h>
+
+/// Resolve flags of openat2(2) (linux/openat2.h), defined here so the header builds everywhere.
+#define OXYDRA_RESOLVE_NO_XDEV 0x01
+#define OXYDRA_RESOLVE_NO_MAGICLINKS 0x02
+#define OXYDRA_RESOLVE_NO_SYMLINKS 0x04
+#define OXYDRA_RESOLVE_BENEATH 0x08
+#define OXYDRA_RESOLVE_IN_ROOT 0x10
+
+/// O_PATH (Linux), which Glibc only declares under _GNU_SOURCE.
+#define OXYDRA_O_PATH 0x200000
+
+/// openat2(2). Returns a file descriptor, or -1 with errno set (ENOSYS where the kernel or the
+/// platform has no openat2).
+int oxydra_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode, uint64_t resolve);
+
+#endif

@@ -1,0 +1,107 @@
+import OxydraCore
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// Append-only JSON-lines audit log in the workspace's internal directory.
+public final class AuditLog: Sendable {
+    public let path: String?
+    private let lock = Mutex<Void>(())
+
+    public init(path: String?) { self.path = path }
+
+    public func record(_ fields: [String: JSONValue]) {
+        guard let path else { return }
+        var entry = fields
+        entry["timestamp"] = .string(Date().formatted(.iso8601))
+        let line = Array((JSONValue.object(entry).compactText + "\n").utf8)
+        lock.withLock { _ in
+            let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0o600)
+            guard fd >= 0 else { return }
+            defer { close(fd) }
+            _ = line.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        }
+    }
+}
+
+/// `vault_copyto {source_path, destination_path}`: copies a file out of the read-only `/vault`.
+///
+/// Two steps share one operation id and are audited separately: the *read* step opens only the
+/// vault root, the *write* step only the writable roots — no step holds both.
+struct VaultCopyTo: TypedTool {
+    struct Arguments: Decodable, Sendable {
+        var sourcePath: String
+        var destinationPath: String
+        enum CodingKeys: String, CodingKey {
+            case sourcePath = "source_path"
+            case destinationPath = "destination_path"
+        }
+    }
+
+    let confinement: PathConfinement
+    let audit: AuditLog
+    var safety: SafetyTier { .sideEffecting }
+    var timeout: Duration { .seconds(30) }
+    var declaration: ToolDeclaration {
+        ToolDeclaration(
+            name: "vault_copyto",
+            description: "Copy a file from the read-only /vault to /shared or /tmp, where other tools can read it.",
+            parameters: Schema.object(
+                [
+                    "source_path": Schema.string("File under /vault", minLength: 1),
+                    "destination_path": Schema.string("Destination under /shared or /tmp", minLength: 1),
+                ], required: ["source_path", "destination_path"]))
+    }
+
+    private static let counter = Mutex<UInt64>(0)
+
+    func run(_ arguments: Arguments, context: ToolContext) async throws -> ToolOutput {
+        let operation = "vault-copyto-\(Self.counter.withLock { $0 += 1
+return $0 })"
+        let source = try confinement.virtualPath(arguments.sourcePath, tool: "vault_copyto")
+        let destination = try confinement.virtualPath(arguments.destinationPath, tool: "vault_copyto")
+        guard source.root == .vault else {
+            throw ToolError.blocked(
+                tool: "vault_copyto", reason: "InvalidArguments",
+                detail: "source_path must be under /vault, got \(source)")
+        }
+        guard destination.root != .vault else {
+            throw ToolError.blocked(tool: "vault_copyto", reason: "ReadOnlyRoot", detail: "/vault is read-only")
+        }
+        // Step 1: read, holding only the vault.
+        let bytes: [UInt8]
+        do {
+            bytes = try confinement.readFile(source, limit: FileTools.readLimit, tool: "vault_copyto")
+            audit.record([
+                "operation_id": .string(operation), "step": "read", "path": .string(source.description),
+                "bytes": .integer(bytes.count), "outcome": "ok",
+                "session": context.session.map { .string($0.rawValue) } ?? .null,
+            ])
+        } catch {
+            audit.record([
+                "operation_id": .string(operation), "step": "read", "path": .string(source.description),
+                "outcome": .string("\(error)"),
+            ])
+            throw error
+        }
+        // Step 2: write, holding only the writable roots.
+        do {
+            try confinement.writeFile(destination, bytes: bytes, tool: "vault_copyto")
+            audit.record([
+                "operation_id": .string(operation), "step": "write", "path": .string(destination.description),
+                "bytes": .integer(bytes.count), "outcome": "ok",
+            ])
+        } catch {
+            audit.record([
+                "operation_id": .string(operation), "step": "write", "path": .string(destination.description),
+                "outcome": .string("\(error)"),
+            ])
+            throw error
+        }
+        return ToolOutput("copied \(bytes.count) bytes from \(source) to \(destination) (operation \(operation))")
+    }
+}

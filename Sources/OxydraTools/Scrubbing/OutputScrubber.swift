@@ -1,0 +1,162 @@
+import OxydraCore
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// Cleans tool output before it enters the model's context: host paths become virtual paths, and
+/// values that look like credentials become `[REDACTED]`.
+///
+/// 1. Host paths → `/shared`, `/tmp`, `/vault` (longest prefix first; the workspace root itself
+///    maps to ``hiddenRoot``).
+/// 2. Credential keywords (`api_key`, `access_token`, `refresh_token`, `token`, `password`,
+///    `secret`, `bearer`): JSON values, `key=value` / `key: value` / `key is value`, `Bearer x`,
+///    and URL query parameters.
+/// 3. High-entropy tokens: runs of `[A-Za-z0-9+/_-]` of 24–512 characters (plus `=` padding) with
+///    Shannon entropy ≥ 3.8 bits per character, at least 8 distinct characters, a letter and a digit
+///    or symbol — except hex strings (commit ids, hashes), `note-<uuid>` ids and paths.
+public struct OutputScrubber: Sendable {
+    public static let redacted = "[REDACTED]"
+    /// What the workspace root is shown as (the model never sees host paths).
+    public static let hiddenRoot = "/workspace"
+
+    private let pathMappings: [(host: String, virtual: String)]
+
+    public init(workspace: Workspace?) {
+        guard let workspace else {
+            pathMappings = []
+            return
+        }
+        var mappings: [(String, String)] = []
+        for (host, virtual) in [
+            (workspace.shared, "/shared"), (workspace.tmp, "/tmp"), (workspace.vault, "/vault"),
+            (workspace.root, Self.hiddenRoot),
+        ] {
+            mappings.append((host, virtual))
+            if let real = Self.realPath(host), real != host { mappings.append((real, virtual)) }
+        }
+        pathMappings = mappings.filter { $0.0.count > 1 }.sorted { $0.0.count > $1.0.count }
+    }
+
+    static func realPath(_ path: String) -> String? {
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        guard realpath(path, &buffer) != nil else { return nil }
+        return String(cString: buffer)
+    }
+
+    public func scrub(_ text: String) -> String {
+        var result = text
+        for (host, virtual) in pathMappings where result.contains(host) {
+            result = result.replacing(host, with: virtual)
+        }
+        if result.firstMatch(of: Self.keyword) != nil {
+            result = Self.keepingGroup(Self.jsonSecret, in: result, suffix: "\"")
+            result = Self.keepingGroup(Self.assignment, in: result)
+            result = Self.keepingGroup(Self.bearer, in: result)
+        }
+        result = Self.keepingGroup(Self.querySecret, in: result)
+        return Self.redactHighEntropy(result)
+    }
+
+    // MARK: Keyword pass
+
+    /// Replaces every match of `regex` with its first capture group + `[REDACTED]` + `suffix`.
+    static func keepingGroup(_ regex: Regex<AnyRegexOutput>, in text: String, suffix: String = "") -> String {
+        text.replacing(
+            regex,
+            with: { (match: Regex<AnyRegexOutput>.Match) -> String in
+                String(match.output[1].substring ?? "") + redacted + suffix
+            })
+    }
+
+    nonisolated(unsafe) static let keyword = try! Regex(
+        #"(?i)(api[_-]?key|access[_-]?token|refresh[_-]?token|token|password|passwd|bearer|secret)"#)
+    /// `"client_secret": "value"` → the key and opening quote are kept.
+    nonisolated(unsafe) static let jsonSecret = try! Regex(
+        #"(?i)("[A-Za-z0-9_-]*(?:api[_-]?key|access[_-]?token|refresh[_-]?token|token|password|passwd|secret)"\s*:\s*")[^"\n]+""#
+    )
+    /// `API_KEY=value`, `password: value`, `token is value`.
+    nonisolated(unsafe) static let assignment = try! Regex(
+        #"(?i)(\b[A-Za-z0-9_]*(?:api[_-]?key|access[_-]?token|refresh[_-]?token|token|password|passwd|secret)\b\s*(?:[:=]\s*|is\s+))(?!\[REDACTED\])[^\s,;"']+"#
+    )
+    nonisolated(unsafe) static let bearer = try! Regex(#"(?i)(\b(?:bearer|basic)\s+)(?!\[REDACTED\])[^\s,;"']+"#)
+    nonisolated(unsafe) static let querySecret = try! Regex(
+        #"(?i)([?&](?:api[_-]?key|apikey|access_token|token|password|key|secret|sig|signature|x-amz-signature)=)[^&\s"'#]+"#
+    )
+
+    // MARK: Entropy pass
+
+    static func isTokenCharacter(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
+            UInt8(ascii: "0")...UInt8(ascii: "9"),
+            UInt8(ascii: "+"), UInt8(ascii: "/"), UInt8(ascii: "_"), UInt8(ascii: "-"):
+            true
+        default: false
+        }
+    }
+
+    static func redactHighEntropy(_ text: String) -> String {
+        let bytes = Array(text.utf8)
+        var output: [UInt8] = []
+        output.reserveCapacity(bytes.count)
+        var index = 0
+        var changed = false
+        while index < bytes.count {
+            guard isTokenCharacter(bytes[index]) else {
+                output.append(bytes[index])
+                index += 1
+                continue
+            }
+            var end = index
+            while end < bytes.count && isTokenCharacter(bytes[end]) { end += 1 }
+            var padded = end
+            while padded < bytes.count && padded - end < 2 && bytes[padded] == UInt8(ascii: "=") { padded += 1 }
+            let token = bytes[index..<padded]
+            if looksSecret(token, precededBy: index > 0 ? bytes[index - 1] : nil) {
+                output.append(contentsOf: Array(redacted.utf8))
+                changed = true
+            } else {
+                output.append(contentsOf: token)
+            }
+            index = padded
+        }
+        return changed ? String(decoding: output, as: UTF8.self) : text
+    }
+
+    static func looksSecret(_ token: ArraySlice<UInt8>, precededBy previous: UInt8?) -> Bool {
+        guard (24...512).contains(token.count) else { return false }
+        let core = token.prefix { $0 != UInt8(ascii: "=") }
+        // Hex (commit ids, digests) is not a credential format we redact.
+        if core.allSatisfy({ isHex($0) }) { return false }
+        // Paths (`/a/b/c`) and note ids.
+        if core.first == UInt8(ascii: "/") && core.filter({ $0 == UInt8(ascii: "/") }).count >= 3 { return false }
+        if previous == UInt8(ascii: "/") || previous == UInt8(ascii: ".") { return false }
+        let text = String(decoding: core, as: UTF8.self)
+        if text.hasPrefix("note-") { return false }
+        let hasLetter = core.contains {
+            (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains($0) || (UInt8(ascii: "a")...UInt8(ascii: "z")).contains($0)
+        }
+        let hasDigitOrSymbol = token.contains {
+            !((UInt8(ascii: "A")...UInt8(ascii: "Z")).contains($0)
+                || (UInt8(ascii: "a")...UInt8(ascii: "z")).contains($0))
+        }
+        guard hasLetter && hasDigitOrSymbol else { return false }
+        var counts: [UInt8: Int] = [:]
+        for byte in core { counts[byte, default: 0] += 1 }
+        guard counts.count >= 8 else { return false }
+        let total = Double(core.count)
+        let entropy = counts.values.reduce(0.0) { sum, count in
+            let p = Double(count) / total
+            return sum - p * log2(p)
+        }
+        return entropy >= 3.8
+    }
+
+    static func isHex(_ byte: UInt8) -> Bool {
+        (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains(byte)
+            || (UInt8(ascii: "A")...UInt8(ascii: "F")).contains(byte)
+    }
+}
