@@ -60,8 +60,11 @@ struct VaultCopyTo: TypedTool {
     private static let counter = Mutex<UInt64>(0)
 
     func run(_ arguments: Arguments, context: ToolContext) async throws -> ToolOutput {
-        let operation = "vault-copyto-\(Self.counter.withLock { $0 += 1
-return $0 })"
+        let number = Self.counter.withLock { count in
+            count += 1
+            return count
+        }
+        let operation = "vault-copyto-\(number)"
         let source = try confinement.virtualPath(arguments.sourcePath, tool: "vault_copyto")
         let destination = try confinement.virtualPath(arguments.destinationPath, tool: "vault_copyto")
         guard source.root == .vault else {
