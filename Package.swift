@@ -118,6 +118,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "OxydraToolsTests",
+            dependencies: ["OxydraTools", "OxydraTesting"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "RunnerCLITests",
             dependencies: ["OxydraRunner", "OxydraTesting", "runner", "oxydra-vm", "shell-daemon", "oxydra-tui"],
             swiftSettings: swiftSettings

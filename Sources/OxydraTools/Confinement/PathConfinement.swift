@@ -112,8 +112,10 @@ public struct PathConfinement: Sendable {
         if forceFallback || !Self.openat2Available {
             return try walk(relative: relative, beneath: rootFD, flags: flags, mode: mode, display: display, tool: tool)
         }
+        // openat2 rejects a mode unless a file may be created.
+        let effectiveMode = flags & O_CREAT != 0 ? UInt64(mode) : 0
         let fd = oxydra_openat2(
-            rootFD, relative.isEmpty ? "." : relative, UInt64(UInt32(bitPattern: flags | O_CLOEXEC)), UInt64(mode),
+            rootFD, relative.isEmpty ? "." : relative, UInt64(UInt32(bitPattern: flags | O_CLOEXEC)), effectiveMode,
             UInt64(OXYDRA_RESOLVE_BENEATH | OXYDRA_RESOLVE_NO_MAGICLINKS))
         if fd >= 0 { return .opened(fd) }
         let code = errno
@@ -143,7 +145,14 @@ public struct PathConfinement: Sendable {
             let componentFlags =
                 last ? flags | O_NOFOLLOW | O_CLOEXEC : OXYDRA_O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC
             let next = openat(current, component, componentFlags, mode)
-            let code = errno
+            var code = errno
+            if next < 0 {
+                // A symbolic link anywhere on the path is refused like an escape.
+                var info = stat()
+                if fstatat(current, component, &info, AT_SYMLINK_NOFOLLOW) == 0 && (info.st_mode & S_IFMT) == S_IFLNK {
+                    code = ELOOP
+                }
+            }
             close(current)
             guard next >= 0 else { return .failed(errno: code) }
             current = next

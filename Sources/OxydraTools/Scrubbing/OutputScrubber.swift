@@ -72,16 +72,17 @@ public struct OutputScrubber: Sendable {
     }
 
     nonisolated(unsafe) static let keyword = try! Regex(
-        #"(?i)(api[_-]?key|access[_-]?token|refresh[_-]?token|token|password|passwd|bearer|secret)"#)
+        #"(?i)(api[_-]?key|access[_-]?token|refresh[_-]?token|token|password|bearer|secret)"#)
     /// `"client_secret": "value"` → the key and opening quote are kept.
     nonisolated(unsafe) static let jsonSecret = try! Regex(
-        #"(?i)("[A-Za-z0-9_-]*(?:api[_-]?key|access[_-]?token|refresh[_-]?token|token|password|passwd|secret)"\s*:\s*")[^"\n]+""#
+        #"(?i)("[A-Za-z0-9_-]*(?:api[_-]?key|access[_-]?token|refresh[_-]?token|token|password|secret)"\s*:\s*")[^"\n]+""#
     )
-    /// `API_KEY=value`, `password: value`, `token is value`.
+    /// `API_KEY=value`, `password: value`, `token is value` — a key at the start of a line or after
+    /// whitespace or punctuation (not inside a path such as `/etc/password-policy`).
     nonisolated(unsafe) static let assignment = try! Regex(
-        #"(?i)(\b[A-Za-z0-9_]*(?:api[_-]?key|access[_-]?token|refresh[_-]?token|token|password|passwd|secret)\b\s*(?:[:=]\s*|is\s+))(?!\[REDACTED\])[^\s,;"']+"#
+        #"(?im)((?:^|[\s"'{(,;&?])[A-Za-z0-9_]*(?:api[_-]?key|access[_-]?token|refresh[_-]?token|token|password|secret)\s*(?:[:=]\s*|\sis\s+))(?!\[REDACTED\])[^\s,;"'&]+"#
     )
-    nonisolated(unsafe) static let bearer = try! Regex(#"(?i)(\b(?:bearer|basic)\s+)(?!\[REDACTED\])[^\s,;"']+"#)
+    nonisolated(unsafe) static let bearer = try! Regex(#"(?i)(\b(?:bearer|basic)\s+)(?!\[REDACTED\])[^\s,;"'&]+"#)
     nonisolated(unsafe) static let querySecret = try! Regex(
         #"(?i)([?&](?:api[_-]?key|apikey|access_token|token|password|key|secret|sig|signature|x-amz-signature)=)[^&\s"'#]+"#
     )
