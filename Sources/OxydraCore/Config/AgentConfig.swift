@@ -11,6 +11,7 @@ public struct AgentConfig: ConfigSection, Hashable {
     public var providers = ProvidersConfig()
     public var reliability = ReliabilityConfig()
     public var catalog = CatalogConfig()
+    public var tools = ToolsConfig()
 
     public init() {}
 
@@ -23,6 +24,7 @@ public struct AgentConfig: ConfigSection, Hashable {
             .field("providers", \.providers),
             .field("reliability", \.reliability),
             .field("catalog", \.catalog),
+            .field("tools", \.tools),
         ]
     }
 }
@@ -53,6 +55,8 @@ public struct RuntimeConfig: ConfigSection, Hashable {
     public var maxCost: Double?
     public var contextBudget = ContextBudgetConfig()
     public var summarization = SummarizationConfig()
+    /// The same tool call (name and arguments) this many times in a row stops the turn.
+    public var loopGuardRepeats = 3
 
     public init() {}
 
@@ -63,6 +67,7 @@ public struct RuntimeConfig: ConfigSection, Hashable {
             .field("max_cost", \.maxCost, check: .finitePositiveWhenSet),
             .field("context_budget", \.contextBudget),
             .field("summarization", \.summarization),
+            .field("loop_guard_repeats", \.loopGuardRepeats, check: .positive),
         ]
     }
 }

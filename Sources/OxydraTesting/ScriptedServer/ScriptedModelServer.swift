@@ -174,8 +174,9 @@ final class ScriptedConnectionHandler: ChannelInboundHandler {
         let detected = WireFormat.detect(path: request.path)
         let streaming = detected?.pathStreams == true || json?["stream"] == .bool(true)
         let rendered: WireRendering.Rendered
-        if let detected {
-            rendered = WireRendering.render(reply, format: detected.format, streaming: streaming, model: model)
+        if detected != nil || reply.rawBody != nil {
+            rendered = WireRendering.render(
+                reply, format: detected?.format ?? .openAIChat, streaming: streaming, model: model)
         } else {
             rendered = WireRendering.Rendered(
                 contentType: "application/json", pieces: [#"{"error":{"message":"unknown path"}}"#], streaming: false)

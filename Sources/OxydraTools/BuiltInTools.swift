@@ -1,0 +1,22 @@
+import OxydraCore
+
+/// The registry of built-in tools for one user's workspace, from configuration.
+public enum BuiltInTools {
+    /// File tools, `vault_copyto`, `web_fetch` and `web_search`. Memory and shell tools are added by
+    /// their own modules through `extra`.
+    public static func registry(
+        workspace: Workspace, config: AgentConfig, environment: [String: String], extra: [any Tool] = [],
+        resolver: @escaping SSRFGuard.Resolver = SystemResolver.resolve, approval: ApprovalPolicy? = nil
+    ) -> ToolRegistry {
+        let confinement = PathConfinement(workspace: workspace)
+        let audit = AuditLog(path: workspace.internalDirectory + "/audit.log")
+        let client = WebClient(
+            guardrail: SSRFGuard(allowlist: config.tools.web.egressAllowlist, resolver: resolver),
+            maxBytes: config.tools.web.maxResponseBytes, timeout: .seconds(config.runtime.turnTimeoutSecs))
+        let policy = approval ?? (config.tools.privileged == .allow ? .allowAll : .denyPrivileged)
+        return ToolRegistry(
+            FileTools.all(confinement: confinement, audit: audit)
+                + WebTools.all(client: client, search: config.tools.webSearch, environment: environment) + extra,
+            scrubber: OutputScrubber(workspace: workspace), approval: policy)
+    }
+}
