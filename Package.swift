@@ -123,6 +123,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "OxydraRuntimeTests",
+            dependencies: ["OxydraRuntime", "OxydraProviders", "OxydraTools", "OxydraTesting"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "RunnerCLITests",
             dependencies: ["OxydraRunner", "OxydraTesting", "runner", "oxydra-vm", "shell-daemon", "oxydra-tui"],
             swiftSettings: swiftSettings

@@ -24,6 +24,26 @@ public struct MemoryHit: Sendable, Hashable {
     }
 }
 
+/// A rolling summary of a session's oldest messages.
+public struct SessionSummary: Sendable, Hashable, Codable {
+    /// Increases by one with every replacement; writers compare-and-swap on it.
+    public var epoch: Int
+    /// Messages with sequence ≤ this are represented by `text` and no longer sent to the model.
+    public var upperSequence: Int
+    public var text: String
+
+    public init(epoch: Int, upperSequence: Int, text: String) {
+        self.epoch = epoch
+        self.upperSequence = upperSequence
+        self.text = text
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case epoch, text
+        case upperSequence = "upper_sequence"
+    }
+}
+
 /// Durable conversation history and retrieval. Implementations commit a message before returning
 /// from ``append(_:to:)``, so a crash right after loses nothing that was acknowledged.
 public protocol MemoryStore: Sendable {
@@ -33,4 +53,10 @@ public protocol MemoryStore: Sendable {
     func restore(_ session: SessionID) async throws(MemoryError) -> [StoredMessage]
     /// The best snippets for `query` within a session and the user's notes.
     func search(_ query: String, in session: SessionID, limit: Int) async throws(MemoryError) -> [MemoryHit]
+    /// The session's rolling summary, if one was written.
+    func summary(of session: SessionID) async throws(MemoryError) -> SessionSummary?
+    /// Stores `summary` only if the stored epoch is still `expectedEpoch` (0 for none) and
+    /// `summary.epoch` is greater; returns false for a stale write, which is discarded.
+    func replaceSummary(of session: SessionID, expectedEpoch: Int, with summary: SessionSummary)
+        async throws(MemoryError) -> Bool
 }

@@ -38,3 +38,35 @@ public protocol Tool: Sendable {
     var timeout: Duration { get }
     func run(_ arguments: JSONValue, context: ToolContext) async throws -> ToolOutput
 }
+
+/// What happened when a tool call ran. The text is what the model sees as the tool result.
+public struct ToolOutcome: Sendable, Hashable {
+    public var callID: String
+    public var name: String
+    public var text: String
+    public var isError: Bool
+    public var duration: Duration
+    /// Bytes of output before truncation, when it was truncated.
+    public var originalBytes: Int?
+
+    public init(
+        callID: String, name: String, text: String, isError: Bool, duration: Duration, originalBytes: Int? = nil
+    ) {
+        self.callID = callID
+        self.name = name
+        self.text = text
+        self.isError = isError
+        self.duration = duration
+        self.originalBytes = originalBytes
+    }
+}
+
+/// Runs the model's tool calls: the runtime's view of a tool registry.
+public protocol ToolExecutor: Sendable {
+    /// What the model is told, sorted by name.
+    var declarations: [ToolDeclaration] { get }
+    /// Whether the call may run concurrently with neighbouring read-only calls.
+    func isReadOnly(_ call: ToolCall) -> Bool
+    /// Runs one call; problems become an error outcome, only cancellation throws.
+    func run(_ call: ToolCall, context: ToolContext, limit: Duration) async throws(CancellationError) -> ToolOutcome
+}

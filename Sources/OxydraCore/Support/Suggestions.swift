@@ -7,8 +7,14 @@ public enum Suggestions {
         let needle = input.lowercased()
         let compactNeedle = needle.filter { $0.isLetter || $0.isNumber }
         var scored: [(candidate: String, score: Int)] = []
+        let needleWords = Set(needle.split { $0 == "_" || $0 == "-" || $0 == "." })
         for candidate in Set(candidates) {
             let lower = candidate.lowercased()
+            // The same words in another order (`read_file` → `file_read`).
+            if needleWords.count > 1 && Set(lower.split { $0 == "_" || $0 == "-" || $0 == "." }) == needleWords {
+                scored.append((candidate, 1))
+                continue
+            }
             let distance = editDistance(needle, lower)
             let threshold = max(2, min(needle.count, lower.count) / 3)
             let compact = lower.filter { $0.isLetter || $0.isNumber }

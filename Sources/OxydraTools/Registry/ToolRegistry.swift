@@ -1,16 +1,5 @@
 import OxydraCore
 
-/// What happened when a tool call ran. The text is what the model sees as the tool result.
-public struct ToolOutcome: Sendable, Hashable {
-    public var callID: String
-    public var name: String
-    public var text: String
-    public var isError: Bool
-    public var duration: Duration
-    /// Bytes of output before truncation, when it was truncated.
-    public var originalBytes: Int?
-}
-
 /// Decides whether a privileged call may run (the human-approval hook).
 public struct ApprovalPolicy: Sendable {
     public let decide: @Sendable (ToolCall, SafetyTier) async -> Bool
@@ -29,7 +18,7 @@ public struct ApprovalPolicy: Sendable {
 ///
 /// Problems never throw: they become an error result the model reads. Only cancellation of the
 /// turn propagates.
-public struct ToolRegistry: Sendable {
+public struct ToolRegistry: ToolExecutor {
     public static let outputLimit = 16 * 1024
 
     private let tools: [String: any Tool]

@@ -1,0 +1,458 @@
+import OxydraCore
+import Synchronization
+
+/// The agent turn loop: send the context, stream the answer, run the tools it asks for, append
+/// their results, repeat until the model answers without tools — within the configured limits.
+///
+/// - Consecutive read-only tool calls run concurrently (results stay in call order); every other
+///   call runs alone, in order.
+/// - Invalid arguments are never executed: the model gets the validator's error and the schema.
+/// - The same call (name and arguments) `loopGuardRepeats` times in a row stops the turn.
+/// - `maxTurns` bounds provider calls, `maxCost` the money spent (catalog prices); every provider
+///   wait and tool run is bounded by `turnTimeout`.
+/// - Cancelling the calling task stops the stream and the running tools; the history stays
+///   consistent (every tool call gets a result, partial text is kept).
+/// - With a store, every message is committed before the loop moves on.
+public struct AgentRuntime: Sendable {
+    public let provider: any ModelProvider
+    public let tools: any ToolExecutor
+    public let model: ModelDescriptor
+    public let settings: RuntimeSettings
+    public let systemPrompt: String
+    public let store: (any MemoryStore)?
+    private let calibrations = CalibrationTable()
+
+    public init(
+        provider: any ModelProvider, tools: any ToolExecutor, model: ModelDescriptor, settings: RuntimeSettings,
+        systemPrompt: String, store: (any MemoryStore)? = nil
+    ) {
+        self.provider = provider
+        self.tools = tools
+        self.model = model
+        self.settings = settings
+        self.systemPrompt = systemPrompt
+        self.store = store
+    }
+
+    /// The context window used for budgeting.
+    var contextTokens: Int {
+        model.isSynthetic
+            ? min(model.capabilities.contextTokens, settings.fallbackMaxContextTokens)
+            : model.capabilities.contextTokens
+    }
+
+    /// Runs one turn. `history` is the session so far (without the system prompt; message *i* has
+    /// sequence *i* + 1 in the store), `input` the new user message. `events` receives progress for UIs.
+    public func run(
+        session: SessionID, user: UserID? = nil, history: [Message], input: Message,
+        events: @escaping @Sendable (RuntimeEvent) async -> Void = { _ in }
+    ) async throws -> TurnResult {
+        var state = TurnState(history: history)
+        try await state.append(input, to: session, store: store)
+        let context = ToolContext(user: user, session: session)
+        var usage = Usage()
+        var cost: Double? = model.pricing == nil ? nil : 0
+        var providerCalls = 0
+        var recentCalls: [String] = []
+
+        while true {
+            if Task.isCancelled { throw RuntimeError.cancelled }
+            if providerCalls >= settings.maxTurns {
+                throw RuntimeError.budgetExceeded(
+                    detail: "runtime.max_turns (\(settings.maxTurns)) provider calls reached")
+            }
+            providerCalls += 1
+            await events(
+                .progress(
+                    TurnProgress(
+                        kind: .providerCall, message: "[\(providerCalls)/\(settings.maxTurns)] Calling provider",
+                        turn: providerCalls, maxTurns: settings.maxTurns)))
+
+            let (request, estimated) = try await prepareRequest(
+                state.messages, session: session, turn: providerCalls, events: events)
+            let response: ModelResponse
+            do {
+                response = try await stream(request, events: events)
+            } catch let error as StreamCancelled {
+                if !error.partialText.isEmpty {
+                    try await state.appendAfterCancellation(.assistant(error.partialText), to: session, store: store)
+                }
+                throw RuntimeError.cancelled
+            } catch let error as ProviderError {
+                throw RuntimeError.provider(error)
+            }
+            if let reported = response.usage?.promptTokens { learn(session, estimated: estimated, reported: reported) }
+            if let update = response.usage {
+                usage = Usage(
+                    promptTokens: (usage.promptTokens ?? 0) + (update.promptTokens ?? 0),
+                    completionTokens: (usage.completionTokens ?? 0) + (update.completionTokens ?? 0),
+                    totalTokens: (usage.totalTokens ?? 0) + (update.effectiveTotal ?? 0))
+                if let pricing = model.pricing { cost = (cost ?? 0) + pricing.cost(of: update) }
+            }
+            await events(.usage(usage, cost: cost))
+
+            let answer = response.message
+            try await state.append(answer, to: session, store: store)
+            if answer.toolCalls.isEmpty {
+                return TurnResult(
+                    messages: state.added, answer: answer, usage: usage, cost: cost, providerCalls: providerCalls,
+                    finishReason: response.finishReason)
+            }
+
+            // Limits that stop before tools run still leave a result for every call.
+            if let maxCost = settings.maxCost, let spent = cost, spent > maxCost {
+                try await state.skip(
+                    answer.toolCalls, reason: "not run: the turn's cost limit was reached", session: session,
+                    store: store)
+                throw RuntimeError.budgetExceeded(
+                    detail: "runtime.max_cost ($\(Money.format(maxCost))) reached: $\(Money.format(spent)) spent")
+            }
+            for call in answer.toolCalls {
+                let signature = call.name + "\u{0}" + call.arguments.text
+                recentCalls = recentCalls.last == signature ? recentCalls + [signature] : [signature]
+            }
+            if recentCalls.count >= settings.loopGuardRepeats {
+                try await state.skip(
+                    answer.toolCalls, reason: "not run: the same call was repeated \(recentCalls.count) times",
+                    session: session, store: store)
+                let name = answer.toolCalls.last!.name
+                throw RuntimeError.loopDetected(
+                    detail:
+                        "\(name) was called \(recentCalls.count) times in a row with the same arguments (runtime.loop_guard_repeats = \(settings.loopGuardRepeats))"
+                )
+            }
+
+            try await runTools(
+                answer.toolCalls, context: context, state: &state, session: session, turn: providerCalls, events: events
+            )
+        }
+    }
+
+    // MARK: Provider
+
+    struct StreamCancelled: Error {
+        var partialText: String
+    }
+
+    /// Streams one response, forwarding text and reasoning as they arrive.
+    private func stream(_ request: ModelRequest, events: @Sendable (RuntimeEvent) async -> Void) async throws
+        -> ModelResponse
+    {
+        guard model.capabilities.streaming else { return try await provider.complete(request) }
+        var builder = ModelResponseBuilder()
+        do {
+            for try await event in provider.stream(request) {
+                switch event {
+                case .textDelta(let text): await events(.textDelta(text))
+                case .reasoningDelta(let text): await events(.reasoningDelta(text))
+                default: break
+                }
+                try builder.add(event, provider: provider.id)
+            }
+        } catch {
+            if Task.isCancelled || error is CancellationError { throw StreamCancelled(partialText: builder.text) }
+            throw error
+        }
+        if Task.isCancelled { throw StreamCancelled(partialText: builder.text) }
+        return try builder.build(provider: provider.id)
+    }
+
+    // MARK: Context
+
+    private func estimator(for session: SessionID) -> TokenEstimator {
+        calibrations.table.withLock { $0[session] ?? TokenEstimator() }
+    }
+
+    private func learn(_ session: SessionID, estimated: Int, reported: Int) {
+        calibrations.table.withLock { table in
+            var estimator = table[session] ?? TokenEstimator()
+            estimator.learn(estimated: estimated, reported: reported)
+            table[session] = estimator
+        }
+    }
+
+    /// The request for the next provider call: system prompt, rolling summary and the newest
+    /// history that fits `context − safety buffer − tools`, never splitting a tool call from its
+    /// results and always keeping the latest user message.
+    func prepareRequest(
+        _ history: [Message], session: SessionID, turn: Int, events: @Sendable (RuntimeEvent) async -> Void
+    )
+        async throws -> (ModelRequest, Int)
+    {
+        let estimator = estimator(for: session)
+        let window = contextTokens
+        let system = Message.system(systemPrompt)
+        let fixed = estimator.tokens(system) + estimator.tokens(tools.declarations) + settings.safetyBufferTokens
+        guard fixed < window else {
+            throw RuntimeError.budgetExceeded(
+                detail: "the system prompt and tools (\(fixed) tokens) do not fit the \(window)-token context window")
+        }
+        var summary = try await storedSummary(session)
+        var visible = Array(history.dropFirst(summary?.upperSequence ?? 0))
+        var summaryMessage = summary.map { Message.system("Rolling session summary:\n\($0.text)") }
+
+        // Roll older messages into the summary when the visible history crosses the trigger.
+        let used = fixed + estimator.tokens(visible) + (summaryMessage.map(estimator.tokens) ?? 0)
+        if store != nil, Double(used) > Double(window) * settings.triggerRatio,
+            visible.count >= settings.summaryMinTurns
+        {
+            await events(
+                .progress(
+                    TurnProgress(
+                        kind: .summarizing, message: "[\(turn)/\(settings.maxTurns)] Summarizing older messages",
+                        turn: turn, maxTurns: settings.maxTurns)))
+            if let rolled = try await roll(
+                history, summary: summary, estimator: estimator, fixed: fixed, window: window, session: session)
+            {
+                summary = rolled
+                visible = Array(history.dropFirst(rolled.upperSequence))
+                summaryMessage = .system("Rolling session summary:\n\(rolled.text)")
+            }
+        }
+
+        let budget = window - fixed - (summaryMessage.map(estimator.tokens) ?? 0)
+        guard let selected = ContextBudget.select(visible, budget: budget, estimator: estimator) else {
+            throw RuntimeError.budgetExceeded(
+                detail: "the latest message does not fit the \(window)-token context window")
+        }
+        let messages = [system] + (summaryMessage.map { [$0] } ?? []) + selected
+        let request = ModelRequest(
+            model: model.id, messages: messages, tools: model.capabilities.tools ? tools.declarations : [],
+            maxOutputTokens: nil, session: session)
+        return (request, estimator.tokens(messages) + estimator.tokens(tools.declarations))
+    }
+
+    private func storedSummary(_ session: SessionID) async throws -> SessionSummary? {
+        guard let store else { return nil }
+        do {
+            return try await store.summary(of: session)
+        } catch {
+            throw RuntimeError.memory(error)
+        }
+    }
+
+    /// Condenses the oldest whole groups until the rest fits `target_ratio` of the window, keeping
+    /// at least the last two groups; written with an epoch compare-and-swap. Nil when nothing changed
+    /// or another writer got there first.
+    private func roll(
+        _ history: [Message], summary: SessionSummary?, estimator: TokenEstimator, fixed: Int, window: Int,
+        session: SessionID
+    )
+        async throws -> SessionSummary?
+    {
+        guard let store else { return nil }
+        let start = summary?.upperSequence ?? 0
+        let visible = Array(history.dropFirst(start))
+        let groups = ContextBudget.groups(visible)
+        guard groups.count > 2 else { return nil }
+        let target = Int(Double(window) * settings.summaryTargetRatio)
+        var remaining = fixed + estimator.tokens(visible)
+        var cut = 0
+        for group in groups.dropLast(2) {
+            if remaining <= target { break }
+            remaining -= estimator.tokens(visible[group])
+            cut = group.upperBound
+        }
+        guard cut > 0 else { return nil }
+        let text = RollingSummary.text(previous: summary?.text, messages: visible[..<cut], firstSequence: start + 1)
+        let expected = summary?.epoch ?? 0
+        let next = SessionSummary(epoch: expected + 1, upperSequence: start + cut, text: text)
+        do {
+            return try await store.replaceSummary(of: session, expectedEpoch: expected, with: next) ? next : nil
+        } catch {
+            throw RuntimeError.memory(error)
+        }
+    }
+
+    // MARK: Tools
+
+    /// Runs the calls: consecutive read-only calls together, the rest one by one, results in call order.
+    private func runTools(
+        _ calls: [ToolCall], context: ToolContext, state: inout TurnState, session: SessionID, turn: Int,
+        events: @escaping @Sendable (RuntimeEvent) async -> Void
+    ) async throws {
+        var batches: [[ToolCall]] = []
+        for call in calls {
+            if tools.isReadOnly(call), let last = batches.last, let first = last.first, tools.isReadOnly(first) {
+                batches[batches.count - 1].append(call)
+            } else {
+                batches.append([call])
+            }
+        }
+        let names = calls.map(\.name)
+        await events(
+            .progress(
+                TurnProgress(
+                    kind: .toolExecution(names: names),
+                    message: "[\(turn)/\(settings.maxTurns)] Executing tools: \(names.joined(separator: ", "))",
+                    turn: turn, maxTurns: settings.maxTurns)))
+        for (index, batch) in batches.enumerated() {
+            let outcomes: [ToolOutcome]
+            do {
+                outcomes = try await withHeartbeat(names: batch.map(\.name), turn: turn, events: events) {
+                    try await self.run(batch, context: context, events: events)
+                }
+            } catch {
+                // Cancelled: every call of this and later batches gets a result, then the turn ends.
+                let pending = batches[index...].flatMap { $0 }
+                try await state.skip(
+                    pending, reason: "cancelled before it finished", session: session, store: store,
+                    afterCancellation: true)
+                throw RuntimeError.cancelled
+            }
+            for outcome in outcomes {
+                try await state.append(
+                    .toolResult(callID: outcome.callID, content: outcome.text), to: session, store: store)
+            }
+        }
+    }
+
+    private func run(
+        _ batch: [ToolCall], context: ToolContext, events: @escaping @Sendable (RuntimeEvent) async -> Void
+    ) async throws -> [ToolOutcome] {
+        let tools = self.tools
+        let limit = settings.turnTimeout
+        @Sendable func execute(_ call: ToolCall) async throws -> ToolOutcome {
+            await events(.toolStarted(callID: call.id, name: call.name, summary: Self.summary(of: call)))
+            let outcome = try await tools.run(call, context: context, limit: limit)
+            await events(
+                .toolFinished(
+                    callID: call.id, name: call.name, duration: outcome.duration, isError: outcome.isError,
+                    summary: Self.preview(outcome.text)))
+            return outcome
+        }
+        if batch.count == 1 { return [try await execute(batch[0])] }
+        return try await withThrowingTaskGroup(of: (Int, ToolOutcome).self) { group in
+            for (index, call) in batch.enumerated() { group.addTask { (index, try await execute(call)) } }
+            var results = [ToolOutcome?](repeating: nil, count: batch.count)
+            for try await (index, outcome) in group { results[index] = outcome }
+            return results.compactMap { $0 }
+        }
+    }
+
+    /// Reports `Still executing` every heartbeat interval while `work` runs.
+    private func withHeartbeat<T: Sendable>(
+        names: [String], turn: Int, events: @escaping @Sendable (RuntimeEvent) async -> Void,
+        _ work: @escaping @Sendable () async throws -> T
+    ) async throws -> T {
+        let interval = settings.heartbeatInterval
+        let maxTurns = settings.maxTurns
+        return try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask { try await work() }
+            group.addTask {
+                var elapsed = Duration.zero
+                while true {
+                    try await Task.sleep(for: interval)
+                    elapsed += interval
+                    let seconds = Int(elapsed.components.seconds)
+                    await events(
+                        .progress(
+                            TurnProgress(
+                                kind: .toolHeartbeat(names: names, elapsedSeconds: seconds),
+                                message:
+                                    "[\(turn)/\(maxTurns)] Still executing: \(names.joined(separator: ", ")) (\(seconds)s)",
+                                turn: turn, maxTurns: maxTurns)))
+                }
+            }
+            defer { group.cancelAll() }
+            while let value = try await group.next() {
+                if let value { return value }
+            }
+            throw CancellationError()
+        }
+    }
+
+    /// `file_read(path=/shared/a.txt)`, at most 100 characters.
+    static func summary(of call: ToolCall) -> String {
+        var arguments = call.arguments.text
+        if case .json(.object(let object)) = call.arguments {
+            arguments = object.keys.sorted().map { key in
+                let value = object[key]!
+                return "\(key)=\(value.stringValue ?? value.compactText)"
+            }.joined(separator: ", ")
+        }
+        let text = "\(call.name)(\(arguments))"
+        return text.count > 100 ? String(text.prefix(99)) + "…" : text
+    }
+
+    static func preview(_ text: String) -> String {
+        let line = text.split(separator: "\n", maxSplits: 1).first.map(String.init) ?? ""
+        return line.count > 100 ? String(line.prefix(99)) + "…" : line
+    }
+}
+
+extension Array {
+    /// The trailing elements that satisfy `predicate`.
+    func suffix(while predicate: (Element) -> Bool) -> ArraySlice<Element> {
+        var start = endIndex
+        while start > startIndex && predicate(self[start - 1]) { start -= 1 }
+        return self[start...]
+    }
+}
+
+/// Per-session token calibration, shared by the turns of a runtime.
+final class CalibrationTable: Sendable {
+    let table = Mutex<[SessionID: TokenEstimator]>([:])
+}
+
+/// Dollar amounts with four decimals (`0.0123`).
+enum Money {
+    static func format(_ dollars: Double) -> String {
+        let units = Int((dollars * 10_000).rounded())
+        let fraction = String(units % 10_000)
+        return "\(units / 10_000).\(String(repeating: "0", count: 4 - fraction.count))\(fraction)"
+    }
+}
+
+/// Messages of the turn so far, committed to the store as they are added.
+struct TurnState {
+    var messages: [Message]
+    var added: [Message] = []
+    private let baseCount: Int
+
+    init(history: [Message]) {
+        messages = history
+        baseCount = history.count
+    }
+
+    mutating func append(_ message: Message, to session: SessionID, store: (any MemoryStore)?) async throws {
+        if let store {
+            do {
+                _ = try await store.append([message], to: session)
+            } catch {
+                throw RuntimeError.memory(error)
+            }
+        }
+        messages.append(message)
+        if messages.count > baseCount + 1 { added.append(message) }
+    }
+
+    /// Appends after the turn's task was cancelled: the write runs in its own task so the
+    /// cancellation does not stop it.
+    mutating func appendAfterCancellation(_ message: Message, to session: SessionID, store: (any MemoryStore)?)
+        async throws
+    {
+        if let store {
+            let write = Task { try await store.append([message], to: session) }
+            _ = try? await write.value
+        }
+        messages.append(message)
+        added.append(message)
+    }
+
+    /// Gives every call a result saying why it did not run.
+    mutating func skip(
+        _ calls: [ToolCall], reason: String, session: SessionID, store: (any MemoryStore)?,
+        afterCancellation: Bool = false
+    ) async throws {
+        let answered = Set(messages.suffix(while: { $0.role == .tool }).compactMap(\.toolCallID))
+        for call in calls where !answered.contains(call.id) {
+            let result = Message.toolResult(callID: call.id, content: "tool \(call.name) was \(reason)")
+            if afterCancellation {
+                try await appendAfterCancellation(result, to: session, store: store)
+            } else {
+                try await append(result, to: session, store: store)
+            }
+        }
+    }
+}
