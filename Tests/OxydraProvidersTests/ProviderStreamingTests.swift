@@ -80,7 +80,7 @@ struct ProviderStreamingTests {
         let fixture = try await ProviderFixture.start(type)
         defer { Task { await fixture.stop() } }
         var reply = ScriptedReply.text("one two three four")
-        reply.chunkDelay = .milliseconds(30)
+        reply.chunkDelay = .milliseconds(120)
         fixture.server.enqueue(reply)
         let clock = ContinuousClock()
         let start = clock.now
@@ -89,7 +89,8 @@ struct ProviderStreamingTests {
             if case .textDelta = event, firstText == nil { firstText = clock.now - start }
         }
         let total = clock.now - start
-        // The first words are delivered while the server is still sending the rest.
-        #expect(try #require(firstText) < total - .milliseconds(60))
+        // The first words are delivered while the server is still sending the rest (several chunk
+        // delays remain after the first word, whatever the machine's load).
+        #expect(try #require(firstText) < total - .milliseconds(240))
     }
 }

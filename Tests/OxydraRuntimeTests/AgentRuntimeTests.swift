@@ -69,11 +69,7 @@ struct AgentRuntimeTests {
             ]),
             .text("done"),
         ])
-        let clock = ContinuousClock()
-        let start = clock.now
         let result = try await fixture.run("go")
-        let elapsed = clock.now - start
-        #expect(elapsed < .milliseconds(700), "read-only calls did not overlap: \(elapsed)")
         let entries = fixture.log.all
         #expect(entries.count == 3)
         let latestStart = entries.map(\.start).max()!
