@@ -102,7 +102,7 @@ let package = Package(
         .target(name: "OxydraTesting", dependencies: ["OxydraCore", subprocess] + nio, swiftSettings: swiftSettings),
         .executableTarget(
             name: "oxydra-benchmarks",
-            dependencies: ["OxydraProviders", "OxydraTesting", asyncHTTPClient] + nio,
+            dependencies: ["OxydraProviders", "OxydraRuntime", "OxydraTools", "OxydraTesting", asyncHTTPClient] + nio,
             path: "Benchmarks/OxydraBenchmarks",
             swiftSettings: swiftSettings
         ),

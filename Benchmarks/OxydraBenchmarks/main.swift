@@ -10,7 +10,9 @@ import NIOCore
 import OxydraConfig
 import OxydraCore
 import OxydraProviders
+import OxydraRuntime
 import OxydraTesting
+import OxydraTools
 
 let clock = ContinuousClock()
 
@@ -134,7 +136,72 @@ extension String {
     }
 }
 
+/// Runtime overhead per turn: a plain turn through AgentRuntime vs the provider alone on the same
+/// script, and the extra time of one tool round trip (a second provider call plus `file_list`).
+func benchmarkRuntime() async throws {
+    let server = try await ScriptedModelServer.start()
+    let directory = try TemporaryDirectory(prefix: "oxydra-bench")
+    let root = try directory.createDirectory("ws/u")
+    for name in ["shared", "tmp", "vault", ".oxydra"] { _ = try directory.createDirectory("ws/u/\(name)") }
+    var config = AgentConfig()
+    config.providers.registry["openai"]?.baseURL = server.baseURL
+    let provider = try ProviderFactory.selected(config, catalog: .builtIn, environment: ["OPENAI_API_KEY": "k"])
+    let registry = BuiltInTools.registry(workspace: Workspace(root: root), config: config, environment: [:])
+    let runtime = AgentRuntime(
+        provider: provider, tools: registry, model: try ModelSelection.resolve(config, catalog: .builtIn),
+        settings: RuntimeSettings(config.runtime),
+        systemPrompt: SystemPrompt.build(tools: registry.declarations, memoryEnabled: false, shellAvailable: false, operatorText: nil),
+        store: EphemeralMemoryStore())
+    let text = ScriptedReply.text(String(repeating: "token ", count: 50))
+    let toolCall = ScriptedReply.toolCalls([ScriptedToolCall(id: "c1", name: "file_list", arguments: #"{"path":"/shared"}"#)])
+
+    func providerAlone(_ reply: ScriptedReply) async throws -> Double {
+        server.enqueue(reply)
+        let request = ModelRequest(model: "gpt-4o-mini", messages: [.system("x"), .user("Hi")], tools: registry.declarations)
+        let start = clock.now
+        _ = try await provider.stream(request).collect(provider: provider.id)
+        return seconds(clock.now - start)
+    }
+    func plainTurn(_ index: Int) async throws -> Double {
+        server.enqueue(text)
+        let start = clock.now
+        _ = try await runtime.run(session: SessionID("b\(index)"), history: [], input: .user("Hi"))
+        return seconds(clock.now - start)
+    }
+    func toolTurn(_ index: Int) async throws -> Double {
+        server.enqueue([toolCall, text])
+        let start = clock.now
+        _ = try await runtime.run(session: SessionID("t\(index)"), history: [], input: .user("Hi"))
+        return seconds(clock.now - start)
+    }
+    for index in 0..<20 {
+        _ = try await providerAlone(text)
+        _ = try await plainTurn(index)
+        _ = try await toolTurn(index)
+    }
+    var alone: [Double] = []
+    var aloneTool: [Double] = []
+    var plain: [Double] = []
+    var tool: [Double] = []
+    for index in 0..<150 {
+        alone.append(try await providerAlone(text))
+        aloneTool.append(try await providerAlone(toolCall))
+        plain.append(try await plainTurn(index + 100))
+        tool.append(try await toolTurn(index + 100))
+    }
+    let providerTime = median(alone)
+    let plainTime = median(plain)
+    let extra = median(tool) - plainTime - median(aloneTool)
+    print(
+        "runtime: plain turn median \(String(format2: plainTime * 1000)) ms vs provider alone \(String(format2: providerTime * 1000)) ms; "
+            + "ratio \(String(format2: plainTime / providerTime))x; one tool round trip adds \(String(format2: extra * 1000)) ms "
+            + "beyond its provider call")
+    try await server.shutdown()
+    directory.remove()
+}
+
 let which = CommandLine.arguments.dropFirst().first ?? "all"
+if which == "runtime" || which == "all" { try await benchmarkRuntime() }
 if which == "sse" || which == "all" { try benchmarkSSE() }
 if which == "provider" || which == "all" { try await benchmarkProvider() }
 
