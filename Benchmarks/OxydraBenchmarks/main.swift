@@ -150,14 +150,18 @@ func benchmarkRuntime() async throws {
     let runtime = AgentRuntime(
         provider: provider, tools: registry, model: try ModelSelection.resolve(config, catalog: .builtIn),
         settings: RuntimeSettings(config.runtime),
-        systemPrompt: SystemPrompt.build(tools: registry.declarations, memoryEnabled: false, shellAvailable: false, operatorText: nil),
+        systemPrompt: SystemPrompt.build(
+            tools: registry.declarations, memoryEnabled: false, shellAvailable: false, operatorText: nil),
         store: EphemeralMemoryStore())
     let text = ScriptedReply.text(String(repeating: "token ", count: 50))
-    let toolCall = ScriptedReply.toolCalls([ScriptedToolCall(id: "c1", name: "file_list", arguments: #"{"path":"/shared"}"#)])
+    let toolCall = ScriptedReply.toolCalls([
+        ScriptedToolCall(id: "c1", name: "file_list", arguments: #"{"path":"/shared"}"#)
+    ])
 
     func providerAlone(_ reply: ScriptedReply) async throws -> Double {
         server.enqueue(reply)
-        let request = ModelRequest(model: "gpt-4o-mini", messages: [.system("x"), .user("Hi")], tools: registry.declarations)
+        let request = ModelRequest(
+            model: "gpt-4o-mini", messages: [.system("x"), .user("Hi")], tools: registry.declarations)
         let start = clock.now
         _ = try await provider.stream(request).collect(provider: provider.id)
         return seconds(clock.now - start)

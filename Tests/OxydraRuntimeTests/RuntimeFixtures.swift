@@ -121,3 +121,11 @@ final class EventLog: Sendable {
 func call(_ id: String, _ name: String, _ arguments: String, fragments: Int = 2) -> ScriptedToolCall {
     ScriptedToolCall(id: id, name: name, arguments: arguments, fragments: fragments)
 }
+
+/// A runtime with no tools against `config`'s selected provider.
+func makeRuntime(_ config: AgentConfig, store: any MemoryStore) throws -> AgentRuntime {
+    let provider = try ProviderFactory.selected(config, catalog: .builtIn, environment: [:])
+    return AgentRuntime(
+        provider: provider, tools: ToolRegistry([]), model: try ModelSelection.resolve(config, catalog: .builtIn),
+        settings: RuntimeSettings(config.runtime), systemPrompt: "You are a test.", store: store)
+}
