@@ -75,36 +75,28 @@ struct VaultCopyTo: TypedTool {
         guard destination.root != .vault else {
             throw ToolError.blocked(tool: "vault_copyto", reason: "ReadOnlyRoot", detail: "/vault is read-only")
         }
-        // Step 1: read, holding only the vault.
-        let bytes: [UInt8]
-        do {
-            bytes = try confinement.readFile(source, limit: FileTools.readLimit, tool: "vault_copyto")
-            audit.record([
-                "operation_id": .string(operation), "step": "read", "path": .string(source.description),
-                "bytes": .integer(bytes.count), "outcome": "ok",
+        // Each step is audited on its own, success or failure.
+        func step<T>(_ name: String, _ path: VirtualPath, _ work: () throws -> T) throws -> T {
+            var entry: [String: JSONValue] = [
+                "operation_id": .string(operation), "step": .string(name), "path": .string(path.description),
                 "session": context.session.map { .string($0.rawValue) } ?? .null,
-            ])
-        } catch {
-            audit.record([
-                "operation_id": .string(operation), "step": "read", "path": .string(source.description),
-                "outcome": .string("\(error)"),
-            ])
-            throw error
+            ]
+            do {
+                let result = try work()
+                entry["outcome"] = "ok"
+                audit.record(entry)
+                return result
+            } catch {
+                entry["outcome"] = .string("\(error)")
+                audit.record(entry)
+                throw error
+            }
         }
-        // Step 2: write, holding only the writable roots.
-        do {
-            try confinement.writeFile(destination, bytes: bytes, tool: "vault_copyto")
-            audit.record([
-                "operation_id": .string(operation), "step": "write", "path": .string(destination.description),
-                "bytes": .integer(bytes.count), "outcome": "ok",
-            ])
-        } catch {
-            audit.record([
-                "operation_id": .string(operation), "step": "write", "path": .string(destination.description),
-                "outcome": .string("\(error)"),
-            ])
-            throw error
+        // Step 1 opens only the vault; step 2 only the writable roots.
+        let bytes = try step("read", source) {
+            try confinement.readFile(source, limit: FileTools.readLimit, tool: "vault_copyto")
         }
+        try step("write", destination) { try confinement.writeFile(destination, bytes: bytes, tool: "vault_copyto") }
         return ToolOutput("copied \(bytes.count) bytes from \(source) to \(destination) (operation \(operation))")
     }
 }
