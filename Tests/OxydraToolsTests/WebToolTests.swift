@@ -180,3 +180,29 @@ struct HTMLTextTests {
         #expect(result.text == "x <y> © 🎉\ntwo spaces\nend")
     }
 }
+
+@Suite("Search result parsing")
+struct SearchParsingTests {
+    @Test func duckDuckGoInstantAnswers() throws {
+        let json = try JSONValue(
+            parsing: #"""
+                {"Heading":"Swift","AbstractText":"Swift is a language.","AbstractURL":"https://en.wikipedia.org/wiki/Swift",
+                 "Results":[],"RelatedTopics":[{"Text":"Swift - Apple's language","FirstURL":"https://swift.org"},
+                 {"Name":"See also","Topics":[{"Text":"SwiftNIO - networking","FirstURL":"https://github.com/apple/swift-nio"}]}]}
+                """#)
+        let results = WebSearch.results(json, provider: .duckduckgo)
+        #expect(
+            results.map(\.url) == [
+                "https://en.wikipedia.org/wiki/Swift", "https://swift.org", "https://github.com/apple/swift-nio",
+            ])
+        #expect(results[0].title == "Swift" && results[0].snippet == "Swift is a language.")
+        #expect(results[1].title == "Swift")
+    }
+
+    @Test func googleCustomSearch() throws {
+        let json = try JSONValue(
+            parsing: #"{"items":[{"title":"T","link":"https://a.example","snippet":"S"},{"title":"no link"}]}"#)
+        #expect(
+            WebSearch.results(json, provider: .google) == [.init(title: "T", url: "https://a.example", snippet: "S")])
+    }
+}
