@@ -9,8 +9,8 @@ ensure_swift
 ensure_packages "${OXYDRA_APT_PACKAGES[@]}"
 
 start=$(now)
-log "checking formatting (swift format lint --strict; fix with: swift format format -i -r Package.swift Sources Tests)"
-swift format lint --strict --recursive --configuration .swift-format Package.swift Sources Tests
+log "checking formatting (swift format lint --strict; fix with: swift format format -i -r Package.swift Sources Tests Benchmarks)"
+swift format lint --strict --recursive --configuration .swift-format Package.swift Sources Tests Benchmarks
 
 log "building (debug, with tests)"
 build_start=$(now)
