@@ -26,6 +26,7 @@ let swiftSettings: [SwiftSetting] = [
 let argumentParser = Target.Dependency.product(name: "ArgumentParser", package: "swift-argument-parser")
 let tomlKit = Target.Dependency.product(name: "TOMLKit", package: "TOMLKit")
 let subprocess = Target.Dependency.product(name: "Subprocess", package: "swift-subprocess")
+let grdb = Target.Dependency.product(name: "GRDB", package: "GRDB.swift")
 let asyncHTTPClient = Target.Dependency.product(name: "AsyncHTTPClient", package: "async-http-client")
 let nio: [Target.Dependency] = [
     .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
@@ -47,6 +48,7 @@ let package = Package(
         .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.0"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         // foundation
@@ -67,7 +69,7 @@ let package = Package(
         .target(
             name: "OxydraTools", dependencies: ["OxydraCore", "OxydraConfig", "CSystemShims", asyncHTTPClient] + nio,
             swiftSettings: swiftSettings),
-        .target(name: "OxydraMemory", dependencies: ["OxydraCore"], swiftSettings: swiftSettings),
+        .target(name: "OxydraMemory", dependencies: ["OxydraCore", "OxydraTools", grdb], swiftSettings: swiftSettings),
         .target(name: "OxydraRuntime", dependencies: ["OxydraCore"], swiftSettings: swiftSettings),
         .target(name: "OxydraSandbox", dependencies: ["OxydraCore"], swiftSettings: swiftSettings),
 

@@ -1,0 +1,165 @@
+import GRDB
+import OxydraCore
+
+/// Sessions as the gateway lists and switches them.
+extension SQLiteMemoryStore {
+    public func createSession(
+        _ id: SessionID = SessionID(UUID().uuidString.lowercased()), displayName: String? = nil, agentName: String = "default",
+        channelOrigin: String = "tui"
+    ) async throws(MemoryError) -> SessionRecord {
+        let user = self.user
+        return try await write { db in
+            let now = Clock.now()
+            try db.execute(
+                sql: """
+                    INSERT INTO sessions (session_id, user_id, display_name, agent_name, channel_origin, created_at, last_active_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?)
+                    """, arguments: [id.rawValue, user.rawValue, displayName, agentName, channelOrigin, now, now])
+            return try Self.record(db, id)!
+        }
+    }
+
+    /// The user's sessions, most recently active first.
+    public func listSessions(includeArchived: Bool = false, limit: Int = 200) async throws(MemoryError) -> [SessionRecord] {
+        let user = self.user
+        return try await read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT * FROM sessions WHERE user_id = ? AND (? OR archived = 0)
+                    ORDER BY last_active_at DESC, created_at DESC, session_id LIMIT ?
+                    """, arguments: [user.rawValue, includeArchived, limit]
+            ).map(Self.record)
+        }
+    }
+
+    public func session(_ id: SessionID) async throws(MemoryError) -> SessionRecord? {
+        try await read { db in try Self.record(db, id) }
+    }
+
+    /// A session by exact id, or by a prefix that matches exactly one of the user's sessions.
+    public func resolveSession(_ idOrPrefix: String) async throws(MemoryError) -> SessionRecord {
+        let user = self.user
+        let matches: [SessionRecord] = try await read { db in
+            if let exact = try Self.record(db, SessionID(idOrPrefix)), exact.userID == user { return [exact] }
+            let pattern = idOrPrefix.replacing("\\", with: "\\\\").replacing("%", with: "\\%").replacing("_", with: "\\_") + "%"
+            return try Row.fetchAll(
+                db, sql: "SELECT * FROM sessions WHERE user_id = ? AND session_id LIKE ? ESCAPE '\\' ORDER BY last_active_at DESC LIMIT 6",
+                arguments: [user.rawValue, pattern]
+            ).map(Self.record)
+        }
+        guard !idOrPrefix.isEmpty, !matches.isEmpty else {
+            throw .notFound("session `\(idOrPrefix)` not found for user `\(user)`")
+        }
+        guard matches.count == 1 else {
+            throw .conflict(
+                "ambiguous session prefix `\(idOrPrefix)`: matches \(matches.count == 6 ? "6 or more" : String(matches.count)) sessions ("
+                    + matches.prefix(5).map(\.id.rawValue).joined(separator: ", ") + ")")
+        }
+        return matches[0]
+    }
+
+    public func renameSession(_ id: SessionID, to name: String?) async throws(MemoryError) {
+        try await update(id, sql: "UPDATE sessions SET display_name = ? WHERE session_id = ? AND user_id = ?", name)
+    }
+
+    public func archiveSession(_ id: SessionID, archived: Bool = true) async throws(MemoryError) {
+        try await update(id, sql: "UPDATE sessions SET archived = ? WHERE session_id = ? AND user_id = ?", archived)
+    }
+
+    private func update(_ id: SessionID, sql: String, _ value: (any DatabaseValueConvertible & Sendable)?) async throws(MemoryError) {
+        let user = self.user
+        let changed = try await write { db in
+            try db.execute(sql: sql, arguments: [value, id.rawValue, user.rawValue])
+            return db.changesCount
+        }
+        if changed == 0 { throw .notFound("session `\(id)` not found for user `\(user)`") }
+    }
+
+    static func record(_ db: Database, _ id: SessionID) throws -> SessionRecord? {
+        try Row.fetchOne(db, sql: "SELECT * FROM sessions WHERE session_id = ?", arguments: [id.rawValue]).map(record)
+    }
+
+    static func record(_ row: Row) -> SessionRecord {
+        SessionRecord(
+            id: SessionID(row["session_id"] as String), userID: UserID(row["user_id"] as String), displayName: row["display_name"],
+            agentName: row["agent_name"], channelOrigin: row["channel_origin"], archived: row["archived"],
+            createdAt: Clock.date(row["created_at"]), lastActiveAt: Clock.date(row["last_active_at"]))
+    }
+}
+
+/// Notes: things the agent saved for the user, shared by all sessions, indexed for retrieval.
+extension SQLiteMemoryStore {
+    public static let maxTags = 16
+    public static let maxTagLength = 64
+
+    /// Tags trimmed, lowercased, de-duplicated, at most 16 of at most 64 characters.
+    public static func normalizeTags(_ tags: [String]) -> [String] {
+        var result: [String] = []
+        for tag in tags {
+            let clean = String(tag.trimmed.lowercased().prefix(maxTagLength))
+            if !clean.isEmpty && !result.contains(clean) { result.append(clean) }
+        }
+        return Array(result.prefix(maxTags))
+    }
+
+    public func saveNote(_ content: String, tags: [String] = [], id: String? = nil) async throws(MemoryError) -> Note {
+        let noteID = id ?? "note-\(UUID().uuidString.lowercased())"
+        let clean = Self.normalizeTags(tags)
+        let chunks = indexing ? Chunker.chunks(content).map { ($0, embedder.embed($0)) } : []
+        let user = self.user
+        let scope = notesScope
+        let embedderID = embedder.id
+        let dimension = embedder.dimension
+        let (note, added): (Note, [(Int64, [Float])]) = try await write { db in
+            let now = Clock.now()
+            let created = try Int64.fetchOne(db, sql: "SELECT created_at FROM notes WHERE note_id = ?", arguments: [noteID]) ?? now
+            try db.execute(
+                sql: """
+                    INSERT INTO notes (note_id, user_id, content, tags_json, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+                    ON CONFLICT(note_id) DO UPDATE SET content = excluded.content, tags_json = excluded.tags_json, updated_at = excluded.updated_at
+                    """, arguments: [noteID, user.rawValue, content, JSONValue.array(clean.map(JSONValue.string)).compactText, created, now])
+            try db.execute(sql: "DELETE FROM chunks WHERE note_id = ?", arguments: [noteID])
+            var added: [(Int64, [Float])] = []
+            for (index, (text, vector)) in chunks.enumerated() {
+                let tagged = clean.isEmpty ? text : text + " [tags: " + clean.joined(separator: ", ") + "]"
+                added.append(
+                    (try Self.insertChunk(
+                        db, chunkID: "chunk:\(noteID):\(index)", scope: scope, source: "note", sequence: nil, noteID: noteID, text: tagged,
+                        vector: vector, embedder: embedderID, dimension: dimension, now: now), vector))
+            }
+            return (Note(id: noteID, content: content, tags: clean, createdAt: Clock.date(created), updatedAt: Clock.date(now)), added)
+        }
+        if id != nil { vectors.invalidate(scope) } else { for (rowid, vector) in added { vectors.appendIfLoaded(scope, rowid: rowid, vector: vector) } }
+        return note
+    }
+
+    public func note(_ id: String) async throws(MemoryError) -> Note? {
+        let user = self.user
+        return try await read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM notes WHERE note_id = ? AND user_id = ?", arguments: [id, user.rawValue]).map { row in
+                Note(
+                    id: row["note_id"], content: row["content"],
+                    tags: (try? JSONValue(parsing: row["tags_json"] as String))?.arrayValue?.compactMap(\.stringValue) ?? [],
+                    createdAt: Clock.date(row["created_at"]), updatedAt: Clock.date(row["updated_at"]))
+            }
+        }
+    }
+
+    /// Replaces a note's content and tags, keeping its id and `created_at`.
+    public func updateNote(_ id: String, content: String, tags: [String]) async throws(MemoryError) -> Note {
+        guard try await note(id) != nil else { throw .notFound("note `\(id)` not found") }
+        return try await saveNote(content, tags: tags, id: id)
+    }
+
+    public func deleteNote(_ id: String) async throws(MemoryError) {
+        let user = self.user
+        let deleted = try await write { db in
+            try db.execute(sql: "DELETE FROM chunks WHERE note_id = ?", arguments: [id])
+            try db.execute(sql: "DELETE FROM notes WHERE note_id = ? AND user_id = ?", arguments: [id, user.rawValue])
+            return db.changesCount
+        }
+        vectors.invalidate(notesScope)
+        if deleted == 0 { throw .notFound("note `\(id)` not found") }
+    }
+}

@@ -1,0 +1,85 @@
+import GRDB
+import OxydraCore
+
+/// Per-session state (`session_state.state_json`): the rolling summary and the scratchpad.
+extension SQLiteMemoryStore {
+    static func state(_ db: Database, _ session: SessionID) throws -> [String: JSONValue] {
+        guard let text = try String.fetchOne(db, sql: "SELECT state_json FROM session_state WHERE session_id = ?", arguments: [session.rawValue]) else {
+            return [:]
+        }
+        return (try? JSONValue(parsing: text))?.objectValue ?? [:]
+    }
+
+    static func saveState(_ db: Database, _ session: SessionID, _ state: [String: JSONValue], user: UserID) throws {
+        let now = Clock.now()
+        try db.execute(
+            sql: "INSERT INTO sessions (session_id, user_id, created_at, last_active_at) VALUES (?, ?, ?, ?) ON CONFLICT(session_id) DO NOTHING",
+            arguments: [session.rawValue, user.rawValue, now, now])
+        try db.execute(
+            sql: """
+                INSERT INTO session_state (session_id, state_json, updated_at) VALUES (?, ?, ?)
+                ON CONFLICT(session_id) DO UPDATE SET state_json = excluded.state_json, updated_at = excluded.updated_at
+                """, arguments: [session.rawValue, JSONValue.object(state).compactText, now])
+    }
+
+    public func summary(of session: SessionID) async throws(MemoryError) -> SessionSummary? {
+        try await read { db in
+            guard let summary = try Self.state(db, session)["summary"] else { return nil }
+            return try JSONDecoder().decode(SessionSummary.self, from: Data(summary.compactText.utf8))
+        }
+    }
+
+    public func replaceSummary(of session: SessionID, expectedEpoch: Int, with summary: SessionSummary) async throws(MemoryError) -> Bool {
+        guard summary.epoch > expectedEpoch else {
+            throw .conflict("summary epoch \(summary.epoch) must be greater than the expected epoch \(expectedEpoch)")
+        }
+        let user = self.user
+        let encoded: JSONValue = [
+            "epoch": .integer(summary.epoch), "upper_sequence": .integer(summary.upperSequence), "text": .string(summary.text),
+        ]
+        return try await write { db in
+            var state = try Self.state(db, session)
+            let current = state["summary"]
+            let currentEpoch = current?["epoch"]?.intValue ?? 0
+            guard currentEpoch == expectedEpoch else { return false }
+            if let upper = current?["upper_sequence"]?.intValue, summary.upperSequence < upper {
+                throw MemoryError.conflict("summary upper_sequence may not decrease (\(upper) → \(summary.upperSequence))")
+            }
+            state["summary"] = encoded
+            try Self.saveState(db, session, state, user: user)
+            return true
+        }
+    }
+
+    // MARK: Scratchpad
+
+    public static let scratchpadItems = 32
+    public static let scratchpadItemLength = 240
+
+    /// The session's scratchpad items and when they were written.
+    public func scratchpad(of session: SessionID) async throws(MemoryError) -> (items: [String], updatedAt: Date?) {
+        try await read { db in
+            let pad = try Self.state(db, session)["scratchpad"]
+            let items = pad?["items"]?.arrayValue?.compactMap(\.stringValue) ?? []
+            return (items, pad?["updated_at"]?.intValue.map { Clock.date(Int64($0)) })
+        }
+    }
+
+    /// Replaces the scratchpad; nil or empty clears it. Returns whether it changed.
+    @discardableResult
+    public func writeScratchpad(_ items: [String]?, of session: SessionID) async throws(MemoryError) -> Bool {
+        let user = self.user
+        return try await write { db in
+            var state = try Self.state(db, session)
+            let previous = state["scratchpad"]?["items"]?.arrayValue?.compactMap(\.stringValue) ?? []
+            let next = items ?? []
+            if next.isEmpty {
+                state["scratchpad"] = nil
+            } else {
+                state["scratchpad"] = ["items": .array(next.map(JSONValue.string)), "updated_at": .integer(Int(Clock.now())), "schema_version": 1]
+            }
+            try Self.saveState(db, session, state, user: user)
+            return previous != next
+        }
+    }
+}

@@ -1,0 +1,256 @@
+import GRDB
+import OxydraCore
+
+/// A session as listed to users.
+public struct SessionRecord: Sendable, Hashable, Codable {
+    public var id: SessionID
+    public var userID: UserID
+    public var displayName: String?
+    public var agentName: String
+    public var channelOrigin: String
+    public var archived: Bool
+    public var createdAt: Date
+    public var lastActiveAt: Date
+}
+
+/// A note the agent saved for the user (shared by all of the user's sessions).
+public struct Note: Sendable, Hashable, Codable {
+    public var id: String
+    public var content: String
+    public var tags: [String]
+    public var createdAt: Date
+    public var updatedAt: Date
+}
+
+/// A retrieval result with where it came from.
+public struct RetrievedChunk: Sendable, Hashable {
+    public var chunkID: String
+    public var text: String
+    public var score: Double
+    public var vectorScore: Double
+    public var keywordScore: Double
+    /// `note`, `user_message`, `assistant_message`, `tool_output`, …
+    public var source: String
+    public var noteID: String?
+    public var sequence: Int?
+}
+
+/// Retrieval settings (`[memory.retrieval]`).
+public struct RetrievalSettings: Sendable, Hashable {
+    public var topK: Int
+    public var vectorWeight: Double
+    public var keywordWeight: Double
+
+    public init(topK: Int = 8, vectorWeight: Double = 0.7, keywordWeight: Double = 0.3) {
+        self.topK = topK
+        self.vectorWeight = vectorWeight
+        self.keywordWeight = keywordWeight
+    }
+
+    public init(_ config: RetrievalConfig) {
+        self.init(topK: config.topK, vectorWeight: config.vectorWeight, keywordWeight: config.ftsWeight)
+    }
+}
+
+/// One user's durable memory: an SQLite database (WAL, foreign keys, busy timeout) holding the
+/// sessions, their event logs, per-session state (rolling summary, scratchpad), notes, and the
+/// retrieval index (chunks, FTS5, vectors).
+///
+/// Every append is one committed transaction before the call returns. With `indexing` on
+/// (`memory.enabled`), messages and notes are also chunked, embedded and indexed in the same
+/// transaction; with it off, conversations are still persisted but nothing is indexed.
+public final class SQLiteMemoryStore: MemoryStore, Sendable {
+    public let path: String
+    public let user: UserID
+    public let embedder: any Embedder
+    public let indexing: Bool
+    public let retrieval: RetrievalSettings
+    let pool: DatabasePool
+    let vectors = VectorIndex()
+
+    public var notesScope: String { "notes:" + user.rawValue }
+
+    /// Opens (creating) the database at `path` and runs the migrations.
+    public init(
+        path: String, user: UserID, embedder: any Embedder = HashingEmbedder(), indexing: Bool = true,
+        retrieval: RetrievalSettings = RetrievalSettings()
+    ) throws(MemoryError) {
+        self.path = path
+        self.user = user
+        self.embedder = embedder
+        self.indexing = indexing
+        self.retrieval = retrieval
+        let directory = String(path[..<(path.lastIndex(of: "/") ?? path.startIndex)])
+        if !directory.isEmpty {
+            do {
+                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            } catch {
+                throw .connection("cannot create \(directory): \(error)")
+            }
+        }
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(5)
+        configuration.foreignKeysEnabled = true
+        configuration.prepareDatabase { db in
+            // Committed means on disk: an acknowledged message survives a crash or power loss.
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        do {
+            pool = try DatabasePool(path: path, configuration: configuration)
+            try DatabaseSchema.migrator.migrate(pool)
+            try pool.read(DatabaseSchema.verify)
+        } catch let error as MemoryError {
+            throw error
+        } catch {
+            throw .connection("cannot open the memory database at \(path): \(error)")
+        }
+    }
+
+    // MARK: Conversation events
+
+    public func append(_ messages: [Message], to session: SessionID) async throws(MemoryError) -> [StoredMessage] {
+        let payloads = try messages.map { message throws(MemoryError) in (message, try Self.encode(message)) }
+        let prepared = indexing ? messages.map { Self.indexText($0) }.map { text in text.map { ($0.source, Chunker.chunks($0.text)) } } : []
+        let embeddings = prepared.map { entry in entry.map { ($0.0, $0.1.map { ($0, embedder.embed($0)) }) } }
+        let user = self.user
+        let embedderID = embedder.id
+        let dimension = embedder.dimension
+        let result: ([StoredMessage], [(Int64, [Float])]) = try await write { db in
+            let now = Clock.now()
+            try db.execute(
+                sql: """
+                    INSERT INTO sessions (session_id, user_id, created_at, last_active_at) VALUES (?, ?, ?, ?)
+                    ON CONFLICT(session_id) DO UPDATE SET last_active_at = excluded.last_active_at
+                    """, arguments: [session.rawValue, user.rawValue, now, now])
+            var sequence = try Int.fetchOne(db, sql: "SELECT MAX(sequence) FROM conversation_events WHERE session_id = ?", arguments: [session.rawValue]) ?? 0
+            var stored: [StoredMessage] = []
+            var added: [(Int64, [Float])] = []
+            for (index, (message, payload)) in payloads.enumerated() {
+                sequence += 1
+                try db.execute(
+                    sql: "INSERT INTO conversation_events (session_id, sequence, payload_json, created_at) VALUES (?, ?, ?, ?)",
+                    arguments: [session.rawValue, sequence, payload, now])
+                stored.append(StoredMessage(sequence: sequence, message: message))
+                guard index < embeddings.count, let (source, chunks) = embeddings[index] else { continue }
+                for (chunkIndex, (text, vector)) in chunks.enumerated() {
+                    let rowid = try Self.insertChunk(
+                        db, chunkID: "chunk:\(session.rawValue):\(sequence):\(chunkIndex)", scope: session.rawValue, source: source,
+                        sequence: sequence, noteID: nil, text: text, vector: vector, embedder: embedderID, dimension: dimension, now: now)
+                    added.append((rowid, vector))
+                }
+            }
+            return (stored, added)
+        }
+        for (rowid, vector) in result.1 { vectors.appendIfLoaded(session.rawValue, rowid: rowid, vector: vector) }
+        return result.0
+    }
+
+    public func restore(_ session: SessionID) async throws(MemoryError) -> [StoredMessage] {
+        let rows: [(Int, String)] = try await read { db in
+            try Row.fetchAll(db, sql: "SELECT sequence, payload_json FROM conversation_events WHERE session_id = ? ORDER BY sequence", arguments: [session.rawValue])
+                .map { ($0[0], $0[1]) }
+        }
+        return try rows.map { sequence, payload throws(MemoryError) in StoredMessage(sequence: sequence, message: try Self.decode(payload, session: session, sequence: sequence)) }
+    }
+
+    /// Appends at an explicit sequence, which must be the next one (detects two writers).
+    public func append(_ message: Message, to session: SessionID, expectedSequence: Int) async throws(MemoryError) -> StoredMessage {
+        let current = try await read { db in
+            try Int.fetchOne(db, sql: "SELECT MAX(sequence) FROM conversation_events WHERE session_id = ?", arguments: [session.rawValue]) ?? 0
+        }
+        guard expectedSequence == current + 1 else {
+            throw .conflict("sequence \(expectedSequence) must follow the last stored sequence \(current) of session `\(session)`")
+        }
+        let stored = try await append([message], to: session)
+        guard stored.first?.sequence == expectedSequence else {
+            throw .conflict("session `\(session)` was written concurrently (got sequence \(stored.first?.sequence ?? 0))")
+        }
+        return stored[0]
+    }
+
+    static func encode(_ message: Message) throws(MemoryError) -> String {
+        var stored = message
+        // Attachment bytes are not kept in the log (their type is).
+        stored.attachments = message.attachments.map { Attachment(mimeType: $0.mimeType, data: Data()) }
+        do {
+            return String(decoding: try JSONEncoder().encode(stored), as: UTF8.self)
+        } catch {
+            throw .serialization("cannot encode a message: \(error)")
+        }
+    }
+
+    static func decode(_ payload: String, session: SessionID, sequence: Int) throws(MemoryError) -> Message {
+        do {
+            return try JSONDecoder().decode(Message.self, from: Data(payload.utf8))
+        } catch {
+            throw .serialization("event \(sequence) of session `\(session)` is not a valid message: \(error)")
+        }
+    }
+
+    /// What of a message is indexed, and under which source label.
+    static func indexText(_ message: Message) -> (source: String, text: String)? {
+        var parts: [String] = []
+        if let content = message.content?.trimmed, !content.isEmpty { parts.append(content) }
+        for call in message.toolCalls { parts.append("tool \(call.name) arguments \(call.arguments.text)") }
+        guard !parts.isEmpty else { return nil }
+        let source: String =
+            switch message.role {
+            case .tool: "tool_output"
+            case .assistant: message.toolCalls.isEmpty ? "assistant_message" : "assistant_tool_call"
+            case .user: "user_message"
+            case .system: "system_message"
+            }
+        return (source, parts.joined(separator: "\n"))
+    }
+
+    static func insertChunk(
+        _ db: Database, chunkID: String, scope: String, source: String, sequence: Int?, noteID: String?, text: String, vector: [Float],
+        embedder: String, dimension: Int, now: Int64
+    ) throws -> Int64 {
+        try db.execute(
+            sql: "INSERT INTO chunks (chunk_id, scope, source, sequence, note_id, text, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            arguments: [chunkID, scope, source, sequence, noteID, text, now])
+        let rowid = db.lastInsertedRowID
+        try db.execute(
+            sql: "INSERT INTO chunk_vectors (chunk_rowid, embedder, dimension, vector) VALUES (?, ?, ?, ?)",
+            arguments: [rowid, embedder, dimension, VectorBlob.encode(vector)])
+        return rowid
+    }
+
+    // MARK: Database access with typed errors
+
+    func write<T: Sendable>(_ updates: @escaping @Sendable (Database) throws -> T) async throws(MemoryError) -> T {
+        do {
+            return try await pool.write(updates)
+        } catch let error as MemoryError {
+            throw error
+        } catch {
+            throw .query("\(error)")
+        }
+    }
+
+    func read<T: Sendable>(_ value: @escaping @Sendable (Database) throws -> T) async throws(MemoryError) -> T {
+        do {
+            return try await pool.read(value)
+        } catch let error as MemoryError {
+            throw error
+        } catch {
+            throw .query("\(error)")
+        }
+    }
+}
+
+/// Little-endian Float32 BLOBs.
+enum VectorBlob {
+    static func encode(_ vector: [Float]) -> Data {
+        var data = Data(capacity: vector.count * 4)
+        for value in vector { withUnsafeBytes(of: value.bitPattern.littleEndian) { data.append(contentsOf: $0) } }
+        return data
+    }
+
+    static func decode(_ data: Data) -> [Float] {
+        data.withUnsafeBytes { raw in
+            (0..<(raw.count / 4)).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self))) }
+        }
+    }
+}
