@@ -129,6 +129,17 @@ let package = Package(
             dependencies: ["OxydraRuntime", "OxydraProviders", "OxydraTools", "OxydraTesting"],
             swiftSettings: swiftSettings
         ),
+        .executableTarget(
+            name: "oxydra-memory-probe", dependencies: ["OxydraMemory"], path: "Tests/Probes/MemoryProbe",
+            swiftSettings: swiftSettings),
+        .testTarget(
+            name: "OxydraMemoryTests",
+            dependencies: [
+                "OxydraMemory", "OxydraRuntime", "OxydraProviders", "OxydraTools", "OxydraTesting",
+                "oxydra-memory-probe",
+            ],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "RunnerCLITests",
             dependencies: ["OxydraRunner", "OxydraTesting", "runner", "oxydra-vm", "shell-daemon", "oxydra-tui"],

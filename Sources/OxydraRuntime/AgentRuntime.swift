@@ -20,12 +20,16 @@ public struct AgentRuntime: Sendable {
     public let settings: RuntimeSettings
     public let systemPrompt: String
     public let store: (any MemoryStore)?
+    /// Snippets recalled from memory before each provider call (`memory.retrieval.top_k`); nil
+    /// when memory retrieval is off.
+    public let recallLimit: Int?
     private let calibrations = CalibrationTable()
 
     public init(
         provider: any ModelProvider, tools: any ToolExecutor, model: ModelDescriptor, settings: RuntimeSettings,
-        systemPrompt: String, store: (any MemoryStore)? = nil
+        systemPrompt: String, store: (any MemoryStore)? = nil, recallLimit: Int? = nil
     ) {
+        self.recallLimit = recallLimit
         self.provider = provider
         self.tools = tools
         self.model = model
@@ -220,6 +224,37 @@ public struct AgentRuntime: Sendable {
             model: model.id, messages: messages, tools: model.capabilities.tools ? tools.declarations : [],
             maxOutputTokens: nil, session: session)
         return (request, estimator.tokens(messages) + estimator.tokens(tools.declarations))
+    }
+
+    /// `Retrieved memory snippets:` for the latest user message — notes and older messages that
+    /// are no longer in the context — as many as fit in `room` tokens.
+    private func recallMessage(
+        history: [Message], firstSentSequence: Int, session: SessionID, room: Int, estimator: TokenEstimator
+    )
+        async throws -> Message?
+    {
+        guard let limit = recallLimit, let store, room > 0,
+            let query = history.last(where: { $0.role == .user })?.content?.trimmed, !query.isEmpty
+        else { return nil }
+        let hits: [MemoryHit]
+        do {
+            hits = try await store.search(query, in: session, limit: limit)
+        } catch {
+            throw RuntimeError.memory(error)
+        }
+        var lines: [String] = []
+        for hit in hits where hit.sequence.map({ $0 < firstSentSequence }) ?? true {
+            let text = hit.text.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+            let score = Double(Int((hit.score * 1000).rounded())) / 1000
+            lines.append(
+                "- [\(hit.chunkID) score=\(score)] \(text.count > 240 ? String(text.prefix(240)) + "..." : text)")
+        }
+        while !lines.isEmpty {
+            let message = Message.system("Retrieved memory snippets:\n" + lines.joined(separator: "\n"))
+            if estimator.tokens(message) <= room { return message }
+            lines.removeLast()
+        }
+        return nil
     }
 
     private func storedSummary(_ session: SessionID) async throws -> SessionSummary? {

@@ -57,3 +57,53 @@ public enum ChildProcess {
             exitCode: code, standardOutput: result.standardOutput ?? "", standardError: result.standardError ?? "")
     }
 }
+
+extension ChildProcess {
+    /// A running product: its output lines as they arrive, and a way to signal it.
+    public struct Running: Sendable {
+        public let processIdentifier: Int32
+        let signal: @Sendable (Int32) -> Void
+
+        /// Sends `signal` (e.g. `SIGKILL`) to the process.
+        public func send(_ signal: Int32) { self.signal(signal) }
+    }
+
+    /// Starts `product` and calls `body` with the running process and its standard output lines;
+    /// returns `body`'s result and the exit code once the process has ended.
+    public static func launch<T: Sendable>(
+        _ product: String, _ arguments: [String], environment: [String: String], workingDirectory: String,
+        body: @escaping @Sendable (Running, AsyncThrowingStream<String, any Error>) async throws -> T
+    ) async throws -> (result: T, exitCode: Int32) {
+        let executable = path(of: product)
+        guard FileManager.default.isExecutableFile(atPath: executable) else {
+            throw TestSupportError("\(executable) is not built; run `swift build` first or set OXYDRA_BIN_DIR")
+        }
+        var env: [Environment.Key: String] = [:]
+        for (key, value) in environment { env[Environment.Key(stringLiteral: key)] = value }
+        let configuration = Configuration(
+            executable: .path(FilePath(executable)), arguments: Arguments(arguments), environment: .custom(env),
+            workingDirectory: FilePath(workingDirectory))
+        let outcome = try await Subprocess.run(configuration, input: .none, output: .sequence, error: .discarded) {
+            execution in
+            let pid = execution.processIdentifier.value
+            let running = Running(processIdentifier: pid) { signal in
+                try? execution.send(signal: Signal(rawValue: signal))
+            }
+            let (lines, continuation) = AsyncThrowingStream<String, any Error>.makeStream()
+            async let result = body(running, lines)
+            do {
+                for try await line in execution.standardOutput.strings() { continuation.yield(line) }
+                continuation.finish()
+            } catch {
+                continuation.finish(throwing: error)
+            }
+            return try await result
+        }
+        let code: Int32
+        switch outcome.terminationStatus {
+        case .exited(let status): code = Int32(status)
+        case .signaled(let signal): code = 128 + Int32(signal)
+        }
+        return (outcome.closureResult, code)
+    }
+}

@@ -75,6 +75,14 @@ extension AgentConfig {
                     ofAny: [["memory", "retrieval", "vector_weight"], ["memory", "retrieval", "fts_weight"]]))
         }
 
+        if memory.embedder == .model2vec && memory.model2vecPath == nil {
+            diagnostics.report(
+                ["memory", "model2vec_path"], "memory.model2vec_path is required when memory.embedder = \"model2vec\"",
+                source: diagnostics.source(of: ["memory", "embedder"]),
+                hint:
+                    "point it at a directory with tokenizer.json and model.safetensors (e.g. minishlab/potion-base-8M)")
+        }
+
         let remote = memory.remoteURL?.trimmed ?? ""
         let token = memory.authToken?.trimmed ?? ""
         if memory.enabled && !remote.isEmpty && token.isEmpty {

@@ -117,6 +117,11 @@ public struct MemoryConfig: ConfigSection, Hashable {
     public var dbPath = ".oxydra/memory.db"
     public var remoteURL: String?
     public var authToken: String?
+    /// `hashing` (built in, lexical similarity) or `model2vec` (a local model directory).
+    public var embedder = EmbedderKind.hashing
+    /// The model2vec model directory (`tokenizer.json` + `model.safetensors`); relative paths
+    /// resolve against the user's workspace.
+    public var model2vecPath: String?
     public var retrieval = RetrievalConfig()
 
     public init() {}
@@ -125,11 +130,17 @@ public struct MemoryConfig: ConfigSection, Hashable {
         [
             .field("enabled", \.enabled),
             .field("db_path", \.dbPath, check: .nonBlank),
+            .field("embedder", \.embedder),
+            .field("model2vec_path", \.model2vecPath, check: .nonBlankWhenSet),
             .field("remote_url", \.remoteURL),
             .field("auth_token", \.authToken, secret: true),
             .field("retrieval", \.retrieval),
         ]
     }
+}
+
+public enum EmbedderKind: String, ConfigEnum, Hashable {
+    case hashing, model2vec
 }
 
 /// `[memory.retrieval]`: hybrid search weights.

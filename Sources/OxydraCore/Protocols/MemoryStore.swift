@@ -16,11 +16,14 @@ public struct MemoryHit: Sendable, Hashable {
     public var text: String
     /// Combined score in [0, 1] (weighted vector + keyword).
     public var score: Double
+    /// The message's sequence for conversation hits; nil for notes.
+    public var sequence: Int?
 
-    public init(chunkID: String, text: String, score: Double) {
+    public init(chunkID: String, text: String, score: Double, sequence: Int? = nil) {
         self.chunkID = chunkID
         self.text = text
         self.score = score
+        self.sequence = sequence
     }
 }
 

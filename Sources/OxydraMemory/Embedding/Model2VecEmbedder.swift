@@ -119,7 +119,9 @@ public struct Model2VecEmbedder: Embedder {
     static func stripAccents(_ text: String) -> String {
         String(
             String.UnicodeScalarView(
-                text.decomposedStringWithCanonicalMapping.unicodeScalars.filter { $0.properties.generalCategory != .nonspacingMark }))
+                text.decomposedStringWithCanonicalMapping.unicodeScalars.filter {
+                    $0.properties.generalCategory != .nonspacingMark
+                }))
     }
 
     /// The first tensor of a safetensors file: (rows, columns, float32 values).
@@ -143,7 +145,9 @@ public struct Model2VecEmbedder: Embedder {
         let start = 8 + headerLength + offsets[0]
         let end = 8 + headerLength + offsets[1]
         let width = dtype == "F32" ? 4 : dtype == "F16" ? 2 : 0
-        guard width > 0 else { throw .serialization("\(path): tensor `\(name)` has dtype \(dtype); F32 or F16 is supported") }
+        guard width > 0 else {
+            throw .serialization("\(path): tensor `\(name)` has dtype \(dtype); F32 or F16 is supported")
+        }
         guard end <= data.count, end - start == shape[0] * shape[1] * width else {
             throw .serialization("\(path): tensor `\(name)` data does not match its shape \(shape)")
         }
@@ -151,9 +155,11 @@ public struct Model2VecEmbedder: Embedder {
         data[start..<end].withUnsafeBytes { raw in
             for index in 0..<values.count {
                 if width == 4 {
-                    values[index] = Float(bitPattern: raw.loadUnaligned(fromByteOffset: index * 4, as: UInt32.self).littleEndian)
+                    values[index] = Float(
+                        bitPattern: raw.loadUnaligned(fromByteOffset: index * 4, as: UInt32.self).littleEndian)
                 } else {
-                    values[index] = Float(Float16(bitPattern: raw.loadUnaligned(fromByteOffset: index * 2, as: UInt16.self).littleEndian))
+                    values[index] = Float(
+                        Float16(bitPattern: raw.loadUnaligned(fromByteOffset: index * 2, as: UInt16.self).littleEndian))
                 }
             }
         }

@@ -1,3 +1,5 @@
+import OxydraCore
+
 /// Splits text for indexing: whitespace collapsed, windows of 640 characters overlapping by 96.
 public enum Chunker {
     public static let window = 640
@@ -23,5 +25,3 @@ public enum Chunker {
         return chunks
     }
 }
-
-import OxydraCore

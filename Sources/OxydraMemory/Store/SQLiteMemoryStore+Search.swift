@@ -6,13 +6,15 @@ import OxydraCore
 extension SQLiteMemoryStore {
     public func search(_ query: String, in session: SessionID, limit: Int) async throws(MemoryError) -> [MemoryHit] {
         try await retrieve(query, scopes: [session.rawValue, notesScope], limit: limit).map {
-            MemoryHit(chunkID: $0.chunkID, text: $0.text, score: $0.score)
+            MemoryHit(chunkID: $0.chunkID, text: $0.text, score: $0.score, sequence: $0.sequence)
         }
     }
 
     /// The best chunks for `query` in `scopes` (session ids and/or ``notesScope``), at most `limit`.
     /// Ties are broken by recency.
-    public func retrieve(_ query: String, scopes: [String], limit: Int, weights: RetrievalSettings? = nil) async throws(MemoryError) -> [RetrievedChunk] {
+    public func retrieve(_ query: String, scopes: [String], limit: Int, weights: RetrievalSettings? = nil)
+        async throws(MemoryError) -> [RetrievedChunk]
+    {
         let text = query.trimmed
         guard !text.isEmpty, limit > 0, indexing else { return [] }
         let settings = weights ?? retrieval
@@ -41,8 +43,9 @@ extension SQLiteMemoryStore {
                     sql: """
                         SELECT chunks.id, bm25(chunks_fts) FROM chunks_fts JOIN chunks ON chunks.id = chunks_fts.rowid
                         WHERE chunks_fts MATCH ? AND chunks.scope IN (\(placeholders)) ORDER BY bm25(chunks_fts) LIMIT ?
-                        """, arguments: StatementArguments([match] + scopes + [candidates]))
-                    .map { (row: Row) -> (Int64, Double) in (row[0], -(row[1] as Double)) }
+                        """, arguments: StatementArguments([match] + scopes + [candidates])
+                )
+                .map { (row: Row) -> (Int64, Double) in (row[0], -(row[1] as Double)) }
             }
             for (rowid, score) in rows { keywordScores[rowid] = score }
         }
@@ -56,7 +59,9 @@ extension SQLiteMemoryStore {
                     if let index = scope.rowids.firstIndex(of: rowid) {
                         let dimension = vector.count
                         var sum: Float = 0
-                        for column in 0..<dimension { sum += vector[column] * Float(scope.values[index * dimension + column]) }
+                        for column in 0..<dimension {
+                            sum += vector[column] * Float(scope.values[index * dimension + column])
+                        }
                         vectorScores[rowid] = Double(sum * scope.scales[index])
                         break
                     }
@@ -66,7 +71,11 @@ extension SQLiteMemoryStore {
         let normalizedVector = Self.minMax(vectorScores, over: union)
         let normalizedKeyword = Self.minMax(keywordScores, over: union)
         let ranked = union.map { rowid in
-            (rowid, settings.vectorWeight * (normalizedVector[rowid] ?? 0) + settings.keywordWeight * (normalizedKeyword[rowid] ?? 0))
+            (
+                rowid,
+                settings.vectorWeight * (normalizedVector[rowid] ?? 0) + settings.keywordWeight
+                    * (normalizedKeyword[rowid] ?? 0)
+            )
         }
         .sorted { $0.1 != $1.1 ? $0.1 > $1.1 : $0.0 > $1.0 }
         .prefix(limit)
@@ -75,15 +84,21 @@ extension SQLiteMemoryStore {
         guard !ids.isEmpty else { return [] }
         let rows = try await read { db in
             try Row.fetchAll(
-                db, sql: "SELECT id, chunk_id, text, source, note_id, sequence FROM chunks WHERE id IN (\(ids.map { _ in "?" }.joined(separator: ", ")))",
-                arguments: StatementArguments(ids))
-                .map { (row: Row) -> (Int64, String, String, String, String?, Int?) in (row[0], row[1], row[2], row[3], row[4], row[5]) }
+                db,
+                sql:
+                    "SELECT id, chunk_id, text, source, note_id, sequence FROM chunks WHERE id IN (\(ids.map { _ in "?" }.joined(separator: ", ")))",
+                arguments: StatementArguments(ids)
+            )
+            .map { (row: Row) -> (Int64, String, String, String, String?, Int?) in
+                (row[0], row[1], row[2], row[3], row[4], row[5])
+            }
         }
         let byID = Dictionary(rows.map { ($0.0, $0) }, uniquingKeysWith: { first, _ in first })
         return ranked.compactMap { rowid, score in
             guard let row = byID[rowid] else { return nil }
             return RetrievedChunk(
-                chunkID: row.1, text: row.2, score: score, vectorScore: vectorScores[rowid] ?? 0, keywordScore: keywordScores[rowid] ?? 0,
+                chunkID: row.1, text: row.2, score: score, vectorScore: vectorScores[rowid] ?? 0,
+                keywordScore: keywordScores[rowid] ?? 0,
                 source: row.3, noteID: row.4, sequence: row.5)
         }
     }
@@ -104,7 +119,9 @@ extension SQLiteMemoryStore {
     /// An FTS5 query that cannot be misread as syntax: each word of the text quoted, OR-ed.
     /// Quotes, `*`, `NEAR`, `-`, parentheses and column filters in user text are just words.
     static func ftsQuery(_ text: String) -> String? {
-        let words = text.split { !($0.isLetter || $0.isNumber) }.prefix(32).map { "\"\($0.replacing("\"", with: "\"\""))\"" }
+        let words = text.split { !($0.isLetter || $0.isNumber) }.prefix(32).map {
+            "\"\($0.replacing("\"", with: "\"\""))\""
+        }
         return words.isEmpty ? nil : words.joined(separator: " OR ")
     }
 
@@ -152,7 +169,8 @@ extension SQLiteMemoryStore {
 
     /// Re-embeds every chunk with the current embedder (after changing embedders).
     public func reembedAll() async throws(MemoryError) {
-        let scopes: [String] = try await read { db in try String.fetchAll(db, sql: "SELECT DISTINCT scope FROM chunks") }
+        let scopes: [String] = try await read { db in try String.fetchAll(db, sql: "SELECT DISTINCT scope FROM chunks")
+        }
         for scope in scopes {
             vectors.invalidate(scope)
             _ = try await vectors(for: scope)

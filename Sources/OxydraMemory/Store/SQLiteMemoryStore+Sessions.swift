@@ -4,7 +4,8 @@ import OxydraCore
 /// Sessions as the gateway lists and switches them.
 extension SQLiteMemoryStore {
     public func createSession(
-        _ id: SessionID = SessionID(UUID().uuidString.lowercased()), displayName: String? = nil, agentName: String = "default",
+        _ id: SessionID = SessionID(UUID().uuidString.lowercased()), displayName: String? = nil,
+        agentName: String = "default",
         channelOrigin: String = "tui"
     ) async throws(MemoryError) -> SessionRecord {
         let user = self.user
@@ -20,7 +21,9 @@ extension SQLiteMemoryStore {
     }
 
     /// The user's sessions, most recently active first.
-    public func listSessions(includeArchived: Bool = false, limit: Int = 200) async throws(MemoryError) -> [SessionRecord] {
+    public func listSessions(includeArchived: Bool = false, limit: Int = 200) async throws(MemoryError)
+        -> [SessionRecord]
+    {
         let user = self.user
         return try await read { db in
             try Row.fetchAll(
@@ -42,9 +45,12 @@ extension SQLiteMemoryStore {
         let user = self.user
         let matches: [SessionRecord] = try await read { db in
             if let exact = try Self.record(db, SessionID(idOrPrefix)), exact.userID == user { return [exact] }
-            let pattern = idOrPrefix.replacing("\\", with: "\\\\").replacing("%", with: "\\%").replacing("_", with: "\\_") + "%"
+            let pattern =
+                idOrPrefix.replacing("\\", with: "\\\\").replacing("%", with: "\\%").replacing("_", with: "\\_") + "%"
             return try Row.fetchAll(
-                db, sql: "SELECT * FROM sessions WHERE user_id = ? AND session_id LIKE ? ESCAPE '\\' ORDER BY last_active_at DESC LIMIT 6",
+                db,
+                sql:
+                    "SELECT * FROM sessions WHERE user_id = ? AND session_id LIKE ? ESCAPE '\\' ORDER BY last_active_at DESC LIMIT 6",
                 arguments: [user.rawValue, pattern]
             ).map(Self.record)
         }
@@ -67,7 +73,9 @@ extension SQLiteMemoryStore {
         try await update(id, sql: "UPDATE sessions SET archived = ? WHERE session_id = ? AND user_id = ?", archived)
     }
 
-    private func update(_ id: SessionID, sql: String, _ value: (any DatabaseValueConvertible & Sendable)?) async throws(MemoryError) {
+    private func update(_ id: SessionID, sql: String, _ value: (any DatabaseValueConvertible & Sendable)?)
+        async throws(MemoryError)
+    {
         let user = self.user
         let changed = try await write { db in
             try db.execute(sql: sql, arguments: [value, id.rawValue, user.rawValue])
@@ -82,7 +90,8 @@ extension SQLiteMemoryStore {
 
     static func record(_ row: Row) -> SessionRecord {
         SessionRecord(
-            id: SessionID(row["session_id"] as String), userID: UserID(row["user_id"] as String), displayName: row["display_name"],
+            id: SessionID(row["session_id"] as String), userID: UserID(row["user_id"] as String),
+            displayName: row["display_name"],
             agentName: row["agent_name"], channelOrigin: row["channel_origin"], archived: row["archived"],
             createdAt: Clock.date(row["created_at"]), lastActiveAt: Clock.date(row["last_active_at"]))
     }
@@ -113,34 +122,54 @@ extension SQLiteMemoryStore {
         let dimension = embedder.dimension
         let (note, added): (Note, [(Int64, [Float])]) = try await write { db in
             let now = Clock.now()
-            let created = try Int64.fetchOne(db, sql: "SELECT created_at FROM notes WHERE note_id = ?", arguments: [noteID]) ?? now
+            let created =
+                try Int64.fetchOne(db, sql: "SELECT created_at FROM notes WHERE note_id = ?", arguments: [noteID])
+                ?? now
             try db.execute(
                 sql: """
                     INSERT INTO notes (note_id, user_id, content, tags_json, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)
                     ON CONFLICT(note_id) DO UPDATE SET content = excluded.content, tags_json = excluded.tags_json, updated_at = excluded.updated_at
-                    """, arguments: [noteID, user.rawValue, content, JSONValue.array(clean.map(JSONValue.string)).compactText, created, now])
+                    """,
+                arguments: [
+                    noteID, user.rawValue, content, JSONValue.array(clean.map(JSONValue.string)).compactText, created,
+                    now,
+                ])
             try db.execute(sql: "DELETE FROM chunks WHERE note_id = ?", arguments: [noteID])
             var added: [(Int64, [Float])] = []
             for (index, (text, vector)) in chunks.enumerated() {
                 let tagged = clean.isEmpty ? text : text + " [tags: " + clean.joined(separator: ", ") + "]"
                 added.append(
-                    (try Self.insertChunk(
-                        db, chunkID: "chunk:\(noteID):\(index)", scope: scope, source: "note", sequence: nil, noteID: noteID, text: tagged,
-                        vector: vector, embedder: embedderID, dimension: dimension, now: now), vector))
+                    (
+                        try Self.insertChunk(
+                            db, chunkID: "chunk:\(noteID):\(index)", scope: scope, source: "note", sequence: nil,
+                            noteID: noteID, text: tagged,
+                            vector: vector, embedder: embedderID, dimension: dimension, now: now), vector
+                    ))
             }
-            return (Note(id: noteID, content: content, tags: clean, createdAt: Clock.date(created), updatedAt: Clock.date(now)), added)
+            return (
+                Note(
+                    id: noteID, content: content, tags: clean, createdAt: Clock.date(created),
+                    updatedAt: Clock.date(now)), added
+            )
         }
-        if id != nil { vectors.invalidate(scope) } else { for (rowid, vector) in added { vectors.appendIfLoaded(scope, rowid: rowid, vector: vector) } }
+        if id != nil {
+            vectors.invalidate(scope)
+        } else {
+            for (rowid, vector) in added { vectors.appendIfLoaded(scope, rowid: rowid, vector: vector) }
+        }
         return note
     }
 
     public func note(_ id: String) async throws(MemoryError) -> Note? {
         let user = self.user
         return try await read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM notes WHERE note_id = ? AND user_id = ?", arguments: [id, user.rawValue]).map { row in
+            try Row.fetchOne(
+                db, sql: "SELECT * FROM notes WHERE note_id = ? AND user_id = ?", arguments: [id, user.rawValue]
+            ).map { row in
                 Note(
                     id: row["note_id"], content: row["content"],
-                    tags: (try? JSONValue(parsing: row["tags_json"] as String))?.arrayValue?.compactMap(\.stringValue) ?? [],
+                    tags: (try? JSONValue(parsing: row["tags_json"] as String))?.arrayValue?.compactMap(\.stringValue)
+                        ?? [],
                     createdAt: Clock.date(row["created_at"]), updatedAt: Clock.date(row["updated_at"]))
             }
         }

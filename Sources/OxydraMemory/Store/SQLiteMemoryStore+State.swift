@@ -4,7 +4,10 @@ import OxydraCore
 /// Per-session state (`session_state.state_json`): the rolling summary and the scratchpad.
 extension SQLiteMemoryStore {
     static func state(_ db: Database, _ session: SessionID) throws -> [String: JSONValue] {
-        guard let text = try String.fetchOne(db, sql: "SELECT state_json FROM session_state WHERE session_id = ?", arguments: [session.rawValue]) else {
+        guard
+            let text = try String.fetchOne(
+                db, sql: "SELECT state_json FROM session_state WHERE session_id = ?", arguments: [session.rawValue])
+        else {
             return [:]
         }
         return (try? JSONValue(parsing: text))?.objectValue ?? [:]
@@ -13,7 +16,8 @@ extension SQLiteMemoryStore {
     static func saveState(_ db: Database, _ session: SessionID, _ state: [String: JSONValue], user: UserID) throws {
         let now = Clock.now()
         try db.execute(
-            sql: "INSERT INTO sessions (session_id, user_id, created_at, last_active_at) VALUES (?, ?, ?, ?) ON CONFLICT(session_id) DO NOTHING",
+            sql:
+                "INSERT INTO sessions (session_id, user_id, created_at, last_active_at) VALUES (?, ?, ?, ?) ON CONFLICT(session_id) DO NOTHING",
             arguments: [session.rawValue, user.rawValue, now, now])
         try db.execute(
             sql: """
@@ -29,13 +33,16 @@ extension SQLiteMemoryStore {
         }
     }
 
-    public func replaceSummary(of session: SessionID, expectedEpoch: Int, with summary: SessionSummary) async throws(MemoryError) -> Bool {
+    public func replaceSummary(of session: SessionID, expectedEpoch: Int, with summary: SessionSummary)
+        async throws(MemoryError) -> Bool
+    {
         guard summary.epoch > expectedEpoch else {
             throw .conflict("summary epoch \(summary.epoch) must be greater than the expected epoch \(expectedEpoch)")
         }
         let user = self.user
         let encoded: JSONValue = [
-            "epoch": .integer(summary.epoch), "upper_sequence": .integer(summary.upperSequence), "text": .string(summary.text),
+            "epoch": .integer(summary.epoch), "upper_sequence": .integer(summary.upperSequence),
+            "text": .string(summary.text),
         ]
         return try await write { db in
             var state = try Self.state(db, session)
@@ -43,7 +50,8 @@ extension SQLiteMemoryStore {
             let currentEpoch = current?["epoch"]?.intValue ?? 0
             guard currentEpoch == expectedEpoch else { return false }
             if let upper = current?["upper_sequence"]?.intValue, summary.upperSequence < upper {
-                throw MemoryError.conflict("summary upper_sequence may not decrease (\(upper) → \(summary.upperSequence))")
+                throw MemoryError.conflict(
+                    "summary upper_sequence may not decrease (\(upper) → \(summary.upperSequence))")
             }
             state["summary"] = encoded
             try Self.saveState(db, session, state, user: user)
@@ -76,7 +84,10 @@ extension SQLiteMemoryStore {
             if next.isEmpty {
                 state["scratchpad"] = nil
             } else {
-                state["scratchpad"] = ["items": .array(next.map(JSONValue.string)), "updated_at": .integer(Int(Clock.now())), "schema_version": 1]
+                state["scratchpad"] = [
+                    "items": .array(next.map(JSONValue.string)), "updated_at": .integer(Int(Clock.now())),
+                    "schema_version": 1,
+                ]
             }
             try Self.saveState(db, session, state, user: user)
             return previous != next

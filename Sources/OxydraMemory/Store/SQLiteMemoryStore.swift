@@ -110,7 +110,9 @@ public final class SQLiteMemoryStore: MemoryStore, Sendable {
 
     public func append(_ messages: [Message], to session: SessionID) async throws(MemoryError) -> [StoredMessage] {
         let payloads = try messages.map { message throws(MemoryError) in (message, try Self.encode(message)) }
-        let prepared = indexing ? messages.map { Self.indexText($0) }.map { text in text.map { ($0.source, Chunker.chunks($0.text)) } } : []
+        let prepared =
+            indexing
+            ? messages.map { Self.indexText($0) }.map { text in text.map { ($0.source, Chunker.chunks($0.text)) } } : []
         let embeddings = prepared.map { entry in entry.map { ($0.0, $0.1.map { ($0, embedder.embed($0)) }) } }
         let user = self.user
         let embedderID = embedder.id
@@ -122,20 +124,26 @@ public final class SQLiteMemoryStore: MemoryStore, Sendable {
                     INSERT INTO sessions (session_id, user_id, created_at, last_active_at) VALUES (?, ?, ?, ?)
                     ON CONFLICT(session_id) DO UPDATE SET last_active_at = excluded.last_active_at
                     """, arguments: [session.rawValue, user.rawValue, now, now])
-            var sequence = try Int.fetchOne(db, sql: "SELECT MAX(sequence) FROM conversation_events WHERE session_id = ?", arguments: [session.rawValue]) ?? 0
+            var sequence =
+                try Int.fetchOne(
+                    db, sql: "SELECT MAX(sequence) FROM conversation_events WHERE session_id = ?",
+                    arguments: [session.rawValue]) ?? 0
             var stored: [StoredMessage] = []
             var added: [(Int64, [Float])] = []
             for (index, (message, payload)) in payloads.enumerated() {
                 sequence += 1
                 try db.execute(
-                    sql: "INSERT INTO conversation_events (session_id, sequence, payload_json, created_at) VALUES (?, ?, ?, ?)",
+                    sql:
+                        "INSERT INTO conversation_events (session_id, sequence, payload_json, created_at) VALUES (?, ?, ?, ?)",
                     arguments: [session.rawValue, sequence, payload, now])
                 stored.append(StoredMessage(sequence: sequence, message: message))
                 guard index < embeddings.count, let (source, chunks) = embeddings[index] else { continue }
                 for (chunkIndex, (text, vector)) in chunks.enumerated() {
                     let rowid = try Self.insertChunk(
-                        db, chunkID: "chunk:\(session.rawValue):\(sequence):\(chunkIndex)", scope: session.rawValue, source: source,
-                        sequence: sequence, noteID: nil, text: text, vector: vector, embedder: embedderID, dimension: dimension, now: now)
+                        db, chunkID: "chunk:\(session.rawValue):\(sequence):\(chunkIndex)", scope: session.rawValue,
+                        source: source,
+                        sequence: sequence, noteID: nil, text: text, vector: vector, embedder: embedderID,
+                        dimension: dimension, now: now)
                     added.append((rowid, vector))
                 }
             }
@@ -147,23 +155,35 @@ public final class SQLiteMemoryStore: MemoryStore, Sendable {
 
     public func restore(_ session: SessionID) async throws(MemoryError) -> [StoredMessage] {
         let rows: [(Int, String)] = try await read { db in
-            try Row.fetchAll(db, sql: "SELECT sequence, payload_json FROM conversation_events WHERE session_id = ? ORDER BY sequence", arguments: [session.rawValue])
-                .map { ($0[0], $0[1]) }
+            try Row.fetchAll(
+                db,
+                sql: "SELECT sequence, payload_json FROM conversation_events WHERE session_id = ? ORDER BY sequence",
+                arguments: [session.rawValue]
+            )
+            .map { ($0[0], $0[1]) }
         }
-        return try rows.map { sequence, payload throws(MemoryError) in StoredMessage(sequence: sequence, message: try Self.decode(payload, session: session, sequence: sequence)) }
+        return try rows.map { sequence, payload throws(MemoryError) in
+            StoredMessage(sequence: sequence, message: try Self.decode(payload, session: session, sequence: sequence))
+        }
     }
 
     /// Appends at an explicit sequence, which must be the next one (detects two writers).
-    public func append(_ message: Message, to session: SessionID, expectedSequence: Int) async throws(MemoryError) -> StoredMessage {
+    public func append(_ message: Message, to session: SessionID, expectedSequence: Int) async throws(MemoryError)
+        -> StoredMessage
+    {
         let current = try await read { db in
-            try Int.fetchOne(db, sql: "SELECT MAX(sequence) FROM conversation_events WHERE session_id = ?", arguments: [session.rawValue]) ?? 0
+            try Int.fetchOne(
+                db, sql: "SELECT MAX(sequence) FROM conversation_events WHERE session_id = ?",
+                arguments: [session.rawValue]) ?? 0
         }
         guard expectedSequence == current + 1 else {
-            throw .conflict("sequence \(expectedSequence) must follow the last stored sequence \(current) of session `\(session)`")
+            throw .conflict(
+                "sequence \(expectedSequence) must follow the last stored sequence \(current) of session `\(session)`")
         }
         let stored = try await append([message], to: session)
         guard stored.first?.sequence == expectedSequence else {
-            throw .conflict("session `\(session)` was written concurrently (got sequence \(stored.first?.sequence ?? 0))")
+            throw .conflict(
+                "session `\(session)` was written concurrently (got sequence \(stored.first?.sequence ?? 0))")
         }
         return stored[0]
     }
@@ -204,11 +224,13 @@ public final class SQLiteMemoryStore: MemoryStore, Sendable {
     }
 
     static func insertChunk(
-        _ db: Database, chunkID: String, scope: String, source: String, sequence: Int?, noteID: String?, text: String, vector: [Float],
+        _ db: Database, chunkID: String, scope: String, source: String, sequence: Int?, noteID: String?, text: String,
+        vector: [Float],
         embedder: String, dimension: Int, now: Int64
     ) throws -> Int64 {
         try db.execute(
-            sql: "INSERT INTO chunks (chunk_id, scope, source, sequence, note_id, text, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            sql:
+                "INSERT INTO chunks (chunk_id, scope, source, sequence, note_id, text, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
             arguments: [chunkID, scope, source, sequence, noteID, text, now])
         let rowid = db.lastInsertedRowID
         try db.execute(
@@ -250,7 +272,9 @@ enum VectorBlob {
 
     static func decode(_ data: Data) -> [Float] {
         data.withUnsafeBytes { raw in
-            (0..<(raw.count / 4)).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self))) }
+            (0..<(raw.count / 4)).map {
+                Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self)))
+            }
         }
     }
 }

@@ -3,7 +3,9 @@ import OxydraCore
 
 /// The database schema, created and evolved by versioned migrations.
 enum DatabaseSchema {
-    static let requiredTables = ["sessions", "conversation_events", "session_state", "chunks", "chunks_fts", "chunk_vectors", "notes"]
+    static let requiredTables = [
+        "sessions", "conversation_events", "session_state", "chunks", "chunks_fts", "chunk_vectors", "notes",
+    ]
 
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
@@ -84,7 +86,8 @@ enum DatabaseSchema {
 
     /// Fails when a required table is missing (a damaged or foreign database file).
     static func verify(_ db: Database) throws {
-        let present = try Set(String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type IN ('table', 'view')"))
+        let present = try Set(
+            String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type IN ('table', 'view')"))
         let missing = requiredTables.filter { !present.contains($0) }
         if !missing.isEmpty {
             throw MemoryError.migration("the memory database is missing tables: \(missing.joined(separator: ", "))")

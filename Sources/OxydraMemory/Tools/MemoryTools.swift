@@ -6,7 +6,8 @@ import OxydraTools
 public enum MemoryTools {
     public static func all(store: SQLiteMemoryStore) -> [any Tool] {
         [
-            MemorySearch(store: store), MemorySave(store: store), MemoryUpdate(store: store), MemoryDelete(store: store),
+            MemorySearch(store: store), MemorySave(store: store), MemoryUpdate(store: store),
+            MemoryDelete(store: store),
             ScratchpadRead(store: store), ScratchpadWrite(store: store), ScratchpadClear(store: store),
         ]
     }
@@ -18,7 +19,9 @@ public enum MemoryTools {
 
     static func iso(_ date: Date) -> JSONValue { .string(date.formatted(.iso8601)) }
 
-    static let tagsSchema = Schema.array("Tags (at most 16, each 1–64 characters)", items: Schema.string("a tag", minLength: 1, maxLength: 64), maxItems: 16)
+    static let tagsSchema = Schema.array(
+        "Tags (at most 16, each 1–64 characters)", items: Schema.string("a tag", minLength: 1, maxLength: 64),
+        maxItems: 16)
 }
 
 struct MemorySearch: TypedTool {
@@ -40,7 +43,8 @@ struct MemorySearch: TypedTool {
     var declaration: ToolDeclaration {
         ToolDeclaration(
             name: "memory_search",
-            description: "Search the user's saved notes (and, with include_conversation, this conversation) by meaning and keywords.",
+            description:
+                "Search the user's saved notes (and, with include_conversation, this conversation) by meaning and keywords.",
             parameters: Schema.object(
                 [
                     "query": Schema.string("What to look for", minLength: 1),
@@ -64,8 +68,10 @@ struct MemorySearch: TypedTool {
                 if !tags.allSatisfy(note.tags.contains) { continue }
                 seenNotes.insert(noteID)
                 results.append([
-                    "note_id": .string(noteID), "text": .string(note.content), "score": .number((hit.score * 1000).rounded() / 1000),
-                    "source": "user_memory", "tags": .array(note.tags.map(JSONValue.string)), "created_at": MemoryTools.iso(note.createdAt),
+                    "note_id": .string(noteID), "text": .string(note.content),
+                    "score": .number((hit.score * 1000).rounded() / 1000),
+                    "source": "user_memory", "tags": .array(note.tags.map(JSONValue.string)),
+                    "created_at": MemoryTools.iso(note.createdAt),
                     "updated_at": MemoryTools.iso(note.updatedAt),
                 ])
             } else if tags.isEmpty {
@@ -91,12 +97,16 @@ struct MemorySave: TypedTool {
         ToolDeclaration(
             name: "memory_save", description: "Save a durable fact or preference for the user, shared by all sessions.",
             parameters: Schema.object(
-                ["content": Schema.string("What to remember", minLength: 1, maxLength: 8000), "tags": MemoryTools.tagsSchema],
+                [
+                    "content": Schema.string("What to remember", minLength: 1, maxLength: 8000),
+                    "tags": MemoryTools.tagsSchema,
+                ],
                 required: ["content"]))
     }
     func run(_ arguments: Arguments, context: ToolContext) async throws -> ToolOutput {
         let note = try await store.saveNote(arguments.content, tags: arguments.tags ?? [])
-        return ToolOutput(JSONValue.object(["note_id": .string(note.id), "message": "Note saved successfully."]).prettyText)
+        return ToolOutput(
+            JSONValue.object(["note_id": .string(note.id), "message": "Note saved successfully."]).prettyText)
     }
 }
 
@@ -115,10 +125,12 @@ struct MemoryUpdate: TypedTool {
     var timeout: Duration { .seconds(10) }
     var declaration: ToolDeclaration {
         ToolDeclaration(
-            name: "memory_update", description: "Replace the content (and tags) of a saved note; it keeps its id and creation time.",
+            name: "memory_update",
+            description: "Replace the content (and tags) of a saved note; it keeps its id and creation time.",
             parameters: Schema.object(
                 [
-                    "note_id": Schema.string("The note's id (note-…)", minLength: 1), "content": Schema.string("New content", minLength: 1, maxLength: 8000),
+                    "note_id": Schema.string("The note's id (note-…)", minLength: 1),
+                    "content": Schema.string("New content", minLength: 1, maxLength: 8000),
                     "tags": MemoryTools.tagsSchema,
                 ], required: ["note_id", "content"]))
     }
@@ -127,7 +139,8 @@ struct MemoryUpdate: TypedTool {
             throw ToolError.executionFailed(tool: "memory_update", message: "note `\(arguments.noteID)` not found")
         }
         let note = try await store.updateNote(arguments.noteID, content: arguments.content, tags: arguments.tags ?? [])
-        return ToolOutput(JSONValue.object(["note_id": .string(note.id), "message": "Note updated successfully."]).prettyText)
+        return ToolOutput(
+            JSONValue.object(["note_id": .string(note.id), "message": "Note updated successfully."]).prettyText)
     }
 }
 
@@ -142,14 +155,17 @@ struct MemoryDelete: TypedTool {
     var declaration: ToolDeclaration {
         ToolDeclaration(
             name: "memory_delete", description: "Delete a saved note.",
-            parameters: Schema.object(["note_id": Schema.string("The note's id (note-…)", minLength: 1)], required: ["note_id"]))
+            parameters: Schema.object(
+                ["note_id": Schema.string("The note's id (note-…)", minLength: 1)], required: ["note_id"]))
     }
     func run(_ arguments: Arguments, context: ToolContext) async throws -> ToolOutput {
         guard try await store.note(arguments.noteID) != nil else {
             throw ToolError.executionFailed(tool: "memory_delete", message: "note `\(arguments.noteID)` not found")
         }
         try await store.deleteNote(arguments.noteID)
-        return ToolOutput(JSONValue.object(["note_id": .string(arguments.noteID), "message": "Note deleted successfully."]).prettyText)
+        return ToolOutput(
+            JSONValue.object(["note_id": .string(arguments.noteID), "message": "Note deleted successfully."]).prettyText
+        )
     }
 }
 
@@ -160,7 +176,10 @@ struct ScratchpadRead: TypedTool {
     var safety: SafetyTier { .readOnly }
     var timeout: Duration { .seconds(10) }
     var declaration: ToolDeclaration {
-        ToolDeclaration(name: "scratchpad_read", description: "Read this session's scratchpad (your working notes for a multi-step task).", parameters: Schema.object([:]))
+        ToolDeclaration(
+            name: "scratchpad_read",
+            description: "Read this session's scratchpad (your working notes for a multi-step task).",
+            parameters: Schema.object([:]))
     }
     func run(_ arguments: NoArguments, context: ToolContext) async throws -> ToolOutput {
         let session = try MemoryTools.session(context, tool: "scratchpad_read")
@@ -180,18 +199,25 @@ struct ScratchpadWrite: TypedTool {
     var timeout: Duration { .seconds(10) }
     var declaration: ToolDeclaration {
         ToolDeclaration(
-            name: "scratchpad_write", description: "Replace this session's scratchpad with up to 32 short items (plan, progress, open questions).",
+            name: "scratchpad_write",
+            description:
+                "Replace this session's scratchpad with up to 32 short items (plan, progress, open questions).",
             parameters: Schema.object(
                 [
                     "items": Schema.array(
-                        "The new items, replacing all previous ones", items: Schema.string("one item", minLength: 1, maxLength: SQLiteMemoryStore.scratchpadItemLength),
+                        "The new items, replacing all previous ones",
+                        items: Schema.string(
+                            "one item", minLength: 1, maxLength: SQLiteMemoryStore.scratchpadItemLength),
                         minItems: 1, maxItems: SQLiteMemoryStore.scratchpadItems)
                 ], required: ["items"]))
     }
     func run(_ arguments: Arguments, context: ToolContext) async throws -> ToolOutput {
         let session = try MemoryTools.session(context, tool: "scratchpad_write")
         let items = arguments.items.map(\.trimmed).filter { !$0.isEmpty }
-        guard !items.isEmpty else { throw ToolError.invalidArguments(tool: "scratchpad_write", message: "items must contain at least one non-blank item") }
+        guard !items.isEmpty else {
+            throw ToolError.invalidArguments(
+                tool: "scratchpad_write", message: "items must contain at least one non-blank item")
+        }
         let changed = try await store.writeScratchpad(items, of: session)
         return ToolOutput(
             JSONValue.object([
@@ -206,14 +232,16 @@ struct ScratchpadClear: TypedTool {
     var safety: SafetyTier { .sideEffecting }
     var timeout: Duration { .seconds(10) }
     var declaration: ToolDeclaration {
-        ToolDeclaration(name: "scratchpad_clear", description: "Empty this session's scratchpad.", parameters: Schema.object([:]))
+        ToolDeclaration(
+            name: "scratchpad_clear", description: "Empty this session's scratchpad.", parameters: Schema.object([:]))
     }
     func run(_ arguments: NoArguments, context: ToolContext) async throws -> ToolOutput {
         let session = try MemoryTools.session(context, tool: "scratchpad_clear")
         let changed = try await store.writeScratchpad(nil, of: session)
         return ToolOutput(
             JSONValue.object([
-                "cleared": .bool(changed), "message": .string(changed ? "Scratchpad cleared successfully." : "Scratchpad was already empty."),
+                "cleared": .bool(changed),
+                "message": .string(changed ? "Scratchpad cleared successfully." : "Scratchpad was already empty."),
             ]).prettyText)
     }
 }

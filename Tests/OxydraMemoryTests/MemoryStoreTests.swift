@@ -1,0 +1,249 @@
+import GRDB
+import OxydraCore
+import OxydraTesting
+import Testing
+
+@testable import OxydraMemory
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+struct StoreFixture {
+    let directory: TemporaryDirectory
+    var path: String { directory.path + "/ws/alice/.oxydra/memory.db" }
+
+    init() throws { directory = try TemporaryDirectory(prefix: "oxydra-memory") }
+
+    func open(indexing: Bool = true, embedder: any Embedder = HashingEmbedder()) throws -> SQLiteMemoryStore {
+        try SQLiteMemoryStore(path: path, user: "alice", embedder: embedder, indexing: indexing)
+    }
+
+    func remove() { directory.remove() }
+}
+
+@Suite("Memory store")
+struct MemoryStoreTests {
+    @Test func migrationsCreateTheSchemaAndReRunCleanly() throws {
+        let fixture = try StoreFixture()
+        defer { fixture.remove() }
+        _ = try fixture.open()
+        let reopened = try fixture.open()
+        let (tables, journal, foreignKeys) = try reopened.pool.read { db in
+            (
+                try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"),
+                try String.fetchOne(db, sql: "PRAGMA journal_mode"), try Int.fetchOne(db, sql: "PRAGMA foreign_keys")
+            )
+        }
+        for table in DatabaseSchema.requiredTables { #expect(tables.contains(table)) }
+        #expect(journal == "wal")
+        #expect(foreignKeys == 1)
+        let migrations = try reopened.pool.read { db in
+            try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations")
+        }
+        #expect(migrations == ["v1_sessions_events_state", "v1_chunks_fts_vectors_notes"])
+    }
+
+    @Test func aDamagedDatabaseIsReported() throws {
+        let fixture = try StoreFixture()
+        defer { fixture.remove() }
+        let store = try fixture.open()
+        try store.pool.write { db in try db.execute(sql: "DROP TABLE notes") }
+        #expect {
+            try fixture.open()
+        } throws: { error in
+            "\(error)".contains("the memory database is missing tables: notes")
+        }
+    }
+
+    @Test func appendAndRestoreRoundTripWithToolCalls() async throws {
+        let fixture = try StoreFixture()
+        defer { fixture.remove() }
+        let store = try fixture.open()
+        let messages: [Message] = [
+            .system("sys"),
+            .user("look at this", attachments: [Attachment(mimeType: "image/png", data: Data([1, 2, 3]))]),
+            .assistant(
+                "ok",
+                toolCalls: [
+                    ToolCall(
+                        id: "c1", name: "file_read", arguments: ["path": "/shared/a"],
+                        metadata: ["thought_signature": "s"])
+                ]),
+            .assistant(
+                nil,
+                toolCalls: [
+                    ToolCall(id: "c2", name: "file_list", arguments: .malformed(raw: "{bad", error: "not JSON"))
+                ]),
+            .toolResult(callID: "c1", content: "file text"),
+        ]
+        let stored = try await store.append(messages, to: "s1")
+        #expect(stored.map(\.sequence) == [1, 2, 3, 4, 5])
+        let restored = try await fixture.open().restore("s1")
+        #expect(restored.map(\.sequence) == [1, 2, 3, 4, 5])
+        var expected = messages
+        expected[1].attachments = [Attachment(mimeType: "image/png", data: Data())]
+        #expect(restored.map(\.message) == expected)
+        #expect(try await store.restore("unknown").isEmpty)
+    }
+
+    @Test func concurrentAppendsToDifferentSessions() async throws {
+        let fixture = try StoreFixture()
+        defer { fixture.remove() }
+        let store = try fixture.open()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for session in ["a", "b", "c"] {
+                group.addTask {
+                    for index in 1...40 {
+                        _ = try await store.append([.user("\(session) \(index)")], to: SessionID(session))
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        for session in ["a", "b", "c"] {
+            let restored = try await store.restore(SessionID(session))
+            #expect(restored.map(\.sequence) == Array(1...40))
+            #expect(restored.map(\.message.content) == (1...40).map { "\(session) \($0)" })
+        }
+    }
+
+    @Test func sequenceConflictsAreRejected() async throws {
+        let fixture = try StoreFixture()
+        defer { fixture.remove() }
+        let store = try fixture.open()
+        _ = try await store.append(.user("one"), to: "s", expectedSequence: 1)
+        await #expect {
+            try await store.append(.user("again one"), to: "s", expectedSequence: 1)
+        } throws: { error in
+            "\(error)" == "memory write conflict: sequence 1 must follow the last stored sequence 1 of session `s`"
+        }
+        await #expect(throws: MemoryError.self) { try await store.append(.user("three"), to: "s", expectedSequence: 3) }
+        // The database itself refuses duplicate sequences too.
+        #expect(throws: (any Error).self) {
+            try store.pool.write { db in
+                try db.execute(
+                    sql:
+                        "INSERT INTO conversation_events (session_id, sequence, payload_json, created_at) VALUES ('s', 1, '{}', 0)"
+                )
+            }
+        }
+    }
+
+    @Test func memoryOffStillPersistsButIndexesNothing() async throws {
+        let fixture = try StoreFixture()
+        defer { fixture.remove() }
+        let store = try fixture.open(indexing: false)
+        _ = try await store.append([.user("remember the blue door")], to: "s")
+        #expect(try await store.restore("s").count == 1)
+        #expect(try await store.search("blue door", in: "s", limit: 5).isEmpty)
+        #expect(try await store.pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM chunks") } == 0)
+    }
+
+    @Test func sessionsAPI() async throws {
+        let fixture = try StoreFixture()
+        defer { fixture.remove() }
+        let store = try fixture.open()
+        let first = try await store.createSession("0a1b2c3d-first", displayName: "Taxes")
+        _ = try await store.createSession("0a1b9999-second")
+        _ = try await store.createSession("ffff-third", channelOrigin: "telegram")
+        try await Task.sleep(for: .milliseconds(5))
+        _ = try await store.append([.user("hi")], to: "0a1b2c3d-first")
+        #expect(
+            try await store.listSessions().map(\.id.rawValue) == ["0a1b2c3d-first", "ffff-third", "0a1b9999-second"])
+        #expect(first.displayName == "Taxes" && first.agentName == "default" && first.channelOrigin == "tui")
+        #expect(try await store.resolveSession("0a1b2").id == "0a1b2c3d-first")
+        #expect(try await store.resolveSession("ffff-third").id == "ffff-third")
+        await #expect {
+            try await store.resolveSession("0a1b")
+        } throws: { error in
+            "\(error)".hasPrefix("memory write conflict: ambiguous session prefix `0a1b`: matches 2 sessions (")
+        }
+        await #expect {
+            try await store.resolveSession("zzz")
+        } throws: { error in
+            "\(error)" == "not found in memory: session `zzz` not found for user `alice`"
+        }
+        await #expect(throws: MemoryError.self) { try await store.resolveSession("%") }
+        try await store.renameSession("ffff-third", to: "Groceries")
+        try await store.archiveSession("0a1b9999-second")
+        let listed = try await store.listSessions()
+        #expect(listed.map(\.id.rawValue) == ["0a1b2c3d-first", "ffff-third"])
+        #expect(listed[1].displayName == "Groceries")
+        #expect(try await store.listSessions(includeArchived: true).count == 3)
+        await #expect(throws: MemoryError.self) { try await store.renameSession("nope", to: "x") }
+    }
+
+    @Test func summaryCompareAndSwap() async throws {
+        let fixture = try StoreFixture()
+        defer { fixture.remove() }
+        let store = try fixture.open()
+        #expect(try await store.summary(of: "s") == nil)
+        #expect(
+            try await store.replaceSummary(
+                of: "s", expectedEpoch: 0, with: SessionSummary(epoch: 1, upperSequence: 10, text: "one")))
+        #expect(
+            try await store.replaceSummary(
+                of: "s", expectedEpoch: 0, with: SessionSummary(epoch: 1, upperSequence: 12, text: "stale")) == false)
+        await #expect(throws: MemoryError.self) {
+            try await store.replaceSummary(
+                of: "s", expectedEpoch: 1, with: SessionSummary(epoch: 2, upperSequence: 5, text: "backwards"))
+        }
+        #expect(try await fixture.open().summary(of: "s") == SessionSummary(epoch: 1, upperSequence: 10, text: "one"))
+    }
+
+    @Test func notesKeepTheirCreationTime() async throws {
+        let fixture = try StoreFixture()
+        defer { fixture.remove() }
+        let store = try fixture.open()
+        let saved = try await store.saveNote("Alice's dentist is Dr. Rao", tags: [" Health ", "health", "People"])
+        #expect(saved.id.hasPrefix("note-") && saved.tags == ["health", "people"])
+        try await Task.sleep(for: .milliseconds(10))
+        let updated = try await store.updateNote(saved.id, content: "Alice's dentist is Dr. Mehta", tags: ["health"])
+        #expect(updated.createdAt == saved.createdAt && updated.updatedAt > saved.updatedAt)
+        let hits = try await store.retrieve("dentist Mehta", scopes: [store.notesScope], limit: 5)
+        #expect(hits.count == 1 && hits[0].noteID == saved.id && hits[0].text.contains("Mehta"))
+        try await store.deleteNote(saved.id)
+        #expect(try await store.retrieve("dentist", scopes: [store.notesScope], limit: 5).isEmpty)
+        await #expect(throws: MemoryError.self) { try await store.deleteNote(saved.id) }
+    }
+}
+
+@Suite("Durability")
+struct DurabilityTests {
+    /// A real child process appends and is SIGKILLed mid-stream; everything it reported as
+    /// committed must be there, the history must restore, and the store must keep working.
+    @Test(arguments: [5, 37, 120])
+    func sigkillLosesNothingCommitted(_ killAfter: Int) async throws {
+        let fixture = try StoreFixture()
+        defer { fixture.remove() }
+        _ = try fixture.open()
+        let (committed, exitCode) = try await ChildProcess.launch(
+            "oxydra-memory-probe", [fixture.path, "crash-session"], environment: ["HOME": fixture.directory.path],
+            workingDirectory: fixture.directory.path
+        ) { process, lines in
+            var last = 0
+            for try await line in lines {
+                guard line.hasPrefix("committed "), let sequence = Int(line.dropFirst(10)) else { continue }
+                last = sequence
+                if sequence >= killAfter {
+                    process.send(SIGKILL)
+                    break
+                }
+            }
+            return last
+        }
+        #expect(exitCode == 128 + SIGKILL)
+        let store = try fixture.open()
+        let restored = try await store.restore("crash-session")
+        #expect(restored.count >= committed)
+        #expect(restored.map(\.sequence) == Array(1...restored.count))
+        // Tool calls and results came back paired.
+        for (index, entry) in restored.enumerated() where entry.message.role == .tool {
+            #expect(index > 0 && restored[index - 1].message.toolCalls.first?.id == entry.message.toolCallID)
+        }
+        let next = try await store.append([.user("after the crash")], to: "crash-session")
+        #expect(next.first?.sequence == restored.count + 1)
+        #expect(try await store.search("message number", in: "crash-session", limit: 3).count == 3)
+    }
+}

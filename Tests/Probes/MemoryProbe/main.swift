@@ -1,0 +1,38 @@
+// A test helper process: appends messages to a memory database one committed transaction at a
+// time and prints `committed <sequence>` after each, until it is killed. The crash test SIGKILLs
+// it at an arbitrary point and checks that every printed sequence survived.
+//
+//     oxydra-memory-probe <database path> <session id>
+
+import OxydraCore
+import OxydraMemory
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+let arguments = CommandLine.arguments
+guard arguments.count == 3 else {
+    print("usage: oxydra-memory-probe <database> <session>")
+    exit(2)
+}
+let store = try SQLiteMemoryStore(path: arguments[1], user: "probe", indexing: true)
+let session = SessionID(arguments[2])
+var turn = 0
+while true {
+    turn += 1
+    let messages: [Message] =
+        turn % 3 == 0
+        ? [
+            .assistant(
+                nil,
+                toolCalls: [
+                    ToolCall(id: "call-\(turn)", name: "file_read", arguments: ["path": .string("/shared/\(turn).txt")])
+                ]),
+            .toolResult(callID: "call-\(turn)", content: "contents of file \(turn)"),
+        ]
+        : [.user("message number \(turn) with some text to index")]
+    // write(2) directly: the line must leave the process the moment the commit returns.
+    let lines = try await store.append(messages, to: session).map { "committed \($0.sequence)\n" }.joined()
+    _ = lines.utf8CString.withUnsafeBufferPointer { write(1, $0.baseAddress, $0.count - 1) }
+}
