@@ -219,7 +219,10 @@ public struct AgentRuntime: Sendable {
             throw RuntimeError.budgetExceeded(
                 detail: "the latest message does not fit the \(window)-token context window")
         }
-        let messages = [system] + (summaryMessage.map { [$0] } ?? []) + selected
+        let recall = try await recallMessage(
+            history: history, firstSentSequence: history.count - selected.count + 1, session: session,
+            room: budget - estimator.tokens(selected), estimator: estimator)
+        let messages = [system] + (summaryMessage.map { [$0] } ?? []) + (recall.map { [$0] } ?? []) + selected
         let request = ModelRequest(
             model: model.id, messages: messages, tools: model.capabilities.tools ? tools.declarations : [],
             maxOutputTokens: nil, session: session)
