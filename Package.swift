@@ -104,7 +104,9 @@ let package = Package(
         .target(name: "OxydraTesting", dependencies: ["OxydraCore", subprocess] + nio, swiftSettings: swiftSettings),
         .executableTarget(
             name: "oxydra-benchmarks",
-            dependencies: ["OxydraProviders", "OxydraRuntime", "OxydraTools", "OxydraTesting", asyncHTTPClient] + nio,
+            dependencies: [
+                "OxydraProviders", "OxydraRuntime", "OxydraTools", "OxydraMemory", "OxydraTesting", asyncHTTPClient,
+            ] + nio,
             path: "Benchmarks/OxydraBenchmarks",
             swiftSettings: swiftSettings
         ),

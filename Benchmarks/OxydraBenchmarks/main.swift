@@ -9,6 +9,7 @@ import AsyncHTTPClient
 import NIOCore
 import OxydraConfig
 import OxydraCore
+import OxydraMemory
 import OxydraProviders
 import OxydraRuntime
 import OxydraTesting
@@ -204,7 +205,78 @@ func benchmarkRuntime() async throws {
     directory.remove()
 }
 
+/// Memory: durable append latency, hybrid search latency at 10k and 100k chunks next to FTS-only
+/// on the same corpus, and the resident size of the loaded vectors.
+func benchmarkMemory() async throws {
+    let directory = try TemporaryDirectory(prefix: "oxydra-bench-memory")
+    defer { directory.remove() }
+    func percentile(_ values: [Double], _ p: Double) -> Double {
+        let sorted = values.sorted()
+        return sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]
+    }
+
+    let appendStore = try SQLiteMemoryStore(path: directory.path + "/append.db", user: "bench")
+    var appendTimes: [Double] = []
+    for index in 0..<1000 {
+        let start = clock.now
+        _ = try await appendStore.append(
+            [.user("message \(index) about the quarterly report and the kafka consumer lag")], to: "s")
+        appendTimes.append(seconds(clock.now - start))
+    }
+    print(
+        "memory: durable append (synchronous=FULL, indexed) p50 \(String(format2: percentile(appendTimes, 0.5) * 1000)) ms, "
+            + "p99 \(String(format2: percentile(appendTimes, 0.99) * 1000)) ms")
+
+    let vocabulary = (0..<5000).map { "term\($0)" }
+    var generator = SystemRandomNumberGenerator()
+    for size in [10_000, 100_000] {
+        let store = try SQLiteMemoryStore(path: directory.path + "/search-\(size).db", user: "bench")
+        // Bulk-load a synthetic corpus straight through the store's own insert path.
+        let embedder = store.embedder
+        var batch: [(String, [Float])] = []
+        for index in 0..<size {
+            let words = (0..<40).map { _ in vocabulary[Int.random(in: 0..<vocabulary.count, using: &generator)] }
+            let text = "chunk \(index) " + words.joined(separator: " ")
+            batch.append((text, embedder.embed(text)))
+            if batch.count == 5000 || index == size - 1 {
+                let rows = batch
+                let base = index - rows.count + 1
+                try await store.pool.write { db in
+                    for (offset, row) in rows.enumerated() {
+                        _ = try SQLiteMemoryStore.insertChunk(
+                            db, chunkID: "chunk:s:\(base + offset):0", scope: "s", source: "user_message",
+                            sequence: base + offset + 1,
+                            noteID: nil, text: row.0, vector: row.1, embedder: embedder.id,
+                            dimension: embedder.dimension, now: 0)
+                    }
+                }
+                batch.removeAll(keepingCapacity: true)
+            }
+        }
+        _ = try await store.retrieve("warm up", scopes: ["s"], limit: 8)
+        var hybrid: [Double] = []
+        var keyword: [Double] = []
+        for _ in 0..<100 {
+            let query = (0..<4).map { _ in vocabulary[Int.random(in: 0..<vocabulary.count, using: &generator)] }.joined(
+                separator: " ")
+            var start = clock.now
+            _ = try await store.retrieve(query, scopes: ["s"], limit: 8)
+            hybrid.append(seconds(clock.now - start))
+            start = clock.now
+            _ = try await store.retrieve(
+                query, scopes: ["s"], limit: 8, weights: RetrievalSettings(topK: 8, vectorWeight: 0, keywordWeight: 1))
+            keyword.append(seconds(clock.now - start))
+        }
+        print(
+            "memory: \(size) chunks: hybrid p50 \(String(format2: percentile(hybrid, 0.5) * 1000)) ms, p99 "
+                + "\(String(format2: percentile(hybrid, 0.99) * 1000)) ms; FTS-only p50 \(String(format2: percentile(keyword, 0.5) * 1000)) ms, "
+                + "p99 \(String(format2: percentile(keyword, 0.99) * 1000)) ms; ratio \(String(format2: percentile(hybrid, 0.5) / percentile(keyword, 0.5)))x; "
+                + "vectors resident \(String(format2: Double(store.vectorIndexBytes) / 1_048_576)) MiB")
+    }
+}
+
 let which = CommandLine.arguments.dropFirst().first ?? "all"
+if which == "memory" || which == "all" { try await benchmarkMemory() }
 if which == "runtime" || which == "all" { try await benchmarkRuntime() }
 if which == "sse" || which == "all" { try benchmarkSSE() }
 if which == "provider" || which == "all" { try await benchmarkProvider() }

@@ -29,21 +29,52 @@ struct ScopeVectors: Sendable {
         self = kept
     }
 
-    /// Cosine similarity of every vector with `query` (unit length).
+    /// Cosine similarity of every vector with `query` (unit length). The query is quantised like
+    /// the stored vectors, so the inner loop is an 8-bit integer dot product (which the compiler
+    /// vectorises).
     func scores(_ query: [Float]) -> [Float] {
         let dimension = query.count
+        guard !rowids.isEmpty, dimension > 0 else { return [] }
+        var maximum: Float = 0
+        for value in query { maximum = max(maximum, abs(value)) }
+        let queryScale = maximum > 0 ? maximum / 127 : 1
+        let quantized = query.map { Int8(($0 / queryScale).rounded().clamped(to: -127...127)) }
         var result = [Float](repeating: 0, count: rowids.count)
-        query.withUnsafeBufferPointer { q in
+        quantized.withUnsafeBufferPointer { q in
             values.withUnsafeBufferPointer { v in
-                for row in 0..<rowids.count {
-                    var sum: Float = 0
-                    let base = row * dimension
-                    for column in 0..<dimension { sum += q[column] * Float(v[base + column]) }
-                    result[row] = sum * scales[row]
+                scales.withUnsafeBufferPointer { scale in
+                    for row in 0..<rowids.count {
+                        let base = v.baseAddress! + row * dimension
+                        var sum: Int32 = 0
+                        for column in 0..<dimension { sum &+= Int32(q[column]) &* Int32(base[column]) }
+                        result[row] = Float(sum) * scale[row] * queryScale
+                    }
                 }
             }
         }
         return result
+    }
+
+    /// The `count` best (rowid, score) pairs, best first; ties favour newer (higher) rowids.
+    func top(_ query: [Float], count: Int) -> [(Int64, Float)] {
+        let all = scores(query)
+        guard count > 0 else { return [] }
+        // A bounded selection: keep the best `count` seen so far, replacing the weakest.
+        var best: [(Int64, Float)] = []
+        best.reserveCapacity(count + 1)
+        var weakest = 0
+        func worse(_ a: (Int64, Float), _ b: (Int64, Float)) -> Bool { a.1 != b.1 ? a.1 < b.1 : a.0 < b.0 }
+        for (index, score) in all.enumerated() {
+            let entry = (rowids[index], score)
+            if best.count < count {
+                best.append(entry)
+                if best.count == count { weakest = best.indices.min { worse(best[$0], best[$1]) ? true : false }! }
+            } else if worse(best[weakest], entry) {
+                best[weakest] = entry
+                weakest = best.indices.min { worse(best[$0], best[$1]) }!
+            }
+        }
+        return best.sorted { worse($1, $0) }
     }
 
     var residentBytes: Int { rowids.count * 8 + scales.count * 4 + values.count }

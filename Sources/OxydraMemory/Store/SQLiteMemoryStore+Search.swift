@@ -21,34 +21,28 @@ extension SQLiteMemoryStore {
         let candidates = max(limit * 4, 20)
         let vector = embedder.embed(text)
 
-        var vectorScores: [Int64: Double] = [:]
         var loaded: [ScopeVectors] = []
-        for scope in scopes { loaded.append(try await vectors(for: scope)) }
+        if settings.vectorWeight > 0 { for scope in scopes { loaded.append(try await vectors(for: scope)) } }
+        // The keyword query runs on a database reader while the vectors are scored here.
+        async let keywordRows = keywordCandidates(
+            text, scopes: scopes, limit: candidates, enabled: settings.keywordWeight > 0)
+        var vectorScores: [Int64: Double] = [:]
         if settings.vectorWeight > 0 {
             var ranked: [(Int64, Float)] = []
-            for scope in loaded {
-                let scores = scope.scores(vector)
-                for (index, score) in scores.enumerated() { ranked.append((scope.rowids[index], score)) }
-            }
+            for scope in loaded { ranked += scope.top(vector, count: candidates) }
             ranked.sort { $0.1 != $1.1 ? $0.1 > $1.1 : $0.0 > $1.0 }
             for (rowid, score) in ranked.prefix(candidates) { vectorScores[rowid] = Double(score) }
         }
-
         var keywordScores: [Int64: Double] = [:]
-        if settings.keywordWeight > 0, let match = Self.ftsQuery(text) {
-            let placeholders = scopes.map { _ in "?" }.joined(separator: ", ")
-            let rows = try await read { db in
-                try Row.fetchAll(
-                    db,
-                    sql: """
-                        SELECT chunks.id, bm25(chunks_fts) FROM chunks_fts JOIN chunks ON chunks.id = chunks_fts.rowid
-                        WHERE chunks_fts MATCH ? AND chunks.scope IN (\(placeholders)) ORDER BY bm25(chunks_fts) LIMIT ?
-                        """, arguments: StatementArguments([match] + scopes + [candidates])
-                )
-                .map { (row: Row) -> (Int64, Double) in (row[0], -(row[1] as Double)) }
-            }
-            for (rowid, score) in rows { keywordScores[rowid] = score }
+        let keywordResult: [(Int64, Double)]
+        do {
+            keywordResult = try await keywordRows
+        } catch let error as MemoryError {
+            throw error
+        } catch {
+            throw .query("\(error)")
         }
+        for (rowid, score) in keywordResult { keywordScores[rowid] = score }
 
         // Every candidate gets its true vector score, so keyword-only hits are not penalised for
         // missing from the vector shortlist.
@@ -68,6 +62,32 @@ extension SQLiteMemoryStore {
                 }
             }
         }
+        return try await finish(
+            union: union, vectorScores: vectorScores, keywordScores: keywordScores, settings: settings, limit: limit)
+    }
+
+    /// FTS5 candidates as (rowid, −bm25).
+    private func keywordCandidates(_ text: String, scopes: [String], limit: Int, enabled: Bool)
+        async throws(MemoryError) -> [(Int64, Double)]
+    {
+        guard enabled, let match = Self.ftsQuery(text) else { return [] }
+        let placeholders = scopes.map { _ in "?" }.joined(separator: ", ")
+        return try await read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT chunks.id, bm25(chunks_fts) FROM chunks_fts JOIN chunks ON chunks.id = chunks_fts.rowid
+                    WHERE chunks_fts MATCH ? AND chunks.scope IN (\(placeholders)) ORDER BY bm25(chunks_fts) LIMIT ?
+                    """, arguments: StatementArguments([match] + scopes + [limit])
+            )
+            .map { (row: Row) -> (Int64, Double) in (row[0], -(row[1] as Double)) }
+        }
+    }
+
+    private func finish(
+        union: Set<Int64>, vectorScores: [Int64: Double], keywordScores: [Int64: Double], settings: RetrievalSettings,
+        limit: Int
+    ) async throws(MemoryError) -> [RetrievedChunk] {
         let normalizedVector = Self.minMax(vectorScores, over: union)
         let normalizedKeyword = Self.minMax(keywordScores, over: union)
         let ranked = union.map { rowid in

@@ -65,7 +65,7 @@ public final class SQLiteMemoryStore: MemoryStore, Sendable {
     public let embedder: any Embedder
     public let indexing: Bool
     public let retrieval: RetrievalSettings
-    let pool: DatabasePool
+    public let pool: DatabasePool
     let vectors = VectorIndex()
 
     public var notesScope: String { "notes:" + user.rawValue }
@@ -223,7 +223,7 @@ public final class SQLiteMemoryStore: MemoryStore, Sendable {
         return (source, parts.joined(separator: "\n"))
     }
 
-    static func insertChunk(
+    public static func insertChunk(
         _ db: Database, chunkID: String, scope: String, source: String, sequence: Int?, noteID: String?, text: String,
         vector: [Float],
         embedder: String, dimension: Int, now: Int64
