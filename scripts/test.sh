@@ -18,6 +18,6 @@ swift build --build-tests
 build_end=$(now)
 
 log "running tests"
-swift test --skip-build
+swift test --skip-build --no-parallel
 end=$(now)
 log "build $((build_end - build_start))s, tests $((end - build_end))s, total $((end - start))s"

@@ -54,7 +54,7 @@ public enum ChildProcess {
         case .signaled(let signal): code = 128 + Int32(signal)
         }
         return ProcessResult(
-            exitCode: code, standardOutput: result.standardOutput ?? "", standardError: result.standardError ?? "")
+            exitCode: code, standardOutput: result.standardOutput, standardError: result.standardError)
     }
 }
 

@@ -17,9 +17,9 @@ public struct TemporaryDirectory: Sendable {
         var template = Array("\(base)/\(prefix)-XXXXXX".utf8CString)
         let created = template.withUnsafeMutableBufferPointer { buffer in mkdtemp(buffer.baseAddress!) }
         guard created != nil else { throw TestSupportError("mkdtemp failed with errno \(errno)") }
-        let raw = String(cString: template.withUnsafeBufferPointer { $0.baseAddress! })
+        let raw = String(nulTerminated: template)
         var resolved = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-        path = realpath(raw, &resolved) != nil ? String(cString: resolved) : raw
+        path = realpath(raw, &resolved) != nil ? String(nulTerminated: resolved) : raw
     }
 
     /// Writes `contents` to `relativePath`, creating parent directories.

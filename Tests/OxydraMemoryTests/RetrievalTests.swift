@@ -143,7 +143,8 @@ struct EmbedderTests {
         withUnsafeBytes(of: UInt64(header.utf8.count).littleEndian) { file.append(contentsOf: $0) }
         file.append(Data(header.utf8))
         file.append(payload)
-        FileManager.default.createFile(atPath: directory.path + "/potion-test/model.safetensors", contents: file)
+        #expect(
+            FileManager.default.createFile(atPath: directory.path + "/potion-test/model.safetensors", contents: file))
 
         let model = try Model2VecEmbedder(directory: directory.path + "/potion-test")
         #expect(model.dimension == 3 && model.id == "model2vec:potion-test:3")

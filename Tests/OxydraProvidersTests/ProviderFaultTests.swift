@@ -26,6 +26,8 @@ struct ProviderFaultTests {
         var reply = ScriptedReply.text(String(repeating: "word ", count: 60))
         reply.fragmentBytes = 64
         reply.dropAfterBytes = 900
+        // Paced, so the words before the break reach the consumer before the break does.
+        reply.chunkDelay = .milliseconds(5)
         fixture.server.enqueue([reply, .text("must not be requested")])
         var text = ""
         await #expect {

@@ -35,8 +35,8 @@ struct TimedTool: TypedTool {
     func run(_ arguments: Arguments, context: ToolContext) async throws -> ToolOutput {
         let clock = ContinuousClock()
         let start = clock.now
+        defer { log.record(.init(name: name, start: start, end: clock.now)) }
         try await Task.sleep(for: .milliseconds(arguments.millis))
-        log.record(.init(name: name, start: start, end: clock.now))
         return ToolOutput("\(name) slept \(arguments.millis)ms")
     }
 }

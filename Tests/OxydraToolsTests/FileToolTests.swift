@@ -55,7 +55,8 @@ struct FileToolTests {
     @Test func binaryFilesAreNotDumped() async throws {
         let fixture = try WorkspaceFixture()
         defer { fixture.remove() }
-        FileManager.default.createFile(atPath: fixture.path("shared/blob.bin"), contents: Data([0, 1, 2, 0xFF]))
+        #expect(
+            FileManager.default.createFile(atPath: fixture.path("shared/blob.bin"), contents: Data([0, 1, 2, 0xFF])))
         #expect(
             try await fixture.registry().call("file_read", #"{"path":"/shared/blob.bin"}"#).text
                 == "tool execution failed for file_read: /shared/blob.bin is a binary file (4 bytes); it is not shown")

@@ -30,7 +30,7 @@ extension SQLiteMemoryStore {
                 db,
                 sql: """
                     SELECT * FROM sessions WHERE user_id = ? AND (? OR archived = 0)
-                    ORDER BY last_active_at DESC, created_at DESC, session_id LIMIT ?
+                    ORDER BY last_active_at DESC, rowid DESC LIMIT ?
                     """, arguments: [user.rawValue, includeArchived, limit]
             ).map(Self.record)
         }

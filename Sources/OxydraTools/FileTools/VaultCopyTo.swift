@@ -96,7 +96,9 @@ struct VaultCopyTo: TypedTool {
         let bytes = try step("read", source) {
             try confinement.readFile(source, limit: FileTools.readLimit, tool: "vault_copyto")
         }
-        try step("write", destination) { try confinement.writeFile(destination, bytes: bytes, tool: "vault_copyto") }
+        _ = try step("write", destination) {
+            try confinement.writeFile(destination, bytes: bytes, tool: "vault_copyto")
+        }
         return ToolOutput("copied \(bytes.count) bytes from \(source) to \(destination) (operation \(operation))")
     }
 }

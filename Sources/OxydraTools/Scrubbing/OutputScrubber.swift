@@ -43,7 +43,7 @@ public struct OutputScrubber: Sendable {
     static func realPath(_ path: String) -> String? {
         var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
         guard realpath(path, &buffer) != nil else { return nil }
-        return String(cString: buffer)
+        return String(nulTerminated: buffer)
     }
 
     public func scrub(_ text: String) -> String {

@@ -38,7 +38,7 @@ public enum IPAddress: Sendable, Hashable, CustomStringConvertible {
             withUnsafeMutableBytes(of: &address) { $0.copyBytes(from: bytes) }
             var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
             inet_ntop(AF_INET6, &address, &buffer, socklen_t(buffer.count))
-            return String(cString: buffer)
+            return String(nulTerminated: buffer)
         }
     }
 
