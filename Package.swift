@@ -27,6 +27,13 @@ let argumentParser = Target.Dependency.product(name: "ArgumentParser", package: 
 let tomlKit = Target.Dependency.product(name: "TOMLKit", package: "TOMLKit")
 let subprocess = Target.Dependency.product(name: "Subprocess", package: "swift-subprocess")
 let grdb = Target.Dependency.product(name: "GRDB", package: "GRDB.swift")
+let hummingbird: [Target.Dependency] = [
+    .product(name: "Hummingbird", package: "hummingbird"),
+    .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+]
+let webSocketClient = Target.Dependency.product(name: "HummingbirdWSClient", package: "hummingbird-websocket")
+let serviceLifecycle = Target.Dependency.product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
+let logging = Target.Dependency.product(name: "Logging", package: "swift-log")
 let asyncHTTPClient = Target.Dependency.product(name: "AsyncHTTPClient", package: "async-http-client")
 let nio: [Target.Dependency] = [
     .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
@@ -49,6 +56,10 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-websocket", from: "2.8.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
     ],
     targets: [
         // foundation
@@ -71,10 +82,13 @@ let package = Package(
             swiftSettings: swiftSettings),
         .target(name: "OxydraMemory", dependencies: ["OxydraCore", "OxydraTools", grdb], swiftSettings: swiftSettings),
         .target(name: "OxydraRuntime", dependencies: ["OxydraCore"], swiftSettings: swiftSettings),
-        .target(name: "OxydraSandbox", dependencies: ["OxydraCore"], swiftSettings: swiftSettings),
+        .target(name: "OxydraSandbox", dependencies: ["OxydraCore", "CSystemShims"], swiftSettings: swiftSettings),
 
         // application
-        .target(name: "OxydraGateway", dependencies: ["OxydraCore", "OxydraRuntime"], swiftSettings: swiftSettings),
+        .target(
+            name: "OxydraGateway",
+            dependencies: ["OxydraCore", "OxydraRuntime", "OxydraMemory"] + hummingbird + nio + [serviceLifecycle, logging],
+            swiftSettings: swiftSettings),
         .target(name: "OxydraChannels", dependencies: ["OxydraCore"], swiftSettings: swiftSettings),
         .target(
             name: "OxydraRunner",

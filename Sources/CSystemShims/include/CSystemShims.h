@@ -20,4 +20,15 @@
 /// platform has no openat2).
 int oxydra_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode, uint64_t resolve);
 
+/// Landlock (linux/landlock.h). The ABI version the kernel supports, or -1 with errno set
+/// (ENOSYS: not built in; EOPNOTSUPP: disabled at boot).
+int oxydra_landlock_abi(void);
+/// A ruleset handling `handled_access_fs`; returns its file descriptor or -1.
+int oxydra_landlock_create_ruleset(uint64_t handled_access_fs);
+/// Allows `allowed_access` beneath the file or directory open at `parent_fd`; 0 or -1.
+int oxydra_landlock_add_path_rule(int ruleset_fd, int parent_fd, uint64_t allowed_access);
+/// Sets no_new_privs and enforces the ruleset on the calling thread and its future children.
+/// Call it before any other thread exists, or only the caller is confined. Returns 0 or -1.
+int oxydra_landlock_restrict_self(int ruleset_fd);
+
 #endif

@@ -83,6 +83,14 @@ extension AgentConfig {
                     "point it at a directory with tokenizer.json and model.safetensors (e.g. minishlab/potion-base-8M)")
         }
 
+        if let bind = GatewayBind.parse(gateway.bind).bind, !bind.isLoopback, gateway.authTokenEnv == nil {
+            diagnostics.report(
+                ["gateway", "auth_token_env"],
+                "gateway.auth_token_env is required when gateway.bind (\(gateway.bind)) is not a loopback address",
+                source: diagnostics.source(of: ["gateway", "bind"]),
+                hint: "set gateway.auth_token_env = \"OXYDRA_GATEWAY_TOKEN\" and export a long random token in it")
+        }
+
         let remote = memory.remoteURL?.trimmed ?? ""
         let token = memory.authToken?.trimmed ?? ""
         if memory.enabled && !remote.isEmpty && token.isEmpty {

@@ -12,6 +12,7 @@ public struct AgentConfig: ConfigSection, Hashable {
     public var reliability = ReliabilityConfig()
     public var catalog = CatalogConfig()
     public var tools = ToolsConfig()
+    public var gateway = GatewayConfig()
 
     public init() {}
 
@@ -25,6 +26,7 @@ public struct AgentConfig: ConfigSection, Hashable {
             .field("reliability", \.reliability),
             .field("catalog", \.catalog),
             .field("tools", \.tools),
+            .field("gateway", \.gateway),
         ]
     }
 }

@@ -1,0 +1,75 @@
+/// Compact JSON text from a ``JSONValue`` without going through `Encoder` (the gateway writes a
+/// frame per streamed token, so this is a hot path).
+public enum JSONWriter {
+    /// Compact text; object keys sorted when `sortedKeys` (stable output), else in hash order.
+    public static func text(_ value: JSONValue, sortedKeys: Bool = false) -> String {
+        var out = ""
+        out.reserveCapacity(64)
+        write(value, into: &out, sortedKeys: sortedKeys)
+        return out
+    }
+
+    public static func write(_ value: JSONValue, into out: inout String, sortedKeys: Bool = false) {
+        switch value {
+        case .null: out += "null"
+        case .bool(let flag): out += flag ? "true" : "false"
+        case .integer(let number): out += String(number)
+        case .number(let number):
+            if number.isFinite {
+                out += number.rounded() == number && abs(number) < 1e15 ? String(Int(number)) : String(number)
+            } else {
+                out += "null"
+            }
+        case .string(let text): writeString(text, into: &out)
+        case .array(let items):
+            out += "["
+            for (index, item) in items.enumerated() {
+                if index > 0 { out += "," }
+                write(item, into: &out, sortedKeys: sortedKeys)
+            }
+            out += "]"
+        case .object(let members):
+            out += "{"
+            var first = true
+            let keys = sortedKeys ? members.keys.sorted() : Array(members.keys)
+            for key in keys {
+                if !first { out += "," }
+                first = false
+                writeString(key, into: &out)
+                out += ":"
+                write(members[key]!, into: &out, sortedKeys: sortedKeys)
+            }
+            out += "}"
+        }
+    }
+
+    /// A JSON string literal: quotes, backslashes and control characters escaped; everything else
+    /// (including non-ASCII) verbatim as UTF-8.
+    public static func writeString(_ text: String, into out: inout String) {
+        out += "\""
+        var needsEscaping = false
+        for byte in text.utf8 where byte < 0x20 || byte == 0x22 || byte == 0x5C {
+            needsEscaping = true
+            break
+        }
+        if !needsEscaping {
+            out += text
+            out += "\""
+            return
+        }
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where scalar.value < 0x20:
+                let hex = String(scalar.value, radix: 16)
+                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        out += "\""
+    }
+}

@@ -1,0 +1,134 @@
+/// What the runner tells a guest at start (ARCHITECTURE.md §4): sent framed on the guest's stdin in
+/// the process tier, or as a read-only file in the container and micro_vm tiers.
+public struct BootstrapEnvelope: Sendable, Hashable {
+    public var userID: UserID
+    public var sandboxTier: SandboxTier
+    public var workspaceRoot: String
+    public var sidecarEndpoint: SidecarEndpoint?
+    public var runtimePolicy: RuntimePolicy?
+    public var startupStatus: StartupStatus
+
+    public init(
+        userID: UserID, sandboxTier: SandboxTier, workspaceRoot: String, sidecarEndpoint: SidecarEndpoint? = nil,
+        runtimePolicy: RuntimePolicy? = nil, startupStatus: StartupStatus
+    ) {
+        self.userID = userID
+        self.sandboxTier = sandboxTier
+        self.workspaceRoot = workspaceRoot
+        self.sidecarEndpoint = sidecarEndpoint
+        self.runtimePolicy = runtimePolicy
+        self.startupStatus = startupStatus
+    }
+
+    public struct SidecarEndpoint: Sendable, Hashable {
+        /// `unix` or `vsock`.
+        public var transport: String
+        public var address: String
+
+        public init(transport: String, address: String) {
+            self.transport = transport
+            self.address = address
+        }
+    }
+
+    /// Resolved mounts and limits for the guest.
+    public struct RuntimePolicy: Sendable, Hashable {
+        public var mounts: [String: String]
+        public var resources: [String: Int]
+        /// Names of credentials the guest may use (never their values).
+        public var credentialRefs: [String: String]
+
+        public init(
+            mounts: [String: String] = [:], resources: [String: Int] = [:], credentialRefs: [String: String] = [:]
+        ) {
+            self.mounts = mounts
+            self.resources = resources
+            self.credentialRefs = credentialRefs
+        }
+    }
+
+    public var json: JSONValue {
+        .compactObject([
+            "user_id": .string(userID.rawValue), "sandbox_tier": .string(sandboxTier.rawValue),
+            "workspace_root": .string(workspaceRoot),
+            "sidecar_endpoint": sidecarEndpoint.map {
+                ["transport": .string($0.transport), "address": .string($0.address)]
+            },
+            "runtime_policy": runtimePolicy.map { policy in
+                [
+                    "mounts": .object(policy.mounts.mapValues(JSONValue.string)),
+                    "resources": .object(policy.resources.mapValues(JSONValue.integer)),
+                    "credential_refs": .object(policy.credentialRefs.mapValues(JSONValue.string)),
+                ]
+            },
+            "startup_status": startupStatus.json,
+        ])
+    }
+
+    /// The framed form (4-byte big-endian length + compact JSON).
+    public var framed: [UInt8] { LengthPrefixedFrame.encode(json) }
+
+    /// Parses and validates an envelope body (the JSON, without the length prefix).
+    public init(json bytes: [UInt8]) throws(WireError) {
+        let value: JSONValue
+        do {
+            value = try bytes.withUnsafeBufferPointer { buffer throws(JSONSyntaxError) in try JSONParser.parse(buffer) }
+        } catch {
+            throw WireError("bootstrap envelope is not valid JSON: \(error)")
+        }
+        let reader = try FieldReader(value, path: "bootstrap")
+        let rawUser = try reader.nonBlankString("user_id")
+        switch Result(catching: { () throws(IdentifierError) in try UserID.validated(rawUser) }) {
+        case .success(let user): userID = user
+        case .failure(let error): throw WireError("bootstrap.user_id: \(error)")
+        }
+        let tier = try reader.string("sandbox_tier")
+        guard let sandboxTier = SandboxTier(rawValue: tier) else {
+            throw WireError("bootstrap.sandbox_tier: unknown tier `\(tier)` (process, container or micro_vm)")
+        }
+        self.sandboxTier = sandboxTier
+        workspaceRoot = try reader.nonBlankString("workspace_root")
+        if let endpoint = try reader.optionalObject("sidecar_endpoint") {
+            sidecarEndpoint = SidecarEndpoint(
+                transport: try endpoint.nonBlankString("transport"), address: try endpoint.nonBlankString("address"))
+        }
+        if let policy = try reader.optionalObject("runtime_policy") {
+            var mounts: [String: String] = [:]
+            var resources: [String: Int] = [:]
+            var refs: [String: String] = [:]
+            if let object = try policy.optionalObject("mounts") {
+                for key in object.members.keys { mounts[key] = try object.nonBlankString(key) }
+            }
+            if let object = try policy.optionalObject("resources") {
+                for key in object.members.keys {
+                    let value = try object.int(key)
+                    if value <= 0 {
+                        throw WireError("bootstrap.runtime_policy.resources.\(key): must be greater than 0")
+                    }
+                    resources[key] = value
+                }
+            }
+            if let object = try policy.optionalObject("credential_refs") {
+                for key in object.members.keys { refs[key] = try object.nonBlankString(key) }
+            }
+            runtimePolicy = RuntimePolicy(mounts: mounts, resources: resources, credentialRefs: refs)
+        }
+        startupStatus = try StartupStatus(reader.object("startup_status"))
+        guard startupStatus.sandboxTier == sandboxTier else {
+            throw WireError(
+                "bootstrap.startup_status.sandbox_tier (\(startupStatus.sandboxTier.rawValue)) does not match "
+                    + "bootstrap.sandbox_tier (\(sandboxTier.rawValue))")
+        }
+        if sidecarEndpoint == nil, startupStatus.sidecarAvailable || startupStatus.shellAvailable {
+            throw WireError("bootstrap.startup_status claims a sidecar or shell but there is no sidecar_endpoint")
+        }
+        if startupStatus.shellAvailable || startupStatus.browserAvailable, !startupStatus.sidecarAvailable {
+            throw WireError("bootstrap.startup_status: shell or browser available needs sidecar_available")
+        }
+    }
+
+    /// Parses a framed envelope (header + body, nothing after it).
+    public init(framed bytes: [UInt8]) throws(WireError) {
+        try self.init(json: LengthPrefixedFrame.decodeSingle(bytes))
+    }
+}

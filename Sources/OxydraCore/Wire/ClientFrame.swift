@@ -1,0 +1,191 @@
+/// Gateway protocol constants.
+public enum GatewayProtocol {
+    /// The version a client states in `hello`; a different one is refused.
+    public static let version = 1
+    /// The WebSocket path.
+    public static let path = "/ws"
+    /// Largest accepted client frame, in bytes.
+    public static let maxClientFrameBytes = 1 << 20
+}
+
+/// A frame a client sends to the gateway: `{"type": "...", "payload": {...}}` (docs/protocol.md).
+public enum ClientFrame: Sendable, Hashable {
+    case hello(Hello)
+    case sendTurn(SendTurn)
+    /// `session_id` and `turn_id` are optional; when given they must match.
+    case cancelActiveTurn(requestID: String, sessionID: SessionID?, turnID: TurnID?)
+    case cancelAllActiveTurns(requestID: String)
+    case healthCheck(requestID: String)
+    case createSession(requestID: String, displayName: String?, agentName: String?)
+    case listSessions(requestID: String, includeArchived: Bool)
+    /// An exact session id or a prefix matching exactly one session.
+    case switchSession(requestID: String, session: String)
+
+    public struct Hello: Sendable, Hashable {
+        public var requestID: String
+        public var protocolVersion: Int
+        public var userID: String?
+        /// Resume this session (exact id or unique prefix).
+        public var sessionID: String?
+        /// Start a new session instead of resuming the default one.
+        public var createNewSession: Bool
+
+        public init(
+            requestID: String, protocolVersion: Int = GatewayProtocol.version, userID: String? = nil,
+            sessionID: String? = nil, createNewSession: Bool = false
+        ) {
+            self.requestID = requestID
+            self.protocolVersion = protocolVersion
+            self.userID = userID
+            self.sessionID = sessionID
+            self.createNewSession = createNewSession
+        }
+    }
+
+    public struct SendTurn: Sendable, Hashable {
+        public var requestID: String
+        /// When given, must be the connection's current session.
+        public var sessionID: SessionID?
+        public var turnID: TurnID
+        public var prompt: String
+
+        public init(requestID: String, sessionID: SessionID? = nil, turnID: TurnID, prompt: String) {
+            self.requestID = requestID
+            self.sessionID = sessionID
+            self.turnID = turnID
+            self.prompt = prompt
+        }
+    }
+
+    public var type: String {
+        switch self {
+        case .hello: "hello"
+        case .sendTurn: "send_turn"
+        case .cancelActiveTurn: "cancel_active_turn"
+        case .cancelAllActiveTurns: "cancel_all_active_turns"
+        case .healthCheck: "health_check"
+        case .createSession: "create_session"
+        case .listSessions: "list_sessions"
+        case .switchSession: "switch_session"
+        }
+    }
+
+    public var requestID: String {
+        switch self {
+        case .hello(let hello): hello.requestID
+        case .sendTurn(let turn): turn.requestID
+        case .cancelActiveTurn(let id, _, _), .cancelAllActiveTurns(let id), .healthCheck(let id),
+            .createSession(let id, _, _), .listSessions(let id, _), .switchSession(let id, _):
+            id
+        }
+    }
+
+    public var json: JSONValue {
+        let payload: JSONValue
+        switch self {
+        case .hello(let hello):
+            payload = .compactObject([
+                "request_id": .string(hello.requestID), "protocol_version": .integer(hello.protocolVersion),
+                "user_id": hello.userID.map(JSONValue.string), "session_id": hello.sessionID.map(JSONValue.string),
+                "create_new_session": hello.createNewSession ? .bool(true) : nil,
+            ])
+        case .sendTurn(let turn):
+            payload = .compactObject([
+                "request_id": .string(turn.requestID), "session_id": turn.sessionID.map { .string($0.rawValue) },
+                "turn_id": .string(turn.turnID.rawValue), "prompt": .string(turn.prompt),
+            ])
+        case .cancelActiveTurn(let id, let session, let turn):
+            payload = .compactObject([
+                "request_id": .string(id), "session_id": session.map { .string($0.rawValue) },
+                "turn_id": turn.map { .string($0.rawValue) },
+            ])
+        case .cancelAllActiveTurns(let id), .healthCheck(let id):
+            payload = ["request_id": .string(id)]
+        case .createSession(let id, let name, let agent):
+            payload = .compactObject([
+                "request_id": .string(id), "display_name": name.map(JSONValue.string),
+                "agent_name": agent.map(JSONValue.string),
+            ])
+        case .listSessions(let id, let archived):
+            payload = ["request_id": .string(id), "include_archived": .bool(archived)]
+        case .switchSession(let id, let session):
+            payload = ["request_id": .string(id), "session_id": .string(session)]
+        }
+        return ["type": .string(type), "payload": payload]
+    }
+
+    public var text: String { JSONWriter.text(json) }
+
+    /// Parses a client frame. The error names the field at fault; when the frame got far enough to
+    /// carry a `request_id`, it is in ``ClientFrameError/requestID`` so the reply can reference it.
+    public init(parsing text: String) throws(ClientFrameError) {
+        let value: JSONValue
+        do {
+            value = try JSONParser.parse(text)
+        } catch {
+            throw ClientFrameError(requestID: nil, message: "frame is not valid JSON: \(error)")
+        }
+        var requestID: String?
+        do throws(WireError) {
+            let frame = try FieldReader(value, path: "frame")
+            let type = try frame.nonBlankString("type")
+            var payloadValue = frame.members["payload"] ?? .object([:])
+            if payloadValue == .null { payloadValue = .object([:]) }
+            requestID = payloadValue["request_id"]?.stringValue
+            self = try Self.decode(type: type, payload: FieldReader(payloadValue, path: "\(type).payload"))
+        } catch {
+            throw ClientFrameError(requestID: requestID, message: error.message)
+        }
+    }
+
+    private static func decode(type: String, payload: FieldReader) throws(WireError) -> ClientFrame {
+        let requestID = try payload.nonBlankString("request_id")
+        switch type {
+        case "hello":
+            return .hello(
+                Hello(
+                    requestID: requestID, protocolVersion: try payload.int("protocol_version"),
+                    userID: try payload.optionalString("user_id"), sessionID: try payload.optionalString("session_id"),
+                    createNewSession: try payload.bool("create_new_session", default: false)))
+        case "send_turn":
+            let prompt = try payload.string("prompt")
+            if prompt.trimmed.isEmpty { throw WireError("send_turn.payload.prompt: must not be empty") }
+            return .sendTurn(
+                SendTurn(
+                    requestID: requestID, sessionID: try payload.optionalString("session_id").map(SessionID.init),
+                    turnID: TurnID(try payload.nonBlankString("turn_id")), prompt: prompt))
+        case "cancel_active_turn":
+            return .cancelActiveTurn(
+                requestID: requestID, sessionID: try payload.optionalString("session_id").map(SessionID.init),
+                turnID: try payload.optionalString("turn_id").map(TurnID.init))
+        case "cancel_all_active_turns":
+            return .cancelAllActiveTurns(requestID: requestID)
+        case "health_check":
+            return .healthCheck(requestID: requestID)
+        case "create_session":
+            return .createSession(
+                requestID: requestID, displayName: try payload.optionalString("display_name"),
+                agentName: try payload.optionalString("agent_name"))
+        case "list_sessions":
+            return .listSessions(
+                requestID: requestID, includeArchived: try payload.bool("include_archived", default: false))
+        case "switch_session":
+            return .switchSession(requestID: requestID, session: try payload.nonBlankString("session_id"))
+        default:
+            let known = [
+                "hello", "send_turn", "cancel_active_turn", "cancel_all_active_turns", "health_check", "create_session",
+                "list_sessions", "switch_session",
+            ]
+            throw WireError(
+                "unknown frame type `\(type)`" + Suggestions.phrase(Suggestions.closest(to: type, in: known))
+                    + "; expected one of " + known.joined(separator: ", "))
+        }
+    }
+}
+
+/// A client frame that could not be parsed.
+public struct ClientFrameError: Error, Sendable, Hashable, CustomStringConvertible {
+    public var requestID: String?
+    public var message: String
+    public var description: String { message }
+}

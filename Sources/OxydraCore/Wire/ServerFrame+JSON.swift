@@ -1,0 +1,240 @@
+extension ServerFrame {
+    public var json: JSONValue {
+        ["type": .string(type), "payload": payload]
+    }
+
+    /// The frame as compact JSON text, as sent on the WebSocket.
+    public var text: String {
+        var out = "{\"type\":\""
+        out += type
+        out += "\",\"payload\":"
+        JSONWriter.write(payload, into: &out)
+        out += "}"
+        return out
+    }
+
+    private var payload: JSONValue {
+        switch self {
+        case .helloAck(let id, let version, let session, let active):
+            return .compactObject([
+                "request_id": .string(id), "protocol_version": .integer(version), "session": session.json,
+                "active_turn": active?.json,
+            ])
+        case .turnStarted(let header), .turnCancelled(let header):
+            return header.members([])
+        case .assistantDelta(let header, let delta):
+            return header.members([("delta", .string(delta))])
+        case .turnProgress(let header, let progress):
+            let kind = JSONValue.compactObject([
+                "kind": .string(progress.kind),
+                "tool_names": progress.toolNames.isEmpty ? nil : .array(progress.toolNames.map(JSONValue.string)),
+                "elapsed_secs": progress.elapsedSeconds.map(JSONValue.integer),
+            ])
+            return header.members([
+                (
+                    "progress",
+                    [
+                        "kind": kind, "message": .string(progress.message), "turn": .integer(progress.turn),
+                        "max_turns": .integer(progress.maxTurns),
+                    ]
+                )
+            ])
+        case .toolCall(let header, let call):
+            return header.members([
+                (
+                    "tool",
+                    ["call_id": .string(call.callID), "name": .string(call.name), "summary": .string(call.summary)]
+                )
+            ])
+        case .toolResult(let header, let result):
+            return header.members([
+                (
+                    "tool",
+                    [
+                        "call_id": .string(result.callID), "name": .string(result.name),
+                        "is_error": .bool(result.isError),
+                        "duration_ms": .integer(result.durationMilliseconds), "summary": .string(result.summary),
+                    ]
+                )
+            ])
+        case .turnCompleted(let header, let completion):
+            let usage = completion.usage.map { usage in
+                JSONValue.compactObject([
+                    "prompt_tokens": usage.promptTokens.map(JSONValue.integer),
+                    "completion_tokens": usage.completionTokens.map(JSONValue.integer),
+                    "total_tokens": usage.effectiveTotal.map(JSONValue.integer),
+                ])
+            }
+            return header.members([
+                (
+                    "response",
+                    .compactObject([
+                        "message": .string(completion.message),
+                        "finish_reason": completion.finishReason.map(JSONValue.string), "usage": usage,
+                        "cost_usd": completion.costUSD.map(JSONValue.number),
+                        "provider_calls": .integer(completion.providerCalls),
+                        "duration_ms": .integer(completion.durationMilliseconds),
+                    ])
+                )
+            ])
+        case .error(let info):
+            return .compactObject([
+                "request_id": info.requestID.map(JSONValue.string), "session": info.session?.json,
+                "turn": info.turn?.json, "code": .string(info.code.rawValue), "message": .string(info.message),
+            ])
+        case .healthStatus(let info):
+            return .compactObject([
+                "request_id": .string(info.requestID), "healthy": .bool(info.healthy), "session": info.session?.json,
+                "active_turn": info.activeTurn?.json, "startup_status": info.startupStatus?.json,
+                "message": info.message.map(JSONValue.string),
+            ])
+        case .sessionCreated(let id, let session, let name, let agent):
+            return .compactObject([
+                "request_id": .string(id), "session": session.json, "display_name": name.map(JSONValue.string),
+                "agent_name": .string(agent),
+            ])
+        case .sessionList(let id, let sessions):
+            return ["request_id": .string(id), "sessions": .array(sessions.map(\.json))]
+        case .sessionSwitched(let id, let session, let active):
+            return .compactObject(["request_id": .string(id), "session": session.json, "active_turn": active?.json])
+        }
+    }
+
+    /// Parses a server frame (clients: the TUI, `runner ask`, tests).
+    public init(parsing text: String) throws(WireError) {
+        let value: JSONValue
+        do {
+            value = try JSONParser.parse(text)
+        } catch {
+            throw WireError("server frame is not valid JSON: \(error)")
+        }
+        let frame = try FieldReader(value, path: "frame")
+        let type = try frame.nonBlankString("type")
+        self = try Self.decode(type: type, payload: frame.object("payload"))
+    }
+
+    private static func decode(type: String, payload p: FieldReader) throws(WireError) -> ServerFrame {
+        switch type {
+        case "hello_ack":
+            return .helloAck(
+                requestID: try p.string("request_id"), protocolVersion: try p.int("protocol_version"),
+                session: try SessionRef(p.object("session")),
+                activeTurn: try p.optionalObject("active_turn").map(TurnRef.init))
+        case "turn_started": return .turnStarted(try TurnHeader(p))
+        case "turn_cancelled": return .turnCancelled(try TurnHeader(p))
+        case "assistant_delta": return .assistantDelta(try TurnHeader(p), delta: try p.string("delta"))
+        case "turn_progress":
+            let progress = try p.object("progress")
+            let kind = try progress.object("kind")
+            return .turnProgress(
+                try TurnHeader(p),
+                ProgressInfo(
+                    kind: try kind.string("kind"), toolNames: try kind.stringArray("tool_names"),
+                    elapsedSeconds: try kind.optionalInt("elapsed_secs"), message: try progress.string("message"),
+                    turn: try progress.optionalInt("turn") ?? 0, maxTurns: try progress.optionalInt("max_turns") ?? 0))
+        case "tool_call":
+            let tool = try p.object("tool")
+            return .toolCall(
+                try TurnHeader(p),
+                ToolCallInfo(
+                    callID: try tool.string("call_id"), name: try tool.string("name"),
+                    summary: try tool.optionalString("summary") ?? ""))
+        case "tool_result":
+            let tool = try p.object("tool")
+            return .toolResult(
+                try TurnHeader(p),
+                ToolResultInfo(
+                    callID: try tool.string("call_id"), name: try tool.string("name"),
+                    isError: try tool.bool("is_error", default: false),
+                    durationMilliseconds: try tool.optionalInt("duration_ms") ?? 0,
+                    summary: try tool.optionalString("summary") ?? ""))
+        case "turn_completed":
+            let response = try p.object("response")
+            let usage = try response.optionalObject("usage").map { (u: FieldReader) throws(WireError) in
+                Usage(
+                    promptTokens: try u.optionalInt("prompt_tokens"),
+                    completionTokens: try u.optionalInt("completion_tokens"),
+                    totalTokens: try u.optionalInt("total_tokens"))
+            }
+            return .turnCompleted(
+                try TurnHeader(p),
+                TurnCompletion(
+                    message: try response.optionalString("message") ?? "",
+                    finishReason: try response.optionalString("finish_reason"), usage: usage,
+                    costUSD: try response.optionalDouble("cost_usd"),
+                    providerCalls: try response.optionalInt("provider_calls") ?? 0,
+                    durationMilliseconds: try response.optionalInt("duration_ms") ?? 0))
+        case "error":
+            let code = try p.optionalString("code") ?? GatewayErrorCode.internalError.rawValue
+            return .error(
+                GatewayErrorInfo(
+                    requestID: try p.optionalString("request_id"),
+                    session: try p.optionalObject("session").map(SessionRef.init),
+                    turn: try p.optionalObject("turn").map(TurnRef.init),
+                    code: GatewayErrorCode(rawValue: code) ?? .internalError, message: try p.string("message")))
+        case "health_status":
+            return .healthStatus(
+                HealthInfo(
+                    requestID: try p.string("request_id"), healthy: try p.bool("healthy", default: false),
+                    session: try p.optionalObject("session").map(SessionRef.init),
+                    activeTurn: try p.optionalObject("active_turn").map(TurnRef.init),
+                    startupStatus: try p.optionalObject("startup_status").map(StartupStatus.init),
+                    message: try p.optionalString("message")))
+        case "session_created":
+            return .sessionCreated(
+                requestID: try p.string("request_id"), session: try SessionRef(p.object("session")),
+                displayName: try p.optionalString("display_name"),
+                agentName: try p.optionalString("agent_name") ?? "default")
+        case "session_list":
+            var sessions: [SessionInfo] = []
+            for (index, item) in try p.array("sessions").enumerated() {
+                sessions.append(try SessionInfo(FieldReader(item, path: "session_list.payload.sessions[\(index)]")))
+            }
+            return .sessionList(requestID: try p.string("request_id"), sessions: sessions)
+        case "session_switched":
+            return .sessionSwitched(
+                requestID: try p.string("request_id"), session: try SessionRef(p.object("session")),
+                activeTurn: try p.optionalObject("active_turn").map(TurnRef.init))
+        default:
+            throw WireError("unknown server frame type `\(type)`")
+        }
+    }
+}
+
+extension TurnHeader {
+    fileprivate func members(_ extra: [(String, JSONValue)]) -> JSONValue {
+        var object: [String: JSONValue] = [
+            "request_id": .string(requestID), "session": session.json, "turn": turn.json,
+        ]
+        for (key, value) in extra { object[key] = value }
+        return .object(object)
+    }
+
+    fileprivate init(_ reader: FieldReader) throws(WireError) {
+        requestID = try reader.optionalString("request_id") ?? ""
+        session = try SessionRef(reader.object("session"))
+        turn = try TurnRef(reader.object("turn"))
+    }
+}
+
+extension SessionInfo {
+    public var json: JSONValue {
+        .compactObject([
+            "session_id": .string(sessionID.rawValue), "agent_name": .string(agentName),
+            "display_name": displayName.map(JSONValue.string), "channel_origin": .string(channelOrigin),
+            "created_at": .string(createdAt), "last_active_at": .string(lastActiveAt), "archived": .bool(archived),
+            "active_turn": activeTurn?.json,
+        ])
+    }
+
+    fileprivate init(_ reader: FieldReader) throws(WireError) {
+        sessionID = SessionID(try reader.nonBlankString("session_id"))
+        agentName = try reader.optionalString("agent_name") ?? "default"
+        displayName = try reader.optionalString("display_name")
+        channelOrigin = try reader.optionalString("channel_origin") ?? ""
+        createdAt = try reader.optionalString("created_at") ?? ""
+        lastActiveAt = try reader.optionalString("last_active_at") ?? ""
+        archived = try reader.bool("archived", default: false)
+        activeTurn = try reader.optionalObject("active_turn").map(TurnRef.init)
+    }
+}

@@ -1,0 +1,297 @@
+/// The session a frame is about.
+public struct SessionRef: Sendable, Hashable {
+    public var userID: UserID
+    public var sessionID: SessionID
+
+    public init(userID: UserID, sessionID: SessionID) {
+        self.userID = userID
+        self.sessionID = sessionID
+    }
+
+    public var json: JSONValue { ["user_id": .string(userID.rawValue), "session_id": .string(sessionID.rawValue)] }
+
+    init(_ reader: FieldReader) throws(WireError) {
+        userID = UserID(try reader.string("user_id"))
+        sessionID = SessionID(try reader.nonBlankString("session_id"))
+    }
+}
+
+/// Where a turn is in its life.
+public enum TurnState: String, Sendable, Hashable, CaseIterable {
+    /// Waiting for a free slot (`gateway.max_concurrent_turns_per_user`).
+    case queued
+    case running, completed, cancelled, failed
+}
+
+public struct TurnRef: Sendable, Hashable {
+    public var turnID: TurnID
+    public var state: TurnState
+
+    public init(turnID: TurnID, state: TurnState) {
+        self.turnID = turnID
+        self.state = state
+    }
+
+    public var json: JSONValue { ["turn_id": .string(turnID.rawValue), "state": .string(state.rawValue)] }
+
+    init(_ reader: FieldReader) throws(WireError) {
+        turnID = TurnID(try reader.nonBlankString("turn_id"))
+        let state = try reader.string("state")
+        guard let parsed = TurnState(rawValue: state) else {
+            throw WireError("\(reader.path).state: unknown turn state `\(state)`")
+        }
+        self.state = parsed
+    }
+}
+
+/// The fields every turn frame carries.
+public struct TurnHeader: Sendable, Hashable {
+    /// The `request_id` of the `send_turn` that started the turn.
+    public var requestID: String
+    public var session: SessionRef
+    public var turn: TurnRef
+
+    public init(requestID: String, session: SessionRef, turn: TurnRef) {
+        self.requestID = requestID
+        self.session = session
+        self.turn = turn
+    }
+}
+
+/// A progress line for UIs, e.g. `[2/8] Executing tools: file_read`.
+public struct ProgressInfo: Sendable, Hashable {
+    /// `queued`, `provider_call`, `tool_execution`, `tool_heartbeat` or `rolling_summary`.
+    public var kind: String
+    public var toolNames: [String]
+    public var elapsedSeconds: Int?
+    public var message: String
+    public var turn: Int
+    public var maxTurns: Int
+
+    public init(
+        kind: String, toolNames: [String] = [], elapsedSeconds: Int? = nil, message: String, turn: Int, maxTurns: Int
+    ) {
+        self.kind = kind
+        self.toolNames = toolNames
+        self.elapsedSeconds = elapsedSeconds
+        self.message = message
+        self.turn = turn
+        self.maxTurns = maxTurns
+    }
+}
+
+/// A tool the agent is about to run.
+public struct ToolCallInfo: Sendable, Hashable {
+    public var callID: String
+    public var name: String
+    /// Short, scrubbed: `file_read(path=/shared/a.txt)`.
+    public var summary: String
+
+    public init(callID: String, name: String, summary: String) {
+        self.callID = callID
+        self.name = name
+        self.summary = summary
+    }
+}
+
+/// A tool that finished.
+public struct ToolResultInfo: Sendable, Hashable {
+    public var callID: String
+    public var name: String
+    public var isError: Bool
+    public var durationMilliseconds: Int
+    /// The first line of the result, shortened.
+    public var summary: String
+
+    public init(callID: String, name: String, isError: Bool, durationMilliseconds: Int, summary: String) {
+        self.callID = callID
+        self.name = name
+        self.isError = isError
+        self.durationMilliseconds = durationMilliseconds
+        self.summary = summary
+    }
+}
+
+/// The answer of a completed turn.
+public struct TurnCompletion: Sendable, Hashable {
+    public var message: String
+    public var finishReason: String?
+    public var usage: Usage?
+    /// US dollars; nil when the model has no price in the catalog.
+    public var costUSD: Double?
+    public var providerCalls: Int
+    public var durationMilliseconds: Int
+
+    public init(
+        message: String, finishReason: String? = nil, usage: Usage? = nil, costUSD: Double? = nil,
+        providerCalls: Int = 1, durationMilliseconds: Int = 0
+    ) {
+        self.message = message
+        self.finishReason = finishReason
+        self.usage = usage
+        self.costUSD = costUSD
+        self.providerCalls = providerCalls
+        self.durationMilliseconds = durationMilliseconds
+    }
+}
+
+/// Stable error codes of `error` frames.
+public enum GatewayErrorCode: String, Sendable, Hashable, CaseIterable {
+    /// The frame is not JSON, has an unknown type or a field of the wrong shape.
+    case badFrame = "bad_frame"
+    /// Frames out of order (no `hello` first, a second `hello`) or a wrong protocol version.
+    case protocolError = "protocol"
+    /// The session already has a running turn.
+    case busy
+    /// The per-user queue of waiting turns is full.
+    case queueFull = "queue_full"
+    case noActiveTurn = "no_active_turn"
+    case notFound = "not_found"
+    case ambiguous
+    /// `gateway.max_sessions_per_user` reached.
+    case limitReached = "limit_reached"
+    /// The turn ran and failed (provider error, budget, timeout); the message says why.
+    case turnFailed = "turn_failed"
+    /// The client reads too slowly; the connection is closed, reconnect to resume.
+    case lagging
+    case shuttingDown = "shutting_down"
+    case internalError = "internal"
+}
+
+public struct GatewayErrorInfo: Sendable, Hashable {
+    public var requestID: String?
+    public var session: SessionRef?
+    public var turn: TurnRef?
+    public var code: GatewayErrorCode
+    public var message: String
+
+    public init(
+        requestID: String? = nil, session: SessionRef? = nil, turn: TurnRef? = nil, code: GatewayErrorCode,
+        message: String
+    ) {
+        self.requestID = requestID
+        self.session = session
+        self.turn = turn
+        self.code = code
+        self.message = message
+    }
+}
+
+public struct HealthInfo: Sendable, Hashable {
+    public var requestID: String
+    public var healthy: Bool
+    public var session: SessionRef?
+    public var activeTurn: TurnRef?
+    public var startupStatus: StartupStatus?
+    public var message: String?
+
+    public init(
+        requestID: String, healthy: Bool = true, session: SessionRef? = nil, activeTurn: TurnRef? = nil,
+        startupStatus: StartupStatus? = nil, message: String? = nil
+    ) {
+        self.requestID = requestID
+        self.healthy = healthy
+        self.session = session
+        self.activeTurn = activeTurn
+        self.startupStatus = startupStatus
+        self.message = message
+    }
+}
+
+/// One entry of `session_list`.
+public struct SessionInfo: Sendable, Hashable {
+    public var sessionID: SessionID
+    public var agentName: String
+    public var displayName: String?
+    public var channelOrigin: String
+    /// RFC 3339.
+    public var createdAt: String
+    public var lastActiveAt: String
+    public var archived: Bool
+    /// The session's running or queued turn, if any.
+    public var activeTurn: TurnRef?
+
+    public init(
+        sessionID: SessionID, agentName: String = "default", displayName: String? = nil, channelOrigin: String = "tui",
+        createdAt: String, lastActiveAt: String, archived: Bool = false, activeTurn: TurnRef? = nil
+    ) {
+        self.sessionID = sessionID
+        self.agentName = agentName
+        self.displayName = displayName
+        self.channelOrigin = channelOrigin
+        self.createdAt = createdAt
+        self.lastActiveAt = lastActiveAt
+        self.archived = archived
+        self.activeTurn = activeTurn
+    }
+}
+
+/// A frame the gateway sends: `{"type": "...", "payload": {...}}` (docs/protocol.md).
+public enum ServerFrame: Sendable, Hashable {
+    case helloAck(requestID: String, protocolVersion: Int, session: SessionRef, activeTurn: TurnRef?)
+    case turnStarted(TurnHeader)
+    case assistantDelta(TurnHeader, delta: String)
+    case turnProgress(TurnHeader, ProgressInfo)
+    case toolCall(TurnHeader, ToolCallInfo)
+    case toolResult(TurnHeader, ToolResultInfo)
+    case turnCompleted(TurnHeader, TurnCompletion)
+    case turnCancelled(TurnHeader)
+    case error(GatewayErrorInfo)
+    case healthStatus(HealthInfo)
+    case sessionCreated(requestID: String, session: SessionRef, displayName: String?, agentName: String)
+    case sessionList(requestID: String, sessions: [SessionInfo])
+    case sessionSwitched(requestID: String, session: SessionRef, activeTurn: TurnRef?)
+
+    public var type: String {
+        switch self {
+        case .helloAck: "hello_ack"
+        case .turnStarted: "turn_started"
+        case .assistantDelta: "assistant_delta"
+        case .turnProgress: "turn_progress"
+        case .toolCall: "tool_call"
+        case .toolResult: "tool_result"
+        case .turnCompleted: "turn_completed"
+        case .turnCancelled: "turn_cancelled"
+        case .error: "error"
+        case .healthStatus: "health_status"
+        case .sessionCreated: "session_created"
+        case .sessionList: "session_list"
+        case .sessionSwitched: "session_switched"
+        }
+    }
+
+    /// The turn this frame belongs to, for turn frames and turn errors.
+    public var turnHeader: TurnHeader? {
+        switch self {
+        case .turnStarted(let header), .assistantDelta(let header, _), .turnProgress(let header, _),
+            .toolCall(let header, _), .toolResult(let header, _), .turnCompleted(let header, _),
+            .turnCancelled(let header):
+            header
+        case .error(let info):
+            info.session.flatMap { session in
+                info.turn.map { TurnHeader(requestID: info.requestID ?? "", session: session, turn: $0) }
+            }
+        default: nil
+        }
+    }
+
+    /// Whether this frame ends a turn (completed, cancelled or failed).
+    public var isTurnTerminal: Bool {
+        switch self {
+        case .turnCompleted, .turnCancelled: true
+        case .error(let info): info.turn != nil && info.code == .turnFailed
+        default: false
+        }
+    }
+
+    public var requestID: String? {
+        switch self {
+        case .helloAck(let id, _, _, _), .sessionCreated(let id, _, _, _), .sessionList(let id, _),
+            .sessionSwitched(let id, _, _):
+            id
+        case .healthStatus(let info): info.requestID
+        case .error(let info): info.requestID
+        default: turnHeader?.requestID
+        }
+    }
+}

@@ -1,0 +1,116 @@
+import HummingbirdWebSocket
+import Logging
+import NIOCore
+import OxydraCore
+import Synchronization
+
+/// One WebSocket client: reads frames in order, answers requests, and writes everything the hub
+/// publishes for its session through one bounded, ordered outbound buffer.
+struct GatewayConnection: Sendable {
+    let hub: SessionHub
+    let logger: Logger
+    let bufferFrames: Int
+
+    func serve(_ inbound: WebSocketInboundStream, _ outbound: WebSocketOutboundWriter) async {
+        let id = ConnectionID.next()
+        let (frames, continuation) = AsyncStream.makeStream(
+            of: ServerFrame.self, bufferingPolicy: .bufferingOldest(bufferFrames))
+        let lagging = Flag()
+        let send: @Sendable (ServerFrame) -> Bool = { frame in
+            switch continuation.yield(frame) {
+            case .enqueued: return true
+            case .dropped:
+                lagging.set()
+                continuation.finish()
+                return false
+            case .terminated: return false
+            @unknown default: return false
+            }
+        }
+        await hub.attach(id, sink: send)
+
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                do {
+                    for await frame in frames {
+                        try await outbound.write(.text(frame.text))
+                    }
+                    if lagging.isSet {
+                        let notice = ServerFrame.error(
+                            GatewayErrorInfo(
+                                code: .lagging,
+                                message:
+                                    "this client reads too slowly and missed frames; reconnect to resume the session"))
+                        try await outbound.write(.text(notice.text))
+                        try await outbound.close(.policyViolation, reason: "client too slow")
+                    }
+                } catch {
+                    logger.debug("websocket write ended", metadata: ["error": "\(error)"])
+                }
+            }
+            await read(inbound, connection: id, send: send)
+            continuation.finish()
+            await group.waitForAll()
+        }
+        await hub.detach(id)
+    }
+
+    private func read(
+        _ inbound: WebSocketInboundStream, connection: ConnectionID, send: @Sendable (ServerFrame) -> Bool
+    ) async {
+        var negotiated = false
+        do {
+            for try await message in inbound.messages(maxSize: GatewayProtocol.maxClientFrameBytes) {
+                let text: String
+                switch message {
+                case .text(let string): text = string
+                case .binary(let buffer): text = String(buffer: buffer)
+                }
+                let frame: ClientFrame
+                do {
+                    frame = try ClientFrame(parsing: text)
+                } catch {
+                    _ = send(
+                        .error(
+                            GatewayErrorInfo(
+                                requestID: error.requestID, code: .badFrame,
+                                message: "failed to decode client frame: \(error.message)")))
+                    continue
+                }
+                if !negotiated {
+                    guard case .hello(let hello) = frame else {
+                        _ = send(
+                            .error(
+                                GatewayErrorInfo(
+                                    requestID: frame.requestID, code: .protocolError,
+                                    message: "expected hello as first frame, got \(frame.type)")))
+                        continue
+                    }
+                    guard hello.protocolVersion == GatewayProtocol.version else {
+                        _ = send(
+                            .error(
+                                GatewayErrorInfo(
+                                    requestID: hello.requestID, code: .protocolError,
+                                    message: "unsupported protocol version \(hello.protocolVersion); "
+                                        + "expected \(GatewayProtocol.version)")))
+                        continue
+                    }
+                    let replies = await hub.hello(hello, connection: connection)
+                    negotiated = replies.first.map { if case .helloAck = $0 { true } else { false } } ?? false
+                    for reply in replies { _ = send(reply) }
+                    continue
+                }
+                for reply in await hub.handle(frame, connection: connection) { _ = send(reply) }
+            }
+        } catch {
+            logger.debug("websocket read ended", metadata: ["error": "\(error)"])
+        }
+    }
+}
+
+/// A thread-safe boolean that only goes from false to true.
+final class Flag: Sendable {
+    private let value = Atomic<Bool>(false)
+    func set() { value.store(true, ordering: .relaxed) }
+    var isSet: Bool { value.load(ordering: .relaxed) }
+}

@@ -1,0 +1,139 @@
+import HTTPTypes
+import Hummingbird
+import HummingbirdWebSocket
+import Logging
+import NIOCore
+import OxydraCore
+import Synchronization
+
+/// The guest's HTTP + WebSocket server: `GET /ws` (protocol v1, docs/protocol.md) and `GET /healthz`.
+public struct GatewayServer: Sendable {
+    public struct Settings: Sendable {
+        public var bind: GatewayBind
+        /// Clients must send `Authorization: Bearer <token>` when set (required off loopback).
+        public var token: String?
+        public var allowedOrigins: [String]
+        /// Frames buffered per client before a slow reader is disconnected.
+        public var clientBufferFrames: Int
+
+        public init(
+            bind: GatewayBind, token: String? = nil, allowedOrigins: [String] = [], clientBufferFrames: Int = 8192
+        ) {
+            self.bind = bind
+            self.token = token
+            self.allowedOrigins = allowedOrigins
+            self.clientBufferFrames = clientBufferFrames
+        }
+    }
+
+    public let hub: SessionHub
+    public let settings: Settings
+    let logger: Logger
+
+    public init(hub: SessionHub, settings: Settings, logger: Logger) {
+        self.hub = hub
+        self.settings = settings
+        self.logger = logger
+    }
+
+    /// The Hummingbird application; `onRunning` receives the bound port.
+    public func application(onRunning: @escaping @Sendable (Int) async -> Void) -> some ApplicationProtocol {
+        let router = Router(context: BasicWebSocketRequestContext.self)
+        let port = Mutex<Int>(settings.bind.port)
+        let guardrails = RequestGuard(settings: settings, port: { port.withLock { $0 } })
+        let hub = self.hub
+        let logger = self.logger
+        let bufferFrames = settings.clientBufferFrames
+        router.get("/healthz") { request, _ -> Response in
+            try guardrails.checkHost(request)
+            let body = JSONWriter.text([
+                "status": .string(await hub.isShuttingDown ? "shutting_down" : "ok"),
+                "user_id": .string(hub.user.rawValue), "protocol_version": .integer(GatewayProtocol.version),
+            ])
+            return Response(
+                status: .ok, headers: [.contentType: "application/json"],
+                body: ResponseBody(byteBuffer: ByteBuffer(string: body)))
+        }
+        router.ws(
+            RouterPath(GatewayProtocol.path),
+            shouldUpgrade: { request, _ in
+                try guardrails.check(request)
+                return .upgrade([:])
+            },
+            onUpgrade: { inbound, outbound, _ in
+                await GatewayConnection(hub: hub, logger: logger, bufferFrames: bufferFrames).serve(inbound, outbound)
+            })
+        return Application(
+            router: router,
+            server: .http1WebSocketUpgrade(
+                webSocketRouter: router,
+                configuration: .init(
+                    ws: .init(
+                        maxFrameSize: GatewayProtocol.maxClientFrameBytes, autoPing: .enabled(timePeriod: .seconds(30)))
+                )
+            ),
+            configuration: ApplicationConfiguration(
+                address: .hostname(settings.bind.host, port: settings.bind.port), serverName: "oxydra-gateway"),
+            onServerRunning: { channel in
+                let bound = channel.localAddress?.port ?? 0
+                port.withLock { $0 = bound }
+                await onRunning(bound)
+            },
+            logger: logger)
+    }
+}
+
+/// Checks on every request: the token, the Host header on loopback binds (DNS rebinding), and the
+/// Origin header (a web page must not drive a local agent).
+struct RequestGuard: Sendable {
+    let settings: GatewayServer.Settings
+    let port: @Sendable () -> Int
+
+    func check(_ request: Request) throws {
+        try checkHost(request)
+        if let token = settings.token {
+            let header = request.headers[.authorization] ?? ""
+            guard header.hasPrefix("Bearer "), Self.constantTimeEqual(String(header.dropFirst(7)), token) else {
+                throw HTTPError(.unauthorized, message: "missing or wrong bearer token (Authorization: Bearer <token>)")
+            }
+        }
+        if let origin = request.headers[.origin], !originAllowed(origin) {
+            throw HTTPError(
+                .forbidden,
+                message: "origin `\(origin)` is not allowed; add it to gateway.allowed_origins to let that page connect"
+            )
+        }
+    }
+
+    /// On a loopback bind the Host must name a loopback address with our port, so a page whose DNS
+    /// name was rebound to 127.0.0.1 is refused.
+    func checkHost(_ request: Request) throws {
+        guard settings.bind.isLoopback else { return }
+        let host = request.head.authority ?? ""
+        guard loopbackAuthorities.contains(host.lowercased()) else {
+            throw HTTPError(.forbidden, message: "host `\(host)` is not this gateway's loopback address")
+        }
+    }
+
+    private var loopbackAuthorities: Set<String> {
+        let port = port()
+        return ["127.0.0.1:\(port)", "localhost:\(port)", "[::1]:\(port)", "\(settings.bind.host):\(port)"]
+    }
+
+    private func originAllowed(_ origin: String) -> Bool {
+        let origin = origin.lowercased()
+        if settings.allowedOrigins.contains(where: { $0.lowercased() == origin }) { return true }
+        guard settings.bind.isLoopback else { return false }
+        return loopbackAuthorities.contains { origin == "http://\($0)" || origin == "https://\($0)" }
+    }
+
+    static func constantTimeEqual(_ lhs: String, _ rhs: String) -> Bool {
+        let a = Array(lhs.utf8)
+        let b = Array(rhs.utf8)
+        var difference = UInt8(a.count == b.count ? 0 : 1)
+        for index in 0..<max(a.count, b.count) {
+            difference |= (index < a.count ? a[index] : 0) ^ (index < b.count ? b[index] : 0)
+        }
+        return difference == 0
+    }
+}

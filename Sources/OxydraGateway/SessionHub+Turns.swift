@@ -1,0 +1,293 @@
+import Logging
+import OxydraCore
+import OxydraMemory
+import OxydraRuntime
+
+extension SessionHub {
+    /// Accepts a turn on the connection's session, or returns the error frame that refuses it.
+    func submit(_ turn: ClientFrame.SendTurn, connection: ConnectionID) -> ServerFrame? {
+        guard !shuttingDown else {
+            return error(turn.requestID, .shuttingDown, "the guest is shutting down; reconnect after it restarts")
+        }
+        guard let sessionID = currentSession(of: connection), let session = sessions[sessionID] else {
+            return error(turn.requestID, .protocolError, "no session: send hello first")
+        }
+        if let claimed = turn.sessionID, claimed != sessionID {
+            return .error(
+                GatewayErrorInfo(
+                    requestID: turn.requestID, session: ref(sessionID), code: .protocolError,
+                    message: "session_id `\(claimed)` does not match the connection's session `\(sessionID)`; "
+                        + "switch_session first"))
+        }
+        if let active = session.activeTurn {
+            return .error(
+                GatewayErrorInfo(
+                    requestID: turn.requestID, session: ref(sessionID), turn: active.ref, code: .busy,
+                    message: "an active turn is already running in this session (turn `\(active.turnID)`); "
+                        + "wait for it to finish or cancel it"))
+        }
+        let queued = running >= limits.maxConcurrentTurnsPerUser
+        if queued && waiting.count >= limits.maxQueuedTurnsPerUser {
+            return .error(
+                GatewayErrorInfo(
+                    requestID: turn.requestID, session: ref(sessionID), code: .queueFull,
+                    message: "too many queued turns (queue limit: \(limits.maxQueuedTurnsPerUser)); "
+                        + "try again when a running turn finishes"))
+        }
+        let key = TurnKey(session: sessionID, turn: turn.turnID)
+        session.activeTurn = ActiveTurn(
+            turnID: turn.turnID, requestID: turn.requestID, state: queued ? .queued : .running)
+        session.lastTerminal = nil
+        session.lastActivity = .now
+        if !queued { running += 1 }
+        let header = TurnHeader(
+            requestID: turn.requestID, session: ref(sessionID), turn: TurnRef(turnID: turn.turnID, state: .running))
+        if queued {
+            let ahead = waiting.count
+            publish(
+                .turnProgress(
+                    TurnHeader(requestID: turn.requestID, session: ref(sessionID), turn: session.activeTurn!.ref),
+                    ProgressInfo(
+                        kind: "queued",
+                        message: "Waiting for a free turn slot (\(ahead) ahead, "
+                            + "\(limits.maxConcurrentTurnsPerUser) running)", turn: 0,
+                        maxTurns: runtime.settings.maxTurns)), to: sessionID)
+        }
+        let prompt = turn.prompt
+        turnTasks[key] = Task {
+            await self.execute(key: key, header: header, prompt: prompt, queued: queued)
+        }
+        return nil
+    }
+
+    /// Waits for a slot (FIFO) when queued, runs the turn, publishes its frames and its end.
+    private func execute(key: TurnKey, header: TurnHeader, prompt: String, queued: Bool) async {
+        if queued {
+            let admitted = await withCheckedContinuation { continuation in
+                waiting.append((key, continuation))
+            }
+            guard admitted else {
+                finish(key, header: header, terminal: .turnCancelled(header.with(state: .cancelled)), holdsSlot: false)
+                return
+            }
+        }
+        guard let session = sessions[key.session] else {
+            finish(key, header: header, terminal: nil, holdsSlot: true)
+            return
+        }
+        session.activeTurn?.state = .running
+        publish(.turnStarted(header), to: key.session)
+        logger.info("turn started", metadata: ["session": "\(key.session)", "turn": "\(key.turn)"])
+
+        let started = ContinuousClock.now
+        do {
+            let history = try await loadHistory(session)
+            let result = try await runtime.run(
+                session: key.session, user: user, history: history, input: .user(prompt),
+                events: { event in await self.forward(event, header: header) })
+            session.history = history + [.user(prompt)] + result.messages
+            let completion = TurnCompletion(
+                message: result.answer.content ?? "", finishReason: result.finishReason.map { "\($0)" },
+                usage: result.usage, costUSD: result.cost, providerCalls: result.providerCalls,
+                durationMilliseconds: Self.milliseconds(ContinuousClock.now - started))
+            logger.info(
+                "turn completed",
+                metadata: [
+                    "session": "\(key.session)", "turn": "\(key.turn)", "ms": "\(completion.durationMilliseconds)",
+                    "provider_calls": "\(result.providerCalls)",
+                ])
+            finish(
+                key, header: header, terminal: .turnCompleted(header.with(state: .completed), completion),
+                holdsSlot: true)
+        } catch let error as RuntimeError {
+            session.history = nil
+            if case .cancelled = error {
+                logger.info("turn cancelled", metadata: ["session": "\(key.session)", "turn": "\(key.turn)"])
+                finish(key, header: header, terminal: .turnCancelled(header.with(state: .cancelled)), holdsSlot: true)
+            } else {
+                failed(key, header: header, message: error.description)
+            }
+        } catch is CancellationError {
+            session.history = nil
+            finish(key, header: header, terminal: .turnCancelled(header.with(state: .cancelled)), holdsSlot: true)
+        } catch let error as HubError {
+            failed(key, header: header, message: error.message)
+        } catch {
+            session.history = nil
+            failed(key, header: header, message: "internal error: \(error)")
+        }
+    }
+
+    private func failed(_ key: TurnKey, header: TurnHeader, message: String) {
+        logger.warning(
+            "turn failed", metadata: ["session": "\(key.session)", "turn": "\(key.turn)", "error": "\(message)"])
+        let failedHeader = header.with(state: .failed)
+        finish(
+            key, header: header,
+            terminal: .error(
+                GatewayErrorInfo(
+                    requestID: header.requestID, session: failedHeader.session, turn: failedHeader.turn,
+                    code: .turnFailed, message: message)), holdsSlot: true)
+    }
+
+    /// The session's history from the store, cached in memory.
+    private func loadHistory(_ session: LiveSession) async throws(HubError) -> [Message] {
+        if let history = session.history { return history }
+        let id = session.id
+        let stored = try await storeCall { () throws(MemoryError) in try await store.restore(id) }
+        let history = stored.map(\.message)
+        session.history = history
+        return history
+    }
+
+    private func finish(_ key: TurnKey, header: TurnHeader, terminal: ServerFrame?, holdsSlot: Bool) {
+        turnTasks[key] = nil
+        if holdsSlot { releaseSlot() }
+        guard let session = sessions[key.session], session.activeTurn?.turnID == key.turn else { return }
+        session.activeTurn = nil
+        session.lastActivity = .now
+        if let terminal {
+            session.lastTerminal = terminal
+            publish(terminal, to: key.session)
+        }
+    }
+
+    private func releaseSlot() {
+        if waiting.isEmpty {
+            running -= 1
+        } else {
+            // The slot passes straight to the oldest waiter.
+            waiting.removeFirst().continuation.resume(returning: true)
+        }
+    }
+
+    /// Turns a runtime event into a frame for the session's subscribers.
+    private func forward(_ event: RuntimeEvent, header: TurnHeader) {
+        let frame: ServerFrame
+        switch event {
+        case .textDelta(let text):
+            frame = .assistantDelta(header, delta: text)
+        case .progress(let progress):
+            frame = .turnProgress(header, ProgressInfo(progress))
+        case .toolStarted(let callID, let name, let summary):
+            frame = .toolCall(header, ToolCallInfo(callID: callID, name: name, summary: summary))
+        case .toolFinished(let callID, let name, let duration, let isError, let summary):
+            frame = .toolResult(
+                header,
+                ToolResultInfo(
+                    callID: callID, name: name, isError: isError, durationMilliseconds: Self.milliseconds(duration),
+                    summary: summary))
+        case .reasoningDelta, .usage:
+            return
+        }
+        publish(frame, to: header.session.sessionID)
+    }
+
+    /// Sends a frame to every connection subscribed to `session`. A subscriber whose buffer is full
+    /// is dropped (its connection closes with `lagging`); it resumes by reconnecting.
+    func publish(_ frame: ServerFrame, to session: SessionID) {
+        guard let live = sessions[session] else { return }
+        for connection in live.subscribers {
+            guard let subscriber = connections[connection] else { continue }
+            if !subscriber.sink(frame) {
+                logger.warning("dropping a lagging client", metadata: ["session": "\(session)"])
+                live.subscribers.remove(connection)
+                connections[connection]?.session = nil
+            }
+        }
+    }
+
+    /// `cancel_active_turn` on the connection's session.
+    func cancel(requestID: String, sessionID: SessionID?, turnID: TurnID?, connection: ConnectionID) -> ServerFrame? {
+        guard let current = currentSession(of: connection) else {
+            return error(requestID, .protocolError, "no session: send hello first")
+        }
+        let target = sessionID ?? current
+        guard let session = sessions[target], let active = session.activeTurn else {
+            return .error(
+                GatewayErrorInfo(
+                    requestID: requestID, session: ref(target), code: .noActiveTurn, message: "no active turn to cancel"
+                ))
+        }
+        if let turnID, turnID != active.turnID {
+            return .error(
+                GatewayErrorInfo(
+                    requestID: requestID, session: ref(target), turn: active.ref, code: .noActiveTurn,
+                    message: "cancel request names turn `\(turnID)` but the active turn is `\(active.turnID)`"))
+        }
+        cancelTurn(TurnKey(session: target, turn: active.turnID))
+        return nil
+    }
+
+    /// `cancel_all_active_turns`: every running or queued turn of the user. Returns the error frame
+    /// when there was nothing to cancel.
+    func cancelAll(requestID: String) -> ServerFrame? {
+        let keys = sessions.values.compactMap { session in
+            session.activeTurn.map { TurnKey(session: session.id, turn: $0.turnID) }
+        }
+        guard !keys.isEmpty else { return error(requestID, .noActiveTurn, "no active turns to cancel") }
+        keys.forEach(cancelTurn)
+        return nil
+    }
+
+    private func cancelTurn(_ key: TurnKey) {
+        if let index = waiting.firstIndex(where: { $0.key == key }) {
+            waiting.remove(at: index).continuation.resume(returning: false)
+        }
+        turnTasks[key]?.cancel()
+    }
+
+    /// Refuses new turns, cancels every running and queued turn and waits (bounded) until each has
+    /// committed its partial state. Returns how many turns were cancelled.
+    @discardableResult
+    public func shutdown(grace: Duration = .seconds(10)) async -> Int {
+        shuttingDown = true
+        let tasks = Array(turnTasks)
+        for (key, _) in tasks { cancelTurn(key) }
+        let deadline = ContinuousClock.now + grace
+        for (_, task) in tasks {
+            let remaining = deadline - .now
+            if remaining <= .zero { break }
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await task.value }
+                group.addTask { try? await Task.sleep(for: remaining) }
+                await group.next()
+                group.cancelAll()
+            }
+        }
+        return tasks.count
+    }
+
+    public var isShuttingDown: Bool { shuttingDown }
+
+    static func milliseconds(_ duration: Duration) -> Int {
+        Int(duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000)
+    }
+}
+
+extension TurnHeader {
+    func with(state: TurnState) -> TurnHeader {
+        TurnHeader(requestID: requestID, session: session, turn: TurnRef(turnID: turn.turnID, state: state))
+    }
+}
+
+extension ProgressInfo {
+    init(_ progress: TurnProgress) {
+        switch progress.kind {
+        case .providerCall:
+            self.init(
+                kind: "provider_call", message: progress.message, turn: progress.turn, maxTurns: progress.maxTurns)
+        case .toolExecution(let names):
+            self.init(
+                kind: "tool_execution", toolNames: names, message: progress.message, turn: progress.turn,
+                maxTurns: progress.maxTurns)
+        case .toolHeartbeat(let names, let elapsed):
+            self.init(
+                kind: "tool_heartbeat", toolNames: names, elapsedSeconds: elapsed, message: progress.message,
+                turn: progress.turn, maxTurns: progress.maxTurns)
+        case .summarizing:
+            self.init(
+                kind: "rolling_summary", message: progress.message, turn: progress.turn, maxTurns: progress.maxTurns)
+        }
+    }
+}

@@ -1,0 +1,272 @@
+import Logging
+import OxydraCore
+import OxydraMemory
+import OxydraRuntime
+
+/// One user's sessions, their subscribers and their turns. Every channel (WebSocket clients today,
+/// chat adapters later) goes through it.
+///
+/// - One active turn per session; a second `send_turn` is refused with `busy`, never dropped.
+/// - At most `max_concurrent_turns_per_user` turns run at once; more wait in FIFO order, up to
+///   `max_queued_turns_per_user`, then `queue_full`.
+/// - Every message is committed by the runtime before the turn moves on; a cancelled or failed turn
+///   reloads the session's history from the store, so memory and disk never disagree.
+/// - The last terminal frame of each session is kept and replayed to a client that reconnects
+///   after the turn ended.
+public actor SessionHub {
+    public let user: UserID
+    public let startupStatus: StartupStatus
+    let runtime: AgentRuntime
+    let store: SQLiteMemoryStore
+    let limits: GatewayConfig
+    let logger: Logger
+
+    var sessions: [SessionID: LiveSession] = [:]
+    var connections: [ConnectionID: Subscriber] = [:]
+    var running = 0
+    var waiting: [(key: TurnKey, continuation: CheckedContinuation<Bool, Never>)] = []
+    var shuttingDown = false
+    var turnTasks: [TurnKey: Task<Void, Never>] = [:]
+
+    public init(
+        user: UserID, runtime: AgentRuntime, store: SQLiteMemoryStore, limits: GatewayConfig,
+        startupStatus: StartupStatus, logger: Logger
+    ) {
+        self.user = user
+        self.runtime = runtime
+        self.store = store
+        self.limits = limits
+        self.startupStatus = startupStatus
+        self.logger = logger
+    }
+
+    /// The session a connection starts on when it names none: `runtime-<user>`.
+    public nonisolated var defaultSessionID: SessionID {
+        let safe = String(
+            user.rawValue.unicodeScalars.map { scalar in
+                scalar.properties.isAlphabetic || ("0"..."9").contains(scalar) || scalar == "-" || scalar == "_"
+                    ? Character(scalar) : "-"
+            })
+        return SessionID("runtime-" + safe)
+    }
+
+    // MARK: - Connections
+
+    /// Registers a connection; frames for its session go to `sink`.
+    func attach(_ connection: ConnectionID, sink: @escaping @Sendable (ServerFrame) -> Bool) {
+        connections[connection] = Subscriber(sink: sink)
+    }
+
+    /// Drops a connection and its subscription.
+    func detach(_ connection: ConnectionID) {
+        guard let subscriber = connections.removeValue(forKey: connection) else { return }
+        if let session = subscriber.session {
+            sessions[session]?.subscribers.remove(connection)
+            sessions[session]?.lastActivity = .now
+        }
+    }
+
+    /// Answers `hello`: resolves or creates the session, subscribes the connection, and returns the
+    /// frames to send (the ack, then the last terminal frame when no turn is active).
+    func hello(_ hello: ClientFrame.Hello, connection: ConnectionID) async -> [ServerFrame] {
+        if let claimed = hello.userID, !claimed.isEmpty, claimed != user.rawValue {
+            return [
+                error(
+                    hello.requestID, .protocolError,
+                    "this gateway serves user `\(user)`, not `\(claimed)`; connect to that user's own guest")
+            ]
+        }
+        let target: LiveSession
+        do {
+            if hello.createNewSession {
+                target = try await createSession(displayName: nil, agentName: nil, origin: "tui")
+            } else if let requested = hello.sessionID {
+                target = try await resolve(requested)
+            } else {
+                target = try await openOrCreate(defaultSessionID)
+            }
+        } catch {
+            return [.error(error.info(requestID: hello.requestID))]
+        }
+        subscribe(connection, to: target)
+        var frames: [ServerFrame] = [
+            .helloAck(
+                requestID: hello.requestID, protocolVersion: GatewayProtocol.version, session: ref(target.id),
+                activeTurn: target.activeTurn?.ref)
+        ]
+        if target.activeTurn == nil, let terminal = target.lastTerminal { frames.append(terminal) }
+        return frames
+    }
+
+    func subscribe(_ connection: ConnectionID, to session: LiveSession) {
+        guard var subscriber = connections[connection] else { return }
+        if let previous = subscriber.session, previous != session.id {
+            sessions[previous]?.subscribers.remove(connection)
+        }
+        subscriber.session = session.id
+        connections[connection] = subscriber
+        session.subscribers.insert(connection)
+        session.lastActivity = .now
+    }
+
+    /// The session a connection is on.
+    func currentSession(of connection: ConnectionID) -> SessionID? { connections[connection]?.session }
+
+    // MARK: - Sessions
+
+    func openOrCreate(_ id: SessionID) async throws(HubError) -> LiveSession {
+        if let live = sessions[id] { return live }
+        if let record = try await storeCall({ () throws(MemoryError) in try await store.session(id) }) {
+            return load(record)
+        }
+        try await checkCapacity()
+        let record = try await storeCall { () throws(MemoryError) in try await store.createSession(id) }
+        logger.info("session created", metadata: ["session": "\(id)"])
+        return load(record)
+    }
+
+    func resolve(_ idOrPrefix: String) async throws(HubError) -> LiveSession {
+        if let live = sessions[SessionID(idOrPrefix)] { return live }
+        let record = try await storeCall { () throws(MemoryError) in try await store.resolveSession(idOrPrefix) }
+        if let live = sessions[record.id] { return live }
+        return load(record)
+    }
+
+    func createSession(displayName: String?, agentName: String?, origin: String) async throws(HubError) -> LiveSession {
+        try await checkCapacity()
+        let id = SessionID(UUID().uuidString.lowercased())
+        let name = displayName?.trimmed
+        let record = try await storeCall { () throws(MemoryError) in
+            try await store.createSession(
+                id, displayName: name?.isEmpty == false ? name : nil, agentName: agentName ?? "default",
+                channelOrigin: origin)
+        }
+        logger.info("session created", metadata: ["session": "\(id)"])
+        return load(record)
+    }
+
+    private func checkCapacity() async throws(HubError) {
+        let limit = limits.maxSessionsPerUser
+        let stored = try await storeCall { () throws(MemoryError) in try await store.listSessions(limit: limit + 1) }
+        if max(stored.count, sessions.values.filter { !$0.archived }.count) >= limit {
+            throw HubError(
+                .limitReached,
+                "maximum sessions reached (limit: \(limit)); switch to an existing session or raise "
+                    + "gateway.max_sessions_per_user")
+        }
+    }
+
+    private func load(_ record: SessionRecord) -> LiveSession {
+        if let live = sessions[record.id] { return live }
+        let live = LiveSession(record)
+        sessions[record.id] = live
+        return live
+    }
+
+    func listSessions(includeArchived: Bool) async throws(HubError) -> [SessionInfo] {
+        let records = try await storeCall { () throws(MemoryError) in
+            try await store.listSessions(includeArchived: includeArchived, limit: 1000)
+        }
+        return records.map { record in
+            SessionInfo(
+                sessionID: record.id, agentName: record.agentName, displayName: record.displayName,
+                channelOrigin: record.channelOrigin, createdAt: Timestamp.rfc3339(record.createdAt),
+                lastActiveAt: Timestamp.rfc3339(record.lastActiveAt), archived: record.archived,
+                activeTurn: sessions[record.id]?.activeTurn?.ref)
+        }
+    }
+
+    func ref(_ session: SessionID) -> SessionRef { SessionRef(userID: user, sessionID: session) }
+
+    func storeCall<T>(_ body: () async throws(MemoryError) -> T) async throws(HubError) -> T {
+        do {
+            return try await body()
+        } catch {
+            switch error {
+            case .notFound(let message): throw HubError(.notFound, message)
+            case .conflict(let message): throw HubError(.ambiguous, message)
+            default:
+                logger.error("memory store failed", metadata: ["error": "\(error)"])
+                throw HubError(.internalError, "memory store error: \(error)")
+            }
+        }
+    }
+
+    // MARK: - Statistics
+
+    public var openSessionCount: Int { sessions.count }
+    public var activeTurnCount: Int { sessions.values.filter { $0.activeTurn != nil }.count }
+
+    /// Unloads sessions nobody is connected to and that have been idle for `ttl`; their history stays
+    /// in the store and is reloaded on the next connect.
+    public func evictIdleSessions(olderThan ttl: Duration) {
+        let now = ContinuousClock.now
+        for (id, session) in sessions
+        where session.subscribers.isEmpty && session.activeTurn == nil && now - session.lastActivity >= ttl {
+            sessions[id] = nil
+        }
+    }
+
+    func error(_ requestID: String?, _ code: GatewayErrorCode, _ message: String) -> ServerFrame {
+        .error(GatewayErrorInfo(requestID: requestID, code: code, message: message))
+    }
+}
+
+/// A connection's identity within the hub.
+public struct ConnectionID: Hashable, Sendable {
+    let value: UInt64
+    private static let counter = AtomicCounter()
+    public static func next() -> ConnectionID { ConnectionID(value: counter.next()) }
+}
+
+struct Subscriber {
+    var sink: @Sendable (ServerFrame) -> Bool
+    var session: SessionID?
+}
+
+struct TurnKey: Hashable, Sendable {
+    var session: SessionID
+    var turn: TurnID
+}
+
+/// A session loaded into memory.
+final class LiveSession {
+    let id: SessionID
+    let archived: Bool
+    /// Loaded on the first turn; nil until then (idle sessions cost almost nothing).
+    var history: [Message]?
+    var subscribers: Set<ConnectionID> = []
+    var activeTurn: ActiveTurn?
+    var lastTerminal: ServerFrame?
+    var lastActivity = ContinuousClock.now
+
+    init(_ record: SessionRecord) {
+        id = record.id
+        archived = record.archived
+    }
+}
+
+struct ActiveTurn {
+    var turnID: TurnID
+    var requestID: String
+    var state: TurnState
+    var ref: TurnRef { TurnRef(turnID: turnID, state: state) }
+}
+
+/// A request the hub refused, as the error frame it becomes.
+struct HubError: Error {
+    var code: GatewayErrorCode
+    var message: String
+    init(_ code: GatewayErrorCode, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    func info(requestID: String?, session: SessionRef? = nil) -> GatewayErrorInfo {
+        GatewayErrorInfo(requestID: requestID, session: session, code: code, message: message)
+    }
+}
+
+enum Timestamp {
+    static func rfc3339(_ date: Date) -> String { date.ISO8601Format() }
+}
