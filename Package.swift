@@ -92,18 +92,22 @@ let package = Package(
         .target(name: "OxydraChannels", dependencies: ["OxydraCore"], swiftSettings: swiftSettings),
         .target(
             name: "OxydraRunner",
-            dependencies: ["OxydraCore", "OxydraConfig", "OxydraSandbox"],
+            dependencies: ["OxydraCore", "OxydraConfig", "OxydraSandbox", "OxydraTUI", "CSystemShims"],
             swiftSettings: swiftSettings
         ),
         .target(name: "OxydraShellDaemon", dependencies: ["OxydraCore"], swiftSettings: swiftSettings),
-        .target(name: "OxydraTUI", dependencies: ["OxydraCore"], swiftSettings: swiftSettings),
+        .target(
+            name: "OxydraTUI", dependencies: ["OxydraCore", webSocketClient, logging], swiftSettings: swiftSettings),
 
         // executables
         .executableTarget(
             name: "runner", dependencies: ["OxydraRunner", argumentParser], swiftSettings: swiftSettings),
         .executableTarget(
             name: "oxydra-vm",
-            dependencies: ["OxydraCore", "OxydraConfig", argumentParser],
+            dependencies: [
+                "OxydraCore", "OxydraConfig", "OxydraProviders", "OxydraTools", "OxydraMemory", "OxydraRuntime",
+                "OxydraSandbox", "OxydraGateway", argumentParser, serviceLifecycle, logging,
+            ] + hummingbird,
             swiftSettings: swiftSettings
         ),
         .executableTarget(

@@ -124,7 +124,15 @@ struct RequestGuard: Sendable {
         let origin = origin.lowercased()
         if settings.allowedOrigins.contains(where: { $0.lowercased() == origin }) { return true }
         guard settings.bind.isLoopback else { return false }
-        return loopbackAuthorities.contains { origin == "http://\($0)" || origin == "https://\($0)" }
+        if loopbackAuthorities.contains(where: { origin == "http://\($0)" || origin == "https://\($0)" }) { return true }
+        // WebSocket client libraries (not browsers: a page's origin is never ws://) send their own
+        // target as the origin, sometimes without the port.
+        let hosts = ["127.0.0.1", "localhost", "[::1]", settings.bind.host]
+        return hosts.contains { host in
+            ["ws://", "wss://"].contains { scheme in
+                origin == scheme + host || origin == scheme + host + ":\(port())"
+            }
+        }
     }
 
     static func constantTimeEqual(_ lhs: String, _ rhs: String) -> Bool {

@@ -433,15 +433,6 @@ final class CalibrationTable: Sendable {
     let table = Mutex<[SessionID: TokenEstimator]>([:])
 }
 
-/// Dollar amounts with four decimals (`0.0123`).
-enum Money {
-    static func format(_ dollars: Double) -> String {
-        let units = Int((dollars * 10_000).rounded())
-        let fraction = String(units % 10_000)
-        return "\(units / 10_000).\(String(repeating: "0", count: 4 - fraction.count))\(fraction)"
-    }
-}
-
 /// Messages of the turn so far, committed to the store as they are added.
 struct TurnState {
     var messages: [Message]

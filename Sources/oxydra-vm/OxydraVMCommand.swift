@@ -1,8 +1,19 @@
 import ArgumentParser
 import OxydraConfig
 import OxydraCore
+import OxydraGateway
+import OxydraSandbox
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// `oxydra-vm`: one user's guest (agent runtime, gateway, memory). The runner starts it.
+///
+/// Start-up runs in two phases. The first is single-threaded: read the bootstrap envelope, load the
+/// configuration, the catalog and the operator prompt, then (process tier) confine the process with
+/// Landlock — Landlock only covers threads created afterwards. The second phase builds the provider,
+/// memory, tools and gateway, and serves until SIGTERM or `shutdown_user`.
 @main
 struct OxydraVMCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -25,11 +36,18 @@ struct OxydraVMCommand: ParsableCommand {
     @Option(name: .long, help: "Read the bootstrap envelope from this file (container and micro_vm tiers).")
     var bootstrapFile: String?
 
-    @Option(name: .long, help: "Gateway listen address.")
-    var gatewayBind = "127.0.0.1:0"
+    @Option(name: .long, help: "Gateway listen address (overrides gateway.bind).")
+    var gatewayBind: String?
 
     @Option(name: .customLong("set"), help: "Override an agent config key, e.g. --set runtime.max_turns=12.")
     var overrides: [String] = []
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Apply the process-tier confinement, try to read this path, report the outcome and exit.",
+            visibility: .hidden))
+    var confinementProbe: String?
 
     func validate() throws {
         do {
@@ -37,17 +55,50 @@ struct OxydraVMCommand: ParsableCommand {
         } catch {
             throw ValidationError("\(error)")
         }
+        if bootstrapStdin && bootstrapFile != nil {
+            throw ValidationError("pass either --bootstrap-stdin or --bootstrap-file, not both")
+        }
     }
 
     func run() throws {
-        let loaded = AgentConfigLoader.standard(commandLineOverrides: overrides).load()
+        if let probe = confinementProbe { ConfinementProbe.run(workspace: workspaceRoot, path: probe) }
+        let prepared: PreparedGuest
         do {
-            _ = try loaded.validated()
+            prepared = try PreparedGuest.load(
+                user: UserID(userID), workspaceRoot: workspaceRoot, bootstrap: bootstrapSource,
+                gatewayBind: gatewayBind, overrides: overrides)
         } catch {
-            throw ValidationError("oxydra-vm error: \(error)")
+            StandardStreams.write("oxydra-vm error: \(error)\n", to: 2)
+            throw ExitCode(1)
         }
-        throw ValidationError(
-            "oxydra-vm error: the agent configuration is valid, but serving the gateway is not available in "
-                + "this build yet (issue 6: runner, oxydra-vm, gateway and TUI)")
+        let code = BlockingBridge.run { await Guest(prepared).run() }
+        throw ExitCode(code)
+    }
+
+    private var bootstrapSource: PreparedGuest.BootstrapSource {
+        if bootstrapStdin { return .standardInput }
+        if let bootstrapFile { return .file(bootstrapFile) }
+        if let path = ProcessInfo.processInfo.environment["OXYDRA_BOOTSTRAP_FILE"] { return .file(path) }
+        return .none
+    }
+}
+
+/// `--confinement-probe`: the same confinement as a real process-tier start, then one read.
+enum ConfinementProbe {
+    static func run(workspace: String, path: String) -> Never {
+        switch Landlock.restrictSelf(GuestConfinement.rules(workspace: workspace)) {
+        case .failure(let reason):
+            StandardStreams.write("unconfined: \(reason)\n", to: 1)
+            exit(3)
+        case .success(let abi):
+            let fd = path.withCString { open($0, O_RDONLY | O_CLOEXEC) }
+            if fd >= 0 {
+                close(fd)
+                StandardStreams.write("allowed: \(path) (landlock abi \(abi))\n", to: 1)
+                exit(0)
+            }
+            StandardStreams.write("denied: \(path): \(String(cString: strerror(errno))) (landlock abi \(abi))\n", to: 1)
+            exit(2)
+        }
     }
 }

@@ -1,7 +1,12 @@
 import ArgumentParser
+import Dispatch
 import OxydraConfig
 import OxydraCore
 import OxydraRunner
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// Options every runner command accepts (the seed README's flags).
 struct GlobalOptions: ParsableArguments {
@@ -15,21 +20,23 @@ struct GlobalOptions: ParsableArguments {
 }
 
 @main
-struct RunnerCommand: ParsableCommand {
+struct RunnerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "runner",
         abstract: "Provision, start and inspect a user's isolated Oxydra guest.",
         usage: """
             runner [--config <path>] [--user <id>] [--insecure] [--tui]
-            runner config show [--config <path>] [--user <id>] [--sources] [--json] [--set <key=value> ...]
-            runner config check [--config <path>] [--user <id>] [--set <key=value> ...]
+            runner start|stop|restart|status|logs|ask|tui [--config <path>] [--user <id>] ...
+            runner config show|check [--config <path>] [--user <id>]
             """,
         discussion: """
             Configuration: .oxydra/runner.toml (users, tiers), the user's own file, and the layered \
             agent config (agent.toml + providers.toml in /etc/oxydra, ~/.config/oxydra, ./.oxydra, then \
             OXYDRA__SECTION__KEY environment variables, then --set overrides).
             """,
-        subcommands: [Start.self, Config.self],
+        subcommands: [
+            Start.self, Stop.self, Restart.self, Status.self, Logs.self, Ask.self, TUI.self, Config.self,
+        ],
         defaultSubcommand: Start.self)
 }
 
@@ -37,7 +44,7 @@ extension RunnerCommand {
     /// `runner [--insecure] [--tui]` (the default command).
     struct Start: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Start the user's guest (default), or connect to it with --tui.")
+            abstract: "Start the user's guest (default), or connect the terminal UI to it with --tui.")
 
         @OptionGroup var global: GlobalOptions
 
@@ -48,17 +55,140 @@ extension RunnerCommand {
         var tui = false
 
         func run() throws {
-            let check = ConfigCommands.check(global.context)
-            guard check.exitCode == 0 else { check.emitAndExit() }
-            CommandOutput(
-                standardError: "runner error: configuration is valid, but starting guests and connecting the "
-                    + "terminal UI are not available in this build yet (issue 6: runner, oxydra-vm, gateway and TUI); "
-                    + "`runner config show --sources` prints the effective configuration\n",
-                exitCode: 1
-            ).emitAndExit()
+            if tui { TUILaunch.exec(global.context, session: nil).emitAndExit() }
+            GuestLifecycle.start(global.context, insecure: insecure).emitAndExit()
         }
     }
 
+    struct Stop: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Stop the user's guest (running turns are cancelled and their progress saved).")
+
+        @OptionGroup var global: GlobalOptions
+
+        func run() throws { GuestLifecycle.stop(global.context).emitAndExit() }
+    }
+
+    struct Restart: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Stop the user's guest if it runs, then start it.")
+
+        @OptionGroup var global: GlobalOptions
+
+        @Flag(help: "Use the process tier (no sandbox; a host process confined with Landlock).")
+        var insecure = false
+
+        func run() throws { GuestLifecycle.restart(global.context, insecure: insecure).emitAndExit() }
+    }
+
+    struct Status: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show whether the user's guest runs and what it could set up (exit 3 when not running).")
+
+        @OptionGroup var global: GlobalOptions
+
+        @Flag(help: "Print JSON.")
+        var json = false
+
+        func run() throws { GuestLifecycle.status(global.context, json: json).emitAndExit() }
+    }
+
+    struct Logs: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print the guest's logs.")
+
+        @OptionGroup var global: GlobalOptions
+
+        @Flag(name: [.short, .long], help: "Keep printing new lines as they are written.")
+        var follow = false
+
+        @Option(help: "Lines to print from the end of each log.")
+        var tail = 200
+
+        @Option(help: "runtime (the guest's log), stderr (its raw standard error), sidecar, or all.")
+        var role = "runtime"
+
+        func validate() throws {
+            guard (1...10_000).contains(tail) else { throw ValidationError("--tail must be between 1 and 10000") }
+        }
+
+        func run() throws {
+            let code = GuestLogs.run(global.context, role: role, tail: tail, follow: follow) { text, descriptor in
+                StandardStreams.write(text, to: descriptor)
+            }
+            throw ExitCode(code)
+        }
+    }
+
+    struct Ask: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run one turn through the user's running guest and stream the answer.",
+            discussion: "Ctrl-C cancels the turn (twice quits at once). Exit 0 on success, 1 on failure, 130 if cancelled.")
+
+        @OptionGroup var global: GlobalOptions
+
+        @Argument(help: "The prompt.")
+        var prompt: String
+
+        @Option(help: "Continue this session (id or unique prefix); default: the user's default session.")
+        var session: String?
+
+        @Flag(help: "Start a new session.")
+        var newSession = false
+
+        @Flag(help: "Print every gateway frame as a JSON line instead of the text.")
+        var json = false
+
+        func validate() throws {
+            if session != nil && newSession { throw ValidationError("pass either --session or --new-session") }
+        }
+
+        func run() async throws {
+            let interrupts = Interrupts.install()
+            let code = await AskCommand.run(
+                global.context,
+                options: AskCommand.Options(prompt: prompt, session: session, newSession: newSession, json: json),
+                interrupts: interrupts
+            ) { text, descriptor in
+                StandardStreams.write(text, to: descriptor)
+            }
+            throw ExitCode(code)
+        }
+    }
+
+    struct TUI: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "tui", abstract: "Open the terminal UI on the user's running guest (connect-only).")
+
+        @OptionGroup var global: GlobalOptions
+
+        @Option(help: "Resume this session (id or unique prefix); default: a new session.")
+        var session: String?
+
+        func run() throws { TUILaunch.exec(global.context, session: session).emitAndExit() }
+    }
+}
+
+/// Ctrl-C as an async stream; a second Ctrl-C within 2 s exits immediately with 130.
+enum Interrupts {
+    nonisolated(unsafe) private static var source: (any DispatchSourceSignal)?
+
+    static func install() -> AsyncStream<Void> {
+        let (stream, continuation) = AsyncStream.makeStream(of: Void.self)
+        signal(SIGINT, SIG_IGN)
+        let signalSource = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
+        nonisolated(unsafe) var last: ContinuousClock.Instant?
+        signalSource.setEventHandler {
+            let now = ContinuousClock.now
+            if let previous = last, now - previous < .seconds(2) { exit(AskCommand.cancelledExitCode) }
+            last = now
+            continuation.yield()
+        }
+        signalSource.resume()
+        source = signalSource
+        return stream
+    }
+}
+
+extension RunnerCommand {
     struct Config: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Inspect and validate configuration.", subcommands: [Show.self, Check.self])

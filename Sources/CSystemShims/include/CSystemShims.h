@@ -31,4 +31,11 @@ int oxydra_landlock_add_path_rule(int ruleset_fd, int parent_fd, uint64_t allowe
 /// Call it before any other thread exists, or only the caller is confined. Returns 0 or -1.
 int oxydra_landlock_restrict_self(int ruleset_fd);
 
+/// Starts `path` as a detached process: a new session (no controlling terminal, so the caller's
+/// Ctrl-C does not reach it), standard streams from the given descriptors, every other descriptor
+/// closed, signal mask cleared. Returns the pid, or -1 with `*exec_errno` set when fork or exec
+/// failed (the child is reaped).
+int oxydra_spawn_detached(const char *path, char *const argv[], char *const envp[], const char *cwd,
+                          int stdin_fd, int stdout_fd, int stderr_fd, int *exec_errno);
+
 #endif

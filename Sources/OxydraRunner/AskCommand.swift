@@ -1,0 +1,176 @@
+import OxydraConfig
+import OxydraCore
+import OxydraTUI
+import Synchronization
+
+/// `runner ask "<prompt>"`: one turn through the running guest's gateway. The answer streams to
+/// standard output; progress and tool activity go to standard error (`--json`: every frame as a
+/// JSON line on standard output). Exit 0 on success, 1 on failure, 130 when cancelled.
+public enum AskCommand {
+    public struct Options: Sendable {
+        public var prompt: String
+        public var session: String?
+        public var newSession: Bool
+        public var json: Bool
+
+        public init(prompt: String, session: String? = nil, newSession: Bool = false, json: Bool = false) {
+            self.prompt = prompt
+            self.session = session
+            self.newSession = newSession
+            self.json = json
+        }
+    }
+
+    public static let cancelledExitCode: Int32 = 130
+
+    /// Runs the turn. Each element of `interrupts` (Ctrl-C) asks the guest to cancel it.
+    public static func run(
+        _ context: RunnerContext, options: Options, interrupts: AsyncStream<Void>,
+        emit: @escaping @Sendable (_ text: String, _ descriptor: Int32) -> Void
+    ) async -> Int32 {
+        let connection: GatewayEndpoint
+        do {
+            connection = try GatewayEndpoint.locate(context)
+        } catch {
+            emit(error.standardError, 2)
+            return error.exitCode
+        }
+        guard !options.prompt.trimmed.isEmpty else {
+            emit("runner error: the prompt is empty\n", 2)
+            return 1
+        }
+        let client = GatewayClient(endpoint: connection.url, token: connection.token)
+        let turnID = FrameIDs.turn()
+        let helloID = FrameIDs.request()
+        let turnRequestID = FrameIDs.request()
+        client.send(
+            .hello(
+                ClientFrame.Hello(
+                    requestID: helloID, userID: connection.user.rawValue, sessionID: options.session,
+                    createNewSession: options.newSession)))
+        let acknowledged = Flag()
+
+        return await withTaskGroup(of: Int32?.self) { group in
+            group.addTask {
+                try? await Task.sleep(for: .seconds(10))
+                if !Task.isCancelled && !acknowledged.isSet {
+                    emit("runner error: the gateway at \(connection.url) did not answer hello within 10 s\n", 2)
+                    client.close()
+                    return 1
+                }
+                return nil
+            }
+            group.addTask {
+                for await _ in interrupts {
+                    emit("\n^C cancelling the turn…\n", 2)
+                    client.send(.cancelActiveTurn(requestID: FrameIDs.request(), sessionID: nil, turnID: turnID))
+                }
+                return nil
+            }
+            group.addTask {
+                var session: SessionID?
+                var streamed = false
+                for await frame in client.frames {
+                    if options.json { emit(JSONWriter.text(frame.json, sortedKeys: true) + "\n", 1) }
+                    switch frame {
+                    case .helloAck(_, _, let ref, _):
+                        acknowledged.set()
+                        session = ref.sessionID
+                        if !options.json { emit("session \(ref.sessionID)\n", 2) }
+                        client.send(
+                            .sendTurn(
+                                ClientFrame.SendTurn(
+                                    requestID: turnRequestID, sessionID: ref.sessionID, turnID: turnID,
+                                    prompt: options.prompt)))
+                    case .assistantDelta(let header, let delta) where header.turn.turnID == turnID:
+                        streamed = true
+                        if !options.json { emit(delta, 1) }
+                    case .turnProgress(let header, let progress) where header.turn.turnID == turnID:
+                        if !options.json { emit("· \(progress.message)\n", 2) }
+                    case .toolCall(let header, let call) where header.turn.turnID == turnID:
+                        if !options.json { emit("→ \(call.summary)\n", 2) }
+                    case .toolResult(let header, let result) where header.turn.turnID == turnID:
+                        if !options.json {
+                            emit(
+                                "← \(result.name) \(result.isError ? "failed" : "ok") (\(result.durationMilliseconds) ms)"
+                                    + (result.isError ? ": \(result.summary)" : "") + "\n", 2)
+                        }
+                    case .turnCompleted(let header, let completion) where header.turn.turnID == turnID:
+                        if !options.json {
+                            if !streamed { emit(completion.message, 1) }
+                            emit("\n", 1)
+                            emit(Describe.completion(completion) + "\n", 2)
+                        }
+                        client.close()
+                        return 0
+                    case .turnCancelled(let header) where header.turn.turnID == turnID:
+                        if !options.json { emit((streamed ? "\n" : "") + "turn cancelled\n", 2) }
+                        client.close()
+                        return cancelledExitCode
+                    case .error(let info)
+                    where info.turn?.turnID == turnID || info.requestID == turnRequestID || info.requestID == helloID
+                        || info.requestID == nil:
+                        if !options.json {
+                            emit((streamed ? "\n" : "") + "runner error: \(info.message) [\(info.code.rawValue)]\n", 2)
+                        }
+                        client.close()
+                        return 1
+                    default:
+                        continue
+                    }
+                }
+                let reason = client.failure?.message ?? "the gateway closed the connection before the turn ended"
+                emit("runner error: \(reason)\(session.map { " (session \($0))" } ?? "")\n", 2)
+                return 1
+            }
+            var code: Int32 = 1
+            for await result in group {
+                if let result {
+                    code = result
+                    break
+                }
+            }
+            group.cancelAll()
+            client.close()
+            return code
+        }
+    }
+}
+
+/// A running guest's gateway as recorded in its marker.
+public struct GatewayEndpoint: Sendable {
+    public var url: String
+    public var token: String?
+    public var tokenVariable: String?
+    public var user: UserID
+
+    /// Reads the marker and checks that the guest answers; else `NoRunningGuest`.
+    public static func locate(_ context: RunnerContext) throws(CommandOutput) -> GatewayEndpoint {
+        let target = try UserTarget.resolve(context).get()
+        guard let data = FileManager.default.contents(atPath: target.marker) else {
+            throw target.noRunningGuest(context, detail: "no gateway endpoint marker")
+        }
+        let url = String(decoding: data, as: UTF8.self).trimmed
+        guard url.hasPrefix("ws://") || url.hasPrefix("wss://") else {
+            throw target.noRunningGuest(context, detail: "the marker does not hold a ws:// URL")
+        }
+        switch Result(catching: { () throws(ControlClientError) in
+            try ControlClient.request(.healthCheck, socket: target.controlSocket, timeout: .seconds(3))
+        }) {
+        case .success(.health(let health)) where health.healthy: break
+        case .success: throw target.noRunningGuest(context, detail: "the guest is shutting down")
+        case .failure(let error): throw target.noRunningGuest(context, detail: "stale marker: \(error)")
+        }
+        let agent = context.agentLoader.load().config
+        let variable = agent.gateway.authTokenEnv
+        return GatewayEndpoint(
+            url: url, token: variable.flatMap { context.environment[$0] }, tokenVariable: variable, user: target.user)
+    }
+}
+
+/// A boolean set once, readable from any task.
+final class Flag: Sendable {
+    private let value = Atomic<Bool>(false)
+    func set() { value.store(true, ordering: .relaxed) }
+    var isSet: Bool { value.load(ordering: .relaxed) }
+}

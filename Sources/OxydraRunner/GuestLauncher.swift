@@ -1,0 +1,106 @@
+import CSystemShims
+import OxydraConfig
+import OxydraCore
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Finds Oxydra's executables: `$<VARIABLE>`, then beside the running `runner`, then `PATH`.
+public enum ExecutableLocator {
+    public static func find(_ name: String, variable: String, environment: [String: String]) -> String? {
+        if let explicit = environment[variable], !explicit.isEmpty { return explicit }
+        if let own = selfPath() {
+            let beside = FilePaths.parent(own) + "/" + name
+            if access(beside, X_OK) == 0 { return beside }
+        }
+        for directory in (environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin").split(separator: ":") {
+            let candidate = directory + "/" + name
+            if access(candidate, X_OK) == 0 { return String(candidate) }
+        }
+        return nil
+    }
+
+    /// The path of the running executable.
+    public static func selfPath() -> String? {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let length = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        guard length > 0 else { return CommandLine.arguments.first }
+        return String(decoding: buffer[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}
+
+/// Launches a guest process that outlives the runner.
+public enum DetachedProcess {
+    /// Starts `executable` in a new session with `input` written to its standard input (then closed)
+    /// and its output appended to the given log files. Returns the pid.
+    public static func launch(
+        _ executable: String, arguments: [String], environment: [String: String], workingDirectory: String,
+        input: [UInt8], standardOutput: String, standardError: String
+    ) throws(RunnerError) -> Int32 {
+        var pipe: [Int32] = [-1, -1]
+        guard Glibc.pipe(&pipe) == 0 else { throw RunnerError("cannot create a pipe: \(errorText())") }
+        let out = open(standardOutput, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
+        let err = open(standardError, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
+        defer {
+            if out >= 0 { close(out) }
+            if err >= 0 { close(err) }
+        }
+        guard out >= 0, err >= 0 else {
+            close(pipe[0])
+            close(pipe[1])
+            throw RunnerError("cannot open the guest's log files in \(FilePaths.parent(standardOutput)): \(errorText())")
+        }
+        var execErrno: Int32 = 0
+        let argv = [executable] + arguments
+        let envp = environment.map { "\($0.key)=\($0.value)" }
+        let pid = withCStrings(argv) { argvPointer in
+            withCStrings(envp) { envPointer in
+                oxydra_spawn_detached(executable, argvPointer, envPointer, workingDirectory, pipe[0], out, err, &execErrno)
+            }
+        }
+        close(pipe[0])
+        guard pid > 0 else {
+            close(pipe[1])
+            throw RunnerError("cannot start \(executable): \(String(cString: strerror(execErrno)))")
+        }
+        // The guest reads exactly one frame; a closed pipe afterwards is fine.
+        var remaining = input[...]
+        while !remaining.isEmpty {
+            let written = remaining.withUnsafeBytes { Glibc.write(pipe[1], $0.baseAddress, $0.count) }
+            if written < 0 {
+                if errno == EINTR { continue }
+                break
+            }
+            remaining = remaining.dropFirst(written)
+        }
+        close(pipe[1])
+        return pid
+    }
+
+    /// Whether `pid` (a child of this process) has exited; reaps it if so.
+    public static func hasExited(_ pid: Int32) -> (exited: Bool, status: Int32) {
+        var status: Int32 = 0
+        let result = waitpid(pid, &status, WNOHANG)
+        if result == pid { return (true, status) }
+        if result < 0 && errno == ECHILD { return (kill(pid, 0) != 0, 0) }
+        return (false, 0)
+    }
+
+    /// Whether any process with this pid is alive.
+    public static func isAlive(_ pid: Int32) -> Bool {
+        var status: Int32 = 0
+        if waitpid(pid, &status, WNOHANG) == pid { return false }
+        return kill(pid, 0) == 0
+    }
+
+    private static func errorText() -> String { String(cString: strerror(errno)) }
+
+    private static func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafeMutablePointer<CChar>?>) -> R)
+        -> R
+    {
+        let pointers = strings.map { strdup($0) } + [nil]
+        defer { pointers.forEach { free($0) } }
+        return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
+    }
+}

@@ -1,0 +1,271 @@
+import OxydraConfig
+import OxydraCore
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// `runner start|stop|restart|status|logs`: a user's guest from the host's side.
+public enum GuestLifecycle {
+    /// How long `start` waits for the gateway, and `stop` for the guest to exit.
+    public static let startTimeout = Duration.seconds(30)
+    public static let stopTimeout = Duration.seconds(10)
+
+    // MARK: start
+
+    /// Validates the configuration, provisions the workspace, launches the guest detached, waits
+    /// until its gateway is healthy and prints the status lines.
+    public static func start(_ context: RunnerContext, insecure: Bool) -> CommandOutput {
+        do {
+            return try startOrThrow(context, insecure: insecure)
+        } catch {
+            return error
+        }
+    }
+
+    static func startOrThrow(_ context: RunnerContext, insecure: Bool) throws(CommandOutput) -> CommandOutput {
+        let check = ConfigCommands.check(context)
+        guard check.exitCode == 0 else { throw check }
+        let target = try UserTarget.resolve(context).get()
+        let tier = insecure ? SandboxTier.process : (target.userConfig.behavior.sandboxTier ?? target.runner.config.defaultTier)
+        guard tier == .process else {
+            throw CommandOutput.error(
+                "sandbox tier `\(tier.rawValue)` (\(insecure ? "" : tierSource(target))) cannot be started on this "
+                    + "machine by this build: \(tierGap(tier)); pass --insecure to use the process tier "
+                    + "(a host process confined with Landlock)")
+        }
+        do {
+            try target.provision()
+        } catch {
+            throw CommandOutput.error(error.description)
+        }
+
+        if case .health(let health)? = try? ControlClient.request(.healthCheck, socket: target.controlSocket, timeout: .seconds(3)) {
+            var lines = ["user_id=\(target.user)", "already_running=true"]
+            lines += statusLines(health, target: target, context: context)
+            return CommandOutput(
+                standardOutput: lines.joined(separator: "\n") + "\n",
+                standardError: "user `\(target.user)` is already running; `runner stop` or `runner restart` to replace it\n")
+        }
+        unlink(target.marker)
+        unlink(target.controlSocket)
+
+        guard
+            let executable = ExecutableLocator.find(
+                "oxydra-vm", variable: "OXYDRA_VM_PROCESS_EXECUTABLE", environment: context.environment)
+        else {
+            throw CommandOutput.error(
+                "cannot find the oxydra-vm executable (looked at $OXYDRA_VM_PROCESS_EXECUTABLE, beside runner, and on "
+                    + "PATH); build it with `swift build` or set OXYDRA_VM_PROCESS_EXECUTABLE")
+        }
+        let status = startupStatus(tier: tier, target: target)
+        let envelope = BootstrapEnvelope(
+            userID: target.user, sandboxTier: tier, workspaceRoot: target.workspace,
+            runtimePolicy: runtimePolicy(target), startupStatus: status)
+        let pid: Int32
+        do {
+            pid = try DetachedProcess.launch(
+                executable,
+                arguments: ["--user-id", target.user.rawValue, "--workspace-root", target.workspace, "--bootstrap-stdin"],
+                environment: context.environment, workingDirectory: context.workingDirectory, input: envelope.framed,
+                standardOutput: target.logs + "/oxydra-vm.stdout.log", standardError: target.logs + "/oxydra-vm.stderr.log")
+        } catch {
+            throw CommandOutput.error(error.description)
+        }
+        let stderrStart = fileSize(target.logs + "/oxydra-vm.stderr.log")
+        let deadline = ContinuousClock.now + startTimeout
+        while ContinuousClock.now < deadline {
+            let (exited, code) = DetachedProcess.hasExited(pid)
+            if exited {
+                let output = tail(of: target.logs + "/oxydra-vm.stderr.log", from: stderrStart)
+                throw CommandOutput.error(
+                    "the guest exited during start-up (status \(code >> 8))"
+                        + (output.isEmpty ? "" : ":\n" + output.trimmed)
+                        + "\nlogs: \(context.display.render(target.logs))")
+            }
+            if access(target.marker, F_OK) == 0,
+                case .health(let health)? = try? ControlClient.request(
+                    .healthCheck, socket: target.controlSocket, timeout: .seconds(2)), health.healthy
+            {
+                let lines = ["user_id=\(target.user)"] + statusLines(health, target: target, context: context)
+                return CommandOutput(standardOutput: lines.joined(separator: "\n") + "\n")
+            }
+            usleep(20_000)
+        }
+        kill(pid, SIGKILL)
+        _ = DetachedProcess.hasExited(pid)
+        throw CommandOutput.error(
+            "the guest did not report a healthy gateway within \(startTimeout) and was killed; "
+                + "logs: \(context.display.render(target.logs))")
+    }
+
+    static func tierSource(_ target: UserTarget) -> String {
+        target.userConfig.behavior.sandboxTier != nil
+            ? "behavior.sandbox_tier in the user's file" : "default_tier in \(target.runner.displayPath)"
+    }
+
+    static func tierGap(_ tier: SandboxTier) -> String {
+        switch tier {
+        case .process: ""
+        case .container:
+            "the container backend (Docker Engine API over /var/run/docker.sock, guest images oxydra-vm and shell-vm) "
+                + "is not part of this build yet"
+        case .microVM:
+            "the micro_vm backend (Firecracker, or QEMU microvm with /dev/kvm) is not part of this build yet"
+        }
+    }
+
+    static func startupStatus(tier: SandboxTier, target: UserTarget) -> StartupStatus {
+        var reasons: [DegradedReason] = []
+        if target.userConfig.behavior.shellEnabled != false {
+            reasons.append(
+                DegradedReason(
+                    code: DegradedReason.sidecarUnavailable,
+                    detail: "the shell-daemon sidecar is not started by this build yet; shell tools are disabled"))
+        }
+        return StartupStatus(sandboxTier: tier, degradedReasons: reasons)
+    }
+
+    static func runtimePolicy(_ target: UserTarget) -> BootstrapEnvelope.RuntimePolicy? {
+        let mounts = target.userConfig.mounts
+        var resolved: [String: String] = [:]
+        for (name, value) in [("shared", mounts.shared), ("tmp", mounts.tmp), ("vault", mounts.vault)] {
+            if let value { resolved[name] = FilePaths.absolute(value, relativeTo: target.workspace) }
+        }
+        var resources: [String: Int] = [:]
+        if let value = target.userConfig.resources.maxVCPUs { resources["max_vcpus"] = value }
+        if let value = target.userConfig.resources.maxMemoryMiB { resources["max_memory_mib"] = value }
+        if let value = target.userConfig.resources.maxProcesses { resources["max_processes"] = value }
+        if resolved.isEmpty && resources.isEmpty && target.userConfig.credentialRefs.isEmpty { return nil }
+        return BootstrapEnvelope.RuntimePolicy(
+            mounts: resolved, resources: resources, credentialRefs: target.userConfig.credentialRefs)
+    }
+
+    static func statusLines(_ health: GuestHealth, target: UserTarget, context: RunnerContext) -> [String] {
+        let status = health.startupStatus
+        var lines = [
+            "sandbox_tier=\(status.sandboxTier.rawValue)", "workspace_root=\(target.workspace)",
+            "shell_available=\(status.shellAvailable)", "browser_available=\(status.browserAvailable)",
+            "sidecar_available=\(status.sidecarAvailable)", "gateway_endpoint=\(health.gatewayEndpoint)",
+            "control_socket=\(target.controlSocket)", "runtime_pid=\(health.pid)", "log_dir=\(health.logDirectory)",
+        ]
+        lines += status.degradedReasons.map { "degraded_reason=\($0)" }
+        if status.sandboxTier == .process {
+            lines.append(
+                "warning=process tier: the guest runs as a host process confined by Landlock only; use the container "
+                    + "or micro_vm tier for real isolation")
+        }
+        return lines
+    }
+
+    // MARK: stop / restart
+
+    public static func stop(_ context: RunnerContext) -> CommandOutput {
+        do {
+            return try stopOrThrow(context, quietWhenStopped: false)
+        } catch {
+            return error
+        }
+    }
+
+    static func stopOrThrow(_ context: RunnerContext, quietWhenStopped: Bool) throws(CommandOutput) -> CommandOutput {
+        let target = try UserTarget.resolve(context).get()
+        let pid: Int32
+        switch Result(catching: { () throws(ControlClientError) in
+            try ControlClient.request(.healthCheck, socket: target.controlSocket, timeout: .seconds(3))
+        }) {
+        case .success(.health(let health)): pid = Int32(health.pid)
+        case .success(let other): throw CommandOutput.error("unexpected reply from the guest: \(other)")
+        case .failure(.notRunning):
+            unlink(target.marker)
+            if quietWhenStopped { return CommandOutput() }
+            throw CommandOutput.error("no running guest found for user `\(target.user)`; \(target.startHint(context))")
+        case .failure(let error): throw CommandOutput.error(error.description)
+        }
+        var cancelled = 0
+        do {
+            if case .shutdownAccepted(let count) = try ControlClient.request(.shutdownUser, socket: target.controlSocket) {
+                cancelled = count
+            }
+        } catch {
+            throw CommandOutput.error("asking the guest to shut down failed: \(error)")
+        }
+        var lines = ["user_id=\(target.user)", "shutdown=true", "active_turns_cancelled=\(cancelled)"]
+        let deadline = ContinuousClock.now + stopTimeout
+        while DetachedProcess.isAlive(pid) && ContinuousClock.now < deadline { usleep(20_000) }
+        if DetachedProcess.isAlive(pid) {
+            kill(pid, SIGKILL)
+            lines.append("forced=true")
+        }
+        unlink(target.marker)
+        unlink(target.controlSocket)
+        return CommandOutput(standardOutput: lines.joined(separator: "\n") + "\n")
+    }
+
+    public static func restart(_ context: RunnerContext, insecure: Bool) -> CommandOutput {
+        do {
+            let stopped = try stopOrThrow(context, quietWhenStopped: true)
+            let started = try startOrThrow(context, insecure: insecure)
+            return CommandOutput(
+                standardOutput: stopped.standardOutput + started.standardOutput,
+                standardError: stopped.standardError + started.standardError)
+        } catch {
+            return error
+        }
+    }
+
+    // MARK: status
+
+    /// Exit 0 when running, 3 when not, 1 on errors.
+    public static func status(_ context: RunnerContext, json: Bool) -> CommandOutput {
+        let target: UserTarget
+        switch UserTarget.resolve(context) {
+        case .success(let resolved): target = resolved
+        case .failure(let output): return output
+        }
+        switch Result(catching: { () throws(ControlClientError) in
+            try ControlClient.request(.healthCheck, socket: target.controlSocket, timeout: .seconds(5))
+        }) {
+        case .success(.health(let health)):
+            if json {
+                var object = health.json.objectValue ?? [:]
+                object["running"] = true
+                return CommandOutput(standardOutput: JSONValue.object(object).prettyText + "\n")
+            }
+            var lines = ["user_id=\(target.user)", "running=true", "healthy=\(health.healthy)"]
+            lines += statusLines(health, target: target, context: context)
+            lines += [
+                "uptime_secs=\(health.uptimeSeconds)", "open_sessions=\(health.openSessions)",
+                "active_turns=\(health.activeTurns)",
+            ]
+            return CommandOutput(standardOutput: lines.joined(separator: "\n") + "\n")
+        case .success(let other):
+            return .error("unexpected reply from the guest: \(other)")
+        case .failure(.notRunning):
+            let message = "user `\(target.user)` has no running guest; \(target.startHint(context))\n"
+            if json {
+                return CommandOutput(
+                    standardOutput: JSONValue.object(["user_id": .string(target.user.rawValue), "running": false])
+                        .prettyText + "\n", standardError: message, exitCode: 3)
+            }
+            return CommandOutput(
+                standardOutput: "user_id=\(target.user)\nrunning=false\n", standardError: message, exitCode: 3)
+        case .failure(let error):
+            return .error(error.description)
+        }
+    }
+
+    // MARK: helpers
+
+    static func fileSize(_ path: String) -> Int {
+        var info = stat()
+        return stat(path, &info) == 0 ? Int(info.st_size) : 0
+    }
+
+    /// The end of a file from byte `offset`, at most 4 KiB.
+    static func tail(of path: String, from offset: Int) -> String {
+        guard let data = FileManager.default.contents(atPath: path), data.count > offset else { return "" }
+        let bytes = [UInt8](data)[offset...]
+        return String(decoding: bytes.suffix(4096), as: UTF8.self)
+    }
+}

@@ -1,0 +1,68 @@
+import OxydraCore
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// `runner logs`: the guest's log lines, through the control socket while it runs and straight from
+/// `<ws>/logs/` when it does not (the interesting case after a crash).
+public enum GuestLogs {
+    /// Prints through `emit` as lines arrive; with `follow`, polls until interrupted. Returns the exit code.
+    public static func run(
+        _ context: RunnerContext, role: String, tail: Int, follow: Bool, pollInterval: Duration = .milliseconds(500),
+        emit: (_ text: String, _ descriptor: Int32) -> Void
+    ) -> Int32 {
+        let target: UserTarget
+        switch UserTarget.resolve(context) {
+        case .success(let resolved): target = resolved
+        case .failure(let output):
+            emit(output.standardError, 2)
+            return output.exitCode
+        }
+        let roles = role == "all" ? LogReader.roles : [role]
+        guard roles.allSatisfy(LogReader.roles.contains) else {
+            emit("runner error: unknown log role `\(role)`; use runtime, stderr, sidecar or all\n", 2)
+            return 1
+        }
+        var offsets: [String: Int] = [:]
+        var warnedOffline = false
+        repeat {
+            for role in roles {
+                let response: ControlResponse
+                let request = ControlRequest.logs(role: role, tail: tail, offset: offsets[role])
+                do {
+                    response = try ControlClient.request(request, socket: target.controlSocket, timeout: .seconds(5))
+                } catch .notRunning {
+                    if !warnedOffline {
+                        emit("note: no running guest for user `\(target.user)`; reading \(target.logs) directly\n", 2)
+                        warnedOffline = true
+                    }
+                    response = LogReader.read(role: role, directory: target.logs, tail: tail, offset: offsets[role])
+                } catch {
+                    emit("runner error: \(error)\n", 2)
+                    return 1
+                }
+                switch response {
+                case .logs(let lines, let next, let files):
+                    if offsets[role] == nil && roles.count > 1 && !files.isEmpty {
+                        emit("==> \(files.joined(separator: ", ")) <==\n", 1)
+                    }
+                    if !lines.isEmpty { emit(lines.joined(separator: "\n") + "\n", 1) }
+                    // A file that shrank was rotated or truncated: start over.
+                    offsets[role] = next < (offsets[role] ?? 0) ? 0 : next
+                case .failure(let message):
+                    emit("runner error: \(message)\n", 2)
+                    return 1
+                default:
+                    emit("runner error: unexpected reply from the guest\n", 2)
+                    return 1
+                }
+            }
+            if follow {
+                let nanoseconds = pollInterval.components.seconds * 1_000_000_000 + pollInterval.components.attoseconds / 1_000_000_000
+                usleep(UInt32(nanoseconds / 1000))
+            }
+        } while follow
+        return 0
+    }
+}

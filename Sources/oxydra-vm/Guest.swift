@@ -1,0 +1,234 @@
+import Dispatch
+import Hummingbird
+import Logging
+import OxydraConfig
+import OxydraCore
+import OxydraGateway
+import OxydraMemory
+import OxydraProviders
+import OxydraRuntime
+import OxydraTools
+import ServiceLifecycle
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The serving phase of the guest: provider, memory, tools, runtime, gateway and control socket
+/// under one service group that shuts down gracefully on SIGTERM, SIGINT or `shutdown_user`.
+struct Guest {
+    let prepared: PreparedGuest
+
+    init(_ prepared: PreparedGuest) { self.prepared = prepared }
+
+    /// Serves until shutdown; returns the process exit code.
+    func run() async -> Int32 {
+        let sink: LogSink
+        do {
+            sink = try LogSink(path: prepared.workspace.logs + "/oxydra-vm.log")
+        } catch {
+            StandardStreams.write("oxydra-vm error: \(error)\n", to: 2)
+            return 1
+        }
+        let level = Logger.Level(rawValue: prepared.environment["OXYDRA_LOG_LEVEL"] ?? "info") ?? .info
+        LoggingSystem.bootstrap { label in FileLogHandler(label: label, sink: sink, level: level) }
+        let logger = Logger(label: "oxydra.guest")
+        do {
+            try await serve(logger: logger)
+            return 0
+        } catch {
+            logger.error("guest stopped with an error", metadata: ["error": "\(error)"])
+            StandardStreams.write("oxydra-vm error: \(error)\n", to: 2)
+            return 1
+        }
+    }
+
+    private func serve(logger: Logger) async throws {
+        let started = ContinuousClock.now
+        let config = prepared.config
+        let user = prepared.envelope.userID
+        let status = prepared.startupStatus
+        logger.info(
+            "guest starting",
+            metadata: [
+                "user": "\(user)", "tier": "\(status.sandboxTier.rawValue)",
+                "landlock_abi": "\(prepared.landlockABI.map(String.init) ?? "none")",
+                "degraded": "\(status.degradedReasons.map(\.description).joined(separator: "; "))",
+            ])
+
+        let provider = try ProviderFactory.selected(
+            config, catalog: prepared.catalog, environment: prepared.environment, keySource: prepared.keySource)
+        let model = try ModelSelection.resolve(config, catalog: prepared.catalog)
+        let store = try MemoryFactory.open(config.memory, workspaceRoot: prepared.workspace.root, user: user)
+        let workspace = Workspace(
+            root: prepared.workspace.root, shared: prepared.workspace.shared, tmp: prepared.workspace.tmp,
+            vault: prepared.workspace.vault)
+        let tools = BuiltInTools.registry(
+            workspace: workspace, config: config, environment: prepared.environment,
+            extra: config.memory.enabled ? MemoryTools.all(store: store) : [])
+        let runtime = AgentRuntime(
+            provider: provider, tools: tools, model: model, settings: RuntimeSettings(config.runtime),
+            systemPrompt: SystemPrompt.build(
+                tools: tools.declarations, memoryEnabled: config.memory.enabled,
+                shellAvailable: status.shellAvailable, operatorText: prepared.operatorPrompt),
+            store: store, recallLimit: config.memory.enabled ? config.memory.retrieval.topK : nil)
+        let hub = SessionHub(
+            user: user, runtime: runtime, store: store, limits: config.gateway, startupStatus: status,
+            logger: Logger(label: "oxydra.gateway"))
+
+        let paths = prepared.workspace
+        Self.remove(paths.marker)
+        let endpoint = EndpointBox()
+        let gateway = GatewayServer(
+            hub: hub,
+            settings: GatewayServer.Settings(
+                bind: prepared.bind, token: prepared.gatewayToken, allowedOrigins: config.gateway.allowedOrigins),
+            logger: Logger(label: "oxydra.http"))
+        let groupBox = ServiceGroupBox()
+        let control = try await ControlServer(path: paths.controlSocket, logger: Logger(label: "oxydra.control")) {
+            request in
+            await Self.answer(
+                request, hub: hub, user: user, status: status, endpoint: endpoint.value, started: started,
+                paths: paths, group: groupBox)
+        }.bind()
+
+        let host = prepared.bind.host.contains(":") ? "[\(prepared.bind.host)]" : prepared.bind.host
+        let application = gateway.application { port in
+            let url = "ws://\(host):\(port)\(GatewayProtocol.path)"
+            endpoint.value = url
+            do {
+                try Self.writeAtomically(url + "\n", to: paths.marker)
+            } catch {
+                logger.error("cannot write the gateway endpoint marker", metadata: ["error": "\(error)"])
+            }
+            let elapsed = ContinuousClock.now - started
+            logger.info("gateway ready", metadata: ["endpoint": "\(url)", "startup": "\(elapsed)"])
+            StandardStreams.write("gateway_endpoint=\(url)\n", to: 1)
+        }
+        let ttl = Duration.seconds(config.gateway.sessionIdleTTLMinutes * 60)
+        let group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: [
+                    .init(service: application), .init(service: control),
+                    .init(service: IdleSessionEvictor(hub: hub, ttl: ttl)),
+                    .init(service: TurnDrainer(hub: hub, logger: logger)),
+                ], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        await groupBox.set(group)
+        defer {
+            Self.remove(paths.marker)
+            logger.info("guest stopped")
+        }
+        try await group.run()
+    }
+
+    static func answer(
+        _ request: ControlRequest, hub: SessionHub, user: UserID, status: StartupStatus, endpoint: String,
+        started: ContinuousClock.Instant, paths: WorkspacePaths, group: ServiceGroupBox
+    ) async -> ControlResponse {
+        switch request {
+        case .healthCheck:
+            let shuttingDown = await hub.isShuttingDown
+            return .health(
+                GuestHealth(
+                    userID: user, healthy: !shuttingDown && !endpoint.isEmpty, startupStatus: status,
+                    gatewayEndpoint: endpoint, pid: Int(getpid()),
+                    uptimeSeconds: Int((ContinuousClock.now - started).components.seconds),
+                    openSessions: await hub.openSessionCount, activeTurns: await hub.activeTurnCount,
+                    logDirectory: paths.logs, shuttingDown: shuttingDown))
+        case .shutdownUser:
+            let active = await hub.activeTurnCount
+            Task {
+                // Let the reply reach the runner before the socket closes.
+                try? await Task.sleep(for: .milliseconds(20))
+                await group.triggerShutdown()
+            }
+            return .shutdownAccepted(activeTurnsCancelled: active)
+        case .logs(let role, let tail, let offset):
+            return LogReader.read(role: role, directory: paths.logs, tail: tail, offset: offset)
+        }
+    }
+
+    static func writeAtomically(_ text: String, to path: String) throws {
+        let temporary = path + ".tmp"
+        guard FileManager.default.createFile(atPath: temporary, contents: Data(text.utf8)) else {
+            throw GuestStartError("cannot write \(temporary)")
+        }
+        guard rename(temporary, path) == 0 else {
+            throw GuestStartError("cannot rename \(temporary) to \(path): \(String(cString: strerror(errno)))")
+        }
+    }
+
+    static func remove(_ path: String) { _ = unlink(path) }
+}
+
+/// On graceful shutdown: refuse new turns, cancel running ones and wait until their partial state
+/// is committed. Listed last, so the service group stops it first.
+struct TurnDrainer: Service {
+    let hub: SessionHub
+    let logger: Logger
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        let cancelled = await hub.shutdown()
+        logger.info("turns drained", metadata: ["cancelled": "\(cancelled)"])
+    }
+}
+
+/// Unloads idle sessions from memory once a minute.
+struct IdleSessionEvictor: Service {
+    let hub: SessionHub
+    let ttl: Duration
+
+    func run() async throws {
+        try? await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                try await Task.sleep(for: .seconds(60))
+                await hub.evictIdleSessions(olderThan: ttl)
+            }
+        }
+    }
+}
+
+/// The service group, available to the control handler once it exists.
+actor ServiceGroupBox {
+    private var group: ServiceGroup?
+    private var pending = false
+
+    func set(_ group: ServiceGroup) async {
+        self.group = group
+        if pending { await group.triggerGracefulShutdown() }
+    }
+
+    func triggerShutdown() async {
+        guard let group else {
+            pending = true
+            return
+        }
+        await group.triggerGracefulShutdown()
+    }
+}
+
+/// The gateway URL once the server is listening.
+final class EndpointBox: Sendable {
+    private let storage = Mutex<String>("")
+    var value: String {
+        get { storage.withLock { $0 } }
+        set { storage.withLock { $0 = newValue } }
+    }
+}
+
+/// Runs async work from synchronous `main` and returns its result.
+enum BlockingBridge {
+    static func run(_ body: @escaping @Sendable () async -> Int32) -> Int32 {
+        let done = DispatchSemaphore(value: 0)
+        let result = Mutex<Int32>(0)
+        Task.detached {
+            let code = await body()
+            result.withLock { $0 = code }
+            done.signal()
+        }
+        done.wait()
+        return result.withLock { $0 }
+    }
+}

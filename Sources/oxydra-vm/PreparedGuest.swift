@@ -1,0 +1,204 @@
+import OxydraConfig
+import OxydraCore
+import OxydraRuntime
+import OxydraSandbox
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Everything the guest reads from the host before it confines itself.
+struct PreparedGuest: Sendable {
+    enum BootstrapSource {
+        case standardInput
+        case file(String)
+        /// Started by hand: a process-tier envelope is synthesised from the flags.
+        case none
+    }
+
+    var envelope: BootstrapEnvelope
+    var workspace: WorkspacePaths
+    var config: AgentConfig
+    var keySource: ConfigSource
+    var catalog: ModelCatalog
+    var operatorPrompt: String?
+    var bind: GatewayBind
+    var gatewayToken: String?
+    var environment: [String: String]
+    /// Reasons added by the guest itself (e.g. Landlock unavailable).
+    var degradedReasons: [DegradedReason] = []
+    var landlockABI: Int?
+
+    var startupStatus: StartupStatus {
+        var status = envelope.startupStatus
+        status.degradedReasons += degradedReasons
+        return status
+    }
+
+    static func load(
+        user: UserID, workspaceRoot: String, bootstrap: BootstrapSource, gatewayBind: String?, overrides: [String]
+    ) throws(GuestStartError) -> PreparedGuest {
+        let envelope = try readEnvelope(bootstrap, user: user, workspaceRoot: workspaceRoot)
+        guard envelope.userID == user else {
+            throw GuestStartError("the bootstrap envelope is for user `\(envelope.userID)`, but --user-id is `\(user)`")
+        }
+        let workspace = WorkspacePaths(root: workspaceRoot, mounts: envelope.runtimePolicy?.mounts ?? [:])
+        try workspace.create()
+
+        let environment = ProcessInfo.processInfo.environment
+        let loader = AgentConfigLoader.standard(environment: environment, commandLineOverrides: overrides)
+        let loaded = loader.load()
+        let config: AgentConfig
+        do {
+            config = try loaded.validated()
+        } catch {
+            throw GuestStartError("invalid agent configuration:\n\(error)")
+        }
+        let catalog: ModelCatalog
+        do {
+            catalog = try CatalogLoader.load(paths: loader.paths, display: loader.display).0
+        } catch {
+            throw GuestStartError("\(error)")
+        }
+        let bindText = gatewayBind ?? config.gateway.bind
+        let parsed = GatewayBind.parse(bindText)
+        guard let bind = parsed.bind else {
+            throw GuestStartError("gateway bind address `\(bindText)` \(parsed.problem ?? "is invalid")")
+        }
+        var token: String?
+        if let variable = config.gateway.authTokenEnv {
+            guard let value = environment[variable]?.trimmed, value.count >= 16 else {
+                throw GuestStartError(
+                    "gateway.auth_token_env names \(variable), but that variable is unset or shorter than 16 characters")
+            }
+            token = value
+        } else if !bind.isLoopback {
+            throw GuestStartError(
+                "the gateway would listen on \(bindText), which is not loopback, without a token; set gateway.auth_token_env")
+        }
+        let home = environment["HOME"].map { [$0 + "/.config/oxydra"] } ?? []
+        let operatorPrompt = SystemPrompt.operatorText(
+            searching: [workspace.internalDirectory] + home + [loader.paths.systemDirectory])
+
+        var prepared = PreparedGuest(
+            envelope: envelope, workspace: workspace, config: config,
+            keySource: loaded.source(of: ["providers", "registry", config.selection.provider, "api_key"]),
+            catalog: catalog, operatorPrompt: operatorPrompt, bind: bind, gatewayToken: token, environment: environment)
+        if envelope.sandboxTier == .process { prepared.confine() }
+        return prepared
+    }
+
+    /// Process tier: the kernel confines this process to the workspace and the system files it needs.
+    private mutating func confine() {
+        var extra: [String] = []
+        if let model = config.memory.model2vecPath {
+            extra.append(model.hasPrefix("/") ? model : workspace.root + "/" + model)
+        }
+        switch Landlock.restrictSelf(GuestConfinement.rules(workspace: workspace.root, extraReadOnly: extra + workspace.mountRules)) {
+        case .success(let abi):
+            landlockABI = abi
+        case .failure(let reason):
+            degradedReasons.append(
+                DegradedReason(
+                    code: DegradedReason.processHardeningLimited,
+                    detail: "Landlock could not confine the guest: \(reason.reason)"))
+        }
+    }
+
+    private static func readEnvelope(_ source: BootstrapSource, user: UserID, workspaceRoot: String) throws(GuestStartError)
+        -> BootstrapEnvelope
+    {
+        do {
+            switch source {
+            case .standardInput:
+                let header = try RawInput.read(count: 4, from: 0)
+                let length = header.reduce(0) { $0 << 8 | Int($1) }
+                guard length <= LengthPrefixedFrame.maxLength else {
+                    throw GuestStartError("bootstrap envelope of \(length) bytes exceeds the limit")
+                }
+                return try BootstrapEnvelope(json: try RawInput.read(count: length, from: 0))
+            case .file(let path):
+                guard let data = FileManager.default.contents(atPath: path) else {
+                    throw GuestStartError("cannot read the bootstrap file \(path)")
+                }
+                let bytes = [UInt8](data)
+                // The file holds either the raw JSON or a framed envelope.
+                if bytes.first == UInt8(ascii: "{") { return try BootstrapEnvelope(json: bytes) }
+                return try BootstrapEnvelope(framed: bytes)
+            case .none:
+                return BootstrapEnvelope(
+                    userID: user, sandboxTier: .process, workspaceRoot: workspaceRoot,
+                    startupStatus: StartupStatus(sandboxTier: .process))
+            }
+        } catch let error as WireError {
+            throw GuestStartError("invalid bootstrap envelope: \(error.message)")
+        } catch let error as GuestStartError {
+            throw error
+        } catch {
+            throw GuestStartError("\(error)")
+        }
+    }
+}
+
+/// The user's workspace on the host and where its agent-visible directories live.
+struct WorkspacePaths: Sendable {
+    var root: String
+    var shared: String
+    var tmp: String
+    var vault: String
+
+    init(root: String, mounts: [String: String]) {
+        self.root = root
+        shared = mounts["shared"] ?? root + "/shared"
+        tmp = mounts["tmp"] ?? root + "/tmp"
+        vault = mounts["vault"] ?? root + "/vault"
+    }
+
+    var ipc: String { root + "/ipc" }
+    var logs: String { root + "/logs" }
+    var internalDirectory: String { root + "/.oxydra" }
+    var marker: String { ipc + "/gateway-endpoint" }
+    var controlSocket: String { ipc + "/runner-control.sock" }
+
+    /// Mounts outside the workspace root need their own Landlock rules.
+    var mountRules: [String] { [shared, tmp, vault].filter { !$0.hasPrefix(root + "/") } }
+
+    func create() throws(GuestStartError) {
+        for directory in [root, shared, tmp, vault, ipc, logs, internalDirectory] {
+            do {
+                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            } catch {
+                throw GuestStartError("cannot create \(directory): \(error)")
+            }
+        }
+        _ = internalDirectory.withCString { chmod($0, 0o700) }
+        _ = ipc.withCString { chmod($0, 0o700) }
+    }
+}
+
+/// Reads exactly `count` bytes from a file descriptor.
+enum RawInput {
+    static func read(count: Int, from descriptor: Int32) throws(GuestStartError) -> [UInt8] {
+        if count == 0 { return [] }
+        var bytes = [UInt8](repeating: 0, count: count)
+        var filled = 0
+        while filled < count {
+            let got = bytes.withUnsafeMutableBytes { buffer in
+                Glibc.read(descriptor, buffer.baseAddress! + filled, count - filled)
+            }
+            if got < 0 && errno == EINTR { continue }
+            if got < 0 { throw GuestStartError("reading the bootstrap envelope failed: \(String(cString: strerror(errno)))") }
+            if got == 0 {
+                throw GuestStartError(
+                    "standard input ended after \(filled) of \(count) bytes of the bootstrap envelope")
+            }
+            filled += got
+        }
+        return bytes
+    }
+}
+
+struct GuestStartError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
