@@ -116,7 +116,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .executableTarget(
-            name: "oxydra-tui", dependencies: ["OxydraTUI", argumentParser], swiftSettings: swiftSettings),
+            name: "oxydra-tui", dependencies: ["OxydraTUI", "OxydraCore", argumentParser], swiftSettings: swiftSettings),
 
         // testing
         .target(name: "OxydraTesting", dependencies: ["OxydraCore", subprocess] + nio, swiftSettings: swiftSettings),

@@ -1,0 +1,164 @@
+import OxydraCore
+
+/// What the terminal UI shows, independent of the terminal: the transcript, the connection, the
+/// session and turn, and the input being edited.
+public struct ChatState: Sendable {
+    public enum EntryKind: Sendable, Hashable {
+        case user, assistant, tool, system, error
+    }
+
+    public struct Entry: Sendable, Hashable {
+        public var kind: EntryKind
+        public var text: String
+    }
+
+    public enum Connection: Sendable, Hashable {
+        case connecting
+        case connected
+        case disconnected(reason: String)
+    }
+
+    public static let maxEntries = 1000
+
+    public private(set) var entries: [Entry] = []
+    /// Index of the assistant entry receiving deltas.
+    var streamingEntry: Int?
+    public var connection = Connection.connecting
+    public var session: SessionID?
+    public var activeTurn: TurnID?
+    public var progress: String?
+    public var turnsCompleted = 0
+    public var totalCost: Double?
+    /// Lines scrolled up from the bottom (0 follows new output).
+    public var scroll = 0
+    public var editor = InputEditor()
+    public let user: String
+    public let color: Bool
+
+    public init(user: String, color: Bool) {
+        self.user = user
+        self.color = color
+    }
+
+    public var isStreaming: Bool { activeTurn != nil }
+
+    public mutating func append(_ kind: EntryKind, _ text: String) {
+        entries.append(Entry(kind: kind, text: TextLayout.sanitize(text)))
+        if entries.count > Self.maxEntries {
+            let overflow = entries.count - Self.maxEntries
+            entries.removeFirst(overflow)
+            if let index = streamingEntry { streamingEntry = index >= overflow ? index - overflow : nil }
+        }
+    }
+
+    public mutating func clearTranscript() {
+        entries.removeAll()
+        streamingEntry = nil
+        scroll = 0
+    }
+
+    /// Applies a frame from the gateway.
+    public mutating func apply(_ frame: ServerFrame) {
+        switch frame {
+        case .helloAck(_, _, let ref, let active):
+            connection = .connected
+            if session != ref.sessionID {
+                session = ref.sessionID
+                append(.system, "connected to session \(ref.sessionID)")
+            }
+            activeTurn = active.flatMap { $0.state == .running || $0.state == .queued ? $0.turnID : nil }
+            if activeTurn == nil { progress = nil }
+        case .turnStarted(let header):
+            activeTurn = header.turn.turnID
+            progress = "thinking…"
+        case .assistantDelta(let header, let delta):
+            guard header.session.sessionID == session else { return }
+            activeTurn = header.turn.turnID
+            if let index = streamingEntry, index < entries.count {
+                entries[index].text += TextLayout.sanitize(delta)
+            } else {
+                append(.assistant, delta)
+                streamingEntry = entries.count - 1
+            }
+        case .turnProgress(_, let info):
+            progress = info.message
+        case .toolCall(_, let call):
+            streamingEntry = nil
+            append(.tool, "⚙ " + call.summary)
+        case .toolResult(_, let result):
+            append(
+                .tool,
+                (result.isError ? "✗ " : "✓ ") + result.name + " (\(result.durationMilliseconds) ms)"
+                    + (result.isError ? ": " + result.summary : ""))
+        case .turnCompleted(let header, let completion):
+            guard header.session.sessionID == session else { return }
+            let ours = activeTurn == header.turn.turnID
+            if streamingEntry == nil, !completion.message.isEmpty {
+                // A turn that ended while this client was away is replayed after hello.
+                if !ours { append(.system, "last answer in this session:") }
+                append(.assistant, completion.message)
+            }
+            finishTurn()
+            if ours {
+                turnsCompleted += 1
+                if let cost = completion.costUSD { totalCost = (totalCost ?? 0) + cost }
+            }
+        case .turnCancelled(let header):
+            guard header.session.sessionID == session else { return }
+            finishTurn()
+            append(.system, "turn cancelled")
+        case .error(let info):
+            if info.turn != nil, info.session?.sessionID == session, info.code == .turnFailed { finishTurn() }
+            append(.error, info.message)
+        case .healthStatus(let info):
+            var lines = ["gateway: \(info.healthy ? "healthy" : "unhealthy")\(info.message.map { " (\($0))" } ?? "")"]
+            if let status = info.startupStatus {
+                lines.append(
+                    "tier \(status.sandboxTier.rawValue) · shell \(status.shellAvailable ? "on" : "off") · browser "
+                        + (status.browserAvailable ? "on" : "off"))
+                lines += status.degradedReasons.map { "degraded: \($0.code): \($0.detail)" }
+            }
+            lines.append("session \(session?.rawValue ?? "-") · turns \(turnsCompleted)" + costText)
+            append(.system, lines.joined(separator: "\n"))
+        case .sessionCreated(_, let ref, let name, _):
+            switchTo(ref.sessionID, note: "new session \(ref.sessionID)" + (name.map { " (\($0))" } ?? ""))
+        case .sessionSwitched(_, let ref, let active):
+            switchTo(ref.sessionID, note: "switched to session \(ref.sessionID)")
+            activeTurn = active.flatMap { $0.state == .running || $0.state == .queued ? $0.turnID : nil }
+        case .sessionList(_, let sessions):
+            if sessions.isEmpty {
+                append(.system, "no sessions")
+            } else {
+                append(
+                    .system,
+                    "sessions (most recent first):\n"
+                        + sessions.map { info in
+                            (info.sessionID == session ? "* " : "  ") + Self.shortID(info.sessionID) + "  "
+                                + (info.displayName ?? "-") + "  last active " + info.lastActiveAt
+                                + (info.activeTurn != nil ? "  (turn running)" : "")
+                        }.joined(separator: "\n"))
+            }
+        }
+    }
+
+    /// Short enough for the status bar, long enough to `/switch` to.
+    static func shortID(_ id: SessionID) -> String {
+        id.rawValue.count <= 16 ? id.rawValue : String(id.rawValue.prefix(8))
+    }
+
+    var costText: String { totalCost.map { " · $" + Money.format($0) } ?? "" }
+
+    private mutating func finishTurn() {
+        activeTurn = nil
+        streamingEntry = nil
+        progress = nil
+    }
+
+    private mutating func switchTo(_ id: SessionID, note: String) {
+        clearTranscript()
+        session = id
+        activeTurn = nil
+        progress = nil
+        append(.system, note)
+    }
+}

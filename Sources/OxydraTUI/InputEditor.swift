@@ -1,0 +1,137 @@
+import OxydraCore
+
+/// The multi-line prompt editor: a cursor in lines of text, and recall of earlier prompts.
+public struct InputEditor: Sendable {
+    public private(set) var lines: [[Character]] = [[]]
+    public private(set) var row = 0
+    public private(set) var column = 0
+    private var history: [String] = []
+    private var historyIndex: Int?
+    private var draft: String?
+
+    public init() {}
+
+    public var text: String { lines.map { String($0) }.joined(separator: "\n") }
+    public var isEmpty: Bool { lines.count == 1 && lines[0].isEmpty }
+
+    public mutating func insert(_ text: String) {
+        for character in text {
+            if character == "\n" || character == "\r\n" {
+                insertNewline()
+            } else {
+                lines[row].insert(character, at: column)
+                column += 1
+            }
+        }
+    }
+
+    public mutating func insertNewline() {
+        let rest = Array(lines[row][column...])
+        lines[row].removeSubrange(column...)
+        lines.insert(rest, at: row + 1)
+        row += 1
+        column = 0
+    }
+
+    public mutating func backspace() {
+        if column > 0 {
+            column -= 1
+            lines[row].remove(at: column)
+        } else if row > 0 {
+            let line = lines.remove(at: row)
+            row -= 1
+            column = lines[row].count
+            lines[row] += line
+        }
+    }
+
+    public mutating func delete() {
+        if column < lines[row].count {
+            lines[row].remove(at: column)
+        } else if row + 1 < lines.count {
+            lines[row] += lines.remove(at: row + 1)
+        }
+    }
+
+    public mutating func deleteWordBackward() {
+        while column > 0 && lines[row][column - 1] == " " { backspace() }
+        while column > 0 && lines[row][column - 1] != " " { backspace() }
+    }
+
+    public mutating func moveLeft() {
+        if column > 0 {
+            column -= 1
+        } else if row > 0 {
+            row -= 1
+            column = lines[row].count
+        }
+    }
+
+    public mutating func moveRight() {
+        if column < lines[row].count {
+            column += 1
+        } else if row + 1 < lines.count {
+            row += 1
+            column = 0
+        }
+    }
+
+    public mutating func home() { column = 0 }
+    public mutating func end() { column = lines[row].count }
+
+    /// Up: the previous line, or on the first line the previous prompt from history.
+    public mutating func up() {
+        if row > 0 {
+            row -= 1
+            column = min(column, lines[row].count)
+            return
+        }
+        guard !history.isEmpty else { return }
+        if historyIndex == nil { draft = text }
+        let index = max((historyIndex ?? history.count) - 1, 0)
+        historyIndex = index
+        replace(with: history[index])
+    }
+
+    /// Down: the next line, or on the last line the next prompt from history (then the draft).
+    public mutating func down() {
+        if row + 1 < lines.count {
+            row += 1
+            column = min(column, lines[row].count)
+            return
+        }
+        guard let index = historyIndex else { return }
+        if index + 1 < history.count {
+            historyIndex = index + 1
+            replace(with: history[index + 1])
+        } else {
+            historyIndex = nil
+            replace(with: draft ?? "")
+            draft = nil
+        }
+    }
+
+    public mutating func clear() {
+        lines = [[]]
+        row = 0
+        column = 0
+    }
+
+    /// Takes the text out (for sending) and remembers it.
+    public mutating func submit() -> String {
+        let value = text
+        if !value.trimmed.isEmpty, history.last != value {
+            history.append(value)
+            if history.count > 200 { history.removeFirst() }
+        }
+        historyIndex = nil
+        draft = nil
+        clear()
+        return value
+    }
+
+    private mutating func replace(with text: String) {
+        clear()
+        insert(text)
+    }
+}

@@ -1,0 +1,313 @@
+import Dispatch
+import Logging
+import OxydraCore
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The interactive terminal client: one event loop over keys, gateway frames, connection changes,
+/// resizes and a tick; reconnects with jittered exponential backoff and resumes the same session.
+public final class TUIApp: @unchecked Sendable {
+    public struct Options: Sendable {
+        public var endpoint: String
+        public var user: String
+        public var session: String?
+        public var token: String?
+        public var color: Bool
+
+        public init(endpoint: String, user: String, session: String? = nil, token: String? = nil, color: Bool = true) {
+            self.endpoint = endpoint
+            self.user = user
+            self.session = session
+            self.token = token
+            self.color = color
+        }
+    }
+
+    enum Event: Sendable {
+        case keys([Key])
+        case frame(ServerFrame, generation: Int)
+        case closed(reason: String?, generation: Int)
+        case reconnect
+        case resize
+        case tick
+    }
+
+    static let help = """
+        Enter sends · Alt+Enter or Ctrl+J new line · ↑/↓ earlier prompts · PgUp/PgDn scroll
+        Ctrl+C cancels the running turn, or exits when idle (twice quits at once) · Ctrl+D/Ctrl+Q quit
+        /new [name]     start a new session
+        /sessions       list sessions
+        /switch <id>    switch to a session (id or unique prefix)
+        /cancel         cancel the running turn
+        /cancelall      cancel every running turn of yours
+        /status         gateway health and startup status
+        /help           this help · /quit exits
+        """
+
+    let options: Options
+    let terminal = Terminal()
+    var state: ChatState
+    var renderer = Renderer()
+    let events: AsyncStream<Event>
+    let emit: AsyncStream<Event>.Continuation
+    var client: GatewayClient?
+    var generation = 0
+    var attempts = 0
+    var connectStarted = ContinuousClock.now
+    var lastInterrupt: ContinuousClock.Instant?
+    var quitting = false
+    var sources: [any DispatchSourceProtocol] = []
+
+    public init(_ options: Options) {
+        self.options = options
+        state = ChatState(user: options.user, color: options.color)
+        (events, emit) = AsyncStream.makeStream(of: Event.self)
+    }
+
+    /// Runs until the user quits; returns the exit code.
+    public func run() async -> Int32 {
+        guard terminal.isInteractive else {
+            StandardStreams.write("oxydra-tui error: standard input and output must be a terminal\n", to: 2)
+            return 1
+        }
+        do {
+            try terminal.enter()
+        } catch {
+            StandardStreams.write("oxydra-tui error: \(error)\n", to: 2)
+            return 1
+        }
+        defer { terminal.restore() }
+        terminal.write("\u{1B}[?2004h")
+        defer { terminal.write("\u{1B}[?2004l") }
+        installSources()
+        state.append(.system, "Oxydra — /help for commands. Connecting to \(options.endpoint)…")
+        connect()
+        redraw()
+        for await event in events {
+            handle(event)
+            if quitting { break }
+            redraw()
+        }
+        client?.close()
+        sources.forEach { $0.cancel() }
+        return 0
+    }
+
+    private func installSources() {
+        var decoder = KeyDecoder()
+        let input = DispatchSource.makeReadSource(fileDescriptor: terminal.input, queue: .global())
+        let emit = self.emit
+        input.setEventHandler {
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            let count = buffer.withUnsafeMutableBytes { read(0, $0.baseAddress, $0.count) }
+            if count > 0 {
+                let keys = decoder.decode(buffer[0..<count])
+                if !keys.isEmpty { emit.yield(.keys(keys)) }
+            } else if count == 0 {
+                emit.yield(.keys([.control("d")]))
+            }
+        }
+        input.resume()
+        signal(SIGWINCH, SIG_IGN)
+        let resize = DispatchSource.makeSignalSource(signal: SIGWINCH, queue: .global())
+        resize.setEventHandler { emit.yield(.resize) }
+        resize.resume()
+        signal(SIGTERM, SIG_IGN)
+        let terminate = DispatchSource.makeSignalSource(signal: SIGTERM, queue: .global())
+        terminate.setEventHandler { emit.yield(.keys([.control("q")])) }
+        terminate.resume()
+        let tick = DispatchSource.makeTimerSource(queue: .global())
+        tick.schedule(deadline: .now() + .milliseconds(500), repeating: .milliseconds(500))
+        tick.setEventHandler { emit.yield(.tick) }
+        tick.resume()
+        sources = [input, resize, terminate, tick]
+    }
+
+    private func redraw() {
+        let size = terminal.size()
+        terminal.write(renderer.draw(state, columns: size.columns, rows: size.rows))
+    }
+
+    // MARK: connection
+
+    private func connect() {
+        generation += 1
+        let current = generation
+        state.connection = .connecting
+        connectStarted = .now
+        let client = GatewayClient(endpoint: options.endpoint, token: options.token)
+        self.client = client
+        client.send(
+            .hello(
+                ClientFrame.Hello(
+                    requestID: FrameIDs.request(), userID: options.user,
+                    sessionID: state.session?.rawValue ?? options.session)))
+        let emit = self.emit
+        Task {
+            for await frame in client.frames { emit.yield(.frame(frame, generation: current)) }
+            emit.yield(.closed(reason: client.failure?.message, generation: current))
+        }
+    }
+
+    private func scheduleReconnect(reason: String) {
+        attempts += 1
+        let cap = min(250.0 * pow(2.0, Double(attempts - 1)), 5000.0)
+        let delay = Double.random(in: (cap / 2)...cap)
+        state.connection = .disconnected(reason: "reconnecting in \(String(format1(delay / 1000))) s")
+        let emit = self.emit
+        Task {
+            try? await Task.sleep(for: .milliseconds(Int(delay)))
+            emit.yield(.reconnect)
+        }
+    }
+
+    private func format1(_ value: Double) -> String {
+        let tenths = Int((value * 10).rounded())
+        return "\(tenths / 10).\(tenths % 10)"
+    }
+
+    // MARK: events
+
+    private func handle(_ event: Event) {
+        switch event {
+        case .keys(let keys):
+            for key in keys { handle(key) }
+        case .frame(let frame, let generation):
+            guard generation == self.generation else { return }
+            if case .helloAck = frame { attempts = 0 }
+            if case .error(let info) = frame, info.code == .protocolError || info.code == .notFound,
+                state.connection == .connecting
+            {
+                // The session to resume is gone: start fresh on the default session.
+                state.append(.error, info.message)
+                state.session = nil
+                client?.close()
+                return
+            }
+            state.apply(frame)
+        case .closed(let reason, let generation):
+            guard generation == self.generation, !quitting else { return }
+            if state.isStreaming { state.append(.system, "connection lost during a turn; it keeps running in the guest") }
+            state.activeTurn = nil
+            state.progress = nil
+            if let reason, attempts == 0 { state.append(.error, reason) }
+            scheduleReconnect(reason: reason ?? "disconnected")
+        case .reconnect:
+            connect()
+        case .resize:
+            renderer.invalidate()
+        case .tick:
+            if state.connection == .connecting, ContinuousClock.now - connectStarted > .seconds(10) {
+                client?.close()
+            }
+        }
+    }
+
+    private func handle(_ key: Key) {
+        switch key {
+        case .character(let character): state.editor.insert(String(character))
+        case .paste(let text): state.editor.insert(TextLayout.sanitize(text))
+        case .newline: state.editor.insertNewline()
+        case .tab: state.editor.insert("    ")
+        case .enter: submit()
+        case .backspace: state.editor.backspace()
+        case .delete: state.editor.delete()
+        case .left: state.editor.moveLeft()
+        case .right: state.editor.moveRight()
+        case .up: state.editor.up()
+        case .down: state.editor.down()
+        case .home: state.editor.home()
+        case .end: state.editor.end()
+        case .pageUp: state.scroll += 10
+        case .pageDown: state.scroll = max(state.scroll - 10, 0)
+        case .escape: break
+        case .control("a"): state.editor.home()
+        case .control("e"): state.editor.end()
+        case .control("u"): state.editor.clear()
+        case .control("w"): state.editor.deleteWordBackward()
+        case .control("l"): renderer.invalidate()
+        case .control("d"):
+            if state.editor.isEmpty { quitting = true } else { state.editor.delete() }
+        case .control("q"): quitting = true
+        case .control("c"): interrupt()
+        case .control: break
+        }
+    }
+
+    private func interrupt() {
+        let now = ContinuousClock.now
+        if let last = lastInterrupt, now - last < .seconds(2) {
+            quitting = true
+            return
+        }
+        lastInterrupt = now
+        if state.isStreaming {
+            send(.cancelActiveTurn(requestID: FrameIDs.request(), sessionID: state.session, turnID: state.activeTurn))
+            state.progress = "cancelling…"
+        } else {
+            quitting = true
+        }
+    }
+
+    private func send(_ frame: ClientFrame) {
+        guard state.connection == .connected, let client else {
+            state.append(.error, "not connected; try again when the status bar shows ● connected")
+            return
+        }
+        client.send(frame)
+    }
+
+    private func submit() {
+        let text = state.editor.text
+        guard !text.trimmed.isEmpty else { return }
+        if text.hasPrefix("/") {
+            _ = state.editor.submit()
+            command(text.trimmed)
+            return
+        }
+        guard state.connection == .connected else {
+            state.append(.error, "not connected; your prompt is kept — press Enter again once connected")
+            return
+        }
+        guard !state.isStreaming else {
+            state.append(.error, "a turn is running; wait for it or Ctrl+C to cancel it")
+            return
+        }
+        let prompt = state.editor.submit()
+        state.append(.user, prompt)
+        state.scroll = 0
+        let turn = FrameIDs.turn()
+        state.activeTurn = turn
+        state.progress = "sending…"
+        send(.sendTurn(ClientFrame.SendTurn(requestID: FrameIDs.request(), sessionID: state.session, turnID: turn, prompt: prompt)))
+    }
+
+    private func command(_ line: String) {
+        let parts = line.split(separator: " ", maxSplits: 1).map(String.init)
+        let argument = parts.count > 1 ? parts[1].trimmed : ""
+        switch parts[0] {
+        case "/help": state.append(.system, Self.help)
+        case "/quit", "/exit": quitting = true
+        case "/new":
+            send(.createSession(requestID: FrameIDs.request(), displayName: argument.isEmpty ? nil : argument, agentName: nil))
+        case "/sessions": send(.listSessions(requestID: FrameIDs.request(), includeArchived: false))
+        case "/switch":
+            guard !argument.isEmpty else {
+                state.append(.error, "usage: /switch <session_id>")
+                return
+            }
+            send(.switchSession(requestID: FrameIDs.request(), session: argument))
+        case "/cancel":
+            guard state.isStreaming else {
+                state.append(.system, "no active turn to cancel")
+                return
+            }
+            send(.cancelActiveTurn(requestID: FrameIDs.request(), sessionID: state.session, turnID: state.activeTurn))
+        case "/cancelall": send(.cancelAllActiveTurns(requestID: FrameIDs.request()))
+        case "/status": send(.healthCheck(requestID: FrameIDs.request()))
+        default: state.append(.error, "unknown command \(parts[0]); /help lists the commands")
+        }
+    }
+}
