@@ -161,6 +161,16 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "OxydraGatewayTests",
+            dependencies: [
+                "OxydraGateway", "OxydraTUI", "OxydraMemory", "OxydraRuntime", "OxydraProviders", "OxydraTools",
+                "OxydraTesting", serviceLifecycle, logging, asyncHTTPClient,
+            ] + hummingbird + nio,
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "OxydraTUITests", dependencies: ["OxydraTUI", "OxydraCore"], swiftSettings: swiftSettings),
+        .testTarget(
             name: "RunnerCLITests",
             dependencies: ["OxydraRunner", "OxydraTesting", "runner", "oxydra-vm", "shell-daemon", "oxydra-tui"],
             swiftSettings: swiftSettings

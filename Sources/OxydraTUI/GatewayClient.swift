@@ -10,7 +10,7 @@ import Synchronization
 /// connection ends, ``frames`` finishes and ``failure`` says why (nil for a clean close).
 public final class GatewayClient: Sendable {
     public let frames: AsyncStream<ServerFrame>
-    private let outbound: AsyncStream<ClientFrame>.Continuation
+    private let outbound: AsyncStream<String>.Continuation
     private let shared = Shared()
 
     struct State {
@@ -26,7 +26,7 @@ public final class GatewayClient: Sendable {
     /// Starts connecting to `endpoint` (`ws://127.0.0.1:PORT/ws`); frames flow once connected.
     public init(endpoint: String, token: String? = nil, logger: Logger = Logger(label: "oxydra.client")) {
         let (inbound, inboundContinuation) = AsyncStream.makeStream(of: ServerFrame.self)
-        let (outgoing, outgoingContinuation) = AsyncStream.makeStream(of: ClientFrame.self)
+        let (outgoing, outgoingContinuation) = AsyncStream.makeStream(of: String.self)
         frames = inbound
         outbound = outgoingContinuation
         var headers = HTTPFields()
@@ -40,8 +40,8 @@ public final class GatewayClient: Sendable {
                     inbound, outbound, _ in
                     try await withThrowingTaskGroup(of: Void.self) { group in
                         group.addTask {
-                            for await frame in outgoing {
-                                try await outbound.write(.text(frame.text))
+                            for await text in outgoing {
+                                try await outbound.write(.text(text))
                             }
                             try await outbound.close(.normalClosure, reason: nil)
                         }
@@ -85,7 +85,12 @@ public final class GatewayClient: Sendable {
     }
 
     public func send(_ frame: ClientFrame) {
-        outbound.yield(frame)
+        outbound.yield(frame.text)
+    }
+
+    /// Sends text as-is (tests use it for malformed frames).
+    public func sendRaw(_ text: String) {
+        outbound.yield(text)
     }
 
     /// Closes the connection cleanly.
@@ -108,7 +113,7 @@ public final class GatewayClient: Sendable {
         if text.contains("connectionRefused") || text.contains("Connection refused") {
             return "cannot connect to the gateway at \(endpoint): connection refused (is the guest running?)"
         }
-        if text.contains("webSocketUpgradeFailed") || text.contains("invalidResponseStatus") {
+        if text.contains("webSocketUpgradeFailed") || text.contains("upgrade failed") || text.contains("invalidResponseStatus") {
             return "the gateway at \(endpoint) refused the WebSocket upgrade (wrong token or origin?): \(text)"
         }
         return "cannot connect to the gateway at \(endpoint): \(text)"

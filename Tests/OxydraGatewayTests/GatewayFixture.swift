@@ -1,0 +1,190 @@
+import Hummingbird
+import Logging
+import OxydraConfig
+import OxydraCore
+import OxydraGateway
+import OxydraMemory
+import OxydraProviders
+import OxydraRuntime
+import OxydraTUI
+import OxydraTesting
+import OxydraTools
+import ServiceLifecycle
+import Synchronization
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A real gateway (Hummingbird on loopback) over a real SQLite store, with the scripted model
+/// server as the provider.
+final class GatewayFixture: Sendable {
+    let server: ScriptedModelServer
+    let directory: TemporaryDirectory
+    let hub: SessionHub
+    let store: SQLiteMemoryStore
+    let port: Int
+    let group: ServiceGroup
+    let running: Task<Void, any Error>
+
+    var endpoint: String { "ws://127.0.0.1:\(port)/ws" }
+
+    private init(
+        server: ScriptedModelServer, directory: TemporaryDirectory, hub: SessionHub, store: SQLiteMemoryStore, port: Int,
+        group: ServiceGroup, running: Task<Void, any Error>
+    ) {
+        self.server = server
+        self.directory = directory
+        self.hub = hub
+        self.store = store
+        self.port = port
+        self.group = group
+        self.running = running
+    }
+
+    static func start(
+        limits: (inout GatewayConfig) -> Void = { _ in }, bind: String = "127.0.0.1:0", token: String? = nil,
+        origins: [String] = [], reusing: (ScriptedModelServer, TemporaryDirectory)? = nil
+    ) async throws -> GatewayFixture {
+        let server: ScriptedModelServer
+        if let existing = reusing?.0 { server = existing } else { server = try await ScriptedModelServer.start() }
+        let directory = try reusing?.1 ?? TemporaryDirectory(prefix: "oxydra-gateway")
+        var config = AgentConfig()
+        config.providers.registry["openai"]?.baseURL = server.baseURL
+        config.reliability.maxAttempts = 1
+        limits(&config.gateway)
+        let provider = try ProviderFactory.selected(config, catalog: .builtIn, environment: [:])
+        let store = try SQLiteMemoryStore(path: directory.path + "/memory.db", user: "alice")
+        let runtime = AgentRuntime(
+            provider: provider, tools: ToolRegistry([]), model: try ModelSelection.resolve(config, catalog: .builtIn),
+            settings: RuntimeSettings(config.runtime), systemPrompt: "You are a test.", store: store)
+        var logger = Logger(label: "test.gateway")
+        logger.logLevel = .critical
+        let hub = SessionHub(
+            user: "alice", runtime: runtime, store: store, limits: config.gateway,
+            startupStatus: StartupStatus(sandboxTier: .process), logger: logger)
+        let (ports, portContinuation) = AsyncStream.makeStream(of: Int.self)
+        let gateway = GatewayServer(
+            hub: hub,
+            settings: GatewayServer.Settings(bind: GatewayBind.parse(bind).bind!, token: token, allowedOrigins: origins),
+            logger: logger)
+        let application = gateway.application { port in portContinuation.yield(port) }
+        let group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(services: [.init(service: application)], logger: logger))
+        let running = Task { try await group.run() }
+        var iterator = ports.makeAsyncIterator()
+        guard let port = await iterator.next() else { throw TestSupportError("the gateway did not start") }
+        return GatewayFixture(
+            server: server, directory: directory, hub: hub, store: store, port: port, group: group, running: running)
+    }
+
+    func connect(token: String? = nil) -> TestClient { TestClient(GatewayClient(endpoint: endpoint, token: token)) }
+
+    /// A client that has said hello; returns it with the hello_ack's session.
+    func connected(session: String? = nil, newSession: Bool = false) async throws -> (TestClient, SessionID) {
+        let client = connect()
+        client.send(.hello(.init(requestID: "h", userID: "alice", sessionID: session, createNewSession: newSession)))
+        let ack = try await client.next { if case .helloAck = $0 { true } else { false } }
+        guard case .helloAck(_, _, let ref, _) = ack else { throw TestSupportError("no hello_ack") }
+        return (client, ref.sessionID)
+    }
+
+    /// Stops the gateway (keeps the directory and the model server unless `everything`).
+    func stop(everything: Bool = true) async {
+        await hub.shutdown(grace: .seconds(5))
+        await group.triggerGracefulShutdown()
+        _ = try? await running.value
+        if everything {
+            try? await server.shutdown()
+            directory.remove()
+        }
+    }
+}
+
+/// Collects every frame a connection receives and waits for the ones a test expects.
+final class TestClient: Sendable {
+    let client: GatewayClient
+    private let received = Mutex<[ServerFrame]>([])
+    private let cursor = Mutex(0)
+    private let finished = Mutex(false)
+
+    init(_ client: GatewayClient) {
+        self.client = client
+        Task { [self] in
+            for await frame in client.frames { received.withLock { $0.append(frame) } }
+            finished.withLock { $0 = true }
+        }
+    }
+
+    func send(_ frame: ClientFrame) { client.send(frame) }
+
+    func sendRaw(_ text: String) {
+        client.sendRaw(text)
+    }
+
+    var frames: [ServerFrame] { received.withLock { $0 } }
+    var isClosed: Bool { finished.withLock { $0 } }
+
+    /// The next frame (after the previous match) satisfying `predicate`.
+    @discardableResult
+    func next(timeout: Duration = .seconds(10), _ predicate: (ServerFrame) -> Bool) async throws -> ServerFrame {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            let start = cursor.withLock { $0 }
+            let all = frames
+            if let index = all[start...].firstIndex(where: predicate) {
+                cursor.withLock { $0 = index + 1 }
+                return all[index]
+            }
+            if isClosed { break }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        throw TestSupportError(
+            "no matching frame within \(timeout); received: " + frames.map(\.type).joined(separator: ", ")
+                + (client.failure.map { " (connection: \($0))" } ?? ""))
+    }
+
+    func close() { client.close() }
+}
+
+func isType(_ type: String) -> (ServerFrame) -> Bool { { $0.type == type } }
+
+func turn(_ id: String, _ prompt: String, request: String = "r-\(Int.random(in: 0..<1_000_000))") -> ClientFrame {
+    .sendTurn(.init(requestID: request, turnID: TurnID(id), prompt: prompt))
+}
+
+/// Sends a raw HTTP/1.1 request to the gateway and returns the status line.
+func rawRequest(port: Int, _ request: String) throws -> String {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let connected = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard connected == 0 else { throw TestSupportError("connect failed") }
+    let bytes = Array(request.utf8)
+    _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
+    var buffer = [UInt8](repeating: 0, count: 4096)
+    let got = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+    guard got > 0 else { throw TestSupportError("no response") }
+    return String(decoding: buffer[0..<got], as: UTF8.self).split(separator: "\r\n").first.map(String.init) ?? ""
+}
+
+func upgradeRequest(port: Int, host: String? = nil, origin: String? = nil, authorization: String? = nil) -> String {
+    var request = "GET /ws HTTP/1.1\r\nHost: \(host ?? "127.0.0.1:\(port)")\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    request += "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+    if let origin { request += "Origin: \(origin)\r\n" }
+    if let authorization { request += "Authorization: \(authorization)\r\n" }
+    return request + "\r\n"
+}
+
+/// A reply streamed in exactly these text chunks.
+func chunks(_ parts: [String]) -> ScriptedReply {
+    var reply = ScriptedReply()
+    reply.text = parts
+    return reply
+}
