@@ -187,5 +187,10 @@ public enum ClientFrame: Sendable, Hashable {
 public struct ClientFrameError: Error, Sendable, Hashable, CustomStringConvertible {
     public var requestID: String?
     public var message: String
+
+    public init(requestID: String?, message: String) {
+        self.requestID = requestID
+        self.message = message
+    }
     public var description: String { message }
 }

@@ -1,0 +1,124 @@
+import OxydraCore
+import Testing
+
+@testable import OxydraTUI
+
+@Suite("Terminal UI pieces")
+struct TUITests {
+    @Test func keysDecodeAcrossSplitReads() {
+        var decoder = KeyDecoder()
+        #expect(decoder.decode(Array("hé".utf8)) == [.character("h"), .character("é")])
+        // An arrow key split in the middle, then Alt-Enter, Ctrl-C, a split UTF-8 character.
+        #expect(decoder.decode([0x1B, 0x5B]) == [])
+        #expect(decoder.decode([0x41, 0x1B, 0x0D, 0x03]) == [.up, .newline, .control("c")])
+        let snowman = Array("☃".utf8)
+        #expect(decoder.decode(snowman.prefix(2)) == [])
+        #expect(decoder.decode(snowman.suffix(1)) == [.character("☃")])
+        #expect(decoder.decode(Array("\u{1B}[5~\u{1B}[3~\u{1B}OH\r\u{7F}".utf8)) == [.pageUp, .delete, .home, .enter, .backspace])
+        #expect(decoder.decode([0x1B]) == [.escape])
+    }
+
+    @Test func bracketedPasteIsOneKeyEvenWithNewlinesAndEscapes() {
+        var decoder = KeyDecoder()
+        let keys = decoder.decode(Array("\u{1B}[200~line one\nline two\u{1B}[201~x".utf8))
+        #expect(keys == [.paste("line one\nline two"), .character("x")])
+    }
+
+    @Test func untrustedTextCannotDriveTheTerminal() {
+        let hostile = "ok\u{1B}]0;pwned title\u{07} \u{1B}[2J\u{1B}[31mred\u{1B}[0m\u{9B}31m\u{00}\tend\r\nnext"
+        #expect(TextLayout.sanitize(hostile) == "ok red31m    end\nnext")
+    }
+
+    @Test func wrappingRespectsWidthsAndWords() {
+        #expect(TextLayout.wrap("the quick brown fox", width: 10) == ["the quick", "brown fox"])
+        #expect(TextLayout.wrap("abcdefghij", width: 4) == ["abcd", "efgh", "ij"])
+        #expect(TextLayout.wrap("漢字漢字", width: 5) == ["漢字", "漢字"])
+        #expect(TextLayout.wrap("a\n\nb", width: 5) == ["a", "", "b"])
+        #expect(TextLayout.width(of: "e\u{301}") == 1)
+        #expect(TextLayout.truncate("abcdefgh", width: 5) == "abcd…")
+    }
+
+    @Test func theEditorHandlesLinesCursorAndHistory() {
+        var editor = InputEditor()
+        editor.insert("hello")
+        editor.insertNewline()
+        editor.insert("world")
+        #expect(editor.text == "hello\nworld")
+        editor.up()
+        editor.end()
+        editor.backspace()
+        #expect(editor.text == "hell\nworld")
+        editor.down()
+        editor.home()
+        editor.backspace()
+        #expect(editor.text == "hellworld")
+        #expect(editor.submit() == "hellworld")
+        editor.insert("second")
+        _ = editor.submit()
+        editor.insert("draft")
+        editor.up()
+        #expect(editor.text == "second")
+        editor.up()
+        #expect(editor.text == "hellworld")
+        editor.down()
+        editor.down()
+        #expect(editor.text == "draft")
+        editor.deleteWordBackward()
+        #expect(editor.isEmpty)
+    }
+
+    static let ref = SessionRef(userID: "alice", sessionID: "runtime-alice")
+
+    @Test func chatStateFollowsATurnAndAReplay() {
+        var state = ChatState(user: "alice", color: false)
+        state.apply(.helloAck(requestID: "h", protocolVersion: 1, session: Self.ref, activeTurn: nil))
+        #expect(state.connection == .connected)
+        // A replayed answer from before this client connected is labelled and not counted.
+        let old = TurnHeader(requestID: "r0", session: Self.ref, turn: TurnRef(turnID: "old", state: .completed))
+        state.apply(.turnCompleted(old, TurnCompletion(message: "earlier answer", costUSD: 1)))
+        #expect(state.turnsCompleted == 0)
+        #expect(state.entries.suffix(2).map(\.text) == ["last answer in this session:", "earlier answer"])
+
+        state.activeTurn = "t1"
+        let header = TurnHeader(requestID: "r1", session: Self.ref, turn: TurnRef(turnID: "t1", state: .running))
+        state.apply(.turnStarted(header))
+        state.apply(.assistantDelta(header, delta: "Hel"))
+        state.apply(.toolCall(header, ToolCallInfo(callID: "c", name: "file_read", summary: "file_read(path=/a)")))
+        state.apply(.assistantDelta(header, delta: "lo\u{1B}[2J"))
+        state.apply(.turnCompleted(header, TurnCompletion(message: "Hello", costUSD: 0.5)))
+        #expect(!state.isStreaming)
+        #expect(state.turnsCompleted == 1)
+        #expect(state.totalCost == 0.5)
+        #expect(state.entries.suffix(3).map(\.text) == ["Hel", "⚙ file_read(path=/a)", "lo"])
+    }
+
+    @Test func theLayoutFitsAPlainTerminalWithoutColour() {
+        var state = ChatState(user: "alice", color: false)
+        state.apply(.helloAck(requestID: "h", protocolVersion: 1, session: Self.ref, activeTurn: nil))
+        state.append(.user, "question")
+        state.append(.assistant, String(repeating: "word ", count: 40))
+        state.editor.insert("typing")
+        let (rows, cursor) = Renderer.layout(state, columns: 80, rows: 24)
+        #expect(rows.count == 24)
+        let status = rows[22]
+        #expect(status.contains("● connected │ session runtime-alice │ idle"))
+        #expect(rows[23] == "› typing")
+        #expect(cursor == (23, 8))
+        #expect(rows.contains("you: question"))
+        // Without colour only the status bar is styled (reverse video).
+        #expect(rows.enumerated().allSatisfy { $0.offset == 22 || !$0.element.contains("\u{1B}[") })
+        #expect(rows.allSatisfy { TextLayout.width(of: TextLayout.sanitize($0)) <= 80 })
+    }
+
+    @Test func redrawsOnlyTheRowsThatChanged() {
+        var state = ChatState(user: "alice", color: true)
+        var renderer = Renderer()
+        let first = renderer.draw(state, columns: 40, rows: 10)
+        #expect(first.contains("\u{1B}[2J"))
+        state.editor.insert("x")
+        let second = renderer.draw(state, columns: 40, rows: 10)
+        #expect(!second.contains("\u{1B}[2J"))
+        #expect(second.contains("\u{1B}[10;1H› x"))
+        #expect(!second.contains("\u{1B}[1;1H"))
+    }
+}
