@@ -26,8 +26,11 @@ struct RunnerCommand: AsyncParsableCommand {
         abstract: "Provision, start and inspect a user's isolated Oxydra guest.",
         usage: """
             runner [--config <path>] [--user <id>] [--insecure] [--tui]
-            runner start|stop|restart|status|logs|ask|tui [--config <path>] [--user <id>] ...
-            runner config show|check [--config <path>] [--user <id>]
+            runner start|stop|restart [--config <path>] [--user <id>] [--insecure]
+            runner status [--json] | logs [--follow] [--tail <n>] [--role <role>] | tui [--session <id>]
+            runner ask "<prompt>" [--session <id> | --new-session] [--json]
+            runner config show [--config <path>] [--user <id>] [--sources] [--json] [--set <key=value> ...]
+            runner config check [--config <path>] [--user <id>] [--set <key=value> ...]
             """,
         discussion: """
             Configuration: .oxydra/runner.toml (users, tiers), the user's own file, and the layered \

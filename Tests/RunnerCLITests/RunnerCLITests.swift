@@ -5,7 +5,7 @@ import Testing
 
 /// A project directory laid out like the seed README's quick start, with separate stand-ins for
 /// /etc/oxydra and $HOME so no host configuration leaks in.
-private struct Project {
+struct Project {
     let directory: TemporaryDirectory
     var root: String { directory.path }
     var environment: [String: String]
@@ -39,10 +39,10 @@ private struct Project {
 @Suite("Executables", .serialized)
 struct RunnerCLITests {
     @Test(arguments: [
-        ("runner", ["--config", "--user", "--insecure", "--tui", "config show", "config check"]),
+        ("runner", ["--config", "--user", "--insecure", "--tui", "config show", "config check", "start", "stop", "restart", "status", "logs", "ask", "tui"]),
         ("oxydra-vm", ["--user-id", "--workspace-root", "--bootstrap-stdin", "--bootstrap-file", "--gateway-bind"]),
         ("shell-daemon", ["--socket"]),
-        ("oxydra-tui", ["--gateway-endpoint", "--user", "--session"]),
+        ("oxydra-tui", ["--gateway-endpoint", "--user", "--session", "--token-env"]),
     ])
     func helpDescribesTheRealFlags(_ product: String, _ flags: [String]) async throws {
         let project = try Project()
@@ -193,18 +193,23 @@ struct RunnerCLITests {
         #expect(try await project.run(["config", "show", "--user", "bob"]).exitCode == 0)
     }
 
-    @Test func startValidatesAndSaysWhatIsNotBuiltYet() async throws {
+    @Test func startExplainsMissingConfigurationAndUnavailableTiers() async throws {
         let project = try Project()
         defer { project.directory.remove() }
-        let result = try await project.run(["--config", ".oxydra/runner.toml", "--user", "alice", "--insecure"])
-        #expect(result.exitCode == 1)
-        #expect(result.standardError.hasPrefix("runner error: configuration is valid, but starting guests"))
         let missing = try await project.run(["--config", "nowhere.toml"])
         #expect(missing.exitCode == 1)
         #expect(
             missing.standardError.contains(
                 "error: runner config not found at ./nowhere.toml; create it (see examples/config/runner.toml) or pass --config <path>"
             ))
+        try project.directory.write("[behavior]\nsandbox_tier = \"micro_vm\"\n", to: ".oxydra/users/alice.toml")
+        let tier = try await project.run(["--user", "alice"], extraEnvironment: ["OPENAI_API_KEY": "k"])
+        #expect(tier.exitCode == 1)
+        #expect(
+            tier.standardError.contains(
+                "runner error: sandbox tier `micro_vm` (behavior.sandbox_tier in the user's file) cannot be started on this machine by this build"
+            ))
+        #expect(tier.standardError.contains("pass --insecure to use the process tier"))
     }
 
     @Test func guestRejectsInvalidUserIDs() async throws {

@@ -1,0 +1,314 @@
+import Foundation
+import OxydraCore
+import OxydraRunner
+import OxydraTesting
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The agent config of a project whose provider is the scripted model server (loopback: no key).
+func scriptedAgent(_ server: ScriptedModelServer) -> String {
+    """
+    [selection]
+    provider = "local"
+    model = "scripted-model"
+    [providers.registry.local]
+    provider_type = "openai"
+    base_url = "\(server.baseURL)"
+    skip_catalog_validation = true
+    [reliability]
+    max_attempts = 1
+    """
+}
+
+extension Project {
+    var workspace: String { root + "/.oxydra/workspaces/alice" }
+
+    /// Stops a guest a test left running (synchronous, for `defer`).
+    func shutdownGuest() {
+        let socket = workspace + "/ipc/runner-control.sock"
+        guard case .health(let health)? = try? ControlClient.request(.healthCheck, socket: socket, timeout: .seconds(2))
+        else { return }
+        _ = try? ControlClient.request(.shutdownUser, socket: socket)
+        for _ in 0..<200 where kill(Int32(health.pid), 0) == 0 { usleep(25_000) }
+        kill(Int32(health.pid), SIGKILL)
+    }
+
+    static func withGuest(_ body: (Project, ScriptedModelServer) async throws -> Void) async throws {
+        let server = try await ScriptedModelServer.start()
+        let project = try Project(agent: scriptedAgent(server))
+        defer {
+            project.shutdownGuest()
+            project.directory.remove()
+        }
+        let started = try await project.run(["--insecure"])
+        #expect(started.exitCode == 0, "\(started.standardError)")
+        try await body(project, server)
+        try? await server.shutdown()
+    }
+}
+
+func value(_ key: String, in output: String) -> String? {
+    output.split(separator: "\n").first { $0.hasPrefix(key + "=") }.map { String($0.dropFirst(key.count + 1)) }
+}
+
+@Suite("Runner and guest end to end", .serialized)
+struct GuestEndToEndTests {
+    @Test func startStatusStopRestart() async throws {
+        let server = try await ScriptedModelServer.start()
+        defer { Task { try? await server.shutdown() } }
+        let project = try Project(agent: scriptedAgent(server))
+        defer {
+            project.shutdownGuest()
+            project.directory.remove()
+        }
+        let start = try await project.run(["--config", ".oxydra/runner.toml", "--user", "alice", "--insecure"])
+        #expect(start.exitCode == 0, "\(start.standardError)")
+        let out = start.standardOutput
+        #expect(value("user_id", in: out) == "alice")
+        #expect(value("sandbox_tier", in: out) == "process")
+        #expect(value("workspace_root", in: out) == project.workspace)
+        #expect(value("shell_available", in: out) == "false")
+        #expect(value("browser_available", in: out) == "false")
+        #expect(value("gateway_endpoint", in: out)?.hasPrefix("ws://127.0.0.1:") == true)
+        #expect(value("warning", in: out)?.hasPrefix("process tier") == true)
+        #expect(!out.contains("process_hardening_limited"), "Landlock is available on this kernel")
+        for directory in ["shared", "tmp", "vault", "ipc", "logs", ".oxydra"] {
+            #expect(FileManager.default.fileExists(atPath: project.workspace + "/" + directory))
+        }
+        let marker = try String(contentsOfFile: project.workspace + "/ipc/gateway-endpoint", encoding: .utf8)
+        #expect(marker.trimmed == value("gateway_endpoint", in: out))
+
+        let status = try await project.run(["status"])
+        #expect(status.exitCode == 0)
+        #expect(value("running", in: status.standardOutput) == "true")
+        #expect(value("runtime_pid", in: status.standardOutput) == value("runtime_pid", in: out))
+        let json = try await project.run(["status", "--json"])
+        #expect(try JSONValue(parsing: json.standardOutput)["healthy"] == true)
+
+        let again = try await project.run(["start", "--insecure"])
+        #expect(again.exitCode == 0)
+        #expect(value("already_running", in: again.standardOutput) == "true")
+        #expect(again.standardError.contains("user `alice` is already running"))
+
+        let stop = try await project.run(["stop"])
+        #expect(stop.exitCode == 0, "\(stop.standardError)")
+        #expect(value("shutdown", in: stop.standardOutput) == "true")
+        #expect(!FileManager.default.fileExists(atPath: project.workspace + "/ipc/gateway-endpoint"))
+        let pid = Int32(value("runtime_pid", in: out) ?? "0") ?? 0
+        #expect(kill(pid, 0) != 0, "the guest exited")
+
+        let stopped = try await project.run(["status"])
+        #expect(stopped.exitCode == 3)
+        #expect(value("running", in: stopped.standardOutput) == "false")
+        #expect(stopped.standardError.contains("start it with `runner --config .oxydra/runner.toml --user alice --insecure`"))
+        let stopAgain = try await project.run(["stop"])
+        #expect(stopAgain.exitCode == 1)
+        #expect(stopAgain.standardError.hasPrefix("runner error: no running guest found for user `alice`"))
+
+        let restart = try await project.run(["restart", "--insecure"])
+        #expect(restart.exitCode == 0, "\(restart.standardError)")
+        #expect(value("runtime_pid", in: restart.standardOutput) != value("runtime_pid", in: out))
+
+        let logs = try await project.run(["logs", "--tail", "50"])
+        #expect(logs.exitCode == 0)
+        #expect(logs.standardOutput.contains("gateway ready"))
+    }
+
+    @Test func askStreamsTheAnswerAndReportsFailures() async throws {
+        try await Project.withGuest { project, server in
+            server.enqueue(.text("Hello there, Alice"))
+            let ask = try await project.run(["ask", "hi"])
+            #expect(ask.exitCode == 0, "\(ask.standardError)")
+            #expect(ask.standardOutput == "Hello there, Alice\n")
+            #expect(ask.standardError.contains("session runtime-alice"))
+            #expect(ask.standardError.contains("· [1/8] Calling provider"))
+            #expect(ask.standardError.contains("11 tokens in · 7 out"))
+
+            server.enqueue(.text("json mode"))
+            let json = try await project.run(["ask", "again", "--json"])
+            #expect(json.exitCode == 0)
+            let types = try json.standardOutput.split(separator: "\n").map { try ServerFrame(parsing: String($0)).type }
+            #expect(types.first == "hello_ack")
+            #expect(types.last == "turn_completed")
+            #expect(types.contains("assistant_delta"))
+
+            server.enqueue(.status(500, message: "model melted"))
+            let failed = try await project.run(["ask", "break"])
+            #expect(failed.exitCode == 1)
+            #expect(failed.standardError.contains("runner error:"))
+            #expect(failed.standardError.contains("500"))
+            #expect(failed.standardError.contains("[turn_failed]"))
+
+            let stop = try await project.run(["stop"])
+            #expect(stop.exitCode == 0)
+            let offline = try await project.run(["ask", "anyone?"])
+            #expect(offline.exitCode == 1)
+            #expect(offline.standardError.contains("NoRunningGuest: no running guest for user `alice`"))
+            #expect(offline.standardError.contains("marker: ./.oxydra/workspaces/alice/ipc/gateway-endpoint"))
+            let tui = try await project.run(["--tui"])
+            #expect(tui.exitCode == 1)
+            #expect(tui.standardError.contains("NoRunningGuest"))
+        }
+    }
+
+    @Test func ctrlCCancelsTheTurnOfAsk() async throws {
+        try await Project.withGuest { project, server in
+            var slow = ScriptedReply.text("this answer takes a very long time to arrive")
+            slow.chunkDelay = .milliseconds(400)
+            server.enqueue(slow)
+            let (_, code) = try await ChildProcess.launch(
+                "runner", ["ask", "slow please"], environment: project.environment, workingDirectory: project.root
+            ) { process, lines in
+                try await Task.sleep(for: .milliseconds(1200))
+                process.send(SIGINT)
+                var output = ""
+                for try await line in lines { output += line }
+                return output
+            }
+            #expect(code == 130)
+            server.enqueue(.text("after cancel"))
+            let next = try await project.run(["ask", "next"])
+            #expect(next.exitCode == 0, "\(next.standardError)")
+            let sent = server.requests.last?.json?["messages"]?.arrayValue?.compactMap { $0["content"]?.stringValue } ?? []
+            #expect(sent.contains("slow please"))
+            #expect(sent.contains { $0.hasPrefix("this") }, "the partial answer was committed: \(sent)")
+        }
+    }
+
+    @Test func aKilledGuestRestartsWithItsSessionsAndHistory() async throws {
+        try await Project.withGuest { project, server in
+            server.enqueue(.text("noted"))
+            let first = try await project.run(["ask", "--new-session", "my locker code is 4711"])
+            #expect(first.exitCode == 0, "\(first.standardError)")
+            let session = first.standardError.split(separator: "\n").first { $0.hasPrefix("session ") }.map {
+                String($0.dropFirst(8))
+            }
+            let id = try #require(session)
+            let status = try await project.run(["status"])
+            let pid = try #require(Int32(value("runtime_pid", in: status.standardOutput) ?? ""))
+            kill(pid, SIGKILL)
+            for _ in 0..<100 where kill(pid, 0) == 0 { try await Task.sleep(for: .milliseconds(20)) }
+
+            let dead = try await project.run(["status"])
+            #expect(dead.exitCode == 3)
+            let restarted = try await project.run(["--insecure"])
+            #expect(restarted.exitCode == 0, "\(restarted.standardError)")
+
+            server.enqueue(.text("4711"))
+            let again = try await project.run(["ask", "--session", String(id.prefix(8)), "what is my locker code?"])
+            #expect(again.exitCode == 0, "\(again.standardError)")
+            let sent = server.requests.last?.json?["messages"]?.arrayValue?.compactMap { $0["content"]?.stringValue } ?? []
+            #expect(sent.contains("my locker code is 4711"))
+            #expect(sent.contains("noted"))
+        }
+    }
+
+    @Test func landlockConfinesTheGuestToItsWorkspace() async throws {
+        let project = try Project()
+        defer { project.directory.remove() }
+        let workspace = try project.directory.createDirectory("ws/alice")
+        try project.directory.write("inside", to: "ws/alice/inside.txt")
+        try project.directory.write("host secret", to: "host-secret.txt")
+        let outside = try await project.run(
+            "oxydra-vm",
+            ["--user-id", "alice", "--workspace-root", workspace, "--confinement-probe", project.root + "/host-secret.txt"])
+        #expect(outside.exitCode == 2, "\(outside.standardOutput)\(outside.standardError)")
+        #expect(outside.standardOutput.hasPrefix("denied: \(project.root)/host-secret.txt: Permission denied"))
+        let etc = try await project.run(
+            "oxydra-vm", ["--user-id", "alice", "--workspace-root", workspace, "--confinement-probe", "/etc/passwd"])
+        #expect(etc.exitCode == 2)
+        let inside = try await project.run(
+            "oxydra-vm",
+            ["--user-id", "alice", "--workspace-root", workspace, "--confinement-probe", workspace + "/inside.txt"])
+        #expect(inside.exitCode == 0, "\(inside.standardOutput)")
+        #expect(inside.standardOutput.hasPrefix("allowed: "))
+    }
+
+    @Test func theTerminalUIUnderTmux() async throws {
+        try await Project.withGuest { project, server in
+            let session = "oxydra-test-\(getpid())"
+            let environment = project.environment.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+            let runner = ChildProcess.path(of: "runner")
+            let command = "cd \(project.root) && env -i \(environment) TERM=xterm-256color \(runner) --tui"
+            let tmux = Tmux(session: session)
+            try tmux.start(command, columns: 80, rows: 24)
+            defer { tmux.kill() }
+            try await tmux.waitFor("● connected")
+
+            server.enqueue(.text("Hello from the scripted model"))
+            tmux.send("hello tui", "Enter")
+            try await tmux.waitFor("Hello from the scripted model")
+            #expect(try tmux.capture().contains("you: hello tui"))
+
+            tmux.send("/sessions", "Enter")
+            try await tmux.waitFor("sessions (most recent first):")
+
+            var slow = ScriptedReply.text("a slow answer that will be cancelled before it ends")
+            slow.chunkDelay = .milliseconds(500)
+            server.enqueue(slow)
+            tmux.send("slow one", "Enter")
+            try await tmux.waitFor("streaming")
+            tmux.send("C-c")
+            try await tmux.waitFor("turn cancelled")
+            try await tmux.waitFor("idle")
+
+            tmux.send("C-c")
+            try await tmux.waitUntilExited()
+        }
+    }
+}
+
+/// A detached tmux session running one command.
+struct Tmux {
+    let session: String
+
+    func start(_ command: String, columns: Int, rows: Int) throws {
+        let status = run(["new-session", "-d", "-s", session, "-x", "\(columns)", "-y", "\(rows)", command])
+        guard status == 0 else { throw TestSupportError("tmux new-session failed (\(status)); is tmux installed?") }
+        _ = run(["set-option", "-t", session, "remain-on-exit", "on"])
+    }
+
+    func send(_ keys: String...) { _ = run(["send-keys", "-t", session] + keys) }
+
+    func capture() throws -> String {
+        let path = FileManager.default.temporaryDirectory.path + "/\(session).txt"
+        _ = run(["capture-pane", "-t", session, "-p", "-J"], output: path)
+        defer { unlink(path) }
+        return (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+    }
+
+    func waitFor(_ text: String, timeout: Duration = .seconds(15)) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if try capture().contains(text) { return }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw TestSupportError("the TUI never showed \"\(text)\"; screen:\n\(try capture())")
+    }
+
+    func waitUntilExited(timeout: Duration = .seconds(10)) async throws {
+        let deadline = ContinuousClock.now + timeout
+        let path = FileManager.default.temporaryDirectory.path + "/\(session)-dead.txt"
+        defer { unlink(path) }
+        while ContinuousClock.now < deadline {
+            _ = run(["display-message", "-t", session, "-p", "#{pane_dead}"], output: path)
+            if (try? String(contentsOfFile: path, encoding: .utf8))?.trimmed == "1" { return }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw TestSupportError("the TUI did not exit; screen:\n\(try capture())")
+    }
+
+    func kill() { _ = run(["kill-session", "-t", session]) }
+
+    @discardableResult
+    private func run(_ arguments: [String], output: String? = nil) -> Int32 {
+        var command = (["tmux"] + arguments).map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }
+            .joined(separator: " ")
+        command += output.map { " > '\($0)'" } ?? " > /dev/null"
+        command += " 2>/dev/null"
+        return system(command) >> 8
+    }
+}
