@@ -87,7 +87,9 @@ let package = Package(
         // application
         .target(
             name: "OxydraGateway",
-            dependencies: ["OxydraCore", "OxydraRuntime", "OxydraMemory"] + hummingbird + nio + [serviceLifecycle, logging],
+            dependencies: ["OxydraCore", "OxydraRuntime", "OxydraMemory"] + hummingbird + nio + [
+                serviceLifecycle, logging,
+            ],
             swiftSettings: swiftSettings),
         .target(name: "OxydraChannels", dependencies: ["OxydraCore"], swiftSettings: swiftSettings),
         .target(

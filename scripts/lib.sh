@@ -6,6 +6,8 @@
 #   libstdc++-12-dev, libc6-dev: C/C++ headers for TOMLKit's toml++ core.
 #   zlib1g-dev, libsqlite3-dev: the HTTP client's compression and the memory store (SQLite).
 OXYDRA_APT_PACKAGES=(libc6-dev libstdc++-12-dev zlib1g-dev libsqlite3-dev)
+# Extra packages for the tests: tmux drives the terminal UI in its end-to-end test.
+OXYDRA_TEST_APT_PACKAGES=(tmux)
 
 log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }

@@ -49,4 +49,18 @@ fi
 
 log "effective configuration: $bin/runner config show --sources"
 log "starting the agent for alice: $bin/runner --config .oxydra/runner.toml --user alice --insecure"
-exec "$bin/runner" --config .oxydra/runner.toml --user alice --insecure
+"$bin/runner" --config .oxydra/runner.toml --user alice --insecure
+
+if [ -t 0 ] && [ -t 1 ]; then
+  log "opening the terminal UI ($bin/runner --tui); Ctrl+C exits it, the agent keeps running"
+  log "stop the agent with: $bin/runner stop"
+  exec "$bin/runner" --config .oxydra/runner.toml --user alice --tui
+fi
+cat >&2 <<MSG
+The agent is running (no terminal here, so the terminal UI was not opened). Talk to it with
+  $bin/runner ask "What can you do?"
+open the terminal UI with
+  $bin/runner --tui
+and stop it with
+  $bin/runner stop
+MSG

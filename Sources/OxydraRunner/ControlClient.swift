@@ -69,7 +69,9 @@ public enum ControlClient {
             decoder.append(buffer[0..<got])
             do {
                 guard let body = try decoder.next() else { continue }
-                let value = try body.withUnsafeBufferPointer { buffer throws(JSONSyntaxError) in try JSONParser.parse(buffer) }
+                let value = try body.withUnsafeBufferPointer { buffer throws(JSONSyntaxError) in
+                    try JSONParser.parse(buffer)
+                }
                 return try ControlResponse(value, replyingTo: request)
             } catch {
                 throw .failed("the guest's reply is malformed: \(error)")

@@ -49,14 +49,16 @@ public enum DetachedProcess {
         guard out >= 0, err >= 0 else {
             close(pipe[0])
             close(pipe[1])
-            throw RunnerError("cannot open the guest's log files in \(FilePaths.parent(standardOutput)): \(errorText())")
+            throw RunnerError(
+                "cannot open the guest's log files in \(FilePaths.parent(standardOutput)): \(errorText())")
         }
         var execErrno: Int32 = 0
         let argv = [executable] + arguments
         let envp = environment.map { "\($0.key)=\($0.value)" }
         let pid = withCStrings(argv) { argvPointer in
             withCStrings(envp) { envPointer in
-                oxydra_spawn_detached(executable, argvPointer, envPointer, workingDirectory, pipe[0], out, err, &execErrno)
+                oxydra_spawn_detached(
+                    executable, argvPointer, envPointer, workingDirectory, pipe[0], out, err, &execErrno)
             }
         }
         close(pipe[0])
@@ -100,7 +102,7 @@ public enum DetachedProcess {
         -> R
     {
         let pointers = strings.map { strdup($0) } + [nil]
-        defer { pointers.forEach { free($0) } }
+        defer { for pointer in pointers { free(pointer) } }
         return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
     }
 }

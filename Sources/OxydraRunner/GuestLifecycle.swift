@@ -27,7 +27,9 @@ public enum GuestLifecycle {
         let check = ConfigCommands.check(context)
         guard check.exitCode == 0 else { throw check }
         let target = try UserTarget.resolve(context).get()
-        let tier = insecure ? SandboxTier.process : (target.userConfig.behavior.sandboxTier ?? target.runner.config.defaultTier)
+        let tier =
+            insecure
+            ? SandboxTier.process : (target.userConfig.behavior.sandboxTier ?? target.runner.config.defaultTier)
         guard tier == .process else {
             throw CommandOutput.error(
                 "sandbox tier `\(tier.rawValue)` (\(insecure ? "" : tierSource(target))) cannot be started on this "
@@ -40,12 +42,15 @@ public enum GuestLifecycle {
             throw CommandOutput.error(error.description)
         }
 
-        if case .health(let health)? = try? ControlClient.request(.healthCheck, socket: target.controlSocket, timeout: .seconds(3)) {
+        if case .health(let health)? = try? ControlClient.request(
+            .healthCheck, socket: target.controlSocket, timeout: .seconds(3))
+        {
             var lines = ["user_id=\(target.user)", "already_running=true"]
             lines += statusLines(health, target: target, context: context)
             return CommandOutput(
                 standardOutput: lines.joined(separator: "\n") + "\n",
-                standardError: "user `\(target.user)` is already running; `runner stop` or `runner restart` to replace it\n")
+                standardError:
+                    "user `\(target.user)` is already running; `runner stop` or `runner restart` to replace it\n")
         }
         unlink(target.marker)
         unlink(target.controlSocket)
@@ -66,9 +71,12 @@ public enum GuestLifecycle {
         do {
             pid = try DetachedProcess.launch(
                 executable,
-                arguments: ["--user-id", target.user.rawValue, "--workspace-root", target.workspace, "--bootstrap-stdin"],
+                arguments: [
+                    "--user-id", target.user.rawValue, "--workspace-root", target.workspace, "--bootstrap-stdin",
+                ],
                 environment: context.environment, workingDirectory: context.workingDirectory, input: envelope.framed,
-                standardOutput: target.logs + "/oxydra-vm.stdout.log", standardError: target.logs + "/oxydra-vm.stderr.log")
+                standardOutput: target.logs + "/oxydra-vm.stdout.log",
+                standardError: target.logs + "/oxydra-vm.stderr.log")
         } catch {
             throw CommandOutput.error(error.description)
         }
@@ -184,7 +192,9 @@ public enum GuestLifecycle {
         }
         var cancelled = 0
         do {
-            if case .shutdownAccepted(let count) = try ControlClient.request(.shutdownUser, socket: target.controlSocket) {
+            if case .shutdownAccepted(let count) = try ControlClient.request(
+                .shutdownUser, socket: target.controlSocket)
+            {
                 cancelled = count
             }
         } catch {

@@ -59,7 +59,9 @@ public enum GuestLogs {
                 }
             }
             if follow {
-                let nanoseconds = pollInterval.components.seconds * 1_000_000_000 + pollInterval.components.attoseconds / 1_000_000_000
+                let nanoseconds =
+                    pollInterval.components.seconds * 1_000_000_000 + pollInterval.components.attoseconds
+                    / 1_000_000_000
                 usleep(UInt32(nanoseconds / 1000))
             }
         } while follow

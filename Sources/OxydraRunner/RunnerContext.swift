@@ -64,4 +64,3 @@ extension CommandOutput {
         exit(exitCode)
     }
 }
-

@@ -36,7 +36,9 @@ public final class GatewayClient: Sendable {
         let shared = self.shared
         let running = Task {
             do {
-                let close = try await WebSocketClient.connect(url: endpoint, configuration: configuration, logger: logger) {
+                let close = try await WebSocketClient.connect(
+                    url: endpoint, configuration: configuration, logger: logger
+                ) {
                     inbound, outbound, _ in
                     try await withThrowingTaskGroup(of: Void.self) { group in
                         group.addTask {
@@ -55,7 +57,8 @@ public final class GatewayClient: Sendable {
                                 inboundContinuation.yield(try ServerFrame(parsing: text))
                             } catch {
                                 shared.state.withLock {
-                                    $0.failure = GatewayClientError("the gateway sent a frame this client cannot read: \(error)")
+                                    $0.failure = GatewayClientError(
+                                        "the gateway sent a frame this client cannot read: \(error)")
                                 }
                             }
                         }
@@ -66,7 +69,8 @@ public final class GatewayClient: Sendable {
                     shared.state.withLock {
                         if $0.failure == nil {
                             $0.failure = GatewayClientError(
-                                "the gateway closed the connection (\(close.closeCode)\(close.reason.map { ": \($0)" } ?? ""))")
+                                "the gateway closed the connection (\(close.closeCode)\(close.reason.map { ": \($0)" } ?? ""))"
+                            )
                         }
                     }
                 }
@@ -113,7 +117,9 @@ public final class GatewayClient: Sendable {
         if text.contains("connectionRefused") || text.contains("Connection refused") {
             return "cannot connect to the gateway at \(endpoint): connection refused (is the guest running?)"
         }
-        if text.contains("webSocketUpgradeFailed") || text.contains("upgrade failed") || text.contains("invalidResponseStatus") {
+        if text.contains("webSocketUpgradeFailed") || text.contains("upgrade failed")
+            || text.contains("invalidResponseStatus")
+        {
             return "the gateway at \(endpoint) refused the WebSocket upgrade (wrong token or origin?): \(text)"
         }
         return "cannot connect to the gateway at \(endpoint): \(text)"

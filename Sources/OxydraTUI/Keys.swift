@@ -72,10 +72,18 @@ public struct KeyDecoder: Sendable {
                     keys.append(.escape)
                     take(1)
                 }
-            case 0x0D: keys.append(.enter); take(1)
-            case 0x0A: keys.append(.newline); take(1)
-            case 0x09: keys.append(.tab); take(1)
-            case 0x7F, 0x08: keys.append(.backspace); take(1)
+            case 0x0D:
+                keys.append(.enter)
+                take(1)
+            case 0x0A:
+                keys.append(.newline)
+                take(1)
+            case 0x09:
+                keys.append(.tab)
+                take(1)
+            case 0x7F, 0x08:
+                keys.append(.backspace)
+                take(1)
             case 0x00..<0x20:
                 keys.append(.control(Character(Unicode.Scalar(byte + 0x60))))
                 take(1)

@@ -91,7 +91,7 @@ public final class TUIApp: @unchecked Sendable {
             redraw()
         }
         client?.close()
-        sources.forEach { $0.cancel() }
+        for source in sources { source.cancel() }
         return 0
     }
 
@@ -189,7 +189,9 @@ public final class TUIApp: @unchecked Sendable {
             state.apply(frame)
         case .closed(let reason, let generation):
             guard generation == self.generation, !quitting else { return }
-            if state.isStreaming { state.append(.system, "connection lost during a turn; it keeps running in the guest") }
+            if state.isStreaming {
+                state.append(.system, "connection lost during a turn; it keeps running in the guest")
+            }
             state.activeTurn = nil
             state.progress = nil
             if let reason, attempts == 0 { state.append(.error, reason) }
@@ -281,7 +283,10 @@ public final class TUIApp: @unchecked Sendable {
         let turn = FrameIDs.turn()
         state.activeTurn = turn
         state.progress = "sending…"
-        send(.sendTurn(ClientFrame.SendTurn(requestID: FrameIDs.request(), sessionID: state.session, turnID: turn, prompt: prompt)))
+        send(
+            .sendTurn(
+                ClientFrame.SendTurn(
+                    requestID: FrameIDs.request(), sessionID: state.session, turnID: turn, prompt: prompt)))
     }
 
     private func command(_ line: String) {
@@ -291,7 +296,9 @@ public final class TUIApp: @unchecked Sendable {
         case "/help": state.append(.system, Self.help)
         case "/quit", "/exit": quitting = true
         case "/new":
-            send(.createSession(requestID: FrameIDs.request(), displayName: argument.isEmpty ? nil : argument, agentName: nil))
+            send(
+                .createSession(
+                    requestID: FrameIDs.request(), displayName: argument.isEmpty ? nil : argument, agentName: nil))
         case "/sessions": send(.listSessions(requestID: FrameIDs.request(), includeArchived: false))
         case "/switch":
             guard !argument.isEmpty else {

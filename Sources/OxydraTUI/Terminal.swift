@@ -29,7 +29,9 @@ public final class Terminal: @unchecked Sendable {
             cc[Int(VMIN)] = 1
             cc[Int(VTIME)] = 0
         }
-        guard tcsetattr(input, TCSAFLUSH, &raw) == 0 else { throw TerminalError("cannot switch the terminal to raw mode") }
+        guard tcsetattr(input, TCSAFLUSH, &raw) == 0 else {
+            throw TerminalError("cannot switch the terminal to raw mode")
+        }
         active = true
         write("\u{1B}[?1049h\u{1B}[H\u{1B}[2J")
     }

@@ -69,12 +69,14 @@ struct PreparedGuest: Sendable {
         if let variable = config.gateway.authTokenEnv {
             guard let value = environment[variable]?.trimmed, value.count >= 16 else {
                 throw GuestStartError(
-                    "gateway.auth_token_env names \(variable), but that variable is unset or shorter than 16 characters")
+                    "gateway.auth_token_env names \(variable), but that variable is unset or shorter than 16 characters"
+                )
             }
             token = value
         } else if !bind.isLoopback {
             throw GuestStartError(
-                "the gateway would listen on \(bindText), which is not loopback, without a token; set gateway.auth_token_env")
+                "the gateway would listen on \(bindText), which is not loopback, without a token; set gateway.auth_token_env"
+            )
         }
         let home = environment["HOME"].map { [$0 + "/.config/oxydra"] } ?? []
         let operatorPrompt = SystemPrompt.operatorText(
@@ -94,7 +96,9 @@ struct PreparedGuest: Sendable {
         if let model = config.memory.model2vecPath {
             extra.append(model.hasPrefix("/") ? model : workspace.root + "/" + model)
         }
-        switch Landlock.restrictSelf(GuestConfinement.rules(workspace: workspace.root, extraReadOnly: extra + workspace.mountRules)) {
+        switch Landlock.restrictSelf(
+            GuestConfinement.rules(workspace: workspace.root, extraReadOnly: extra + workspace.mountRules))
+        {
         case .success(let abi):
             landlockABI = abi
         case .failure(let reason):
@@ -105,7 +109,8 @@ struct PreparedGuest: Sendable {
         }
     }
 
-    private static func readEnvelope(_ source: BootstrapSource, user: UserID, workspaceRoot: String) throws(GuestStartError)
+    private static func readEnvelope(_ source: BootstrapSource, user: UserID, workspaceRoot: String)
+        throws(GuestStartError)
         -> BootstrapEnvelope
     {
         do {
@@ -187,7 +192,9 @@ enum RawInput {
                 Glibc.read(descriptor, buffer.baseAddress! + filled, count - filled)
             }
             if got < 0 && errno == EINTR { continue }
-            if got < 0 { throw GuestStartError("reading the bootstrap envelope failed: \(String(cString: strerror(errno)))") }
+            if got < 0 {
+                throw GuestStartError("reading the bootstrap envelope failed: \(String(cString: strerror(errno)))")
+            }
             if got == 0 {
                 throw GuestStartError(
                     "standard input ended after \(filled) of \(count) bytes of the bootstrap envelope")

@@ -124,7 +124,8 @@ extension RunnerCommand {
     struct Ask: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Run one turn through the user's running guest and stream the answer.",
-            discussion: "Ctrl-C cancels the turn (twice quits at once). Exit 0 on success, 1 on failure, 130 if cancelled.")
+            discussion:
+                "Ctrl-C cancels the turn (twice quits at once). Exit 0 on success, 1 on failure, 130 if cancelled.")
 
         @OptionGroup var global: GlobalOptions
 

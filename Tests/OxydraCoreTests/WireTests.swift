@@ -7,19 +7,31 @@ struct WireTests {
     static let header = TurnHeader(requestID: "r1", session: session, turn: TurnRef(turnID: "t1", state: .running))
 
     static let serverFrames: [ServerFrame] = [
-        .helloAck(requestID: "h", protocolVersion: 1, session: session, activeTurn: TurnRef(turnID: "t0", state: .queued)),
+        .helloAck(
+            requestID: "h", protocolVersion: 1, session: session, activeTurn: TurnRef(turnID: "t0", state: .queued)),
         .turnStarted(header),
         .assistantDelta(header, delta: "quote \" backslash \\ newline \n tab \t bell \u{07} é 漢字 🎉"),
-        .turnProgress(header, ProgressInfo(kind: "tool_heartbeat", toolNames: ["a", "b"], elapsedSeconds: 5, message: "[1/8] Still", turn: 1, maxTurns: 8)),
+        .turnProgress(
+            header,
+            ProgressInfo(
+                kind: "tool_heartbeat", toolNames: ["a", "b"], elapsedSeconds: 5, message: "[1/8] Still", turn: 1,
+                maxTurns: 8)),
         .toolCall(header, ToolCallInfo(callID: "c1", name: "file_read", summary: "file_read(path=/shared/a)")),
-        .toolResult(header, ToolResultInfo(callID: "c1", name: "file_read", isError: true, durationMilliseconds: 12, summary: "no such file")),
+        .toolResult(
+            header,
+            ToolResultInfo(
+                callID: "c1", name: "file_read", isError: true, durationMilliseconds: 12, summary: "no such file")),
         .turnCompleted(
             header,
             TurnCompletion(
-                message: "done", finishReason: "stop", usage: Usage(promptTokens: 3, completionTokens: 4, totalTokens: 7),
+                message: "done", finishReason: "stop",
+                usage: Usage(promptTokens: 3, completionTokens: 4, totalTokens: 7),
                 costUSD: 0.0123, providerCalls: 2, durationMilliseconds: 1500)),
         .turnCancelled(header),
-        .error(GatewayErrorInfo(requestID: "r", session: session, turn: TurnRef(turnID: "t", state: .failed), code: .turnFailed, message: "boom")),
+        .error(
+            GatewayErrorInfo(
+                requestID: "r", session: session, turn: TurnRef(turnID: "t", state: .failed), code: .turnFailed,
+                message: "boom")),
         .error(GatewayErrorInfo(code: .badFrame, message: "bad")),
         .healthStatus(
             HealthInfo(
@@ -63,17 +75,36 @@ struct WireTests {
         #expect(try ClientFrame(parsing: frame.text) == frame)
     }
 
-    @Test(arguments: [
-        ("[]", nil, "frame: expected an object, got array"),
-        (#"{"payload":{}}"#, nil, "frame.type: required string is missing"),
-        (#"{"type":"hello","payload":{"request_id":"h"}}"#, "h", "hello.payload.protocol_version: required integer is missing"),
-        (#"{"type":"hello","payload":{"request_id":"h","protocol_version":"1"}}"#, "h", "hello.payload.protocol_version: expected an integer, got string"),
-        (#"{"type":"send_turn","payload":{"request_id":"r","turn_id":"t","prompt":"   "}}"#, "r", "send_turn.payload.prompt: must not be empty"),
-        (#"{"type":"send_turn","payload":{"request_id":"r","prompt":"x"}}"#, "r", "send_turn.payload.turn_id: required string is missing"),
-        (#"{"type":"switch_session","payload":{"request_id":"r","session_id":""}}"#, "r", "switch_session.payload.session_id: must not be empty"),
-        (#"{"type":"health_check","payload":[]}"#, nil, "health_check.payload: expected an object, got array"),
-        (#"{"type":"list_sessions","payload":{"request_id":"r","include_archived":"yes"}}"#, "r", "list_sessions.payload.include_archived: expected true or false, got string"),
-    ] as [(String, String?, String)])
+    @Test(
+        arguments: [
+            ("[]", nil, "frame: expected an object, got array"),
+            (#"{"payload":{}}"#, nil, "frame.type: required string is missing"),
+            (
+                #"{"type":"hello","payload":{"request_id":"h"}}"#, "h",
+                "hello.payload.protocol_version: required integer is missing"
+            ),
+            (
+                #"{"type":"hello","payload":{"request_id":"h","protocol_version":"1"}}"#, "h",
+                "hello.payload.protocol_version: expected an integer, got string"
+            ),
+            (
+                #"{"type":"send_turn","payload":{"request_id":"r","turn_id":"t","prompt":"   "}}"#, "r",
+                "send_turn.payload.prompt: must not be empty"
+            ),
+            (
+                #"{"type":"send_turn","payload":{"request_id":"r","prompt":"x"}}"#, "r",
+                "send_turn.payload.turn_id: required string is missing"
+            ),
+            (
+                #"{"type":"switch_session","payload":{"request_id":"r","session_id":""}}"#, "r",
+                "switch_session.payload.session_id: must not be empty"
+            ),
+            (#"{"type":"health_check","payload":[]}"#, nil, "health_check.payload: expected an object, got array"),
+            (
+                #"{"type":"list_sessions","payload":{"request_id":"r","include_archived":"yes"}}"#, "r",
+                "list_sessions.payload.include_archived: expected true or false, got string"
+            ),
+        ] as [(String, String?, String)])
     func clientFrameErrorsNameTheField(_ text: String, _ requestID: String?, _ message: String) {
         #expect(throws: ClientFrameError(requestID: requestID, message: message)) { try ClientFrame(parsing: text) }
     }
@@ -118,7 +149,9 @@ struct WireTests {
             #expect(throws: WireError(message)) { try BootstrapEnvelope(json: Array(json.utf8)) }
         }
         let status = #""startup_status":{"sandbox_tier":"process"}"#
-        rejects(#"{"sandbox_tier":"process","workspace_root":"/w",\#(status)}"#, "bootstrap.user_id: required string is missing")
+        rejects(
+            #"{"sandbox_tier":"process","workspace_root":"/w",\#(status)}"#,
+            "bootstrap.user_id: required string is missing")
         rejects(
             #"{"user_id":"../x","sandbox_tier":"process","workspace_root":"/w",\#(status)}"#,
             "bootstrap.user_id: invalid user id `../x`: it contains a path separator; use letters, digits, `-` or `_`")
@@ -158,6 +191,7 @@ struct WireTests {
         #expect(GatewayBind.parse("[::1]:8080").bind?.isLoopback == true)
         #expect(GatewayBind.parse("0.0.0.0:9").bind?.isLoopback == false)
         #expect(GatewayBind.parse("localhost").problem == "must be `host:port`, e.g. \"127.0.0.1:0\"")
-        #expect(GatewayBind.parse("1.2.3.4:70000").problem == "has an invalid port `70000` (0-65535; 0 picks a free port)")
+        #expect(
+            GatewayBind.parse("1.2.3.4:70000").problem == "has an invalid port `70000` (0-65535; 0 picks a free port)")
     }
 }

@@ -31,7 +31,8 @@ final class GatewayFixture: Sendable {
     var endpoint: String { "ws://127.0.0.1:\(port)/ws" }
 
     private init(
-        server: ScriptedModelServer, directory: TemporaryDirectory, hub: SessionHub, store: SQLiteMemoryStore, port: Int,
+        server: ScriptedModelServer, directory: TemporaryDirectory, hub: SessionHub, store: SQLiteMemoryStore,
+        port: Int,
         group: ServiceGroup, running: Task<Void, any Error>
     ) {
         self.server = server
@@ -67,7 +68,8 @@ final class GatewayFixture: Sendable {
         let (ports, portContinuation) = AsyncStream.makeStream(of: Int.self)
         let gateway = GatewayServer(
             hub: hub,
-            settings: GatewayServer.Settings(bind: GatewayBind.parse(bind).bind!, token: token, allowedOrigins: origins),
+            settings: GatewayServer.Settings(
+                bind: GatewayBind.parse(bind).bind!, token: token, allowedOrigins: origins),
             logger: logger)
         let application = gateway.application { port in portContinuation.yield(port) }
         let group = ServiceGroup(
@@ -163,7 +165,9 @@ func rawRequest(port: Int, _ request: String) throws -> String {
     address.sin_port = in_port_t(UInt16(port).bigEndian)
     address.sin_addr.s_addr = inet_addr("127.0.0.1")
     let connected = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+        }
     }
     guard connected == 0 else { throw TestSupportError("connect failed") }
     let bytes = Array(request.utf8)
@@ -175,7 +179,8 @@ func rawRequest(port: Int, _ request: String) throws -> String {
 }
 
 func upgradeRequest(port: Int, host: String? = nil, origin: String? = nil, authorization: String? = nil) -> String {
-    var request = "GET /ws HTTP/1.1\r\nHost: \(host ?? "127.0.0.1:\(port)")\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    var request =
+        "GET /ws HTTP/1.1\r\nHost: \(host ?? "127.0.0.1:\(port)")\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
     request += "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
     if let origin { request += "Origin: \(origin)\r\n" }
     if let authorization { request += "Authorization: \(authorization)\r\n" }

@@ -125,7 +125,9 @@ struct GatewayTests {
         try await b.next(isType("turn_started"))
         guard case .turnCompleted(_, let second) = try await b.next(isType("turn_completed")) else { return }
         #expect(second.message == "second")
-        let order = fixture.server.requests.compactMap { $0.json?["messages"]?.arrayValue?.last?["content"]?.stringValue }
+        let order = fixture.server.requests.compactMap {
+            $0.json?["messages"]?.arrayValue?.last?["content"]?.stringValue
+        }
         #expect(order == ["first", "second"])
     }
 
@@ -217,7 +219,9 @@ struct GatewayTests {
         #expect(sessions.first { $0.sessionID == work.sessionID }?.displayName == "work")
 
         client.send(.switchSession(requestID: "s", session: "runtime"))
-        guard case .sessionSwitched(_, let switched, _) = try await client.next(isType("session_switched")) else { return }
+        guard case .sessionSwitched(_, let switched, _) = try await client.next(isType("session_switched")) else {
+            return
+        }
         #expect(switched.sessionID == "runtime-alice")
         client.send(.switchSession(requestID: "missing", session: "zzz"))
         guard case .error(let missing) = try await client.next(isType("error")) else { return }
@@ -284,7 +288,9 @@ struct GatewayTests {
         #expect(evil == refused)
         #expect(try rawRequest(port: port, upgradeRequest(port: port, origin: "null")) == refused)
         #expect(
-            try rawRequest(port: port, upgradeRequest(port: port, host: "evil.example:\(port)", origin: "http://evil.example:\(port)"))
+            try rawRequest(
+                port: port,
+                upgradeRequest(port: port, host: "evil.example:\(port)", origin: "http://evil.example:\(port)"))
                 == refused)
         let rebound = try rawRequest(port: port, "GET /healthz HTTP/1.1\r\nHost: evil.example:\(port)\r\n\r\n")
         #expect(rebound == "HTTP/1.1 403 Forbidden")

@@ -14,7 +14,10 @@ struct TUITests {
         let snowman = Array("☃".utf8)
         #expect(decoder.decode(snowman.prefix(2)) == [])
         #expect(decoder.decode(snowman.suffix(1)) == [.character("☃")])
-        #expect(decoder.decode(Array("\u{1B}[5~\u{1B}[3~\u{1B}OH\r\u{7F}".utf8)) == [.pageUp, .delete, .home, .enter, .backspace])
+        #expect(
+            decoder.decode(Array("\u{1B}[5~\u{1B}[3~\u{1B}OH\r\u{7F}".utf8)) == [
+                .pageUp, .delete, .home, .enter, .backspace,
+            ])
         #expect(decoder.decode([0x1B]) == [.escape])
     }
 

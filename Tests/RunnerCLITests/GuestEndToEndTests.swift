@@ -103,7 +103,9 @@ struct GuestEndToEndTests {
         let stopped = try await project.run(["status"])
         #expect(stopped.exitCode == 3)
         #expect(value("running", in: stopped.standardOutput) == "false")
-        #expect(stopped.standardError.contains("start it with `runner --config .oxydra/runner.toml --user alice --insecure`"))
+        #expect(
+            stopped.standardError.contains(
+                "start it with `runner --config .oxydra/runner.toml --user alice --insecure`"))
         let stopAgain = try await project.run(["stop"])
         #expect(stopAgain.exitCode == 1)
         #expect(stopAgain.standardError.hasPrefix("runner error: no running guest found for user `alice`"))
@@ -172,7 +174,8 @@ struct GuestEndToEndTests {
             server.enqueue(.text("after cancel"))
             let next = try await project.run(["ask", "next"])
             #expect(next.exitCode == 0, "\(next.standardError)")
-            let sent = server.requests.last?.json?["messages"]?.arrayValue?.compactMap { $0["content"]?.stringValue } ?? []
+            let sent =
+                server.requests.last?.json?["messages"]?.arrayValue?.compactMap { $0["content"]?.stringValue } ?? []
             #expect(sent.contains("slow please"))
             #expect(sent.contains { $0.hasPrefix("this") }, "the partial answer was committed: \(sent)")
         }
@@ -200,7 +203,8 @@ struct GuestEndToEndTests {
             server.enqueue(.text("4711"))
             let again = try await project.run(["ask", "--session", String(id.prefix(8)), "what is my locker code?"])
             #expect(again.exitCode == 0, "\(again.standardError)")
-            let sent = server.requests.last?.json?["messages"]?.arrayValue?.compactMap { $0["content"]?.stringValue } ?? []
+            let sent =
+                server.requests.last?.json?["messages"]?.arrayValue?.compactMap { $0["content"]?.stringValue } ?? []
             #expect(sent.contains("my locker code is 4711"))
             #expect(sent.contains("noted"))
         }
@@ -214,7 +218,10 @@ struct GuestEndToEndTests {
         try project.directory.write("host secret", to: "host-secret.txt")
         let outside = try await project.run(
             "oxydra-vm",
-            ["--user-id", "alice", "--workspace-root", workspace, "--confinement-probe", project.root + "/host-secret.txt"])
+            [
+                "--user-id", "alice", "--workspace-root", workspace, "--confinement-probe",
+                project.root + "/host-secret.txt",
+            ])
         #expect(outside.exitCode == 2, "\(outside.standardOutput)\(outside.standardError)")
         #expect(outside.standardOutput.hasPrefix("denied: \(project.root)/host-secret.txt: Permission denied"))
         let etc = try await project.run(

@@ -39,7 +39,13 @@ struct Project {
 @Suite("Executables", .serialized)
 struct RunnerCLITests {
     @Test(arguments: [
-        ("runner", ["--config", "--user", "--insecure", "--tui", "config show", "config check", "start", "stop", "restart", "status", "logs", "ask", "tui"]),
+        (
+            "runner",
+            [
+                "--config", "--user", "--insecure", "--tui", "config show", "config check", "start", "stop", "restart",
+                "status", "logs", "ask", "tui",
+            ]
+        ),
         ("oxydra-vm", ["--user-id", "--workspace-root", "--bootstrap-stdin", "--bootstrap-file", "--gateway-bind"]),
         ("shell-daemon", ["--socket"]),
         ("oxydra-tui", ["--gateway-endpoint", "--user", "--session", "--token-env"]),

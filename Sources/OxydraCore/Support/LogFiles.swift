@@ -27,7 +27,8 @@ public enum LogReader {
             // Only whole lines; a partial last line is returned on the next poll.
             let end = (bytes[start...].lastIndex(of: UInt8(ascii: "\n")).map { $0 + 1 }) ?? start
             let text = String(decoding: bytes[start..<end], as: UTF8.self)
-            return .logs(lines: text.split(separator: "\n", omittingEmptySubsequences: false).dropLast().map(String.init),
+            return .logs(
+                lines: text.split(separator: "\n", omittingEmptySubsequences: false).dropLast().map(String.init),
                 nextOffset: end, files: files)
         }
         let text = String(decoding: bytes, as: UTF8.self)
