@@ -99,22 +99,25 @@ extension SessionHub {
             finish(
                 key, header: header, terminal: .turnCompleted(header.with(state: .completed), completion),
                 holdsSlot: true)
-        } catch let error as RuntimeError {
-            session.history = nil
-            if case .cancelled = error {
-                logger.info("turn cancelled", metadata: ["session": "\(key.session)", "turn": "\(key.turn)"])
-                finish(key, header: header, terminal: .turnCancelled(header.with(state: .cancelled)), holdsSlot: true)
-            } else {
-                failed(key, header: header, message: error.description)
-            }
-        } catch is CancellationError {
-            session.history = nil
-            finish(key, header: header, terminal: .turnCancelled(header.with(state: .cancelled)), holdsSlot: true)
-        } catch let error as HubError {
-            failed(key, header: header, message: error.message)
         } catch {
             session.history = nil
-            failed(key, header: header, message: "internal error: \(error)")
+            // A cancellation can surface as a transport error when it lands while a request is
+            // being set up; the turn was still cancelled.
+            let cancelled: Bool
+            switch error {
+            case RuntimeError.cancelled, is CancellationError: cancelled = true
+            default: cancelled = Task.isCancelled
+            }
+            if cancelled {
+                logger.info("turn cancelled", metadata: ["session": "\(key.session)", "turn": "\(key.turn)"])
+                finish(key, header: header, terminal: .turnCancelled(header.with(state: .cancelled)), holdsSlot: true)
+            } else if let error = error as? HubError {
+                failed(key, header: header, message: error.message)
+            } else if let error = error as? RuntimeError {
+                failed(key, header: header, message: error.description)
+            } else {
+                failed(key, header: header, message: "internal error: \(error)")
+            }
         }
     }
 

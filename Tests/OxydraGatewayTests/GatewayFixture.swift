@@ -143,7 +143,10 @@ final class TestClient: Sendable {
             try await Task.sleep(for: .milliseconds(5))
         }
         throw TestSupportError(
-            "no matching frame within \(timeout); received: " + frames.map(\.type).joined(separator: ", ")
+            "no matching frame within \(timeout); received: "
+                + frames.map { frame in
+                    if case .error(let info) = frame { "error(\(info.code.rawValue): \(info.message))" } else { frame.type }
+                }.joined(separator: ", ")
                 + (client.failure.map { " (connection: \($0))" } ?? ""))
     }
 
