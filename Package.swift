@@ -125,7 +125,8 @@ let package = Package(
         .executableTarget(
             name: "oxydra-benchmarks",
             dependencies: [
-                "OxydraProviders", "OxydraRuntime", "OxydraTools", "OxydraMemory", "OxydraTesting", asyncHTTPClient,
+                "OxydraProviders", "OxydraRuntime", "OxydraTools", "OxydraMemory", "OxydraTesting", "OxydraRunner",
+                "OxydraTUI", "oxydra-vm", asyncHTTPClient,
             ] + nio,
             path: "Benchmarks/OxydraBenchmarks",
             swiftSettings: swiftSettings

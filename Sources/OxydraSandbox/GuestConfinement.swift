@@ -6,8 +6,8 @@ import OxydraCore
 
 /// The file system a process-tier guest keeps after confining itself: its workspace read-write,
 /// and read-only the system files it needs (shared libraries, TLS roots, name resolution, time
-/// zones) plus any extra paths (e.g. a model2vec model outside the workspace). Everything else —
-/// the user's home, other users' workspaces, /root, /proc of other processes — is denied by the kernel.
+/// zones, /proc) plus any extra paths (e.g. a model2vec model outside the workspace). Everything
+/// else — the user's home, other users' workspaces, /root, /etc/passwd — is denied by the kernel.
 public enum GuestConfinement {
     public static func rules(workspace: String, extraReadOnly: [String] = []) -> [Landlock.Rule] {
         var rules: [Landlock.Rule] = [
@@ -15,8 +15,11 @@ public enum GuestConfinement {
             Landlock.Rule("/dev/null", [.readFile, .writeFile]),
             Landlock.Rule("/dev/urandom", .readOnly),
             Landlock.Rule("/dev/random", .readOnly),
-            Landlock.Rule("/proc/self", .readOnly),
-            Landlock.Rule("/proc/thread-self", .readOnly),
+            // libdispatch's worker-pool monitor reads /proc/<thread id>/stat and crashes when it
+            // cannot; thread ids are not known in advance, so /proc is readable. Other processes'
+            // memory, environment and file descriptors stay out of reach: Landlock refuses ptrace
+            // access (which guards those files) to processes outside the sandbox.
+            Landlock.Rule("/proc", .readOnly),
             Landlock.Rule("/sys/fs/cgroup", .readOnly),
             Landlock.Rule("/sys/devices/system/cpu", .readOnly),
         ]

@@ -145,7 +145,11 @@ final class TestClient: Sendable {
         throw TestSupportError(
             "no matching frame within \(timeout); received: "
                 + frames.map { frame in
-                    if case .error(let info) = frame { "error(\(info.code.rawValue): \(info.message))" } else { frame.type }
+                    if case .error(let info) = frame {
+                        "error(\(info.code.rawValue): \(info.message))"
+                    } else {
+                        frame.type
+                    }
                 }.joined(separator: ", ")
                 + (client.failure.map { " (connection: \($0))" } ?? ""))
     }

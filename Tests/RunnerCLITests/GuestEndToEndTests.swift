@@ -227,6 +227,11 @@ struct GuestEndToEndTests {
         let etc = try await project.run(
             "oxydra-vm", ["--user-id", "alice", "--workspace-root", workspace, "--confinement-probe", "/etc/passwd"])
         #expect(etc.exitCode == 2)
+        // /proc is readable (libdispatch needs it), but not another process's environment.
+        let environ = try await project.run(
+            "oxydra-vm",
+            ["--user-id", "alice", "--workspace-root", workspace, "--confinement-probe", "/proc/1/environ"])
+        #expect(environ.exitCode == 2, "\(environ.standardOutput)")
         let inside = try await project.run(
             "oxydra-vm",
             ["--user-id", "alice", "--workspace-root", workspace, "--confinement-probe", workspace + "/inside.txt"])

@@ -1,0 +1,279 @@
+import OxydraConfig
+import OxydraCore
+import OxydraProviders
+import OxydraRunner
+import OxydraTUI
+import OxydraTesting
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The real guest (`oxydra-vm`, release build) as a user runs it: cold start, idle memory, memory per
+/// open session, memory growth over many turns, per-turn gateway overhead against the provider
+/// alone, and 50 concurrent sessions.
+func benchmarkGuest() async throws {
+    let server = try await ScriptedModelServer.start()
+    let directory = try TemporaryDirectory(prefix: "oxydra-bench-guest")
+    defer { directory.remove() }
+    try directory.write(
+        """
+        [selection]
+        provider = "local"
+        model = "scripted-model"
+        [providers.registry.local]
+        provider_type = "openai"
+        base_url = "\(server.baseURL)"
+        skip_catalog_validation = true
+        [gateway]
+        max_sessions_per_user = 5000
+        max_concurrent_turns_per_user = 50
+        max_queued_turns_per_user = 100
+        """, to: ".oxydra/agent.toml")
+    _ = try directory.createDirectory("home")
+    _ = try directory.createDirectory("etc")
+    let environment = [
+        "HOME": directory.path + "/home", "OXYDRA_SYSTEM_CONFIG_DIR": directory.path + "/etc", "PATH": "/usr/bin:/bin",
+    ]
+    let executable = FilePaths.parent(ExecutableLocator.selfPath() ?? "") + "/oxydra-vm"
+    let workspace = directory.path + "/ws/alice"
+
+    // Cold start: spawn to a healthy gateway, against spawning the same binary for --help.
+    var starts: [Double] = []
+    var helps: [Double] = []
+    for _ in 0..<7 {
+        let begin = clock.now
+        let help = try DetachedProcess.launch(
+            executable, arguments: ["--help"], environment: environment, workingDirectory: directory.path, input: [],
+            standardOutput: "/dev/null", standardError: "/dev/null")
+        while !DetachedProcess.hasExited(help).exited { usleep(200) }
+        helps.append(seconds(clock.now - begin))
+        let guest = try GuestProcess.start(
+            executable, workspace: workspace, directory: directory.path, environment: environment)
+        starts.append(guest.startup)
+        guest.stop()
+    }
+    print(
+        "guest: cold start to healthy gateway median \(String(format2: median(starts) * 1000)) ms; "
+            + "spawn of `oxydra-vm --help` \(String(format2: median(helps) * 1000)) ms; ratio \(String(format2: median(starts) / median(helps)))x "
+            + "(target ≤ 150 ms)")
+
+    let guest = try GuestProcess.start(
+        executable, workspace: workspace, directory: directory.path, environment: environment)
+    defer { guest.stop() }
+    do {
+        try await measure(guest, server: server)
+    } catch {
+        for log in ["oxydra-vm.stderr.log", "oxydra-vm.log"] {
+            let text = FileManager.default.contents(atPath: workspace + "/logs/" + log) ?? Data()
+            print("--- \(log):\n" + String(decoding: text.suffix(3000), as: UTF8.self))
+        }
+        throw error
+    }
+    try await server.shutdown()
+}
+
+private func measure(_ guest: GuestProcess, server: ScriptedModelServer) async throws {
+    try await Task.sleep(for: .milliseconds(500))
+    let idle = guest.residentKiB()
+    print("guest: idle RSS \(String(format2: Double(idle) / 1024)) MiB (target ≤ 30 MB)")
+
+    // Sessions: 1,000 created and held open in memory.
+    let control = try await GatewaySession.connect(guest.endpoint)
+    let before = guest.residentKiB()
+    for index in 0..<1000 {
+        control.client.send(.createSession(requestID: "c\(index)", displayName: nil, agentName: nil))
+        _ = try await control.next { if case .sessionCreated = $0 { true } else { false } }
+    }
+    let after = guest.residentKiB()
+    print(
+        "guest: 1,000 open sessions add \(String(format2: Double(after - before) / 1024)) MiB, "
+            + "\(String(format2: Double(after - before) / 1000)) KiB per session (target ≤ 50 KB)")
+    control.client.close()
+
+    // Gateway overhead: a turn through gateway → runtime (SQLite commits) → scripted server against
+    // the provider alone streaming the same reply.
+    let reply = ScriptedReply.text(String(repeating: "token ", count: 20))
+    var config = AgentConfig()
+    config.providers.registry["openai"]?.baseURL = server.baseURL
+    let provider = try ProviderFactory.selected(config, catalog: .builtIn, environment: ["OPENAI_API_KEY": "k"])
+    func providerAlone() async throws -> Double {
+        server.enqueue(reply)
+        let start = clock.now
+        _ = try await provider.stream(ModelRequest(model: "gpt-4o-mini", messages: [.system("x"), .user("Hi")]))
+            .collect(provider: provider.id)
+        return seconds(clock.now - start)
+    }
+    let turns = try await GatewaySession.connect(guest.endpoint, newSession: true)
+    var counter = 0
+    func gatewayTurn(_ session: GatewaySession) async throws -> Double {
+        server.enqueue(reply)
+        counter += 1
+        let id = TurnID("b\(counter)")
+        let start = clock.now
+        session.client.send(.sendTurn(.init(requestID: "r\(counter)", turnID: id, prompt: "Hi")))
+        _ = try await session.next { frame in
+            if case .turnCompleted(let header, _) = frame { return header.turn.turnID == id }
+            if case .error(let info) = frame { return info.turn?.turnID == id }
+            return false
+        }
+        return seconds(clock.now - start)
+    }
+    for _ in 0..<20 {
+        _ = try await providerAlone()
+        _ = try await gatewayTurn(turns)
+    }
+    var alone: [Double] = []
+    var through: [Double] = []
+    for _ in 0..<100 {
+        alone.append(try await providerAlone())
+        // Fresh sessions keep the history (and so the request) the same size as the provider's.
+        let fresh = try await GatewaySession.connect(guest.endpoint, newSession: true)
+        through.append(try await gatewayTurn(fresh))
+        fresh.client.close()
+    }
+    let overhead = median(through) - median(alone)
+    print(
+        "guest: turn through the gateway median \(String(format2: median(through) * 1000)) ms vs provider alone "
+            + "\(String(format2: median(alone) * 1000)) ms; overhead \(String(format2: overhead * 1000)) ms per turn, ratio "
+            + "\(String(format2: median(through) / median(alone)))x (target ≤ 1 ms)")
+
+    // Leak check: 2,000 turns over 10 sessions; RSS after the first 200 against after all.
+    var sessions: [GatewaySession] = []
+    for _ in 0..<10 { sessions.append(try await GatewaySession.connect(guest.endpoint, newSession: true)) }
+    var warm = 0
+    for index in 0..<2000 {
+        _ = try await gatewayTurn(sessions[index % 10])
+        if index == 199 { warm = guest.residentKiB() }
+    }
+    let end = guest.residentKiB()
+    print(
+        "guest: RSS after 200 turns \(String(format2: Double(warm) / 1024)) MiB, after 2,000 \(String(format2: Double(end) / 1024)) MiB; "
+            + "growth \(String(format2: Double(end - warm) / 1024)) MiB over 1,800 turns (target ≤ 5 MB over 2,000)")
+    for session in sessions { session.client.close() }
+
+    // 50 concurrent sessions × 5 turns, against 250 turns one after another.
+    let single = median(through)
+    let clients = try await withThrowingTaskGroup(of: GatewaySession.self) { group in
+        for _ in 0..<50 { group.addTask { try await GatewaySession.connect(guest.endpoint, newSession: true) } }
+        var all: [GatewaySession] = []
+        for try await client in group { all.append(client) }
+        return all
+    }
+    for _ in 0..<250 { server.enqueue(reply) }
+    let wallStart = clock.now
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        for (index, client) in clients.enumerated() {
+            group.addTask {
+                for turn in 0..<5 {
+                    let id = TurnID("c\(index)-\(turn)")
+                    client.client.send(.sendTurn(.init(requestID: "x", turnID: id, prompt: "Hi")))
+                    _ = try await client.next { frame in
+                        if case .turnCompleted(let header, _) = frame { return header.turn.turnID == id }
+                        if case .error(let info) = frame { return info.turn?.turnID == id || info.code == .busy }
+                        return false
+                    }
+                }
+            }
+        }
+        try await group.waitForAll()
+    }
+    let wall = seconds(clock.now - wallStart)
+    print(
+        "guest: 50 concurrent sessions × 5 turns in \(String(format2: wall * 1000)) ms; the same 250 turns one after "
+            + "another would take \(String(format2: single * 250 * 1000)) ms; speed-up \(String(format2: single * 250 / wall))x on \(System.cores) cores"
+    )
+    for client in clients { client.client.close() }
+}
+
+enum System {
+    static var cores: Int { Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))) }
+}
+
+/// A guest started the way `runner` starts it.
+struct GuestProcess {
+    let pid: Int32
+    let endpoint: String
+    let startup: Double
+    let workspace: String
+
+    static func start(_ executable: String, workspace: String, directory: String, environment: [String: String]) throws
+        -> GuestProcess
+    {
+        for name in ["", "/ipc", "/logs"] {
+            try FileManager.default.createDirectory(atPath: workspace + name, withIntermediateDirectories: true)
+        }
+        let marker = workspace + "/ipc/gateway-endpoint"
+        unlink(marker)
+        let envelope = BootstrapEnvelope(
+            userID: "alice", sandboxTier: .process, workspaceRoot: workspace,
+            startupStatus: StartupStatus(sandboxTier: .process))
+        let begin = clock.now
+        let pid = try DetachedProcess.launch(
+            executable, arguments: ["--user-id", "alice", "--workspace-root", workspace, "--bootstrap-stdin"],
+            environment: environment, workingDirectory: directory, input: envelope.framed,
+            standardOutput: workspace + "/logs/oxydra-vm.stdout.log",
+            standardError: workspace + "/logs/oxydra-vm.stderr.log")
+        while true {
+            let state = DetachedProcess.hasExited(pid)
+            if state.exited {
+                print("guest \(pid) exited with status \(state.status)")
+                let log = FileManager.default.contents(atPath: workspace + "/logs/oxydra-vm.stderr.log") ?? Data()
+                throw TestSupportError("the guest exited: " + String(decoding: log.suffix(2000), as: UTF8.self))
+            }
+            if let data = FileManager.default.contents(atPath: marker), !data.isEmpty {
+                let startup = seconds(clock.now - begin)
+                return GuestProcess(
+                    pid: pid, endpoint: String(decoding: data, as: UTF8.self).trimmed, startup: startup,
+                    workspace: workspace)
+            }
+            usleep(200)
+        }
+    }
+
+    func residentKiB() -> Int {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") })
+        else { return 0 }
+        return Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0
+    }
+
+    func stop() {
+        kill(pid, SIGTERM)
+        while !DetachedProcess.hasExited(pid).exited { usleep(1000) }
+    }
+}
+
+/// A gateway connection that has said hello, with a buffer of received frames.
+final class GatewaySession: Sendable {
+    let client: GatewayClient
+    private let frames: AsyncStream<ServerFrame>.Iterator.Box
+
+    private init(client: GatewayClient) {
+        self.client = client
+        frames = .init(client.frames.makeAsyncIterator())
+    }
+
+    static func connect(_ endpoint: String, newSession: Bool = false) async throws -> GatewaySession {
+        let session = GatewaySession(client: GatewayClient(endpoint: endpoint))
+        session.client.send(.hello(.init(requestID: "h", userID: "alice", createNewSession: newSession)))
+        _ = try await session.next { if case .helloAck = $0 { true } else { false } }
+        return session
+    }
+
+    func next(_ predicate: (ServerFrame) -> Bool) async throws -> ServerFrame {
+        while let frame = await frames.next() {
+            if predicate(frame) { return frame }
+        }
+        throw TestSupportError("the gateway closed the connection: \(client.failure?.message ?? "")")
+    }
+}
+
+extension AsyncStream.Iterator {
+    /// One consumer's iterator, shareable by reference (used by one task at a time).
+    final class Box: @unchecked Sendable {
+        private var iterator: AsyncStream<Element>.Iterator
+        init(_ iterator: AsyncStream<Element>.Iterator) { self.iterator = iterator }
+        func next() async -> Element? { await iterator.next() }
+    }
+}
