@@ -2,7 +2,6 @@ import HummingbirdWebSocket
 import Logging
 import NIOCore
 import OxydraCore
-import Synchronization
 
 /// One WebSocket client: reads frames in order, answers requests, and writes everything the hub
 /// publishes for its session through one bounded, ordered outbound buffer.
@@ -13,29 +12,17 @@ struct GatewayConnection: Sendable {
 
     func serve(_ inbound: WebSocketInboundStream, _ outbound: WebSocketOutboundWriter) async {
         let id = ConnectionID.next()
-        let (frames, continuation) = AsyncStream.makeStream(
-            of: ServerFrame.self, bufferingPolicy: .bufferingOldest(bufferFrames))
-        let lagging = Flag()
-        let send: @Sendable (ServerFrame) -> Bool = { frame in
-            switch continuation.yield(frame) {
-            case .enqueued: return true
-            case .dropped:
-                lagging.set()
-                continuation.finish()
-                return false
-            case .terminated: return false
-            @unknown default: return false
-            }
-        }
+        let queue = OutboundQueue(limit: bufferFrames)
+        let send: @Sendable (ServerFrame) -> Bool = { queue.push($0) }
         await hub.attach(id, sink: send)
 
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 do {
-                    for await frame in frames {
-                        try await outbound.write(.text(frame.text))
+                    while let batch = await queue.take() {
+                        for frame in batch { try await outbound.write(.text(frame.text)) }
                     }
-                    if lagging.isSet {
+                    if queue.isLagging {
                         let notice = ServerFrame.error(
                             GatewayErrorInfo(
                                 code: .lagging,
@@ -49,7 +36,7 @@ struct GatewayConnection: Sendable {
                 }
             }
             await read(inbound, connection: id, send: send)
-            continuation.finish()
+            queue.close()
             await group.waitForAll()
         }
         await hub.detach(id)
@@ -106,11 +93,4 @@ struct GatewayConnection: Sendable {
             logger.debug("websocket read ended", metadata: ["error": "\(error)"])
         }
     }
-}
-
-/// A thread-safe boolean that only goes from false to true.
-final class Flag: Sendable {
-    private let value = Atomic<Bool>(false)
-    func set() { value.store(true, ordering: .relaxed) }
-    var isSet: Bool { value.load(ordering: .relaxed) }
 }

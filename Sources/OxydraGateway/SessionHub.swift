@@ -122,7 +122,7 @@ public actor SessionHub {
         try await checkCapacity()
         let record = try await storeCall { () throws(MemoryError) in try await store.createSession(id) }
         logger.info("session created", metadata: ["session": "\(id)"])
-        return load(record)
+        return load(record, new: true)
     }
 
     func resolve(_ idOrPrefix: String) async throws(HubError) -> LiveSession {
@@ -142,7 +142,7 @@ public actor SessionHub {
                 channelOrigin: origin)
         }
         logger.info("session created", metadata: ["session": "\(id)"])
-        return load(record)
+        return load(record, new: true)
     }
 
     private func checkCapacity() async throws(HubError) {
@@ -156,9 +156,11 @@ public actor SessionHub {
         }
     }
 
-    private func load(_ record: SessionRecord) -> LiveSession {
+    /// A session into memory; a `new` one has no history to read back.
+    private func load(_ record: SessionRecord, new: Bool = false) -> LiveSession {
         if let live = sessions[record.id] { return live }
         let live = LiveSession(record)
+        if new { live.history = [] }
         sessions[record.id] = live
         return live
     }

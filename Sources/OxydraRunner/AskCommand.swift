@@ -143,6 +143,8 @@ public struct GatewayEndpoint: Sendable {
     public var token: String?
     public var tokenVariable: String?
     public var user: UserID
+    /// The marker file the URL was read from.
+    public var marker: String
 
     /// Reads the marker and checks that the guest answers; else `NoRunningGuest`.
     public static func locate(_ context: RunnerContext) throws(CommandOutput) -> GatewayEndpoint {
@@ -164,7 +166,8 @@ public struct GatewayEndpoint: Sendable {
         let agent = context.agentLoader.load().config
         let variable = agent.gateway.authTokenEnv
         return GatewayEndpoint(
-            url: url, token: variable.flatMap { context.environment[$0] }, tokenVariable: variable, user: target.user)
+            url: url, token: variable.flatMap { context.environment[$0] }, tokenVariable: variable, user: target.user,
+            marker: target.marker)
     }
 }
 

@@ -26,6 +26,19 @@ public enum GuestLifecycle {
     static func startOrThrow(_ context: RunnerContext, insecure: Bool) throws(CommandOutput) -> CommandOutput {
         let check = ConfigCommands.check(context)
         guard check.exitCode == 0 else { throw check }
+        // A guest without a usable credential would only exit again; say how to fix it now.
+        let agent = context.agentLoader.load()
+        if let (name, entry, type) = agent.config.selectedProvider {
+            do {
+                _ = try CredentialResolver.require(
+                    name, entry: entry, type: type, environment: context.environment,
+                    keySource: agent.source(of: ["providers", "registry", name, "api_key"]))
+            } catch {
+                throw CommandOutput.error(
+                    "\(error); or point selection.provider at a local OpenAI-compatible server (Ollama, llama.cpp, "
+                        + "vLLM), which needs no key — see docs/configuration.md#providers")
+            }
+        }
         let target = try UserTarget.resolve(context).get()
         let tier =
             insecure

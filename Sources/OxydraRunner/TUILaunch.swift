@@ -21,7 +21,10 @@ public enum TUILaunch {
             return .error(
                 "cannot find the oxydra-tui executable (looked at $OXYDRA_TUI_EXECUTABLE, beside runner, and on PATH)")
         }
-        var arguments = [executable, "--gateway-endpoint", endpoint.url, "--user", endpoint.user.rawValue]
+        var arguments = [
+            executable, "--gateway-endpoint", endpoint.url, "--user", endpoint.user.rawValue, "--endpoint-file",
+            endpoint.marker,
+        ]
         if let session { arguments += ["--session", session] }
         if let variable = endpoint.tokenVariable { arguments += ["--token-env", variable] }
         let environment = context.environment.map { "\($0.key)=\($0.value)" }

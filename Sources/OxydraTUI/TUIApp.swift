@@ -15,8 +15,15 @@ public final class TUIApp: @unchecked Sendable {
         public var session: String?
         public var token: String?
         public var color: Bool
+        /// The guest's endpoint marker; re-read before every reconnect, because a restarted guest
+        /// listens on a new port.
+        public var endpointFile: String?
 
-        public init(endpoint: String, user: String, session: String? = nil, token: String? = nil, color: Bool = true) {
+        public init(
+            endpoint: String, user: String, session: String? = nil, token: String? = nil, color: Bool = true,
+            endpointFile: String? = nil
+        ) {
+            self.endpointFile = endpointFile
             self.endpoint = endpoint
             self.user = user
             self.session = session
@@ -137,7 +144,12 @@ public final class TUIApp: @unchecked Sendable {
         let current = generation
         state.connection = .connecting
         connectStarted = .now
-        let client = GatewayClient(endpoint: options.endpoint, token: options.token)
+        var endpoint = options.endpoint
+        if let file = options.endpointFile, let data = FileManager.default.contents(atPath: file) {
+            let current = String(decoding: data, as: UTF8.self).trimmed
+            if current.hasPrefix("ws://") || current.hasPrefix("wss://") { endpoint = current }
+        }
+        let client = GatewayClient(endpoint: endpoint, token: options.token)
         self.client = client
         client.send(
             .hello(
@@ -176,7 +188,10 @@ public final class TUIApp: @unchecked Sendable {
             for key in keys { handle(key) }
         case .frame(let frame, let generation):
             guard generation == self.generation else { return }
-            if case .helloAck = frame { attempts = 0 }
+            if case .helloAck = frame {
+                if attempts > 0 { state.append(.system, "reconnected") }
+                attempts = 0
+            }
             if case .error(let info) = frame, info.code == .protocolError || info.code == .notFound,
                 state.connection == .connecting
             {

@@ -26,6 +26,9 @@ struct OxydraTUICommand: AsyncParsableCommand {
     @Option(name: .long, help: "Environment variable holding the gateway's bearer token (when it requires one).")
     var tokenEnv: String = "OXYDRA_GATEWAY_TOKEN"
 
+    @Option(name: .long, help: "The guest's gateway endpoint marker, re-read when reconnecting (set by runner --tui).")
+    var endpointFile: String?
+
     func validate() throws {
         guard gatewayEndpoint.hasPrefix("ws://") || gatewayEndpoint.hasPrefix("wss://") else {
             throw ValidationError("--gateway-endpoint must be a ws:// or wss:// URL, got `\(gatewayEndpoint)`")
@@ -37,7 +40,8 @@ struct OxydraTUICommand: AsyncParsableCommand {
         let color = environment["NO_COLOR"].map(\.isEmpty) ?? true
         let app = TUIApp(
             TUIApp.Options(
-                endpoint: gatewayEndpoint, user: user, session: session, token: environment[tokenEnv], color: color))
+                endpoint: gatewayEndpoint, user: user, session: session, token: environment[tokenEnv], color: color,
+                endpointFile: endpointFile))
         throw ExitCode(await app.run())
     }
 }

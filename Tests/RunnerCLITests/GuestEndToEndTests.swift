@@ -267,6 +267,15 @@ struct GuestEndToEndTests {
             try await tmux.waitFor("turn cancelled")
             try await tmux.waitFor("idle")
 
+            // A restarted guest listens on a new port; the UI finds it and resumes the session.
+            let restart = try await project.run(["restart", "--insecure"])
+            #expect(restart.exitCode == 0, "\(restart.standardError)")
+            try await tmux.waitFor("reconnected", timeout: .seconds(20))
+            server.enqueue(.text("back again"))
+            tmux.send("after restart", "Enter")
+            try await tmux.waitFor("back again")
+            #expect(try tmux.capture().contains("session runtime-alice"))
+
             tmux.send("C-c")
             try await tmux.waitUntilExited()
         }

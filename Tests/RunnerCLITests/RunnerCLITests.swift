@@ -208,6 +208,10 @@ struct RunnerCLITests {
             missing.standardError.contains(
                 "error: runner config not found at ./nowhere.toml; create it (see examples/config/runner.toml) or pass --config <path>"
             ))
+        let noKey = try await project.run(["--insecure"])
+        #expect(noKey.exitCode == 1)
+        #expect(noKey.standardError.contains("runner error: no API key for provider `openai`"))
+        #expect(noKey.standardError.contains("local OpenAI-compatible server"))
         try project.directory.write("[behavior]\nsandbox_tier = \"micro_vm\"\n", to: ".oxydra/users/alice.toml")
         let tier = try await project.run(["--user", "alice"], extraEnvironment: ["OPENAI_API_KEY": "k"])
         #expect(tier.exitCode == 1)
