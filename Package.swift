@@ -126,7 +126,7 @@ let package = Package(
             name: "oxydra-benchmarks",
             dependencies: [
                 "OxydraProviders", "OxydraRuntime", "OxydraTools", "OxydraMemory", "OxydraTesting", "OxydraRunner",
-                "OxydraTUI", "oxydra-vm", asyncHTTPClient,
+                "OxydraTUI", "OxydraGateway", "oxydra-vm", serviceLifecycle, logging, asyncHTTPClient,
             ] + nio,
             path: "Benchmarks/OxydraBenchmarks",
             swiftSettings: swiftSettings

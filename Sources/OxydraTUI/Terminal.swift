@@ -1,3 +1,5 @@
+import OxydraCore
+
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Darwin)
@@ -53,21 +55,7 @@ public final class Terminal: @unchecked Sendable {
     }
 
     public func write(_ text: String) {
-        var bytes = Array(text.utf8)[...]
-        while !bytes.isEmpty {
-            let written = bytes.withUnsafeBytes { buffer in
-                #if canImport(Glibc)
-                    Glibc.write(output, buffer.baseAddress, buffer.count)
-                #else
-                    Darwin.write(output, buffer.baseAddress, buffer.count)
-                #endif
-            }
-            if written < 0 {
-                if errno == EINTR || errno == EAGAIN { continue }
-                return
-            }
-            bytes = bytes.dropFirst(written)
-        }
+        StandardStreams.write(text, to: output)
     }
 }
 
