@@ -97,7 +97,9 @@ let package = Package(
             dependencies: ["OxydraCore", "OxydraConfig", "OxydraSandbox", "OxydraTUI", "CSystemShims"],
             swiftSettings: swiftSettings
         ),
-        .target(name: "OxydraShellDaemon", dependencies: ["OxydraCore"], swiftSettings: swiftSettings),
+        .target(
+            name: "OxydraShellDaemon", dependencies: ["OxydraCore", "OxydraSandbox", "CSystemShims"],
+            swiftSettings: swiftSettings),
         .target(
             name: "OxydraTUI", dependencies: ["OxydraCore", webSocketClient, logging], swiftSettings: swiftSettings),
 
@@ -114,7 +116,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "shell-daemon",
-            dependencies: ["OxydraShellDaemon", argumentParser],
+            dependencies: ["OxydraShellDaemon", "OxydraSandbox", "OxydraCore", argumentParser],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
@@ -126,7 +128,7 @@ let package = Package(
             name: "oxydra-benchmarks",
             dependencies: [
                 "OxydraProviders", "OxydraRuntime", "OxydraTools", "OxydraMemory", "OxydraTesting", "OxydraRunner",
-                "OxydraTUI", "OxydraGateway", "oxydra-vm", serviceLifecycle, logging, asyncHTTPClient,
+                "OxydraTUI", "OxydraSandbox", "oxydra-vm", asyncHTTPClient,
             ] + nio,
             path: "Benchmarks/OxydraBenchmarks",
             swiftSettings: swiftSettings

@@ -1,15 +1,13 @@
-import Logging
 import OxydraConfig
 import OxydraCore
-import OxydraGateway
 import OxydraMemory
 import OxydraProviders
 import OxydraRunner
 import OxydraRuntime
+import OxydraSandbox
 import OxydraTUI
 import OxydraTesting
 import OxydraTools
-import ServiceLifecycle
 
 #if canImport(Glibc)
     import Glibc
@@ -159,36 +157,6 @@ private func measure(_ guest: GuestProcess, server: ScriptedModelServer) async t
         _ = try await runtime.run(session: SessionID("p\(index)"), history: [], input: .user("Hi"))
         if index >= 20 { inProcess.append(seconds(clock.now - start)) }
     }
-    // And through a gateway in this process (Hummingbird + SessionHub + the same runtime and store),
-    // which isolates the gateway's code from the cost of the guest being another process.
-    var logger = Logger(label: "bench.gateway")
-    logger.logLevel = .critical
-    let hub = SessionHub(
-        user: "alice", runtime: runtime, store: store, limits: GatewayConfig(),
-        startupStatus: StartupStatus(sandboxTier: .process), logger: logger)
-    let (ports, portContinuation) = AsyncStream.makeStream(of: Int.self)
-    let application = GatewayServer(
-        hub: hub, settings: GatewayServer.Settings(bind: GatewayBind(host: "127.0.0.1", port: 0)), logger: logger
-    ).application { portContinuation.yield($0) }
-    let group = ServiceGroup(
-        configuration: ServiceGroupConfiguration(services: [.init(service: application)], logger: logger))
-    let running = Task { try await group.run() }
-    var portIterator = ports.makeAsyncIterator()
-    let localPort = await portIterator.next() ?? 0
-    var localGateway: [Double] = []
-    for index in 0..<120 {
-        let fresh = try await GatewaySession.connect("ws://127.0.0.1:\(localPort)/ws", newSession: true)
-        let turn = try await gatewayTurn(fresh)
-        if index >= 20 { localGateway.append(turn) }
-        fresh.client.close()
-    }
-    await group.triggerGracefulShutdown()
-    _ = try? await running.value
-    print(
-        "guest: the same turn through a gateway in this process \(String(format2: median(localGateway) * 1000)) ms: "
-            + "the gateway's own code adds \(String(format2: (median(localGateway) - median(inProcess)) * 1000)) ms per turn"
-    )
-
     let overhead = median(through) - median(alone)
     let gatewayShare = median(through) - median(inProcess)
     print(

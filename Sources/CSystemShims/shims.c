@@ -92,6 +92,111 @@ int oxydra_spawn_detached(const char *path, char *const argv[], char *const envp
     return pid;
 }
 
+#include <sys/resource.h>
+#include <sched.h>
+
+int oxydra_spawn(const char *path, char *const argv[], char *const envp[], const struct oxydra_spawn_options *options,
+                 int *exec_errno) {
+    int report[2];
+    *exec_errno = 0;
+    if (pipe2(report, O_CLOEXEC) != 0) { *exec_errno = errno; return -1; }
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0) {
+        *exec_errno = errno;
+        close(report[0]);
+        close(report[1]);
+        return -1;
+    }
+    if (pid == 0) {
+        int failure = 0;
+        if (options->death_signal > 0) {
+            if (prctl(PR_SET_PDEATHSIG, options->death_signal, 0, 0, 0) != 0) failure = errno;
+            if (getppid() != parent) _exit(127);
+        }
+        if (options->new_process_group && setpgid(0, 0) != 0 && !failure) failure = errno;
+        sigset_t empty;
+        sigemptyset(&empty);
+        for (int sig = 1; sig < NSIG; sig++) {
+            if (sig != SIGKILL && sig != SIGSTOP) signal(sig, SIG_DFL);
+        }
+        sigprocmask(SIG_SETMASK, &empty, NULL);
+        // Move every descriptor we need above 3 first, so dup2 below cannot clobber one of them.
+        int keep = fcntl(report[1], F_DUPFD_CLOEXEC, 10);
+        int in = fcntl(options->stdin_fd, F_DUPFD_CLOEXEC, 10);
+        int out = fcntl(options->stdout_fd, F_DUPFD_CLOEXEC, 10);
+        int err = fcntl(options->stderr_fd, F_DUPFD_CLOEXEC, 10);
+        int pass = options->pass_fd >= 0 ? fcntl(options->pass_fd, F_DUPFD_CLOEXEC, 10) : -1;
+        if (keep < 0 || in < 0 || out < 0 || err < 0 || (options->pass_fd >= 0 && pass < 0)) {
+            if (!failure) failure = errno;
+        }
+        if (!failure && (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)) failure = errno;
+        if (!failure && pass >= 0 && dup2(pass, 3) < 0) failure = errno;
+        if (keep >= 0) oxydra_close_from(pass >= 0 ? 4 : 3, keep);
+        if (!failure && options->limit_processes > 0) {
+            struct rlimit limit = {(rlim_t)options->limit_processes, (rlim_t)options->limit_processes};
+            if (setrlimit(RLIMIT_NPROC, &limit) != 0) failure = errno;
+        }
+        if (!failure && options->limit_data > 0) {
+            struct rlimit limit = {(rlim_t)options->limit_data, (rlim_t)options->limit_data};
+            if (setrlimit(RLIMIT_DATA, &limit) != 0) failure = errno;
+        }
+        if (!failure && options->cwd && chdir(options->cwd) != 0) failure = errno;
+        if (!failure) {
+            execve(path, argv, envp);
+            failure = errno;
+        }
+        if (keep >= 0) {
+            ssize_t ignored = write(keep, &failure, sizeof(failure));
+            (void)ignored;
+        }
+        _exit(127);
+    }
+    close(report[1]);
+    int child_errno = 0;
+    ssize_t got;
+    do {
+        got = read(report[0], &child_errno, sizeof(child_errno));
+    } while (got < 0 && errno == EINTR);
+    close(report[0]);
+    if (got == (ssize_t)sizeof(child_errno)) {
+        *exec_errno = child_errno;
+        waitpid(pid, NULL, 0);
+        return -1;
+    }
+    return pid;
+}
+
+int oxydra_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
+
+int oxydra_pidfd_open(int pid) {
+#ifdef SYS_pidfd_open
+    return (int)syscall(SYS_pidfd_open, pid, 0);
+#else
+    (void)pid;
+    errno = ENOSYS;
+    return -1;
+#endif
+}
+
+int oxydra_set_death_signal(int signal) { return prctl(PR_SET_PDEATHSIG, signal, 0, 0, 0); }
+
+int oxydra_limit_cpus(int count) {
+    cpu_set_t online;
+    CPU_ZERO(&online);
+    if (sched_getaffinity(0, sizeof(online), &online) != 0) return -1;
+    cpu_set_t chosen;
+    CPU_ZERO(&chosen);
+    int taken = 0;
+    for (int cpu = 0; cpu < CPU_SETSIZE && taken < count; cpu++) {
+        if (CPU_ISSET(cpu, &online)) {
+            CPU_SET(cpu, &chosen);
+            taken++;
+        }
+    }
+    return sched_setaffinity(0, sizeof(chosen), &chosen);
+}
+
 #ifndef SYS_landlock_create_ruleset
 #define SYS_landlock_create_ruleset 444
 #define SYS_landlock_add_rule 445
@@ -131,6 +236,24 @@ int oxydra_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode, u
     errno = ENOSYS;
     return -1;
 }
+#endif
+
+#if !defined(__linux__)
+int oxydra_spawn(const char *path, char *const argv[], char *const envp[], const struct oxydra_spawn_options *options,
+                 int *exec_errno) {
+    (void)path; (void)argv; (void)envp; (void)options;
+    *exec_errno = ENOSYS;
+    return -1;
+}
+int oxydra_pipe_cloexec(int fds[2]) {
+    if (pipe(fds) != 0) return -1;
+    fcntl(fds[0], F_SETFD, FD_CLOEXEC);
+    fcntl(fds[1], F_SETFD, FD_CLOEXEC);
+    return 0;
+}
+int oxydra_pidfd_open(int pid) { (void)pid; errno = ENOSYS; return -1; }
+int oxydra_set_death_signal(int signal) { (void)signal; errno = ENOSYS; return -1; }
+int oxydra_limit_cpus(int count) { (void)count; errno = ENOSYS; return -1; }
 #endif
 
 #if !defined(__linux__)

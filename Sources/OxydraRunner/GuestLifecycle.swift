@@ -1,5 +1,6 @@
 import OxydraConfig
 import OxydraCore
+import OxydraSandbox
 
 #if canImport(Glibc)
     import Glibc

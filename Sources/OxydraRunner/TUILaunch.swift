@@ -1,4 +1,5 @@
 import OxydraCore
+import OxydraSandbox
 
 #if canImport(Glibc)
     import Glibc

@@ -38,4 +38,39 @@ int oxydra_landlock_restrict_self(int ruleset_fd);
 int oxydra_spawn_detached(const char *path, char *const argv[], char *const envp[], const char *cwd,
                           int stdin_fd, int stdout_fd, int stderr_fd, int *exec_errno);
 
+/// How `oxydra_spawn` starts a child.
+struct oxydra_spawn_options {
+    /// Working directory, or NULL to keep the caller's.
+    const char *cwd;
+    int stdin_fd, stdout_fd, stderr_fd;
+    /// A descriptor to hand to the child as descriptor 3, or -1.
+    int pass_fd;
+    /// Puts the child in a new process group of its own (so the group can be signalled as a whole).
+    int new_process_group;
+    /// Signal the child gets when the calling thread's process exits (PR_SET_PDEATHSIG), or 0.
+    int death_signal;
+    /// RLIMIT_NPROC and RLIMIT_DATA (bytes) for the child; 0 leaves them unchanged.
+    long long limit_processes;
+    long long limit_data;
+};
+
+/// Starts `path` with `argv`/`envp`: standard streams from the given descriptors, every other
+/// descriptor closed (except `pass_fd`, which becomes 3), signal mask cleared and every signal
+/// reset to its default action. Returns the pid, or -1 with `*exec_errno` set when fork or exec
+/// failed (the child is reaped).
+int oxydra_spawn(const char *path, char *const argv[], char *const envp[], const struct oxydra_spawn_options *options,
+                 int *exec_errno);
+
+/// pipe2(fds, O_CLOEXEC); 0 or -1.
+int oxydra_pipe_cloexec(int fds[2]);
+
+/// pidfd_open(2): a descriptor that becomes readable when `pid` exits; -1 with errno on failure.
+int oxydra_pidfd_open(int pid);
+
+/// PR_SET_PDEATHSIG for the calling process; returns 0 or -1.
+int oxydra_set_death_signal(int signal);
+
+/// Restricts the calling process (and its future children) to the first `count` online CPUs.
+int oxydra_limit_cpus(int count);
+
 #endif

@@ -4,6 +4,7 @@ public struct ToolsConfig: ConfigSection, Hashable {
     public var privileged = PrivilegedPolicy.deny
     public var web = WebToolsConfig()
     public var webSearch = WebSearchConfig()
+    public var shell = ShellToolsConfig()
 
     public init() {}
 
@@ -12,7 +13,64 @@ public struct ToolsConfig: ConfigSection, Hashable {
             .field("privileged", \.privileged),
             .field("web", \.web),
             .field("web_search", \.webSearch),
+            .field("shell", \.shell),
         ]
+    }
+}
+
+/// `[tools.shell]`: the `shell_exec` tool and its command policy.
+public struct ShellToolsConfig: ConfigSection, Hashable {
+    /// The programs the agent runs without asking when nothing else is configured.
+    public static let defaultAllow = [
+        "awk", "cat", "cargo", "cp", "curl", "cut", "echo", "env", "find", "git", "go", "grep", "head", "jq", "ls",
+        "mkdir", "mv", "node", "printf", "pwd", "python", "python3", "rustc", "sed", "sleep", "sort", "stat", "tail",
+        "touch", "tr", "uniq", "wc", "which",
+    ]
+
+    /// Set to false to turn `shell_exec` off.
+    public var enabled = true
+    /// Programs (by name, or `*`-globs such as `py*`) added to the defaults, or replacing them.
+    public var allow: [String] = []
+    /// Programs never run, even when `allow` matches them (including `*`).
+    public var deny: [String] = []
+    /// When true, `allow` replaces the default list instead of adding to it.
+    public var replaceDefaults = false
+    /// Whether `&&`, `||`, `;`, `|`, `&`, redirections and substitutions may be used. Every program
+    /// in the line is checked either way.
+    public var allowOperators = true
+    /// Host environment variables passed into shell commands (nothing else is).
+    public var envKeys: [String] = []
+    /// Default and largest timeout of one command.
+    public var commandTimeoutSecs = 60
+    /// Output kept per command (stdout and stderr together); the rest is counted and discarded.
+    public var maxOutputBytes = 1 << 20
+
+    public init() {}
+
+    /// The effective allow list.
+    public var allowed: [String] { replaceDefaults ? allow : Self.defaultAllow + allow }
+
+    public static var fields: [ConfigField<ShellToolsConfig>] {
+        [
+            .field("enabled", \.enabled),
+            .field("allow", \.allow, check: .noBlankEntries),
+            .field("deny", \.deny, check: .noBlankEntries),
+            .field("replace_defaults", \.replaceDefaults),
+            .field("allow_operators", \.allowOperators),
+            .field(
+                "env_keys", \.envKeys,
+                check: ConfigCheck { keys in
+                    keys.lazy.compactMap { ConfigCheck<String?>.environmentVariableNameWhenSet.problem($0) }.first
+                }),
+            .field("command_timeout_secs", \.commandTimeoutSecs, check: .positive),
+            .field("max_output_bytes", \.maxOutputBytes, check: .positive),
+        ]
+    }
+}
+
+extension ConfigCheck where Value == [String] {
+    public static var noBlankEntries: Self {
+        Self { $0.contains { $0.trimmed.isEmpty } ? "must not contain empty entries" : nil }
     }
 }
 

@@ -1,0 +1,66 @@
+import CSystemShims
+import OxydraCore
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// Keeps the shell sandbox running for one guest: owns the listening socket (so its path stays
+/// valid while the sandbox restarts), starts `bwrap … shell-daemon --listen-fd 3`, and restarts it
+/// with backoff if it dies (for example when a command kills the daemon). It dies with its parent,
+/// the guest, and bubblewrap dies with it.
+public enum ShellSandboxSupervisor {
+    public static func run(_ spec: ShellSandbox.Spec, socketPath: String, etcDirectory: String, parent: pid_t)
+        -> Never
+    {
+        _ = oxydra_set_death_signal(SIGKILL)
+        if getppid() != parent { fail("the guest that started the shell sandbox is gone") }
+        if let cpus = spec.maxVCPUs, oxydra_limit_cpus(Int32(clamping: cpus)) != 0 {
+            log("cannot limit the sandbox to \(cpus) CPUs: \(String(cString: strerror(errno)))")
+        }
+        let listener: Int32
+        do {
+            try ShellSandbox.writeEtc(into: etcDirectory)
+            listener = try UnixSocket.listen(at: socketPath)
+        } catch {
+            fail(error.description)
+        }
+        let devNull = open("/dev/null", O_RDWR | O_CLOEXEC)
+        var options = ProcessSpawner.Options(standardInput: devNull, standardOutput: 2, standardError: 2)
+        options.passDescriptor = listener
+        options.deathSignal = SIGKILL
+        options.maxProcesses = spec.maxProcesses
+        options.maxDataBytes = spec.maxMemoryMiB.map { $0 << 20 }
+        let arguments = ShellSandbox.bubblewrapArguments(spec, etcDirectory: etcDirectory)
+        var backoff = 200_000
+        while true {
+            let started = ContinuousClock.now
+            let pid: pid_t
+            do {
+                pid = try ProcessSpawner.spawn(
+                    spec.bubblewrap, arguments: arguments, environment: ["PATH=\(ShellSandbox.path)"], options: options)
+            } catch {
+                fail("cannot start \(spec.bubblewrap): \(error)")
+            }
+            var status: Int32 = 0
+            while waitpid(pid, &status, 0) < 0, errno == EINTR {}
+            let ran = ContinuousClock.now - started
+            backoff = ran > .seconds(10) ? 200_000 : min(backoff * 2, 5_000_000)
+            log(
+                "the shell sandbox exited (\(status & 0x7f == 0 ? "status \(status >> 8)" : "signal \(status & 0x7f)")) "
+                    + "after \(ran); restarting in \(backoff / 1000) ms")
+            usleep(useconds_t(backoff))
+        }
+    }
+
+    static func log(_ message: String) {
+        StandardStreams.write("shell-sandbox: \(message)\n", to: 2)
+    }
+
+    static func fail(_ message: String) -> Never {
+        log(message)
+        exit(1)
+    }
+}

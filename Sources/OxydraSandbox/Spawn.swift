@@ -1,0 +1,73 @@
+import CSystemShims
+import OxydraCore
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// Starting child processes with exactly the descriptors, process group, death signal and limits
+/// they should have (a thin layer over `oxydra_spawn`, which forks and execs in C).
+public enum ProcessSpawner {
+    public struct Options: Sendable {
+        public var workingDirectory: String?
+        public var standardInput: Int32
+        public var standardOutput: Int32
+        public var standardError: Int32
+        /// A descriptor the child receives as descriptor 3.
+        public var passDescriptor: Int32?
+        public var newProcessGroup = false
+        /// Signal delivered to the child when the spawning process exits.
+        public var deathSignal: Int32?
+        public var maxProcesses: Int?
+        /// RLIMIT_DATA in bytes (private writable memory per process).
+        public var maxDataBytes: Int?
+
+        public init(standardInput: Int32, standardOutput: Int32, standardError: Int32) {
+            self.standardInput = standardInput
+            self.standardOutput = standardOutput
+            self.standardError = standardError
+        }
+    }
+
+    public struct Failure: Error, Sendable, CustomStringConvertible {
+        public var errorNumber: Int32
+        public var description: String
+    }
+
+    public static func spawn(_ executable: String, arguments: [String], environment: [String], options: Options)
+        throws(Failure) -> pid_t
+    {
+        var raw = oxydra_spawn_options(
+            cwd: nil, stdin_fd: options.standardInput, stdout_fd: options.standardOutput,
+            stderr_fd: options.standardError, pass_fd: options.passDescriptor ?? -1,
+            new_process_group: options.newProcessGroup ? 1 : 0, death_signal: options.deathSignal ?? 0,
+            limit_processes: Int64(options.maxProcesses ?? 0), limit_data: Int64(options.maxDataBytes ?? 0))
+        var execErrno: Int32 = 0
+        let pid = CStringArray.with([executable] + arguments) { argv in
+            CStringArray.with(environment) { envp in
+                if let directory = options.workingDirectory {
+                    return directory.withCString { cwd in
+                        raw.cwd = cwd
+                        return oxydra_spawn(executable, argv, envp, &raw, &execErrno)
+                    }
+                }
+                return oxydra_spawn(executable, argv, envp, &raw, &execErrno)
+            }
+        }
+        guard pid > 0 else {
+            throw Failure(errorNumber: execErrno, description: String(cString: strerror(execErrno)))
+        }
+        return pid
+    }
+}
+
+/// NULL-terminated arrays of C strings for exec.
+public enum CStringArray {
+    public static func with<R>(_ strings: [String], _ body: (UnsafePointer<UnsafeMutablePointer<CChar>?>) -> R) -> R {
+        let pointers = strings.map { strdup($0) } + [nil]
+        defer { for pointer in pointers { free(pointer) } }
+        return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
+    }
+}
