@@ -177,7 +177,10 @@ let package = Package(
             name: "OxydraTUITests", dependencies: ["OxydraTUI", "OxydraCore"], swiftSettings: swiftSettings),
         .testTarget(
             name: "RunnerCLITests",
-            dependencies: ["OxydraRunner", "OxydraTesting", "runner", "oxydra-vm", "shell-daemon", "oxydra-tui"],
+            dependencies: [
+                "OxydraRunner", "OxydraTesting", "OxydraSandbox", "OxydraTools", "runner", "oxydra-vm", "shell-daemon",
+                "oxydra-tui",
+            ],
             swiftSettings: swiftSettings
         ),
     ]

@@ -77,10 +77,15 @@ public enum GuestLifecycle {
                 "cannot find the oxydra-vm executable (looked at $OXYDRA_VM_PROCESS_EXECUTABLE, beside runner, and on "
                     + "PATH); build it with `swift build` or set OXYDRA_VM_PROCESS_EXECUTABLE")
         }
-        let status = startupStatus(tier: tier, target: target)
+        let shell = shellPlan(
+            tier: tier, target: target, agent: agent.config, environment: context.environment,
+            workingDirectory: context.workingDirectory)
+        unlink(target.ipc + "/shell-daemon.sock")
         let envelope = BootstrapEnvelope(
             userID: target.user, sandboxTier: tier, workspaceRoot: target.workspace,
-            runtimePolicy: runtimePolicy(target), startupStatus: status)
+            sidecarEndpoint: shell.launch == nil
+                ? nil : .init(transport: "unix", address: target.ipc + "/shell-daemon.sock"),
+            runtimePolicy: runtimePolicy(target), startupStatus: shell.status, shellSandbox: shell.launch)
         let pid: Int32
         do {
             pid = try DetachedProcess.launch(
@@ -137,15 +142,43 @@ public enum GuestLifecycle {
         }
     }
 
-    static func startupStatus(tier: SandboxTier, target: UserTarget) -> StartupStatus {
-        var reasons: [DegradedReason] = []
-        if target.userConfig.behavior.shellEnabled != false {
-            reasons.append(
-                DegradedReason(
-                    code: DegradedReason.sidecarUnavailable,
-                    detail: "the shell-daemon sidecar is not started by this build yet; shell tools are disabled"))
+    /// Whether the user gets a shell and how: the tier must allow it, the configuration must want
+    /// it, bubblewrap must be installed and able to create namespaces here, and `shell-daemon` must
+    /// be found. Every "no" is a degraded reason saying how to fix it.
+    static func shellPlan(
+        tier: SandboxTier, target: UserTarget, agent: AgentConfig, environment: [String: String],
+        workingDirectory: String
+    ) -> (status: StartupStatus, launch: BootstrapEnvelope.ShellSandboxLaunch?) {
+        var status = StartupStatus(sandboxTier: tier)
+        guard agent.tools.shell.enabled, target.userConfig.behavior.shellEnabled != false else {
+            return (status, nil)
         }
-        return StartupStatus(sandboxTier: tier, degradedReasons: reasons)
+        func unavailable(_ detail: String) -> (StartupStatus, BootstrapEnvelope.ShellSandboxLaunch?) {
+            status.degradedReasons.append(DegradedReason(code: DegradedReason.sidecarUnavailable, detail: detail))
+            return (status, nil)
+        }
+        guard let bubblewrap = ShellSandbox.findBubblewrap(environment: environment) else {
+            return unavailable(
+                "bubblewrap (bwrap) is not installed, so shell tools are disabled; install it "
+                    + "(`sudo apt-get install bubblewrap`) and run `runner restart`")
+        }
+        if let problem = ShellSandbox.probe(bubblewrap: bubblewrap) {
+            return unavailable("\(problem); shell tools are disabled")
+        }
+        guard
+            let executable = ExecutableLocator.find(
+                "shell-daemon", variable: "OXYDRA_SHELL_DAEMON_EXECUTABLE", environment: environment)
+        else {
+            return unavailable(
+                "cannot find the shell-daemon executable (looked at $OXYDRA_SHELL_DAEMON_EXECUTABLE, beside runner, "
+                    + "and on PATH); build it with `swift build` — shell tools are disabled")
+        }
+        status.sidecarAvailable = true
+        status.shellAvailable = true
+        return (
+            status,
+            .init(bubblewrap: bubblewrap, executable: FilePaths.absolute(executable, relativeTo: workingDirectory))
+        )
     }
 
     static func runtimePolicy(_ target: UserTarget) -> BootstrapEnvelope.RuntimePolicy? {

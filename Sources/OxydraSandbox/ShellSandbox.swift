@@ -139,7 +139,13 @@ public enum ShellSandbox {
         arguments += ["--ro-bind", spec.daemonExecutable, spec.daemonExecutable]
         arguments += ["--proc", "/proc", "--dev", "/dev"]
         arguments += ["--bind", spec.sharedDirectory, "/shared", "--bind", spec.tmpDirectory, "/tmp"]
-        arguments += ["--chdir", "/shared", "--clearenv"]
+        arguments += ["--chdir", "/shared", "--", spec.daemonExecutable, "--listen-fd", "3"]
+        return arguments
+    }
+
+    /// The environment bubblewrap (and so the daemon and every command) runs with: passed as the
+    /// process environment rather than `--setenv`, so values never show in `ps`.
+    public static func environment(_ spec: Spec) -> [String] {
         var environment = spec.environment
         environment["PATH"] = path
         environment["HOME"] = "/tmp"
@@ -147,11 +153,7 @@ public enum ShellSandbox {
         environment["TERM"] = "dumb"
         environment["USER"] = "oxydra"
         environment["SHELL"] = "/bin/sh"
-        for (key, value) in environment.sorted(by: { $0.key < $1.key }) {
-            arguments += ["--setenv", key, value]
-        }
-        arguments += ["--", spec.daemonExecutable, "--listen-fd", "3"]
-        return arguments
+        return environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
     }
 
     /// Writes the sandbox's `/etc/passwd`, `/etc/group` and `/etc/hosts` into `directory`.

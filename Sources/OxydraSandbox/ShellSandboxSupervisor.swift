@@ -40,7 +40,8 @@ public enum ShellSandboxSupervisor {
             let pid: pid_t
             do {
                 pid = try ProcessSpawner.spawn(
-                    spec.bubblewrap, arguments: arguments, environment: ["PATH=\(ShellSandbox.path)"], options: options)
+                    spec.bubblewrap, arguments: arguments, environment: ShellSandbox.environment(spec), options: options
+                )
             } catch {
                 fail("cannot start \(spec.bubblewrap): \(error)")
             }

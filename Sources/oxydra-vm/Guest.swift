@@ -48,7 +48,7 @@ struct Guest {
         let started = ContinuousClock.now
         let config = prepared.config
         let user = prepared.envelope.userID
-        let status = prepared.startupStatus
+        var status = prepared.startupStatus
         logger.info(
             "guest starting",
             metadata: [
@@ -64,9 +64,26 @@ struct Guest {
         let workspace = Workspace(
             root: prepared.workspace.root, shared: prepared.workspace.shared, tmp: prepared.workspace.tmp,
             vault: prepared.workspace.vault)
+        var extraTools: [any Tool] = config.memory.enabled ? MemoryTools.all(store: store) : []
+        if let socket = prepared.shellSocket {
+            if let problem = await Self.waitForShell(socket: socket, timeout: .seconds(10)) {
+                status.shellAvailable = false
+                status.sidecarAvailable = false
+                status.degradedReasons.append(
+                    DegradedReason(
+                        code: DegradedReason.sidecarConnectionFailed,
+                        detail: "\(problem); shell tools are disabled (see \(prepared.workspace.logs)/shell-daemon.log)"
+                    ))
+                logger.error("the shell sandbox did not come up", metadata: ["problem": "\(problem)"])
+            } else {
+                let sessions = ShellSessions(socketPath: socket)
+                extraTools.append(ShellExecTool(config: config.tools.shell, sessions: sessions))
+                logger.info("shell sandbox ready", metadata: ["socket": "\(socket)"])
+            }
+        }
         let tools = BuiltInTools.registry(
-            workspace: workspace, config: config, environment: prepared.environment,
-            extra: config.memory.enabled ? MemoryTools.all(store: store) : [])
+            workspace: workspace, config: config, environment: prepared.environment, extra: extraTools)
+        let finalStatus = status
         let runtime = AgentRuntime(
             provider: provider, tools: tools, model: model, settings: RuntimeSettings(config.runtime),
             systemPrompt: SystemPrompt.build(
@@ -89,7 +106,7 @@ struct Guest {
         let control = try await ControlServer(path: paths.controlSocket, logger: Logger(label: "oxydra.control")) {
             request in
             await Self.answer(
-                request, hub: hub, user: user, status: status, endpoint: endpoint.value, started: started,
+                request, hub: hub, user: user, status: finalStatus, endpoint: endpoint.value, started: started,
                 paths: paths, group: groupBox)
         }.bind()
 
@@ -160,6 +177,26 @@ struct Guest {
     }
 
     static func remove(_ path: String) { _ = unlink(path) }
+
+    /// Waits until the shell daemon answers a `spawn_session`; nil when it does, else why not.
+    static func waitForShell(socket: String, timeout: Duration) async -> String? {
+        let deadline = ContinuousClock.now + timeout
+        var last = "the shell daemon did not answer within \(timeout)"
+        while ContinuousClock.now < deadline {
+            do {
+                let connection = try await ShellDaemonConnection.connect(to: socket)
+                defer { connection.close() }
+                let reply = try await connection.call(
+                    ShellRequest(requestID: "ready", .spawnSession(shell: nil, cwd: nil, env: [:])))
+                if case .sessionSpawned = reply.body { return nil }
+                last = "the shell daemon answered `\(reply.op)` to a readiness check"
+            } catch {
+                last = "\(error)"
+            }
+            try? await Task.sleep(for: .milliseconds(15))
+        }
+        return last
+    }
 }
 
 /// On graceful shutdown: refuse new turns, cancel running ones and wait until their partial state

@@ -28,10 +28,16 @@ struct PreparedGuest: Sendable {
     /// Reasons added by the guest itself (e.g. Landlock unavailable).
     var degradedReasons: [DegradedReason] = []
     var landlockABI: Int?
+    /// The shell daemon's socket, when its sandbox was started.
+    var shellSocket: String?
 
     var startupStatus: StartupStatus {
         var status = envelope.startupStatus
         status.degradedReasons += degradedReasons
+        if shellSocket == nil {
+            status.shellAvailable = false
+            status.sidecarAvailable = false
+        }
         return status
     }
 
@@ -86,8 +92,58 @@ struct PreparedGuest: Sendable {
             envelope: envelope, workspace: workspace, config: config,
             keySource: loaded.source(of: ["providers", "registry", config.selection.provider, "api_key"]),
             catalog: catalog, operatorPrompt: operatorPrompt, bind: bind, gatewayToken: token, environment: environment)
-        if envelope.sandboxTier == .process { prepared.confine() }
+        if envelope.sandboxTier == .process {
+            // Children inherit Landlock, and a confined process cannot set up bubblewrap's mounts:
+            // the sandbox starts first.
+            prepared.startShellSandbox()
+            prepared.confine()
+        }
         return prepared
+    }
+
+    /// Starts the shell sandbox's supervisor (`shell-daemon sandbox`), which dies with this process.
+    private mutating func startShellSandbox() {
+        guard let launch = envelope.shellSandbox, let endpoint = envelope.sidecarEndpoint,
+            endpoint.transport == "unix", config.tools.shell.enabled
+        else { return }
+        var arguments = [
+            "sandbox", "--socket", endpoint.address, "--bwrap", launch.bubblewrap, "--shared", workspace.shared,
+            "--tmp", workspace.tmp, "--etc", workspace.ipc + "/shell-sandbox", "--parent", String(getpid()),
+        ]
+        // Values travel in the supervisor's environment, not its arguments (which `ps` shows).
+        var childEnvironment = ["PATH=\(ShellSandbox.path)"]
+        for key in config.tools.shell.envKeys {
+            if let value = environment[key] {
+                arguments += ["--env", key]
+                childEnvironment.append("\(key)=\(value)")
+            }
+        }
+        let resources = envelope.runtimePolicy?.resources ?? [:]
+        for (key, flag) in [
+            ("max_vcpus", "--max-vcpus"), ("max_memory_mib", "--max-memory-mib"), ("max_processes", "--max-processes"),
+        ] {
+            if let value = resources[key] { arguments += [flag, String(value)] }
+        }
+        let log = open(workspace.logs + "/shell-daemon.log", O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
+        let devNull = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        defer {
+            if log >= 0 { close(log) }
+            if devNull >= 0 { close(devNull) }
+        }
+        var options = ProcessSpawner.Options(
+            standardInput: devNull, standardOutput: log >= 0 ? log : 2, standardError: log >= 0 ? log : 2)
+        options.deathSignal = SIGKILL
+        unlink(endpoint.address)
+        do {
+            _ = try ProcessSpawner.spawn(
+                launch.executable, arguments: arguments, environment: childEnvironment, options: options)
+            shellSocket = endpoint.address
+        } catch {
+            degradedReasons.append(
+                DegradedReason(
+                    code: DegradedReason.sidecarUnavailable,
+                    detail: "cannot start \(launch.executable): \(error); shell tools are disabled"))
+        }
     }
 
     /// Process tier: the kernel confines this process to the workspace and the system files it needs.

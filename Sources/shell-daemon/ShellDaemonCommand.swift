@@ -77,7 +77,8 @@ struct Sandbox: ParsableCommand {
     @Option(name: .long, help: "Host directory mounted read-write at /tmp.") var tmp: String
     @Option(name: .long, help: "Directory for the sandbox's generated /etc files.") var etc: String
     @Option(name: .long, help: "The process that must stay alive (the guest).") var parent: Int32
-    @Option(name: .long, help: "KEY=VALUE for commands' environment (repeatable).") var env: [String] = []
+    @Option(name: .long, help: "A variable of this process's environment to pass to commands (repeatable).")
+    var env: [String] = []
     @Option(name: .long) var maxVcpus: Int?
     @Option(name: .long) var maxMemoryMib: Int?
     @Option(name: .long) var maxProcesses: Int?
@@ -87,11 +88,8 @@ struct Sandbox: ParsableCommand {
             throw ValidationError("cannot find this executable's path (/proc/self/exe)")
         }
         var environment: [String: String] = [:]
-        for entry in env {
-            guard let equals = entry.firstIndex(of: "="), equals != entry.startIndex else {
-                throw ValidationError("--env \(entry): expected KEY=VALUE")
-            }
-            environment[String(entry[..<equals])] = String(entry[entry.index(after: equals)...])
+        for key in env {
+            if let value = getenv(key) { environment[key] = String(cString: value) }
         }
         let spec = ShellSandbox.Spec(
             bubblewrap: bwrap, daemonExecutable: executable, sharedDirectory: shared, tmpDirectory: tmp,

@@ -7,11 +7,15 @@ public struct BootstrapEnvelope: Sendable, Hashable {
     public var sidecarEndpoint: SidecarEndpoint?
     public var runtimePolicy: RuntimePolicy?
     public var startupStatus: StartupStatus
+    /// Process tier: how the guest starts its shell sandbox (the runner found both programs and
+    /// checked that bubblewrap works here). Absent when the shell is off or unavailable.
+    public var shellSandbox: ShellSandboxLaunch?
 
     public init(
         userID: UserID, sandboxTier: SandboxTier, workspaceRoot: String, sidecarEndpoint: SidecarEndpoint? = nil,
-        runtimePolicy: RuntimePolicy? = nil, startupStatus: StartupStatus
+        runtimePolicy: RuntimePolicy? = nil, startupStatus: StartupStatus, shellSandbox: ShellSandboxLaunch? = nil
     ) {
+        self.shellSandbox = shellSandbox
         self.userID = userID
         self.sandboxTier = sandboxTier
         self.workspaceRoot = workspaceRoot
@@ -28,6 +32,19 @@ public struct BootstrapEnvelope: Sendable, Hashable {
         public init(transport: String, address: String) {
             self.transport = transport
             self.address = address
+        }
+    }
+
+    /// The programs that make up the process tier's shell sandbox.
+    public struct ShellSandboxLaunch: Sendable, Hashable {
+        /// Absolute path of `bwrap`.
+        public var bubblewrap: String
+        /// Absolute path of `shell-daemon`.
+        public var executable: String
+
+        public init(bubblewrap: String, executable: String) {
+            self.bubblewrap = bubblewrap
+            self.executable = executable
         }
     }
 
@@ -62,6 +79,9 @@ public struct BootstrapEnvelope: Sendable, Hashable {
                 ]
             },
             "startup_status": startupStatus.json,
+            "shell_sandbox": shellSandbox.map {
+                ["bubblewrap": .string($0.bubblewrap), "executable": .string($0.executable)]
+            },
         ])
     }
 
@@ -114,6 +134,14 @@ public struct BootstrapEnvelope: Sendable, Hashable {
             runtimePolicy = RuntimePolicy(mounts: mounts, resources: resources, credentialRefs: refs)
         }
         startupStatus = try StartupStatus(reader.object("startup_status"))
+        if let launch = try reader.optionalObject("shell_sandbox") {
+            let bubblewrap = try launch.nonBlankString("bubblewrap")
+            let executable = try launch.nonBlankString("executable")
+            guard bubblewrap.hasPrefix("/"), executable.hasPrefix("/") else {
+                throw WireError("bootstrap.shell_sandbox: bubblewrap and executable must be absolute paths")
+            }
+            shellSandbox = ShellSandboxLaunch(bubblewrap: bubblewrap, executable: executable)
+        }
         guard startupStatus.sandboxTier == sandboxTier else {
             throw WireError(
                 "bootstrap.startup_status.sandbox_tier (\(startupStatus.sandboxTier.rawValue)) does not match "

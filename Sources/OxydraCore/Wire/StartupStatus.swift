@@ -56,6 +56,7 @@ public struct DegradedReason: Sendable, Hashable, CustomStringConvertible {
     public static let processHardeningLimited = "process_hardening_limited"
     public static let sidecarUnavailable = "sidecar_unavailable"
     public static let insecureProcessTier = "insecure_process_tier"
+    public static let sidecarConnectionFailed = "sidecar_connection_failed"
 
     public var description: String { "\(code):\(detail)" }
 

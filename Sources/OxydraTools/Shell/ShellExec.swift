@@ -1,0 +1,225 @@
+import OxydraCore
+
+/// What one command produced.
+public struct ShellCommandResult: Sendable, Hashable {
+    public var stdout: String
+    public var stderr: String
+    public var exitStatus: ShellExitStatus
+    /// The daemon discarded output beyond its cap.
+    public var truncated: Bool
+    public var totalBytes: Int
+}
+
+/// Shell sessions on the daemon, one per agent session, each on its own connection (so one
+/// session's long command never blocks another's). A broken connection is replaced once per call.
+public actor ShellSessions {
+    private struct Entry {
+        var connection: ShellDaemonConnection
+        var daemonSession: String
+        var lastUsed: ContinuousClock.Instant
+    }
+
+    public let socketPath: String
+    private let maxConnections: Int
+    private var entries: [String: Entry] = [:]
+    private var requestCounter = 0
+
+    public init(socketPath: String, maxConnections: Int = 32) {
+        self.socketPath = socketPath
+        self.maxConnections = maxConnections
+    }
+
+    private func nextID(_ prefix: String) -> String {
+        requestCounter += 1
+        return "\(prefix)-\(requestCounter)"
+    }
+
+    /// Runs `command` in `session`'s shell. `onAccepted` is called once the daemon has started it.
+    public func run(
+        _ command: String, session: String, timeoutSeconds: Int, maxOutputBytes: Int
+    ) async throws -> ShellCommandResult {
+        var attempt = 0
+        while true {
+            attempt += 1
+            let entry = try await entry(for: session)
+            var accepted = false
+            do {
+                let exec = try await entry.connection.call(
+                    ShellRequest(
+                        requestID: nextID("exec"),
+                        .execCommand(
+                            sessionID: entry.daemonSession, command: command, timeoutSeconds: timeoutSeconds,
+                            maxOutputBytes: maxOutputBytes)))
+                switch exec.body {
+                case .commandAccepted: accepted = true
+                case .error(let message): throw ShellClientError.refused(message)
+                default: throw ShellClientError.protocolError("unexpected `\(exec.op)` reply to exec_command")
+                }
+                return try await collect(entry)
+            } catch let error as ShellClientError {
+                switch error {
+                case .refused: throw error
+                case .unavailable, .connectionLost, .protocolError:
+                    drop(session)
+                    // Reconnect once, but never rerun a command that may already have had effects.
+                    if attempt == 1, !accepted { continue }
+                    if accepted {
+                        throw ShellClientError.connectionLost(
+                            "the shell sandbox restarted while the command ran (\(error)); its output is lost and it "
+                                + "may have run partly — check before running it again")
+                    }
+                    throw error
+                }
+            } catch {
+                drop(session)
+                throw error
+            }
+        }
+    }
+
+    private func collect(_ entry: Entry) async throws -> ShellCommandResult {
+        var stdout: [UInt8] = []
+        var stderr: [UInt8] = []
+        while true {
+            let response = try await entry.connection.call(
+                ShellRequest(
+                    requestID: nextID("stream"),
+                    .streamOutput(sessionID: entry.daemonSession, maxBytes: 256 << 10, waitMilliseconds: 5000)))
+            switch response.body {
+            case .output(_, let chunk):
+                if chunk.stream == .stdout { stdout += chunk.data.utf8 } else { stderr += chunk.data.utf8 }
+                if chunk.eof {
+                    return ShellCommandResult(
+                        stdout: String(decoding: stdout, as: UTF8.self),
+                        stderr: String(decoding: stderr, as: UTF8.self),
+                        exitStatus: chunk.exitStatus ?? ShellExitStatus(), truncated: chunk.truncated,
+                        totalBytes: chunk.totalBytes)
+                }
+            case .error(let message): throw ShellClientError.refused(message)
+            default: throw ShellClientError.protocolError("unexpected `\(response.op)` reply to stream_output")
+            }
+        }
+    }
+
+    private func entry(for session: String) async throws -> Entry {
+        if var entry = entries[session], !entry.connection.isClosed {
+            entry.lastUsed = .now
+            entries[session] = entry
+            return entry
+        }
+        drop(session)
+        if entries.count >= maxConnections,
+            let oldest = entries.min(by: { $0.value.lastUsed < $1.value.lastUsed })?.key
+        {
+            drop(oldest)
+        }
+        let connection = try await ShellDaemonConnection.connect(to: socketPath)
+        let reply = try await connection.call(
+            ShellRequest(requestID: nextID("spawn"), .spawnSession(shell: nil, cwd: "/shared", env: [:])))
+        guard case .sessionSpawned(let id) = reply.body else {
+            connection.close()
+            if case .error(let message) = reply.body { throw ShellClientError.refused(message) }
+            throw ShellClientError.protocolError("unexpected `\(reply.op)` reply to spawn_session")
+        }
+        let entry = Entry(connection: connection, daemonSession: id, lastUsed: .now)
+        entries[session] = entry
+        return entry
+    }
+
+    private func drop(_ session: String) {
+        entries.removeValue(forKey: session)?.connection.close()
+    }
+
+    /// Closes every connection (the daemon kills their commands).
+    public func closeAll() {
+        for entry in entries.values { entry.connection.close() }
+        entries = [:]
+    }
+}
+
+/// `shell_exec`: runs a command line in the user's sandboxed shell after the policy allows every
+/// program in it.
+public struct ShellExecTool: TypedTool {
+    public struct Arguments: Decodable, Sendable {
+        var command: String
+        var timeoutSecs: Int?
+        enum CodingKeys: String, CodingKey {
+            case command
+            case timeoutSecs = "timeout_secs"
+        }
+    }
+
+    let policy: ShellPolicy
+    let sessions: ShellSessions
+    let maxTimeout: Int
+    let maxOutputBytes: Int
+
+    public init(config: ShellToolsConfig, sessions: ShellSessions) {
+        policy = ShellPolicy(config)
+        self.sessions = sessions
+        maxTimeout = config.commandTimeoutSecs
+        maxOutputBytes = config.maxOutputBytes
+    }
+
+    public var safety: SafetyTier { .sideEffecting }
+    public var timeout: Duration { .seconds(maxTimeout + 15) }
+    public var declaration: ToolDeclaration {
+        ToolDeclaration(
+            name: "shell_exec",
+            description: "Run a shell command line (/bin/sh) in a sandbox that sees only /shared (the working "
+                + "directory) and /tmp, with no network. Returns the exit status, stdout and stderr. Only "
+                + "allowed programs may run; every program in a pipeline or list is checked.",
+            parameters: Schema.object(
+                [
+                    "command": Schema.string(
+                        "The command line, e.g. `ls -la` or `grep -rn TODO . | head`", minLength: 1),
+                    "timeout_secs": Schema.integer(
+                        "Seconds before the command is killed (default and maximum \(maxTimeout))", minimum: 1,
+                        maximum: maxTimeout),
+                ], required: ["command"]))
+    }
+
+    public func run(_ arguments: Arguments, context: ToolContext) async throws -> ToolOutput {
+        if case .refused(let reason) = policy.check(arguments.command) {
+            throw ToolError.blocked(tool: "shell_exec", reason: "CommandNotAllowed", detail: reason)
+        }
+        let result: ShellCommandResult
+        do {
+            result = try await sessions.run(
+                arguments.command, session: context.session?.rawValue ?? "default",
+                timeoutSeconds: min(arguments.timeoutSecs ?? maxTimeout, maxTimeout), maxOutputBytes: maxOutputBytes)
+        } catch let error as ShellClientError {
+            throw ToolError.executionFailed(tool: "shell_exec", message: error.description)
+        }
+        return ToolOutput(Self.render(result, timeout: min(arguments.timeoutSecs ?? maxTimeout, maxTimeout)))
+    }
+
+    static func render(_ result: ShellCommandResult, timeout: Int) -> String {
+        var lines: [String] = []
+        let status = result.exitStatus
+        if status.timedOut {
+            lines.append("exit_status: timed out after \(timeout) s (the command and its children were killed)")
+        } else if let code = status.code {
+            lines.append("exit_status: \(code)")
+        } else if let signal = status.signal {
+            lines.append("exit_status: killed by signal \(signal)")
+        }
+        let stdout = result.stdout.trimmingTrailingNewlines
+        let stderr = result.stderr.trimmingTrailingNewlines
+        if stdout.isEmpty, stderr.isEmpty { lines.append("(no output)") }
+        if !stdout.isEmpty { lines.append("stdout:\n" + stdout) }
+        if !stderr.isEmpty { lines.append("stderr:\n" + stderr) }
+        if result.truncated {
+            lines.append("[the shell kept only part of the output: \(result.totalBytes) bytes in total]")
+        }
+        return lines.joined(separator: "\n")
+    }
+}
+
+extension String {
+    fileprivate var trimmingTrailingNewlines: String {
+        var text = Substring(self)
+        while text.last == "\n" || text.last == "\r" { text = text.dropLast() }
+        return String(text)
+    }
+}
