@@ -180,7 +180,7 @@ let package = Package(
             dependencies: [
                 "OxydraRunner", "OxydraTesting", "OxydraSandbox", "OxydraTools", "runner", "oxydra-vm", "shell-daemon",
                 "oxydra-tui",
-            ],
+            ] + nio,
             swiftSettings: swiftSettings
         ),
     ]

@@ -139,6 +139,8 @@ public enum ShellSandbox {
         arguments += ["--ro-bind", spec.daemonExecutable, spec.daemonExecutable]
         arguments += ["--proc", "/proc", "--dev", "/dev"]
         arguments += ["--bind", spec.sharedDirectory, "/shared", "--bind", spec.tmpDirectory, "/tmp"]
+        // Everything but /shared and /tmp is read-only, including bubblewrap's own root and /dev.
+        arguments += ["--remount-ro", "/dev", "--remount-ro", "/"]
         arguments += ["--chdir", "/shared", "--", spec.daemonExecutable, "--listen-fd", "3"]
         return arguments
     }
