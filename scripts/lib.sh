@@ -5,7 +5,8 @@
 # System packages the build and the tests need (Debian/Ubuntu names).
 #   libstdc++-12-dev, libc6-dev: C/C++ headers for TOMLKit's toml++ core.
 #   zlib1g-dev, libsqlite3-dev: the HTTP client's compression and the memory store (SQLite).
-OXYDRA_APT_PACKAGES=(libc6-dev libstdc++-12-dev zlib1g-dev libsqlite3-dev)
+#   bubblewrap: the shell sandbox of the process tier (without it shell tools are disabled).
+OXYDRA_APT_PACKAGES=(libc6-dev libstdc++-12-dev zlib1g-dev libsqlite3-dev bubblewrap)
 # Extra packages for the tests: tmux drives the terminal UI in its end-to-end test.
 OXYDRA_TEST_APT_PACKAGES=(tmux)
 
