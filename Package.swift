@@ -128,7 +128,7 @@ let package = Package(
             name: "oxydra-benchmarks",
             dependencies: [
                 "OxydraProviders", "OxydraRuntime", "OxydraTools", "OxydraMemory", "OxydraTesting", "OxydraRunner",
-                "OxydraTUI", "OxydraSandbox", "oxydra-vm", asyncHTTPClient,
+                "OxydraTUI", "OxydraSandbox", "oxydra-vm", "shell-daemon", asyncHTTPClient,
             ] + nio,
             path: "Benchmarks/OxydraBenchmarks",
             swiftSettings: swiftSettings

@@ -1,6 +1,6 @@
 // Oxydra benchmarks. Build and run in release:
 //
-//     swift run -c release oxydra-benchmarks [sse|provider|runtime|memory|guest|all]
+//     swift run -c release oxydra-benchmarks [sse|provider|runtime|memory|guest|shell|all]
 //
 // Each benchmark prints absolute figures and a ratio against a floor measured in the same run
 // on the same data, because absolute times on a shared machine are noise.
@@ -281,6 +281,7 @@ if which == "runtime" || which == "all" { try await benchmarkRuntime() }
 if which == "sse" || which == "all" { try benchmarkSSE() }
 if which == "provider" || which == "all" { try await benchmarkProvider() }
 if which == "guest" || which == "all" { try await benchmarkGuest() }
+if which == "shell" || which == "all" { try await benchmarkShell() }
 
 /// Where the provider's per-chunk time goes: JSON decoding of chunk payloads alone.
 func benchmarkDecode() throws {

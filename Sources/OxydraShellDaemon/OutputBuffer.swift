@@ -1,57 +1,103 @@
 import OxydraCore
 
-/// A command's output as it arrives: stdout and stderr pieces in the order they were read,
-/// capped at `limit` bytes kept (the rest counted and discarded), handed out in pieces that never
-/// split a UTF-8 character.
+/// A command's output as it arrives: stdout and stderr pieces in the order they were read, handed
+/// out in pieces that never split a UTF-8 character.
+///
+/// At most `limit` bytes are kept: the first half as it comes (so a client sees output live), and
+/// the last half in a rolling window delivered when the command ends — the end of a long build log
+/// is usually what matters. What falls between is counted and dropped, and the first piece after
+/// the gap says how many bytes were skipped.
 final class OutputBuffer: @unchecked Sendable {
+    private typealias Segment = (stream: ShellStream, bytes: [UInt8])
+
     private let monitor = Monitor()
-    private let limit: Int
-    private var segments: [(stream: ShellStream, bytes: [UInt8])] = []
+    private let headLimit: Int
+    private let tailLimit: Int
+    /// Ready to hand out.
+    private var segments: [Segment] = []
     private var headOffset = 0
     /// Trailing bytes of an incomplete UTF-8 character, per stream, held until the rest arrives.
     private var pending: [ShellStream: [UInt8]] = [:]
-    private var kept = 0
+    private var headBytes = 0
+    /// The rolling window of the latest output once the head is full.
+    private var tail: [Segment] = []
+    private var tailBytes = 0
+    private var skipped = 0
     private var total = 0
-    private var truncated = false
     private var exitStatus: ShellExitStatus?
 
-    init(limit: Int) { self.limit = limit }
+    init(limit: Int) {
+        headLimit = max(1, limit / 2)
+        tailLimit = max(1, limit - limit / 2)
+    }
 
     func append(_ bytes: UnsafeRawBufferPointer, from stream: ShellStream) {
         monitor.locked {
             total += bytes.count
-            guard kept < limit else {
-                truncated = true
-                return
+            var rest = bytes[...]
+            if headBytes < headLimit {
+                let room = headLimit - headBytes
+                let taken = rest.prefix(room)
+                rest = rest.dropFirst(taken.count)
+                headBytes += taken.count
+                var data = pending.removeValue(forKey: stream) ?? []
+                data.append(contentsOf: taken)
+                // Hold back an incomplete character unless the head just filled up.
+                let complete = rest.isEmpty ? Self.completePrefixLength(data) : data.count
+                if complete < data.count { pending[stream] = Array(data[complete...]) }
+                if complete > 0 {
+                    if let last = segments.last, last.stream == stream {
+                        segments[segments.count - 1].bytes.append(contentsOf: data[..<complete])
+                    } else {
+                        segments.append((stream, Array(data[..<complete])))
+                    }
+                    monitor.broadcast()
+                }
             }
-            var data = pending.removeValue(forKey: stream) ?? []
-            let room = limit - kept
-            if bytes.count > room {
-                data.append(contentsOf: bytes.prefix(room))
-                truncated = true
+            guard !rest.isEmpty else { return }
+            if let last = tail.last, last.stream == stream {
+                tail[tail.count - 1].bytes.append(contentsOf: rest)
             } else {
-                data.append(contentsOf: bytes)
+                tail.append((stream, Array(rest)))
             }
-            let complete = Self.completePrefixLength(data)
-            if complete < data.count { pending[stream] = Array(data[complete...]) }
-            guard complete > 0 else { return }
-            kept += complete
-            if let last = segments.last, last.stream == stream {
-                segments[segments.count - 1].bytes.append(contentsOf: data[..<complete])
+            tailBytes += rest.count
+            trimTail()
+        }
+    }
+
+    /// Drops the oldest tail bytes beyond the window, then any continuation bytes at its start.
+    private func trimTail() {
+        var excess = tailBytes - tailLimit
+        while excess > 0, !tail.isEmpty {
+            let count = tail[0].bytes.count
+            if count <= excess {
+                tail.removeFirst()
+                tailBytes -= count
+                skipped += count
+                excess -= count
             } else {
-                segments.append((stream, Array(data[..<complete])))
+                var drop = excess
+                while drop < count, tail[0].bytes[drop] & 0xC0 == 0x80 { drop += 1 }
+                tail[0].bytes.removeFirst(drop)
+                tailBytes -= drop
+                skipped += drop
+                excess = 0
+                if tail[0].bytes.isEmpty { tail.removeFirst() }
             }
-            monitor.broadcast()
         }
     }
 
     func finish(_ status: ShellExitStatus) {
         monitor.locked {
             for stream in [ShellStream.stdout, .stderr] {
-                if let rest = pending.removeValue(forKey: stream), !rest.isEmpty {
-                    segments.append((stream, rest))
-                }
+                if let rest = pending.removeValue(forKey: stream), !rest.isEmpty { segments.append((stream, rest)) }
             }
+            if skipped > 0, let first = tail.first {
+                // A marker segment: the first tail piece reports the gap before it.
+                segments.append((first.stream, []))
+            }
+            segments += tail
+            tail = []
             exitStatus = status
             monitor.broadcast()
         }
@@ -59,7 +105,7 @@ final class OutputBuffer: @unchecked Sendable {
 
     var isFinished: Bool { monitor.locked { exitStatus != nil } }
 
-    /// The next piece, waiting up to `wait` nanoseconds for output when none is buffered.
+    /// The next piece, waiting up to `waitNanoseconds` for output when none is buffered.
     func next(maxBytes: Int, waitNanoseconds: UInt64) -> ShellOutputChunk {
         monitor.locked {
             let deadline = Monotonic.now + waitNanoseconds
@@ -67,9 +113,14 @@ final class OutputBuffer: @unchecked Sendable {
                 if !monitor.wait(until: deadline), Monotonic.now >= deadline { break }
             }
             guard !segments.isEmpty else {
-                return ShellOutputChunk(
-                    stream: .stdout, data: "", eof: exitStatus != nil, exitStatus: exitStatus, truncated: truncated,
-                    totalBytes: total)
+                return chunk(.stdout, "", skippedBefore: 0)
+            }
+            var skippedBefore = 0
+            if segments[0].bytes.isEmpty {
+                // The gap marker.
+                segments.removeFirst()
+                skippedBefore = skipped
+                guard !segments.isEmpty else { return chunk(.stdout, "", skippedBefore: skippedBefore) }
             }
             let head = segments[0]
             let available = head.bytes.count - headOffset
@@ -86,11 +137,15 @@ final class OutputBuffer: @unchecked Sendable {
                 segments.removeFirst()
                 headOffset = 0
             }
-            let eof = segments.isEmpty && exitStatus != nil
-            return ShellOutputChunk(
-                stream: head.stream, data: text, eof: eof, exitStatus: eof ? exitStatus : nil, truncated: truncated,
-                totalBytes: total)
+            return chunk(head.stream, text, skippedBefore: skippedBefore)
         }
+    }
+
+    private func chunk(_ stream: ShellStream, _ text: String, skippedBefore: Int) -> ShellOutputChunk {
+        let eof = segments.isEmpty && exitStatus != nil
+        return ShellOutputChunk(
+            stream: stream, data: text, eof: eof, exitStatus: eof ? exitStatus : nil, truncated: skipped > 0,
+            totalBytes: total, skippedBefore: skippedBefore)
     }
 
     /// The length of the longest prefix that does not end inside a UTF-8 character.

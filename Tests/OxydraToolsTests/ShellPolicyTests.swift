@@ -157,3 +157,31 @@ struct ShellPolicyTests {
         #expect(!ShellPolicy.matches("ls", "lsof"))
     }
 }
+
+@Suite("shell_exec output")
+struct ShellExecRenderingTests {
+    @Test func longOutputShowsItsBeginningAndEnd() {
+        let lines = (1...5000).map { "line \($0)" }.joined(separator: "\n")
+        let result = ShellCommandResult(
+            stdout: lines + "\n", stderr: "warning: x\n", exitStatus: ShellExitStatus(code: 1), truncated: false,
+            totalBytes: lines.utf8.count + 12)
+        let text = ShellExecTool.render(result, timeout: 60)
+        #expect(text.hasPrefix("exit_status: 1\nstdout:\nline 1\nline 2\n"))
+        #expect(text.contains("line 5000\nstderr:\nwarning: x"))
+        #expect(text.contains("bytes left out]…"))
+        #expect(text.utf8.count < 16 << 10)
+        #expect(text.hasSuffix("showing the beginning and the end]"))
+    }
+
+    @Test func statusLines() {
+        func render(_ status: ShellExitStatus, _ stdout: String = "") -> String {
+            ShellExecTool.render(
+                ShellCommandResult(stdout: stdout, stderr: "", exitStatus: status, truncated: false, totalBytes: 0),
+                timeout: 5)
+        }
+        #expect(render(ShellExitStatus(code: 0)) == "exit_status: 0\n(no output)")
+        #expect(render(ShellExitStatus(signal: 9)).hasPrefix("exit_status: killed by signal 9"))
+        #expect(render(ShellExitStatus(signal: 9, timedOut: true)).hasPrefix("exit_status: timed out after 5 s"))
+        #expect(render(ShellExitStatus(code: 0), "é\n\n") == "exit_status: 0\nstdout:\né")
+    }
+}

@@ -203,6 +203,16 @@ struct ShellDaemonTests {
         #expect(big.last.truncated)
         #expect(big.last.totalBytes == 200_000)
         #expect(big.last.exitStatus?.code == 0)
+        // The first and last halves are kept, the gap is reported where it is.
+        let long = try await session.run("seq 1 100000; echo tail-marker >&2", maxOutput: 2000)
+        let kept = long.chunks.map(\.data).joined()
+        #expect(kept.hasPrefix("1\n2\n3\n"))
+        #expect(long.chunks.text(.stdout).hasSuffix("99999\n100000\n"))
+        #expect(long.chunks.text(.stderr) == "tail-marker\n")
+        let gap = long.chunks.map(\.skippedBefore).reduce(0, +)
+        #expect(gap > 0)
+        #expect(kept.utf8.count + gap == long.last.totalBytes)
+        #expect(kept.utf8.count <= 2000)
         // Three-byte characters read 4 bytes at a time: every piece is whole characters.
         let text = String(repeating: "€uro ", count: 50)
         let multibyte = try await session.run("printf '%s' '\(text)'", maxBytes: 4)

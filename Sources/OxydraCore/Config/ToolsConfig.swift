@@ -42,8 +42,9 @@ public struct ShellToolsConfig: ConfigSection, Hashable {
     public var envKeys: [String] = []
     /// Default and largest timeout of one command.
     public var commandTimeoutSecs = 60
-    /// Output kept per command (stdout and stderr together); the rest is counted and discarded.
-    public var maxOutputBytes = 1 << 20
+    /// Output kept per command (stdout and stderr together): its first and last halves; the middle
+    /// is counted and dropped.
+    public var maxOutputBytes = 64 << 10
 
     public init() {}
 

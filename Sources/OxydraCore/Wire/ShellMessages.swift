@@ -151,15 +151,20 @@ public struct ShellOutputChunk: Sendable, Hashable {
     public var eof: Bool
     /// Present with `eof`.
     public var exitStatus: ShellExitStatus?
-    /// True when output beyond the command's `max_output_bytes` was discarded.
+    /// True when output beyond the command's `max_output_bytes` was discarded (the middle of it:
+    /// the first and last halves are kept).
     public var truncated: Bool
     /// Bytes the command wrote in total (stdout and stderr), including discarded ones.
     public var totalBytes: Int
+    /// Bytes dropped right before this piece (the gap between the kept head and tail of a long
+    /// output); 0 normally.
+    public var skippedBefore: Int
 
     public init(
         stream: ShellStream, data: String, eof: Bool, exitStatus: ShellExitStatus? = nil, truncated: Bool = false,
-        totalBytes: Int = 0
+        totalBytes: Int = 0, skippedBefore: Int = 0
     ) {
+        self.skippedBefore = skippedBefore
         self.stream = stream
         self.data = data
         self.eof = eof
@@ -214,6 +219,7 @@ public struct ShellResponse: Sendable, Hashable {
             if let status = chunk.exitStatus { payload["exit_status"] = status.json }
             payload["truncated"] = .bool(chunk.truncated)
             payload["total_bytes"] = .integer(chunk.totalBytes)
+            if chunk.skippedBefore > 0 { payload["skipped_bytes_before"] = .integer(chunk.skippedBefore) }
         case .sessionKilled(let killed):
             payload["killed"] = .bool(killed)
         case .error(let message):
@@ -243,7 +249,8 @@ public struct ShellResponse: Sendable, Hashable {
                         try ShellExitStatus(reader)
                     },
                     truncated: try payload.bool("truncated", default: false),
-                    totalBytes: try payload.optionalInt("total_bytes") ?? 0))
+                    totalBytes: try payload.optionalInt("total_bytes") ?? 0,
+                    skippedBefore: try payload.optionalInt("skipped_bytes_before") ?? 0))
         case "kill_session": body = .sessionKilled(killed: try payload.bool("killed", default: false))
         case "error": body = .error(try payload.optionalString("message") ?? "the shell daemon reported an error")
         default: throw WireError("response.op: unknown operation `\(op)`")

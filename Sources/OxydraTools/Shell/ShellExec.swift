@@ -87,6 +87,10 @@ public actor ShellSessions {
                     .streamOutput(sessionID: entry.daemonSession, maxBytes: 256 << 10, waitMilliseconds: 5000)))
             switch response.body {
             case .output(_, let chunk):
+                if chunk.skippedBefore > 0 {
+                    let marker = Array("\n…[\(chunk.skippedBefore) bytes of output left out]…\n".utf8)
+                    if chunk.stream == .stdout { stdout += marker } else { stderr += marker }
+                }
                 if chunk.stream == .stdout { stdout += chunk.data.utf8 } else { stderr += chunk.data.utf8 }
                 if chunk.eof {
                     return ShellCommandResult(
@@ -204,15 +208,28 @@ public struct ShellExecTool: TypedTool {
         } else if let signal = status.signal {
             lines.append("exit_status: killed by signal \(signal)")
         }
-        let stdout = result.stdout.trimmingTrailingNewlines
-        let stderr = result.stderr.trimmingTrailingNewlines
+        let stdout = excerpt(result.stdout.trimmingTrailingNewlines, budget: 10 << 10)
+        let stderr = excerpt(result.stderr.trimmingTrailingNewlines, budget: 5 << 10)
         if stdout.isEmpty, stderr.isEmpty { lines.append("(no output)") }
         if !stdout.isEmpty { lines.append("stdout:\n" + stdout) }
         if !stderr.isEmpty { lines.append("stderr:\n" + stderr) }
-        if result.truncated {
-            lines.append("[the shell kept only part of the output: \(result.totalBytes) bytes in total]")
+        if result.truncated || result.stdout.utf8.count > 10 << 10 || result.stderr.utf8.count > 5 << 10 {
+            lines.append("[long output: \(result.totalBytes) bytes in total; showing the beginning and the end]")
         }
         return lines.joined(separator: "\n")
+    }
+
+    /// The text, or its first third and last two thirds of `budget` bytes around a marker (the end of
+    /// a long log is usually what matters). Cuts fall on character boundaries.
+    static func excerpt(_ text: String, budget: Int) -> String {
+        let bytes = Array(text.utf8)
+        guard bytes.count > budget else { return text }
+        var headEnd = budget / 3
+        while headEnd > 0, bytes[headEnd] & 0xC0 == 0x80 { headEnd -= 1 }
+        var tailStart = bytes.count - (budget - budget / 3)
+        while tailStart < bytes.count, bytes[tailStart] & 0xC0 == 0x80 { tailStart += 1 }
+        return String(decoding: bytes[..<headEnd], as: UTF8.self)
+            + "\n…[\(tailStart - headEnd) bytes left out]…\n" + String(decoding: bytes[tailStart...], as: UTF8.self)
     }
 }
 

@@ -1,0 +1,120 @@
+import Foundation
+import OxydraConfig
+import OxydraCore
+import OxydraSandbox
+import OxydraTesting
+import OxydraTools
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// `shell_exec` through the tool, the daemon connection and the bubblewrap sandbox, against
+/// spawning the same `/bin/sh -c` command directly with Foundation's `Process` (the floor: any
+/// shell tool must at least start the shell and read its output). Sandbox start-up is paid once
+/// per guest and measured separately.
+func benchmarkShell() async throws {
+    guard let bwrap = ShellSandbox.findBubblewrap(environment: ["PATH": "/usr/bin:/bin"]) else {
+        print("shell: skipped (bubblewrap is not installed)")
+        return
+    }
+    if let problem = ShellSandbox.probe(bubblewrap: bwrap) {
+        print("shell: skipped (\(problem))")
+        return
+    }
+    let directory = try TemporaryDirectory(prefix: "oxydra-bench-shell")
+    defer { directory.remove() }
+    let shared = try directory.createDirectory("shared")
+    let tmp = try directory.createDirectory("tmp")
+    let socket = directory.path + "/shell.sock"
+    let executable = FilePaths.parent(ExecutableLocator.selfPath() ?? "") + "/shell-daemon"
+    let devNull = open("/dev/null", O_RDWR)
+    var options = ProcessSpawner.Options(standardInput: devNull, standardOutput: devNull, standardError: devNull)
+    options.deathSignal = SIGKILL
+
+    // Sandbox start-up: supervisor + bubblewrap + daemon until the first session answers.
+    var startups: [Double] = []
+    var supervisor: pid_t = 0
+    for round in 0..<10 {
+        unlink(socket)
+        let start = clock.now
+        supervisor = try ProcessSpawner.spawn(
+            executable,
+            arguments: [
+                "sandbox", "--socket", socket, "--bwrap", bwrap, "--shared", shared, "--tmp", tmp, "--etc",
+                directory.path + "/etc", "--parent", String(getpid()),
+            ], environment: ["PATH=/usr/bin:/bin"], options: options)
+        while true {
+            if let connection = try? await ShellDaemonConnection.connect(to: socket),
+                let reply = try? await connection.call(
+                    ShellRequest(requestID: "r", .spawnSession(shell: nil, cwd: nil, env: [:]))),
+                case .sessionSpawned = reply.body
+            {
+                connection.close()
+                break
+            }
+            try await Task.sleep(for: .milliseconds(1))
+        }
+        startups.append(seconds(clock.now - start))
+        if round < 9 {
+            kill(supervisor, SIGKILL)
+            waitpid(supervisor, nil, 0)
+        }
+    }
+    defer {
+        kill(supervisor, SIGKILL)
+        waitpid(supervisor, nil, 0)
+    }
+
+    var config = ShellToolsConfig()
+    config.allow = ["*"]
+    config.maxOutputBytes = 4 << 20
+    let sessions = ShellSessions(socketPath: socket)
+    let tool = ShellExecTool(config: config, sessions: sessions)
+    let context = ToolContext(session: SessionID("bench"))
+
+    func direct(_ command: String) throws -> Double {
+        let start = clock.now
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        process.arguments = ["-c", command]
+        process.currentDirectoryURL = URL(fileURLWithPath: shared)
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        _ = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        precondition(process.terminationStatus == 0 && data.count >= 0)
+        return seconds(clock.now - start)
+    }
+    func throughTool(_ command: String) async throws -> Double {
+        let start = clock.now
+        let output = try await tool.run(["command": .string(command)], context: context)
+        precondition(output.text.hasPrefix("exit_status: 0"), output.text)
+        return seconds(clock.now - start)
+    }
+
+    let big = "head -c 1000000 /dev/zero | tr '\\\\0' a"
+    for (label, command, rounds) in [("`true`", "true", 300), ("1 MB of output", big, 60)] {
+        for _ in 0..<10 {
+            _ = try direct(command)
+            _ = try await throughTool(command)
+        }
+        var floor: [Double] = []
+        var ours: [Double] = []
+        for _ in 0..<rounds {
+            floor.append(try direct(command))
+            ours.append(try await throughTool(command))
+        }
+        print(
+            "shell: \(label) through shell_exec (policy, daemon, sandbox) median \(String(format2: median(ours) * 1000)) ms "
+                + "vs spawning /bin/sh directly \(String(format2: median(floor) * 1000)) ms; ratio "
+                + "\(String(format2: median(ours) / median(floor)))x (target ≤ 1.5x)")
+    }
+    print(
+        "shell: sandbox start-up (supervisor + bubblewrap + daemon, once per guest) median "
+            + "\(String(format2: median(startups) * 1000)) ms")
+}
