@@ -41,7 +41,7 @@ func benchmarkShell() async throws {
         supervisor = try ProcessSpawner.spawn(
             executable,
             arguments: [
-                "sandbox", "--socket", socket, "--bwrap", bwrap, "--shared", shared, "--tmp", tmp, "--etc",
+                "--sandbox", "--socket", socket, "--bwrap", bwrap, "--shared", shared, "--tmp", tmp, "--etc",
                 directory.path + "/etc", "--parent", String(getpid()),
             ], environment: ["PATH=/usr/bin:/bin"], options: options)
         while true {
@@ -66,11 +66,14 @@ func benchmarkShell() async throws {
         waitpid(supervisor, nil, 0)
     }
 
+    // The default configuration keeps 64 KiB of a command's output (its first and last halves);
+    // `keepAll` keeps up to 4 MiB, so the whole megabyte crosses the socket as JSON.
     var config = ShellToolsConfig()
     config.allow = ["*"]
-    config.maxOutputBytes = 4 << 20
     let sessions = ShellSessions(socketPath: socket)
     let tool = ShellExecTool(config: config, sessions: sessions)
+    config.maxOutputBytes = 4 << 20
+    let keepAll = ShellExecTool(config: config, sessions: sessions)
     let context = ToolContext(session: SessionID("bench"))
 
     func direct(_ command: String) throws -> Double {
@@ -87,27 +90,32 @@ func benchmarkShell() async throws {
         let data = out.fileHandleForReading.readDataToEndOfFile()
         _ = err.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        precondition(process.terminationStatus == 0 && data.count >= 0)
+        precondition(
+            process.terminationStatus == 0
+                && (command == "true" || data.count == 1_000_000 && data.last == UInt8(ascii: "a")))
         return seconds(clock.now - start)
     }
-    func throughTool(_ command: String) async throws -> Double {
+    func throughTool(_ command: String, _ tool: ShellExecTool) async throws -> Double {
         let start = clock.now
         let output = try await tool.run(["command": .string(command)], context: context)
         precondition(output.text.hasPrefix("exit_status: 0"), output.text)
         return seconds(clock.now - start)
     }
 
-    let big = "head -c 1000000 /dev/zero | tr '\\\\0' a"
-    for (label, command, rounds) in [("`true`", "true", 300), ("1 MB of output", big, 60)] {
+    let big = "head -c 1000000 /dev/zero | tr '\\0' a"
+    for (label, command, rounds, tool) in [
+        ("`true`", "true", 300, tool), ("1 MB of output (default: 64 KiB kept)", big, 60, tool),
+        ("1 MB of output (all of it kept and sent)", big, 60, keepAll),
+    ] {
         for _ in 0..<10 {
             _ = try direct(command)
-            _ = try await throughTool(command)
+            _ = try await throughTool(command, tool)
         }
         var floor: [Double] = []
         var ours: [Double] = []
         for _ in 0..<rounds {
             floor.append(try direct(command))
-            ours.append(try await throughTool(command))
+            ours.append(try await throughTool(command, tool))
         }
         print(
             "shell: \(label) through shell_exec (policy, daemon, sandbox) median \(String(format2: median(ours) * 1000)) ms "

@@ -46,52 +46,6 @@ static void oxydra_close_from(int first, int keep) {
     }
 }
 
-int oxydra_spawn_detached(const char *path, char *const argv[], char *const envp[], const char *cwd,
-                          int stdin_fd, int stdout_fd, int stderr_fd, int *exec_errno) {
-    int report[2];
-    *exec_errno = 0;
-    if (pipe2(report, O_CLOEXEC) != 0) { *exec_errno = errno; return -1; }
-    pid_t pid = fork();
-    if (pid < 0) {
-        *exec_errno = errno;
-        close(report[0]);
-        close(report[1]);
-        return -1;
-    }
-    if (pid == 0) {
-        sigset_t empty;
-        sigemptyset(&empty);
-        sigprocmask(SIG_SETMASK, &empty, NULL);
-        setsid();
-        int failure = 0;
-        if (dup2(stdin_fd, 0) < 0 || dup2(stdout_fd, 1) < 0 || dup2(stderr_fd, 2) < 0) failure = errno;
-        int keep = report[1];
-        if (keep <= 2) { keep = fcntl(keep, F_DUPFD_CLOEXEC, 3); }
-        oxydra_close_from(3, keep);
-        if (!failure && cwd && chdir(cwd) != 0) failure = errno;
-        if (!failure) {
-            execve(path, argv, envp);
-            failure = errno;
-        }
-        ssize_t ignored = write(keep, &failure, sizeof(failure));
-        (void)ignored;
-        _exit(127);
-    }
-    close(report[1]);
-    int child_errno = 0;
-    ssize_t got;
-    do {
-        got = read(report[0], &child_errno, sizeof(child_errno));
-    } while (got < 0 && errno == EINTR);
-    close(report[0]);
-    if (got == (ssize_t)sizeof(child_errno)) {
-        *exec_errno = child_errno;
-        waitpid(pid, NULL, 0);
-        return -1;
-    }
-    return pid;
-}
-
 #include <sys/resource.h>
 #include <sched.h>
 
@@ -114,7 +68,11 @@ int oxydra_spawn(const char *path, char *const argv[], char *const envp[], const
             if (prctl(PR_SET_PDEATHSIG, options->death_signal, 0, 0, 0) != 0) failure = errno;
             if (getppid() != parent) _exit(127);
         }
-        if (options->new_process_group && setpgid(0, 0) != 0 && !failure) failure = errno;
+        if (options->new_session) {
+            if (setsid() < 0 && !failure) failure = errno;
+        } else if (options->new_process_group && setpgid(0, 0) != 0 && !failure) {
+            failure = errno;
+        }
         sigset_t empty;
         sigemptyset(&empty);
         for (int sig = 1; sig < NSIG; sig++) {
@@ -263,10 +221,4 @@ int oxydra_landlock_add_path_rule(int ruleset_fd, int parent_fd, uint64_t allowe
     (void)ruleset_fd; (void)parent_fd; (void)allowed_access; errno = ENOSYS; return -1;
 }
 int oxydra_landlock_restrict_self(int ruleset_fd) { (void)ruleset_fd; errno = ENOSYS; return -1; }
-int oxydra_spawn_detached(const char *path, char *const argv[], char *const envp[], const char *cwd,
-                          int stdin_fd, int stdout_fd, int stderr_fd, int *exec_errno) {
-    (void)path; (void)argv; (void)envp; (void)cwd; (void)stdin_fd; (void)stdout_fd; (void)stderr_fd;
-    *exec_errno = ENOSYS;
-    return -1;
-}
 #endif

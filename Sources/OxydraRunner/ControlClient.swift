@@ -1,4 +1,5 @@
 import OxydraCore
+import OxydraSandbox
 
 #if canImport(Glibc)
     import Glibc
@@ -11,39 +12,21 @@ public enum ControlClient {
     public static func request(_ request: ControlRequest, socket path: String, timeout: Duration = .seconds(10))
         throws(ControlClientError) -> ControlResponse
     {
-        let fd = Glibc.socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw .failed("cannot create a socket: \(errorText())") }
+        let fd: Int32
+        do {
+            fd = try UnixSocket.connect(to: path)
+        } catch {
+            if error.errorNumber == ENOENT || error.errorNumber == ECONNREFUSED {
+                throw .notRunning("no guest is listening on \(path)")
+            }
+            throw .failed(error.description)
+        }
         defer { close(fd) }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        let capacity = MemoryLayout.size(ofValue: address.sun_path)
-        guard bytes.count < capacity else {
-            throw .failed(
-                "the control socket path \(path) is \(bytes.count) bytes, longer than the \(capacity - 1) bytes a Unix "
-                    + "socket path may have; use a shorter workspace_root")
-        }
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
-        }
         var seconds = timeval(
             tv_sec: Int(timeout.components.seconds),
             tv_usec: Int(timeout.components.attoseconds / 1_000_000_000_000))
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &seconds, socklen_t(MemoryLayout<timeval>.size))
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &seconds, socklen_t(MemoryLayout<timeval>.size))
-        let connected = withUnsafePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-            }
-        }
-        if connected != 0 {
-            let code = errno
-            if code == ENOENT || code == ECONNREFUSED {
-                throw .notRunning("no guest is listening on \(path)")
-            }
-            throw .failed("cannot connect to \(path): \(String(cString: strerror(code)))")
-        }
         let frame = LengthPrefixedFrame.encode(request.json)
         var sent = 0
         while sent < frame.count {

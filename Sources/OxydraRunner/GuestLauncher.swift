@@ -1,6 +1,6 @@
-import CSystemShims
 import OxydraConfig
 import OxydraCore
+import OxydraSandbox
 
 #if canImport(Glibc)
     import Glibc
@@ -28,20 +28,20 @@ public enum DetachedProcess {
             throw RunnerError(
                 "cannot open the guest's log files in \(FilePaths.parent(standardOutput)): \(errorText())")
         }
-        var execErrno: Int32 = 0
-        let argv = [executable] + arguments
-        let envp = environment.map { "\($0.key)=\($0.value)" }
-        let pid = withCStrings(argv) { argvPointer in
-            withCStrings(envp) { envPointer in
-                oxydra_spawn_detached(
-                    executable, argvPointer, envPointer, workingDirectory, pipe[0], out, err, &execErrno)
-            }
+        var options = ProcessSpawner.Options(standardInput: pipe[0], standardOutput: out, standardError: err)
+        options.workingDirectory = workingDirectory
+        options.newSession = true
+        let pid: Int32
+        do {
+            pid = try ProcessSpawner.spawn(
+                executable, arguments: arguments, environment: environment.map { "\($0.key)=\($0.value)" },
+                options: options)
+        } catch {
+            close(pipe[0])
+            close(pipe[1])
+            throw RunnerError("cannot start \(executable): \(error)")
         }
         close(pipe[0])
-        guard pid > 0 else {
-            close(pipe[1])
-            throw RunnerError("cannot start \(executable): \(String(cString: strerror(execErrno)))")
-        }
         // The guest reads exactly one frame; a closed pipe afterwards is fine.
         var remaining = input[...]
         while !remaining.isEmpty {
@@ -73,12 +73,4 @@ public enum DetachedProcess {
     }
 
     private static func errorText() -> String { String(cString: strerror(errno)) }
-
-    private static func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafeMutablePointer<CChar>?>) -> R)
-        -> R
-    {
-        let pointers = strings.map { strdup($0) } + [nil]
-        defer { for pointer in pointers { free(pointer) } }
-        return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
-    }
 }

@@ -18,6 +18,8 @@ public enum ProcessSpawner {
         /// A descriptor the child receives as descriptor 3.
         public var passDescriptor: Int32?
         public var newProcessGroup = false
+        /// A new session (implies a new process group): for processes that outlive their starter.
+        public var newSession = false
         /// Signal delivered to the child when the spawning process exits.
         public var deathSignal: Int32?
         public var maxProcesses: Int?
@@ -42,7 +44,8 @@ public enum ProcessSpawner {
         var raw = oxydra_spawn_options(
             cwd: nil, stdin_fd: options.standardInput, stdout_fd: options.standardOutput,
             stderr_fd: options.standardError, pass_fd: options.passDescriptor ?? -1,
-            new_process_group: options.newProcessGroup ? 1 : 0, death_signal: options.deathSignal ?? 0,
+            new_process_group: options.newProcessGroup ? 1 : 0, new_session: options.newSession ? 1 : 0,
+            death_signal: options.deathSignal ?? 0,
             limit_processes: Int64(options.maxProcesses ?? 0), limit_data: Int64(options.maxDataBytes ?? 0))
         var execErrno: Int32 = 0
         let pid = CStringArray.with([executable] + arguments) { argv in

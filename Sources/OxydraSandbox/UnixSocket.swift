@@ -10,7 +10,12 @@ import OxydraCore
 public enum UnixSocket {
     public struct Failure: Error, Sendable, CustomStringConvertible {
         public var description: String
-        public init(_ description: String) { self.description = description }
+        /// `errno` of the failed call, 0 when not a system call failure.
+        public var errorNumber: Int32
+        public init(_ description: String, errorNumber: Int32 = 0) {
+            self.description = description
+            self.errorNumber = errorNumber
+        }
     }
 
     static func address(_ path: String) throws(Failure) -> sockaddr_un {
@@ -74,9 +79,9 @@ public enum UnixSocket {
             }
         }
         guard connected == 0 else {
-            let message = errorText()
+            let code = errno
             close(fd)
-            throw Failure("cannot connect to \(path): \(message)")
+            throw Failure("cannot connect to \(path): \(String(cString: strerror(code)))", errorNumber: code)
         }
         return fd
     }

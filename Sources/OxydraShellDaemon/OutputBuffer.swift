@@ -46,7 +46,7 @@ final class OutputBuffer: @unchecked Sendable {
                 let complete = rest.isEmpty ? Self.completePrefixLength(data) : data.count
                 if complete < data.count { pending[stream] = Array(data[complete...]) }
                 if complete > 0 {
-                    if let last = segments.last, last.stream == stream {
+                    if segments.last?.stream == stream {
                         segments[segments.count - 1].bytes.append(contentsOf: data[..<complete])
                     } else {
                         segments.append((stream, Array(data[..<complete])))
@@ -55,7 +55,7 @@ final class OutputBuffer: @unchecked Sendable {
                 }
             }
             guard !rest.isEmpty else { return }
-            if let last = tail.last, last.stream == stream {
+            if tail.last?.stream == stream {
                 tail[tail.count - 1].bytes.append(contentsOf: rest)
             } else {
                 tail.append((stream, Array(rest)))

@@ -101,13 +101,13 @@ struct PreparedGuest: Sendable {
         return prepared
     }
 
-    /// Starts the shell sandbox's supervisor (`shell-daemon sandbox`), which dies with this process.
+    /// Starts the shell sandbox's supervisor (`shell-daemon --sandbox`), which dies with this process.
     private mutating func startShellSandbox() {
         guard let launch = envelope.shellSandbox, let endpoint = envelope.sidecarEndpoint,
             endpoint.transport == "unix", config.tools.shell.enabled
         else { return }
         var arguments = [
-            "sandbox", "--socket", endpoint.address, "--bwrap", launch.bubblewrap, "--shared", workspace.shared,
+            "--sandbox", "--socket", endpoint.address, "--bwrap", launch.bubblewrap, "--shared", workspace.shared,
             "--tmp", workspace.tmp, "--etc", workspace.ipc + "/shell-sandbox", "--parent", String(getpid()),
         ]
         // Values travel in the supervisor's environment, not its arguments (which `ps` shows).

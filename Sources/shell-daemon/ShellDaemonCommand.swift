@@ -7,7 +7,8 @@ import OxydraShellDaemon
     import Glibc
 #endif
 
-/// `shell-daemon --socket PATH`: the shell sidecar.
+/// `shell-daemon --socket PATH`: the shell sidecar. With `--sandbox` it is instead the supervisor
+/// that keeps the daemon running inside bubblewrap (what the guest starts).
 @main
 struct ShellDaemonCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -15,15 +16,10 @@ struct ShellDaemonCommand: ParsableCommand {
         abstract: "Run shell commands for one user's agent over a Unix socket (the shell sidecar).",
         discussion: """
             Serves length-prefixed JSON requests (spawn_session, exec_command, stream_output, \
-            kill_session) on the socket; see docs/protocol.md. The guest starts it inside the user's \
-            sandbox (`shell-daemon sandbox`); it is not meant to be run by hand.
-            """,
-        subcommands: [Serve.self, Sandbox.self], defaultSubcommand: Serve.self)
-}
-
-struct Serve: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Serve on a Unix socket (the default).")
+            kill_session) on the socket; see docs/protocol.md. The guest starts it with --sandbox, \
+            which binds the socket and runs the daemon inside bubblewrap; it is not meant to be run \
+            by hand.
+            """)
 
     @Option(name: .long, help: "Unix socket path to listen on (a stale socket file is replaced).")
     var socket: String?
@@ -34,12 +30,33 @@ struct Serve: ParsableCommand {
     @Option(name: .long, help: "Default command timeout in seconds.")
     var timeout = 60
 
+    @Flag(name: .long, help: "Supervise the daemon inside a bubblewrap sandbox serving --socket.")
+    var sandbox = false
+    @Option(name: .long, help: "With --sandbox: path of bwrap.") var bwrap: String?
+    @Option(name: .long, help: "With --sandbox: host directory mounted read-write at /shared.") var shared: String?
+    @Option(name: .long, help: "With --sandbox: host directory mounted read-write at /tmp.") var tmp: String?
+    @Option(name: .long, help: "With --sandbox: directory for the sandbox's generated /etc files.") var etc: String?
+    @Option(name: .long, help: "With --sandbox: the process that must stay alive (the guest).") var parent: Int32?
+    @Option(
+        name: .long, help: "With --sandbox: a variable of this process's environment to pass to commands (repeatable).")
+    var env: [String] = []
+    @Option(name: .long, help: "With --sandbox: CPUs the sandbox may use.") var maxVcpus: Int?
+    @Option(name: .long, help: "With --sandbox: private memory per process, MiB.") var maxMemoryMib: Int?
+    @Option(name: .long, help: "With --sandbox: processes the sandbox may run.") var maxProcesses: Int?
+
     func validate() throws {
+        if sandbox {
+            guard socket != nil, bwrap != nil, shared != nil, tmp != nil, etc != nil, parent != nil else {
+                throw ValidationError("--sandbox needs --socket, --bwrap, --shared, --tmp, --etc and --parent")
+            }
+            return
+        }
         if (socket == nil) == (listenFd == nil) { throw ValidationError("pass exactly one of --socket or --listen-fd") }
         if timeout <= 0 { throw ValidationError("--timeout must be positive") }
     }
 
     func run() throws {
+        if sandbox { try supervise() }
         signal(SIGPIPE, SIG_IGN)
         let listener: Int32
         if let socket {
@@ -64,26 +81,8 @@ struct Serve: ParsableCommand {
         settings.defaultTimeout = .seconds(timeout)
         ShellDaemonServer(listeningDescriptor: listener, settings: settings).run()
     }
-}
 
-struct Sandbox: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Keep the daemon running inside a bubblewrap sandbox (started by oxydra-vm).")
-
-    @Option(name: .long, help: "Unix socket path the guest connects to.")
-    var socket: String
-    @Option(name: .long, help: "Path of bwrap.") var bwrap: String
-    @Option(name: .long, help: "Host directory mounted read-write at /shared.") var shared: String
-    @Option(name: .long, help: "Host directory mounted read-write at /tmp.") var tmp: String
-    @Option(name: .long, help: "Directory for the sandbox's generated /etc files.") var etc: String
-    @Option(name: .long, help: "The process that must stay alive (the guest).") var parent: Int32
-    @Option(name: .long, help: "A variable of this process's environment to pass to commands (repeatable).")
-    var env: [String] = []
-    @Option(name: .long) var maxVcpus: Int?
-    @Option(name: .long) var maxMemoryMib: Int?
-    @Option(name: .long) var maxProcesses: Int?
-
-    func run() throws {
+    private func supervise() throws -> Never {
         guard let executable = ExecutableLocator.selfPath() else {
             throw ValidationError("cannot find this executable's path (/proc/self/exe)")
         }
@@ -92,8 +91,8 @@ struct Sandbox: ParsableCommand {
             if let value = getenv(key) { environment[key] = String(cString: value) }
         }
         let spec = ShellSandbox.Spec(
-            bubblewrap: bwrap, daemonExecutable: executable, sharedDirectory: shared, tmpDirectory: tmp,
+            bubblewrap: bwrap!, daemonExecutable: executable, sharedDirectory: shared!, tmpDirectory: tmp!,
             environment: environment, maxVCPUs: maxVcpus, maxMemoryMiB: maxMemoryMib, maxProcesses: maxProcesses)
-        ShellSandboxSupervisor.run(spec, socketPath: socket, etcDirectory: etc, parent: parent)
+        ShellSandboxSupervisor.run(spec, socketPath: socket!, etcDirectory: etc!, parent: parent!)
     }
 }

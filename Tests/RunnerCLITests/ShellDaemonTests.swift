@@ -30,7 +30,7 @@ final class DaemonFixture: @unchecked Sendable {
                 throw TestSupportError("bubblewrap is not installed")
             }
             arguments = [
-                "sandbox", "--socket", socket, "--bwrap", bwrap, "--shared", directory.path + "/shared", "--tmp",
+                "--sandbox", "--socket", socket, "--bwrap", bwrap, "--shared", directory.path + "/shared", "--tmp",
                 directory.path + "/tmp", "--etc",
                 directory.path + "/etc", "--parent", String(getpid()),
             ]

@@ -31,13 +31,6 @@ int oxydra_landlock_add_path_rule(int ruleset_fd, int parent_fd, uint64_t allowe
 /// Call it before any other thread exists, or only the caller is confined. Returns 0 or -1.
 int oxydra_landlock_restrict_self(int ruleset_fd);
 
-/// Starts `path` as a detached process: a new session (no controlling terminal, so the caller's
-/// Ctrl-C does not reach it), standard streams from the given descriptors, every other descriptor
-/// closed, signal mask cleared. Returns the pid, or -1 with `*exec_errno` set when fork or exec
-/// failed (the child is reaped).
-int oxydra_spawn_detached(const char *path, char *const argv[], char *const envp[], const char *cwd,
-                          int stdin_fd, int stdout_fd, int stderr_fd, int *exec_errno);
-
 /// How `oxydra_spawn` starts a child.
 struct oxydra_spawn_options {
     /// Working directory, or NULL to keep the caller's.
@@ -47,6 +40,9 @@ struct oxydra_spawn_options {
     int pass_fd;
     /// Puts the child in a new process group of its own (so the group can be signalled as a whole).
     int new_process_group;
+    /// Starts the child in a new session (no controlling terminal: the caller's Ctrl-C does not
+    /// reach it), for processes that outlive their starter.
+    int new_session;
     /// Signal the child gets when the calling thread's process exits (PR_SET_PDEATHSIG), or 0.
     int death_signal;
     /// RLIMIT_NPROC and RLIMIT_DATA (bytes) for the child; 0 leaves them unchanged.

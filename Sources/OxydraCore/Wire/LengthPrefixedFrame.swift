@@ -16,7 +16,8 @@ public enum LengthPrefixedFrame {
     }
 
     public static func encode(_ value: JSONValue) -> [UInt8] {
-        encode(Array(JSONWriter.text(value).utf8))
+        var text = JSONWriter.text(value)
+        return text.withUTF8 { encode($0) }
     }
 
     /// Decodes exactly one frame: the input must be the 4-byte header plus exactly `length` bytes.

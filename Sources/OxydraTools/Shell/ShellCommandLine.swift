@@ -269,15 +269,7 @@ private struct Parser {
             wordDynamic = true
             index = cursor
         case UInt8(ascii: "("):
-            operators.append("$(")
-            var inner = Parser(bytes: bytes)
-            inner.index = index + 2
-            try inner.parseList(until: UInt8(ascii: ")"))
-            commands += inner.commands
-            operators += inner.operators
-            index = inner.index
-            append(Array("$(…)".utf8), quoted: inDoubleQuotes)
-            wordDynamic = true
+            try substitution("$(", startingAt: index + 2, quoted: inDoubleQuotes)
         case UInt8(ascii: "{"):
             let start = index + 2
             guard let end = bytes[start...].firstIndex(of: UInt8(ascii: "}")) else {
@@ -302,6 +294,20 @@ private struct Parser {
             append([UInt8(ascii: "$")], quoted: inDoubleQuotes)
             index += 1
         }
+    }
+
+    /// `$(…)`, `<(…)` or `>(…)` whose body starts at `start`: its commands are checked like the
+    /// rest, and the word it sits in becomes computed.
+    private mutating func substitution(_ op: String, startingAt start: Int, quoted: Bool) throws(ShellParseError) {
+        operators.append(op)
+        var inner = Parser(bytes: bytes)
+        inner.index = start
+        try inner.parseList(until: UInt8(ascii: ")"))
+        commands += inner.commands
+        operators += inner.operators
+        index = inner.index
+        append(Array("$(…)".utf8), quoted: quoted)
+        wordDynamic = true
     }
 
     private mutating func backtick() throws(ShellParseError) {
@@ -364,15 +370,7 @@ private struct Parser {
             }
         } else if peek(0) == UInt8(ascii: "(") {
             // Process substitution: <(cmd) or >(cmd).
-            operators.append(op + "(")
-            var inner = Parser(bytes: bytes)
-            inner.index = index + 1
-            try inner.parseList(until: UInt8(ascii: ")"))
-            commands += inner.commands
-            operators += inner.operators
-            index = inner.index
-            append(Array("$(…)".utf8), quoted: false)
-            wordDynamic = true
+            try substitution(op + "(", startingAt: index + 1, quoted: false)
             return
         } else {
             while let next = peek(0),

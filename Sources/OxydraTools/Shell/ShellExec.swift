@@ -84,7 +84,7 @@ public actor ShellSessions {
             let response = try await entry.connection.call(
                 ShellRequest(
                     requestID: nextID("stream"),
-                    .streamOutput(sessionID: entry.daemonSession, maxBytes: 256 << 10, waitMilliseconds: 5000)))
+                    .streamOutput(sessionID: entry.daemonSession, maxBytes: 1 << 20, waitMilliseconds: 5000)))
             switch response.body {
             case .output(_, let chunk):
                 if chunk.skippedBefore > 0 {
