@@ -133,16 +133,39 @@ public enum ShellSandbox {
         for name in ["passwd", "group", "hosts"] {
             arguments += ["--ro-bind", etcDirectory + "/" + name, "/etc/" + name]
         }
-        for directory in sharedLibraryDirectories() where !directory.hasPrefix("/usr/") {
-            arguments += ["--ro-bind", directory, directory]
+        // The daemon and its libraries at fixed places: a build under /tmp (a CI checkout) must not
+        // be hidden by the user's /tmp, nor create mount points inside the user's directories.
+        var libraryPath: [String] = []
+        for (index, directory) in sharedLibraryDirectories().enumerated() where !directory.hasPrefix("/usr/") {
+            if Self.isHiddenInside(directory) {
+                let target = "/run/oxydra/lib\(index)"
+                arguments += ["--ro-bind", directory, target]
+                libraryPath.append(target)
+            } else {
+                arguments += ["--ro-bind", directory, directory]
+            }
         }
-        arguments += ["--ro-bind", spec.daemonExecutable, spec.daemonExecutable]
+        if !libraryPath.isEmpty {
+            arguments += ["--setenv", "LD_LIBRARY_PATH", libraryPath.joined(separator: ":")]
+            arguments += ["--setenv", daemonOnlyMarker, "LD_LIBRARY_PATH"]
+        }
+        arguments += ["--ro-bind", spec.daemonExecutable, daemonPath]
         arguments += ["--proc", "/proc", "--dev", "/dev"]
         arguments += ["--bind", spec.sharedDirectory, "/shared", "--bind", spec.tmpDirectory, "/tmp"]
         // Everything but /shared and /tmp is read-only, including bubblewrap's own root and /dev.
         arguments += ["--remount-ro", "/dev", "--remount-ro", "/"]
-        arguments += ["--chdir", "/shared", "--", spec.daemonExecutable, "--listen-fd", "3"]
+        arguments += ["--chdir", "/shared", "--", daemonPath, "--listen-fd", "3"]
         return arguments
+    }
+
+    /// Where the daemon binary is inside the sandbox.
+    public static let daemonPath = "/run/oxydra/shell-daemon"
+    /// Names variables meant for the daemon only (comma-separated), removed from commands' environment.
+    public static let daemonOnlyMarker = "OXYDRA_DAEMON_ONLY_ENV"
+
+    /// Whether a host path would be covered by the sandbox's own `/tmp` or `/shared`.
+    static func isHiddenInside(_ path: String) -> Bool {
+        ["/tmp", "/shared", "/proc", "/dev"].contains { path == $0 || path.hasPrefix($0 + "/") }
     }
 
     /// The environment bubblewrap (and so the daemon and every command) runs with: passed as the

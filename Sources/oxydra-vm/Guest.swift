@@ -186,8 +186,24 @@ struct Guest {
             do {
                 let connection = try await ShellDaemonConnection.connect(to: socket)
                 defer { connection.close() }
-                let reply = try await connection.call(
-                    ShellRequest(requestID: "ready", .spawnSession(shell: nil, cwd: nil, env: [:])))
+                // The supervisor accepts connections even while the sandbox is not up: bound the wait.
+                let reply = try await withThrowingTaskGroup(of: ShellResponse?.self) { group in
+                    group.addTask {
+                        try await connection.call(
+                            ShellRequest(requestID: "ready", .spawnSession(shell: nil, cwd: nil, env: [:])))
+                    }
+                    group.addTask {
+                        try await Task.sleep(for: max(.milliseconds(50), deadline - ContinuousClock.now))
+                        return nil
+                    }
+                    let first = try await group.next() ?? nil
+                    group.cancelAll()
+                    return first
+                }
+                guard let reply else {
+                    last = "the shell daemon accepted the connection but did not answer within \(timeout)"
+                    break
+                }
                 if case .sessionSpawned = reply.body { return nil }
                 last = "the shell daemon answered `\(reply.op)` to a readiness check"
             } catch {

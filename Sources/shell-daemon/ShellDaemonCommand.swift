@@ -77,6 +77,10 @@ struct ShellDaemonCommand: ParsableCommand {
             }
             pointer += 1
         }
+        // Variables only the daemon needs (its library path inside the sandbox) stay out of commands.
+        if let names = environment.removeValue(forKey: ShellSandbox.daemonOnlyMarker) {
+            for name in names.split(separator: ",") { environment[String(name)] = nil }
+        }
         var settings = ShellDaemonServer.Settings(environment: environment)
         settings.defaultTimeout = .seconds(timeout)
         ShellDaemonServer(listeningDescriptor: listener, settings: settings).run()

@@ -19,7 +19,10 @@ final class DaemonFixture: @unchecked Sendable {
     var tmp: String { directory.path + "/tmp" }
     var log: String { directory.path + "/daemon.log" }
 
-    init(sandboxed: Bool, extraArguments: [String] = [], environment: [String] = []) throws {
+    init(
+        sandboxed: Bool, extraArguments: [String] = [], environment: [String] = [],
+        executable: String = ChildProcess.path(of: "shell-daemon")
+    ) throws {
         directory = try TemporaryDirectory(prefix: "oxydra-shell")
         _ = try directory.createDirectory("shared")
         _ = try directory.createDirectory("tmp")
@@ -43,7 +46,7 @@ final class DaemonFixture: @unchecked Sendable {
         var options = ProcessSpawner.Options(standardInput: logFD, standardOutput: logFD, standardError: logFD)
         options.deathSignal = SIGKILL
         pid = try ProcessSpawner.spawn(
-            ChildProcess.path(of: "shell-daemon"), arguments: arguments,
+            executable, arguments: arguments,
             environment: ["PATH=/usr/bin:/bin"] + environment, options: options)
         for _ in 0..<400 where access(socket, F_OK) != 0 { usleep(10_000) }
     }
@@ -134,7 +137,7 @@ func processIsGone(_ pid: pid_t) -> Bool {
     return stat.split(separator: ")").last?.split(separator: " ").first == "Z"
 }
 
-@Suite("Shell daemon", .serialized)
+@Suite("Shell daemon", .serialized, .timeLimit(.minutes(1)))
 struct ShellDaemonTests {
     @Test func roundTripWithExitStatusAndStreams() async throws {
         let daemon = try DaemonFixture(sandboxed: false)

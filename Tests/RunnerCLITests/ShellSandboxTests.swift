@@ -22,7 +22,7 @@ let sandboxUnavailable: String? = {
 /// Escape attempts from inside the process tier's shell sandbox. Every command runs through the real
 /// supervisor, bubblewrap and daemon; the checks are what the commands could reach.
 @Suite(
-    "Shell sandbox", .serialized,
+    "Shell sandbox", .serialized, .timeLimit(.minutes(1)),
     .enabled(if: sandboxUnavailable == nil, "shell sandbox tests skipped: \(sandboxUnavailable ?? "")"))
 struct ShellSandboxTests {
     static func withSandbox(
@@ -127,6 +127,20 @@ struct ShellSandboxTests {
             let log = try String(contentsOfFile: daemon.log, encoding: .utf8)
             #expect(log.contains("restarting"))
         }
+    }
+
+    @Test func aDaemonInstalledUnderTmpIsNotHiddenByTheSandboxTmp() async throws {
+        // A checkout under /tmp (as in CI) puts the daemon where the sandbox mounts the user's /tmp.
+        let install = try TemporaryDirectory(prefix: "oxydra-install")
+        defer { install.remove() }
+        let copy = install.path + "/shell-daemon"
+        try FileManager.default.copyItem(atPath: ChildProcess.path(of: "shell-daemon"), toPath: copy)
+        let daemon = try DaemonFixture(sandboxed: true, executable: copy)
+        defer { daemon.stop() }
+        let session = try await DaemonSession.open(try await daemon.connect())
+        let run = try await session.run("echo ok; ls /tmp; env | grep -c LD_LIBRARY_PATH")
+        #expect(run.chunks.text(.stdout) == "ok\n0\n", "\(run.chunks.text(.stderr))")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: daemon.tmp).isEmpty)
     }
 
     @Test func theSandboxDiesWithItsSupervisor() async throws {
