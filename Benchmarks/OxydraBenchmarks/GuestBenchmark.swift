@@ -127,6 +127,20 @@ private func measure(_ guest: GuestProcess, server: ScriptedModelServer) async t
         _ = try await providerAlone()
         _ = try await gatewayTurn(turns)
     }
+    // OXYDRA_BENCH_PROFILE_TURNS=N: only run N turns through the guest (to attach a profiler to it).
+    if let text = ProcessInfo.processInfo.environment["OXYDRA_BENCH_PROFILE_TURNS"], let count = Int(text) {
+        StandardStreams.write("profile: guest pid \(guest.pid); starting in 2 s\n", to: 2)
+        try await Task.sleep(for: .seconds(2))
+        let start = clock.now
+        for _ in 0..<count {
+            let fresh = try await GatewaySession.connect(guest.endpoint, newSession: true)
+            _ = try await gatewayTurn(fresh)
+            fresh.client.close()
+        }
+        StandardStreams.write("profile: \(count) turns in \(clock.now - start)\n", to: 2)
+        guest.stop()
+        return
+    }
     var alone: [Double] = []
     var through: [Double] = []
     for _ in 0..<100 {

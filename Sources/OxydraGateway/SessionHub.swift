@@ -147,8 +147,8 @@ public actor SessionHub {
 
     private func checkCapacity() async throws(HubError) {
         let limit = limits.maxSessionsPerUser
-        let stored = try await storeCall { () throws(MemoryError) in try await store.listSessions(limit: limit + 1) }
-        if max(stored.count, sessions.values.filter { !$0.archived }.count) >= limit {
+        let stored = try await storeCall { () throws(MemoryError) in try await store.sessionCount() }
+        if max(stored, sessions.values.reduce(0) { $0 + ($1.archived ? 0 : 1) }) >= limit {
             throw HubError(
                 .limitReached,
                 "maximum sessions reached (limit: \(limit)); switch to an existing session or raise "

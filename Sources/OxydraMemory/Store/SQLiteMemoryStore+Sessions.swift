@@ -36,6 +36,16 @@ extension SQLiteMemoryStore {
         }
     }
 
+    /// How many sessions the user has (without reading them).
+    public func sessionCount(includeArchived: Bool = false) async throws(MemoryError) -> Int {
+        let user = self.user
+        return try await read { db in
+            try Int.fetchOne(
+                db, sql: "SELECT COUNT(*) FROM sessions WHERE user_id = ? AND (? OR archived = 0)",
+                arguments: [user.rawValue, includeArchived]) ?? 0
+        }
+    }
+
     public func session(_ id: SessionID) async throws(MemoryError) -> SessionRecord? {
         try await read { db in try Self.record(db, id) }
     }
