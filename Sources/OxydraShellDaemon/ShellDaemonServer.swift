@@ -113,12 +113,12 @@ public final class ShellDaemonServer: Sendable {
                 send(ShellResponse(requestID: nil, .error("invalid shell-daemon request frame: \(error)")), to: fd)
                 return
             }
-            let response = handle(body, owner: owner)
+            let response = handle(body, owner: owner, client: fd)
             guard send(response, to: fd) else { return }
         }
     }
 
-    private func handle(_ body: [UInt8], owner: Int) -> ShellResponse {
+    private func handle(_ body: [UInt8], owner: Int, client: Int32) -> ShellResponse {
         let value: JSONValue
         do {
             value = try body.withUnsafeBufferPointer { buffer throws(JSONSyntaxError) in try JSONParser.parse(buffer) }
@@ -132,10 +132,10 @@ public final class ShellDaemonServer: Sendable {
             return ShellResponse(
                 requestID: ShellRequest.requestID(in: value), .error("invalid shell-daemon request frame: \(error)"))
         }
-        return ShellResponse(requestID: request.requestID, perform(request.operation, owner: owner))
+        return ShellResponse(requestID: request.requestID, perform(request.operation, owner: owner, client: client))
     }
 
-    private func perform(_ operation: ShellRequest.Operation, owner: Int) -> ShellResponse.Body {
+    private func perform(_ operation: ShellRequest.Operation, owner: Int, client: Int32) -> ShellResponse.Body {
         switch operation {
         case .spawnSession(let shell, let cwd, let env):
             let number = sessionCounter.wrappingAdd(1, ordering: .relaxed).newValue
@@ -198,10 +198,19 @@ public final class ShellDaemonServer: Sendable {
             guard let command = found else {
                 return .error("session `\(sessionID)` has not run a command yet (send exec_command first)")
             }
-            let chunk = command.output.next(
-                maxBytes: min(maxBytes ?? 64 << 10, Self.maxChunkBytes),
-                waitNanoseconds: UInt64(min(waitMilliseconds ?? 1000, 30_000)) * 1_000_000)
-            return .output(sessionID: sessionID, chunk)
+            // Wait in short slices, checking that the client is still there: a client that goes away
+            // (a cancelled tool call) gets its commands killed now, not when the long-poll ends.
+            let deadline = Monotonic.now + UInt64(min(waitMilliseconds ?? 1000, 30_000)) * 1_000_000
+            let limit = min(maxBytes ?? 64 << 10, Self.maxChunkBytes)
+            while true {
+                let now = Monotonic.now
+                let slice = min(deadline > now ? deadline - now : 0, 100_000_000)
+                let chunk = command.output.next(maxBytes: limit, waitNanoseconds: slice)
+                if !chunk.data.isEmpty || chunk.eof || chunk.skippedBefore > 0 || Monotonic.now >= deadline {
+                    return .output(sessionID: sessionID, chunk)
+                }
+                if Self.peerClosed(client) { return .error("the client closed the connection") }
+            }
 
         case .killSession(let sessionID):
             let removed: Session? = sessions.withLock { table in
@@ -213,6 +222,13 @@ public final class ShellDaemonServer: Sendable {
             if let run = removed.run, !run.output.isFinished { run.kill() }
             return .sessionKilled(killed: true)
         }
+    }
+
+    /// Whether the peer has closed its end (a zero-byte peek without waiting).
+    static func peerClosed(_ fd: Int32) -> Bool {
+        var byte: UInt8 = 0
+        let got = recv(fd, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT))
+        return got == 0 || (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
     }
 
     @discardableResult

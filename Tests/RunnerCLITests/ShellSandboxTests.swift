@@ -129,6 +129,34 @@ struct ShellSandboxTests {
         }
     }
 
+    @Test func cancellingTheToolKillsTheCommand() async throws {
+        try await Self.withSandbox { daemon, _ in
+            let sessions = ShellSessions(socketPath: daemon.socket)
+            let clock = ContinuousClock()
+            let start = clock.now
+            let task = Task {
+                try await sessions.run(
+                    "echo $$ > /tmp/running.pid; sleep 30", session: "c", timeoutSeconds: 60, maxOutputBytes: 1000)
+            }
+            for _ in 0..<200 where access(daemon.tmp + "/running.pid", F_OK) != 0 { usleep(10_000) }
+            usleep(50_000)
+            task.cancel()
+            _ = try? await task.value
+            #expect(clock.now - start < .seconds(5))
+            // The command and its shell are gone within moments, not when a long-poll would have ended.
+            var left: [String] = []
+            for _ in 0..<25 {
+                left = Self.processes(mentioning: "sleep 30")
+                if left.isEmpty { break }
+                usleep(20_000)
+            }
+            #expect(left.isEmpty, "still running after cancellation: \(left)")
+            // The session still works afterwards.
+            let after = try await sessions.run("echo fine", session: "c", timeoutSeconds: 10, maxOutputBytes: 1000)
+            #expect(after.stdout == "fine\n")
+        }
+    }
+
     @Test func aDaemonInstalledUnderTmpIsNotHiddenByTheSandboxTmp() async throws {
         // A checkout under /tmp (as in CI) puts the daemon where the sandbox mounts the user's /tmp.
         let install = try TemporaryDirectory(prefix: "oxydra-install")
