@@ -116,7 +116,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "shell-daemon",
-            dependencies: ["OxydraShellDaemon", "OxydraSandbox", "OxydraCore", argumentParser],
+            dependencies: ["OxydraShellDaemon", "OxydraSandbox", "OxydraCore", "CSystemShims", argumentParser],
             swiftSettings: swiftSettings
         ),
         .executableTarget(

@@ -49,6 +49,18 @@ static void oxydra_close_from(int first, int keep) {
 #include <sys/resource.h>
 #include <sched.h>
 
+int oxydra_set_process_limits(long long processes, long long data_bytes) {
+    if (processes > 0) {
+        struct rlimit limit = {(rlim_t)processes, (rlim_t)processes};
+        if (setrlimit(RLIMIT_NPROC, &limit) != 0) return -1;
+    }
+    if (data_bytes > 0) {
+        struct rlimit limit = {(rlim_t)data_bytes, (rlim_t)data_bytes};
+        if (setrlimit(RLIMIT_DATA, &limit) != 0) return -1;
+    }
+    return 0;
+}
+
 int oxydra_spawn(const char *path, char *const argv[], char *const envp[], const struct oxydra_spawn_options *options,
                  int *exec_errno) {
     int report[2];
@@ -91,14 +103,7 @@ int oxydra_spawn(const char *path, char *const argv[], char *const envp[], const
         if (!failure && (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)) failure = errno;
         if (!failure && pass >= 0 && dup2(pass, 3) < 0) failure = errno;
         if (keep >= 0) oxydra_close_from(pass >= 0 ? 4 : 3, keep);
-        if (!failure && options->limit_processes > 0) {
-            struct rlimit limit = {(rlim_t)options->limit_processes, (rlim_t)options->limit_processes};
-            if (setrlimit(RLIMIT_NPROC, &limit) != 0) failure = errno;
-        }
-        if (!failure && options->limit_data > 0) {
-            struct rlimit limit = {(rlim_t)options->limit_data, (rlim_t)options->limit_data};
-            if (setrlimit(RLIMIT_DATA, &limit) != 0) failure = errno;
-        }
+        if (!failure && oxydra_set_process_limits(options->limit_processes, options->limit_data) != 0) failure = errno;
         if (!failure && options->cwd && chdir(options->cwd) != 0) failure = errno;
         if (!failure) {
             execve(path, argv, envp);
@@ -202,6 +207,9 @@ int oxydra_spawn(const char *path, char *const argv[], char *const envp[], const
     (void)path; (void)argv; (void)envp; (void)options;
     *exec_errno = ENOSYS;
     return -1;
+}
+int oxydra_set_process_limits(long long processes, long long data_bytes) {
+    (void)processes; (void)data_bytes; errno = ENOSYS; return -1;
 }
 int oxydra_pipe_cloexec(int fds[2]) {
     if (pipe(fds) != 0) return -1;

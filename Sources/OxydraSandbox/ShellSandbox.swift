@@ -155,6 +155,8 @@ public enum ShellSandbox {
         // Everything but /shared and /tmp is read-only, including bubblewrap's own root and /dev.
         arguments += ["--remount-ro", "/dev", "--remount-ro", "/"]
         arguments += ["--chdir", "/shared", "--", daemonPath, "--listen-fd", "3"]
+        if let processes = spec.maxProcesses { arguments += ["--max-processes", String(processes)] }
+        if let memory = spec.maxMemoryMiB { arguments += ["--max-memory-mib", String(memory)] }
         return arguments
     }
 

@@ -20,6 +20,14 @@ public enum ShellSandboxSupervisor {
         if let cpus = spec.maxVCPUs, oxydra_limit_cpus(Int32(clamping: cpus)) != 0 {
             log("cannot limit the sandbox to \(cpus) CPUs: \(String(cString: strerror(errno)))")
         }
+        let limits = SandboxCgroup.confine(
+            maxProcesses: spec.maxProcesses, maxMemoryMiB: spec.maxMemoryMiB, maxVCPUs: spec.maxVCPUs)
+        if !limits.applied.isEmpty {
+            log("cgroup limits for the whole sandbox: \(limits.applied.joined(separator: ", "))")
+        }
+        for problem in limits.problems {
+            log("\(problem); per-process limits (RLIMIT_NPROC inside the sandbox, RLIMIT_DATA) still apply")
+        }
         let listener: Int32
         do {
             try ShellSandbox.writeEtc(into: etcDirectory)
@@ -31,8 +39,9 @@ public enum ShellSandboxSupervisor {
         var options = ProcessSpawner.Options(standardInput: devNull, standardOutput: 2, standardError: 2)
         options.passDescriptor = listener
         options.deathSignal = SIGKILL
-        options.maxProcesses = spec.maxProcesses
-        options.maxDataBytes = spec.maxMemoryMiB.map { $0 << 20 }
+        // Process and memory limits are set by the daemon inside the sandbox: set here, RLIMIT_NPROC
+        // would also be checked against the host user's process count (the new user namespace
+        // records its creator's limit).
         let arguments = ShellSandbox.bubblewrapArguments(spec, etcDirectory: etcDirectory)
         var backoff = 200_000
         while true {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CSystemShims
 import OxydraCore
 import OxydraSandbox
 import OxydraShellDaemon
@@ -41,8 +42,18 @@ struct ShellDaemonCommand: ParsableCommand {
         name: .long, help: "With --sandbox: a variable of this process's environment to pass to commands (repeatable).")
     var env: [String] = []
     @Option(name: .long, help: "With --sandbox: CPUs the sandbox may use.") var maxVcpus: Int?
-    @Option(name: .long, help: "With --sandbox: private memory per process, MiB.") var maxMemoryMib: Int?
-    @Option(name: .long, help: "With --sandbox: processes the sandbox may run.") var maxProcesses: Int?
+    @Option(
+        name: .long,
+        help:
+            "Private memory per process (RLIMIT_DATA) in MiB; with --sandbox also the sandbox's total where cgroups allow."
+    )
+    var maxMemoryMib: Int?
+    @Option(
+        name: .long,
+        help:
+            "Processes (RLIMIT_NPROC, counted inside the sandbox's user namespace); with --sandbox also a cgroup total where possible."
+    )
+    var maxProcesses: Int?
 
     func validate() throws {
         if sandbox {
@@ -58,6 +69,11 @@ struct ShellDaemonCommand: ParsableCommand {
     func run() throws {
         if sandbox { try supervise() }
         signal(SIGPIPE, SIG_IGN)
+        if maxProcesses != nil || maxMemoryMib != nil,
+            oxydra_set_process_limits(Int64(maxProcesses ?? 0), Int64((maxMemoryMib ?? 0) << 20)) != 0
+        {
+            throw ValidationError("cannot set the process limits: \(String(cString: strerror(errno)))")
+        }
         let listener: Int32
         if let socket {
             do {

@@ -112,6 +112,28 @@ struct ShellSandboxTests {
         }
     }
 
+    @Test func aForkBombStopsAtTheProcessLimit() async throws {
+        try await Self.withSandbox(extraArguments: ["--max-processes", "24"]) { daemon, session in
+            // Each started `sleep` leaves a line (echo is a builtin: no fork); the shell stops at the
+            // first fork the limit refuses.
+            let bomb = try await session.run(
+                "i=0; while [ $i -lt 60 ]; do sleep 5 & echo x >> /tmp/started; i=$((i + 1)); done; wait",
+                timeout: 20)
+            let started =
+                (try? String(contentsOfFile: daemon.tmp + "/started", encoding: .utf8))?.split(separator: "\n").count
+                ?? 0
+            let log = (try? String(contentsOfFile: daemon.log, encoding: .utf8)) ?? ""
+            if getuid() == 0, !log.contains("pids.max=24") {
+                // Root is exempt from RLIMIT_NPROC; only a cgroup can stop it, and none could be made.
+                Issue.record("no cgroup for the sandbox as root, so the process limit is not enforced:\n\(log)")
+                return
+            }
+            #expect(started < 24, "\(started) processes started in a sandbox limited to 24")
+            #expect(started >= 5)
+            #expect(bomb.last.exitStatus?.code != 0)
+        }
+    }
+
     @Test func theSandboxRestartsAndTheClientReconnectsOnce() async throws {
         try await Self.withSandbox { daemon, _ in
             let sessions = ShellSessions(socketPath: daemon.socket)

@@ -57,6 +57,10 @@ struct oxydra_spawn_options {
 int oxydra_spawn(const char *path, char *const argv[], char *const envp[], const struct oxydra_spawn_options *options,
                  int *exec_errno);
 
+/// Sets RLIMIT_NPROC and RLIMIT_DATA (bytes) of the calling process; 0 leaves one unchanged.
+/// Returns 0 or -1 with errno.
+int oxydra_set_process_limits(long long processes, long long data_bytes);
+
 /// pipe2(fds, O_CLOEXEC); 0 or -1.
 int oxydra_pipe_cloexec(int fds[2]);
 
