@@ -84,7 +84,11 @@ extension SessionHub {
             let history = try await loadHistory(session)
             let result = try await runtime.run(
                 session: key.session, user: user, history: history, input: .user(prompt),
-                events: { event in await self.forward(event, header: header) })
+                events: { [fanout = session.fanout] event in
+                    guard let frame = Self.frame(for: event, header: header) else { return }
+                    let lagging = fanout.publish(frame)
+                    if !lagging.isEmpty { await self.dropLagging(lagging) }
+                })
             session.history = history + [.user(prompt)] + result.messages
             let completion = TurnCompletion(
                 message: result.answer.content ?? "", finishReason: result.finishReason.map { "\($0)" },
@@ -164,8 +168,8 @@ extension SessionHub {
         }
     }
 
-    /// Turns a runtime event into a frame for the session's subscribers.
-    private func forward(_ event: RuntimeEvent, header: TurnHeader) {
+    /// The frame a runtime event becomes for the session's subscribers (nil for events not sent).
+    nonisolated static func frame(for event: RuntimeEvent, header: TurnHeader) -> ServerFrame? {
         let frame: ServerFrame
         switch event {
         case .textDelta(let text):
@@ -181,22 +185,25 @@ extension SessionHub {
                     callID: callID, name: name, isError: isError, durationMilliseconds: Self.milliseconds(duration),
                     summary: summary))
         case .reasoningDelta, .usage:
-            return
+            return nil
         }
-        publish(frame, to: header.session.sessionID)
+        return frame
     }
 
     /// Sends a frame to every connection subscribed to `session`. A subscriber whose buffer is full
     /// is dropped (its connection closes with `lagging`); it resumes by reconnecting.
     func publish(_ frame: ServerFrame, to session: SessionID) {
         guard let live = sessions[session] else { return }
-        for connection in live.subscribers {
-            guard let subscriber = connections[connection] else { continue }
-            if !subscriber.sink(frame) {
-                logger.warning("dropping a lagging client", metadata: ["session": "\(session)"])
-                live.subscribers.remove(connection)
-                connections[connection]?.session = nil
-            }
+        dropLagging(live.fanout.publish(frame))
+    }
+
+    /// Forgets the session of connections whose buffer overflowed.
+    func dropLagging(_ lagging: [ConnectionID]) {
+        for connection in lagging {
+            logger.warning(
+                "dropping a lagging client",
+                metadata: ["session": "\(connections[connection]?.session.map { "\($0)" } ?? "-")"])
+            connections[connection]?.session = nil
         }
     }
 

@@ -2,6 +2,7 @@ import Logging
 import OxydraCore
 import OxydraMemory
 import OxydraRuntime
+import Synchronization
 
 /// One user's sessions, their subscribers and their turns. Every channel (WebSocket clients today,
 /// chat adapters later) goes through it.
@@ -61,7 +62,7 @@ public actor SessionHub {
     func detach(_ connection: ConnectionID) {
         guard let subscriber = connections.removeValue(forKey: connection) else { return }
         if let session = subscriber.session {
-            sessions[session]?.subscribers.remove(connection)
+            sessions[session]?.fanout.remove(connection)
             sessions[session]?.lastActivity = .now
         }
     }
@@ -101,11 +102,11 @@ public actor SessionHub {
     func subscribe(_ connection: ConnectionID, to session: LiveSession) {
         guard var subscriber = connections[connection] else { return }
         if let previous = subscriber.session, previous != session.id {
-            sessions[previous]?.subscribers.remove(connection)
+            sessions[previous]?.fanout.remove(connection)
         }
         subscriber.session = session.id
         connections[connection] = subscriber
-        session.subscribers.insert(connection)
+        session.fanout.add(connection, subscriber.sink)
         session.lastActivity = .now
     }
 
@@ -204,7 +205,7 @@ public actor SessionHub {
     public func evictIdleSessions(olderThan ttl: Duration) {
         let now = ContinuousClock.now
         for (id, session) in sessions
-        where session.subscribers.isEmpty && session.activeTurn == nil && now - session.lastActivity >= ttl {
+        where session.fanout.isEmpty && session.activeTurn == nil && now - session.lastActivity >= ttl {
             sessions[id] = nil
         }
     }
@@ -237,7 +238,9 @@ final class LiveSession {
     let archived: Bool
     /// Loaded on the first turn; nil until then (idle sessions cost almost nothing).
     var history: [Message]?
-    var subscribers: Set<ConnectionID> = []
+    /// The connections on this session, reachable without the hub's actor (a running turn streams
+    /// its frames straight to them).
+    let fanout = Fanout()
     var activeTurn: ActiveTurn?
     var lastTerminal: ServerFrame?
     var lastActivity = ContinuousClock.now
@@ -271,4 +274,29 @@ struct HubError: Error {
 
 enum Timestamp {
     static func rfc3339(_ date: Date) -> String { date.ISO8601Format() }
+}
+
+/// The sinks of one session's subscribers behind a lock, so a running turn publishes its stream
+/// without a hop onto the hub's actor for every delta.
+final class Fanout: Sendable {
+    private let sinks = Mutex<[ConnectionID: @Sendable (ServerFrame) -> Bool]>([:])
+
+    func add(_ connection: ConnectionID, _ sink: @escaping @Sendable (ServerFrame) -> Bool) {
+        sinks.withLock { $0[connection] = sink }
+    }
+
+    func remove(_ connection: ConnectionID) {
+        _ = sinks.withLock { $0.removeValue(forKey: connection) }
+    }
+
+    var isEmpty: Bool { sinks.withLock { $0.isEmpty } }
+
+    /// Sends `frame` to every subscriber; returns those whose buffer overflowed (now removed).
+    func publish(_ frame: ServerFrame) -> [ConnectionID] {
+        let targets = sinks.withLock { Array($0) }
+        var lagging: [ConnectionID] = []
+        for (connection, sink) in targets where !sink(frame) { lagging.append(connection) }
+        if !lagging.isEmpty { sinks.withLock { for connection in lagging { $0[connection] = nil } } }
+        return lagging
+    }
 }
