@@ -141,15 +141,6 @@ private func measure(_ guest: GuestProcess, server: ScriptedModelServer) async t
         guest.stop()
         return
     }
-    var alone: [Double] = []
-    var through: [Double] = []
-    for _ in 0..<100 {
-        alone.append(try await providerAlone())
-        // Fresh sessions keep the history (and so the request) the same size as the provider's.
-        let fresh = try await GatewaySession.connect(guest.endpoint, newSession: true)
-        through.append(try await gatewayTurn(fresh))
-        fresh.client.close()
-    }
     // The same turn through an in-process runtime configured like the guest (tools, system prompt,
     // SQLite store with durable commits): what is left is the gateway's own share.
     let storeDirectory = try TemporaryDirectory(prefix: "oxydra-bench-runtime")
@@ -164,12 +155,24 @@ private func measure(_ guest: GuestProcess, server: ScriptedModelServer) async t
         systemPrompt: SystemPrompt.build(
             tools: registry.declarations, memoryEnabled: false, shellAvailable: false, operatorText: nil),
         store: store)
-    var inProcess: [Double] = []
-    for index in 0..<120 {
+    func inProcessTurn(_ index: Int) async throws -> Double {
         server.enqueue(reply)
         let start = clock.now
         _ = try await runtime.run(session: SessionID("p\(index)"), history: [], input: .user("Hi"))
-        if index >= 20 { inProcess.append(seconds(clock.now - start)) }
+        return seconds(clock.now - start)
+    }
+    for index in 0..<20 { _ = try await inProcessTurn(-1 - index) }
+    // Interleaved, so all three see the same machine (absolute times drift on this shared VM).
+    var alone: [Double] = []
+    var through: [Double] = []
+    var inProcess: [Double] = []
+    for index in 0..<150 {
+        alone.append(try await providerAlone())
+        // Fresh sessions keep the history (and so the request) the same size as the provider's.
+        let fresh = try await GatewaySession.connect(guest.endpoint, newSession: true)
+        through.append(try await gatewayTurn(fresh))
+        fresh.client.close()
+        inProcess.append(try await inProcessTurn(index))
     }
     let overhead = median(through) - median(alone)
     let gatewayShare = median(through) - median(inProcess)

@@ -263,6 +263,9 @@ struct GuestEndToEndTests {
             server.enqueue(slow)
             tmux.send("slow one", "Enter")
             try await tmux.waitFor("streaming")
+            // Cancel once the model's answer is arriving (the scripted reply is then used up; cancelling
+            // before the request reaches the server would leave it queued for the next turn).
+            try await tmux.waitFor("a slow")
             tmux.send("C-c")
             try await tmux.waitFor("turn cancelled")
             try await tmux.waitFor("idle")
