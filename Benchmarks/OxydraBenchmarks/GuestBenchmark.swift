@@ -166,12 +166,18 @@ private func measure(_ guest: GuestProcess, server: ScriptedModelServer) async t
     var alone: [Double] = []
     var through: [Double] = []
     var inProcess: [Double] = []
+    // A short pause before each measurement lets the previous one's background work (closing the
+    // connection, detaching the session) finish, so no measurement pays for another's.
+    func quiet() async throws { try await Task.sleep(for: .milliseconds(3)) }
     for index in 0..<150 {
+        try await quiet()
         alone.append(try await providerAlone())
         // Fresh sessions keep the history (and so the request) the same size as the provider's.
         let fresh = try await GatewaySession.connect(guest.endpoint, newSession: true)
+        try await quiet()
         through.append(try await gatewayTurn(fresh))
         fresh.client.close()
+        try await quiet()
         inProcess.append(try await inProcessTurn(index))
     }
     let overhead = median(through) - median(alone)
