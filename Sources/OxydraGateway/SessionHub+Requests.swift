@@ -59,6 +59,55 @@ extension SessionHub {
             } catch {
                 return [.error(error.info(requestID: requestID))]
             }
+        case .getHistory(let requestID, let limit):
+            guard let id = currentSession(of: connection), let session = sessions[id] else {
+                return [error(requestID, .protocolError, "no session: send hello first")]
+            }
+            do {
+                let messages: [Message]
+                if let cached = session.history {
+                    messages = cached
+                } else {
+                    // Read without caching: a running turn keeps its own copy.
+                    let stored = try await storeCall { () throws(MemoryError) in try await store.restore(id) }
+                    messages = stored.map(\.message)
+                }
+                let entries = Self.historyEntries(messages)
+                return [
+                    .history(
+                        requestID: requestID, session: ref(id), entries: Array(entries.suffix(limit)),
+                        truncated: entries.count > limit)
+                ]
+            } catch {
+                return [.error(error.info(requestID: requestID))]
+            }
         }
+    }
+
+    /// What clients show of a conversation: user and assistant text, the tools the assistant called,
+    /// and a one-line summary of each tool result. System messages are left out.
+    nonisolated static func historyEntries(_ messages: [Message]) -> [HistoryEntry] {
+        var toolNames: [String: String] = [:]
+        var entries: [HistoryEntry] = []
+        for message in messages {
+            switch message.role {
+            case .system:
+                continue
+            case .user:
+                entries.append(HistoryEntry(role: "user", text: message.content ?? ""))
+            case .assistant:
+                for call in message.toolCalls { toolNames[call.id] = call.name }
+                let text = message.content ?? ""
+                if text.isEmpty && message.toolCalls.isEmpty { continue }
+                entries.append(HistoryEntry(role: "assistant", text: text, toolNames: message.toolCalls.map(\.name)))
+            case .tool:
+                let firstLine =
+                    (message.content ?? "").split(separator: "\n", maxSplits: 1).first.map(String.init) ?? ""
+                let summary = firstLine.count > 160 ? String(firstLine.prefix(160)) + "…" : firstLine
+                let name = message.toolCallID.flatMap { toolNames[$0] }
+                entries.append(HistoryEntry(role: "tool", text: summary, toolNames: name.map { [$0] } ?? []))
+            }
+        }
+        return entries
     }
 }

@@ -29,6 +29,11 @@ public struct ChatState: Sendable {
     public var progress: String?
     public var turnsCompleted = 0
     public var totalCost: Double?
+    /// Set when the UI landed on a session whose earlier messages it has not shown; the app asks
+    /// for them (`get_history`) and clears it.
+    public var needsHistory = false
+    /// The session whose history was asked for and not yet shown.
+    public var historyPending: SessionID?
     /// Lines scrolled up from the bottom (0 follows new output).
     public var scroll = 0
     public var editor = InputEditor()
@@ -65,6 +70,7 @@ public struct ChatState: Sendable {
             if session != ref.sessionID {
                 session = ref.sessionID
                 append(.system, "connected to session \(ref.sessionID)")
+                needsHistory = true
             }
             activeTurn = active.flatMap { $0.state == .running || $0.state == .queued ? $0.turnID : nil }
             if activeTurn == nil { progress = nil }
@@ -124,7 +130,12 @@ public struct ChatState: Sendable {
             switchTo(ref.sessionID, note: "new session \(ref.sessionID)" + (name.map { " (\($0))" } ?? ""))
         case .sessionSwitched(_, let ref, let active):
             switchTo(ref.sessionID, note: "switched to session \(ref.sessionID)")
+            needsHistory = true
             activeTurn = active.flatMap { $0.state == .running || $0.state == .queued ? $0.turnID : nil }
+        case .history(_, let ref, let history, let truncated):
+            guard ref.sessionID == session, historyPending == session else { return }
+            historyPending = nil
+            showHistory(history, truncated: truncated)
         case .sessionList(_, let sessions):
             if sessions.isEmpty {
                 append(.system, "no sessions")
@@ -152,6 +163,52 @@ public struct ChatState: Sendable {
         activeTurn = nil
         streamingEntry = nil
         progress = nil
+    }
+
+    /// Puts the session's earlier messages right after the "connected/switched" line, replacing the
+    /// replay of the last answer (which the history contains) and keeping anything streamed since.
+    mutating func showHistory(_ history: [HistoryEntry], truncated: Bool) {
+        guard !history.isEmpty else { return }
+        let marker =
+            entries.lastIndex {
+                $0.kind == .system
+                    && ($0.text.hasPrefix("connected to session") || $0.text.hasPrefix("switched to session"))
+            } ?? -1
+        var tail = Array(entries[(marker + 1)...])
+        if let replay = tail.firstIndex(where: { $0.kind == .system && $0.text == "last answer in this session:" }),
+            streamingEntry == nil
+        {
+            tail.removeSubrange(replay..<min(replay + 2, tail.count))
+        }
+        var earlier = [
+            Entry(
+                kind: .system,
+                text: truncated ? "earlier in this session (older messages not shown):" : "earlier in this session:")
+        ]
+        for entry in history {
+            switch entry.role {
+            case "user":
+                earlier.append(Entry(kind: .user, text: TextLayout.sanitize(entry.text)))
+            case "assistant":
+                if !entry.text.isEmpty {
+                    earlier.append(Entry(kind: .assistant, text: TextLayout.sanitize(entry.text)))
+                }
+                for name in entry.toolNames {
+                    earlier.append(Entry(kind: .tool, text: "⚙ " + TextLayout.sanitize(name)))
+                }
+            default:
+                let name = entry.toolNames.first.map { "\($0): " } ?? ""
+                earlier.append(Entry(kind: .tool, text: "  ↳ " + TextLayout.sanitize(name + entry.text)))
+            }
+        }
+        let head = marker >= 0 ? Array(entries[...marker]) : []
+        if let index = streamingEntry { streamingEntry = index + earlier.count }
+        entries = head + earlier + tail
+        if entries.count > Self.maxEntries {
+            let overflow = entries.count - Self.maxEntries
+            entries.removeFirst(overflow)
+            if let index = streamingEntry { streamingEntry = index >= overflow ? index - overflow : nil }
+        }
     }
 
     private mutating func switchTo(_ id: SessionID, note: String) {

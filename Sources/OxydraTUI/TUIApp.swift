@@ -202,6 +202,11 @@ public final class TUIApp: @unchecked Sendable {
                 return
             }
             state.apply(frame)
+            if state.needsHistory {
+                state.needsHistory = false
+                state.historyPending = state.session
+                send(.getHistory(requestID: FrameIDs.request(), limit: 50))
+            }
         case .closed(let reason, let generation):
             guard generation == self.generation, !quitting else { return }
             if state.isStreaming {

@@ -49,6 +49,14 @@ struct WireTests {
                     activeTurn: TurnRef(turnID: "t", state: .running)),
             ]),
         .sessionSwitched(requestID: "s", session: session, activeTurn: nil),
+        .history(
+            requestID: "g", session: session,
+            entries: [
+                HistoryEntry(role: "user", text: "hi"),
+                HistoryEntry(role: "assistant", text: "", toolNames: ["file_read"]),
+                HistoryEntry(role: "tool", text: "3 lines", toolNames: ["file_read"]),
+                HistoryEntry(role: "assistant", text: "done"),
+            ], truncated: true),
     ]
 
     @Test(arguments: serverFrames)
@@ -68,6 +76,7 @@ struct WireTests {
         .createSession(requestID: "cs", displayName: "work", agentName: nil),
         .listSessions(requestID: "ls", includeArchived: true),
         .switchSession(requestID: "ss", session: "ab"),
+        .getHistory(requestID: "gh", limit: 20),
     ]
 
     @Test(arguments: clientFrames)

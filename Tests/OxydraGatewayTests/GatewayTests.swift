@@ -242,6 +242,19 @@ struct GatewayTests {
         #expect(contents.contains("my locker code is 4711"))
         #expect(contents.contains("noted"))
         #expect(contents.last == "what is my locker code?")
+
+        // A client that lands on the session can show the conversation so far.
+        again.send(.getHistory(requestID: "g", limit: 50))
+        guard case .history(_, let ref, let entries, let truncated) = try await again.next(isType("history")) else {
+            return
+        }
+        #expect(ref.sessionID == work.sessionID)
+        #expect(!truncated)
+        #expect(entries.map(\.role) == ["user", "assistant", "user", "assistant"])
+        #expect(entries.map(\.text) == ["my locker code is 4711", "noted", "what is my locker code?", "4711"])
+        again.send(.getHistory(requestID: "g2", limit: 1))
+        guard case .history(_, _, let last, let cut) = try await again.next(isType("history")) else { return }
+        #expect(last.map(\.text) == ["4711"] && cut)
     }
 
     @Test func theSessionLimitIsEnforced() async throws {

@@ -95,6 +95,37 @@ struct TUITests {
         #expect(state.entries.suffix(3).map(\.text) == ["Hel", "⚙ file_read(path=/a)", "lo"])
     }
 
+    @Test func landingOnASessionShowsItsHistoryInPlaceOfTheReplay() {
+        var state = ChatState(user: "alice", color: false)
+        state.apply(.helloAck(requestID: "h", protocolVersion: 1, session: Self.ref, activeTurn: nil))
+        #expect(state.needsHistory)
+        state.needsHistory = false
+        state.historyPending = Self.ref.sessionID
+        let old = TurnHeader(requestID: "r0", session: Self.ref, turn: TurnRef(turnID: "old", state: .completed))
+        state.apply(.turnCompleted(old, TurnCompletion(message: "answer two")))
+        state.apply(
+            .history(
+                requestID: "g", session: Self.ref,
+                entries: [
+                    HistoryEntry(role: "user", text: "question one"),
+                    HistoryEntry(role: "assistant", text: "", toolNames: ["file_read"]),
+                    HistoryEntry(role: "tool", text: "3 lines", toolNames: ["file_read"]),
+                    HistoryEntry(role: "assistant", text: "answer two"),
+                ], truncated: false))
+        #expect(
+            state.entries.map(\.text) == [
+                "connected to session \(Self.ref.sessionID)", "earlier in this session:", "question one",
+                "⚙ file_read", "  ↳ file_read: 3 lines", "answer two",
+            ])
+        #expect(state.historyPending == nil)
+        // A history nobody asked for (or for another session) changes nothing.
+        let before = state.entries
+        state.apply(
+            .history(
+                requestID: "x", session: Self.ref, entries: [HistoryEntry(role: "user", text: "?")], truncated: false))
+        #expect(state.entries == before)
+    }
+
     @Test func theLayoutFitsAPlainTerminalWithoutColour() {
         var state = ChatState(user: "alice", color: false)
         state.apply(.helloAck(requestID: "h", protocolVersion: 1, session: Self.ref, activeTurn: nil))

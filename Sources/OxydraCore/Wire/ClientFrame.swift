@@ -20,6 +20,9 @@ public enum ClientFrame: Sendable, Hashable {
     case listSessions(requestID: String, includeArchived: Bool)
     /// An exact session id or a prefix matching exactly one session.
     case switchSession(requestID: String, session: String)
+    /// The last `limit` messages of the connection's session (for a client that reconnects or
+    /// switches sessions and wants to show the conversation so far).
+    case getHistory(requestID: String, limit: Int)
 
     public struct Hello: Sendable, Hashable {
         public var requestID: String
@@ -67,6 +70,7 @@ public enum ClientFrame: Sendable, Hashable {
         case .createSession: "create_session"
         case .listSessions: "list_sessions"
         case .switchSession: "switch_session"
+        case .getHistory: "get_history"
         }
     }
 
@@ -75,7 +79,7 @@ public enum ClientFrame: Sendable, Hashable {
         case .hello(let hello): hello.requestID
         case .sendTurn(let turn): turn.requestID
         case .cancelActiveTurn(let id, _, _), .cancelAllActiveTurns(let id), .healthCheck(let id),
-            .createSession(let id, _, _), .listSessions(let id, _), .switchSession(let id, _):
+            .createSession(let id, _, _), .listSessions(let id, _), .switchSession(let id, _), .getHistory(let id, _):
             id
         }
     }
@@ -110,6 +114,8 @@ public enum ClientFrame: Sendable, Hashable {
             payload = ["request_id": .string(id), "include_archived": .bool(archived)]
         case .switchSession(let id, let session):
             payload = ["request_id": .string(id), "session_id": .string(session)]
+        case .getHistory(let id, let limit):
+            payload = ["request_id": .string(id), "limit": .integer(limit)]
         }
         return ["type": .string(type), "payload": payload]
     }
@@ -171,10 +177,16 @@ public enum ClientFrame: Sendable, Hashable {
                 requestID: requestID, includeArchived: try payload.bool("include_archived", default: false))
         case "switch_session":
             return .switchSession(requestID: requestID, session: try payload.nonBlankString("session_id"))
+        case "get_history":
+            let limit = try payload.optionalInt("limit") ?? 50
+            guard (1...500).contains(limit) else {
+                throw WireError("get_history.payload.limit: must be between 1 and 500")
+            }
+            return .getHistory(requestID: requestID, limit: limit)
         default:
             let known = [
                 "hello", "send_turn", "cancel_active_turn", "cancel_all_active_turns", "health_check", "create_session",
-                "list_sessions", "switch_session",
+                "list_sessions", "switch_session", "get_history",
             ]
             throw WireError(
                 "unknown frame type `\(type)`" + Suggestions.phrase(Suggestions.closest(to: type, in: known))

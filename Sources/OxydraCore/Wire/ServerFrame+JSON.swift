@@ -97,6 +97,11 @@ extension ServerFrame {
             return ["request_id": .string(id), "sessions": .array(sessions.map(\.json))]
         case .sessionSwitched(let id, let session, let active):
             return .compactObject(["request_id": .string(id), "session": session.json, "active_turn": active?.json])
+        case .history(let id, let session, let entries, let truncated):
+            return [
+                "request_id": .string(id), "session": session.json, "entries": .array(entries.map(\.json)),
+                "truncated": .bool(truncated),
+            ]
         }
     }
 
@@ -195,6 +200,14 @@ extension ServerFrame {
             return .sessionSwitched(
                 requestID: try p.string("request_id"), session: try SessionRef(p.object("session")),
                 activeTurn: try p.optionalObject("active_turn").map(TurnRef.init))
+        case "history":
+            var entries: [HistoryEntry] = []
+            for (index, item) in try p.array("entries").enumerated() {
+                entries.append(try HistoryEntry(FieldReader(item, path: "history.payload.entries[\(index)]")))
+            }
+            return .history(
+                requestID: try p.string("request_id"), session: try SessionRef(p.object("session")), entries: entries,
+                truncated: try p.bool("truncated", default: false))
         default:
             throw WireError("unknown server frame type `\(type)`")
         }

@@ -199,6 +199,35 @@ public struct HealthInfo: Sendable, Hashable {
 }
 
 /// One entry of `session_list`.
+/// One message of a session's history as clients show it.
+public struct HistoryEntry: Sendable, Hashable {
+    /// `user`, `assistant` or `tool`.
+    public var role: String
+    /// The text; for a tool result, a short summary.
+    public var text: String
+    /// Tools the assistant called in this message, or the tool a result belongs to.
+    public var toolNames: [String]
+
+    public init(role: String, text: String, toolNames: [String] = []) {
+        self.role = role
+        self.text = text
+        self.toolNames = toolNames
+    }
+
+    public var json: JSONValue {
+        .compactObject([
+            "role": .string(role), "text": .string(text),
+            "tool_names": toolNames.isEmpty ? nil : .array(toolNames.map(JSONValue.string)),
+        ])
+    }
+
+    public init(_ reader: FieldReader) throws(WireError) {
+        role = try reader.nonBlankString("role")
+        text = try reader.optionalString("text") ?? ""
+        toolNames = try reader.stringArray("tool_names")
+    }
+}
+
 public struct SessionInfo: Sendable, Hashable {
     public var sessionID: SessionID
     public var agentName: String
@@ -241,6 +270,8 @@ public enum ServerFrame: Sendable, Hashable {
     case sessionCreated(requestID: String, session: SessionRef, displayName: String?, agentName: String)
     case sessionList(requestID: String, sessions: [SessionInfo])
     case sessionSwitched(requestID: String, session: SessionRef, activeTurn: TurnRef?)
+    /// The answer to `get_history`: the session's last messages, oldest first.
+    case history(requestID: String, session: SessionRef, entries: [HistoryEntry], truncated: Bool)
 
     public var type: String {
         switch self {
@@ -257,6 +288,7 @@ public enum ServerFrame: Sendable, Hashable {
         case .sessionCreated: "session_created"
         case .sessionList: "session_list"
         case .sessionSwitched: "session_switched"
+        case .history: "history"
         }
     }
 
@@ -287,7 +319,7 @@ public enum ServerFrame: Sendable, Hashable {
     public var requestID: String? {
         switch self {
         case .helloAck(let id, _, _, _), .sessionCreated(let id, _, _, _), .sessionList(let id, _),
-            .sessionSwitched(let id, _, _):
+            .sessionSwitched(let id, _, _), .history(let id, _, _, _):
             id
         case .healthStatus(let info): info.requestID
         case .error(let info): info.requestID
