@@ -1,9 +1,11 @@
 import AsyncHTTPClient
 import OxydraCore
-import OxydraGateway
 import OxydraTUI
 import OxydraTesting
+import Synchronization
 import Testing
+
+@testable import OxydraGateway
 
 @Suite("Gateway over real WebSockets", .serialized)
 struct GatewayTests {
@@ -348,5 +350,48 @@ struct GatewayTests {
         client.send(turn("t2", "again"))
         guard case .turnCompleted(_, let done) = try await client.next(isType("turn_completed")) else { return }
         #expect(done.message == "recovered")
+    }
+}
+
+@Suite("Session fanout")
+struct FanoutTests {
+    /// A subscriber whose buffer overflows mid-turn is dropped from the session (its connection then
+    /// closes as `lagging`); the turn and the other subscribers carry on.
+    @Test func aLaggingSubscriberIsDroppedAndTheOthersKeepStreaming() async throws {
+        let fixture = try await GatewayFixture.start()
+        defer { Task { await fixture.stop() } }
+        fixture.server.enqueue(chunks(["one ", "two ", "three ", "four ", "five"]))
+
+        final class Recorder: @unchecked Sendable {
+            private let lock = Mutex<[ServerFrame]>([])
+            let capacity: Int
+            init(capacity: Int) { self.capacity = capacity }
+            func sink(_ frame: ServerFrame) -> Bool {
+                lock.withLock { frames in
+                    guard frames.count < capacity else { return false }
+                    frames.append(frame)
+                    return true
+                }
+            }
+            var frames: [ServerFrame] { lock.withLock { $0 } }
+        }
+        let slow = Recorder(capacity: 2)
+        let fine = Recorder(capacity: 10_000)
+        let slowID = ConnectionID.next()
+        let fineID = ConnectionID.next()
+        await fixture.hub.attach(slowID, sink: slow.sink)
+        await fixture.hub.attach(fineID, sink: fine.sink)
+        _ = await fixture.hub.hello(.init(requestID: "h1", userID: "alice"), connection: slowID)
+        _ = await fixture.hub.hello(.init(requestID: "h2", userID: "alice"), connection: fineID)
+        _ = await fixture.hub.handle(turn("t1", "count"), connection: fineID)
+        for _ in 0..<500 where !fine.frames.contains(where: \.isTurnTerminal) {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        #expect(fine.frames.contains { if case .turnCompleted = $0 { true } else { false } })
+        let streamed = fine.frames.compactMap { if case .assistantDelta(_, let text) = $0 { text } else { nil } }
+        #expect(streamed.joined() == "one two three four five")
+        #expect(slow.frames.count == 2, "the lagging subscriber got \(slow.frames.count) frames")
+        #expect(await fixture.hub.currentSession(of: slowID) == nil)
+        #expect(await fixture.hub.currentSession(of: fineID) != nil)
     }
 }
