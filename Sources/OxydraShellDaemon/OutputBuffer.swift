@@ -106,21 +106,23 @@ final class OutputBuffer: @unchecked Sendable {
     var isFinished: Bool { monitor.locked { exitStatus != nil } }
 
     /// The next piece, waiting up to `waitNanoseconds` for output when none is buffered.
-    func next(maxBytes: Int, waitNanoseconds: UInt64) -> ShellOutputChunk {
+    func next(maxBytes: Int, waitNanoseconds: UInt64, raw: Bool = false) -> ShellOutputChunk {
         monitor.locked {
             let deadline = Monotonic.now + waitNanoseconds
             while segments.isEmpty, exitStatus == nil {
                 if !monitor.wait(until: deadline), Monotonic.now >= deadline { break }
             }
             guard !segments.isEmpty else {
-                return chunk(.stdout, "", skippedBefore: 0)
+                return chunk(.stdout, raw ? .raw([]) : .text(""), skippedBefore: 0)
             }
             var skippedBefore = 0
             if segments[0].bytes.isEmpty {
                 // The gap marker.
                 segments.removeFirst()
                 skippedBefore = skipped
-                guard !segments.isEmpty else { return chunk(.stdout, "", skippedBefore: skippedBefore) }
+                guard !segments.isEmpty else {
+                    return chunk(.stdout, raw ? .raw([]) : .text(""), skippedBefore: skippedBefore)
+                }
             }
             let head = segments[0]
             let available = head.bytes.count - headOffset
@@ -131,21 +133,32 @@ final class OutputBuffer: @unchecked Sendable {
                 while boundary > headOffset, head.bytes[boundary] & 0xC0 == 0x80 { boundary -= 1 }
                 take = boundary > headOffset ? boundary - headOffset : min(available, 4)
             }
-            let text = String(decoding: head.bytes[headOffset..<headOffset + take], as: UTF8.self)
+            let piece = head.bytes[headOffset..<headOffset + take]
+            let payload: Payload = raw ? .raw(Array(piece)) : .text(String(decoding: piece, as: UTF8.self))
             headOffset += take
             if headOffset == head.bytes.count {
                 segments.removeFirst()
                 headOffset = 0
             }
-            return chunk(head.stream, text, skippedBefore: skippedBefore)
+            return chunk(head.stream, payload, skippedBefore: skippedBefore)
         }
     }
 
-    private func chunk(_ stream: ShellStream, _ text: String, skippedBefore: Int) -> ShellOutputChunk {
+    private enum Payload {
+        case text(String)
+        case raw([UInt8])
+    }
+
+    private func chunk(_ stream: ShellStream, _ payload: Payload, skippedBefore: Int) -> ShellOutputChunk {
         let eof = segments.isEmpty && exitStatus != nil
-        return ShellOutputChunk(
-            stream: stream, data: text, eof: eof, exitStatus: eof ? exitStatus : nil, truncated: skipped > 0,
+        var chunk = ShellOutputChunk(
+            stream: stream, data: "", eof: eof, exitStatus: eof ? exitStatus : nil, truncated: skipped > 0,
             totalBytes: total, skippedBefore: skippedBefore)
+        switch payload {
+        case .text(let text): chunk.data = text
+        case .raw(let bytes): chunk.raw = bytes
+        }
+        return chunk
     }
 
     /// The length of the longest prefix that does not end inside a UTF-8 character.

@@ -115,6 +115,10 @@ public final class ShellDaemonServer: Sendable {
             }
             let response = handle(body, owner: owner, client: fd)
             guard send(response, to: fd) else { return }
+            // A raw `stream_output` reply is followed by its bytes as a frame of their own.
+            if case .output(_, let chunk) = response.body, let raw = chunk.raw, !raw.isEmpty {
+                guard sendFrame(LengthPrefixedFrame.encode(raw), to: fd) else { return }
+            }
         }
     }
 
@@ -189,7 +193,7 @@ public final class ShellDaemonServer: Sendable {
                 return .error(error.message)
             }
 
-        case .streamOutput(let sessionID, let maxBytes, let waitMilliseconds):
+        case .streamOutput(let sessionID, let maxBytes, let waitMilliseconds, let raw):
             let run: CommandRun?? = sessions.withLock { table in
                 guard let session = table[sessionID], session.owner == owner else { return nil }
                 return .some(session.run)
@@ -205,8 +209,10 @@ public final class ShellDaemonServer: Sendable {
             while true {
                 let now = Monotonic.now
                 let slice = min(deadline > now ? deadline - now : 0, 100_000_000)
-                let chunk = command.output.next(maxBytes: limit, waitNanoseconds: slice)
-                if !chunk.data.isEmpty || chunk.eof || chunk.skippedBefore > 0 || Monotonic.now >= deadline {
+                let chunk = command.output.next(maxBytes: limit, waitNanoseconds: slice, raw: raw)
+                if !chunk.data.isEmpty || chunk.rawLength > 0 || chunk.eof || chunk.skippedBefore > 0
+                    || Monotonic.now >= deadline
+                {
                     return .output(sessionID: sessionID, chunk)
                 }
                 if Self.peerClosed(client) { return .error("the client closed the connection") }
@@ -233,7 +239,10 @@ public final class ShellDaemonServer: Sendable {
 
     @discardableResult
     private func send(_ response: ShellResponse, to fd: Int32) -> Bool {
-        let frame = LengthPrefixedFrame.encode(response.json)
+        sendFrame(LengthPrefixedFrame.encode(response.json), to: fd)
+    }
+
+    private func sendFrame(_ frame: [UInt8], to fd: Int32) -> Bool {
         var sent = 0
         while sent < frame.count {
             let written = frame[sent...].withUnsafeBytes {

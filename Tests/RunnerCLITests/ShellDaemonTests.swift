@@ -224,6 +224,39 @@ struct ShellDaemonTests {
         #expect(multibyte.chunks.text(.stdout) == text)
     }
 
+    @Test func rawRepliesCarryTheSameBytesAsText() async throws {
+        let daemon = try DaemonFixture(sandboxed: false)
+        defer { daemon.stop() }
+        let connection = try await daemon.connect()
+        let session = try await DaemonSession.open(connection)
+        let command = "printf 'h\\303\\251llo\\n'; printf 'oops\\n' >&2; seq 1 20000"
+        let text = try await session.run(command)
+        try await session.start(command)
+        var stdout: [UInt8] = []
+        var stderr: [UInt8] = []
+        var frames = 0
+        while true {
+            let reply = try await connection.call(
+                ShellRequest(
+                    requestID: "raw\(frames)",
+                    .streamOutput(sessionID: session.id, maxBytes: 4096, waitMilliseconds: 2000, raw: true)))
+            guard case .output(_, let chunk) = reply.body else { throw TestSupportError("stream failed: \(reply)") }
+            frames += 1
+            #expect(chunk.data.isEmpty)
+            if chunk.stream == .stdout { stdout += chunk.raw ?? [] } else { stderr += chunk.raw ?? [] }
+            if chunk.eof {
+                #expect(chunk.exitStatus?.code == 0)
+                break
+            }
+        }
+        #expect(frames > 10)
+        #expect(String(decoding: stdout, as: UTF8.self) == text.chunks.text(.stdout))
+        #expect(String(decoding: stderr, as: UTF8.self) == "oops\n")
+        // The connection is still in step: a plain request right after works.
+        let after = try await session.run("echo in step")
+        #expect(after.chunks.text(.stdout) == "in step\n")
+    }
+
     @Test func badFramesGetErrorsAndTheDaemonKeepsServing() async throws {
         let daemon = try DaemonFixture(sandboxed: false)
         defer { daemon.stop() }

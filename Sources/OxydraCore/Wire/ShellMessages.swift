@@ -8,7 +8,8 @@ public struct ShellRequest: Sendable, Hashable {
         /// Starts `command` in the session (one at a time); its output is read with `streamOutput`.
         case execCommand(sessionID: String, command: String, timeoutSeconds: Int?, maxOutputBytes: Int?)
         /// The next piece of the running command's output; waits up to `waitMilliseconds` for some.
-        case streamOutput(sessionID: String, maxBytes: Int?, waitMilliseconds: Int?)
+        /// With `raw`, the bytes follow the reply as a frame of their own instead of a JSON string.
+        case streamOutput(sessionID: String, maxBytes: Int?, waitMilliseconds: Int?, raw: Bool = false)
         /// Kills the session's running command (its whole process group) and forgets the session.
         case killSession(sessionID: String)
     }
@@ -42,10 +43,11 @@ public struct ShellRequest: Sendable, Hashable {
             payload["command"] = .string(command)
             if let timeout { payload["timeout_secs"] = .integer(timeout) }
             if let maxOutput { payload["max_output_bytes"] = .integer(maxOutput) }
-        case .streamOutput(let session, let maxBytes, let wait):
+        case .streamOutput(let session, let maxBytes, let wait, let raw):
             payload["session_id"] = .string(session)
             if let maxBytes { payload["max_bytes"] = .integer(maxBytes) }
             if let wait { payload["wait_ms"] = .integer(wait) }
+            if raw { payload["raw"] = true }
         case .killSession(let session):
             payload["session_id"] = .string(session)
         }
@@ -96,7 +98,8 @@ public struct ShellRequest: Sendable, Hashable {
             let wait = try payload.optionalInt("wait_ms")
             if let wait, wait < 0 { throw WireError("request.payload.wait_ms: must not be negative") }
             operation = .streamOutput(
-                sessionID: try payload.nonBlankString("session_id"), maxBytes: maxBytes, waitMilliseconds: wait)
+                sessionID: try payload.nonBlankString("session_id"), maxBytes: maxBytes, waitMilliseconds: wait,
+                raw: try payload.bool("raw", default: false))
         case "kill_session":
             operation = .killSession(sessionID: try payload.nonBlankString("session_id"))
         default:
@@ -159,12 +162,19 @@ public struct ShellOutputChunk: Sendable, Hashable {
     /// Bytes dropped right before this piece (the gap between the kept head and tail of a long
     /// output); 0 normally.
     public var skippedBefore: Int
+    /// A raw reply: the bytes (sent as the next frame, not in `data`).
+    public var raw: [UInt8]?
+    /// On the wire: how long the raw frame that follows this reply is.
+    public var rawLength: Int { raw?.count ?? announcedRawLength }
+    var announcedRawLength = 0
 
     public init(
         stream: ShellStream, data: String, eof: Bool, exitStatus: ShellExitStatus? = nil, truncated: Bool = false,
-        totalBytes: Int = 0, skippedBefore: Int = 0
+        totalBytes: Int = 0, skippedBefore: Int = 0, raw: [UInt8]? = nil, announcedRawLength: Int = 0
     ) {
         self.skippedBefore = skippedBefore
+        self.raw = raw
+        self.announcedRawLength = announcedRawLength
         self.stream = stream
         self.data = data
         self.eof = eof
@@ -215,6 +225,7 @@ public struct ShellResponse: Sendable, Hashable {
             payload["session_id"] = .string(session)
             payload["stream"] = .string(chunk.stream.rawValue)
             payload["data"] = .string(chunk.data)
+            if let raw = chunk.raw, !raw.isEmpty { payload["raw_length"] = .integer(raw.count) }
             payload["eof"] = .bool(chunk.eof)
             if let status = chunk.exitStatus { payload["exit_status"] = status.json }
             payload["truncated"] = .bool(chunk.truncated)
@@ -250,7 +261,8 @@ public struct ShellResponse: Sendable, Hashable {
                     },
                     truncated: try payload.bool("truncated", default: false),
                     totalBytes: try payload.optionalInt("total_bytes") ?? 0,
-                    skippedBefore: try payload.optionalInt("skipped_bytes_before") ?? 0))
+                    skippedBefore: try payload.optionalInt("skipped_bytes_before") ?? 0,
+                    announcedRawLength: try payload.optionalInt("raw_length") ?? 0))
         case "kill_session": body = .sessionKilled(killed: try payload.bool("killed", default: false))
         case "error": body = .error(try payload.optionalString("message") ?? "the shell daemon reported an error")
         default: throw WireError("response.op: unknown operation `\(op)`")

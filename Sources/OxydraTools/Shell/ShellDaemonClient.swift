@@ -52,16 +52,29 @@ public final class ShellDaemonConnection: Sendable {
                         do {
                             try await outbound.write(
                                 ByteBuffer(bytes: LengthPrefixedFrame.encode(pending.request.json)))
-                            var body: [UInt8]? = try decoder.next()
-                            while body == nil {
-                                guard let buffer = try await frames.next() else {
-                                    throw ShellClientError.connectionLost("the shell daemon closed the connection")
+                            func nextFrame() async throws -> [UInt8] {
+                                while true {
+                                    if let body = try decoder.next() { return body }
+                                    guard let buffer = try await frames.next() else {
+                                        throw ShellClientError.connectionLost("the shell daemon closed the connection")
+                                    }
+                                    decoder.append(buffer.readableBytesView)
                                 }
-                                decoder.append(buffer.readableBytesView)
-                                body = try decoder.next()
                             }
-                            let value = try body!.withUnsafeBufferPointer { try JSONParser.parse($0) }
-                            pending.reply.resume(returning: try ShellResponse(value))
+                            let body = try await nextFrame()
+                            let value = try body.withUnsafeBufferPointer { try JSONParser.parse($0) }
+                            var response = try ShellResponse(value)
+                            if case .output(let session, var chunk) = response.body, chunk.rawLength > 0 {
+                                let bytes = try await nextFrame()
+                                guard bytes.count == chunk.rawLength else {
+                                    throw ShellClientError.protocolError(
+                                        "the shell daemon announced \(chunk.rawLength) raw bytes and sent \(bytes.count)"
+                                    )
+                                }
+                                chunk.raw = bytes
+                                response.body = .output(sessionID: session, chunk)
+                            }
+                            pending.reply.resume(returning: response)
                         } catch let error as ShellClientError {
                             pending.reply.resume(throwing: error)
                             throw error

@@ -84,14 +84,21 @@ public actor ShellSessions {
             let response = try await entry.connection.call(
                 ShellRequest(
                     requestID: nextID("stream"),
-                    .streamOutput(sessionID: entry.daemonSession, maxBytes: 1 << 20, waitMilliseconds: 5000)))
+                    .streamOutput(sessionID: entry.daemonSession, maxBytes: 1 << 20, waitMilliseconds: 5000, raw: true))
+            )
             switch response.body {
             case .output(_, let chunk):
                 if chunk.skippedBefore > 0 {
                     let marker = Array("\n…[\(chunk.skippedBefore) bytes of output left out]…\n".utf8)
                     if chunk.stream == .stdout { stdout += marker } else { stderr += marker }
                 }
-                if chunk.stream == .stdout { stdout += chunk.data.utf8 } else { stderr += chunk.data.utf8 }
+                if let raw = chunk.raw {
+                    if chunk.stream == .stdout { stdout += raw } else { stderr += raw }
+                } else if chunk.stream == .stdout {
+                    stdout += chunk.data.utf8
+                } else {
+                    stderr += chunk.data.utf8
+                }
                 if chunk.eof {
                     return ShellCommandResult(
                         stdout: String(decoding: stdout, as: UTF8.self),
