@@ -103,7 +103,6 @@ int oxydra_spawn(const char *path, char *const argv[], char *const envp[], const
         if (!failure && (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)) failure = errno;
         if (!failure && pass >= 0 && dup2(pass, 3) < 0) failure = errno;
         if (keep >= 0) oxydra_close_from(pass >= 0 ? 4 : 3, keep);
-        if (!failure && oxydra_set_process_limits(options->limit_processes, options->limit_data) != 0) failure = errno;
         if (!failure && options->cwd && chdir(options->cwd) != 0) failure = errno;
         if (!failure) {
             execve(path, argv, envp);

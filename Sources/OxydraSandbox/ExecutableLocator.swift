@@ -12,6 +12,11 @@ public enum ExecutableLocator {
             let beside = own[..<(own.lastIndex(of: "/") ?? own.startIndex)] + "/" + name
             if access(beside, X_OK) == 0 { return beside }
         }
+        return onPath(name, environment: environment)
+    }
+
+    /// The first executable `name` in the directories of `PATH`.
+    public static func onPath(_ name: String, environment: [String: String]) -> String? {
         for directory in (environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin").split(separator: ":") {
             let candidate = directory + "/" + name
             if access(candidate, X_OK) == 0 { return String(candidate) }

@@ -48,10 +48,7 @@ public enum ShellSandbox {
         if let explicit = environment["OXYDRA_BWRAP"], !explicit.isEmpty {
             return access(explicit, X_OK) == 0 ? explicit : nil
         }
-        for directory in (environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin").split(separator: ":") {
-            let candidate = String(directory) + "/bwrap"
-            if access(candidate, X_OK) == 0 { return String(candidate) }
-        }
+        if let found = ExecutableLocator.onPath("bwrap", environment: environment) { return found }
         for candidate in ["/usr/bin/bwrap", "/usr/local/bin/bwrap"] where access(candidate, X_OK) == 0 {
             return candidate
         }

@@ -7,7 +7,7 @@ import OxydraCore
     import Darwin
 #endif
 
-/// Starting child processes with exactly the descriptors, process group, death signal and limits
+/// Starting child processes with exactly the descriptors, process group and death signal
 /// they should have (a thin layer over `oxydra_spawn`, which forks and execs in C).
 public enum ProcessSpawner {
     public struct Options: Sendable {
@@ -22,9 +22,6 @@ public enum ProcessSpawner {
         public var newSession = false
         /// Signal delivered to the child when the spawning process exits.
         public var deathSignal: Int32?
-        public var maxProcesses: Int?
-        /// RLIMIT_DATA in bytes (private writable memory per process).
-        public var maxDataBytes: Int?
 
         public init(standardInput: Int32, standardOutput: Int32, standardError: Int32) {
             self.standardInput = standardInput
@@ -45,8 +42,7 @@ public enum ProcessSpawner {
             cwd: nil, stdin_fd: options.standardInput, stdout_fd: options.standardOutput,
             stderr_fd: options.standardError, pass_fd: options.passDescriptor ?? -1,
             new_process_group: options.newProcessGroup ? 1 : 0, new_session: options.newSession ? 1 : 0,
-            death_signal: options.deathSignal ?? 0,
-            limit_processes: Int64(options.maxProcesses ?? 0), limit_data: Int64(options.maxDataBytes ?? 0))
+            death_signal: options.deathSignal ?? 0)
         var execErrno: Int32 = 0
         let pid = CStringArray.with([executable] + arguments) { argv in
             CStringArray.with(environment) { envp in

@@ -133,7 +133,6 @@ struct PreparedGuest: Sendable {
         var options = ProcessSpawner.Options(
             standardInput: devNull, standardOutput: log >= 0 ? log : 2, standardError: log >= 0 ? log : 2)
         options.deathSignal = SIGKILL
-        unlink(endpoint.address)
         do {
             _ = try ProcessSpawner.spawn(
                 launch.executable, arguments: arguments, environment: childEnvironment, options: options)

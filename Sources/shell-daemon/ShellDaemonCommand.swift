@@ -84,15 +84,7 @@ struct ShellDaemonCommand: ParsableCommand {
         } else {
             listener = listenFd!
         }
-        var environment: [String: String] = [:]
-        var pointer = environ
-        while let entry = pointer.pointee {
-            let text = String(cString: entry)
-            if let equals = text.firstIndex(of: "=") {
-                environment[String(text[..<equals])] = String(text[text.index(after: equals)...])
-            }
-            pointer += 1
-        }
+        var environment = ProcessInfo.processInfo.environment
         // Variables only the daemon needs (its library path inside the sandbox) stay out of commands.
         if let names = environment.removeValue(forKey: ShellSandbox.daemonOnlyMarker) {
             for name in names.split(separator: ",") { environment[String(name)] = nil }

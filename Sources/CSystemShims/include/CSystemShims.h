@@ -45,9 +45,6 @@ struct oxydra_spawn_options {
     int new_session;
     /// Signal the child gets when the calling thread's process exits (PR_SET_PDEATHSIG), or 0.
     int death_signal;
-    /// RLIMIT_NPROC and RLIMIT_DATA (bytes) for the child; 0 leaves them unchanged.
-    long long limit_processes;
-    long long limit_data;
 };
 
 /// Starts `path` with `argv`/`envp`: standard streams from the given descriptors, every other

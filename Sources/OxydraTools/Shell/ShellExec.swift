@@ -34,7 +34,7 @@ public actor ShellSessions {
         return "\(prefix)-\(requestCounter)"
     }
 
-    /// Runs `command` in `session`'s shell. `onAccepted` is called once the daemon has started it.
+    /// Runs `command` in `session`'s shell and collects its output to the end.
     public func run(
         _ command: String, session: String, timeoutSeconds: Int, maxOutputBytes: Int
     ) async throws -> ShellCommandResult {
