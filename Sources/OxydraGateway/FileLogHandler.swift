@@ -28,7 +28,7 @@ public struct FileLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
-        var line: String = Date().ISO8601Format()
+        var line = Timestamp.rfc3339(Date(), milliseconds: true)
         line += " \(event.level.rawValue) \(label): \(event.message)"
         if let error = event.error { line += " error=\(error)" }
         let merged = metadata.merging(event.metadata ?? [:]) { _, new in new }

@@ -272,10 +272,6 @@ struct HubError: Error {
     }
 }
 
-enum Timestamp {
-    static func rfc3339(_ date: Date) -> String { date.ISO8601Format() }
-}
-
 /// The sinks of one session's subscribers behind a lock, so a running turn publishes its stream
 /// without a hop onto the hub's actor for every delta.
 final class Fanout: Sendable {

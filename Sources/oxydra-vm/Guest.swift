@@ -7,6 +7,7 @@ import OxydraGateway
 import OxydraMemory
 import OxydraProviders
 import OxydraRuntime
+import OxydraSandbox
 import OxydraTools
 import ServiceLifecycle
 import Synchronization
@@ -122,6 +123,16 @@ struct Guest {
             let elapsed = ContinuousClock.now - started
             logger.info("gateway ready", metadata: ["endpoint": "\(url)", "startup": "\(elapsed)"])
             StandardStreams.write("gateway_endpoint=\(url)\n", to: 1)
+            if prepared.environment[StartupPages.disableVariable] != "1" {
+                let begin = ContinuousClock.now
+                let released = StartupPages.release()
+                logger.info(
+                    "released start-up pages",
+                    metadata: [
+                        "kib": "\(released.kibibytes)", "mappings": "\(released.mappings)",
+                        "took": "\(ContinuousClock.now - begin)",
+                    ])
+            }
         }
         let ttl = Duration.seconds(config.gateway.sessionIdleTTLMinutes * 60)
         let group = ServiceGroup(

@@ -117,6 +117,7 @@ struct GuestEndToEndTests {
         let logs = try await project.run(["logs", "--tail", "50"])
         #expect(logs.exitCode == 0)
         #expect(logs.standardOutput.contains("gateway ready"))
+        #expect(logs.standardOutput.contains("released start-up pages"))
     }
 
     @Test func askStreamsTheAnswerAndReportsFailures() async throws {

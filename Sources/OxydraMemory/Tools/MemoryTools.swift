@@ -17,7 +17,7 @@ public enum MemoryTools {
         return session
     }
 
-    static func iso(_ date: Date) -> JSONValue { .string(date.formatted(.iso8601)) }
+    static func iso(_ date: Date) -> JSONValue { .string(Timestamp.rfc3339(date)) }
 
     static let tagsSchema = Schema.array(
         "Tags (at most 16, each 1–64 characters)", items: Schema.string("a tag", minLength: 1, maxLength: 64),

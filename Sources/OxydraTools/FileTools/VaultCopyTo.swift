@@ -17,7 +17,7 @@ public final class AuditLog: Sendable {
     public func record(_ fields: [String: JSONValue]) {
         guard let path else { return }
         var entry = fields
-        entry["timestamp"] = .string(Date().formatted(.iso8601))
+        entry["timestamp"] = .string(Timestamp.rfc3339(Date()))
         let line = Array((JSONValue.object(entry).compactText + "\n").utf8)
         lock.withLock { _ in
             let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0o600)

@@ -1,0 +1,75 @@
+import Foundation
+import Testing
+
+@testable import OxydraSandbox
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+@Suite struct StartupPagesTests {
+    @Test func onlyCleanReadOnlyFileMappingsAreChosen() {
+        let smaps = """
+            55d0a0000000-55d0a1000000 r-xp 00000000 fe:00 123 /opt/oxydra/oxydra-vm
+            Size:              16384 kB
+            Rss:                9000 kB
+            Anonymous:             0 kB
+            Swap:                  0 kB
+            Locked:                0 kB
+            VmFlags: rd ex mr mw me
+            55d0a1000000-55d0a1100000 r--p 01000000 fe:00 123 /opt/oxydra/oxydra-vm
+            Rss:                 700 kB
+            Anonymous:           696 kB
+            Swap:                  0 kB
+            55d0a1100000-55d0a1200000 rw-p 01100000 fe:00 123 /opt/oxydra/oxydra-vm
+            Rss:                 900 kB
+            Anonymous:             0 kB
+            7f0000000000-7f0000100000 r--p 00000000 fe:00 77 /usr/lib/libicudata.so
+            Rss:                 128 kB
+            Anonymous:             0 kB
+            Swap:                  0 kB
+            7f0000100000-7f0000200000 r--p 00000000 fe:00 78 /usr/lib/libswapped.so
+            Rss:                  64 kB
+            Anonymous:             0 kB
+            Swap:                  8 kB
+            7f0000200000-7f0000300000 r-xp 00000000 fe:00 79 /usr/lib/liblocked.so
+            Rss:                  64 kB
+            Anonymous:             0 kB
+            Swap:                  0 kB
+            Locked:               64 kB
+            7f0000300000-7f0000400000 r--p 00000000 00:00 0 
+            Rss:                   4 kB
+            Anonymous:             4 kB
+            7f0000400000-7f0000500000 r-xp 00000000 fe:00 80 /usr/lib/libcold.so
+            Rss:                   0 kB
+            Anonymous:             0 kB
+            7ffd00000000-7ffd00002000 r-xp 00000000 00:00 0                          [vdso]
+            Rss:                   8 kB
+            Anonymous:             0 kB
+            """
+        #expect(
+            StartupPages.parse(smaps) == [
+                .init(start: 0x55d0_a000_0000, end: 0x55d0_a100_0000, residentKiB: 9000),
+                .init(start: 0x7f00_0000_0000, end: 0x7f00_0010_0000, residentKiB: 128),
+            ])
+        #expect(StartupPages.parse("") == [])
+    }
+
+    @Test func releasingShrinksResidentFilePagesAndTheProcessCarriesOn() throws {
+        func residentFileKiB() -> Int {
+            let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
+            let line = status.split(separator: "\n").first { $0.hasPrefix("RssFile:") } ?? ""
+            return Int(line.split(separator: " ").dropFirst().first ?? "") ?? -1
+        }
+        let before = residentFileKiB()
+        let released = StartupPages.release()
+        let after = residentFileKiB()
+        #expect(released.mappings > 0)
+        #expect(released.kibibytes > 1024, "a test process has megabytes of code resident")
+        #expect(after < before - 1024, "RssFile \(before) KiB → \(after) KiB")
+        // Everything it dropped comes back on use: code runs, Foundation encodes, a child runs.
+        let encoded = try JSONEncoder().encode(["released": released.kibibytes])
+        #expect(try JSONDecoder().decode([String: Int].self, from: encoded)["released"] == released.kibibytes)
+        #expect(StartupPages.parse(String(repeating: "x", count: 10)).isEmpty)
+    }
+}
