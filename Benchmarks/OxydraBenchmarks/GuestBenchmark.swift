@@ -62,9 +62,21 @@ func benchmarkGuest() async throws {
             + "spawn of `oxydra-vm --help` \(String(format2: median(helps) * 1000)) ms; ratio \(String(format2: median(starts) / median(helps)))x "
             + "(target ≤ 150 ms)")
 
+    // The same idle guest keeping the pages only start-up touched (for comparison).
+    let keeping = try GuestProcess.start(
+        executable, workspace: workspace, directory: directory.path,
+        environment: environment.merging([StartupPages.disableVariable: "1"]) { $1 })
+    try await Task.sleep(for: .milliseconds(500))
+    let kept = keeping.memory()
+    keeping.stop()
+
     let guest = try GuestProcess.start(
         executable, workspace: workspace, directory: directory.path, environment: environment)
     defer { guest.stop() }
+    try await Task.sleep(for: .milliseconds(500))
+    let idle = guest.memory()
+    print(
+        "guest: idle RSS \(idle) (target ≤ 30 MB); keeping the pages only start-up used: \(kept)")
     do {
         try await measure(guest, server: server)
     } catch {
@@ -78,10 +90,6 @@ func benchmarkGuest() async throws {
 }
 
 private func measure(_ guest: GuestProcess, server: ScriptedModelServer) async throws {
-    try await Task.sleep(for: .milliseconds(500))
-    let idle = guest.residentKiB()
-    print("guest: idle RSS \(String(format2: Double(idle) / 1024)) MiB (target ≤ 30 MB)")
-
     // Sessions: 1,000 created and held open in memory.
     let control = try await GatewaySession.connect(guest.endpoint)
     let before = guest.residentKiB()
@@ -127,6 +135,8 @@ private func measure(_ guest: GuestProcess, server: ScriptedModelServer) async t
         _ = try await providerAlone()
         _ = try await gatewayTurn(turns)
     }
+    try await Task.sleep(for: .milliseconds(500))
+    print("guest: RSS idle after 20 turns \(guest.memory())")
     // OXYDRA_BENCH_PROFILE_TURNS=N: only run N turns through the guest (to attach a profiler to it).
     if let text = ProcessInfo.processInfo.environment["OXYDRA_BENCH_PROFILE_TURNS"], let count = Int(text) {
         StandardStreams.write("profile: guest pid \(guest.pid); starting in 2 s\n", to: 2)
@@ -282,11 +292,17 @@ struct GuestProcess {
         }
     }
 
-    func residentKiB() -> Int {
+    func residentKiB(_ field: String = "VmRSS") -> Int {
         guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
-            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") })
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix(field + ":") })
         else { return 0 }
         return Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0
+    }
+
+    /// `VmRSS` with its anonymous and file-backed parts, in MiB.
+    func memory() -> String {
+        func mib(_ field: String) -> String { String(format2: Double(residentKiB(field)) / 1024) }
+        return "\(mib("VmRSS")) MiB (anonymous \(mib("RssAnon")), file-backed \(mib("RssFile")))"
     }
 
     func stop() {

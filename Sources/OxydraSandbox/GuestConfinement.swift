@@ -41,7 +41,7 @@ public enum GuestConfinement {
     /// Directories of the executable and every shared library mapped into this process (the Swift
     /// runtime may live in a toolchain directory outside /usr/lib).
     static func loadedImageDirectories() -> [String] {
-        guard let maps = try? String(contentsOfFile: "/proc/self/maps", encoding: .utf8) else { return [] }
+        guard let maps = ProcFiles.read("/proc/self/maps") else { return [] }
         var directories: Set<String> = []
         for line in maps.split(separator: "\n") {
             guard let slash = line.firstIndex(of: "/") else { continue }

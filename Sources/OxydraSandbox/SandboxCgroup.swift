@@ -100,7 +100,7 @@ public enum SandboxCgroup {
 
     /// Controller (or "" for the unified hierarchy) → this process's cgroup path.
     static func memberships() -> [String: String] {
-        guard let text = try? String(contentsOfFile: "/proc/self/cgroup", encoding: .utf8) else { return [:] }
+        guard let text = ProcFiles.read("/proc/self/cgroup") else { return [:] }
         var result: [String: String] = [:]
         for line in text.split(separator: "\n") {
             let fields = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
@@ -114,7 +114,7 @@ public enum SandboxCgroup {
 
     /// Controller → mount point of its cgroup v1 hierarchy.
     static func v1Mounts() -> [String: String] {
-        guard let text = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) else { return [:] }
+        guard let text = ProcFiles.read("/proc/self/mountinfo") else { return [:] }
         var result: [String: String] = [:]
         for line in text.split(separator: "\n") {
             let halves = line.components(separatedBy: " - ")

@@ -203,7 +203,7 @@ public enum ShellSandbox {
     /// Directories of the shared libraries mapped into this process (the daemon is the same
     /// binary, so it needs the same ones; the Swift runtime may live outside /usr).
     public static func sharedLibraryDirectories() -> [String] {
-        guard let maps = try? String(contentsOfFile: "/proc/self/maps", encoding: .utf8) else { return [] }
+        guard let maps = ProcFiles.read("/proc/self/maps") else { return [] }
         var directories: Set<String> = []
         for line in maps.split(separator: "\n") {
             guard let slash = line.firstIndex(of: "/") else { continue }

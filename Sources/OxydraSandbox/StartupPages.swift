@@ -50,7 +50,7 @@ public enum StartupPages {
     /// Read-only (`r--p`/`r-xp`), file-backed mappings whose resident pages are all clean file
     /// pages (`Anonymous: 0 kB`, nothing swapped or locked), from `/proc/self/smaps`.
     static func cleanFileMappings() -> [Mapping] {
-        guard let text = try? String(contentsOfFile: "/proc/self/smaps", encoding: .utf8) else { return [] }
+        guard let text = ProcFiles.read("/proc/self/smaps") else { return [] }
         return parse(text)
     }
 
