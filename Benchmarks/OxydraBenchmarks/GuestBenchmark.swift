@@ -65,9 +65,10 @@ func benchmarkGuest() async throws {
     // The same idle guest keeping the pages only start-up touched (for comparison).
     let keeping = try GuestProcess.start(
         executable, workspace: workspace, directory: directory.path,
-        environment: environment.merging([StartupPages.disableVariable: "1"]) { $1 })
+        environment: environment.merging([CodePages.disableVariable: "1"]) { $1 })
     try await Task.sleep(for: .milliseconds(500))
     let kept = keeping.memory()
+    let keptFirstTurn = try await firstTurn(keeping, server: server)
     keeping.stop()
 
     let guest = try GuestProcess.start(
@@ -75,8 +76,11 @@ func benchmarkGuest() async throws {
     defer { guest.stop() }
     try await Task.sleep(for: .milliseconds(500))
     let idle = guest.memory()
+    let releasedFirstTurn = try await firstTurn(guest, server: server)
     print(
-        "guest: idle RSS \(idle) (target ≤ 30 MB); keeping the pages only start-up used: \(kept)")
+        "guest: idle RSS \(idle) (target ≤ 30 MB); keeping the pages only start-up used: \(kept); "
+            + "first turn \(String(format2: releasedFirstTurn * 1000)) ms after releasing them, "
+            + "\(String(format2: keptFirstTurn * 1000)) ms when kept")
     do {
         try await measure(guest, server: server)
     } catch {
@@ -87,6 +91,17 @@ func benchmarkGuest() async throws {
         throw error
     }
     try await server.shutdown()
+}
+
+/// The latency of one turn on a fresh connection and session.
+private func firstTurn(_ guest: GuestProcess, server: ScriptedModelServer) async throws -> Double {
+    let session = try await GatewaySession.connect(guest.endpoint, newSession: true)
+    defer { session.client.close() }
+    server.enqueue(.text(String(repeating: "token ", count: 20)))
+    let start = clock.now
+    session.client.send(.sendTurn(.init(requestID: "first", turnID: TurnID("first"), prompt: "Hi")))
+    _ = try await session.next { if case .turnCompleted = $0 { true } else { false } }
+    return seconds(clock.now - start)
 }
 
 private func measure(_ guest: GuestProcess, server: ScriptedModelServer) async throws {

@@ -111,6 +111,7 @@ struct Guest {
                 paths: paths, group: groupBox)
         }.bind()
 
+        let releasePages = prepared.environment[CodePages.disableVariable] != "1"
         let host = prepared.bind.host.contains(":") ? "[\(prepared.bind.host)]" : prepared.bind.host
         let application = gateway.application { port in
             let url = "ws://\(host):\(port)\(GatewayProtocol.path)"
@@ -123,9 +124,9 @@ struct Guest {
             let elapsed = ContinuousClock.now - started
             logger.info("gateway ready", metadata: ["endpoint": "\(url)", "startup": "\(elapsed)"])
             StandardStreams.write("gateway_endpoint=\(url)\n", to: 1)
-            if prepared.environment[StartupPages.disableVariable] != "1" {
+            if releasePages {
                 let begin = ContinuousClock.now
-                let released = StartupPages.release()
+                let released = CodePages.release()
                 logger.info(
                     "released start-up pages",
                     metadata: [
@@ -139,7 +140,8 @@ struct Guest {
             configuration: ServiceGroupConfiguration(
                 services: [
                     .init(service: application), .init(service: control),
-                    .init(service: IdleSessionEvictor(hub: hub, ttl: ttl)),
+                    .init(
+                        service: IdleHousekeeping(hub: hub, ttl: ttl, releasePages: releasePages, logger: logger)),
                     .init(service: TurnDrainer(hub: hub, logger: logger)),
                 ], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         await groupBox.set(group)
@@ -239,16 +241,26 @@ struct TurnDrainer: Service {
     }
 }
 
-/// Unloads idle sessions from memory once a minute.
-struct IdleSessionEvictor: Service {
+/// Once a minute: unloads idle sessions from memory, and when turns ran since the last check but
+/// none in the minute before this one (and none is running), gives back the code pages they
+/// touched (see `CodePages`), so a guest that has been idle for a couple of minutes is as small
+/// as a freshly started one.
+struct IdleHousekeeping: Service {
     let hub: SessionHub
     let ttl: Duration
+    let releasePages: Bool
+    let logger: Logger
 
     func run() async throws {
         try? await cancelWhenGracefulShutdown {
+            var idle = CodePages.IdleRelease()
             while !Task.isCancelled {
                 try await Task.sleep(for: .seconds(60))
                 await hub.evictIdleSessions(olderThan: ttl)
+                let due = idle.check(finishedTurns: await hub.finishedTurnCount, activeTurns: await hub.activeTurnCount)
+                guard releasePages, due else { continue }
+                let released = CodePages.release()
+                logger.debug("released idle code pages", metadata: ["kib": "\(released.kibibytes)"])
             }
         }
     }

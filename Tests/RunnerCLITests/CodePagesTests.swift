@@ -7,7 +7,7 @@ import Testing
     import Glibc
 #endif
 
-@Suite struct StartupPagesTests {
+@Suite struct CodePagesTests {
     @Test func onlyCleanReadOnlyFileMappingsAreChosen() {
         let smaps = """
             55d0a0000000-55d0a1000000 r-xp 00000000 fe:00 123 /opt/oxydra/oxydra-vm
@@ -48,11 +48,30 @@ import Testing
             Anonymous:             0 kB
             """
         #expect(
-            StartupPages.parse(smaps) == [
+            CodePages.parse(smaps) == [
                 .init(start: 0x55d0_a000_0000, end: 0x55d0_a100_0000, residentKiB: 9000),
                 .init(start: 0x7f00_0000_0000, end: 0x7f00_0010_0000, residentKiB: 128),
             ])
-        #expect(StartupPages.parse("") == [])
+        #expect(CodePages.parse("") == [])
+    }
+
+    @Test func idleReleaseIsDueOnceAfterAQuietIntervalFollowingTurns() {
+        var idle = CodePages.IdleRelease()
+        // (finished turns, running turns) at each tick → due?
+        let ticks: [(Int, Int, Bool, String)] = [
+            (0, 0, false, "no turns since start-up's own release"),
+            (3, 0, false, "turns finished during this interval"),
+            (3, 0, true, "a quiet interval after turns"),
+            (3, 0, false, "already released"),
+            (3, 1, false, "a turn is running"),
+            (4, 0, false, "a turn finished during this interval"),
+            (4, 1, false, "a long turn is still running"),
+            (4, 0, true, "quiet again"),
+        ]
+        for (finished, active, due, why) in ticks {
+            let result = idle.check(finishedTurns: finished, activeTurns: active)
+            #expect(result == due, "\(why)")
+        }
     }
 
     @Test func procFilesAreReadWhole() throws {
@@ -74,7 +93,7 @@ import Testing
             return Int(line.split(separator: " ").dropFirst().first ?? "") ?? -1
         }
         let before = residentFileKiB()
-        let released = StartupPages.release()
+        let released = CodePages.release()
         let after = residentFileKiB()
         #expect(released.mappings > 0)
         #expect(released.kibibytes > 1024, "a test process has megabytes of code resident")
@@ -82,6 +101,6 @@ import Testing
         // Everything it dropped comes back on use: code runs, Foundation encodes, a child runs.
         let encoded = try JSONEncoder().encode(["released": released.kibibytes])
         #expect(try JSONDecoder().decode([String: Int].self, from: encoded)["released"] == released.kibibytes)
-        #expect(StartupPages.parse(String(repeating: "x", count: 10)).isEmpty)
+        #expect(CodePages.parse(String(repeating: "x", count: 10)).isEmpty)
     }
 }

@@ -4,25 +4,26 @@ import OxydraCore
     import Glibc
 #endif
 
-/// Gives back the code pages a long-running process touched only while starting up.
+/// Gives back the code pages a long-running process is not using.
 ///
 /// Start-up runs a lot of code once (dynamic linking, config parsing, migrations, confinement) and
 /// the kernel maps file pages in 64 KiB "fault-around" blocks, so a freshly started guest holds
-/// ~35 MiB of executable and library pages it will not touch again while idle. `release()` drops
-/// this process's mappings of pages that are clean copies of files — read-only, file-backed
-/// mappings with no private (copy-on-write) pages — with `MADV_DONTNEED`. The pages stay in the page
-/// cache (shared with every other process using the same files); touching them again is a minor
-/// fault that maps them back. Mappings holding private pages (relocated data, anything writable)
-/// are never touched, so no state is lost; this is what the kernel's own reclaim does under memory
-/// pressure, done at a moment we know the start-up code is finished with.
-public enum StartupPages {
+/// ~35 MiB of executable and library pages it will not touch again while idle (a turn, likewise,
+/// leaves ~20 MiB mapped). `release()` drops this process's mappings of pages that are clean copies
+/// of files — read-only, file-backed mappings with no private (copy-on-write), swapped or locked
+/// pages — with `MADV_DONTNEED`. The pages stay in the page cache (shared with every other process
+/// using the same files); touching them again is a minor fault that maps them back. Mappings
+/// holding private pages (relocated data, anything writable) are never touched, so no state is
+/// lost: this is what the kernel's own reclaim does under memory pressure, done at a moment we
+/// know the code is finished with (after start-up, and after a couple of minutes without turns).
+public enum CodePages {
     public struct Released: Sendable {
         public var mappings = 0
         public var kibibytes = 0
     }
 
-    /// Set `OXYDRA_KEEP_STARTUP_PAGES=1` to skip (for comparing memory figures).
-    public static let disableVariable = "OXYDRA_KEEP_STARTUP_PAGES"
+    /// Set `OXYDRA_KEEP_CODE_PAGES=1` to skip (for comparing memory figures).
+    public static let disableVariable = "OXYDRA_KEEP_CODE_PAGES"
 
     @discardableResult
     public static func release() -> Released {
@@ -39,6 +40,24 @@ public enum StartupPages {
         #else
             return Released()
         #endif
+    }
+
+    /// When to release again after turns: checked at a fixed interval, it is due once turns have
+    /// finished since the last release but none finished during the last interval, and none is
+    /// running.
+    public struct IdleRelease: Sendable {
+        private var releasedAt = 0
+        private var previous = 0
+
+        public init() {}
+
+        public mutating func check(finishedTurns: Int, activeTurns: Int) -> Bool {
+            let quiet = finishedTurns == previous
+            previous = finishedTurns
+            guard quiet, activeTurns == 0, finishedTurns != releasedAt else { return false }
+            releasedAt = finishedTurns
+            return true
+        }
     }
 
     struct Mapping: Equatable {
