@@ -80,13 +80,11 @@ public struct ModelCatalog: Sendable, Hashable {
 
     /// The model with this id or alias, or an error naming the provider and the closest known ids.
     public func model(_ id: ModelID, provider: String) throws(CatalogError) -> ModelDescriptor {
+        if let match = lookup(id, provider: provider) { return match }
         guard let models = providers[provider] else {
             throw .unknownProvider(
                 provider: provider, known: providers.keys.sorted(),
                 suggestions: Suggestions.closest(to: provider, in: providers.keys))
-        }
-        if let match = models.first(where: { $0.id == id || $0.aliases.contains(id) }) {
-            return match
         }
         let known = models.flatMap { [$0.id.rawValue] + $0.aliases.map(\.rawValue) }
         throw .unknownModel(
@@ -94,22 +92,25 @@ public struct ModelCatalog: Sendable, Hashable {
             suggestions: Suggestions.closest(to: id.rawValue, in: known))
     }
 
+    /// The model by id or alias, nil when the catalog does not list it.
+    public func lookup(_ id: ModelID, provider: String) -> ModelDescriptor? {
+        providers[provider]?.first { $0.id == id || $0.aliases.contains(id) }
+    }
+
     /// Looks a model up, or — when `skipValidation` is set — admits an unknown model with default
     /// limits (`overrides` replaces any of them), as local servers (Ollama, llama.cpp, vLLM) need.
     public func resolve(
         _ id: ModelID, provider: String, skipValidation: Bool, overrides: ModelOverrides = ModelOverrides()
     ) throws(CatalogError) -> ModelDescriptor {
-        do {
-            return overrides.applied(to: try model(id, provider: provider))
-        } catch {
-            guard skipValidation else { throw error }
-            let synthetic = ModelDescriptor(
-                provider: provider, id: id, displayName: id.rawValue,
-                capabilities: ModelCapabilities(
-                    contextTokens: ModelCatalog.defaultContextTokens, outputTokens: ModelCatalog.defaultOutputTokens),
-                pricing: nil, isSynthetic: true)
-            return overrides.applied(to: synthetic)
-        }
+        if let known = lookup(id, provider: provider) { return overrides.applied(to: known) }
+        // Runs on every request to a local model: suggestions are only computed for a real error.
+        guard skipValidation else { return overrides.applied(to: try model(id, provider: provider)) }
+        let synthetic = ModelDescriptor(
+            provider: provider, id: id, displayName: id.rawValue,
+            capabilities: ModelCapabilities(
+                contextTokens: ModelCatalog.defaultContextTokens, outputTokens: ModelCatalog.defaultOutputTokens),
+            pricing: nil, isSynthetic: true)
+        return overrides.applied(to: synthetic)
     }
 
     /// Every model, sorted by provider then catalog order.
