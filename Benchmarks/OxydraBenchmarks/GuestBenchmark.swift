@@ -205,6 +205,19 @@ private func measure(_ guest: GuestProcess, server: ScriptedModelServer) async t
         try await quiet()
         inProcess.append(try await inProcessTurn(index))
     }
+    let probe = try await GatewaySession.connect(guest.endpoint, newSession: true)
+    let framesBefore = probe.received
+    _ = try await gatewayTurn(probe)
+    let framesPerTurn = probe.received - framesBefore
+    // The process boundary alone: a request the gateway answers from memory.
+    var roundTrips: [Double] = []
+    for index in 0..<200 {
+        let start = clock.now
+        probe.client.send(.healthCheck(requestID: "hc\(index)"))
+        _ = try await probe.next { if case .healthStatus = $0 { true } else { false } }
+        roundTrips.append(seconds(clock.now - start))
+    }
+    probe.client.close()
     let overhead = median(through) - median(alone)
     let gatewayShare = median(through) - median(inProcess)
     print(
@@ -212,7 +225,8 @@ private func measure(_ guest: GuestProcess, server: ScriptedModelServer) async t
             + "\(String(format2: median(alone) * 1000)) ms (ratio \(String(format2: median(through) / median(alone)))x, "
             + "+\(String(format2: overhead * 1000)) ms); the same turn in-process (runtime + durable SQLite commits) "
             + "\(String(format2: median(inProcess) * 1000)) ms, so the gateway and the process boundary add "
-            + "\(String(format2: gatewayShare * 1000)) ms (target ≤ 1 ms)")
+            + "\(String(format2: gatewayShare * 1000)) ms (target ≤ 1 ms); \(framesPerTurn) frames per turn; "
+            + "a health_check round trip takes \(String(format2: median(roundTrips) * 1000)) ms")
 
     // Leak check: 2,000 turns over 10 sessions; RSS after the first 200 against after all.
     var sessions: [GatewaySession] = []
@@ -343,8 +357,12 @@ final class GatewaySession: Sendable {
         return session
     }
 
+    /// Frames received so far (one consumer at a time).
+    nonisolated(unsafe) var received = 0
+
     func next(_ predicate: (ServerFrame) -> Bool) async throws -> ServerFrame {
         while let frame = await frames.next() {
+            received += 1
             if predicate(frame) { return frame }
         }
         throw TestSupportError("the gateway closed the connection: \(client.failure?.message ?? "")")

@@ -260,7 +260,7 @@ struct IdleHousekeeping: Service {
                 let due = idle.check(finishedTurns: await hub.finishedTurnCount, activeTurns: await hub.activeTurnCount)
                 guard releasePages, due else { continue }
                 let released = CodePages.release()
-                logger.debug("released idle code pages", metadata: ["kib": "\(released.kibibytes)"])
+                logger.info("released idle code pages", metadata: ["kib": "\(released.kibibytes)"])
             }
         }
     }
