@@ -199,6 +199,25 @@ struct ProviderFaultTests {
         #expect((try? result.get()) ?? 0 < 50)
     }
 
+    @Test func anUnresolvableHostIsNamed() async throws {
+        var config = AgentConfig()
+        var entry = ProviderEntry(type: .openai)
+        entry.baseURL = "http://no-such-host.invalid:8080"
+        entry.apiKey = "sk-test-key"
+        config.providers.registry = ["lan": entry]
+        config.selection.provider = "lan"
+        config.reliability.maxAttempts = 1
+        let provider = try ProviderFactory.selected(config, catalog: .builtIn, environment: [:])
+        await #expect {
+            try await provider.stream(ModelRequest(model: "gpt-4o-mini", messages: [.user("x")])).collect(
+                provider: "lan")
+        } throws: { error in
+            "\(error)"
+                == "provider transport failed for `lan`: cannot resolve the host `no-such-host.invalid`; check "
+                + "`base_url` (http://no-such-host.invalid:8080)"
+        }
+    }
+
     @Test func connectionRefusedIsATransportError() async throws {
         var config = AgentConfig()
         var entry = ProviderEntry(type: .openai)
@@ -212,7 +231,9 @@ struct ProviderFaultTests {
             try await provider.stream(ModelRequest(model: "gpt-4o-mini", messages: [.user("x")])).collect(
                 provider: "dead")
         } throws: { error in
-            "\(error)".hasPrefix("provider transport failed for `dead`:")
+            "\(error)"
+                == "provider transport failed for `dead`: connection refused: nothing is listening there; is the "
+                + "server running, and is `base_url` (http://127.0.0.1:1) right?"
         }
     }
 }

@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 import OxydraCore
 import Synchronization
 
@@ -135,7 +136,31 @@ struct ProviderTransport: Sendable {
                 return .timedOut(provider: provider, seconds: Int(timeout.components.seconds))
             }
         }
+        if let reason = connectFailure(error) { return .transport(provider: provider, message: reason) }
         return .transport(provider: provider, message: describe(error))
+    }
+
+    /// Plain words for the connection failures a misconfigured or stopped server causes (NIO's own
+    /// descriptions read like "connection reset (error set): Connection refused) (errno: 111)").
+    func connectFailure(_ error: any Error) -> String? {
+        let hint = "is the server running, and is `base_url` (\(redact(baseURL))) right?"
+        func reason(_ errno: Int32) -> String? {
+            switch errno {
+            case ECONNREFUSED: "connection refused: nothing is listening there; \(hint)"
+            case ENETUNREACH, EHOSTUNREACH: "the host is unreachable from here; \(hint)"
+            case ETIMEDOUT: "connecting timed out; \(hint)"
+            default: nil
+            }
+        }
+        if let error = error as? IOError { return reason(error.errnoCode) }
+        if let error = error as? NIOConnectionError {
+            let reasons = error.connectionErrors.compactMap { ($0.error as? IOError).flatMap { reason($0.errnoCode) } }
+            if let first = reasons.first { return first }
+            if error.connectionErrors.isEmpty && (error.dnsAError != nil || error.dnsAAAAError != nil) {
+                return "cannot resolve the host `\(error.host)`; check `base_url` (\(redact(baseURL)))"
+            }
+        }
+        return nil
     }
 
     func describe(_ error: any Error) -> String { redact("\(error)") }
