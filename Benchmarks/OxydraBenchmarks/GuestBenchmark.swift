@@ -36,9 +36,14 @@ func benchmarkGuest() async throws {
         """, to: ".oxydra/agent.toml")
     _ = try directory.createDirectory("home")
     _ = try directory.createDirectory("etc")
+    // The guest gets a clean environment plus any OXYDRA_* setting the benchmark was run with.
     let environment = [
         "HOME": directory.path + "/home", "OXYDRA_SYSTEM_CONFIG_DIR": directory.path + "/etc", "PATH": "/usr/bin:/bin",
-    ]
+    ].merging(
+        ProcessInfo.processInfo.environment.filter { $0.key.hasPrefix("OXYDRA_") && !$0.key.hasPrefix("OXYDRA_BENCH") }
+    ) {
+        $1
+    }
     let executable = FilePaths.parent(ExecutableLocator.selfPath() ?? "") + "/oxydra-vm"
     let workspace = directory.path + "/ws/alice"
 

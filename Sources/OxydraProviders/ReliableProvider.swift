@@ -112,6 +112,8 @@ final class RetryingSource: ModelEventSource, @unchecked Sendable {
         self.policy = policy
     }
 
+    var hasBufferedEvent: Bool { iterator?.hasBufferedEvent ?? false }
+
     func next() async throws -> ModelEvent? {
         while true {
             if iterator == nil {

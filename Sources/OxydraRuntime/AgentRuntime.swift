@@ -138,22 +138,30 @@ public struct AgentRuntime: Sendable {
         var partialText: String
     }
 
-    /// Streams one response, forwarding text and reasoning as they arrive.
+    /// Streams one response, forwarding text and reasoning as they arrive. Text deltas that
+    /// arrived together (in one network read) are forwarded as one; none waits for the network.
     private func stream(_ request: ModelRequest, events: @Sendable (RuntimeEvent) async -> Void) async throws
         -> ModelResponse
     {
         guard model.capabilities.streaming else { return try await provider.complete(request) }
         var builder = ModelResponseBuilder()
+        var held = ""
         do {
-            for try await event in provider.stream(request) {
-                switch event {
-                case .textDelta(let text): await events(.textDelta(text))
-                case .reasoningDelta(let text): await events(.reasoningDelta(text))
-                default: break
-                }
+            var iterator = provider.stream(request).makeAsyncIterator()
+            while let event = try await iterator.next() {
                 try builder.add(event, provider: provider.id)
+                if case .textDelta(let text) = event {
+                    held += text
+                    if iterator.hasBufferedEvent { continue }
+                }
+                if !held.isEmpty {
+                    await events(.textDelta(held))
+                    held = ""
+                }
+                if case .reasoningDelta(let text) = event { await events(.reasoningDelta(text)) }
             }
         } catch {
+            if !held.isEmpty { await events(.textDelta(held)) }
             if Task.isCancelled || error is CancellationError { throw StreamCancelled(partialText: builder.text) }
             throw error
         }

@@ -30,6 +30,29 @@ struct AgentRuntimeTests {
         #expect(sent.last == ["role": "user", "content": "hi"])
     }
 
+    @Test func deltasThatArriveTogetherAreForwardedTogetherAndNoneWaits() async throws {
+        let fixture = try await RuntimeFixture.start()
+        defer { Task { await fixture.stop() } }
+        // The whole stream in one HTTP chunk (one write): its eight deltas are read at once.
+        var together = ScriptedReply.text("one two three four five six seven eight")
+        together.fragmentBytes = 1 << 20
+        // One word every 30 ms: each is forwarded as soon as it arrives, never held for the next.
+        var apart = ScriptedReply.text("alpha beta gamma delta")
+        apart.chunkDelay = .milliseconds(30)
+        fixture.server.enqueue([together, apart])
+
+        let first = EventLog()
+        _ = try await fixture.run("hi", session: "t1", events: first)
+        let merged = first.all.compactMap { if case .textDelta(let text) = $0 { text } else { nil } }
+        #expect(first.text == "one two three four five six seven eight")
+        #expect(merged.count < 8, "\(merged)")
+
+        let second = EventLog()
+        _ = try await fixture.run("hi", session: "t2", events: second)
+        let separate = second.all.compactMap { if case .textDelta(let text) = $0 { text } else { nil } }
+        #expect(separate == ["alpha ", "beta ", "gamma ", "delta"])
+    }
+
     @Test func toolRoundTrip() async throws {
         let fixture = try await RuntimeFixture.start()
         defer { Task { await fixture.stop() } }

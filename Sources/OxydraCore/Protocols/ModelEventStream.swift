@@ -4,6 +4,15 @@ public protocol ModelEventSource: AnyObject, Sendable {
     /// The next event, or nil at the end. Cancellation of the calling task ends the underlying
     /// request (the connection is closed).
     func next() async throws -> ModelEvent?
+
+    /// True when the next event already arrived from the network (in the same read as the last
+    /// one), so `next()` returns it without waiting. Consumers use it to hand on several small
+    /// deltas as one without delaying any of them.
+    var hasBufferedEvent: Bool { get }
+}
+
+extension ModelEventSource {
+    public var hasBufferedEvent: Bool { false }
 }
 
 /// A provider's response stream.
@@ -35,6 +44,8 @@ public struct ModelEventStream: AsyncSequence, Sendable {
     public struct Iterator: AsyncIteratorProtocol {
         let source: any ModelEventSource
         public mutating func next() async throws -> ModelEvent? { try await source.next() }
+        /// See ``ModelEventSource/hasBufferedEvent``.
+        public var hasBufferedEvent: Bool { source.hasBufferedEvent }
     }
 
     /// Drains the stream into a response: text, reasoning, assembled tool calls, usage and finish.

@@ -46,6 +46,8 @@ final class EventStreamSource<Translator: StreamTranslator>: ModelEventSource, @
         self.translator = translator
     }
 
+    var hasBufferedEvent: Bool { cursor < pending.count }
+
     func next() async throws -> ModelEvent? {
         while true {
             if cursor < pending.count {

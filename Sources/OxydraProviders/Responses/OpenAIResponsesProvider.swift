@@ -217,6 +217,8 @@ final class ChainFallbackSource: ModelEventSource, @unchecked Sendable {
         return false
     }
 
+    var hasBufferedEvent: Bool { current.hasBufferedEvent }
+
     func next() async throws -> ModelEvent? {
         do {
             let event = try await current.next()
