@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 
 @testable import OxydraSandbox
@@ -7,7 +8,7 @@ import Testing
     import Glibc
 #endif
 
-@Suite struct CodePagesTests {
+@Suite(.serialized) struct CodePagesTests {
     @Test func onlyCleanReadOnlyFileMappingsAreChosen() {
         let smaps = """
             55d0a0000000-55d0a1000000 r-xp 00000000 fe:00 123 /opt/oxydra/oxydra-vm
@@ -102,5 +103,67 @@ import Testing
         let encoded = try JSONEncoder().encode(["released": released.kibibytes])
         #expect(try JSONDecoder().decode([String: Int].self, from: encoded)["released"] == released.kibibytes)
         #expect(CodePages.parse(String(repeating: "x", count: 10)).isEmpty)
+        #expect(try runTrue() == 0)
+    }
+
+    @Test func releasingWhileOtherThreadsWorkLosesNothing() async throws {
+        // One thread releases over and over while tasks encode, decode, hash, sort and spawn: every
+        // result must still be exact (relocated data and heap are never touched by the release).
+        let stop = Shared(false)
+        let releases = Shared(0)
+        let finished = DispatchSemaphore(value: 0)
+        let releaser = Thread {
+            while !stop.value.withLock({ $0 }) {
+                CodePages.release()
+                releases.value.withLock { $0 += 1 }
+                usleep(2000)
+            }
+            finished.signal()
+        }
+        releaser.start()
+        defer {
+            stop.value.withLock { $0 = true }
+            finished.wait()
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for worker in 0..<4 {
+                group.addTask {
+                    // At least 300 rounds, and until the releaser has run ten times meanwhile.
+                    var round = 0
+                    while round < 300 || releases.value.withLock({ $0 }) < 10 {
+                        round += 1
+                        let values = (0..<64).map { "w\(worker)-r\(round)-\($0)" }
+                        let data = try JSONEncoder().encode(values)
+                        let back = try JSONDecoder().decode([String].self, from: data)
+                        guard back == values, Set(back).count == 64, back.sorted() == values.sorted() else {
+                            throw TestFailure("round \(round) of worker \(worker) came back different")
+                        }
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        for _ in 0..<5 { #expect(try runTrue() == 0) }
+        #expect(releases.value.withLock { $0 } >= 10, "the releaser ran while the workers did")
+    }
+
+    private final class Shared<Value: Sendable>: Sendable {
+        let value: Mutex<Value>
+        init(_ initial: Value) { value = Mutex(initial) }
+    }
+
+    private struct TestFailure: Error, CustomStringConvertible {
+        let description: String
+        init(_ description: String) { self.description = description }
+    }
+
+    /// Spawns `/bin/true` and returns its exit status.
+    private func runTrue() throws -> Int32 {
+        let pid = try ProcessSpawner.spawn(
+            "/bin/true", arguments: ["true"], environment: [],
+            options: .init(standardInput: 0, standardOutput: 1, standardError: 2))
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0, errno == EINTR {}
+        return status
     }
 }
