@@ -241,10 +241,10 @@ struct TurnDrainer: Service {
     }
 }
 
-/// Once a minute: unloads idle sessions from memory, and when turns ran since the last check but
-/// none in the minute before this one (and none is running), gives back the code pages they
-/// touched (see `CodePages`), so a guest that has been idle for a couple of minutes is as small
-/// as a freshly started one.
+/// Once a minute: unloads idle sessions from memory, and when turns have finished since the last
+/// release but none during the last minute (and none is running), gives back the code pages they
+/// touched (see `CodePages`), so a guest idle for a couple of minutes is as small as a freshly
+/// started one.
 struct IdleHousekeeping: Service {
     let hub: SessionHub
     let ttl: Duration
