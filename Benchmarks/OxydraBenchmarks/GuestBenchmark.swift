@@ -21,19 +21,13 @@ func benchmarkGuest() async throws {
     let directory = try TemporaryDirectory(prefix: "oxydra-bench-guest")
     defer { directory.remove() }
     try directory.write(
-        """
-        [selection]
-        provider = "local"
-        model = "scripted-model"
-        [providers.registry.local]
-        provider_type = "openai"
-        base_url = "\(server.baseURL)"
-        skip_catalog_validation = true
-        [gateway]
-        max_sessions_per_user = 5000
-        max_concurrent_turns_per_user = 50
-        max_queued_turns_per_user = 100
-        """, to: ".oxydra/agent.toml")
+        server.agentConfig(
+            """
+            [gateway]
+            max_sessions_per_user = 5000
+            max_concurrent_turns_per_user = 50
+            max_queued_turns_per_user = 100
+            """), to: ".oxydra/agent.toml")
     _ = try directory.createDirectory("home")
     _ = try directory.createDirectory("etc")
     // The guest gets a clean environment plus any OXYDRA_* setting the benchmark was run with.
@@ -178,13 +172,7 @@ private func measure(_ guest: GuestProcess, server: ScriptedModelServer) async t
     let root = try storeDirectory.createDirectory("ws")
     for name in ["shared", "tmp", "vault", ".oxydra"] { _ = try storeDirectory.createDirectory("ws/\(name)") }
     let store = try SQLiteMemoryStore(path: root + "/.oxydra/memory.db", user: "alice", indexing: false)
-    let registry = BuiltInTools.registry(workspace: Workspace(root: root), config: config, environment: [:])
-    let runtime = AgentRuntime(
-        provider: provider, tools: registry, model: try ModelSelection.resolve(config, catalog: .builtIn),
-        settings: RuntimeSettings(config.runtime),
-        systemPrompt: SystemPrompt.build(
-            tools: registry.declarations, memoryEnabled: false, shellAvailable: false, operatorText: nil),
-        store: store)
+    let runtime = try builtInRuntime(provider: provider, config: config, root: root, store: store)
     func inProcessTurn(_ index: Int) async throws -> Double {
         server.enqueue(reply)
         let start = clock.now

@@ -137,6 +137,20 @@ extension String {
     }
 }
 
+/// A runtime configured like the guest's: built-in tools on the workspace at `root`, their system
+/// prompt, `store`.
+func builtInRuntime(provider: any ModelProvider, config: AgentConfig, root: String, store: any MemoryStore) throws
+    -> AgentRuntime
+{
+    let registry = BuiltInTools.registry(workspace: Workspace(root: root), config: config, environment: [:])
+    return AgentRuntime(
+        provider: provider, tools: registry, model: try ModelSelection.resolve(config, catalog: .builtIn),
+        settings: RuntimeSettings(config.runtime),
+        systemPrompt: SystemPrompt.build(
+            tools: registry.declarations, memoryEnabled: false, shellAvailable: false, operatorText: nil),
+        store: store)
+}
+
 /// Runtime overhead per turn: a plain turn through AgentRuntime vs the provider alone on the same
 /// script, and the extra time of one tool round trip (a second provider call plus `file_list`).
 func benchmarkRuntime() async throws {
@@ -147,13 +161,7 @@ func benchmarkRuntime() async throws {
     var config = AgentConfig()
     config.providers.registry["openai"]?.baseURL = server.baseURL
     let provider = try ProviderFactory.selected(config, catalog: .builtIn, environment: ["OPENAI_API_KEY": "k"])
-    let registry = BuiltInTools.registry(workspace: Workspace(root: root), config: config, environment: [:])
-    let runtime = AgentRuntime(
-        provider: provider, tools: registry, model: try ModelSelection.resolve(config, catalog: .builtIn),
-        settings: RuntimeSettings(config.runtime),
-        systemPrompt: SystemPrompt.build(
-            tools: registry.declarations, memoryEnabled: false, shellAvailable: false, operatorText: nil),
-        store: EphemeralMemoryStore())
+    let runtime = try builtInRuntime(provider: provider, config: config, root: root, store: EphemeralMemoryStore())
     let text = ScriptedReply.text(String(repeating: "token ", count: 50))
     let toolCall = ScriptedReply.toolCalls([
         ScriptedToolCall(id: "c1", name: "file_list", arguments: #"{"path":"/shared"}"#)
@@ -162,7 +170,7 @@ func benchmarkRuntime() async throws {
     func providerAlone(_ reply: ScriptedReply) async throws -> Double {
         server.enqueue(reply)
         let request = ModelRequest(
-            model: "gpt-4o-mini", messages: [.system("x"), .user("Hi")], tools: registry.declarations)
+            model: "gpt-4o-mini", messages: [.system("x"), .user("Hi")], tools: runtime.tools.declarations)
         let start = clock.now
         _ = try await provider.stream(request).collect(provider: provider.id)
         return seconds(clock.now - start)

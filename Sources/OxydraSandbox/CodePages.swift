@@ -25,6 +25,11 @@ public enum CodePages {
     /// Set `OXYDRA_KEEP_CODE_PAGES=1` to skip (for comparing memory figures).
     public static let disableVariable = "OXYDRA_KEEP_CODE_PAGES"
 
+    /// False when this process's environment sets `OXYDRA_KEEP_CODE_PAGES=1`.
+    public static var enabled: Bool {
+        getenv(disableVariable).map { String(cString: $0) } != "1"
+    }
+
     @discardableResult
     public static func release() -> Released {
         #if os(Linux)

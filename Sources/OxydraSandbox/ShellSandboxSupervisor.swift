@@ -55,7 +55,7 @@ public enum ShellSandboxSupervisor {
                 fail("cannot start \(spec.bubblewrap): \(error)")
             }
             // From here the supervisor only waits: it gives back the code pages it ran to get here.
-            if getenv(CodePages.disableVariable).map({ String(cString: $0) }) != "1" { CodePages.release() }
+            if CodePages.enabled { CodePages.release() }
             var status: Int32 = 0
             while waitpid(pid, &status, 0) < 0, errno == EINTR {}
             let ran = ContinuousClock.now - started

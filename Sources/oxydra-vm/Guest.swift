@@ -111,7 +111,7 @@ struct Guest {
                 paths: paths, group: groupBox)
         }.bind()
 
-        let releasePages = prepared.environment[CodePages.disableVariable] != "1"
+        let releasePages = CodePages.enabled
         let host = prepared.bind.host.contains(":") ? "[\(prepared.bind.host)]" : prepared.bind.host
         let application = gateway.application { port in
             let url = "ws://\(host):\(port)\(GatewayProtocol.path)"

@@ -92,7 +92,7 @@ struct ShellDaemonCommand: ParsableCommand {
         var settings = ShellDaemonServer.Settings(environment: environment)
         settings.defaultTimeout = .seconds(timeout)
         // Start-up code is done with; an idle daemon keeps only what serving touches.
-        if ProcessInfo.processInfo.environment[CodePages.disableVariable] != "1" { CodePages.release() }
+        if CodePages.enabled { CodePages.release() }
         ShellDaemonServer(listeningDescriptor: listener, settings: settings).run()
     }
 

@@ -200,40 +200,41 @@ struct ProviderFaultTests {
     }
 
     @Test func anUnresolvableHostIsNamed() async throws {
-        var config = AgentConfig()
-        var entry = ProviderEntry(type: .openai)
-        entry.baseURL = "http://no-such-host.invalid:8080"
-        entry.apiKey = "sk-test-key"
-        config.providers.registry = ["lan": entry]
-        config.selection.provider = "lan"
-        config.reliability.maxAttempts = 1
-        let provider = try ProviderFactory.selected(config, catalog: .builtIn, environment: [:])
-        await #expect {
-            try await provider.stream(ModelRequest(model: "gpt-4o-mini", messages: [.user("x")])).collect(
-                provider: "lan")
-        } throws: { error in
-            "\(error)"
+        let error = try await streamError(name: "lan", baseURL: "http://no-such-host.invalid:8080", apiKey: "sk-test")
+        #expect(
+            error
                 == "provider transport failed for `lan`: cannot resolve the host `no-such-host.invalid`; check "
-                + "`base_url` (http://no-such-host.invalid:8080)"
-        }
+                + "`base_url` (http://no-such-host.invalid:8080)")
     }
 
     @Test func connectionRefusedIsATransportError() async throws {
+        // Retried once (a refused connect is transient), then reported.
+        let error = try await streamError(name: "dead", baseURL: "http://127.0.0.1:1", attempts: 2)
+        #expect(
+            error
+                == "provider transport failed for `dead`: connection refused: nothing is listening there; is the "
+                + "server running, and is `base_url` (http://127.0.0.1:1) right?")
+    }
+
+    /// The error a stream from provider `name` at `baseURL` fails with (nil if it does not).
+    private func streamError(name: String, baseURL: String, apiKey: String? = nil, attempts: Int = 1) async throws
+        -> String?
+    {
         var config = AgentConfig()
         var entry = ProviderEntry(type: .openai)
-        entry.baseURL = "http://127.0.0.1:1"
-        config.providers.registry = ["dead": entry]
-        config.selection.provider = "dead"
-        config.reliability.maxAttempts = 2
+        entry.baseURL = baseURL
+        entry.apiKey = apiKey
+        config.providers.registry = [name: entry]
+        config.selection.provider = name
+        config.reliability.maxAttempts = attempts
         config.reliability.backoffBaseMs = 1
         let provider = try ProviderFactory.selected(config, catalog: .builtIn, environment: [:])
-        await #expect {
-            try await provider.stream(ModelRequest(model: "gpt-4o-mini", messages: [.user("x")])).collect(
-                provider: "dead")
-        } throws: { error in
-            "\(error)"
-                == "provider transport failed for `dead`: connection refused: nothing is listening there; is the "
-                + "server running, and is `base_url` (http://127.0.0.1:1) right?"
+        do {
+            _ = try await provider.stream(ModelRequest(model: "gpt-4o-mini", messages: [.user("x")])).collect(
+                provider: ProviderID(name))
+            return nil
+        } catch {
+            return "\(error)"
         }
     }
 }

@@ -10,17 +10,11 @@ import Testing
 
 /// The agent config of a project whose provider is the scripted model server (loopback: no key).
 func scriptedAgent(_ server: ScriptedModelServer) -> String {
-    """
-    [selection]
-    provider = "local"
-    model = "scripted-model"
-    [providers.registry.local]
-    provider_type = "openai"
-    base_url = "\(server.baseURL)"
-    skip_catalog_validation = true
-    [reliability]
-    max_attempts = 1
-    """
+    server.agentConfig(
+        """
+        [reliability]
+        max_attempts = 1
+        """)
 }
 
 extension Project {

@@ -23,6 +23,21 @@ public final class ScriptedModelServer: Sendable {
     private let state: ServerState
     /// `http://127.0.0.1:<port>`.
     public let baseURL: String
+
+    /// `agent.toml` text selecting this server as provider `local` with an unlisted model
+    /// (loopback: no key needed), followed by `extra` (more tables).
+    public func agentConfig(_ extra: String = "") -> String {
+        """
+        [selection]
+        provider = "local"
+        model = "scripted-model"
+        [providers.registry.local]
+        provider_type = "openai"
+        base_url = "\(baseURL)"
+        skip_catalog_validation = true
+
+        """ + extra
+    }
     public let port: Int
 
     private init(channel: any NIOCore.Channel, state: ServerState, port: Int) {
