@@ -11,6 +11,7 @@
 // |             | CSystemShims (C wrappers for openat2 and other raw system calls)     |
 // | core        | OxydraConfig, OxydraProviders, OxydraTools, OxydraMemory,            |
 // |             | OxydraRuntime, OxydraSandbox                                         |
+// | client      | OxydraClient (gateway client, token discovery; for every front end)   |
 // | application | OxydraGateway, OxydraChannels, OxydraRunner, OxydraShellDaemon,      |
 // |             | OxydraTUI                                                            |
 // | executables | runner, oxydra-vm, shell-daemon, oxydra-tui (thin `main` files)      |
@@ -84,6 +85,10 @@ let package = Package(
         .target(name: "OxydraRuntime", dependencies: ["OxydraCore"], swiftSettings: swiftSettings),
         .target(name: "OxydraSandbox", dependencies: ["OxydraCore", "CSystemShims"], swiftSettings: swiftSettings),
 
+        // client
+        .target(
+            name: "OxydraClient", dependencies: ["OxydraCore", webSocketClient, logging], swiftSettings: swiftSettings),
+
         // application
         .target(
             name: "OxydraGateway",
@@ -94,14 +99,14 @@ let package = Package(
         .target(name: "OxydraChannels", dependencies: ["OxydraCore"], swiftSettings: swiftSettings),
         .target(
             name: "OxydraRunner",
-            dependencies: ["OxydraCore", "OxydraConfig", "OxydraSandbox", "OxydraTUI", "CSystemShims"],
+            dependencies: ["OxydraCore", "OxydraConfig", "OxydraSandbox", "OxydraClient", "CSystemShims"],
             swiftSettings: swiftSettings
         ),
         .target(
             name: "OxydraShellDaemon", dependencies: ["OxydraCore", "OxydraSandbox", "CSystemShims"],
             swiftSettings: swiftSettings),
         .target(
-            name: "OxydraTUI", dependencies: ["OxydraCore", webSocketClient, logging], swiftSettings: swiftSettings),
+            name: "OxydraTUI", dependencies: ["OxydraCore", "OxydraClient", logging], swiftSettings: swiftSettings),
 
         // executables
         .executableTarget(
@@ -120,7 +125,8 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .executableTarget(
-            name: "oxydra-tui", dependencies: ["OxydraTUI", "OxydraCore", argumentParser], swiftSettings: swiftSettings),
+            name: "oxydra-tui", dependencies: ["OxydraTUI", "OxydraClient", "OxydraCore", argumentParser],
+            swiftSettings: swiftSettings),
 
         // testing
         .target(name: "OxydraTesting", dependencies: ["OxydraCore", subprocess] + nio, swiftSettings: swiftSettings),
@@ -128,7 +134,7 @@ let package = Package(
             name: "oxydra-benchmarks",
             dependencies: [
                 "OxydraProviders", "OxydraRuntime", "OxydraTools", "OxydraMemory", "OxydraTesting", "OxydraRunner",
-                "OxydraTUI", "OxydraSandbox", "oxydra-vm", "shell-daemon", asyncHTTPClient,
+                "OxydraClient", "OxydraSandbox", "oxydra-vm", "shell-daemon", asyncHTTPClient,
             ] + nio,
             path: "Benchmarks/OxydraBenchmarks",
             swiftSettings: swiftSettings
@@ -168,7 +174,7 @@ let package = Package(
         .testTarget(
             name: "OxydraGatewayTests",
             dependencies: [
-                "OxydraGateway", "OxydraTUI", "OxydraMemory", "OxydraRuntime", "OxydraProviders", "OxydraTools",
+                "OxydraGateway", "OxydraClient", "OxydraMemory", "OxydraRuntime", "OxydraProviders", "OxydraTools",
                 "OxydraTesting", serviceLifecycle, logging, asyncHTTPClient,
             ] + hummingbird + nio,
             swiftSettings: swiftSettings
@@ -178,7 +184,8 @@ let package = Package(
         .testTarget(
             name: "RunnerCLITests",
             dependencies: [
-                "OxydraRunner", "OxydraTesting", "OxydraSandbox", "OxydraTools", "runner", "oxydra-vm", "shell-daemon",
+                "OxydraRunner", "OxydraClient", "OxydraTesting", "OxydraSandbox", "OxydraTools", "runner", "oxydra-vm",
+                "shell-daemon",
                 "oxydra-tui",
             ] + nio,
             swiftSettings: swiftSettings

@@ -1,3 +1,4 @@
+import OxydraClient
 import OxydraConfig
 import OxydraCore
 import OxydraMemory
@@ -5,7 +6,6 @@ import OxydraProviders
 import OxydraRunner
 import OxydraRuntime
 import OxydraSandbox
-import OxydraTUI
 import OxydraTesting
 import OxydraTools
 
@@ -280,7 +280,7 @@ enum System {
 /// A guest started the way `runner` starts it.
 struct GuestProcess {
     let pid: Int32
-    let endpoint: String
+    let endpoint: GatewayAccess
     let startup: Double
     let workspace: String
 
@@ -311,7 +311,7 @@ struct GuestProcess {
             if let data = FileManager.default.contents(atPath: marker), !data.isEmpty {
                 let startup = seconds(clock.now - begin)
                 return GuestProcess(
-                    pid: pid, endpoint: String(decoding: data, as: UTF8.self).trimmed, startup: startup,
+                    pid: pid, endpoint: try GatewayAccess.discover(ipcDirectory: workspace + "/ipc"), startup: startup,
                     workspace: workspace)
             }
             usleep(200)
@@ -347,8 +347,8 @@ final class GatewaySession: Sendable {
         frames = .init(client.frames.makeAsyncIterator())
     }
 
-    static func connect(_ endpoint: String, newSession: Bool = false) async throws -> GatewaySession {
-        let session = GatewaySession(client: GatewayClient(endpoint: endpoint))
+    static func connect(_ access: GatewayAccess, newSession: Bool = false) async throws -> GatewaySession {
+        let session = GatewaySession(client: GatewayClient(endpoint: access.endpoint, token: access.token))
         session.client.send(.hello(.init(requestID: "h", userID: "alice", createNewSession: newSession)))
         _ = try await session.next { if case .helloAck = $0 { true } else { false } }
         return session

@@ -10,17 +10,20 @@ import Synchronization
 public struct GatewayServer: Sendable {
     public struct Settings: Sendable {
         public var bind: GatewayBind
-        /// Clients must send `Authorization: Bearer <token>` when set (required off loopback).
-        public var token: String?
+        /// Every WebSocket client must send `Authorization: Bearer <one of these>`, also on loopback:
+        /// the guest's own token (created at each start, readable only by its user) and, for remote
+        /// clients, the one named by `gateway.auth_token_env`.
+        public var tokens: [String]
         public var allowedOrigins: [String]
         /// Frames buffered per client before a slow reader is disconnected.
         public var clientBufferFrames: Int
 
         public init(
-            bind: GatewayBind, token: String? = nil, allowedOrigins: [String] = [], clientBufferFrames: Int = 8192
+            bind: GatewayBind, tokens: [String], allowedOrigins: [String] = [], clientBufferFrames: Int = 8192
         ) {
+            precondition(!tokens.isEmpty && tokens.allSatisfy { $0.utf8.count >= 16 }, "the gateway needs a token")
             self.bind = bind
-            self.token = token
+            self.tokens = tokens
             self.allowedOrigins = allowedOrigins
             self.clientBufferFrames = clientBufferFrames
         }
@@ -44,11 +47,12 @@ public struct GatewayServer: Sendable {
         let hub = self.hub
         let logger = self.logger
         let bufferFrames = settings.clientBufferFrames
+        // Open without a token, so it says nothing about whose guest this is.
         router.get("/healthz") { request, _ -> Response in
             try guardrails.checkHost(request)
             let body = JSONWriter.text([
                 "status": .string(await hub.isShuttingDown ? "shutting_down" : "ok"),
-                "user_id": .string(hub.user.rawValue), "protocol_version": .integer(GatewayProtocol.version),
+                "protocol_version": .integer(GatewayProtocol.version),
             ])
             return Response(
                 status: .ok, headers: [.contentType: "application/json"],
@@ -91,11 +95,13 @@ struct RequestGuard: Sendable {
 
     func check(_ request: Request) throws {
         try checkHost(request)
-        if let token = settings.token {
-            let header = request.headers[.authorization] ?? ""
-            guard header.hasPrefix("Bearer "), Self.constantTimeEqual(String(header.dropFirst(7)), token) else {
-                throw HTTPError(.unauthorized, message: "missing or wrong bearer token (Authorization: Bearer <token>)")
-            }
+        let headers = request.headers[values: .authorization]
+        let presented = headers.count == 1 && headers[0].hasPrefix("Bearer ") ? String(headers[0].dropFirst(7)) : ""
+        // Compare with every token (no early exit), so timing does not tell which one was close.
+        var matched = false
+        for token in settings.tokens where Self.constantTimeEqual(presented, token) { matched = true }
+        guard matched else {
+            throw HTTPError(.unauthorized, message: "missing or wrong bearer token (Authorization: Bearer <token>)")
         }
         if let origin = request.headers[.origin], !originAllowed(origin) {
             throw HTTPError(
@@ -108,6 +114,11 @@ struct RequestGuard: Sendable {
     /// On a loopback bind the Host must name a loopback address with our port, so a page whose DNS
     /// name was rebound to 127.0.0.1 is refused.
     func checkHost(_ request: Request) throws {
+        // The first Host header becomes the authority; one left among the fields means there were
+        // two, which proxies and servers may each read differently.
+        guard !request.headers.contains(where: { $0.name.canonicalName == "host" }) else {
+            throw HTTPError(.badRequest, message: "more than one Host header")
+        }
         guard settings.bind.isLoopback else { return }
         let host = request.head.authority ?? ""
         guard loopbackAuthorities.contains(host.lowercased()) else {

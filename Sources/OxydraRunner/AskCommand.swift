@@ -1,7 +1,11 @@
+import OxydraClient
 import OxydraConfig
 import OxydraCore
-import OxydraTUI
 import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// `runner ask "<prompt>"`: one turn through the running guest's gateway. The answer streams to
 /// standard output; progress and tool activity go to standard error (`--json`: every frame as a
@@ -137,24 +141,21 @@ public enum AskCommand {
     }
 }
 
-/// A running guest's gateway as recorded in its marker.
+/// A running guest's gateway as recorded in its `ipc/` directory.
 public struct GatewayEndpoint: Sendable {
     public var url: String
-    public var token: String?
-    public var tokenVariable: String?
+    public var token: String
     public var user: UserID
     /// The marker file the URL was read from.
     public var marker: String
+    /// The file the token was read from.
+    public var tokenFile: String
 
     /// Reads the marker and checks that the guest answers; else `NoRunningGuest`.
     public static func locate(_ context: RunnerContext) throws(CommandOutput) -> GatewayEndpoint {
         let target = try UserTarget.resolve(context).get()
-        guard let data = FileManager.default.contents(atPath: target.marker) else {
+        guard access(target.marker, F_OK) == 0 else {
             throw target.noRunningGuest(context, detail: "no gateway endpoint marker")
-        }
-        let url = String(decoding: data, as: UTF8.self).trimmed
-        guard url.hasPrefix("ws://") || url.hasPrefix("wss://") else {
-            throw target.noRunningGuest(context, detail: "the marker does not hold a ws:// URL")
         }
         switch Result(catching: { () throws(ControlClientError) in
             try ControlClient.request(.healthCheck, socket: target.controlSocket, timeout: .seconds(3))
@@ -163,11 +164,16 @@ public struct GatewayEndpoint: Sendable {
         case .success: throw target.noRunningGuest(context, detail: "the guest is shutting down")
         case .failure(let error): throw target.noRunningGuest(context, detail: "stale marker: \(error)")
         }
-        let agent = context.agentLoader.load().config
-        let variable = agent.gateway.authTokenEnv
+        let found: GatewayAccess
+        do {
+            found = try GatewayAccess.discover(ipcDirectory: target.ipc)
+        } catch {
+            throw CommandOutput.error(
+                "\(error) — only the OS user who started the guest can talk to it")
+        }
         return GatewayEndpoint(
-            url: url, token: variable.flatMap { context.environment[$0] }, tokenVariable: variable, user: target.user,
-            marker: target.marker)
+            url: found.endpoint, token: found.token, user: target.user, marker: target.marker,
+            tokenFile: GatewayAccess.tokenPath(ipcDirectory: target.ipc))
     }
 }
 

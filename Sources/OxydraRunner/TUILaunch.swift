@@ -27,7 +27,7 @@ public enum TUILaunch {
             endpoint.marker,
         ]
         if let session { arguments += ["--session", session] }
-        if let variable = endpoint.tokenVariable { arguments += ["--token-env", variable] }
+        arguments += ["--token-file", endpoint.tokenFile]
         let environment = context.environment.map { "\($0.key)=\($0.value)" }
         let argv = arguments.map { strdup($0) } + [nil]
         let envp = environment.map { strdup($0) } + [nil]

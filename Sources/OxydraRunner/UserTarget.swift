@@ -1,6 +1,10 @@
 import OxydraConfig
 import OxydraCore
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// The user a command acts for, with the configuration and the paths of their workspace.
 public struct UserTarget: Sendable {
     public var runner: LoadedRunnerConfig
@@ -11,7 +15,7 @@ public struct UserTarget: Sendable {
 
     public var ipc: String { workspace + "/ipc" }
     public var logs: String { workspace + "/logs" }
-    public var marker: String { ipc + "/gateway-endpoint" }
+    public var marker: String { ipc + "/" + GatewayProtocol.endpointMarkerFile }
     public var controlSocket: String { ipc + "/runner-control.sock" }
 
     /// Loads the runner config and the user's file; the error output lists every problem.
@@ -45,7 +49,7 @@ public struct UserTarget: Sendable {
                 + startHint(context))
     }
 
-    /// Creates the workspace directories (0700 for the internal ones).
+    /// Creates the workspace directories, each private to this OS user (0700).
     public func provision() throws(RunnerError) {
         for name in ["", "/shared", "/tmp", "/vault", "/ipc", "/logs", "/.oxydra"] {
             do {
@@ -53,6 +57,7 @@ public struct UserTarget: Sendable {
             } catch {
                 throw RunnerError("cannot create \(workspace + name): \(error)")
             }
+            _ = chmod(workspace + name, 0o700)
         }
     }
 }

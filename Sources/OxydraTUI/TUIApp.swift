@@ -1,5 +1,6 @@
 import Dispatch
 import Logging
+import OxydraClient
 import OxydraCore
 
 #if canImport(Glibc)
@@ -18,12 +19,16 @@ public final class TUIApp: @unchecked Sendable {
         /// The guest's endpoint marker; re-read before every reconnect, because a restarted guest
         /// listens on a new port.
         public var endpointFile: String?
+        /// The guest's token file; re-read before every reconnect, because a restarted guest has a
+        /// new token. Wins over `token` when readable.
+        public var tokenFile: String?
 
         public init(
             endpoint: String, user: String, session: String? = nil, token: String? = nil, color: Bool = true,
-            endpointFile: String? = nil
+            endpointFile: String? = nil, tokenFile: String? = nil
         ) {
             self.endpointFile = endpointFile
+            self.tokenFile = tokenFile
             self.endpoint = endpoint
             self.user = user
             self.session = session
@@ -149,7 +154,9 @@ public final class TUIApp: @unchecked Sendable {
             let current = String(decoding: data, as: UTF8.self).trimmed
             if current.hasPrefix("ws://") || current.hasPrefix("wss://") { endpoint = current }
         }
-        let client = GatewayClient(endpoint: endpoint, token: options.token)
+        var token = options.token
+        if let file = options.tokenFile, let current = try? GatewayAccess.readToken(at: file) { token = current }
+        let client = GatewayClient(endpoint: endpoint, token: token)
         self.client = client
         client.send(
             .hello(

@@ -1,5 +1,7 @@
+import Dispatch
 import OxydraCore
 import Subprocess
+import Synchronization
 
 #if canImport(System)
     import System
@@ -55,6 +57,38 @@ public enum ChildProcess {
         }
         return ProcessResult(
             exitCode: code, standardOutput: result.standardOutput, standardError: result.standardError)
+    }
+}
+
+extension ChildProcess {
+    /// Runs a system tool (absolute path) with a minimal environment and collects its output.
+    public static func runTool(_ path: String, _ arguments: [String], outputLimit: Int = 1 << 20) async throws
+        -> ProcessResult
+    {
+        let result = try await Subprocess.run(
+            .path(FilePath(path)), arguments: Arguments(arguments),
+            environment: .custom(["PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"]),
+            output: .string(limit: outputLimit), error: .string(limit: outputLimit))
+        let code: Int32
+        switch result.terminationStatus {
+        case .exited(let status): code = Int32(status)
+        case .signaled(let signal): code = 128 + Int32(signal)
+        }
+        return ProcessResult(
+            exitCode: code, standardOutput: result.standardOutput, standardError: result.standardError)
+    }
+
+    /// The same, blocking (for `defer` clean-ups that must finish).
+    public static func runToolSynchronously(_ path: String, _ arguments: [String]) -> ProcessResult? {
+        let done = DispatchSemaphore(value: 0)
+        let box = Mutex<ProcessResult?>(nil)
+        Task.detached {
+            let result = try? await runTool(path, arguments)
+            box.withLock { $0 = result }
+            done.signal()
+        }
+        done.wait()
+        return box.withLock { $0 }
     }
 }
 

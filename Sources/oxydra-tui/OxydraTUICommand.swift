@@ -1,4 +1,5 @@
 import ArgumentParser
+import OxydraClient
 import OxydraCore
 import OxydraTUI
 
@@ -23,7 +24,14 @@ struct OxydraTUICommand: AsyncParsableCommand {
     @Option(name: .long, help: "Resume this session (exact id or unique prefix); default: the user's default session.")
     var session: String?
 
-    @Option(name: .long, help: "Environment variable holding the gateway's bearer token (when it requires one).")
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "File holding the gateway's bearer token, re-read when reconnecting.",
+            discussion: "Default: gateway-token beside --endpoint-file (where a local guest writes it)."))
+    var tokenFile: String?
+
+    @Option(name: .long, help: "Environment variable holding the bearer token, for a gateway without a token file.")
     var tokenEnv: String = "OXYDRA_GATEWAY_TOKEN"
 
     @Option(name: .long, help: "The guest's gateway endpoint marker, re-read when reconnecting (set by runner --tui).")
@@ -37,11 +45,22 @@ struct OxydraTUICommand: AsyncParsableCommand {
 
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
+        var tokenFile = self.tokenFile
+        if tokenFile == nil, let marker = endpointFile, let slash = marker.lastIndex(of: "/") {
+            tokenFile = String(marker[..<slash]) + "/" + GatewayProtocol.tokenFile
+        }
+        if let file = tokenFile, environment[tokenEnv] == nil {
+            do {
+                _ = try GatewayAccess.readToken(at: file)
+            } catch {
+                throw ValidationError("\(error)")
+            }
+        }
         let color = environment["NO_COLOR"].map(\.isEmpty) ?? true
         let app = TUIApp(
             TUIApp.Options(
                 endpoint: gatewayEndpoint, user: user, session: session, token: environment[tokenEnv], color: color,
-                endpointFile: endpointFile))
+                endpointFile: endpointFile, tokenFile: tokenFile))
         throw ExitCode(await app.run())
     }
 }

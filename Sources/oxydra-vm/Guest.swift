@@ -101,7 +101,7 @@ struct Guest {
         let gateway = GatewayServer(
             hub: hub,
             settings: GatewayServer.Settings(
-                bind: prepared.bind, token: prepared.gatewayToken, allowedOrigins: config.gateway.allowedOrigins),
+                bind: prepared.bind, tokens: prepared.gatewayTokens, allowedOrigins: config.gateway.allowedOrigins),
             logger: Logger(label: "oxydra.http"))
         let groupBox = ServiceGroupBox()
         let control = try await ControlServer(path: paths.controlSocket, logger: Logger(label: "oxydra.control")) {
@@ -147,6 +147,7 @@ struct Guest {
         await groupBox.set(group)
         defer {
             Self.remove(paths.marker)
+            Self.remove(paths.tokenFile)
             logger.info("guest stopped")
         }
         try await group.run()

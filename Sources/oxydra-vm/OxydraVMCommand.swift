@@ -62,6 +62,8 @@ struct OxydraVMCommand: ParsableCommand {
 
     func run() throws {
         if let probe = confinementProbe { ConfinementProbe.run(workspace: workspaceRoot, path: probe) }
+        // Everything the guest and its shell sandbox create is private to the user.
+        umask(0o077)
         let prepared: PreparedGuest
         do {
             prepared = try PreparedGuest.load(

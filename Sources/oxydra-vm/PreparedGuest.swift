@@ -23,7 +23,9 @@ struct PreparedGuest: Sendable {
     var catalog: ModelCatalog
     var operatorPrompt: String?
     var bind: GatewayBind
-    var gatewayToken: String?
+    /// Tokens the gateway accepts: the one created for this start (written to `ipc/gateway-token`)
+    /// and the operator's `gateway.auth_token_env` for remote clients.
+    var gatewayTokens: [String]
     var environment: [String: String]
     /// Reasons added by the guest itself (e.g. Landlock unavailable).
     var degradedReasons: [DegradedReason] = []
@@ -71,14 +73,15 @@ struct PreparedGuest: Sendable {
         guard let bind = parsed.bind else {
             throw GuestStartError("gateway bind address `\(bindText)` \(parsed.problem ?? "is invalid")")
         }
-        var token: String?
+        let localToken = GatewayProtocol.newToken()
+        var tokens = [localToken]
         if let variable = config.gateway.authTokenEnv {
             guard let value = environment[variable]?.trimmed, value.count >= 16 else {
                 throw GuestStartError(
                     "gateway.auth_token_env names \(variable), but that variable is unset or shorter than 16 characters"
                 )
             }
-            token = value
+            tokens.append(value)
         } else if !bind.isLoopback {
             throw GuestStartError(
                 "the gateway would listen on \(bindText), which is not loopback, without a token; set gateway.auth_token_env"
@@ -91,7 +94,9 @@ struct PreparedGuest: Sendable {
         var prepared = PreparedGuest(
             envelope: envelope, workspace: workspace, config: config,
             keySource: loaded.source(of: ["providers", "registry", config.selection.provider, "api_key"]),
-            catalog: catalog, operatorPrompt: operatorPrompt, bind: bind, gatewayToken: token, environment: environment)
+            catalog: catalog, operatorPrompt: operatorPrompt, bind: bind, gatewayTokens: tokens,
+            environment: environment)
+        try workspace.writePrivateFile(localToken + "\n", to: workspace.tokenFile)
         if envelope.sandboxTier == .process {
             // Children inherit Landlock, and a confined process cannot set up bubblewrap's mounts:
             // the sandbox starts first.
@@ -217,12 +222,15 @@ struct WorkspacePaths: Sendable {
     var ipc: String { root + "/ipc" }
     var logs: String { root + "/logs" }
     var internalDirectory: String { root + "/.oxydra" }
-    var marker: String { ipc + "/gateway-endpoint" }
+    var marker: String { ipc + "/" + GatewayProtocol.endpointMarkerFile }
+    var tokenFile: String { ipc + "/" + GatewayProtocol.tokenFile }
     var controlSocket: String { ipc + "/runner-control.sock" }
 
     /// Mounts outside the workspace root need their own Landlock rules.
     var mountRules: [String] { [shared, tmp, vault].filter { !$0.hasPrefix(root + "/") } }
 
+    /// Creates the directories; the workspace's own are private (0700). Directories the operator
+    /// mounted in their place keep their mode.
     func create() throws(GuestStartError) {
         for directory in [root, shared, tmp, vault, ipc, logs, internalDirectory] {
             do {
@@ -230,9 +238,25 @@ struct WorkspacePaths: Sendable {
             } catch {
                 throw GuestStartError("cannot create \(directory): \(error)")
             }
+            if directory == root || directory.hasPrefix(root + "/") { _ = chmod(directory, 0o700) }
         }
-        _ = internalDirectory.withCString { chmod($0, 0o700) }
-        _ = ipc.withCString { chmod($0, 0o700) }
+    }
+
+    /// Writes a file only this user can read (0600), replacing any earlier one atomically.
+    func writePrivateFile(_ text: String, to path: String) throws(GuestStartError) {
+        let temporary = path + ".tmp"
+        unlink(temporary)
+        let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else {
+            throw GuestStartError("cannot create \(temporary): \(String(cString: strerror(errno)))")
+        }
+        let bytes = Array(text.utf8)
+        let written = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+        close(descriptor)
+        guard written == bytes.count, rename(temporary, path) == 0 else {
+            unlink(temporary)
+            throw GuestStartError("cannot write \(path): \(String(cString: strerror(errno)))")
+        }
     }
 }
 

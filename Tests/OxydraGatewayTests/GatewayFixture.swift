@@ -1,12 +1,12 @@
 import Hummingbird
 import Logging
+import OxydraClient
 import OxydraConfig
 import OxydraCore
 import OxydraGateway
 import OxydraMemory
 import OxydraProviders
 import OxydraRuntime
-import OxydraTUI
 import OxydraTesting
 import OxydraTools
 import ServiceLifecycle
@@ -27,14 +27,19 @@ final class GatewayFixture: Sendable {
     let port: Int
     let group: ServiceGroup
     let running: Task<Void, any Error>
+    /// The token every client must present (what the guest writes to `ipc/gateway-token`).
+    let token: String
 
     var endpoint: String { "ws://127.0.0.1:\(port)/ws" }
+    /// `Authorization` header value with the fixture's token.
+    var bearer: String { "Bearer \(token)" }
 
     private init(
         server: ScriptedModelServer, directory: TemporaryDirectory, hub: SessionHub, store: SQLiteMemoryStore,
         port: Int,
-        group: ServiceGroup, running: Task<Void, any Error>
+        group: ServiceGroup, running: Task<Void, any Error>, token: String
     ) {
+        self.token = token
         self.server = server
         self.directory = directory
         self.hub = hub
@@ -45,7 +50,7 @@ final class GatewayFixture: Sendable {
     }
 
     static func start(
-        limits: (inout GatewayConfig) -> Void = { _ in }, bind: String = "127.0.0.1:0", token: String? = nil,
+        limits: (inout GatewayConfig) -> Void = { _ in }, bind: String = "127.0.0.1:0", remoteToken: String? = nil,
         origins: [String] = [], reusing: (ScriptedModelServer, TemporaryDirectory)? = nil
     ) async throws -> GatewayFixture {
         let server: ScriptedModelServer
@@ -65,11 +70,13 @@ final class GatewayFixture: Sendable {
         let hub = SessionHub(
             user: "alice", runtime: runtime, store: store, limits: config.gateway,
             startupStatus: StartupStatus(sandboxTier: .process), logger: logger)
+        let token = GatewayProtocol.newToken()
         let (ports, portContinuation) = AsyncStream.makeStream(of: Int.self)
         let gateway = GatewayServer(
             hub: hub,
             settings: GatewayServer.Settings(
-                bind: GatewayBind.parse(bind).bind!, token: token, allowedOrigins: origins),
+                bind: GatewayBind.parse(bind).bind!, tokens: [token] + (remoteToken.map { [$0] } ?? []),
+                allowedOrigins: origins),
             logger: logger)
         let application = gateway.application { port in portContinuation.yield(port) }
         let group = ServiceGroup(
@@ -78,10 +85,14 @@ final class GatewayFixture: Sendable {
         var iterator = ports.makeAsyncIterator()
         guard let port = await iterator.next() else { throw TestSupportError("the gateway did not start") }
         return GatewayFixture(
-            server: server, directory: directory, hub: hub, store: store, port: port, group: group, running: running)
+            server: server, directory: directory, hub: hub, store: store, port: port, group: group, running: running,
+            token: token)
     }
 
-    func connect(token: String? = nil) -> TestClient { TestClient(GatewayClient(endpoint: endpoint, token: token)) }
+    /// A client with the fixture's token, another token, or (`anonymous`) none.
+    func connect(token: String? = nil, anonymous: Bool = false) -> TestClient {
+        TestClient(GatewayClient(endpoint: endpoint, token: anonymous ? nil : token ?? self.token))
+    }
 
     /// A client that has said hello; returns it with the hello_ack's session.
     func connected(session: String? = nil, newSession: Bool = false) async throws -> (TestClient, SessionID) {
@@ -185,7 +196,7 @@ func rawRequest(port: Int, _ request: String) throws -> String {
     return String(decoding: buffer[0..<got], as: UTF8.self).split(separator: "\r\n").first.map(String.init) ?? ""
 }
 
-func upgradeRequest(port: Int, host: String? = nil, origin: String? = nil, authorization: String? = nil) -> String {
+func upgradeRequest(port: Int, authorization: String? = nil, host: String? = nil, origin: String? = nil) -> String {
     var request =
         "GET /ws HTTP/1.1\r\nHost: \(host ?? "127.0.0.1:\(port)")\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
     request += "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"

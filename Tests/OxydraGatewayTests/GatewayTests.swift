@@ -1,6 +1,6 @@
 import AsyncHTTPClient
+import OxydraClient
 import OxydraCore
-import OxydraTUI
 import OxydraTesting
 import Synchronization
 import Testing
@@ -271,54 +271,89 @@ struct GatewayTests {
         #expect(limit.message.hasPrefix("maximum sessions reached (limit: 2)"))
     }
 
-    @Test func aNonLoopbackBindRequiresTheToken() async throws {
-        let token = "0123456789abcdef-secret"
-        let fixture = try await GatewayFixture.start(bind: "0.0.0.0:0", token: token)
-        defer { Task { await fixture.stop() } }
-        let anonymous = fixture.connect()
-        anonymous.send(.hello(.init(requestID: "h")))
+    /// Every connection needs the guest's token, on loopback as well (other OS users share it);
+    /// off loopback the operator's token works too. A refused client gets no frame and changes nothing.
+    @Test(arguments: ["127.0.0.1:0", "0.0.0.0:0"])
+    func everyConnectionNeedsTheToken(bind: String) async throws {
+        let remote = "0123456789abcdef-remote-secret"
+        let fixture = try await GatewayFixture.start(bind: bind, remoteToken: remote)
+        let sessionsBefore = try await fixture.store.listSessions(includeArchived: true).count
+        let anonymous = fixture.connect(anonymous: true)
+        anonymous.send(.hello(.init(requestID: "h", createNewSession: true)))
         await anonymous.client.waitUntilClosed()
         #expect(anonymous.frames.isEmpty)
         #expect(anonymous.client.failure?.message.contains("refused the WebSocket upgrade") == true)
-        let wrong = fixture.connect(token: "wrong-token-wrong-token")
+        let wrong = fixture.connect(token: String(fixture.token.dropLast()) + "0")
+        wrong.send(.hello(.init(requestID: "h", createNewSession: true)))
         await wrong.client.waitUntilClosed()
         #expect(wrong.frames.isEmpty)
         // hummingbird-websocket answers every refused upgrade with 400; a plain request says why.
-        let status = try rawRequest(port: fixture.port, upgradeRequest(port: fixture.port))
-        #expect(status == "HTTP/1.1 400 Bad Request")
-        let plain = try rawRequest(port: fixture.port, "GET /ws HTTP/1.1\r\nHost: 127.0.0.1:\(fixture.port)\r\n\r\n")
+        let port = fixture.port
+        #expect(try rawRequest(port: port, upgradeRequest(port: port)) == "HTTP/1.1 400 Bad Request")
+        #expect(
+            try rawRequest(port: port, upgradeRequest(port: port, authorization: "Basic \(fixture.token)"))
+                == "HTTP/1.1 400 Bad Request")
+        let plain = try rawRequest(port: port, "GET /ws HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\n\r\n")
         #expect(plain == "HTTP/1.1 401 Unauthorized")
+        #expect(try await fixture.store.listSessions(includeArchived: true).count == sessionsBefore)
 
-        let right = fixture.connect(token: token)
-        right.send(.hello(.init(requestID: "h")))
-        try await right.next(isType("hello_ack"))
+        for token in [fixture.token, remote] {
+            let right = fixture.connect(token: token)
+            right.send(.hello(.init(requestID: "h")))
+            try await right.next(isType("hello_ack"))
+            right.client.close()
+        }
+        await fixture.stop()
+    }
+
+    @Test func twoHostHeadersAreRefused() async throws {
+        let fixture = try await GatewayFixture.start()
+        let port = fixture.port
+        let doubled = try rawRequest(
+            port: port, "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nHost: evil.example\r\n\r\n")
+        #expect(doubled == "HTTP/1.1 400 Bad Request")
+        let upgrade = upgradeRequest(port: port, authorization: fixture.bearer)
+            .replacingOccurrences(of: "\r\n\r\n", with: "\r\nHost: 127.0.0.1:\(port)\r\n\r\n")
+        #expect(try rawRequest(port: port, upgrade) == "HTTP/1.1 400 Bad Request")
+        await fixture.stop()
     }
 
     @Test func browserOriginsAndRebindingHostsAreRefused() async throws {
         let fixture = try await GatewayFixture.start(origins: ["https://chat.example"])
         defer { Task { await fixture.stop() } }
         let port = fixture.port
+        let auth = "Authorization: \(fixture.bearer)\r\n"
         let refused = "HTTP/1.1 400 Bad Request"  // hummingbird-websocket's answer to every refused upgrade
-        let evil = try rawRequest(port: port, upgradeRequest(port: port, origin: "http://evil.example"))
+        let evil = try rawRequest(
+            port: port, upgradeRequest(port: port, authorization: fixture.bearer, origin: "http://evil.example"))
         #expect(evil == refused)
-        #expect(try rawRequest(port: port, upgradeRequest(port: port, origin: "null")) == refused)
+        #expect(
+            try rawRequest(port: port, upgradeRequest(port: port, authorization: fixture.bearer, origin: "null"))
+                == refused)
         #expect(
             try rawRequest(
                 port: port,
-                upgradeRequest(port: port, host: "evil.example:\(port)", origin: "http://evil.example:\(port)"))
+                upgradeRequest(
+                    port: port, authorization: fixture.bearer, host: "evil.example:\(port)",
+                    origin: "http://evil.example:\(port)"))
                 == refused)
         let rebound = try rawRequest(port: port, "GET /healthz HTTP/1.1\r\nHost: evil.example:\(port)\r\n\r\n")
         #expect(rebound == "HTTP/1.1 403 Forbidden")
         let page = try rawRequest(
-            port: port, "GET /ws HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nOrigin: http://evil.example\r\n\r\n")
+            port: port, "GET /ws HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nOrigin: http://evil.example\r\n\(auth)\r\n")
         #expect(page == "HTTP/1.1 403 Forbidden")
         #expect(
-            try rawRequest(port: port, upgradeRequest(port: port, origin: "http://127.0.0.1:\(port)"))
+            try rawRequest(
+                port: port,
+                upgradeRequest(port: port, authorization: fixture.bearer, origin: "http://127.0.0.1:\(port)"))
                 == "HTTP/1.1 101 Switching Protocols")
         #expect(
-            try rawRequest(port: port, upgradeRequest(port: port, origin: "https://chat.example"))
+            try rawRequest(
+                port: port, upgradeRequest(port: port, authorization: fixture.bearer, origin: "https://chat.example"))
                 == "HTTP/1.1 101 Switching Protocols")
-        #expect(try rawRequest(port: port, upgradeRequest(port: port)) == "HTTP/1.1 101 Switching Protocols")
+        #expect(
+            try rawRequest(port: port, upgradeRequest(port: port, authorization: fixture.bearer))
+                == "HTTP/1.1 101 Switching Protocols")
     }
 
     @Test func healthzAndHealthCheckReportTheGuest() async throws {
@@ -327,7 +362,9 @@ struct GatewayTests {
         let response = try await HTTPClient.shared.get(url: "http://127.0.0.1:\(fixture.port)/healthz").get()
         #expect(response.status == .ok)
         let body = try JSONValue(parsing: String(buffer: response.body!))
-        #expect(body["status"] == "ok" && body["user_id"] == "alice" && body["protocol_version"] == 1)
+        #expect(body["status"] == "ok" && body["protocol_version"] == 1)
+        // Open without a token, so it must not say whose guest this is.
+        #expect(body["user_id"] == nil && !String(buffer: response.body!).contains("alice"))
 
         let (client, _) = try await fixture.connected()
         client.send(.healthCheck(requestID: "hc"))

@@ -11,8 +11,15 @@ import Testing
 /// scripted model.
 @Suite(
     "Shell end to end", .serialized,
-    .enabled(if: sandboxUnavailable == nil, "shell end-to-end tests skipped: \(sandboxUnavailable ?? "")"))
+    .enabled(
+        if: Capability.shouldRun(sandboxUnavailable),
+        "\(Capability.skipReason("shell end-to-end tests", sandboxUnavailable))"))
 struct ShellEndToEndTests {
+    /// Runs first: where the suite runs only because it is required, this names what is missing.
+    @Test func bubblewrapCanCreateTheSandbox() {
+        #expect(sandboxUnavailable == nil, "required but missing: \(sandboxUnavailable ?? "")")
+    }
+
     static let shellUser = """
         [behavior]
         sandbox_tier = "process"

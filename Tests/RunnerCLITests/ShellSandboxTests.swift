@@ -23,8 +23,15 @@ let sandboxUnavailable: String? = {
 /// supervisor, bubblewrap and daemon; the checks are what the commands could reach.
 @Suite(
     "Shell sandbox", .serialized, .timeLimit(.minutes(1)),
-    .enabled(if: sandboxUnavailable == nil, "shell sandbox tests skipped: \(sandboxUnavailable ?? "")"))
+    .enabled(
+        if: Capability.shouldRun(sandboxUnavailable),
+        "\(Capability.skipReason("shell sandbox tests", sandboxUnavailable))"))
 struct ShellSandboxTests {
+    /// Runs first: where the suite runs only because it is required, this names what is missing.
+    @Test func bubblewrapCanCreateTheSandbox() {
+        #expect(sandboxUnavailable == nil, "required but missing: \(sandboxUnavailable ?? "")")
+    }
+
     static func withSandbox(
         extraArguments: [String] = [], environment: [String] = [],
         _ body: (DaemonFixture, DaemonSession) async throws -> Void

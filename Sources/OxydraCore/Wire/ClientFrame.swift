@@ -6,6 +6,29 @@ public enum GatewayProtocol {
     public static let path = "/ws"
     /// Largest accepted client frame, in bytes.
     public static let maxClientFrameBytes = 1 << 20
+    /// In the workspace's `ipc/` directory: the endpoint marker (the URL, no secret) and the
+    /// bearer token every client must send (created anew at each guest start, mode 0600).
+    public static let endpointMarkerFile = "gateway-endpoint"
+    public static let tokenFile = "gateway-token"
+    /// Random bytes in a token (hex-encoded, so the token has twice as many characters).
+    public static let tokenBytes = 32
+
+    /// A new token: `tokenBytes` bytes from the system's cryptographic random source, hex-encoded.
+    public static func newToken() -> String {
+        var generator = SystemRandomNumberGenerator()
+        var text = ""
+        text.reserveCapacity(tokenBytes * 2)
+        for _ in 0..<(tokenBytes / 8) {
+            let word = generator.next()
+            for shift in stride(from: 60, through: 0, by: -4) {
+                let nibble = Int((word >> UInt64(shift)) & 0xF)
+                text.append(Self.hexDigits[nibble])
+            }
+        }
+        return text
+    }
+
+    private static let hexDigits = Array("0123456789abcdef")
 }
 
 /// A frame a client sends to the gateway: `{"type": "...", "payload": {...}}` (docs/protocol.md).

@@ -96,7 +96,7 @@ extension PathConfinement {
             throw .executionFailed(tool: tool, message: "\(path) is a directory")
         }
         let temporary = ".\(name).oxydra-\(UInt32.random(in: 0...UInt32.max))"
-        let fd = openat(parentFD, temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
+        let fd = openat(parentFD, temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw Self.mapOpenError(errno, display: path, tool: tool) }
         var written = 0
         while written < bytes.count {
@@ -193,7 +193,7 @@ extension PathConfinement {
                 next = openat(current, component, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
             }
             if next < 0 && errno == ENOENT {
-                if mkdirat(current, component, 0o755) != 0 && errno != EEXIST {
+                if mkdirat(current, component, 0o700) != 0 && errno != EEXIST {
                     let error = errno
                     close(current)
                     throw .executionFailed(

@@ -73,7 +73,7 @@ public struct PathConfinement: Sendable {
     // MARK: Opening beneath a root
 
     /// Opens `path` beneath its root. `flags` are `open(2)` flags; `O_CLOEXEC` is added.
-    public func open(_ path: VirtualPath, flags: Int32, mode: mode_t = 0o644, tool: String) throws(ToolError) -> Int32 {
+    public func open(_ path: VirtualPath, flags: Int32, mode: mode_t = 0o600, tool: String) throws(ToolError) -> Int32 {
         let rootFD = try openRoot(path.root, tool: tool)
         defer { close(rootFD) }
         return try open(relative: path.relative, beneath: rootFD, flags: flags, mode: mode, display: path, tool: tool)
