@@ -57,7 +57,14 @@ public enum ShellSandbox {
 
     /// Runs a trivial command in the same kind of sandbox; nil when it works, else why not (for
     /// example when unprivileged user namespaces are disabled).
+    /// The shell commands run with: dash (Debian's and Ubuntu's `/bin/sh`), the grammar the
+    /// command-line policy implements.
+    public static let shell = "/bin/dash"
+
     public static func probe(bubblewrap: String) -> String? {
+        guard access(shell, X_OK) == 0 else {
+            return "the shell sandbox runs commands with dash, which is not installed (`sudo apt-get install dash`)"
+        }
         var arguments = ["--unshare-user", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts"]
         arguments += ["--die-with-parent", "--cap-drop", "ALL"] + systemBinds() + ["--proc", "/proc", "--dev", "/dev"]
         arguments += ["/usr/bin/env", "true"]
@@ -176,7 +183,7 @@ public enum ShellSandbox {
         environment["LANG"] = environment["LANG"] ?? "C.UTF-8"
         environment["TERM"] = "dumb"
         environment["USER"] = "oxydra"
-        environment["SHELL"] = "/bin/sh"
+        environment["SHELL"] = shell
         return environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
     }
 

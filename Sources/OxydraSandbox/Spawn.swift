@@ -20,7 +20,8 @@ public enum ProcessSpawner {
         public var newProcessGroup = false
         /// A new session (implies a new process group): for processes that outlive their starter.
         public var newSession = false
-        /// Signal delivered to the child when the spawning process exits.
+        /// Signal delivered to the child when the spawning *thread* exits (`PR_SET_PDEATHSIG`):
+        /// spawn from a thread that lives as long as the parent should (the guest uses its main thread).
         public var deathSignal: Int32?
 
         public init(standardInput: Int32, standardOutput: Int32, standardError: Int32) {

@@ -18,8 +18,9 @@ public final class ShellDaemonServer: Sendable {
     public static let maxChunkBytes = 1 << 20
 
     public struct Settings: Sendable {
-        /// Shell used when `spawn_session` names none.
-        public var defaultShell = "/bin/sh"
+        /// Shell used when `spawn_session` names none: dash, whose grammar the command-line policy
+        /// parses (`ShellCommandLine`), so what is checked is what runs.
+        public var defaultShell = ShellSandbox.shell
         /// Timeout when `exec_command` gives none, and the largest one accepted.
         public var defaultTimeout = Duration.seconds(60)
         public var maxTimeout = Duration.seconds(3600)

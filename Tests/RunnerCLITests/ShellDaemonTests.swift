@@ -15,6 +15,7 @@ final class DaemonFixture: @unchecked Sendable {
     let directory: TemporaryDirectory
     let socket: String
     let pid: pid_t
+    let parent = ParentThread()
     var shared: String { directory.path + "/shared" }
     var tmp: String { directory.path + "/tmp" }
     var log: String { directory.path + "/daemon.log" }
@@ -45,9 +46,11 @@ final class DaemonFixture: @unchecked Sendable {
         defer { close(logFD) }
         var options = ProcessSpawner.Options(standardInput: logFD, standardOutput: logFD, standardError: logFD)
         options.deathSignal = SIGKILL
-        pid = try ProcessSpawner.spawn(
-            executable, arguments: arguments,
-            environment: ["PATH=/usr/bin:/bin"] + environment, options: options)
+        let launch: @Sendable () throws -> pid_t = { [arguments, options] in
+            try ProcessSpawner.spawn(
+                executable, arguments: arguments, environment: ["PATH=/usr/bin:/bin"] + environment, options: options)
+        }
+        pid = try parent.run(launch)
         for _ in 0..<400 where access(socket, F_OK) != 0 { usleep(10_000) }
     }
 
@@ -55,6 +58,7 @@ final class DaemonFixture: @unchecked Sendable {
         kill(pid, SIGKILL)
         var status: Int32 = 0
         waitpid(pid, &status, 0)
+        parent.finish()
         directory.remove()
     }
 

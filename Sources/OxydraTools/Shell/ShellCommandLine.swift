@@ -1,7 +1,11 @@
-/// A POSIX shell command line taken apart the way the shell would: quotes, escapes, `&&`, `||`, `;`,
-/// `|`, `&`, subshells, `$( )`, backticks, process substitution, redirections and here-documents.
-/// The result is every simple command the line can run — including those inside substitutions — so
-/// a policy can vet each one. Constructs this parser does not understand are errors, never guesses.
+/// A command line taken apart with the grammar of the shell that runs it: `dash`, Debian's POSIX
+/// `/bin/sh`, which the shell sandbox runs every command with (``ShellCommandLine/shell``). Quotes,
+/// escapes, `&&`, `||`, `;`, `|`, `&`, subshells, `$( )`, backticks, redirections and
+/// here-documents. The result is every simple command the line can run — including those inside
+/// substitutions — so a policy can vet each one. Bash-only syntax is read as dash reads it (`&>`
+/// is `&` then `>`: the next word runs as a command) or refused (`<( )`, `|&`), and constructs this
+/// parser does not understand are errors, never guesses. `ShellGrammarDifferentialTests` checks it
+/// against dash itself on a generated corpus.
 public struct ShellCommandLine: Sendable, Hashable {
     /// One simple command.
     public struct Command: Sendable, Hashable {
@@ -21,6 +25,9 @@ public struct ShellCommandLine: Sendable, Hashable {
     /// Operators and constructs in the order they appear: `&&`, `||`, `;`, `|`, `&`, `(`,
     /// `$(`, `` ` ``, `<(`, `>(`, redirections (`>`, `>>`, `<`, `<<`, `2>`, …) and line breaks (`\n`).
     public var operators: [String]
+
+    /// The shell whose grammar this is; the sandbox runs commands with it.
+    public static let shell = "/bin/dash"
 
     public static func parse(_ text: String) throws(ShellParseError) -> ShellCommandLine {
         var parser = Parser(bytes: Array(text.utf8))
@@ -68,8 +75,10 @@ private struct Parser {
     private var wordQuoted = false
     private var redirectTarget: String? = nil
 
+    /// dash's reserved words (no `time`, `[[`, `function`, `select` or `coproc`: there those are
+    /// ordinary command names).
     private static let keywordsBeforeCommand: Set<String> = [
-        "if", "then", "else", "elif", "do", "while", "until", "!", "{", "time",
+        "if", "then", "else", "elif", "do", "while", "until", "!", "{",
     ]
     private static let keywordsEndingCommand: Set<String> = ["fi", "done", "}"]
     private static let unsupportedKeywords: [String: String] = [
@@ -116,18 +125,20 @@ private struct Parser {
                 if peek(1) == UInt8(ascii: ";") { throw ShellParseError("`;;` (case statements) is not supported") }
                 try operatorBoundary(";", length: 1)
             case UInt8(ascii: "&"):
+                // dash has no `&>` (bash's redirect-both): it is `&` (background) and then a
+                // redirection, and the word after it starts a new command.
                 if peek(1) == UInt8(ascii: "&") {
                     try operatorBoundary("&&", length: 2)
-                } else if peek(1) == UInt8(ascii: ">") {
-                    try redirection()
                 } else {
                     try operatorBoundary("&", length: 1)
                 }
             case UInt8(ascii: "|"):
                 if peek(1) == UInt8(ascii: "|") {
                     try operatorBoundary("||", length: 2)
+                } else if peek(1) == UInt8(ascii: "&") {
+                    throw ShellParseError("`|&` is bash syntax; /bin/sh (dash) does not have it — use `2>&1 |`")
                 } else {
-                    try operatorBoundary("|", length: peek(1) == UInt8(ascii: "&") ? 2 : 1)
+                    try operatorBoundary("|", length: 1)
                 }
             case UInt8(ascii: "("):
                 if let current = word {
@@ -361,17 +372,10 @@ private struct Parser {
         let first = bytes[index]
         op.append(Character(UnicodeScalar(first)))
         index += 1
-        if first == UInt8(ascii: "&") {
-            op.append(">")
-            index += 1
-            if peek(0) == UInt8(ascii: ">") {
-                op.append(">")
-                index += 1
-            }
-        } else if peek(0) == UInt8(ascii: "(") {
-            // Process substitution: <(cmd) or >(cmd).
-            try substitution(op + "(", startingAt: index + 1, quoted: false)
-            return
+        if peek(0) == UInt8(ascii: "(") {
+            throw ShellParseError(
+                "process substitution `\(op)(…)` is bash syntax; /bin/sh (dash) does not have it — use a pipe or a file"
+            )
         } else {
             while let next = peek(0),
                 next == UInt8(ascii: ">") || next == UInt8(ascii: "<") || next == UInt8(ascii: "&")
@@ -472,7 +476,7 @@ private struct Parser {
                 if let construct = Self.unsupportedKeywords[text] {
                     throw ShellParseError("\(construct) are not supported")
                 }
-                if text == "for" || text == "[[" {
+                if text == "for" {
                     restIsData = true
                     return
                 }

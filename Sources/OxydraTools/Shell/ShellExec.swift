@@ -177,7 +177,7 @@ public struct ShellExecTool: TypedTool {
     public var declaration: ToolDeclaration {
         ToolDeclaration(
             name: "shell_exec",
-            description: "Run a shell command line (/bin/sh) in a sandbox that sees only /shared (the working "
+            description: "Run a shell command line (POSIX sh: dash) in a sandbox that sees only /shared (the working "
                 + "directory) and /tmp, with no network. Returns the exit status, stdout and stderr. Only "
                 + "allowed programs may run; every program in a pipeline or list is checked.",
             parameters: Schema.object(

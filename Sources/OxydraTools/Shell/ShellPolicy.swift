@@ -123,6 +123,25 @@ public struct ShellPolicy: Sendable, Hashable {
         return .allowed
     }
 
+    /// The programs one simple command runs, as the policy checks them: its name and, behind each
+    /// wrapper (`env`, `time`, `xargs`, `command`…), the program the wrapper starts.
+    public static func programs(of command: ShellCommandLine.Command) -> [String] {
+        var words = command.words[...]
+        var result: [String] = []
+        while let name = words.first {
+            result.append(name)
+            if transparentWrappers.contains(name) {
+                words = words.dropFirst()
+                continue
+            }
+            guard case .program(let rest)? = wrappedProgram(programName(name), arguments: words.dropFirst()) else {
+                break
+            }
+            words = rest
+        }
+        return result
+    }
+
     private enum Wrapped {
         case program(ArraySlice<String>)
         case refused(String)
