@@ -61,6 +61,113 @@ int oxydra_set_process_limits(long long processes, long long data_bytes) {
     return 0;
 }
 
+/// Parses a decimal pid; async-signal-safe (no locale, no allocation).
+static pid_t oxydra_parse_pid(const char **cursor, const char *end) {
+    pid_t value = 0;
+    while (*cursor < end && (**cursor < '0' || **cursor > '9')) (*cursor)++;
+    if (*cursor >= end) return 0;
+    while (*cursor < end && **cursor >= '0' && **cursor <= '9') value = value * 10 + (*(*cursor)++ - '0');
+    return value;
+}
+
+/// Kills every child of this (single-threaded) process and reaps it, until none is left: killing
+/// one makes its own children ours (we are their subreaper), so the loop takes the whole tree.
+static void oxydra_kill_descendants(void) {
+    char path[64] = "/proc/self/task/";
+    int length = 16;
+    char digits[16];
+    int count = 0;
+    for (pid_t self = getpid(); self > 0; self /= 10) digits[count++] = (char)('0' + self % 10);
+    while (count > 0) path[length++] = digits[--count];
+    const char *suffix = "/children";
+    for (int i = 0; suffix[i]; i++) path[length++] = suffix[i];
+    path[length] = 0;
+    int status;
+    for (int round = 0; round < 100000; round++) {
+        char buffer[4096];
+        ssize_t got = -1;
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd >= 0) {
+            got = read(fd, buffer, sizeof(buffer));
+            close(fd);
+        }
+        int killed = 0;
+        const char *cursor = buffer;
+        const char *end = buffer + (got > 0 ? got : 0);
+        for (pid_t child; (child = oxydra_parse_pid(&cursor, end)) > 0; killed++) kill(child, SIGKILL);
+        if (killed > 0) {
+            // Each kill ends in a reapable child (a killed process or a zombie that was listed).
+            for (; killed > 0; killed--) {
+                if (waitpid(-1, &status, 0) < 0 && errno == ECHILD) return;
+            }
+            continue;
+        }
+        pid_t reaped;
+        while ((reaped = waitpid(-1, &status, WNOHANG)) > 0) {}
+        if (reaped < 0 && errno == ECHILD) return;
+        // Without /proc we cannot name the children: wait for them.
+        if (got < 0 && waitpid(-1, &status, 0) < 0 && errno == ECHILD) return;
+    }
+}
+
+/// The reaper side of `reap_descendants`: forks the command (which returns from this function
+/// and goes on to exec), then waits for it and clears up everything it left. Never returns in
+/// the reaper.
+static void oxydra_reaper(int report_fd) {
+    sigset_t waited, previous;
+    sigemptyset(&waited);
+    sigaddset(&waited, SIGCHLD);
+    sigaddset(&waited, SIGTERM);
+    sigprocmask(SIG_BLOCK, &waited, &previous);
+    if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0) return;  // plain exec: the group kill still applies
+    pid_t command = fork();
+    if (command < 0) return;
+    if (command == 0) {
+        sigprocmask(SIG_SETMASK, &previous, NULL);
+        return;
+    }
+    // The reaper keeps none of the command's descriptors: the output pipes must end with it.
+    close(report_fd);
+    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    for (int fd = 0; fd < 3; fd++) dup2(null, fd);
+    struct rlimit no_core = {0, 0};
+    setrlimit(RLIMIT_CORE, &no_core);
+    int status = 0;
+    int terminated = 0;
+    for (;;) {
+        siginfo_t info;
+        int sig = sigwaitinfo(&waited, &info);
+        if (sig == SIGTERM) {
+            terminated = 1;
+            break;
+        }
+        if (sig != SIGCHLD) continue;
+        pid_t reaped;
+        int done = 0;
+        int child_status;
+        while ((reaped = waitpid(-1, &child_status, WNOHANG)) > 0) {
+            if (reaped == command) {
+                status = child_status;
+                done = 1;
+            }
+        }
+        if (done) break;
+    }
+    oxydra_kill_descendants();
+    if (terminated) {
+        signal(SIGKILL, SIG_DFL);
+        kill(getpid(), SIGKILL);
+    }
+    if (WIFEXITED(status)) _exit(WEXITSTATUS(status));
+    int sig = WTERMSIG(status);
+    sigset_t all;
+    sigfillset(&all);
+    sigprocmask(SIG_UNBLOCK, &all, NULL);
+    signal(sig, SIG_DFL);
+    kill(getpid(), sig);
+    _exit(128 + sig);
+}
+
 int oxydra_spawn(const char *path, char *const argv[], char *const envp[], const struct oxydra_spawn_options *options,
                  int *exec_errno) {
     int report[2];
@@ -104,6 +211,7 @@ int oxydra_spawn(const char *path, char *const argv[], char *const envp[], const
         if (!failure && pass >= 0 && dup2(pass, 3) < 0) failure = errno;
         if (keep >= 0) oxydra_close_from(pass >= 0 ? 4 : 3, keep);
         if (!failure && options->cwd && chdir(options->cwd) != 0) failure = errno;
+        if (!failure && options->reap_descendants) oxydra_reaper(keep);  // returns in the command
         if (!failure) {
             execve(path, argv, envp);
             failure = errno;

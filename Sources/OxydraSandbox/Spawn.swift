@@ -23,6 +23,10 @@ public enum ProcessSpawner {
         /// Signal delivered to the child when the spawning *thread* exits (`PR_SET_PDEATHSIG`):
         /// spawn from a thread that lives as long as the parent should (the guest uses its main thread).
         public var deathSignal: Int32?
+        /// The child becomes a reaper that runs the program as its own child and, when the program
+        /// exits or the reaper gets SIGTERM, kills every process the program started — also ones that
+        /// double-forked into a new session (see `oxydra_spawn_options.reap_descendants`).
+        public var reapDescendants = false
 
         public init(standardInput: Int32, standardOutput: Int32, standardError: Int32) {
             self.standardInput = standardInput
@@ -43,7 +47,7 @@ public enum ProcessSpawner {
             cwd: nil, stdin_fd: options.standardInput, stdout_fd: options.standardOutput,
             stderr_fd: options.standardError, pass_fd: options.passDescriptor ?? -1,
             new_process_group: options.newProcessGroup ? 1 : 0, new_session: options.newSession ? 1 : 0,
-            death_signal: options.deathSignal ?? 0)
+            death_signal: options.deathSignal ?? 0, reap_descendants: options.reapDescendants ? 1 : 0)
         var execErrno: Int32 = 0
         let pid = CStringArray.with([executable] + arguments) { argv in
             CStringArray.with(environment) { envp in

@@ -8,9 +8,11 @@ import OxydraSandbox
     import Darwin
 #endif
 
-/// One command running in its own process group, watched by a thread that reads its output,
-/// enforces its timeout and reaps it. When the shell exits, whatever it left running in the
-/// background is killed with the group, so nothing outlives its command.
+/// One command, watched by a thread that reads its output, enforces its timeout and reaps it.
+/// `pid` is a small reaper process (a subreaper, in its own process group) whose child is the
+/// shell: every process the command starts stays its descendant, even one that double-forks and
+/// calls `setsid`, and when the shell exits — or the command is killed or times out (SIGTERM to
+/// the reaper) — the reaper kills all of them before it exits. Nothing outlives its command.
 final class CommandRun: @unchecked Sendable {
     let pid: pid_t
     let output: OutputBuffer
@@ -47,6 +49,7 @@ final class CommandRun: @unchecked Sendable {
             standardError: stderrPipe[1])
         options.workingDirectory = cwd
         options.newProcessGroup = true
+        options.reapDescendants = true
         let spawned: pid_t
         do {
             spawned = try ProcessSpawner.spawn(
@@ -66,11 +69,15 @@ final class CommandRun: @unchecked Sendable {
         startThread { [self] in watch(stdout: out, stderr: err, deadline: deadline) }
     }
 
-    /// Kills the whole process group now.
+    /// Kills the command and everything it started (the reaper does it; the watcher escalates to
+    /// SIGKILL for the group if the reaper has not exited after a grace period).
     func kill() {
         monitor.locked { killRequested = true }
-        _ = Glibc.kill(-pid, SIGKILL)
+        _ = Glibc.kill(pid, SIGTERM)
     }
+
+    /// How long the reaper gets to clear up after SIGTERM.
+    static let reaperGrace: UInt64 = 2_000_000_000
 
     private func watch(stdout: Int32, stderr: Int32, deadline: UInt64) {
         var open: [(fd: Int32, stream: ShellStream)] = [(stdout, .stdout), (stderr, .stderr)]
@@ -79,6 +86,7 @@ final class CommandRun: @unchecked Sendable {
         var exited = false
         var timedOut = false
         var exitedAt: UInt64 = 0
+        var terminatedAt: UInt64?
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 << 10, alignment: 1)
         defer {
             buffer.deallocate()
@@ -89,6 +97,10 @@ final class CommandRun: @unchecked Sendable {
             let now = Monotonic.now
             if !timedOut, !exited, now >= deadline {
                 timedOut = true
+                _ = Glibc.kill(pid, SIGTERM)
+            }
+            if !exited, terminatedAt == nil, timedOut || monitor.locked({ killRequested }) { terminatedAt = now }
+            if !exited, let since = terminatedAt, now >= since + Self.reaperGrace {
                 _ = Glibc.kill(-pid, SIGKILL)
             }
             // After the shell exits, give stray holders of the pipes a moment, then stop reading.

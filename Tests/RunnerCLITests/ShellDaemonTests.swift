@@ -201,6 +201,42 @@ struct ShellDaemonTests {
         #expect(processIsGone(background))
     }
 
+    /// A daemon made with a double fork and `setsid` leaves the command's process group and
+    /// session, so a group kill misses it; the command's reaper still takes it down — when the
+    /// command exits, when it times out and when it is killed.
+    @Test(arguments: ["exit", "timeout", "kill"])
+    func aDoubleForkedDaemonDoesNotOutliveItsCommand(ending: String) async throws {
+        let daemon = try DaemonFixture(sandboxed: false)
+        defer { daemon.stop() }
+        let session = try await DaemonSession.open(try await daemon.connect(), cwd: daemon.tmp)
+        let escape =
+            "( setsid sh -c 'echo $$ > escaped.pid; while :; do date >> beat.txt; sleep 0.05; done' </dev/null >/dev/null 2>&1 & ) ; "
+            + "while [ ! -s escaped.pid ]; do sleep 0.01; done"
+        switch ending {
+        case "exit":
+            let run = try await session.run(escape + "; echo started")
+            #expect(run.last.exitStatus?.code == 0)
+        case "timeout":
+            let run = try await session.run(escape + "; sleep 30", timeout: 1)
+            #expect(run.last.exitStatus?.timedOut == true)
+        default:
+            try await session.start(escape + "; echo started; sleep 30")
+            while !FileManager.default.fileExists(atPath: daemon.tmp + "/escaped.pid") { usleep(10_000) }
+            usleep(100_000)
+            let reply = try await session.connection.call(
+                ShellRequest(requestID: DaemonSession.counter.next(), .killSession(sessionID: session.id)))
+            #expect(reply.op != "error", "\(reply)")
+        }
+        let escaped = pid_t(try String(contentsOfFile: daemon.tmp + "/escaped.pid", encoding: .utf8).trimmed)!
+        for _ in 0..<150 where !processIsGone(escaped) { usleep(20_000) }
+        #expect(processIsGone(escaped), "the setsid daemon \(escaped) outlived its command (\(ending))")
+        // And it has stopped writing.
+        let size = (try? FileManager.default.attributesOfItem(atPath: daemon.tmp + "/beat.txt")[.size] as? Int) ?? 0
+        usleep(300_000)
+        let later = (try? FileManager.default.attributesOfItem(atPath: daemon.tmp + "/beat.txt")[.size] as? Int) ?? 0
+        #expect(size == later, "something is still writing to /tmp/beat.txt")
+    }
+
     @Test func outputIsCappedAndChunksNeverSplitACharacter() async throws {
         let daemon = try DaemonFixture(sandboxed: false)
         defer { daemon.stop() }

@@ -45,6 +45,11 @@ struct oxydra_spawn_options {
     int new_session;
     /// Signal the child gets when the calling thread's process exits (PR_SET_PDEATHSIG), or 0.
     int death_signal;
+    /// The child stays a small reaper process (PR_SET_CHILD_SUBREAPER) that runs `path` as its own
+    /// child: every process the command starts — also one that double-forks and calls setsid —
+    /// becomes its descendant, and when the command exits (or the reaper gets SIGTERM) it kills
+    /// all of them, then exits with the command's status (SIGTERM: killed by SIGKILL).
+    int reap_descendants;
 };
 
 /// Starts `path` with `argv`/`envp`: standard streams from the given descriptors, every other
