@@ -23,10 +23,16 @@ public enum ConfigCommands {
                 users = runner.config.users.keys.sorted().compactMap { try? UserID.validated($0) }
             }
         }
+        let protected = MountSafety.protectedPaths(context: context, runner: runner)
         for user in users {
             let loaded = RunnerConfigLoader.loadUser(user, of: runner, display: display)
             errors += loaded.issues.map(\.description)
-            if loaded.issues.isEmpty {
+            let mountProblems = MountSafety.problems(
+                user: user, mounts: loaded.config.mounts,
+                workspace: FilePaths.standardized(runner.workspaceRoot + "/" + user.rawValue), protected: protected,
+                display: display)
+            errors += mountProblems
+            if loaded.issues.isEmpty && mountProblems.isEmpty {
                 let tier = loaded.config.behavior.sandboxTier ?? runner.config.defaultTier
                 out.append("ok: \(loaded.displayPath) (user \(user), sandbox_tier = \(tier.rawValue))")
             }

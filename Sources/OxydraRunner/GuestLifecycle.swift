@@ -85,7 +85,9 @@ public enum GuestLifecycle {
             userID: target.user, sandboxTier: tier, workspaceRoot: target.workspace,
             sidecarEndpoint: shell.launch == nil
                 ? nil : .init(transport: "unix", address: target.ipc + "/shell-daemon.sock"),
-            runtimePolicy: runtimePolicy(target), startupStatus: shell.status, shellSandbox: shell.launch)
+            runtimePolicy: runtimePolicy(
+                target, protected: MountSafety.protectedPaths(context: context, runner: target.runner)),
+            startupStatus: shell.status, shellSandbox: shell.launch)
         let pid: Int32
         do {
             pid = try DetachedProcess.launch(
@@ -181,7 +183,7 @@ public enum GuestLifecycle {
         )
     }
 
-    static func runtimePolicy(_ target: UserTarget) -> BootstrapEnvelope.RuntimePolicy? {
+    static func runtimePolicy(_ target: UserTarget, protected: [String]) -> BootstrapEnvelope.RuntimePolicy? {
         let mounts = target.userConfig.mounts
         var resolved: [String: String] = [:]
         for (name, value) in [("shared", mounts.shared), ("tmp", mounts.tmp), ("vault", mounts.vault)] {
@@ -191,9 +193,9 @@ public enum GuestLifecycle {
         if let value = target.userConfig.resources.maxVCPUs { resources["max_vcpus"] = value }
         if let value = target.userConfig.resources.maxMemoryMiB { resources["max_memory_mib"] = value }
         if let value = target.userConfig.resources.maxProcesses { resources["max_processes"] = value }
-        if resolved.isEmpty && resources.isEmpty && target.userConfig.credentialRefs.isEmpty { return nil }
         return BootstrapEnvelope.RuntimePolicy(
-            mounts: resolved, resources: resources, credentialRefs: target.userConfig.credentialRefs)
+            mounts: resolved, resources: resources, credentialRefs: target.userConfig.credentialRefs,
+            protectedPaths: protected)
     }
 
     static func statusLines(_ health: GuestHealth, target: UserTarget, context: RunnerContext) -> [String] {

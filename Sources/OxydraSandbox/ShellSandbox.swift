@@ -22,12 +22,17 @@ public enum ShellSandbox {
         public var maxVCPUs: Int?
         public var maxMemoryMiB: Int?
         public var maxProcesses: Int?
+        /// Host paths commands must never see, even where they lie inside `shared` or `tmp` (the
+        /// runner's configuration, a workspace's `.oxydra/`, `ipc/`, `logs/`): covered by an empty
+        /// read-only directory (or `/dev/null` for a file) inside the sandbox.
+        public var maskedPaths: [String]
 
         public init(
             bubblewrap: String, daemonExecutable: String, sharedDirectory: String, tmpDirectory: String,
             environment: [String: String] = [:], maxVCPUs: Int? = nil, maxMemoryMiB: Int? = nil,
-            maxProcesses: Int? = nil
+            maxProcesses: Int? = nil, maskedPaths: [String] = []
         ) {
+            self.maskedPaths = maskedPaths
             self.bubblewrap = bubblewrap
             self.daemonExecutable = daemonExecutable
             self.sharedDirectory = sharedDirectory
@@ -38,6 +43,9 @@ public enum ShellSandbox {
             self.maxProcesses = maxProcesses
         }
     }
+
+    /// Processes the sandbox may hold when `[resources] max_processes` is not set.
+    public static let defaultMaxProcesses = 256
 
     /// The user and group commands run as inside the sandbox.
     public static let sandboxUID = 1000
@@ -55,12 +63,12 @@ public enum ShellSandbox {
         return nil
     }
 
-    /// Runs a trivial command in the same kind of sandbox; nil when it works, else why not (for
-    /// example when unprivileged user namespaces are disabled).
     /// The shell commands run with: dash (Debian's and Ubuntu's `/bin/sh`), the grammar the
     /// command-line policy implements.
     public static let shell = "/bin/dash"
 
+    /// Runs a trivial command in the same kind of sandbox; nil when it works, else why not (for
+    /// example when unprivileged user namespaces are disabled, or dash is missing).
     public static func probe(bubblewrap: String) -> String? {
         guard access(shell, X_OK) == 0 else {
             return "the shell sandbox runs commands with dash, which is not installed (`sudo apt-get install dash`)"
@@ -156,11 +164,37 @@ public enum ShellSandbox {
         arguments += ["--ro-bind", spec.daemonExecutable, daemonPath]
         arguments += ["--proc", "/proc", "--dev", "/dev"]
         arguments += ["--bind", spec.sharedDirectory, "/shared", "--bind", spec.tmpDirectory, "/tmp"]
+        arguments += maskArguments(spec)
         // Everything but /shared and /tmp is read-only, including bubblewrap's own root and /dev.
         arguments += ["--remount-ro", "/dev", "--remount-ro", "/"]
         arguments += ["--chdir", "/shared", "--", daemonPath, "--listen-fd", "3"]
         if let processes = spec.maxProcesses { arguments += ["--max-processes", String(processes)] }
         if let memory = spec.maxMemoryMiB { arguments += ["--max-memory-mib", String(memory)] }
+        return arguments
+    }
+
+    /// Covers every masked path that lies inside `shared` or `tmp` (compared after resolving
+    /// symbolic links): a directory with an empty read-only tmpfs, a file with `/dev/null`. A
+    /// masked path that contains a mount is the runner's to refuse (the default workspace itself
+    /// lies inside the runner's configuration directory), so it is skipped here.
+    static func maskArguments(_ spec: Spec) -> [String] {
+        var arguments: [String] = []
+        let mounts = [(spec.sharedDirectory, "/shared"), (spec.tmpDirectory, "/tmp")].map {
+            (HostPaths.resolved($0.0), $0.1)
+        }
+        for masked in spec.maskedPaths {
+            let host = HostPaths.resolved(masked)
+            for (mount, inside) in mounts where HostPaths.contains(mount, host) && host != mount {
+                let target = inside + host.dropFirst(mount.count)
+                var info = stat()
+                guard stat(host, &info) == 0 else { continue }
+                if info.st_mode & S_IFMT == S_IFDIR {
+                    arguments += ["--perms", "0000", "--tmpfs", target, "--remount-ro", target]
+                } else {
+                    arguments += ["--ro-bind", "/dev/null", target]
+                }
+            }
+        }
         return arguments
     }
 

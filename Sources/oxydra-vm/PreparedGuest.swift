@@ -123,12 +123,21 @@ struct PreparedGuest: Sendable {
                 childEnvironment.append("\(key)=\(value)")
             }
         }
-        let resources = envelope.runtimePolicy?.resources ?? [:]
+        var resources = envelope.runtimePolicy?.resources ?? [:]
+        // A fork bomb must stop somewhere even when the operator set no limit (and as root, where
+        // RLIMIT_NPROC does not apply, the sandbox's cgroup is what stops it).
+        resources["max_processes"] = resources["max_processes"] ?? ShellSandbox.defaultMaxProcesses
         for (key, flag) in [
             ("max_vcpus", "--max-vcpus"), ("max_memory_mib", "--max-memory-mib"), ("max_processes", "--max-processes"),
         ] {
             if let value = resources[key] { arguments += [flag, String(value)] }
         }
+        // Second layer behind the runner's refusal of overlapping mounts: the guest's own internal
+        // directories and whatever the runner protects are masked inside the sandbox.
+        let protected =
+            [workspace.internalDirectory, workspace.ipc, workspace.logs]
+            + (envelope.runtimePolicy?.protectedPaths ?? [])
+        for path in protected { arguments += ["--mask", path] }
         let log = open(workspace.logs + "/shell-daemon.log", O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
         let devNull = open("/dev/null", O_RDONLY | O_CLOEXEC)
         defer {

@@ -39,6 +39,10 @@ struct ShellDaemonCommand: ParsableCommand {
     @Option(name: .long, help: "With --sandbox: directory for the sandbox's generated /etc files.") var etc: String?
     @Option(name: .long, help: "With --sandbox: the process that must stay alive (the guest).") var parent: Int32?
     @Option(
+        name: .long,
+        help: "With --sandbox: a host path inside --shared or --tmp that commands must not see (repeatable).")
+    var mask: [String] = []
+    @Option(
         name: .long, help: "With --sandbox: a variable of this process's environment to pass to commands (repeatable).")
     var env: [String] = []
     @Option(name: .long, help: "With --sandbox: CPUs the sandbox may use.") var maxVcpus: Int?
@@ -106,7 +110,8 @@ struct ShellDaemonCommand: ParsableCommand {
         }
         let spec = ShellSandbox.Spec(
             bubblewrap: bwrap!, daemonExecutable: executable, sharedDirectory: shared!, tmpDirectory: tmp!,
-            environment: environment, maxVCPUs: maxVcpus, maxMemoryMiB: maxMemoryMib, maxProcesses: maxProcesses)
+            environment: environment, maxVCPUs: maxVcpus, maxMemoryMiB: maxMemoryMib, maxProcesses: maxProcesses,
+            maskedPaths: mask)
         ShellSandboxSupervisor.run(spec, socketPath: socket!, etcDirectory: etc!, parent: parent!)
     }
 }

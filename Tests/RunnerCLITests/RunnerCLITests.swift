@@ -222,6 +222,37 @@ struct RunnerCLITests {
         #expect(tier.standardError.contains("pass --insecure to use the process tier"))
     }
 
+    /// A mount that would hand the agent the runner's own files is refused by `config check` and
+    /// by `start`, naming the mount and what it overlaps.
+    @Test(arguments: [
+        ("shared = \"..\"", "mounts.shared", "lies inside"),
+        ("shared = \"../../..\"", "mounts.shared", "contains"),
+        ("tmp = \"../../users\"", "mounts.tmp", "lies inside"),
+        ("vault = \"ipc/x\"", "mounts.vault", "lies inside"),
+        ("shared = \"/\"", "mounts.shared", "contains"),
+    ])
+    func mountsOverlappingOxydraFilesAreRefused(mount: String, key: String, relation: String) async throws {
+        let project = try Project(agent: "[providers.openai]\napi_key = \"sk-test\"\n")
+        defer { project.directory.remove() }
+        try project.directory.write("[mounts]\n\(mount)\n", to: ".oxydra/users/alice.toml")
+        let check = try await project.run(["config", "check"])
+        #expect(check.exitCode == 1)
+        #expect(check.standardError.contains("\(key) of user `alice`"), "\(check.standardError)")
+        #expect(check.standardError.contains(relation), "\(check.standardError)")
+        #expect(check.standardError.contains("the agent must never reach it"))
+        let start = try await project.run(["--insecure"])
+        #expect(start.exitCode == 1)
+        #expect(start.standardError.contains("\(key) of user `alice`"))
+        #expect(!FileManager.default.fileExists(atPath: project.workspace + "/ipc/gateway-endpoint"))
+
+        // A directory beside the configuration is fine.
+        _ = try project.directory.createDirectory("project-files")
+        try project.directory.write(
+            "[mounts]\nshared = \"\(project.root)/project-files\"\n", to: ".oxydra/users/alice.toml")
+        let fine = try await project.run(["config", "check"])
+        #expect(fine.exitCode == 0, "\(fine.standardError)")
+    }
+
     @Test func guestRejectsInvalidUserIDs() async throws {
         let project = try Project()
         defer { project.directory.remove() }

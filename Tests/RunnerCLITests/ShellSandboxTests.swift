@@ -70,6 +70,34 @@ struct ShellSandboxTests {
         }
     }
 
+    /// Second layer behind the runner's refusal of overlapping mounts: protected paths inside
+    /// `/shared` are masked, so a command can neither read nor change them.
+    @Test func maskedPathsInsideSharedAreInvisible() async throws {
+        let directory = try TemporaryDirectory(prefix: "oxydra-mask")
+        defer { directory.remove() }
+        let secret = "api_key = \"sk-live-do-not-leak\"\n"
+        _ = try directory.write(secret, to: "project/.oxydra/agent.toml")
+        _ = try directory.write("be helpful\n", to: "project/.oxydra/workspaces/alice/.oxydra/SYSTEM.md")
+        _ = try directory.write("visible\n", to: "project/notes.txt")
+        let project = directory.path + "/project"
+        let daemon = try DaemonFixture(
+            sandboxed: true,
+            extraArguments: ["--shared", project, "--mask", project + "/.oxydra", "--mask", project + "/notes.txt"])
+        defer { daemon.stop() }
+        let session = try await DaemonSession.open(try await daemon.connect())
+        let read = try await session.run("cat /shared/.oxydra/agent.toml; ls -A /shared/.oxydra | wc -l")
+        #expect(!read.chunks.text(.stdout).contains("sk-live"))
+        #expect(read.chunks.text(.stdout).hasSuffix("0\n"), "\(read.chunks.text(.stdout))")
+        let write = try await session.run(
+            "echo '[x]' >> /shared/.oxydra/agent.toml; mkdir -p /shared/.oxydra/workspaces; echo evil > /shared/notes.txt"
+        )
+        #expect(write.last.exitStatus?.code != 0)
+        #expect(try String(contentsOfFile: project + "/.oxydra/agent.toml", encoding: .utf8) == secret)
+        #expect(try String(contentsOfFile: project + "/notes.txt", encoding: .utf8) == "visible\n")
+        let system = project + "/.oxydra/workspaces/alice/.oxydra/SYSTEM.md"
+        #expect(try String(contentsOfFile: system, encoding: .utf8) == "be helpful\n")
+    }
+
     @Test func noNetworkNotEvenHostLoopback() async throws {
         // A real listener on the host's loopback.
         let listener = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)

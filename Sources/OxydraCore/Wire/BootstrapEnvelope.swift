@@ -54,10 +54,16 @@ public struct BootstrapEnvelope: Sendable, Hashable {
         public var resources: [String: Int]
         /// Names of credentials the guest may use (never their values).
         public var credentialRefs: [String: String]
+        /// Host paths the agent must never reach, even through a mount: the runner's and the agent
+        /// configuration directories, every workspace's `.oxydra/`, `ipc/` and `logs/`. The shell
+        /// sandbox masks those that lie inside `shared` or `tmp`.
+        public var protectedPaths: [String]
 
         public init(
-            mounts: [String: String] = [:], resources: [String: Int] = [:], credentialRefs: [String: String] = [:]
+            mounts: [String: String] = [:], resources: [String: Int] = [:], credentialRefs: [String: String] = [:],
+            protectedPaths: [String] = []
         ) {
+            self.protectedPaths = protectedPaths
             self.mounts = mounts
             self.resources = resources
             self.credentialRefs = credentialRefs
@@ -76,6 +82,7 @@ public struct BootstrapEnvelope: Sendable, Hashable {
                     "mounts": .object(policy.mounts.mapValues(JSONValue.string)),
                     "resources": .object(policy.resources.mapValues(JSONValue.integer)),
                     "credential_refs": .object(policy.credentialRefs.mapValues(JSONValue.string)),
+                    "protected_paths": .array(policy.protectedPaths.map(JSONValue.string)),
                 ]
             },
             "startup_status": startupStatus.json,
@@ -131,7 +138,12 @@ public struct BootstrapEnvelope: Sendable, Hashable {
             if let object = try policy.optionalObject("credential_refs") {
                 for key in object.members.keys { refs[key] = try object.nonBlankString(key) }
             }
-            runtimePolicy = RuntimePolicy(mounts: mounts, resources: resources, credentialRefs: refs)
+            let protected = try policy.stringArray("protected_paths")
+            if let relative = protected.firstIndex(where: { !$0.hasPrefix("/") }) {
+                throw WireError("bootstrap.runtime_policy.protected_paths[\(relative)]: expected an absolute path")
+            }
+            runtimePolicy = RuntimePolicy(
+                mounts: mounts, resources: resources, credentialRefs: refs, protectedPaths: protected)
         }
         startupStatus = try StartupStatus(reader.object("startup_status"))
         if let launch = try reader.optionalObject("shell_sandbox") {
