@@ -142,7 +142,18 @@ extension SessionHub {
         if let history = session.history { return history }
         let id = session.id
         let stored = try await storeCall { () throws(MemoryError) in try await store.restore(id) }
-        let history = stored.map(\.message)
+        let repaired = HistoryRepair.closingUnansweredCalls(stored.map(\.message))
+        if !repaired.added.isEmpty {
+            logger.warning(
+                "closed tool calls the guest never finished",
+                metadata: ["session": "\(id)", "calls": "\(repaired.added.count)"])
+            // Usually the calls are the last thing stored: write their results, so the store itself is
+            // valid again. Elsewhere in the history the repair is applied each time it is read.
+            if repaired.appendable {
+                _ = try await storeCall { () throws(MemoryError) in try await store.append(repaired.added, to: id) }
+            }
+        }
+        let history = repaired.messages
         session.history = history
         return history
     }

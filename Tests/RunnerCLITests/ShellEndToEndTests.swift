@@ -1,4 +1,5 @@
 import Foundation
+import OxydraClient
 import OxydraCore
 import OxydraTesting
 import Testing
@@ -109,5 +110,90 @@ struct ShellEndToEndTests {
         _ = try await project.run(["ask", "hi"])
         let request = String(decoding: server.requests.last!.body, as: UTF8.self)
         #expect(!request.contains("\"shell_exec\""))
+    }
+}
+
+/// `kill -9` of the guest while `shell_exec` runs leaves an assistant tool call without a result in
+/// the store. After a restart the next turn must still be accepted by every provider: the call is
+/// closed with a result saying the guest stopped while it ran.
+@Suite(
+    "Hard kill during a tool call", .serialized,
+    .enabled(
+        if: Capability.shouldRun(sandboxUnavailable),
+        "\(Capability.skipReason("hard-kill tests", sandboxUnavailable))"))
+struct HardKillDuringToolTests {
+    @Test(arguments: ["openai", "openai_responses", "anthropic", "gemini"])
+    func theNextTurnAfterAKillHasAValidHistory(providerType: String) async throws {
+        let server = try await ScriptedModelServer.start()
+        let agent = scriptedAgent(server).replacingOccurrences(
+            of: "provider_type = \"openai\"", with: "provider_type = \"\(providerType)\"")
+        let project = try Project(agent: agent)
+        try project.directory.write(ShellEndToEndTests.shellUser, to: ".oxydra/users/alice.toml")
+        defer {
+            project.shutdownGuest()
+            project.directory.remove()
+        }
+        let started = try await project.run(["--insecure"])
+        try #require(started.exitCode == 0, "\(started.standardError)")
+        let pid = try #require(Int32(value("runtime_pid", in: started.standardOutput) ?? ""))
+
+        server.enqueue(
+            .toolCalls([ScriptedToolCall(id: "call-long", name: "shell_exec", arguments: #"{"command": "sleep 30"}"#)]))
+        let access = try GatewayAccess.discover(ipcDirectory: project.workspace + "/ipc")
+        let client = GatewayClient(endpoint: access.endpoint, token: access.token)
+        client.send(.hello(.init(requestID: "h", userID: "alice")))
+        var iterator = client.frames.makeAsyncIterator()
+        var sessionID: SessionID?
+        while let frame = await iterator.next() {
+            if case .helloAck(_, _, let ref, _) = frame {
+                sessionID = ref.sessionID
+                client.send(
+                    .sendTurn(.init(requestID: "t", sessionID: ref.sessionID, turnID: "turn-1", prompt: "wait a bit")))
+            }
+            if case .toolCall = frame { break }
+        }
+        try #require(sessionID != nil)
+        usleep(200_000)  // the call is committed before it runs; let the command start
+        kill(pid, SIGKILL)
+        for _ in 0..<200 where kill(pid, 0) == 0 { usleep(10_000) }
+        client.close()
+
+        let restarted = try await project.run(["--insecure"])
+        try #require(restarted.exitCode == 0, "\(restarted.standardError)")
+        server.enqueue(.text("recovered"))
+        let ask = try await project.run(["ask", "are you there?"])
+        #expect(ask.exitCode == 0, "\(ask.standardError)")
+        #expect(ask.standardOutput == "recovered\n")
+        let body = try JSONValue(parsing: String(decoding: server.requests.last!.body, as: UTF8.self))
+        let text = String(decoding: server.requests.last!.body, as: UTF8.self)
+        #expect(text.contains("the guest stopped while it ran"), "\(text)")
+        // The result answers the call in the provider's own terms, right after it.
+        switch providerType {
+        case "openai":
+            let messages = body["messages"]?.arrayValue ?? []
+            let call = messages.firstIndex { $0["tool_calls"]?.arrayValue?.first?["id"] == "call-long" }
+            let index = try #require(call, "\(text)")
+            #expect(messages[index + 1]["role"] == "tool" && messages[index + 1]["tool_call_id"] == "call-long")
+        case "openai_responses":
+            let items = body["input"]?.arrayValue ?? []
+            let call = try #require(items.firstIndex { $0["type"] == "function_call" && $0["call_id"] == "call-long" })
+            #expect(items[call + 1]["type"] == "function_call_output" && items[call + 1]["call_id"] == "call-long")
+        case "anthropic":
+            let messages = body["messages"]?.arrayValue ?? []
+            let call = try #require(
+                messages.firstIndex { ($0["content"]?.arrayValue ?? []).contains { $0["id"] == "call-long" } })
+            let next = messages[call + 1]["content"]?.arrayValue ?? []
+            #expect(next.contains { $0["type"] == "tool_result" && $0["tool_use_id"] == "call-long" }, "\(text)")
+        default:
+            let contents = body["contents"]?.arrayValue ?? []
+            let call = try #require(
+                contents.firstIndex { ($0["parts"]?.arrayValue ?? []).contains { $0["functionCall"] != nil } })
+            let next = contents[call + 1]["parts"]?.arrayValue ?? []
+            #expect(next.contains { $0["functionResponse"]?["name"] == "shell_exec" }, "\(text)")
+        }
+        // The store itself was repaired: a second restart has nothing left to close.
+        let log = try String(contentsOfFile: project.workspace + "/logs/oxydra-vm.log", encoding: .utf8)
+        #expect(log.components(separatedBy: "closed tool calls the guest never finished").count == 2, "\(log)")
+        try? await server.shutdown()
     }
 }
