@@ -152,7 +152,7 @@ let package = Package(
         ),
         .testTarget(
             name: "OxydraToolsTests",
-            dependencies: ["OxydraTools", "OxydraTesting"],
+            dependencies: ["OxydraTools", "OxydraConfig", "OxydraTesting"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

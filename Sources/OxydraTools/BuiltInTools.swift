@@ -1,12 +1,15 @@
+import OxydraConfig
 import OxydraCore
 
 /// The registry of built-in tools for one user's workspace, from configuration.
 public enum BuiltInTools {
     /// File tools, `vault_copyto`, `web_fetch` and `web_search`. Memory and shell tools are added by
-    /// their own modules through `extra`.
+    /// their own modules through `extra`. Tool output is scrubbed of every secret in `config` and
+    /// `environment` (``KnownSecrets``) and of `secrets` (e.g. the gateway's tokens).
     public static func registry(
         workspace: Workspace, config: AgentConfig, environment: [String: String], extra: [any Tool] = [],
-        resolver: @escaping SSRFGuard.Resolver = SystemResolver.resolve, approval: ApprovalPolicy? = nil
+        secrets: [String] = [], resolver: @escaping SSRFGuard.Resolver = SystemResolver.resolve,
+        approval: ApprovalPolicy? = nil
     ) -> ToolRegistry {
         let confinement = PathConfinement(workspace: workspace)
         let audit = AuditLog(path: workspace.internalDirectory + "/audit.log")
@@ -17,6 +20,8 @@ public enum BuiltInTools {
         return ToolRegistry(
             FileTools.all(confinement: confinement, audit: audit)
                 + WebTools.all(client: client, search: config.tools.webSearch, environment: environment) + extra,
-            scrubber: OutputScrubber(workspace: workspace), approval: policy)
+            scrubber: OutputScrubber(
+                workspace: workspace, secrets: KnownSecrets.values(in: config, environment: environment) + secrets),
+            approval: policy)
     }
 }

@@ -83,7 +83,8 @@ struct Guest {
             }
         }
         let tools = BuiltInTools.registry(
-            workspace: workspace, config: config, environment: prepared.environment, extra: extraTools)
+            workspace: workspace, config: config, environment: prepared.environment, extra: extraTools,
+            secrets: prepared.gatewayTokens)
         let finalStatus = status
         let runtime = AgentRuntime(
             provider: provider, tools: tools, model: model, settings: RuntimeSettings(config.runtime),

@@ -1,3 +1,4 @@
+import OxydraConfig
 import OxydraCore
 import OxydraTesting
 import Testing
@@ -185,9 +186,48 @@ struct ScrubberTests {
         ("cannot open /etc/passwd: Invalid argument", "cannot open /etc/passwd: Invalid argument"),
         ("read /etc/password-policy: denied", "read /etc/password-policy: denied"),
         ("db:\n  password: hunter2\n", "db:\n  password: [REDACTED]\n"),
+        // Quoted values: exactly the agent.toml format, and YAML, shell and JavaScript.
+        (#"api_key = "sk-short1""#, #"api_key = "[REDACTED]""#),
+        ("password='hunter2'", "password='[REDACTED]'"),
+        ("token: 'abc123def'", "token: '[REDACTED]'"),
+        (#"secret="s3cr3t-value""#, #"secret="[REDACTED]""#),
+        (#"const config = { apiKey: "AIzaShort9" };"#, #"const config = { apiKey: "[REDACTED]" };"#),
+        ("apiKey: plainvalue42", "apiKey: [REDACTED]"),
+        ("x-api-key: abcdef123456", "x-api-key: [REDACTED]"),
+        ("X-Api-Key: abcdef123456", "X-Api-Key: [REDACTED]"),
+        ("curl -H 'x-api-key: k-9f8e7d' https://h", "curl -H 'x-api-key: [REDACTED]' https://h"),
+        (
+            "clone https://alice:pw1234@git.example.com/repo.git",
+            "clone https://alice:[REDACTED]@git.example.com/repo.git"
+        ),
+        ("postgres://app:s3cret@db:5432/x", "postgres://app:[REDACTED]@db:5432/x"),
+        (
+            "mail alice@example.com about https://example.com/a@b",
+            "mail alice@example.com about https://example.com/a@b"
+        ),
     ])
     func vectors(_ input: String, _ expected: String) {
         #expect(scrubber.scrub(input) == expected)
+    }
+
+    /// Secrets the guest holds are redacted wherever they appear, whatever their shape — a short
+    /// provider key in prose has no keyword and too little entropy for the patterns.
+    @Test func knownSecretsAreRedactedByExactMatch() {
+        var config = AgentConfig()
+        config.providers.registry["openai"]?.apiKey = "sk-tiny"
+        config.memory.authToken = "memtok-42"
+        let environment = [
+            "GITHUB_TOKEN": "ghp_short", "ANTHROPIC_API_KEY": "ant-key-7", "HOME": "/root", "X": "sk-tiny2",
+        ]
+        let secrets = KnownSecrets.values(in: config, environment: environment)
+        #expect(Set(secrets) == ["sk-tiny", "memtok-42", "ghp_short", "ant-key-7"])
+        let scrubber = OutputScrubber(workspace: nil, secrets: secrets + ["gateway-token-value"])
+        let text = "the key sk-tiny works; gh ghp_short; ant-key-7 and memtok-42; gateway-token-value; home /root"
+        #expect(
+            scrubber.scrub(text)
+                == "the key [REDACTED] works; gh [REDACTED]; [REDACTED] and [REDACTED]; [REDACTED]; home /root")
+        // Too short to match safely: left to the patterns.
+        #expect(OutputScrubber(workspace: nil, secrets: ["abc"]).scrub("abc def") == "abc def")
     }
 
     @Test func awsStyleKeysAreCaughtByEntropy() {

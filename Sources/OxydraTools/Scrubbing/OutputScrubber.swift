@@ -11,10 +11,14 @@ import OxydraCore
 ///
 /// 1. Host paths → `/shared`, `/tmp`, `/vault` (longest prefix first; the workspace root itself
 ///    maps to ``hiddenRoot``).
-/// 2. Credential keywords (`api_key`, `access_token`, `refresh_token`, `token`, `password`,
-///    `secret`, `bearer`): JSON values, `key=value` / `key: value` / `key is value`, `Bearer x`,
-///    and URL query parameters.
-/// 3. High-entropy tokens: runs of `[A-Za-z0-9+/_-]` of 24–512 characters (plus `=` padding) with
+/// 2. Every secret value the guest holds (provider keys, tokens, credential headers: see
+///    `KnownSecrets`), by exact match, whatever its shape or length (≥ 6 characters).
+/// 3. Credential keywords (`api_key`, `access_token`, `refresh_token`, `token`, `password`,
+///    `secret`, `bearer`, with any prefix such as `x-api-key` or `client_secret`; `apiKey` too):
+///    JSON values, `key=value` / `key: value` / `key is value`, quoted values (`api_key = "…"`,
+///    `password='…'`, `token: '…'`), `Bearer x`, URL query parameters, and the password of a URL
+///    (`https://user:pw@host`).
+/// 4. High-entropy tokens: runs of `[A-Za-z0-9+/_-]` of 24–512 characters (plus `=` padding) with
 ///    Shannon entropy ≥ 3.8 bits per character, at least 8 distinct characters, a letter and a digit
 ///    or symbol — except hex strings (commit ids, hashes), `note-<uuid>` ids and paths.
 public struct OutputScrubber: Sendable {
@@ -23,8 +27,13 @@ public struct OutputScrubber: Sendable {
     public static let hiddenRoot = "/workspace"
 
     private let pathMappings: [(host: String, virtual: String)]
+    /// Exact values to redact, longest first (so a key that contains another is taken whole).
+    private let secrets: [String]
 
-    public init(workspace: Workspace?) {
+    public init(workspace: Workspace?, secrets: [String] = []) {
+        self.secrets = Set(secrets.map(\.trimmed).filter { $0.count >= 6 }).sorted {
+            $0.count != $1.count ? $0.count > $1.count : $0 < $1
+        }
         guard let workspace else {
             pathMappings = []
             return
@@ -51,12 +60,17 @@ public struct OutputScrubber: Sendable {
         for (host, virtual) in pathMappings where result.contains(host) {
             result = result.replacing(host, with: virtual)
         }
+        for secret in secrets where result.contains(secret) {
+            result = result.replacing(secret, with: Self.redacted)
+        }
         if result.firstMatch(of: Self.keyword) != nil {
             result = Self.keepingGroup(Self.jsonSecret, in: result, suffix: "\"")
+            result = Self.keepingGroup(Self.quotedAssignment, in: result)
             result = Self.keepingGroup(Self.assignment, in: result)
             result = Self.keepingGroup(Self.bearer, in: result)
         }
         result = Self.keepingGroup(Self.querySecret, in: result)
+        if result.contains("@") { result = Self.keepingGroup(Self.urlPassword, in: result, suffix: "@") }
         return Self.redactHighEntropy(result)
     }
 
@@ -72,7 +86,7 @@ public struct OutputScrubber: Sendable {
     }
 
     nonisolated(unsafe) static let keyword = try! Regex(
-        #"(?i)(api[_-]?key|access[_-]?token|refresh[_-]?token|token|password|bearer|secret)"#)
+        #"(?i)(api[_-]?key|access[_-]?token|refresh[_-]?token|token|password|passwd|bearer|secret)"#)
     /// `"client_secret": "value"` → the key and opening quote are kept.
     nonisolated(unsafe) static let jsonSecret = try! Regex(
         #"(?i)("[A-Za-z0-9_-]*(?:api[_-]?key|access[_-]?token|refresh[_-]?token|token|password|secret)"\s*:\s*")[^"\n]+""#
@@ -80,7 +94,16 @@ public struct OutputScrubber: Sendable {
     /// `API_KEY=value`, `password: value`, `token is value` — a key at the start of a line or after
     /// whitespace or punctuation (not inside a path such as `/etc/password-policy`).
     nonisolated(unsafe) static let assignment = try! Regex(
-        #"(?im)((?:^|[\s"'{(,;&?])[A-Za-z0-9_]*(?:api[_-]?key|access[_-]?token|refresh[_-]?token|token|password|secret)\s*(?:[:=]\s*|\sis\s+))(?!\[REDACTED\])[^\s,;"'&]+"#
+        #"(?im)((?:^|[\s"'{(,;&?])[A-Za-z0-9_-]*(?:api[_-]?key|access[_-]?token|refresh[_-]?token|token|password|passwd|secret)\s*(?:[:=]\s*|\sis\s+))(?!\[REDACTED\])[^\s,;"'&]+"#
+    )
+    /// `api_key = "value"`, `password='value'`, `token: 'value'`, `apiKey: "value"` (TOML, YAML,
+    /// shell, JavaScript): the key, the operator and the opening quote are kept.
+    nonisolated(unsafe) static let quotedAssignment = try! Regex(
+        #"(?im)((?:^|[\s"'{(,;&?])[A-Za-z0-9_-]*(?:api[_-]?key|access[_-]?token|refresh[_-]?token|token|password|passwd|secret)["']?\s*[:=]\s*["'])(?!\[REDACTED\])[^"'\n]+"#
+    )
+    /// `scheme://user:password@host`: the password goes.
+    nonisolated(unsafe) static let urlPassword = try! Regex(
+        #"(?i)(\b[a-z][a-z0-9+.-]*://[^\s/:@"']+:)(?!\[REDACTED\])[^\s/@"']+(?=@)@"#
     )
     nonisolated(unsafe) static let bearer = try! Regex(#"(?i)(\b(?:bearer|basic)\s+)(?!\[REDACTED\])[^\s,;"'&]+"#)
     nonisolated(unsafe) static let querySecret = try! Regex(
