@@ -180,7 +180,8 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
-            name: "OxydraTUITests", dependencies: ["OxydraTUI", "OxydraCore"], swiftSettings: swiftSettings),
+            name: "OxydraTUITests", dependencies: ["OxydraTUI", "OxydraClient", "OxydraCore"],
+            swiftSettings: swiftSettings),
         .testTarget(
             name: "RunnerCLITests",
             dependencies: [

@@ -16,8 +16,16 @@ public enum AskCommand {
         public var session: String?
         public var newSession: Bool
         public var json: Bool
+        /// Whether to remove terminal control sequences from what is printed; nil: for each of
+        /// standard output and standard error, when it is a terminal (model and tool text could
+        /// otherwise retitle the window or rewrite the screen). `--json` output is escaped anyway.
+        public var stripControlSequences: Bool?
 
-        public init(prompt: String, session: String? = nil, newSession: Bool = false, json: Bool = false) {
+        public init(
+            prompt: String, session: String? = nil, newSession: Bool = false, json: Bool = false,
+            stripControlSequences: Bool? = nil
+        ) {
+            self.stripControlSequences = stripControlSequences
             self.prompt = prompt
             self.session = session
             self.newSession = newSession
@@ -30,8 +38,19 @@ public enum AskCommand {
     /// Runs the turn. Each element of `interrupts` (Ctrl-C) asks the guest to cancel it.
     public static func run(
         _ context: RunnerContext, options: Options, interrupts: AsyncStream<Void>,
-        emit: @escaping @Sendable (_ text: String, _ descriptor: Int32) -> Void
+        emit raw: @escaping @Sendable (_ text: String, _ descriptor: Int32) -> Void
     ) async -> Int32 {
+        let strip = (
+            out: !options.json && (options.stripControlSequences ?? (isatty(1) == 1)),
+            err: options.stripControlSequences ?? (isatty(2) == 1)
+        )
+        // One filter per stream, so a sequence split across two deltas is still removed whole.
+        let filters = Mutex((out: TerminalText.Filter(tab: "\t"), err: TerminalText.Filter(tab: "\t")))
+        let emit: @Sendable (String, Int32) -> Void = { text, descriptor in
+            guard descriptor == 1 ? strip.out : strip.err else { return raw(text, descriptor) }
+            let clean = filters.withLock { descriptor == 1 ? $0.out.feed(text) : $0.err.feed(text) }
+            raw(clean, descriptor)
+        }
         let connection: GatewayEndpoint
         do {
             connection = try GatewayEndpoint.locate(context)

@@ -1,3 +1,5 @@
+import OxydraClient
+
 /// Display widths, sanitising and wrapping of text for the terminal.
 public enum TextLayout {
     /// Columns a character takes: 0 for combining marks and zero-width characters, 2 for East Asian
@@ -24,35 +26,9 @@ public enum TextLayout {
         text.reduce(0) { $0 + width(of: $1) }
     }
 
-    /// Removes terminal control sequences and control characters (model output and tool results are
-    /// untrusted: an escape sequence could rewrite the screen or the window title). Tabs become
-    /// spaces; newlines stay.
-    public static func sanitize(_ text: String) -> String {
-        var out = ""
-        out.reserveCapacity(text.utf8.count)
-        var iterator = text.unicodeScalars.makeIterator()
-        while let scalar = iterator.next() {
-            switch scalar.value {
-            case 0x0A: out.unicodeScalars.append(scalar)
-            case 0x09: out += "    "
-            case 0x1B:
-                // Skip ESC [ ... final, ESC ] ... BEL/ST, or ESC + one character.
-                guard let next = iterator.next() else { break }
-                if next == "[" {
-                    while let part = iterator.next(), !(0x40...0x7E).contains(part.value) {}
-                } else if next == "]" || next == "P" || next == "_" || next == "^" {
-                    var previous: Unicode.Scalar?
-                    while let part = iterator.next() {
-                        if part.value == 0x07 || (previous?.value == 0x1B && part == "\\") { break }
-                        previous = part
-                    }
-                }
-            case 0x00..<0x20, 0x7F, 0x80..<0xA0: continue
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out
-    }
+    /// Removes terminal control sequences and control characters (see `TerminalText`); tabs become
+    /// four spaces, newlines stay.
+    public static func sanitize(_ text: String) -> String { TerminalText.sanitize(text) }
 
     /// Wraps `text` (already sanitised) to `width` columns, breaking at spaces where possible.
     /// Every newline starts a new line; an empty text is one empty line.

@@ -61,14 +61,20 @@ public enum ChildProcess {
 }
 
 extension ChildProcess {
-    /// Runs a system tool (absolute path) with a minimal environment and collects its output.
-    public static func runTool(_ path: String, _ arguments: [String], outputLimit: Int = 1 << 20) async throws
-        -> ProcessResult
-    {
+    /// Runs a system tool (absolute path) with a minimal environment (or exactly `environment`)
+    /// and collects its output.
+    public static func runTool(
+        _ path: String, _ arguments: [String], environment: [String: String]? = nil, workingDirectory: String? = nil,
+        outputLimit: Int = 1 << 20
+    ) async throws -> ProcessResult {
+        var env: [Environment.Key: String] = [:]
+        for (key, value) in environment ?? ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"] {
+            env[Environment.Key(stringLiteral: key)] = value
+        }
         let result = try await Subprocess.run(
-            .path(FilePath(path)), arguments: Arguments(arguments),
-            environment: .custom(["PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"]),
-            output: .string(limit: outputLimit), error: .string(limit: outputLimit))
+            .path(FilePath(path)), arguments: Arguments(arguments), environment: .custom(env),
+            workingDirectory: workingDirectory.map { FilePath($0) }, output: .string(limit: outputLimit),
+            error: .string(limit: outputLimit))
         let code: Int32
         switch result.terminationStatus {
         case .exited(let status): code = Int32(status)

@@ -1,3 +1,4 @@
+import OxydraClient
 import OxydraCore
 import Testing
 
@@ -29,7 +30,7 @@ struct TUITests {
 
     @Test func untrustedTextCannotDriveTheTerminal() {
         let hostile = "ok\u{1B}]0;pwned title\u{07} \u{1B}[2J\u{1B}[31mred\u{1B}[0m\u{9B}31m\u{00}\tend\r\nnext"
-        #expect(TextLayout.sanitize(hostile) == "ok red31m    end\nnext")
+        #expect(TextLayout.sanitize(hostile) == "ok red    end\nnext")
     }
 
     @Test func wrappingRespectsWidthsAndWords() {
@@ -154,5 +155,22 @@ struct TUITests {
         #expect(!second.contains("\u{1B}[2J"))
         #expect(second.contains("\u{1B}[10;1H› x"))
         #expect(!second.contains("\u{1B}[1;1H"))
+    }
+}
+
+@Suite("Terminal text filter")
+struct TerminalTextTests {
+    /// A sequence split across streamed deltas is removed whole, never shown half.
+    @Test func sequencesSplitAcrossPiecesAreRemovedWhole() {
+        let text = "a\u{1B}]0;pwned title\u{07}b\u{1B}[2Jc\u{1B}]52;c;ZXZpbA==\u{1B}\\d\u{1B}7e"
+        for split in 0...text.unicodeScalars.count {
+            let scalars = Array(text.unicodeScalars)
+            var first = ""
+            var second = ""
+            first.unicodeScalars.append(contentsOf: scalars[..<split])
+            second.unicodeScalars.append(contentsOf: scalars[split...])
+            var filter = TerminalText.Filter()
+            #expect(filter.feed(first) + filter.feed(second) == "abcde", "split at \(split)")
+        }
     }
 }

@@ -124,6 +124,24 @@ struct GuestEndToEndTests {
             #expect(ask.standardError.contains("· [1/8] Calling provider"))
             #expect(ask.standardError.contains("11 tokens in · 7 out"))
 
+            // On a terminal, control sequences in the answer are removed: no new window title, no
+            // cleared screen, no clipboard write.
+            let hostile = "safe\u{1B}]0;pwned title\u{07} text\u{1B}[2J\u{1B}]52;c;ZXZpbA==\u{1B}\\ end\u{9B}"
+            server.enqueue(.text(hostile))
+            let runner = ChildProcess.path(of: "runner")
+            let onTerminal = try await ChildProcess.runTool(
+                "/usr/bin/script", ["-q", "-e", "-c", "\(runner) ask 'title?' 2>/dev/null", "/dev/null"],
+                environment: project.environment.merging(["TERM": "xterm"]) { $1 }, workingDirectory: project.root)
+            #expect(onTerminal.exitCode == 0, "\(onTerminal.standardError)")
+            #expect(
+                onTerminal.standardOutput.contains("safe text end"), "\(onTerminal.standardOutput.debugDescription)")
+            #expect(!onTerminal.standardOutput.contains("\u{1B}"), "\(onTerminal.standardOutput.debugDescription)")
+            #expect(!onTerminal.standardOutput.contains("pwned"))
+            // Piped, the bytes are the model's (the caller asked for them).
+            server.enqueue(.text(hostile))
+            let piped = try await project.run(["ask", "again"])
+            #expect(piped.standardOutput == hostile + "\n")
+
             server.enqueue(.text("json mode"))
             let json = try await project.run(["ask", "again", "--json"])
             #expect(json.exitCode == 0)
