@@ -103,10 +103,13 @@ struct RunnerConfigTests {
             "[resources]\nmax_processes = 0",
             "resources.max_processes must be greater than 0 (got 0) in ./.oxydra/users/alice.toml"
         ),
-        ("[credential_refs]\ngithub = \"\"", "credential_refs.github must not be empty in ./.oxydra/users/alice.toml"),
         (
-            "[credential_refs]\n\"\" = \"vault:x\"",
-            "credential_refs has an empty name; use name = \"reference\" in ./.oxydra/users/alice.toml"
+            "[credential_refs]\ngithub = \"vault:x\"",
+            "credential_refs is not supported yet: nothing delivers referenced secrets to a guest in this build; remove the [credential_refs] table (provider keys come from agent.toml or environment variables) in ./.oxydra/users/alice.toml"
+        ),
+        (
+            "[behavior]\nbrowser_enabled = true",
+            "behavior.browser_enabled = true is not supported yet: this build has no browser tool; remove it or set it to false in ./.oxydra/users/alice.toml"
         ),
         (
             "[behavior]\nsandbox_tier = \"procss\"",

@@ -90,19 +90,22 @@ public struct RunnerUserConfig: ConfigSection, Hashable {
         ]
     }
 
-    /// `credential_refs` keys and values must both be non-empty.
+    /// Keys that do nothing yet are refused rather than silently accepted: `credential_refs`
+    /// (nothing delivers referenced secrets to a guest yet) and `behavior.browser_enabled = true`
+    /// (there is no browser tool yet).
     public func validate(_ diagnostics: ConfigDiagnostics) {
-        for (name, reference) in credentialRefs.sorted(by: { $0.key < $1.key }) {
-            let path = ["credential_refs", name]
-            if name.trimmed.isEmpty {
-                diagnostics.report(
-                    path, "credential_refs has an empty name; use name = \"reference\"",
-                    source: diagnostics.source(of: path))
-            }
-            if reference.trimmed.isEmpty {
-                diagnostics.report(
-                    path, "\(ConfigPath.render(path)) must not be empty", source: diagnostics.source(of: path))
-            }
+        if !credentialRefs.isEmpty {
+            diagnostics.report(
+                ["credential_refs"],
+                "credential_refs is not supported yet: nothing delivers referenced secrets to a guest in this build; "
+                    + "remove the [credential_refs] table (provider keys come from agent.toml or environment variables)",
+                source: diagnostics.source(of: ["credential_refs"]))
+        }
+        if behavior.browserEnabled == true {
+            diagnostics.report(
+                ["behavior", "browser_enabled"],
+                "behavior.browser_enabled = true is not supported yet: this build has no browser tool; remove it or set it to false",
+                source: diagnostics.source(of: ["behavior", "browser_enabled"]))
         }
     }
 }
