@@ -24,6 +24,16 @@ public struct Model2VecEmbedder: Embedder {
         guard let weights = FileManager.default.contents(atPath: weightsPath) else {
             throw .connection("model2vec weights not found at \(weightsPath)")
         }
+        try self.init(
+            tokenizer: tokenizerData, tokenizerPath: tokenizerPath, weights: weights, weightsPath: weightsPath,
+            name: directory.split(separator: "/").last.map(String.init) ?? "model")
+    }
+
+    /// Loads a model from the two files' bytes. A damaged or hostile file is an error naming what is
+    /// wrong — every header field, shape, offset and token id is checked before it is used.
+    public init(tokenizer tokenizerData: Data, tokenizerPath: String, weights: Data, weightsPath: String, name: String)
+        throws(MemoryError)
+    {
         let tokenizer: JSONValue
         do {
             tokenizer = try JSONValue(parsing: tokenizerData)
@@ -33,19 +43,23 @@ public struct Model2VecEmbedder: Embedder {
         guard let vocab = tokenizer["model"]?["vocab"]?.objectValue else {
             throw .serialization("\(tokenizerPath) has no model.vocab (a WordPiece tokenizer is expected)")
         }
+        let (rows, columns, values) = try Self.readSafetensors(weights, path: weightsPath)
         var vocabulary: [String: Int] = [:]
-        for (token, index) in vocab { if let index = index.intValue { vocabulary[token] = index } }
+        for (token, index) in vocab {
+            guard let index = index.intValue, index >= 0, index < rows else {
+                throw .serialization(
+                    "\(tokenizerPath): token \(token.debugDescription) has id \(index.compactText), outside the \(rows) rows of \(weightsPath)"
+                )
+            }
+            vocabulary[token] = index
+        }
         let unknownToken = tokenizer["model"]?["unk_token"]?.stringValue ?? "[UNK]"
         self.vocabulary = vocabulary
         self.unknown = vocabulary[unknownToken]
         self.lowercase = tokenizer["normalizer"]?["lowercase"] != .bool(false)
-        let (rows, columns, values) = try Self.readSafetensors(weights, path: weightsPath)
-        guard rows >= vocabulary.count else {
-            throw .serialization("\(weightsPath) has \(rows) rows but the vocabulary has \(vocabulary.count) tokens")
-        }
         dimension = columns
         matrix = values
-        id = "model2vec:" + (directory.split(separator: "/").last.map(String.init) ?? "model") + ":\(columns)"
+        id = "model2vec:" + name + ":\(columns)"
     }
 
     public func embed(_ text: String) -> [Float] {
@@ -124,34 +138,58 @@ public struct Model2VecEmbedder: Embedder {
                 }))
     }
 
+    /// Largest model accepted (rows × columns values): 64 Mi values, 256 MiB as Float32.
+    static let maxValues = 64 << 20
+
     /// The first tensor of a safetensors file: (rows, columns, float32 values).
-    static func readSafetensors(_ data: Data, path: String) throws(MemoryError) -> (Int, Int, [Float]) {
+    static func readSafetensors(_ whole: Data, path: String) throws(MemoryError) -> (Int, Int, [Float]) {
+        let data = Data(whole)  // indices from 0
         guard data.count >= 8 else { throw .serialization("\(path) is too short to be a safetensors file") }
-        let headerLength = data.prefix(8).enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }
-        guard headerLength > 0, 8 + headerLength <= data.count else {
-            throw .serialization("\(path) has an invalid safetensors header length")
+        let rawLength = data.prefix(8).enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * $1.offset) }
+        guard rawLength > 0, rawLength <= UInt64(data.count - 8) else {
+            throw .serialization(
+                "\(path) has an invalid safetensors header length (\(rawLength) bytes in a \(data.count)-byte file)")
         }
+        let headerLength = Int(rawLength)
         let header: JSONValue
         do {
             header = try JSONValue(parsing: Data(data[8..<(8 + headerLength)]))
         } catch {
             throw .serialization("\(path) has an invalid safetensors header: \(error)")
         }
-        guard let (name, tensor) = header.objectValue?.first(where: { $0.key != "__metadata__" }),
-            let shape = tensor["shape"]?.arrayValue?.compactMap(\.intValue), shape.count == 2,
-            let dtype = tensor["dtype"]?.stringValue,
-            let offsets = tensor["data_offsets"]?.arrayValue?.compactMap(\.intValue), offsets.count == 2
-        else { throw .serialization("\(path) has no 2-dimensional tensor") }
-        let start = 8 + headerLength + offsets[0]
-        let end = 8 + headerLength + offsets[1]
+        guard
+            let (name, tensor) = header.objectValue?.sorted(by: { $0.key < $1.key }).first(where: {
+                $0.key != "__metadata__"
+            })
+        else { throw .serialization("\(path) has no tensor") }
+        guard let shapeItems = tensor["shape"]?.arrayValue, shapeItems.count == 2,
+            let rows = shapeItems[0].intValue, let columns = shapeItems[1].intValue, rows > 0, columns > 0
+        else { throw .serialization("\(path): tensor `\(name)` is not a 2-dimensional tensor of positive shape") }
+        let (count, overflow) = rows.multipliedReportingOverflow(by: columns)
+        guard !overflow, count <= maxValues else {
+            throw .serialization("\(path): tensor `\(name)` of shape [\(rows), \(columns)] is too large")
+        }
+        guard let dtype = tensor["dtype"]?.stringValue else {
+            throw .serialization("\(path): tensor `\(name)` has no dtype")
+        }
         let width = dtype == "F32" ? 4 : dtype == "F16" ? 2 : 0
         guard width > 0 else {
             throw .serialization("\(path): tensor `\(name)` has dtype \(dtype); F32 or F16 is supported")
         }
-        guard end <= data.count, end - start == shape[0] * shape[1] * width else {
-            throw .serialization("\(path): tensor `\(name)` data does not match its shape \(shape)")
+        guard let offsetItems = tensor["data_offsets"]?.arrayValue, offsetItems.count == 2,
+            let first = offsetItems[0].intValue, let last = offsetItems[1].intValue,
+            first >= 0, first <= last, last <= data.count - 8 - headerLength
+        else {
+            throw .serialization("\(path): tensor `\(name)` has data_offsets outside the file")
         }
-        var values = [Float](repeating: 0, count: shape[0] * shape[1])
+        let start = 8 + headerLength + first
+        let end = 8 + headerLength + last
+        guard end - start == count * width else {
+            throw .serialization(
+                "\(path): tensor `\(name)` data (\(end - start) bytes) does not match its shape [\(rows), \(columns)] of \(dtype)"
+            )
+        }
+        var values = [Float](repeating: 0, count: count)
         data[start..<end].withUnsafeBytes { raw in
             for index in 0..<values.count {
                 if width == 4 {
@@ -163,6 +201,9 @@ public struct Model2VecEmbedder: Embedder {
                 }
             }
         }
-        return (shape[0], shape[1], values)
+        guard values.allSatisfy(\.isFinite) else {
+            throw .serialization("\(path): tensor `\(name)` holds values that are not finite numbers")
+        }
+        return (rows, columns, values)
     }
 }

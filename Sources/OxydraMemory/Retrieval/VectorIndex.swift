@@ -5,11 +5,19 @@ import Synchronization
 /// 8 bits per dimension with a per-vector scale (a quarter of the Float32 footprint; cosine order
 /// is preserved to well under a percent).
 struct ScopeVectors: Sendable {
+    /// Every vector has exactly this many values; others are refused (the scoring loop reads
+    /// `dimension` values per row through a raw pointer).
+    let dimension: Int
     var rowids: [Int64] = []
     var scales: [Float] = []
     var values: [Int8] = []
 
-    mutating func append(rowid: Int64, vector: [Float]) {
+    init(dimension: Int) { self.dimension = dimension }
+
+    /// Adds a vector of `dimension` finite values; returns false (and adds nothing) otherwise.
+    @discardableResult
+    mutating func append(rowid: Int64, vector: [Float]) -> Bool {
+        guard vector.count == dimension, vector.allSatisfy(\.isFinite) else { return false }
         var maximum: Float = 0
         for value in vector { maximum = max(maximum, abs(value)) }
         let scale = maximum > 0 ? maximum / 127 : 1
@@ -17,24 +25,16 @@ struct ScopeVectors: Sendable {
         scales.append(scale)
         values.reserveCapacity(values.count + vector.count)
         for value in vector { values.append(Int8((value / scale).rounded().clamped(to: -127...127))) }
-    }
-
-    mutating func remove(rowids removed: Set<Int64>, dimension: Int) {
-        var kept = ScopeVectors()
-        for (index, rowid) in rowids.enumerated() where !removed.contains(rowid) {
-            kept.rowids.append(rowid)
-            kept.scales.append(scales[index])
-            kept.values.append(contentsOf: values[(index * dimension)..<((index + 1) * dimension)])
-        }
-        self = kept
+        return true
     }
 
     /// Cosine similarity of every vector with `query` (unit length). The query is quantised like
     /// the stored vectors, so the inner loop is an 8-bit integer dot product (which the compiler
     /// vectorises).
     func scores(_ query: [Float]) -> [Float] {
-        let dimension = query.count
-        guard !rowids.isEmpty, dimension > 0 else { return [] }
+        guard !rowids.isEmpty, dimension > 0, query.count == dimension, values.count == rowids.count * dimension,
+            scales.count == rowids.count
+        else { return [Float](repeating: 0, count: rowids.count) }
         var maximum: Float = 0
         for value in query { maximum = max(maximum, abs(value)) }
         let queryScale = maximum > 0 ? maximum / 127 : 1

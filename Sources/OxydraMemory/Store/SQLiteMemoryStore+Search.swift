@@ -172,15 +172,21 @@ extension SQLiteMemoryStore {
                 }
             }
         }
+        let expected = embedder.dimension
         let loaded: ScopeVectors = try await read { db in
-            var result = ScopeVectors()
+            var result = ScopeVectors(dimension: expected)
             let rows = try Row.fetchCursor(
                 db,
                 sql: """
                     SELECT chunk_vectors.chunk_rowid, chunk_vectors.vector FROM chunk_vectors JOIN chunks ON chunks.id = chunk_vectors.chunk_rowid
                     WHERE chunks.scope = ? AND chunk_vectors.embedder = ? ORDER BY chunks.id
                     """, arguments: [scope, embedderID])
-            while let row = try rows.next() { result.append(rowid: row[0], vector: VectorBlob.decode(row[1])) }
+            // A blob of the wrong length or with non-finite values (a damaged or hand-edited
+            // database) is left out of the vector side; full-text search still finds its chunk.
+            while let row = try rows.next() {
+                guard let vector = VectorBlob.decode(row[1], dimension: expected) else { continue }
+                result.append(rowid: row[0], vector: vector)
+            }
             return result
         }
         vectors.set(scope, loaded)

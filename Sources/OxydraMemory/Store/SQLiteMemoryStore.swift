@@ -270,11 +270,14 @@ enum VectorBlob {
         return data
     }
 
-    static func decode(_ data: Data) -> [Float] {
-        data.withUnsafeBytes { raw in
-            (0..<(raw.count / 4)).map {
+    /// The vector, or nil unless the blob holds exactly `dimension` finite values.
+    static func decode(_ data: Data, dimension: Int) -> [Float]? {
+        guard dimension > 0, data.count == dimension * 4 else { return nil }
+        let vector = data.withUnsafeBytes { raw in
+            (0..<dimension).map {
                 Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self)))
             }
         }
+        return vector.allSatisfy(\.isFinite) ? vector : nil
     }
 }
