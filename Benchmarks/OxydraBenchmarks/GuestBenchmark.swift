@@ -57,29 +57,40 @@ func benchmarkGuest() async throws {
         guest.stop()
     }
     print(
-        "guest: cold start to healthy gateway median \(String(format2: median(starts) * 1000)) ms; "
-            + "spawn of `oxydra-vm --help` \(String(format2: median(helps) * 1000)) ms; ratio \(String(format2: median(starts) / median(helps)))x "
-            + "(target ≤ 150 ms)")
+        "guest: cold start to healthy gateway min/median/max \(spread(starts, scale: 1000)) ms; spawn of "
+            + "`oxydra-vm --help` \(spread(helps, scale: 1000)) ms; ratio of medians "
+            + "\(String(format2: median(starts) / median(helps)))x (target ≤ 150 ms)")
 
-    // The same idle guest keeping the pages only start-up touched (for comparison).
-    let keeping = try GuestProcess.start(
-        executable, workspace: workspace, directory: directory.path,
-        environment: environment.merging([CodePages.disableVariable: "1"]) { $1 })
-    try await Task.sleep(for: .milliseconds(500))
-    let kept = keeping.memory()
-    let keptFirstTurn = try await firstTurn(keeping, server: server)
-    keeping.stop()
-
+    // Memory as the machine pays it: USS (pages only this guest has), PSS (shared pages split
+    // between the processes that map them) and RSS, from smaps_rollup, for 1 and for 10 users.
     let guest = try GuestProcess.start(
         executable, workspace: workspace, directory: directory.path, environment: environment)
     defer { guest.stop() }
+    var idleSamples: [MemoryFigures] = []
+    for _ in 0..<5 {
+        try await Task.sleep(for: .milliseconds(200))
+        idleSamples.append(MemoryFigures(pid: guest.pid))
+    }
+    print("guest: idle, one guest: \(MemoryFigures.describe(idleSamples)) (targets USS ≤ 12 MB, PSS ≤ 20 MB)")
+    var others: [GuestProcess] = []
+    for index in 1..<10 {
+        others.append(
+            try GuestProcess.start(
+                executable, workspace: directory.path + "/ws/user\(index)", directory: directory.path,
+                environment: environment, user: UserID("user\(index)")))
+    }
     try await Task.sleep(for: .milliseconds(500))
-    let idle = guest.memory()
-    let releasedFirstTurn = try await firstTurn(guest, server: server)
+    let all = [guest] + others
+    var totals: [MemoryFigures] = []
+    for _ in 0..<5 {
+        try await Task.sleep(for: .milliseconds(100))
+        totals.append(all.map { MemoryFigures(pid: $0.pid) }.reduce(MemoryFigures(), +))
+    }
+    let each = all.map { MemoryFigures(pid: $0.pid) }
     print(
-        "guest: idle RSS \(idle) (target ≤ 30 MB); keeping the pages only start-up used: \(kept); "
-            + "first turn \(String(format2: releasedFirstTurn * 1000)) ms after releasing them, "
-            + "\(String(format2: keptFirstTurn * 1000)) ms when kept")
+        "guest: 10 idle guests of 10 users, total \(MemoryFigures.describe(totals)) (target PSS ≤ 150 MB); "
+            + "per guest PSS \(spread(each.map { Double($0.pssKiB) / 1024 })) MiB")
+    for other in others { other.stop() }
     do {
         try await measure(guest, server: server)
     } catch {
@@ -92,29 +103,21 @@ func benchmarkGuest() async throws {
     try await server.shutdown()
 }
 
-/// The latency of one turn on a fresh connection and session.
-private func firstTurn(_ guest: GuestProcess, server: ScriptedModelServer) async throws -> Double {
-    let session = try await GatewaySession.connect(guest.endpoint, newSession: true)
-    defer { session.client.close() }
-    server.enqueue(.text(String(repeating: "token ", count: 20)))
-    let start = clock.now
-    session.client.send(.sendTurn(.init(requestID: "first", turnID: TurnID("first"), prompt: "Hi")))
-    _ = try await session.next { if case .turnCompleted = $0 { true } else { false } }
-    return seconds(clock.now - start)
-}
-
 private func measure(_ guest: GuestProcess, server: ScriptedModelServer) async throws {
     // Sessions: 1,000 created and held open in memory.
+    // Five batches of 200, each measured by the growth of the guest's USS.
     let control = try await GatewaySession.connect(guest.endpoint)
-    let before = guest.residentKiB()
-    for index in 0..<1000 {
-        control.client.send(.createSession(requestID: "c\(index)", displayName: nil, agentName: nil))
-        _ = try await control.next { if case .sessionCreated = $0 { true } else { false } }
+    var perSession: [Double] = []
+    for batch in 0..<5 {
+        let before = MemoryFigures(pid: guest.pid).ussKiB
+        for index in 0..<200 {
+            control.client.send(.createSession(requestID: "c\(batch)-\(index)", displayName: nil, agentName: nil))
+            _ = try await control.next { if case .sessionCreated = $0 { true } else { false } }
+        }
+        perSession.append(Double(MemoryFigures(pid: guest.pid).ussKiB - before) / 200)
     }
-    let after = guest.residentKiB()
     print(
-        "guest: 1,000 open sessions add \(String(format2: Double(after - before) / 1024)) MiB, "
-            + "\(String(format2: Double(after - before) / 1000)) KiB per session (target ≤ 50 KB)")
+        "guest: USS per open session \(spread(perSession)) KiB (min/median/max of 5 batches of 200; target ≤ 50 KB)")
     control.client.close()
 
     // Gateway overhead: a turn through gateway → runtime (SQLite commits) → scripted server against
@@ -150,7 +153,7 @@ private func measure(_ guest: GuestProcess, server: ScriptedModelServer) async t
         _ = try await gatewayTurn(turns)
     }
     try await Task.sleep(for: .milliseconds(500))
-    print("guest: RSS idle after 20 turns \(guest.memory())")
+    print("guest: after 20 turns \(guest.memory())")
     // OXYDRA_BENCH_PROFILE_TURNS=N: only run N turns through the guest (to attach a profiler to it).
     if let text = ProcessInfo.processInfo.environment["OXYDRA_BENCH_PROFILE_TURNS"], let count = Int(text) {
         StandardStreams.write("profile: guest pid \(guest.pid); starting in 2 s\n", to: 2)
@@ -217,6 +220,9 @@ private func measure(_ guest: GuestProcess, server: ScriptedModelServer) async t
     // machine's speed between the two series cancels out.
     let paired = median(zip(through, inProcess).map { $0 - $1 })
     print(
+        "guest: min/median/max of 150 — through the gateway \(spread(through, scale: 1000)) ms, provider alone "
+            + "\(spread(alone, scale: 1000)) ms, in-process \(spread(inProcess, scale: 1000)) ms")
+    print(
         "guest: turn through the gateway median \(String(format2: median(through) * 1000)) ms vs provider alone "
             + "\(String(format2: median(alone) * 1000)) ms (ratio \(String(format2: median(through) / median(alone)))x, "
             + "+\(String(format2: overhead * 1000)) ms); the same turn in-process (runtime + durable SQLite commits) "
@@ -239,37 +245,48 @@ private func measure(_ guest: GuestProcess, server: ScriptedModelServer) async t
             + "growth \(String(format2: Double(end - warm) / 1024)) MiB over 1,800 turns (target ≤ 5 MB over 2,000)")
     for session in sessions { session.client.close() }
 
-    // 50 concurrent sessions × 5 turns, against 250 turns one after another.
-    let single = median(through)
+    // 50 concurrent sessions × 5 turns, against the same 250 turns one after another on the same
+    // 50 sessions, measured in this run. Any turn that does not complete fails the benchmark.
     let clients = try await withThrowingTaskGroup(of: GatewaySession.self) { group in
         for _ in 0..<50 { group.addTask { try await GatewaySession.connect(guest.endpoint, newSession: true) } }
         var all: [GatewaySession] = []
         for try await client in group { all.append(client) }
         return all
     }
-    for _ in 0..<250 { server.enqueue(reply) }
-    let wallStart = clock.now
-    try await withThrowingTaskGroup(of: Void.self) { group in
+    @Sendable func completeTurn(_ client: GatewaySession, _ id: TurnID) async throws {
+        client.client.send(.sendTurn(.init(requestID: "x", turnID: id, prompt: "Hi")))
+        let frame = try await client.next { frame in
+            if case .turnCompleted(let header, _) = frame { return header.turn.turnID == id }
+            if case .error(let info) = frame { return info.turn?.turnID == id || info.turn == nil }
+            return false
+        }
+        guard case .turnCompleted = frame else { throw TestSupportError("turn \(id) did not complete: \(frame)") }
+    }
+    var sequential: [Double] = []
+    var concurrent: [Double] = []
+    for round in 0..<5 {
+        for _ in 0..<250 { server.enqueue(reply) }
+        let sequentialStart = clock.now
         for (index, client) in clients.enumerated() {
-            group.addTask {
-                for turn in 0..<5 {
-                    let id = TurnID("c\(index)-\(turn)")
-                    client.client.send(.sendTurn(.init(requestID: "x", turnID: id, prompt: "Hi")))
-                    _ = try await client.next { frame in
-                        if case .turnCompleted(let header, _) = frame { return header.turn.turnID == id }
-                        if case .error(let info) = frame { return info.turn?.turnID == id || info.code == .busy }
-                        return false
-                    }
+            for turn in 0..<5 { try await completeTurn(client, TurnID("s\(round)-\(index)-\(turn)")) }
+        }
+        sequential.append(seconds(clock.now - sequentialStart))
+        for _ in 0..<250 { server.enqueue(reply) }
+        let wallStart = clock.now
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for (index, client) in clients.enumerated() {
+                group.addTask {
+                    for turn in 0..<5 { try await completeTurn(client, TurnID("c\(round)-\(index)-\(turn)")) }
                 }
             }
+            try await group.waitForAll()
         }
-        try await group.waitForAll()
+        concurrent.append(seconds(clock.now - wallStart))
     }
-    let wall = seconds(clock.now - wallStart)
     print(
-        "guest: 50 concurrent sessions × 5 turns in \(String(format2: wall * 1000)) ms; the same 250 turns one after "
-            + "another would take \(String(format2: single * 250 * 1000)) ms; speed-up \(String(format2: single * 250 / wall))x on \(System.cores) cores"
-    )
+        "guest: 250 turns (50 sessions × 5) concurrently \(spread(concurrent, scale: 1000)) ms, one after another "
+            + "\(spread(sequential, scale: 1000)) ms (min/median/max of 5 rounds); speed-up of medians "
+            + "\(String(format2: median(sequential) / median(concurrent)))x on \(System.cores) cores")
     for client in clients { client.client.close() }
 }
 
@@ -284,20 +301,21 @@ struct GuestProcess {
     let startup: Double
     let workspace: String
 
-    static func start(_ executable: String, workspace: String, directory: String, environment: [String: String]) throws
-        -> GuestProcess
-    {
+    static func start(
+        _ executable: String, workspace: String, directory: String, environment: [String: String],
+        user: UserID = "alice"
+    ) throws -> GuestProcess {
         for name in ["", "/ipc", "/logs"] {
             try FileManager.default.createDirectory(atPath: workspace + name, withIntermediateDirectories: true)
         }
         let marker = workspace + "/ipc/gateway-endpoint"
         unlink(marker)
         let envelope = BootstrapEnvelope(
-            userID: "alice", sandboxTier: .process, workspaceRoot: workspace,
+            userID: user, sandboxTier: .process, workspaceRoot: workspace,
             startupStatus: StartupStatus(sandboxTier: .process))
         let begin = clock.now
         let pid = try DetachedProcess.launch(
-            executable, arguments: ["--user-id", "alice", "--workspace-root", workspace, "--bootstrap-stdin"],
+            executable, arguments: ["--user-id", user.rawValue, "--workspace-root", workspace, "--bootstrap-stdin"],
             environment: environment, workingDirectory: directory, input: envelope.framed,
             standardOutput: workspace + "/logs/oxydra-vm.stdout.log",
             standardError: workspace + "/logs/oxydra-vm.stderr.log")
@@ -325,11 +343,8 @@ struct GuestProcess {
         return Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0
     }
 
-    /// `VmRSS` with its anonymous and file-backed parts, in MiB.
-    func memory() -> String {
-        func mib(_ field: String) -> String { String(format2: Double(residentKiB(field)) / 1024) }
-        return "\(mib("VmRSS")) MiB (anonymous \(mib("RssAnon")), file-backed \(mib("RssFile")))"
-    }
+    /// RSS, PSS and USS in MiB.
+    func memory() -> String { MemoryFigures.describe([MemoryFigures(pid: pid)]) }
 
     func stop() {
         kill(pid, SIGTERM)
@@ -372,5 +387,44 @@ extension AsyncStream.Iterator {
         private var iterator: AsyncStream<Element>.Iterator
         init(_ iterator: AsyncStream<Element>.Iterator) { self.iterator = iterator }
         func next() async -> Element? { await iterator.next() }
+    }
+}
+
+/// One process's memory from `/proc/<pid>/smaps_rollup`, in KiB.
+struct MemoryFigures: Sendable {
+    var rssKiB = 0
+    var pssKiB = 0
+    /// Private_Clean + Private_Dirty: what the machine would get back if the process exited.
+    var ussKiB = 0
+
+    init() {}
+
+    init(pid: Int32) {
+        let text = ProcFiles.read("/proc/\(pid)/smaps_rollup") ?? ""
+        func field(_ name: String) -> Int {
+            guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix(name + ":") }) else { return 0 }
+            return Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0
+        }
+        rssKiB = field("Rss")
+        pssKiB = field("Pss")
+        ussKiB = field("Private_Clean") + field("Private_Dirty")
+    }
+
+    static func + (lhs: MemoryFigures, rhs: MemoryFigures) -> MemoryFigures {
+        var sum = MemoryFigures()
+        sum.rssKiB = lhs.rssKiB + rhs.rssKiB
+        sum.pssKiB = lhs.pssKiB + rhs.pssKiB
+        sum.ussKiB = lhs.ussKiB + rhs.ussKiB
+        return sum
+    }
+
+    /// `USS a/b/c MiB, PSS …, RSS …` (min/median/max over the samples).
+    static func describe(_ samples: [MemoryFigures]) -> String {
+        func mib(_ values: [Int]) -> String {
+            let scaled = values.map { Double($0) / 1024 }
+            return samples.count >= 5 ? spread(scaled) : String(format2: median(scaled))
+        }
+        return "USS \(mib(samples.map(\.ussKiB))) MiB, PSS \(mib(samples.map(\.pssKiB))) MiB, "
+            + "RSS \(mib(samples.map(\.rssKiB))) MiB"
     }
 }

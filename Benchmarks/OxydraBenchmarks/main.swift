@@ -26,6 +26,14 @@ func median(_ values: [Double]) -> Double {
     return sorted[sorted.count / 2]
 }
 
+/// `min/median/max` of at least five samples, each scaled and rounded to two decimals.
+func spread(_ values: [Double], scale: Double = 1) -> String {
+    precondition(values.count >= 5, "a figure needs at least five samples, got \(values.count)")
+    let sorted = values.sorted()
+    return [sorted.first!, sorted[sorted.count / 2], sorted.last!].map { String(format2: $0 * scale) }.joined(
+        separator: "/")
+}
+
 /// SSE parse throughput against a plain newline scan of the same bytes (the floor: any parser must
 /// at least look at every byte).
 func benchmarkSSE() throws {

@@ -54,8 +54,6 @@ public enum ShellSandboxSupervisor {
             } catch {
                 fail("cannot start \(spec.bubblewrap): \(error)")
             }
-            // From here the supervisor only waits: it gives back the code pages it ran to get here.
-            if CodePages.enabled { CodePages.release() }
             var status: Int32 = 0
             while waitpid(pid, &status, 0) < 0, errno == EINTR {}
             let ran = ContinuousClock.now - started

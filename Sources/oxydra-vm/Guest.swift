@@ -112,7 +112,6 @@ struct Guest {
                 paths: paths, group: groupBox)
         }.bind()
 
-        let releasePages = CodePages.enabled
         let host = prepared.bind.host.contains(":") ? "[\(prepared.bind.host)]" : prepared.bind.host
         let application = gateway.application { port in
             let url = "ws://\(host):\(port)\(GatewayProtocol.path)"
@@ -125,16 +124,6 @@ struct Guest {
             let elapsed = ContinuousClock.now - started
             logger.info("gateway ready", metadata: ["endpoint": "\(url)", "startup": "\(elapsed)"])
             StandardStreams.write("gateway_endpoint=\(url)\n", to: 1)
-            if releasePages {
-                let begin = ContinuousClock.now
-                let released = CodePages.release()
-                logger.info(
-                    "released start-up pages",
-                    metadata: [
-                        "kib": "\(released.kibibytes)", "mappings": "\(released.mappings)",
-                        "took": "\(ContinuousClock.now - begin)",
-                    ])
-            }
         }
         let ttl = Duration.seconds(config.gateway.sessionIdleTTLMinutes * 60)
         let group = ServiceGroup(
@@ -142,7 +131,7 @@ struct Guest {
                 services: [
                     .init(service: application), .init(service: control),
                     .init(
-                        service: IdleHousekeeping(hub: hub, ttl: ttl, releasePages: releasePages, logger: logger)),
+                        service: IdleHousekeeping(hub: hub, ttl: ttl)),
                     .init(service: TurnDrainer(hub: hub, logger: logger)),
                 ], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         await groupBox.set(group)
@@ -243,26 +232,16 @@ struct TurnDrainer: Service {
     }
 }
 
-/// Once a minute: unloads idle sessions from memory, and when turns have finished since the last
-/// release but none during the last minute (and none is running), gives back the code pages they
-/// touched (see `CodePages`), so a guest idle for a couple of minutes is as small as a freshly
-/// started one.
+/// Once a minute: unloads sessions nobody is connected to and that have been idle for `ttl`.
 struct IdleHousekeeping: Service {
     let hub: SessionHub
     let ttl: Duration
-    let releasePages: Bool
-    let logger: Logger
 
     func run() async throws {
         try? await cancelWhenGracefulShutdown {
-            var idle = CodePages.IdleRelease()
             while !Task.isCancelled {
                 try await Task.sleep(for: .seconds(60))
                 await hub.evictIdleSessions(olderThan: ttl)
-                let due = idle.check(finishedTurns: await hub.finishedTurnCount, activeTurns: await hub.activeTurnCount)
-                guard releasePages, due else { continue }
-                let released = CodePages.release()
-                logger.info("released idle code pages", metadata: ["kib": "\(released.kibibytes)"])
             }
         }
     }

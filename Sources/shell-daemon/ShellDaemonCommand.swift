@@ -95,8 +95,6 @@ struct ShellDaemonCommand: ParsableCommand {
         }
         var settings = ShellDaemonServer.Settings(environment: environment)
         settings.defaultTimeout = .seconds(timeout)
-        // Start-up code is done with; an idle daemon keeps only what serving touches.
-        if CodePages.enabled { CodePages.release() }
         ShellDaemonServer(listeningDescriptor: listener, settings: settings).run()
     }
 
