@@ -29,3 +29,21 @@ public final class ParentThread: Sendable {
     /// Lets the thread end (its children get their death signal).
     public func finish() { release.signal() }
 }
+
+/// Asynchronous clean-up from a `defer`, awaited: blocks the calling thread until `work` has
+/// finished (at most `timeout`), so a test never ends with its teardown still running — nor can
+/// that teardown leak into the next test. Tests run serially, so the one blocked thread leaves the
+/// rest of the pool free for the work itself.
+public enum Teardown {
+    public static func run(timeout: Duration = .seconds(20), _ work: @escaping @Sendable () async -> Void) {
+        let done = DispatchSemaphore(value: 0)
+        Task.detached {
+            await work()
+            done.signal()
+        }
+        let nanoseconds = timeout.components.seconds * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000
+        if done.wait(timeout: .now() + .nanoseconds(Int(nanoseconds))) == .timedOut {
+            FileHandle.standardError.write(Data("teardown did not finish within \(timeout)\n".utf8))
+        }
+    }
+}

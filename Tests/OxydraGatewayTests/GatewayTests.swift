@@ -11,7 +11,7 @@ import Testing
 struct GatewayTests {
     @Test func aTurnStreamsDeltasProgressAndCompletion() async throws {
         let fixture = try await GatewayFixture.start()
-        defer { Task { await fixture.stop() } }
+        defer { Teardown.run { await fixture.stop() } }
         fixture.server.enqueue(chunks(["Hel", "lo ", "there"]))
         let (client, session) = try await fixture.connected()
         #expect(session == "runtime-alice")
@@ -41,48 +41,69 @@ struct GatewayTests {
 
     @Test func malformedAndOutOfOrderFramesGetErrorsAndTheConnectionStaysUsable() async throws {
         let fixture = try await GatewayFixture.start()
-        defer { Task { await fixture.stop() } }
+        defer { Teardown.run { await fixture.stop() } }
         let client = fixture.connect()
         client.send(turn("t0", "too early"))
         let early = try await client.next(isType("error"))
-        guard case .error(let info) = early else { return }
+        guard case .error(let info) = early else {
+            Issue.record("expected `.error`")
+            return
+        }
         #expect(info.code == .protocolError)
         #expect(info.message == "expected hello as first frame, got send_turn")
 
         client.sendRaw("{not json")
-        guard case .error(let syntax) = try await client.next(isType("error")) else { return }
+        guard case .error(let syntax) = try await client.next(isType("error")) else {
+            Issue.record("expected `.error`")
+            return
+        }
         #expect(syntax.code == .badFrame)
         #expect(syntax.message.hasPrefix("failed to decode client frame: frame is not valid JSON"))
 
         client.sendRaw(#"{"type":"sned_turn","payload":{"request_id":"x"}}"#)
-        guard case .error(let unknown) = try await client.next(isType("error")) else { return }
+        guard case .error(let unknown) = try await client.next(isType("error")) else {
+            Issue.record("expected `.error`")
+            return
+        }
         #expect(unknown.message.contains("unknown frame type `sned_turn`; did you mean `send_turn`?"))
         #expect(unknown.requestID == "x")
 
         client.send(.hello(.init(requestID: "v2", protocolVersion: 2)))
-        guard case .error(let version) = try await client.next(isType("error")) else { return }
+        guard case .error(let version) = try await client.next(isType("error")) else {
+            Issue.record("expected `.error`")
+            return
+        }
         #expect(version.message == "unsupported protocol version 2; expected 1")
 
         client.send(.hello(.init(requestID: "h1")))
         try await client.next(isType("hello_ack"))
         client.send(.hello(.init(requestID: "h2")))
-        guard case .error(let again) = try await client.next(isType("error")) else { return }
+        guard case .error(let again) = try await client.next(isType("error")) else {
+            Issue.record("expected `.error`")
+            return
+        }
         #expect(again.message == "hello already negotiated for this websocket connection")
 
         client.sendRaw(#"{"type":"send_turn","payload":{"request_id":"r","turn_id":"t","prompt":42}}"#)
-        guard case .error(let field) = try await client.next(isType("error")) else { return }
+        guard case .error(let field) = try await client.next(isType("error")) else {
+            Issue.record("expected `.error`")
+            return
+        }
         #expect(field.message.contains("send_turn.payload.prompt: expected a string, got integer"))
         #expect(field.requestID == "r")
 
         fixture.server.enqueue(chunks(["still works"]))
         client.send(turn("t1", "hello"))
-        guard case .turnCompleted(_, let done) = try await client.next(isType("turn_completed")) else { return }
+        guard case .turnCompleted(_, let done) = try await client.next(isType("turn_completed")) else {
+            Issue.record("expected `.turnCompleted`")
+            return
+        }
         #expect(done.message == "still works")
     }
 
     @Test func aSecondTurnInTheSameSessionIsRefusedAsBusy() async throws {
         let fixture = try await GatewayFixture.start()
-        defer { Task { await fixture.stop() } }
+        defer { Teardown.run { await fixture.stop() } }
         var slow = chunks(["a", "b", "c", "d"])
         slow.chunkDelay = .milliseconds(150)
         fixture.server.enqueue(slow)
@@ -90,12 +111,18 @@ struct GatewayTests {
         client.send(turn("first", "one"))
         try await client.next(isType("turn_started"))
         client.send(turn("second", "two", request: "busy-req"))
-        guard case .error(let busy) = try await client.next(isType("error")) else { return }
+        guard case .error(let busy) = try await client.next(isType("error")) else {
+            Issue.record("expected `.error`")
+            return
+        }
         #expect(busy.code == .busy)
         #expect(busy.requestID == "busy-req")
         #expect(busy.turn?.turnID == "first")
         #expect(busy.message.contains("an active turn is already running"))
-        guard case .turnCompleted(let header, _) = try await client.next(isType("turn_completed")) else { return }
+        guard case .turnCompleted(let header, _) = try await client.next(isType("turn_completed")) else {
+            Issue.record("expected `.turnCompleted`")
+            return
+        }
         #expect(header.turn.turnID == "first")
         #expect(fixture.server.requests.count == 1)
     }
@@ -105,7 +132,7 @@ struct GatewayTests {
             $0.maxConcurrentTurnsPerUser = 1
             $0.maxQueuedTurnsPerUser = 1
         })
-        defer { Task { await fixture.stop() } }
+        defer { Teardown.run { await fixture.stop() } }
         var slow = chunks(["slow ", "answer"])
         slow.chunkDelay = .milliseconds(200)
         fixture.server.enqueue([slow, chunks(["second"])])
@@ -115,17 +142,26 @@ struct GatewayTests {
         a.send(turn("a1", "first"))
         try await a.next(isType("turn_started"))
         b.send(turn("b1", "second"))
-        guard case .turnProgress(let header, let queued) = try await b.next(isType("turn_progress")) else { return }
+        guard case .turnProgress(let header, let queued) = try await b.next(isType("turn_progress")) else {
+            Issue.record("expected `.turnProgress`")
+            return
+        }
         #expect(queued.kind == "queued")
         #expect(header.turn.state == .queued)
         c.send(turn("c1", "third"))
-        guard case .error(let full) = try await c.next(isType("error")) else { return }
+        guard case .error(let full) = try await c.next(isType("error")) else {
+            Issue.record("expected `.error`")
+            return
+        }
         #expect(full.code == .queueFull)
         #expect(full.message.hasPrefix("too many queued turns (queue limit: 1)"))
 
         try await a.next(isType("turn_completed"))
         try await b.next(isType("turn_started"))
-        guard case .turnCompleted(_, let second) = try await b.next(isType("turn_completed")) else { return }
+        guard case .turnCompleted(_, let second) = try await b.next(isType("turn_completed")) else {
+            Issue.record("expected `.turnCompleted`")
+            return
+        }
         #expect(second.message == "second")
         let order = fixture.server.requests.compactMap {
             $0.json?["messages"]?.arrayValue?.last?["content"]?.stringValue
@@ -135,20 +171,26 @@ struct GatewayTests {
 
     @Test func cancelStopsTheTurnAndKeepsItsPartialText() async throws {
         let fixture = try await GatewayFixture.start()
-        defer { Task { await fixture.stop() } }
+        defer { Teardown.run { await fixture.stop() } }
         var slow = chunks(["partial ", "answer ", "that ", "never ", "ends"])
         slow.chunkDelay = .milliseconds(300)
         fixture.server.enqueue(slow)
         let (client, session) = try await fixture.connected()
         client.send(.cancelActiveTurn(requestID: "c0", sessionID: nil, turnID: nil))
-        guard case .error(let none) = try await client.next(isType("error")) else { return }
+        guard case .error(let none) = try await client.next(isType("error")) else {
+            Issue.record("expected `.error`")
+            return
+        }
         #expect(none.code == .noActiveTurn)
         #expect(none.message == "no active turn to cancel")
 
         client.send(turn("t1", "go"))
         try await client.next(isType("assistant_delta"))
         client.send(.cancelActiveTurn(requestID: "c1", sessionID: session, turnID: "t1"))
-        guard case .turnCancelled(let header) = try await client.next(isType("turn_cancelled")) else { return }
+        guard case .turnCancelled(let header) = try await client.next(isType("turn_cancelled")) else {
+            Issue.record("expected `.turnCancelled`")
+            return
+        }
         #expect(header.turn.state == .cancelled)
         let stored = try await fixture.store.restore(session).map(\.message)
         #expect(stored.first?.content == "go")
@@ -165,7 +207,7 @@ struct GatewayTests {
 
     @Test func cancelAllStopsTurnsInEverySession() async throws {
         let fixture = try await GatewayFixture.start()
-        defer { Task { await fixture.stop() } }
+        defer { Teardown.run { await fixture.stop() } }
         var slow = chunks(["x", "y", "z", "w"])
         slow.chunkDelay = .milliseconds(400)
         fixture.server.enqueue([slow, slow])
@@ -179,13 +221,16 @@ struct GatewayTests {
         try await a.next(isType("turn_cancelled"))
         try await b.next(isType("turn_cancelled"))
         a.send(.cancelAllActiveTurns(requestID: "none"))
-        guard case .error(let none) = try await a.next(isType("error")) else { return }
+        guard case .error(let none) = try await a.next(isType("error")) else {
+            Issue.record("expected `.error`")
+            return
+        }
         #expect(none.message == "no active turns to cancel")
     }
 
     @Test func aReconnectingClientGetsTheEndOfATurnItMissed() async throws {
         let fixture = try await GatewayFixture.start()
-        defer { Task { await fixture.stop() } }
+        defer { Teardown.run { await fixture.stop() } }
         var slow = chunks(["finished ", "while ", "away"])
         slow.chunkDelay = .milliseconds(150)
         fixture.server.enqueue(slow)
@@ -209,13 +254,19 @@ struct GatewayTests {
         let (client, _) = try await fixture.connected()
         client.send(.createSession(requestID: "c", displayName: "work", agentName: nil))
         guard case .sessionCreated(_, let work, let name, let agent) = try await client.next(isType("session_created"))
-        else { return }
+        else {
+            Issue.record("expected `.sessionCreated`")
+            return
+        }
         #expect(name == "work" && agent == "default")
         client.send(turn("t1", "my locker code is 4711"))
         try await client.next(isType("turn_completed"))
 
         client.send(.listSessions(requestID: "l", includeArchived: false))
-        guard case .sessionList(_, let sessions) = try await client.next(isType("session_list")) else { return }
+        guard case .sessionList(_, let sessions) = try await client.next(isType("session_list")) else {
+            Issue.record("expected `.sessionList`")
+            return
+        }
         #expect(Set(sessions.map(\.sessionID)) == [work.sessionID, "runtime-alice"])
         #expect(sessions.first?.sessionID == work.sessionID, "most recently active first")
         #expect(sessions.first { $0.sessionID == work.sessionID }?.displayName == "work")
@@ -226,14 +277,17 @@ struct GatewayTests {
         }
         #expect(switched.sessionID == "runtime-alice")
         client.send(.switchSession(requestID: "missing", session: "zzz"))
-        guard case .error(let missing) = try await client.next(isType("error")) else { return }
+        guard case .error(let missing) = try await client.next(isType("error")) else {
+            Issue.record("expected `.error`")
+            return
+        }
         #expect(missing.code == .notFound)
         #expect(missing.message == "session `zzz` not found for user `alice`")
 
         // A new guest on the same database: the session and its history come back.
         await fixture.stop(everything: false)
         let restarted = try await GatewayFixture.start(reusing: (fixture.server, fixture.directory))
-        defer { Task { await restarted.stop() } }
+        defer { Teardown.run { await restarted.stop() } }
         restarted.server.enqueue(chunks(["4711"]))
         let (again, resumed) = try await restarted.connected(session: work.sessionID.rawValue)
         #expect(resumed == work.sessionID)
@@ -255,18 +309,24 @@ struct GatewayTests {
         #expect(entries.map(\.role) == ["user", "assistant", "user", "assistant"])
         #expect(entries.map(\.text) == ["my locker code is 4711", "noted", "what is my locker code?", "4711"])
         again.send(.getHistory(requestID: "g2", limit: 1))
-        guard case .history(_, _, let last, let cut) = try await again.next(isType("history")) else { return }
+        guard case .history(_, _, let last, let cut) = try await again.next(isType("history")) else {
+            Issue.record("expected `.history`")
+            return
+        }
         #expect(last.map(\.text) == ["4711"] && cut)
     }
 
     @Test func theSessionLimitIsEnforced() async throws {
         let fixture = try await GatewayFixture.start(limits: { $0.maxSessionsPerUser = 2 })
-        defer { Task { await fixture.stop() } }
+        defer { Teardown.run { await fixture.stop() } }
         let (client, _) = try await fixture.connected()
         client.send(.createSession(requestID: "1", displayName: nil, agentName: nil))
         try await client.next(isType("session_created"))
         client.send(.createSession(requestID: "2", displayName: nil, agentName: nil))
-        guard case .error(let limit) = try await client.next(isType("error")) else { return }
+        guard case .error(let limit) = try await client.next(isType("error")) else {
+            Issue.record("expected `.error`")
+            return
+        }
         #expect(limit.code == .limitReached)
         #expect(limit.message.hasPrefix("maximum sessions reached (limit: 2)"))
     }
@@ -320,7 +380,7 @@ struct GatewayTests {
 
     @Test func browserOriginsAndRebindingHostsAreRefused() async throws {
         let fixture = try await GatewayFixture.start(origins: ["https://chat.example"])
-        defer { Task { await fixture.stop() } }
+        defer { Teardown.run { await fixture.stop() } }
         let port = fixture.port
         let auth = "Authorization: \(fixture.bearer)\r\n"
         let refused = "HTTP/1.1 400 Bad Request"  // hummingbird-websocket's answer to every refused upgrade
@@ -358,7 +418,7 @@ struct GatewayTests {
 
     @Test func healthzAndHealthCheckReportTheGuest() async throws {
         let fixture = try await GatewayFixture.start()
-        defer { Task { await fixture.stop() } }
+        defer { Teardown.run { await fixture.stop() } }
         let response = try await HTTPClient.shared.get(url: "http://127.0.0.1:\(fixture.port)/healthz").get()
         #expect(response.status == .ok)
         let body = try JSONValue(parsing: String(buffer: response.body!))
@@ -368,7 +428,10 @@ struct GatewayTests {
 
         let (client, _) = try await fixture.connected()
         client.send(.healthCheck(requestID: "hc"))
-        guard case .healthStatus(let info) = try await client.next(isType("health_status")) else { return }
+        guard case .healthStatus(let info) = try await client.next(isType("health_status")) else {
+            Issue.record("expected `.healthStatus`")
+            return
+        }
         #expect(info.healthy && info.requestID == "hc")
         #expect(info.startupStatus?.sandboxTier == .process)
         #expect(info.session?.sessionID == "runtime-alice")
@@ -376,16 +439,22 @@ struct GatewayTests {
 
     @Test func aFailingProviderEndsTheTurnWithAnErrorAndTheSessionRecovers() async throws {
         let fixture = try await GatewayFixture.start()
-        defer { Task { await fixture.stop() } }
+        defer { Teardown.run { await fixture.stop() } }
         fixture.server.enqueue([.status(500, message: "upstream exploded"), chunks(["recovered"])])
         let (client, _) = try await fixture.connected()
         client.send(turn("t1", "fail please"))
-        guard case .error(let failed) = try await client.next(isType("error")) else { return }
+        guard case .error(let failed) = try await client.next(isType("error")) else {
+            Issue.record("expected `.error`")
+            return
+        }
         #expect(failed.code == .turnFailed)
         #expect(failed.turn == TurnRef(turnID: "t1", state: .failed))
         #expect(failed.message.contains("500"))
         client.send(turn("t2", "again"))
-        guard case .turnCompleted(_, let done) = try await client.next(isType("turn_completed")) else { return }
+        guard case .turnCompleted(_, let done) = try await client.next(isType("turn_completed")) else {
+            Issue.record("expected `.turnCompleted`")
+            return
+        }
         #expect(done.message == "recovered")
     }
 }
@@ -396,7 +465,7 @@ struct FanoutTests {
     /// closes as `lagging`); the turn and the other subscribers carry on.
     @Test func aLaggingSubscriberIsDroppedAndTheOthersKeepStreaming() async throws {
         let fixture = try await GatewayFixture.start()
-        defer { Task { await fixture.stop() } }
+        defer { Teardown.run { await fixture.stop() } }
         fixture.server.enqueue(chunks(["one ", "two ", "three ", "four ", "five"]))
 
         final class Recorder: @unchecked Sendable {

@@ -131,7 +131,7 @@ struct RuntimeMemoryTests {
         let fixture = try StoreFixture()
         defer { fixture.remove() }
         let server = try await ScriptedModelServer.start()
-        defer { Task { try? await server.shutdown() } }
+        defer { Teardown.run { try? await server.shutdown() } }
         let store = try fixture.open()
         _ = try await store.saveNote("The user's cat is called Miso", tags: ["pets"])
         var config = AgentConfig()
@@ -157,7 +157,7 @@ struct RuntimeMemoryTests {
         let fixture = try StoreFixture()
         defer { fixture.remove() }
         let server = try await ScriptedModelServer.start()
-        defer { Task { try? await server.shutdown() } }
+        defer { Teardown.run { try? await server.shutdown() } }
         var config = AgentConfig()
         config.providers.registry["openai"]?.baseURL = server.baseURL
         func runtime(_ store: SQLiteMemoryStore) throws -> AgentRuntime {

@@ -10,7 +10,7 @@ struct ProviderFaultTests {
     @Test(arguments: ProviderType.every)
     func dropBeforeOutputIsRetried(_ type: ProviderType) async throws {
         let fixture = try await ProviderFixture.start(type)
-        defer { Task { await fixture.stop() } }
+        defer { Teardown.run { await fixture.stop() } }
         var broken = ScriptedReply.text("never seen")
         broken.dropAfterBytes = 20
         fixture.server.enqueue([broken, .text("Recovered fine")])
@@ -22,7 +22,7 @@ struct ProviderFaultTests {
     @Test(arguments: ProviderType.every)
     func dropAfterOutputEndsWithAClearErrorInsteadOfDuplicates(_ type: ProviderType) async throws {
         let fixture = try await ProviderFixture.start(type)
-        defer { Task { await fixture.stop() } }
+        defer { Teardown.run { await fixture.stop() } }
         var reply = ScriptedReply.text(String(repeating: "word ", count: 60))
         reply.fragmentBytes = 64
         reply.dropAfterBytes = 900
@@ -45,7 +45,7 @@ struct ProviderFaultTests {
     @Test(arguments: ProviderType.every)
     func missingEndMarkerIsALostConnection(_ type: ProviderType) async throws {
         let fixture = try await ProviderFixture.start(type, maxAttempts: 1)
-        defer { Task { await fixture.stop() } }
+        defer { Teardown.run { await fixture.stop() } }
         var reply = ScriptedReply()
         reply.omitEndMarker = true
         reply.usage = nil
@@ -59,7 +59,7 @@ struct ProviderFaultTests {
 
     @Test func rateLimitHonoursRetryAfter() async throws {
         let fixture = try await ProviderFixture.start(.openai)
-        defer { Task { await fixture.stop() } }
+        defer { Teardown.run { await fixture.stop() } }
         fixture.server.enqueue([.status(429, message: "slow down", retryAfter: "1"), .text("ok")])
         let clock = ContinuousClock()
         let start = clock.now
@@ -72,7 +72,7 @@ struct ProviderFaultTests {
     @Test(arguments: [408, 409, 429, 500, 502, 503, 529])
     func retryableStatusesAreRetriedUpToMaxAttempts(_ status: Int) async throws {
         let fixture = try await ProviderFixture.start(.anthropic, maxAttempts: 3)
-        defer { Task { await fixture.stop() } }
+        defer { Teardown.run { await fixture.stop() } }
         fixture.server.enqueue([
             .status(status, message: "busy"), .status(status, message: "busy"), .status(status, message: "still busy"),
         ])
@@ -87,7 +87,7 @@ struct ProviderFaultTests {
     @Test(arguments: [400, 401, 403, 404, 422])
     func otherClientErrorsFailFastWithTheProvidersMessage(_ status: Int) async throws {
         let fixture = try await ProviderFixture.start(.openai)
-        defer { Task { await fixture.stop() } }
+        defer { Teardown.run { await fixture.stop() } }
         fixture.server.enqueue([
             .status(status, message: "Incorrect API key provided: sk-test-KEY-123"), .text("unused"),
         ])
@@ -101,7 +101,7 @@ struct ProviderFaultTests {
 
     @Test func longRetryAfterFailsAtOnce() async throws {
         let fixture = try await ProviderFixture.start(.openai, timeoutSecs: 2)
-        defer { Task { await fixture.stop() } }
+        defer { Teardown.run { await fixture.stop() } }
         fixture.server.enqueue([.status(429, message: "quota", retryAfter: "3600"), .text("unused")])
         await #expect {
             try await fixture.stream()
@@ -114,7 +114,7 @@ struct ProviderFaultTests {
     @Test(arguments: ProviderType.every)
     func malformedJSONInTheStream(_ type: ProviderType) async throws {
         let fixture = try await ProviderFixture.start(type)
-        defer { Task { await fixture.stop() } }
+        defer { Teardown.run { await fixture.stop() } }
         fixture.server.enqueue(.raw("data: {\"choices\": [\n\n"))
         await #expect {
             try await fixture.stream()
@@ -126,7 +126,7 @@ struct ProviderFaultTests {
 
     @Test func wrongContentTypeIsNamed() async throws {
         let fixture = try await ProviderFixture.start(.openai)
-        defer { Task { await fixture.stop() } }
+        defer { Teardown.run { await fixture.stop() } }
         fixture.server.enqueue(.raw("<html><body>Gateway login</body></html>", contentType: "text/html"))
         await #expect {
             try await fixture.stream()
@@ -139,7 +139,7 @@ struct ProviderFaultTests {
 
     @Test func serversThatAnswerAStreamWithJSONStillWork() async throws {
         let fixture = try await ProviderFixture.start(.openai)
-        defer { Task { await fixture.stop() } }
+        defer { Teardown.run { await fixture.stop() } }
         fixture.server.enqueue(
             .raw(
                 #"{"choices":[{"index":0,"message":{"role":"assistant","content":"whole answer"},"finish_reason":"stop"}]}"#,
@@ -149,7 +149,7 @@ struct ProviderFaultTests {
 
     @Test func idleTimeoutWhileWaitingForTheHead() async throws {
         let fixture = try await ProviderFixture.start(.openai, maxAttempts: 1, timeoutSecs: 1)
-        defer { Task { await fixture.stop() } }
+        defer { Teardown.run { await fixture.stop() } }
         var slow = ScriptedReply.text("late")
         slow.headDelay = .seconds(3)
         fixture.server.enqueue(slow)
@@ -162,7 +162,7 @@ struct ProviderFaultTests {
 
     @Test func idleTimeoutBetweenChunks() async throws {
         let fixture = try await ProviderFixture.start(.anthropic, maxAttempts: 1, timeoutSecs: 1)
-        defer { Task { await fixture.stop() } }
+        defer { Teardown.run { await fixture.stop() } }
         var stalled = ScriptedReply.text("a b c")
         stalled.chunkDelay = .milliseconds(1500)
         fixture.server.enqueue(stalled)
@@ -176,7 +176,7 @@ struct ProviderFaultTests {
     @Test(arguments: ProviderType.every)
     func cancellingTheConsumerClosesTheConnection(_ type: ProviderType) async throws {
         let fixture = try await ProviderFixture.start(type)
-        defer { Task { await fixture.stop() } }
+        defer { Teardown.run { await fixture.stop() } }
         var slow = ScriptedReply.text(String(repeating: "tick ", count: 50))
         slow.chunkDelay = .milliseconds(50)
         fixture.server.enqueue(slow)

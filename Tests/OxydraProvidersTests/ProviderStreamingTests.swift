@@ -10,7 +10,7 @@ struct ProviderStreamingTests {
     @Test(arguments: ProviderType.every)
     func streamedText(_ type: ProviderType) async throws {
         let fixture = try await ProviderFixture.start(type)
-        defer { Task { await fixture.stop() } }
+        defer { Teardown.run { await fixture.stop() } }
         var reply = ScriptedReply.text("Hello there, wörld 🎉")
         reply.reasoning = ["Thinking ", "hard."]
         fixture.server.enqueue(reply)
@@ -26,7 +26,7 @@ struct ProviderStreamingTests {
     @Test(arguments: ProviderType.every)
     func streamedParallelToolCallsSplitAcrossManyChunks(_ type: ProviderType) async throws {
         let fixture = try await ProviderFixture.start(type)
-        defer { Task { await fixture.stop() } }
+        defer { Teardown.run { await fixture.stop() } }
         fixture.server.enqueue(
             .toolCalls(
                 [
@@ -48,7 +48,7 @@ struct ProviderStreamingTests {
     @Test(arguments: ProviderType.every)
     func completeEndpoint(_ type: ProviderType) async throws {
         let fixture = try await ProviderFixture.start(type)
-        defer { Task { await fixture.stop() } }
+        defer { Teardown.run { await fixture.stop() } }
         fixture.server.enqueue(
             .toolCalls([ScriptedToolCall(id: "call_x", name: "file_read", arguments: #"{"path":"/a"}"#)], text: "Sure.")
         )
@@ -64,7 +64,7 @@ struct ProviderStreamingTests {
     @Test(arguments: ProviderType.every, [1, 3, 7])
     func fragmentationAtArbitraryBytes(_ type: ProviderType, _ size: Int) async throws {
         let fixture = try await ProviderFixture.start(type)
-        defer { Task { await fixture.stop() } }
+        defer { Teardown.run { await fixture.stop() } }
         var reply = ScriptedReply.toolCalls(
             [ScriptedToolCall(id: "call_u", name: "file_read", arguments: #"{"path":"/shared/日本語/🎉.txt"}"#)],
             text: "naïve 日本語 🎉 text")
@@ -78,7 +78,7 @@ struct ProviderStreamingTests {
     @Test(arguments: ProviderType.every)
     func slowStreamsArriveAsTheyAreProduced(_ type: ProviderType) async throws {
         let fixture = try await ProviderFixture.start(type)
-        defer { Task { await fixture.stop() } }
+        defer { Teardown.run { await fixture.stop() } }
         var reply = ScriptedReply.text("one two three four")
         reply.chunkDelay = .milliseconds(120)
         fixture.server.enqueue(reply)

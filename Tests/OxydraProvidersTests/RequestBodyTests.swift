@@ -14,7 +14,7 @@ struct RequestBodyTests {
         async throws -> (JSONValue, RecordedRequest)
     {
         let fixture = try await ProviderFixture.start(type)
-        defer { Task { await fixture.stop() } }
+        defer { Teardown.run { await fixture.stop() } }
         fixture.server.enqueue(.text("ok"))
         _ = try await fixture.stream(messages, tools: tools)
         let request = try #require(fixture.server.requests.first)
@@ -162,7 +162,7 @@ struct RequestBodyTests {
     @Test(arguments: ["", "/v1", "/v1/", "/api/v1"])
     func baseURLWithOrWithoutV1(_ suffix: String) async throws {
         let fixture = try await ProviderFixture.start(.openai, baseSuffix: suffix)
-        defer { Task { await fixture.stop() } }
+        defer { Teardown.run { await fixture.stop() } }
         fixture.server.enqueue(.text("ok"))
         _ = try await fixture.stream()
         let expected = suffix.hasPrefix("/api") ? "/api/v1/chat/completions" : "/v1/chat/completions"
@@ -173,7 +173,7 @@ struct RequestBodyTests {
         let fixture = try await ProviderFixture.start(
             .openai, apiKey: nil,
             extraHeaders: ["HTTP-Referer": "https://example.org", "Authorization": "Bearer proxy-token"])
-        defer { Task { await fixture.stop() } }
+        defer { Teardown.run { await fixture.stop() } }
         fixture.server.enqueue(.text("ok"))
         _ = try await fixture.stream()
         let request = try #require(fixture.server.requests.first)
@@ -186,7 +186,7 @@ struct RequestBodyTests {
 struct FormatSpecificTests {
     @Test func openAIServersThatOmitUsageOrSendObjectArgumentsOrWholeCalls() async throws {
         let fixture = try await ProviderFixture.start(.openai)
-        defer { Task { await fixture.stop() } }
+        defer { Teardown.run { await fixture.stop() } }
         var reply = ScriptedReply.toolCalls([
             ScriptedToolCall(id: "call_1", name: "file_read", arguments: #"{"path":"/a"}"#, fragments: 1),
             ScriptedToolCall(id: "call_2", name: "file_read", arguments: #"{"path":"/b"}"#, fragments: 1),
@@ -203,7 +203,7 @@ struct FormatSpecificTests {
 
     @Test func openAIServerThatNumbersEveryCallZero() async throws {
         let fixture = try await ProviderFixture.start(.openai)
-        defer { Task { await fixture.stop() } }
+        defer { Teardown.run { await fixture.stop() } }
         let chunk = { (id: String, path: String) in
             #"data: {"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"\#(id)","type":"function","function":{"name":"file_read","arguments":"{\"path\":\"\#(path)\"}"}}]}}]}"#
                 + "\n\n"
@@ -219,7 +219,7 @@ struct FormatSpecificTests {
 
     @Test func openAIStreamWithoutDoneAfterFinishIsComplete() async throws {
         let fixture = try await ProviderFixture.start(.openai, maxAttempts: 1)
-        defer { Task { await fixture.stop() } }
+        defer { Teardown.run { await fixture.stop() } }
         fixture.server.enqueue(
             .raw(
                 #"data: {"choices":[{"index":0,"delta":{"content":"hi"}}]}"# + "\n\n"
@@ -229,7 +229,7 @@ struct FormatSpecificTests {
 
     @Test func openAIErrorInsideTheStream() async throws {
         let fixture = try await ProviderFixture.start(.openai)
-        defer { Task { await fixture.stop() } }
+        defer { Teardown.run { await fixture.stop() } }
         fixture.server.enqueue(.raw(#"data: {"error":{"message":"model overloaded","type":"server_error"}}"# + "\n\n"))
         await #expect {
             try await fixture.stream()
@@ -240,7 +240,7 @@ struct FormatSpecificTests {
 
     @Test func anthropicMaxTokensFromRequestAndOverloadErrors() async throws {
         let fixture = try await ProviderFixture.start(.anthropic)
-        defer { Task { await fixture.stop() } }
+        defer { Teardown.run { await fixture.stop() } }
         fixture.server.enqueue([
             .raw(
                 "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n"
@@ -256,7 +256,7 @@ struct FormatSpecificTests {
 
     @Test func geminiThoughtSignaturesRoundTripAndIndicesSpanTheStream() async throws {
         let fixture = try await ProviderFixture.start(.gemini)
-        defer { Task { await fixture.stop() } }
+        defer { Teardown.run { await fixture.stop() } }
         fixture.server.enqueue([
             .toolCalls([
                 ScriptedToolCall(id: "g1", name: "file_read", arguments: #"{"path":"/a"}"#),
@@ -320,7 +320,7 @@ struct FormatSpecificTests {
 struct ResponsesChainingTests {
     @Test func chainsArePerSessionAndSendOnlyTheNewTail() async throws {
         let fixture = try await ProviderFixture.start(.openaiResponses)
-        defer { Task { await fixture.stop() } }
+        defer { Teardown.run { await fixture.stop() } }
         var first = ScriptedReply.text("First answer")
         first.responseID = "resp_A1"
         var other = ScriptedReply.text("Other session")
@@ -347,7 +347,7 @@ struct ResponsesChainingTests {
 
     @Test func trimmedHistoryResetsTheChain() async throws {
         let fixture = try await ProviderFixture.start(.openaiResponses)
-        defer { Task { await fixture.stop() } }
+        defer { Teardown.run { await fixture.stop() } }
         fixture.server.enqueue([.text("a"), .text("b")])
         let answer = try await fixture.stream([.user("One"), .assistant("x"), .user("Two")], session: "S")
         // The runtime summarised: the history no longer starts with what was sent.
@@ -360,7 +360,7 @@ struct ResponsesChainingTests {
 
     @Test func rejectedChainIsResetAndTheFullHistoryResent() async throws {
         let fixture = try await ProviderFixture.start(.openaiResponses)
-        defer { Task { await fixture.stop() } }
+        defer { Teardown.run { await fixture.stop() } }
         var first = ScriptedReply.text("a")
         first.responseID = "resp_old"
         fixture.server.enqueue([
@@ -384,7 +384,7 @@ struct AttachmentTests {
 
     @Test func openAIImagesBecomeDataURIParts() async throws {
         let fixture = try await ProviderFixture.start(.openai)
-        defer { Task { await fixture.stop() } }
+        defer { Teardown.run { await fixture.stop() } }
         fixture.server.enqueue(.text("a cat"))
         _ = try await fixture.stream([.user("What is this?", attachments: [png])])
         let message = try #require(fixture.server.requests.first?.json?["messages"])
@@ -402,7 +402,7 @@ struct AttachmentTests {
 
     @Test func anthropicTakesPDFsAsDocuments() async throws {
         let fixture = try await ProviderFixture.start(.anthropic)
-        defer { Task { await fixture.stop() } }
+        defer { Teardown.run { await fixture.stop() } }
         fixture.server.enqueue(.text("ok"))
         _ = try await fixture.stream([.user("Summarise", attachments: [pdf])])
         let content = try #require(fixture.server.requests.first?.json?["messages"])
@@ -423,7 +423,7 @@ struct AttachmentTests {
 
     @Test func geminiAndResponsesImages() async throws {
         let gemini = try await ProviderFixture.start(.gemini)
-        defer { Task { await gemini.stop() } }
+        defer { Teardown.run { await gemini.stop() } }
         gemini.server.enqueue(.text("ok"))
         _ = try await gemini.stream([.user("See", attachments: [png])])
         #expect(
@@ -435,7 +435,7 @@ struct AttachmentTests {
                     ]
                 ])
         let responses = try await ProviderFixture.start(.openaiResponses)
-        defer { Task { await responses.stop() } }
+        defer { Teardown.run { await responses.stop() } }
         responses.server.enqueue(.text("ok"))
         _ = try await responses.stream([.user("See", attachments: [png])])
         #expect(
@@ -453,7 +453,7 @@ struct AttachmentTests {
 
     @Test func unsupportedAttachmentsFailBeforeAnyRequest() async throws {
         let openAI = try await ProviderFixture.start(.openai)
-        defer { Task { await openAI.stop() } }
+        defer { Teardown.run { await openAI.stop() } }
         await #expect {
             try await openAI.stream([.user("Summarise", attachments: [pdf])])
         } throws: { error in
@@ -462,7 +462,7 @@ struct AttachmentTests {
                 + "(`application/pdf`; it accepts image, text)"
         }
         let local = try await ProviderFixture.start(.openai, model: "llama3.1:8b", skipCatalog: true)
-        defer { Task { await local.stop() } }
+        defer { Teardown.run { await local.stop() } }
         await #expect {
             try await local.stream([.user("Look", attachments: [png])])
         } throws: { error in
@@ -476,7 +476,7 @@ struct AttachmentTests {
 struct ProviderFactoryTests {
     @Test func unknownModelFailsBeforeNetworkIO() async throws {
         let server = try await ScriptedModelServer.start()
-        defer { Task { try? await server.shutdown() } }
+        defer { Teardown.run { try? await server.shutdown() } }
         var config = AgentConfig()
         config.providers.registry["openai"]?.baseURL = server.baseURL
         config.selection.model = "gpt-4o-mni"

@@ -10,7 +10,7 @@ import Testing
 struct AgentRuntimeTests {
     @Test func plainAnswerStreamsAndIsPriced() async throws {
         let fixture = try await RuntimeFixture.start()
-        defer { Task { await fixture.stop() } }
+        defer { Teardown.run { await fixture.stop() } }
         fixture.server.enqueue(
             .text(
                 "Hello Alice, how can I help?",
@@ -32,7 +32,7 @@ struct AgentRuntimeTests {
 
     @Test func deltasThatArriveTogetherAreForwardedTogetherAndNoneWaits() async throws {
         let fixture = try await RuntimeFixture.start()
-        defer { Task { await fixture.stop() } }
+        defer { Teardown.run { await fixture.stop() } }
         // The whole stream in one HTTP chunk (one write): its eight deltas are read at once.
         var together = ScriptedReply.text("one two three four five six seven eight")
         together.fragmentBytes = 1 << 20
@@ -55,7 +55,7 @@ struct AgentRuntimeTests {
 
     @Test func toolRoundTrip() async throws {
         let fixture = try await RuntimeFixture.start()
-        defer { Task { await fixture.stop() } }
+        defer { Teardown.run { await fixture.stop() } }
         fixture.server.enqueue([
             .toolCalls([call("c1", "file_read", #"{"path":"/shared/facts.txt"}"#)], text: "Checking."),
             .text("It says 42."),
@@ -84,7 +84,7 @@ struct AgentRuntimeTests {
 
     @Test func readOnlyCallsRunConcurrentlyInCallOrder() async throws {
         let fixture = try await RuntimeFixture.start()
-        defer { Task { await fixture.stop() } }
+        defer { Teardown.run { await fixture.stop() } }
         fixture.server.enqueue([
             .toolCalls([
                 call("a", "slow_read", #"{"millis":400}"#), call("b", "slow_read", #"{"millis":100}"#),
@@ -103,7 +103,7 @@ struct AgentRuntimeTests {
 
     @Test func sideEffectingCallsRunOneAtATimeInOrder() async throws {
         let fixture = try await RuntimeFixture.start()
-        defer { Task { await fixture.stop() } }
+        defer { Teardown.run { await fixture.stop() } }
         fixture.server.enqueue([
             .toolCalls([
                 call("w1", "slow_write", #"{"millis":150}"#), call("r1", "slow_read", #"{"millis":50}"#),
@@ -120,7 +120,7 @@ struct AgentRuntimeTests {
 
     @Test func invalidArgumentsAreCorrectedNotExecuted() async throws {
         let fixture = try await RuntimeFixture.start()
-        defer { Task { await fixture.stop() } }
+        defer { Teardown.run { await fixture.stop() } }
         fixture.server.enqueue([
             .toolCalls([call("bad", "file_write", #"{"path": "/shared/x.txt", "content": "hi"#)]),
             .toolCalls([call("missing", "file_write", #"{"path": "/shared/x.txt"}"#)]),
@@ -148,7 +148,7 @@ struct AgentRuntimeTests {
 
     @Test func unknownToolsAreReportedToTheModel() async throws {
         let fixture = try await RuntimeFixture.start()
-        defer { Task { await fixture.stop() } }
+        defer { Teardown.run { await fixture.stop() } }
         fixture.server.enqueue([.toolCalls([call("u", "read_file", #"{"path":"/shared/facts.txt"}"#)]), .text("ok")])
         let result = try await fixture.run("go")
         let text = try #require(result.messages.first { $0.role == .tool }?.content)
@@ -160,7 +160,7 @@ struct AgentRuntimeTests {
 
     @Test func loopGuardStopsRepeatedCalls() async throws {
         let fixture = try await RuntimeFixture.start()
-        defer { Task { await fixture.stop() } }
+        defer { Teardown.run { await fixture.stop() } }
         let same = ScriptedReply.toolCalls([call("l", "file_list", #"{"path":"/shared"}"#)])
         fixture.server.enqueue([same, same, same, .text("never")])
         await #expect {
@@ -177,7 +177,7 @@ struct AgentRuntimeTests {
 
     @Test func maxTurnsBoundsProviderCalls() async throws {
         let fixture = try await RuntimeFixture.start { $0.runtime.maxTurns = 2 }
-        defer { Task { await fixture.stop() } }
+        defer { Teardown.run { await fixture.stop() } }
         fixture.server.enqueue([
             .toolCalls([call("1", "file_list", #"{"path":"/shared"}"#)]),
             .toolCalls([call("2", "file_list", #"{"path":"/tmp"}"#)]),
@@ -193,7 +193,7 @@ struct AgentRuntimeTests {
 
     @Test func maxCostIsMoney() async throws {
         let fixture = try await RuntimeFixture.start { $0.runtime.maxCost = 0.001 }
-        defer { Task { await fixture.stop() } }
+        defer { Teardown.run { await fixture.stop() } }
         var expensive = ScriptedReply.toolCalls([call("x", "file_list", #"{"path":"/shared"}"#)])
         expensive.usage = Usage(promptTokens: 10_000, completionTokens: 1_000, totalTokens: 11_000)
         fixture.server.enqueue([expensive, .text("never")])
@@ -208,7 +208,7 @@ struct AgentRuntimeTests {
 
     @Test func slowToolsTimeOutAndTheTurnGoesOn() async throws {
         let fixture = try await RuntimeFixture.start { $0.runtime.turnTimeoutSecs = 1 }
-        defer { Task { await fixture.stop() } }
+        defer { Teardown.run { await fixture.stop() } }
         fixture.server.enqueue([.toolCalls([call("s", "slow_read", #"{"millis":5000}"#)]), .text("gave up on it")])
         let clock = ContinuousClock()
         let start = clock.now
@@ -220,7 +220,7 @@ struct AgentRuntimeTests {
 
     @Test func heartbeatsReportLongToolRuns() async throws {
         let fixture = try await RuntimeFixture.start(heartbeat: .milliseconds(100))
-        defer { Task { await fixture.stop() } }
+        defer { Teardown.run { await fixture.stop() } }
         fixture.server.enqueue([.toolCalls([call("s", "slow_read", #"{"millis":350}"#)]), .text("ok")])
         let events = EventLog()
         _ = try await fixture.run("go", events: events)
@@ -236,7 +236,7 @@ struct AgentRuntimeTests {
 struct CancellationTests {
     @Test func cancellingDuringTheStreamStopsWithin100msAndKeepsPartialText() async throws {
         let fixture = try await RuntimeFixture.start()
-        defer { Task { await fixture.stop() } }
+        defer { Teardown.run { await fixture.stop() } }
         var slow = ScriptedReply.text(String(repeating: "word ", count: 100))
         slow.chunkDelay = .milliseconds(40)
         fixture.server.enqueue(slow)
@@ -263,7 +263,7 @@ struct CancellationTests {
 
     @Test func cancellingDuringAToolStopsItAndGivesEveryCallAResult() async throws {
         let fixture = try await RuntimeFixture.start()
-        defer { Task { await fixture.stop() } }
+        defer { Teardown.run { await fixture.stop() } }
         fixture.server.enqueue([
             .toolCalls([
                 call("long", "slow_write", #"{"millis":30000}"#), call("next", "file_list", #"{"path":"/shared"}"#),

@@ -30,7 +30,7 @@ struct ContextBudgetTests {
 
     @Test func trimmingKeepsToolCallsWithTheirResultsAndTheLatestQuestion() async throws {
         let fixture = try await RuntimeFixture.start(configure: tinyModel, model: "tiny-local-model", skipCatalog: true)
-        defer { Task { await fixture.stop() } }
+        defer { Teardown.run { await fixture.stop() } }
         fixture.server.enqueue(.text("ok"))
         _ = try await fixture.run("the latest question", history: longHistory(rounds: 20))
         let sent = fixture.sentMessages(0)
@@ -50,7 +50,7 @@ struct ContextBudgetTests {
 
     @Test func aTooLongLatestMessageIsAClearError() async throws {
         let fixture = try await RuntimeFixture.start(configure: tinyModel, model: "tiny-local-model", skipCatalog: true)
-        defer { Task { await fixture.stop() } }
+        defer { Teardown.run { await fixture.stop() } }
         await #expect {
             try await fixture.run(String(repeating: "x", count: 40_000))
         } throws: { error in
@@ -68,7 +68,7 @@ struct ContextBudgetTests {
                 config.runtime.summarization.targetRatio = 0.4
                 config.runtime.summarization.minTurns = 4
             }, model: "tiny-local-model", skipCatalog: true)
-        defer { Task { await fixture.stop() } }
+        defer { Teardown.run { await fixture.stop() } }
         let history = longHistory(rounds: 12)
         _ = try await fixture.store.append(history, to: "s1")
         fixture.server.enqueue([.text("first"), .text("second")])

@@ -47,7 +47,7 @@ actor LaggingStore: MemoryStore {
 struct StaleSummaryTests {
     @Test func theRuntimeNeverOverwritesANewerSummary() async throws {
         let server = try await ScriptedModelServer.start()
-        defer { Task { try? await server.shutdown() } }
+        defer { Teardown.run { try? await server.shutdown() } }
         let store = LaggingStore()
         _ = try await store.inner.replaceSummary(
             of: "s", expectedEpoch: 0, with: SessionSummary(epoch: 5, upperSequence: 2, text: "newer"))

@@ -32,7 +32,7 @@ struct ShellEndToEndTests {
 
     @Test func theAgentRunsCommandsInTheSandbox() async throws {
         let server = try await ScriptedModelServer.start()
-        defer { Task { try? await server.shutdown() } }
+        defer { Teardown.run { try? await server.shutdown() } }
         let project = try Project(agent: scriptedAgent(server) + "\n[tools.shell]\nenv_keys = [\"PROJECT_NAME\"]\n")
         try project.directory.write(Self.shellUser, to: ".oxydra/users/alice.toml")
         defer {
@@ -92,7 +92,7 @@ struct ShellEndToEndTests {
 
     @Test func withoutBubblewrapTheShellIsOffAndStatusSaysHowToFixIt() async throws {
         let server = try await ScriptedModelServer.start()
-        defer { Task { try? await server.shutdown() } }
+        defer { Teardown.run { try? await server.shutdown() } }
         let project = try Project(agent: scriptedAgent(server))
         try project.directory.write(Self.shellUser, to: ".oxydra/users/alice.toml")
         defer {
