@@ -13,7 +13,7 @@
 // |             | OxydraRuntime, OxydraSandbox                                         |
 // | client      | OxydraClient (gateway client, token discovery; for every front end)   |
 // | application | OxydraGateway, OxydraChannels, OxydraRunner, OxydraShellDaemon,      |
-// |             | OxydraTUI                                                            |
+// |             | OxydraTUI, OxydraGuest (the whole guest; oxydra-vm is its `main`)    |
 // | executables | runner, oxydra-vm, shell-daemon, oxydra-tui (thin `main` files)      |
 // | testing     | OxydraTesting (fixtures, temp workspaces, child-process helpers)     |
 
@@ -92,11 +92,18 @@ let package = Package(
         // application
         .target(
             name: "OxydraGateway",
-            dependencies: ["OxydraCore", "OxydraRuntime", "OxydraMemory"] + hummingbird + nio + [
+            dependencies: ["OxydraCore", "OxydraRuntime"] + hummingbird + nio + [
                 serviceLifecycle, logging,
             ],
             swiftSettings: swiftSettings),
         .target(name: "OxydraChannels", dependencies: ["OxydraCore"], swiftSettings: swiftSettings),
+        .target(
+            name: "OxydraGuest",
+            dependencies: [
+                "OxydraCore", "OxydraConfig", "OxydraProviders", "OxydraTools", "OxydraMemory", "OxydraRuntime",
+                "OxydraSandbox", "OxydraGateway", serviceLifecycle, logging,
+            ] + hummingbird,
+            swiftSettings: swiftSettings),
         .target(
             name: "OxydraRunner",
             dependencies: ["OxydraCore", "OxydraConfig", "OxydraSandbox", "OxydraClient", "CSystemShims"],
@@ -112,11 +119,7 @@ let package = Package(
         .executableTarget(
             name: "runner", dependencies: ["OxydraRunner", argumentParser], swiftSettings: swiftSettings),
         .executableTarget(
-            name: "oxydra-vm",
-            dependencies: [
-                "OxydraCore", "OxydraConfig", "OxydraProviders", "OxydraTools", "OxydraMemory", "OxydraRuntime",
-                "OxydraSandbox", "OxydraGateway", argumentParser, serviceLifecycle, logging,
-            ] + hummingbird,
+            name: "oxydra-vm", dependencies: ["OxydraGuest", "OxydraCore", argumentParser],
             swiftSettings: swiftSettings
         ),
         .executableTarget(

@@ -1,6 +1,5 @@
 import Logging
 import OxydraCore
-import OxydraMemory
 import OxydraRuntime
 
 extension SessionHub {

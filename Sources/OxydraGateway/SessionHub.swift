@@ -1,6 +1,5 @@
 import Logging
 import OxydraCore
-import OxydraMemory
 import OxydraRuntime
 import Synchronization
 
@@ -18,7 +17,7 @@ public actor SessionHub {
     public let user: UserID
     public let startupStatus: StartupStatus
     let runtime: AgentRuntime
-    let store: SQLiteMemoryStore
+    let store: any SessionCatalog
     let limits: GatewayConfig
     let logger: Logger
 
@@ -32,7 +31,7 @@ public actor SessionHub {
     var turnTasks: [TurnKey: Task<Void, Never>] = [:]
 
     public init(
-        user: UserID, runtime: AgentRuntime, store: SQLiteMemoryStore, limits: GatewayConfig,
+        user: UserID, runtime: AgentRuntime, store: any SessionCatalog, limits: GatewayConfig,
         startupStatus: StartupStatus, logger: Logger
     ) {
         self.user = user
@@ -123,7 +122,9 @@ public actor SessionHub {
             return load(record)
         }
         try await checkCapacity()
-        let record = try await storeCall { () throws(MemoryError) in try await store.createSession(id) }
+        let record = try await storeCall { () throws(MemoryError) in
+            try await store.createSession(id, displayName: nil, agentName: "default", channelOrigin: "tui")
+        }
         logger.info("session created", metadata: ["session": "\(id)"])
         return load(record, new: true)
     }
@@ -150,7 +151,9 @@ public actor SessionHub {
 
     private func checkCapacity() async throws(HubError) {
         let limit = limits.maxSessionsPerUser
-        let stored = try await storeCall { () throws(MemoryError) in try await store.sessionCount() }
+        let stored = try await storeCall { () throws(MemoryError) in
+            try await store.sessionCount(includeArchived: false)
+        }
         if max(stored, sessions.values.reduce(0) { $0 + ($1.archived ? 0 : 1) }) >= limit {
             throw HubError(
                 .limitReached,

@@ -1,19 +1,13 @@
 import ArgumentParser
-import OxydraConfig
 import OxydraCore
-import OxydraGateway
-import OxydraSandbox
+import OxydraGuest
 
 #if canImport(Glibc)
     import Glibc
 #endif
 
-/// `oxydra-vm`: one user's guest (agent runtime, gateway, memory). The runner starts it.
-///
-/// Start-up runs in two phases. The first is single-threaded: read the bootstrap envelope, load the
-/// configuration, the catalog and the operator prompt, then (process tier) confine the process with
-/// Landlock — Landlock only covers threads created afterwards. The second phase builds the provider,
-/// memory, tools and gateway, and serves until SIGTERM or `shutdown_user`.
+/// `oxydra-vm`: one user's guest (agent runtime, gateway, memory). The runner starts it. Only the
+/// command line lives here; the guest itself is the `OxydraGuest` library (`GuestMain`).
 @main
 struct OxydraVMCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -62,19 +56,10 @@ struct OxydraVMCommand: ParsableCommand {
 
     func run() throws {
         if let probe = confinementProbe { ConfinementProbe.run(workspace: workspaceRoot, path: probe) }
-        // Everything the guest and its shell sandbox create is private to the user.
-        umask(0o077)
-        let prepared: PreparedGuest
-        do {
-            prepared = try PreparedGuest.load(
+        throw ExitCode(
+            GuestMain.run(
                 user: UserID(userID), workspaceRoot: workspaceRoot, bootstrap: bootstrapSource,
-                gatewayBind: gatewayBind, overrides: overrides)
-        } catch {
-            StandardStreams.write("oxydra-vm error: \(error)\n", to: 2)
-            throw ExitCode(1)
-        }
-        let code = BlockingBridge.run { await Guest(prepared).run() }
-        throw ExitCode(code)
+                gatewayBind: gatewayBind, overrides: overrides))
     }
 
     private var bootstrapSource: PreparedGuest.BootstrapSource {
@@ -82,25 +67,5 @@ struct OxydraVMCommand: ParsableCommand {
         if let bootstrapFile { return .file(bootstrapFile) }
         if let path = ProcessInfo.processInfo.environment["OXYDRA_BOOTSTRAP_FILE"] { return .file(path) }
         return .none
-    }
-}
-
-/// `--confinement-probe`: the same confinement as a real process-tier start, then one read.
-enum ConfinementProbe {
-    static func run(workspace: String, path: String) -> Never {
-        switch Landlock.restrictSelf(GuestConfinement.rules(workspace: workspace)) {
-        case .failure(let reason):
-            StandardStreams.write("unconfined: \(reason)\n", to: 1)
-            exit(3)
-        case .success(let abi):
-            let fd = path.withCString { open($0, O_RDONLY | O_CLOEXEC) }
-            if fd >= 0 {
-                close(fd)
-                StandardStreams.write("allowed: \(path) (landlock abi \(abi))\n", to: 1)
-                exit(0)
-            }
-            StandardStreams.write("denied: \(path): \(String(cString: strerror(errno))) (landlock abi \(abi))\n", to: 1)
-            exit(2)
-        }
     }
 }

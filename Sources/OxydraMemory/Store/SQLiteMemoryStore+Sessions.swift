@@ -2,7 +2,7 @@ import GRDB
 import OxydraCore
 
 /// Sessions as the gateway lists and switches them.
-extension SQLiteMemoryStore {
+extension SQLiteMemoryStore: SessionCatalog {
     public func createSession(
         _ id: SessionID = SessionID(UUID().uuidString.lowercased()), displayName: String? = nil,
         agentName: String = "default",

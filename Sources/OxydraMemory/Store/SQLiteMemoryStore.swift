@@ -1,18 +1,6 @@
 import GRDB
 import OxydraCore
 
-/// A session as listed to users.
-public struct SessionRecord: Sendable, Hashable, Codable {
-    public var id: SessionID
-    public var userID: UserID
-    public var displayName: String?
-    public var agentName: String
-    public var channelOrigin: String
-    public var archived: Bool
-    public var createdAt: Date
-    public var lastActiveAt: Date
-}
-
 /// A note the agent saved for the user (shared by all of the user's sessions).
 public struct Note: Sendable, Hashable, Codable {
     public var id: String

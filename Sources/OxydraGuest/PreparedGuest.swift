@@ -8,8 +8,8 @@ import OxydraSandbox
 #endif
 
 /// Everything the guest reads from the host before it confines itself.
-struct PreparedGuest: Sendable {
-    enum BootstrapSource {
+public struct PreparedGuest: Sendable {
+    public enum BootstrapSource: Sendable {
         case standardInput
         case file(String)
         /// Started by hand: a process-tier envelope is synthesised from the flags.
@@ -43,7 +43,7 @@ struct PreparedGuest: Sendable {
         return status
     }
 
-    static func load(
+    public static func load(
         user: UserID, workspaceRoot: String, bootstrap: BootstrapSource, gatewayBind: String?, overrides: [String]
     ) throws(GuestStartError) -> PreparedGuest {
         let envelope = try readEnvelope(bootstrap, user: user, workspaceRoot: workspaceRoot)
@@ -293,7 +293,7 @@ enum RawInput {
     }
 }
 
-struct GuestStartError: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
+public struct GuestStartError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
 }

@@ -18,13 +18,13 @@ import Synchronization
 
 /// The serving phase of the guest: provider, memory, tools, runtime, gateway and control socket
 /// under one service group that shuts down gracefully on SIGTERM, SIGINT or `shutdown_user`.
-struct Guest {
+public struct Guest {
     let prepared: PreparedGuest
 
-    init(_ prepared: PreparedGuest) { self.prepared = prepared }
+    public init(_ prepared: PreparedGuest) { self.prepared = prepared }
 
     /// Serves until shutdown; returns the process exit code.
-    func run() async -> Int32 {
+    public func run() async -> Int32 {
         let sink: LogSink
         do {
             sink = try LogSink(path: prepared.workspace.logs + "/oxydra-vm.log")
@@ -276,8 +276,8 @@ final class EndpointBox: Sendable {
 }
 
 /// Runs async work from synchronous `main` and returns its result.
-enum BlockingBridge {
-    static func run(_ body: @escaping @Sendable () async -> Int32) -> Int32 {
+public enum BlockingBridge {
+    public static func run(_ body: @escaping @Sendable () async -> Int32) -> Int32 {
         let done = DispatchSemaphore(value: 0)
         let result = Mutex<Int32>(0)
         Task.detached {

@@ -1,0 +1,42 @@
+/// A session as listed to users.
+public struct SessionRecord: Sendable, Hashable, Codable {
+    public var id: SessionID
+    public var userID: UserID
+    public var displayName: String?
+    public var agentName: String
+    public var channelOrigin: String
+    public var archived: Bool
+    public var createdAt: Date
+    public var lastActiveAt: Date
+
+    public init(
+        id: SessionID, userID: UserID, displayName: String?, agentName: String, channelOrigin: String,
+        archived: Bool, createdAt: Date, lastActiveAt: Date
+    ) {
+        self.id = id
+        self.userID = userID
+        self.displayName = displayName
+        self.agentName = agentName
+        self.channelOrigin = channelOrigin
+        self.archived = archived
+        self.createdAt = createdAt
+        self.lastActiveAt = lastActiveAt
+    }
+}
+
+/// A user's sessions and their histories: what the gateway (and the coming web app and channels)
+/// need from a store. The SQLite store implements it; a PostgreSQL store will too.
+public protocol SessionCatalog: MemoryStore {
+    func createSession(_ id: SessionID, displayName: String?, agentName: String, channelOrigin: String)
+        async throws(MemoryError) -> SessionRecord
+    /// The user's sessions, most recently active first.
+    func listSessions(includeArchived: Bool, limit: Int) async throws(MemoryError) -> [SessionRecord]
+    /// How many sessions the user has (without reading them).
+    func sessionCount(includeArchived: Bool) async throws(MemoryError) -> Int
+    func session(_ id: SessionID) async throws(MemoryError) -> SessionRecord?
+    /// A session by exact id, or by a prefix that matches exactly one of the user's sessions
+    /// (`.notFound` / `.conflict` otherwise).
+    func resolveSession(_ idOrPrefix: String) async throws(MemoryError) -> SessionRecord
+    func renameSession(_ id: SessionID, to name: String?) async throws(MemoryError)
+    func archiveSession(_ id: SessionID, archived: Bool) async throws(MemoryError)
+}
