@@ -7,8 +7,13 @@
 #   zlib1g-dev, libsqlite3-dev: the HTTP client's compression and the memory store (SQLite).
 #   bubblewrap: the shell sandbox of the process tier (without it shell tools are disabled).
 OXYDRA_APT_PACKAGES=(libc6-dev libstdc++-12-dev zlib1g-dev libsqlite3-dev bubblewrap)
-# Extra packages for the tests: tmux drives the terminal UI in its end-to-end test.
-OXYDRA_TEST_APT_PACKAGES=(tmux)
+# Extra packages for the tests: tmux drives the terminal UI in its end-to-end test; dash is the
+# shell the sandbox runs commands with (the policy parses its grammar); python3 and pip run the
+# official provider SDKs against the scripted model server; passwd (useradd) and util-linux
+# (setpriv, script) create and act as a second OS user and give `runner ask` a terminal.
+OXYDRA_TEST_APT_PACKAGES=(tmux dash python3 python3-pip passwd util-linux)
+# Python packages for the tests: the official SDKs (OfficialSDKTests).
+OXYDRA_TEST_PYTHON_PACKAGES=(openai anthropic google-genai)
 
 log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -47,6 +52,23 @@ ensure_packages() {
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq || log "apt-get update failed; trying the install anyway"
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" \
     || die "could not install ${missing[*]}; install them by hand and re-run"
+}
+
+# Installs whichever of the given PyPI packages python3 cannot import yet (pip, for this user).
+ensure_python_packages() {
+  command -v python3 >/dev/null 2>&1 || die "python3 is missing; install it (apt-get install python3 python3-pip)"
+  local missing=()
+  local pkg module
+  for pkg in "$@"; do
+    module=${pkg//-/.}
+    module=${module/google.genai/google.genai}
+    python3 -c "import ${module}" >/dev/null 2>&1 || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "installing missing Python packages: ${missing[*]}"
+  python3 -m pip install -q "${missing[@]}" 2>/dev/null \
+    || python3 -m pip install -q --break-system-packages "${missing[@]}" \
+    || die "could not install ${missing[*]} with pip; install them by hand and re-run"
 }
 
 # Seconds since the epoch, for the timing lines the scripts print.

@@ -32,18 +32,62 @@ public final class ParentThread: Sendable {
 
 /// Asynchronous clean-up from a `defer`, awaited: blocks the calling thread until `work` has
 /// finished (at most `timeout`), so a test never ends with its teardown still running — nor can
-/// that teardown leak into the next test. Tests run serially, so the one blocked thread leaves the
-/// rest of the pool free for the work itself.
+/// that teardown leak into the next test. The work runs on a thread of its own (a task executor
+/// preference), so blocking the caller — a thread of Swift's small cooperative pool — cannot starve
+/// it, however many tests run in parallel.
 public enum Teardown {
     public static func run(timeout: Duration = .seconds(20), _ work: @escaping @Sendable () async -> Void) {
         let done = DispatchSemaphore(value: 0)
-        Task.detached {
+        let executor = ThreadExecutor()
+        Task(executorPreference: executor) {
             await work()
             done.signal()
         }
         let nanoseconds = timeout.components.seconds * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000
         if done.wait(timeout: .now() + .nanoseconds(Int(nanoseconds))) == .timedOut {
             FileHandle.standardError.write(Data("teardown did not finish within \(timeout)\n".utf8))
+        }
+        executor.stop()
+    }
+}
+
+/// A task executor with one thread of its own.
+final class ThreadExecutor: TaskExecutor, @unchecked Sendable {
+    private let condition = NSCondition()
+    private var jobs: [UnownedJob] = []
+    private var stopped = false
+
+    init() {
+        let thread = Thread { [self] in loop() }
+        thread.start()
+    }
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let unowned = UnownedJob(job)
+        condition.lock()
+        jobs.append(unowned)
+        condition.signal()
+        condition.unlock()
+    }
+
+    func stop() {
+        condition.lock()
+        stopped = true
+        condition.signal()
+        condition.unlock()
+    }
+
+    private func loop() {
+        while true {
+            condition.lock()
+            while jobs.isEmpty && !stopped { condition.wait() }
+            if jobs.isEmpty && stopped {
+                condition.unlock()
+                return
+            }
+            let job = jobs.removeFirst()
+            condition.unlock()
+            job.runSynchronously(on: asUnownedTaskExecutor())
         }
     }
 }

@@ -267,7 +267,9 @@ struct FormatSpecificTests {
         let first = try await fixture.stream(tools: [readTool])
         let calls = first.message.toolCalls
         #expect(calls.map(\.name) == ["file_read", "file_list"])
-        #expect(calls.map { $0.metadata?["thought_signature"] } == ["sig-g1", "sig-g2"])
+        #expect(
+            calls.map { $0.metadata?["thought_signature"] }
+                == [.string(WireRendering.thoughtSignature("g1")), .string(WireRendering.thoughtSignature("g2"))])
         #expect(Set(calls.map(\.id)).count == 2)
         let followUp: [Message] = [
             .user("Hi"), first.message,
@@ -283,8 +285,14 @@ struct FormatSpecificTests {
                 [
                     "role": "model",
                     "parts": [
-                        ["functionCall": ["name": "file_read", "args": ["path": "/a"]], "thoughtSignature": "sig-g1"],
-                        ["functionCall": ["name": "file_list", "args": ["path": "/b"]], "thoughtSignature": "sig-g2"],
+                        [
+                            "functionCall": ["name": "file_read", "args": ["path": "/a"]],
+                            "thoughtSignature": .string(WireRendering.thoughtSignature("g1")),
+                        ],
+                        [
+                            "functionCall": ["name": "file_list", "args": ["path": "/b"]],
+                            "thoughtSignature": .string(WireRendering.thoughtSignature("g2")),
+                        ],
                     ],
                 ],
                 [

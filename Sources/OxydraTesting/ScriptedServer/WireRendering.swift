@@ -17,7 +17,7 @@ public enum WireFormat: String, Sendable, CaseIterable {
 }
 
 /// Renders a ``ScriptedReply`` as a provider would send it.
-enum WireRendering {
+public enum WireRendering {
     struct Rendered {
         var contentType: String
         /// Body pieces in order; for streams, one SSE event each.
@@ -287,11 +287,15 @@ enum WireRendering {
         for call in reply.toolCalls {
             parts.append([
                 "functionCall": ["name": .string(call.name), "args": argumentsJSON(call)],
-                "thoughtSignature": .string("sig-\(call.id)"),
+                // Gemini sends signatures as base64 (the official SDK decodes them to bytes).
+                "thoughtSignature": .string(Self.thoughtSignature(call.id)),
             ])
         }
         return parts
     }
+
+    /// The base64 signature the scripted Gemini attaches to call `id`.
+    public static func thoughtSignature(_ id: String) -> String { Data("sig-\(id)".utf8).base64EncodedString() }
 
     static func geminiResponse(_ reply: ScriptedReply, parts: [JSONValue], finish: Bool) -> JSONValue {
         var candidate: [String: JSONValue] = ["content": ["role": "model", "parts": .array(parts)], "index": 0]
@@ -380,9 +384,25 @@ enum WireRendering {
                     sse(
                         [
                             "type": "response.output_text.delta", "output_index": .integer(outputIndex),
-                            "content_index": 0, "delta": .string(piece),
+                            "item_id": "msg_1", "content_index": 0, "delta": .string(piece),
                         ], event: "response.output_text.delta"))
             }
+            let text = JSONValue.string(reply.text.joined())
+            pieces.append(
+                sse(
+                    [
+                        "type": "response.output_text.done", "output_index": .integer(outputIndex), "item_id": "msg_1",
+                        "content_index": 0, "text": text,
+                    ], event: "response.output_text.done"))
+            pieces.append(
+                sse(
+                    [
+                        "type": "response.output_item.done", "output_index": .integer(outputIndex),
+                        "item": [
+                            "type": "message", "id": "msg_1", "role": "assistant", "status": "completed",
+                            "content": [["type": "output_text", "text": text, "annotations": []]],
+                        ],
+                    ], event: "response.output_item.done"))
             outputIndex += 1
         }
         for call in reply.toolCalls {
@@ -400,9 +420,24 @@ enum WireRendering {
                     sse(
                         [
                             "type": "response.function_call_arguments.delta", "output_index": .integer(outputIndex),
-                            "delta": .string(fragment),
+                            "item_id": .string("fc_\(call.id)"), "delta": .string(fragment),
                         ], event: "response.function_call_arguments.delta"))
             }
+            pieces.append(
+                sse(
+                    [
+                        "type": "response.function_call_arguments.done", "output_index": .integer(outputIndex),
+                        "item_id": .string("fc_\(call.id)"), "arguments": .string(call.arguments),
+                    ], event: "response.function_call_arguments.done"))
+            pieces.append(
+                sse(
+                    [
+                        "type": "response.output_item.done", "output_index": .integer(outputIndex),
+                        "item": [
+                            "type": "function_call", "id": .string("fc_\(call.id)"), "call_id": .string(call.id),
+                            "name": .string(call.name), "arguments": .string(call.arguments), "status": "completed",
+                        ],
+                    ], event: "response.output_item.done"))
             outputIndex += 1
         }
         if !reply.omitEndMarker {
