@@ -137,7 +137,7 @@ let package = Package(
             name: "oxydra-benchmarks",
             dependencies: [
                 "OxydraProviders", "OxydraRuntime", "OxydraTools", "OxydraMemory", "OxydraTesting", "OxydraRunner",
-                "OxydraClient", "OxydraSandbox", "oxydra-vm", "shell-daemon", asyncHTTPClient,
+                "OxydraClient", "OxydraSandbox", "CSystemShims", "oxydra-vm", "shell-daemon", asyncHTTPClient,
             ] + nio,
             path: "Benchmarks/OxydraBenchmarks",
             swiftSettings: swiftSettings

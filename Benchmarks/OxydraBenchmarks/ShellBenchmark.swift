@@ -1,3 +1,4 @@
+import CSystemShims
 import Foundation
 import OxydraConfig
 import OxydraCore
@@ -10,7 +11,7 @@ import OxydraTools
 #endif
 
 /// `shell_exec` through the tool, the daemon connection and the bubblewrap sandbox, against
-/// spawning the same `/bin/sh -c` command directly with Foundation's `Process` (the floor: any
+/// spawning the same `dash -c` command directly with the daemon's own fork/exec (the floor: any
 /// shell tool must at least start the shell and read its output). Sandbox start-up is paid once
 /// per guest and measured separately.
 func benchmarkShell() async throws {
@@ -76,23 +77,45 @@ func benchmarkShell() async throws {
     let keepAll = ShellExecTool(config: config, sessions: sessions)
     let context = ToolContext(session: SessionID("bench"))
 
+    // The floor spawns the shell exactly as the daemon does (oxydra_spawn: fork, a reaper that
+    // owns the command's processes, exec of dash; pipes read with poll), only without the sandbox,
+    // the daemon protocol and the tool.
     func direct(_ command: String) throws -> Double {
         let start = clock.now
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/sh")
-        process.arguments = ["-c", command]
-        process.currentDirectoryURL = URL(fileURLWithPath: shared)
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        _ = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        precondition(
-            process.terminationStatus == 0
-                && (command == "true" || data.count == 1_000_000 && data.last == UInt8(ascii: "a")))
+        var out: [Int32] = [-1, -1]
+        var err: [Int32] = [-1, -1]
+        guard oxydra_pipe_cloexec(&out) == 0, oxydra_pipe_cloexec(&err) == 0 else { throw TestSupportError("pipe") }
+        var spawn = ProcessSpawner.Options(standardInput: devNull, standardOutput: out[1], standardError: err[1])
+        spawn.workingDirectory = shared
+        spawn.newProcessGroup = true
+        spawn.reapDescendants = true
+        let pid = try ProcessSpawner.spawn(
+            ShellSandbox.shell, arguments: ["-c", command], environment: ["PATH=/usr/bin:/bin"], options: spawn)
+        close(out[1])
+        close(err[1])
+        var open = [out[0], err[0]]
+        var received = 0
+        var last: UInt8 = 0
+        var buffer = [UInt8](repeating: 0, count: 64 << 10)
+        while !open.isEmpty {
+            var fds = open.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+            guard poll(&fds, nfds_t(fds.count), 1000) >= 0 || errno == EINTR else { break }
+            for entry in fds where entry.revents != 0 {
+                let count = read(entry.fd, &buffer, buffer.count)
+                if count > 0 {
+                    if entry.fd == out[0] {
+                        received += count
+                        last = buffer[count - 1]
+                    }
+                } else if count == 0 || errno != EINTR {
+                    close(entry.fd)
+                    open.removeAll { $0 == entry.fd }
+                }
+            }
+        }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        precondition(status == 0 && (command == "true" || received == 1_000_000 && last == UInt8(ascii: "a")))
         return seconds(clock.now - start)
     }
     func throughTool(_ command: String, _ tool: ShellExecTool) async throws -> Double {
@@ -118,11 +141,11 @@ func benchmarkShell() async throws {
             ours.append(try await throughTool(command, tool))
         }
         print(
-            "shell: \(label) through shell_exec (policy, daemon, sandbox) median \(String(format2: median(ours) * 1000)) ms "
-                + "vs spawning /bin/sh directly \(String(format2: median(floor) * 1000)) ms; ratio "
+            "shell: \(label) through shell_exec (policy, daemon, sandbox) min/median/max \(spread(ours, scale: 1000)) ms "
+                + "vs spawning dash the daemon's way \(spread(floor, scale: 1000)) ms; ratio of medians "
                 + "\(String(format2: median(ours) / median(floor)))x (target ≤ 1.5x)")
     }
     print(
-        "shell: sandbox start-up (supervisor + bubblewrap + daemon, once per guest) median "
-            + "\(String(format2: median(startups) * 1000)) ms")
+        "shell: sandbox start-up (supervisor + bubblewrap + daemon, once per guest) min/median/max "
+            + "\(spread(startups, scale: 1000)) ms")
 }

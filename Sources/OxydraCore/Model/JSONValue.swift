@@ -61,13 +61,7 @@ extension JSONValue {
     }
 
     /// Compact JSON text with sorted keys (stable across runs).
-    public var compactText: String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        // Encoding a JSONValue cannot fail: every case maps to a JSON primitive.
-        let data = (try? encoder.encode(self)) ?? Data("null".utf8)
-        return String(decoding: data, as: UTF8.self)
-    }
+    public var compactText: String { JSONWriter.text(self, sortedKeys: true) }
 
     public subscript(key: String) -> JSONValue? {
         if case .object(let object) = self { return object[key] }

@@ -140,55 +140,6 @@ public struct GeminiProvider: WireProvider {
     }
 }
 
-/// Gemini wire types.
-enum GeminiWire {
-    struct Response: Decodable {
-        var candidates: [Candidate]?
-        var usageMetadata: UsageBlock?
-        var error: ErrorBlock?
-        var promptFeedback: PromptFeedback?
-    }
-
-    struct Candidate: Decodable {
-        var content: Content?
-        var finishReason: String?
-    }
-
-    struct Content: Decodable {
-        var parts: [Part]?
-    }
-
-    struct Part: Decodable {
-        var text: String?
-        var thought: Bool?
-        var thoughtSignature: String?
-        var functionCall: FunctionCall?
-    }
-
-    struct FunctionCall: Decodable {
-        var id: String?
-        var name: String?
-        var args: JSONValue?
-    }
-
-    struct UsageBlock: Decodable {
-        var promptTokenCount: Int?
-        var candidatesTokenCount: Int?
-        var totalTokenCount: Int?
-        var thoughtsTokenCount: Int?
-    }
-
-    struct ErrorBlock: Decodable {
-        var code: Int?
-        var message: String?
-        var status: String?
-    }
-
-    struct PromptFeedback: Decodable {
-        var blockReason: String?
-    }
-}
-
 /// Gemini stream payloads (each a whole `GenerateContentResponse`) → model events. Function calls
 /// arrive whole; their index counts across the stream (Gemini restarts it in every chunk).
 struct GeminiTranslator: StreamTranslator {
@@ -203,66 +154,93 @@ struct GeminiTranslator: StreamTranslator {
     var incompleteReason: String { "Gemini stream ended without a finishReason" }
 
     mutating func translate(_ event: SSEEvent) throws -> [ModelEvent] {
-        let payload = try WireJSON.decode(GeminiWire.Response.self, event.data, provider: provider)
-        return try events(payload)
+        try events(try WireJSON.parse(event.data, provider: provider))
     }
 
-    private mutating func events(_ payload: GeminiWire.Response) throws -> [ModelEvent] {
-        if let error = payload.error {
-            let message = error.message ?? error.status ?? "the stream reported an error"
-            if let code = error.code, code == 429 || code >= 500 {
+    /// One `GenerateContentResponse`, read with the project's JSON parser (fields Gemini adds later
+    /// are ignored; a field of the wrong type is an error naming it).
+    private mutating func events(_ payload: JSONValue) throws -> [ModelEvent] {
+        guard payload.objectValue != nil else {
+            throw ProviderError.responseParse(
+                provider: provider, message: "expected a JSON object, got \(payload.typeName)")
+        }
+        if let error = payload["error"] {
+            let message =
+                error["message"]?.stringValue ?? error["status"]?.stringValue ?? "the stream reported an error"
+            if let code = error["code"]?.intValue, code == 429 || code >= 500 {
                 throw ProviderError.httpStatus(provider: provider, status: code, message: message)
             }
             throw ProviderError.requestFailed(provider: provider, message: message)
         }
-        if payload.promptFeedback?.blockReason != nil, payload.candidates?.isEmpty ?? true {
+        let candidates = try field(payload, "candidates", \.arrayValue, "an array") ?? []
+        let usageBlock = payload["usageMetadata"]
+        if payload["promptFeedback"]?["blockReason"] != nil, candidates.isEmpty {
             // The prompt itself was blocked by Gemini's safety filter.
             sawFinish = true
-            return [.finish(.contentFilter)] + (payload.usageMetadata.map { [.usage(usage($0))] } ?? [])
+            return [.finish(.contentFilter)] + (usageBlock.map { [.usage(usage($0))] } ?? [])
         }
         var events: [ModelEvent] = []
-        if let candidate = payload.candidates?.first {
-            for part in candidate.content?.parts ?? [] {
-                if let call = part.functionCall, let name = call.name {
+        if let candidate = candidates.first {
+            let parts = try candidate["content"].flatMap { try field($0, "parts", \.arrayValue, "an array") } ?? []
+            for part in parts {
+                if let call = part["functionCall"], let name = call["name"]?.stringValue {
                     let index = nextToolIndex
                     nextToolIndex += 1
-                    let metadata: JSONValue? = part.thoughtSignature.map { ["thought_signature": .string($0)] }
+                    let metadata: JSONValue? = part["thoughtSignature"]?.stringValue.map {
+                        ["thought_signature": .string($0)]
+                    }
                     events.append(
                         .toolCallDelta(
                             ToolCallDelta(
-                                index: index, id: call.id ?? "call_\(UUID().uuidString.lowercased())", name: name,
-                                argumentsFragment: (call.args ?? .object([:])).compactText, metadata: metadata)))
-                } else if let text = part.text, !text.isEmpty {
-                    events.append(part.thought == true ? .reasoningDelta(text) : .textDelta(text))
+                                index: index,
+                                id: call["id"]?.stringValue ?? "call_\(UUID().uuidString.lowercased())", name: name,
+                                argumentsFragment: (call["args"] ?? .object([:])).compactText, metadata: metadata)))
+                } else if let text = try field(part, "text", \.stringValue, "a string"), !text.isEmpty {
+                    events.append(part["thought"] == .bool(true) ? .reasoningDelta(text) : .textDelta(text))
                 }
             }
-            if let reason = candidate.finishReason, !reason.isEmpty {
+            if let reason = candidate["finishReason"]?.stringValue, !reason.isEmpty {
                 sawFinish = true
                 events.append(
                     .finish(nextToolIndex > 0 && reason == "STOP" ? .toolCalls : FinishReason(providerValue: reason)))
             }
         }
-        if let metadata = payload.usageMetadata { events.append(.usage(usage(metadata))) }
+        if let usageBlock { events.append(.usage(usage(usageBlock))) }
         return events
     }
 
-    private func usage(_ block: GeminiWire.UsageBlock?) -> Usage {
-        guard let block else { return Usage() }
-        let completion = block.candidatesTokenCount.map { $0 + (block.thoughtsTokenCount ?? 0) }
+    /// An optional field that, when present (and not null), must have the expected type.
+    private func field<T>(_ object: JSONValue, _ key: String, _ read: (JSONValue) -> T?, _ expected: String) throws
+        -> T?
+    {
+        guard let value = object[key], value != .null else { return nil }
+        guard let typed = read(value) else {
+            throw ProviderError.responseParse(
+                provider: provider, message: "`\(key)` should be \(expected), got \(value.typeName)")
+        }
+        return typed
+    }
+
+    private func usage(_ block: JSONValue) -> Usage {
+        let completion = block["candidatesTokenCount"]?.intValue.map {
+            $0 + (block["thoughtsTokenCount"]?.intValue ?? 0)
+        }
         return Usage(
-            promptTokens: block.promptTokenCount, completionTokens: completion, totalTokens: block.totalTokenCount)
+            promptTokens: block["promptTokenCount"]?.intValue, completionTokens: completion,
+            totalTokens: block["totalTokenCount"]?.intValue)
     }
 
     mutating func translateCompleteBody(_ body: Data) throws -> [ModelEvent] {
-        let events = try events(try WireJSON.decode(GeminiWire.Response.self, body, provider: provider))
+        let events = try events(try WireJSON.parse(String(decoding: body, as: UTF8.self), provider: provider))
         sawFinish = true
         return events
     }
 
     mutating func response(_ data: Data) throws -> ModelResponse {
-        let payload = try WireJSON.decode(GeminiWire.Response.self, data, provider: provider)
+        let payload = try WireJSON.parse(String(decoding: data, as: UTF8.self), provider: provider)
         let events = try events(payload)
-        guard payload.candidates?.isEmpty == false || payload.promptFeedback?.blockReason != nil else {
+        guard payload["candidates"]?.arrayValue?.isEmpty == false || payload["promptFeedback"]?["blockReason"] != nil
+        else {
             throw ProviderError.responseParse(provider: provider, message: "response has no candidates")
         }
         var builder = ModelResponseBuilder()

@@ -167,7 +167,6 @@ enum WireJSON {
         }
     }
 
-    static func encode(_ value: JSONValue) -> Data {
-        (try? encoder.encode(value)) ?? Data("null".utf8)
-    }
+    /// Request bodies: the project's writer (sorted keys, so bodies are stable).
+    static func encode(_ value: JSONValue) -> Data { Data(JSONWriter.text(value, sortedKeys: true).utf8) }
 }
