@@ -164,7 +164,10 @@ extension RunnerCommand {
 
         @OptionGroup var global: GlobalOptions
 
-        @Option(help: "Resume this session (id or unique prefix); default: a new session.")
+        @Option(
+            help:
+                "Resume this session (id or unique prefix); default: the user's default session (runtime-<user>); /new in the UI starts a new one."
+        )
         var session: String?
 
         func run() throws { TUILaunch.exec(global.context, session: session).emitAndExit() }
