@@ -23,3 +23,25 @@ public enum Capability {
         "\(suite) skipped: \(missing ?? "") (set \(requireVariable)=1 to make this a failure)"
     }
 }
+
+/// A seeded pseudo-random generator (SplitMix64) for generated test inputs: a failure replays
+/// from the same seed.
+public struct SeededGenerator: RandomNumberGenerator, Sendable {
+    public var state: UInt64
+
+    public init(seed: UInt64) { state = seed }
+
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// A number in `0..<bound`.
+    public mutating func below(_ bound: Int) -> Int { Int(next() % UInt64(max(bound, 1))) }
+    public mutating func pick<T>(_ options: [T]) -> T { options[below(options.count)] }
+    /// True `percent` times in a hundred.
+    public mutating func chance(_ percent: Int) -> Bool { below(100) < percent }
+}

@@ -44,19 +44,9 @@ public enum ChildProcess {
         guard FileManager.default.isExecutableFile(atPath: executable) else {
             throw TestSupportError("\(executable) is not built; run `swift build` first or set OXYDRA_BIN_DIR")
         }
-        var env: [Environment.Key: String] = [:]
-        for (key, value) in environment { env[Environment.Key(stringLiteral: key)] = value }
-        let result = try await Subprocess.run(
-            .path(FilePath(executable)), arguments: Arguments(arguments), environment: .custom(env),
-            workingDirectory: FilePath(workingDirectory), output: .string(limit: outputLimit),
-            error: .string(limit: outputLimit))
-        let code: Int32
-        switch result.terminationStatus {
-        case .exited(let status): code = Int32(status)
-        case .signaled(let signal): code = 128 + Int32(signal)
-        }
-        return ProcessResult(
-            exitCode: code, standardOutput: result.standardOutput, standardError: result.standardError)
+        return try await runTool(
+            executable, arguments, environment: environment, workingDirectory: workingDirectory,
+            outputLimit: outputLimit)
     }
 }
 

@@ -12,18 +12,7 @@ import Testing
 struct HostileFileFuzzTests {
     static let cases = Int(ProcessInfo.processInfo.environment["OXYDRA_FUZZ_CASES"] ?? "") ?? 3000
 
-    struct Generator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        mutating func below(_ bound: Int) -> Int { Int(next() % UInt64(max(bound, 1))) }
-        mutating func pick<T>(_ options: [T]) -> T { options[below(options.count)] }
-    }
+    typealias Generator = SeededGenerator
 
     /// A valid tiny model: (tokenizer.json, model.safetensors).
     static func model(rows: Int = 6, columns: Int = 4, dtype: String = "F32", header: String? = nil) -> (Data, Data) {
@@ -101,7 +90,7 @@ struct HostileFileFuzzTests {
     /// Thousands of mutations of a valid model (byte flips, truncation, extension, header rewrites):
     /// each loads and embeds, or fails with a `MemoryError` — the process survives every one.
     @Test func mutatedModelsNeverCrash() throws {
-        var random = Generator(state: 0x0DDB_A11)
+        var random = Generator(seed: 0x0DDB_A11)
         let (tokenizer, weights) = Self.model()
         let (tokenizer16, weights16) = Self.model(dtype: "F16")
         var loaded = 0
@@ -151,7 +140,7 @@ struct HostileFileFuzzTests {
     /// Vector blobs of any length and content: wrong lengths and non-finite values are left out,
     /// the rest are scored, and scoring never reads past a row.
     @Test func damagedVectorBlobsAreLeftOut() {
-        var random = Generator(state: 0xB10B)
+        var random = Generator(seed: 0xB10B)
         let dimension = 8
         for _ in 0..<Self.cases {
             var vectors = ScopeVectors(dimension: dimension)

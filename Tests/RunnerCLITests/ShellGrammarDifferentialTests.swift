@@ -111,9 +111,9 @@ struct ShellGrammarDifferentialTests {
 
 /// Command lines from a small grammar of dash, seeded so a failure can be replayed.
 struct CommandLineGenerator {
-    var state: UInt64
+    var random: SeededGenerator
 
-    init(seed: UInt64) { state = seed }
+    init(seed: UInt64) { random = SeededGenerator(seed: seed) }
 
     static func isStub(_ name: String) -> Bool {
         name.count == 2 && (name.first == "p" || name.first == "q") && name.last!.isNumber
@@ -128,16 +128,9 @@ struct CommandLineGenerator {
         "p1 2>&1 | p2", "p1 >&2", "x=1 p1", "p1 x=1", "[[ -f a ]] && p1", "p1 $(p2 $(p3))",
     ]
 
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    mutating func pick<T>(_ options: [T]) -> T { options[Int(next() % UInt64(options.count))] }
-    mutating func chance(_ percent: Int) -> Bool { Int(next() % 100) < percent }
+    mutating func next() -> UInt64 { random.next() }
+    mutating func pick<T>(_ options: [T]) -> T { random.pick(options) }
+    mutating func chance(_ percent: Int) -> Bool { random.chance(percent) }
 
     mutating func name() -> String {
         let stub = pick(["p", "p", "p", "q"]) + String(next() % 10)
