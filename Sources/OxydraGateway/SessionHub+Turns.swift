@@ -159,7 +159,6 @@ extension SessionHub {
 
     private func finish(_ key: TurnKey, header: TurnHeader, terminal: ServerFrame?, holdsSlot: Bool) {
         turnTasks[key] = nil
-        finishedTurnCount += 1
         if holdsSlot { releaseSlot() }
         guard let session = sessions[key.session], session.activeTurn?.turnID == key.turn else { return }
         session.activeTurn = nil

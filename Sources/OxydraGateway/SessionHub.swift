@@ -24,8 +24,6 @@ public actor SessionHub {
     var sessions: [SessionID: LiveSession] = [:]
     var connections: [ConnectionID: Subscriber] = [:]
     var running = 0
-    /// Turns that have ended (any outcome) since the guest started.
-    public internal(set) var finishedTurnCount = 0
     var waiting: [(key: TurnKey, continuation: CheckedContinuation<Bool, Never>)] = []
     var shuttingDown = false
     var turnTasks: [TurnKey: Task<Void, Never>] = [:]

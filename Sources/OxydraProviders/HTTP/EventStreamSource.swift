@@ -138,11 +138,6 @@ final class EventStreamSource<Translator: StreamTranslator>: ModelEventSource, @
 /// Decoding helpers shared by the translators.
 enum WireJSON {
     static let decoder = JSONDecoder()
-    static let encoder: JSONEncoder = {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return encoder
-    }()
 
     static func decode<T: Decodable>(_ type: T.Type, _ text: String, provider: ProviderID) throws -> T {
         try decode(type, Data(text.utf8), provider: provider)
