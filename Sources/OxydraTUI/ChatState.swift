@@ -1,3 +1,4 @@
+import OxydraClient
 import OxydraCore
 
 /// What the terminal UI shows, independent of the terminal: the transcript, the connection, the
@@ -23,6 +24,9 @@ public struct ChatState: Sendable {
     public private(set) var entries: [Entry] = []
     /// Index of the assistant entry receiving deltas.
     var streamingEntry: Int?
+    /// Filters the streamed answer as a whole, so an escape sequence split across deltas is removed
+    /// whole instead of its tail showing as text.
+    var streamFilter = TerminalText.Filter()
     public var connection = Connection.connecting
     public var session: SessionID?
     public var activeTurn: TurnID?
@@ -48,7 +52,12 @@ public struct ChatState: Sendable {
     public var isStreaming: Bool { activeTurn != nil }
 
     public mutating func append(_ kind: EntryKind, _ text: String) {
-        entries.append(Entry(kind: kind, text: TextLayout.sanitize(text)))
+        append(Entry(kind: kind, text: TextLayout.sanitize(text)))
+    }
+
+    /// Appends an entry whose text is already sanitised, keeping at most `maxEntries`.
+    mutating func append(_ entry: Entry) {
+        entries.append(entry)
         if entries.count > Self.maxEntries {
             let overflow = entries.count - Self.maxEntries
             entries.removeFirst(overflow)
@@ -81,9 +90,10 @@ public struct ChatState: Sendable {
             guard header.session.sessionID == session else { return }
             activeTurn = header.turn.turnID
             if let index = streamingEntry, index < entries.count {
-                entries[index].text += TextLayout.sanitize(delta)
+                entries[index].text += streamFilter.feed(delta)
             } else {
-                append(.assistant, delta)
+                streamFilter = TerminalText.Filter()
+                append(Entry(kind: .assistant, text: streamFilter.feed(delta)))
                 streamingEntry = entries.count - 1
             }
         case .turnProgress(_, let info):

@@ -174,3 +174,17 @@ struct TerminalTextTests {
         }
     }
 }
+
+@Suite("Streamed answers on screen")
+struct StreamedAnswerTests {
+    @Test func aSequenceSplitAcrossDeltasNeverReachesTheScreen() {
+        var state = ChatState(user: "alice", color: false)
+        let ref = SessionRef(userID: "alice", sessionID: "s")
+        state.apply(.helloAck(requestID: "h", protocolVersion: 1, session: ref, activeTurn: nil))
+        let header = TurnHeader(requestID: "r", session: ref, turn: TurnRef(turnID: "t", state: .running))
+        for delta in ["safe\u{1B}]0;pw", "ned title\u{07} te", "xt\u{1B}", "[2J end"] {
+            state.apply(.assistantDelta(header, delta: delta))
+        }
+        #expect(state.entries.last?.text == "safe text end")
+    }
+}
