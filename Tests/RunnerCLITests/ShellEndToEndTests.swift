@@ -1,6 +1,7 @@
 import Foundation
 import OxydraClient
 import OxydraCore
+import OxydraSandbox
 import OxydraTesting
 import Testing
 
@@ -195,5 +196,34 @@ struct HardKillDuringToolTests {
         let log = try String(contentsOfFile: project.workspace + "/logs/oxydra-vm.log", encoding: .utf8)
         #expect(log.components(separatedBy: "closed tool calls the guest never finished").count == 2, "\(log)")
         try? await server.shutdown()
+    }
+}
+
+extension ShellEndToEndTests {
+    /// Without `[resources] max_processes` the sandbox still has a process limit.
+    @Test func theSandboxHasADefaultProcessLimit() async throws {
+        let server = try await ScriptedModelServer.start()
+        defer { Teardown.run { try? await server.shutdown() } }
+        let project = try Project(agent: scriptedAgent(server))
+        try project.directory.write(
+            "[behavior]\nsandbox_tier = \"process\"\nshell_enabled = true\n", to: ".oxydra/users/alice.toml")
+        defer {
+            project.shutdownGuest()
+            project.directory.remove()
+        }
+        let started = try await project.run(["--insecure"])
+        try #require(started.exitCode == 0, "\(started.standardError)")
+        #expect(value("shell_available", in: started.standardOutput) == "true")
+        server.enqueue(
+            .toolCalls([
+                ScriptedToolCall(
+                    id: "c1", name: "shell_exec", arguments: #"{"command": "grep 'Max processes' /proc/self/limits"}"#)
+            ]))
+        server.enqueue(.text("limited"))
+        let ask = try await project.run(["ask", "what is the process limit?"])
+        #expect(ask.exitCode == 0, "\(ask.standardError)")
+        let result = String(decoding: server.requests.last!.body, as: UTF8.self)
+        let limit = String(ShellSandbox.defaultMaxProcesses)
+        #expect(result.contains(#"Max processes             \#(limit)                  \#(limit)"#), "\(result)")
     }
 }
