@@ -80,6 +80,8 @@ struct LocalUserIsolationTests {
 
         let server = try await ScriptedModelServer.start()
         let project = try Project(agent: scriptedAgent(server))
+        // With the shell sandbox, so its socket exists and must be refused too.
+        try project.directory.write(ShellEndToEndTests.shellUser, to: ".oxydra/users/alice.toml")
         defer {
             project.shutdownGuest()
             project.directory.remove()
@@ -92,6 +94,7 @@ struct LocalUserIsolationTests {
         }
         let started = try await project.run(["--insecure"])
         try #require(started.exitCode == 0, "\(started.standardError)")
+        #expect(value("shell_available", in: started.standardOutput) == "true", "\(started.standardOutput)")
         let endpoint = try #require(value("gateway_endpoint", in: started.standardOutput))
         let port = try #require(Int(endpoint.split(separator: ":").last?.split(separator: "/").first ?? ""))
         try "top secret\n".write(toFile: project.workspace + "/vault/secret.txt", atomically: false, encoding: .utf8)
@@ -100,7 +103,10 @@ struct LocalUserIsolationTests {
         for directory in ["", "/shared", "/tmp", "/vault", "/ipc", "/logs", "/.oxydra"] {
             #expect(Self.mode(project.workspace + directory) == 0o700, "\(directory) is not 0700")
         }
-        for file in ["/ipc/gateway-token", "/ipc/runner-control.sock", "/logs/oxydra-vm.log"] {
+        for file in [
+            "/ipc/gateway-token", "/ipc/runner-control.sock", "/ipc/shell-daemon.sock", "/logs/oxydra-vm.log",
+            "/logs/shell-daemon.log",
+        ] {
             #expect(Self.mode(project.workspace + file) & 0o077 == 0, "\(file) is readable by others")
         }
         let token = try GatewayAccess.discover(ipcDirectory: project.workspace + "/ipc").token
@@ -136,7 +142,7 @@ struct LocalUserIsolationTests {
         for key in ["token", "control", "log"] {
             #expect(opened[key] == "PermissionError", "\(key) with open directories: \(opened[key] ?? "nil")")
         }
-        #expect(opened["shell"] == "PermissionError" || opened["shell"] == "FileNotFoundError")
+        #expect(opened["shell"] == "PermissionError", "shell socket with open directories: \(opened["shell"] ?? "nil")")
         #expect(try Self.openSessions(project) == sessionsBefore, "a refused client changed the guest")
 
         // The user's own client still works.
