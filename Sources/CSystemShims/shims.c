@@ -119,10 +119,10 @@ static void oxydra_reaper(int report_fd) {
     sigaddset(&waited, SIGCHLD);
     sigaddset(&waited, SIGTERM);
     sigprocmask(SIG_BLOCK, &waited, &previous);
-    if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0) return;  // plain exec: the group kill still applies
-    pid_t command = fork();
-    if (command < 0) return;
-    if (command == 0) {
+    // Without a subreaper (or a second process) the command runs here itself: the group kill still
+    // applies. Either way the command starts with the caller's signal mask.
+    pid_t command = prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0 ? fork() : -1;
+    if (command <= 0) {
         sigprocmask(SIG_SETMASK, &previous, NULL);
         return;
     }

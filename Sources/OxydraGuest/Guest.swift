@@ -117,7 +117,7 @@ public struct Guest {
             let url = "ws://\(host):\(port)\(GatewayProtocol.path)"
             endpoint.value = url
             do {
-                try Self.writeAtomically(url + "\n", to: paths.marker)
+                try paths.writePrivateFile(url + "\n", to: paths.marker)
             } catch {
                 logger.error("cannot write the gateway endpoint marker", metadata: ["error": "\(error)"])
             }
@@ -167,16 +167,6 @@ public struct Guest {
             return .shutdownAccepted(activeTurnsCancelled: active)
         case .logs(let role, let tail, let offset):
             return LogReader.read(role: role, directory: paths.logs, tail: tail, offset: offset)
-        }
-    }
-
-    static func writeAtomically(_ text: String, to path: String) throws {
-        let temporary = path + ".tmp"
-        guard FileManager.default.createFile(atPath: temporary, contents: Data(text.utf8)) else {
-            throw GuestStartError("cannot write \(temporary)")
-        }
-        guard rename(temporary, path) == 0 else {
-            throw GuestStartError("cannot rename \(temporary) to \(path): \(String(cString: strerror(errno)))")
         }
     }
 

@@ -187,8 +187,9 @@ public struct GatewayEndpoint: Sendable {
         do {
             found = try GatewayAccess.discover(ipcDirectory: target.ipc)
         } catch {
+            let denied = error.message.hasSuffix("permission denied")
             throw CommandOutput.error(
-                "\(error) — only the OS user who started the guest can talk to it")
+                "\(error)" + (denied ? " — only the OS user who started the guest can talk to it" : ""))
         }
         return GatewayEndpoint(
             url: found.endpoint, token: found.token, user: target.user, marker: target.marker,

@@ -29,7 +29,7 @@ public enum ConfigCommands {
             errors += loaded.issues.map(\.description)
             let mountProblems = MountSafety.problems(
                 user: user, mounts: loaded.config.mounts,
-                workspace: FilePaths.standardized(runner.workspaceRoot + "/" + user.rawValue), protected: protected,
+                workspace: UserTarget.workspacePath(of: user, in: runner), protected: protected,
                 display: display)
             errors += mountProblems
             if loaded.issues.isEmpty && mountProblems.isEmpty {

@@ -183,7 +183,7 @@ public enum GuestLifecycle {
         )
     }
 
-    static func runtimePolicy(_ target: UserTarget, protected: [String]) -> BootstrapEnvelope.RuntimePolicy? {
+    static func runtimePolicy(_ target: UserTarget, protected: [String]) -> BootstrapEnvelope.RuntimePolicy {
         let mounts = target.userConfig.mounts
         var resolved: [String: String] = [:]
         for (name, value) in [("shared", mounts.shared), ("tmp", mounts.tmp), ("vault", mounts.vault)] {

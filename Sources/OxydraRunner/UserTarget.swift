@@ -34,7 +34,12 @@ public struct UserTarget: Sendable {
         return .success(
             UserTarget(
                 runner: runner, user: user, userConfig: loaded.config,
-                workspace: FilePaths.standardized(runner.workspaceRoot + "/" + user.rawValue)))
+                workspace: workspacePath(of: user, in: runner)))
+    }
+
+    /// `<workspace_root>/<user>`, absolute.
+    public static func workspacePath(of user: UserID, in runner: LoadedRunnerConfig) -> String {
+        FilePaths.standardized(runner.workspaceRoot + "/" + user.rawValue)
     }
 
     /// How to start this user's guest, for messages.

@@ -343,7 +343,9 @@ struct GatewayTests {
         await anonymous.client.waitUntilClosed()
         #expect(anonymous.frames.isEmpty)
         #expect(anonymous.client.failure?.message.contains("refused the WebSocket upgrade") == true)
-        let wrong = fixture.connect(token: String(fixture.token.dropLast()) + "0")
+        // The right token but for its last character.
+        let wrong = fixture.connect(
+            token: String(fixture.token.dropLast()) + (fixture.token.hasSuffix("0") ? "1" : "0"))
         wrong.send(.hello(.init(requestID: "h", createNewSession: true)))
         await wrong.client.waitUntilClosed()
         #expect(wrong.frames.isEmpty)
