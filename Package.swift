@@ -9,6 +9,7 @@
 // |-------------|----------------------------------------------------------------------|
 // | foundation  | OxydraCore (value types, contracts, catalog, config schema; no deps) |
 // |             | CSystemShims (C wrappers for openat2 and other raw system calls)     |
+// |             | CSQLite (the system's SQLite 3, for the memory store)                |
 // | core        | OxydraConfig, OxydraProviders, OxydraTools, OxydraMemory,            |
 // |             | OxydraRuntime, OxydraSandbox                                         |
 // | client      | OxydraClient (gateway client, token discovery; for every front end)   |
@@ -27,7 +28,6 @@ let swiftSettings: [SwiftSetting] = [
 let argumentParser = Target.Dependency.product(name: "ArgumentParser", package: "swift-argument-parser")
 let tomlKit = Target.Dependency.product(name: "TOMLKit", package: "TOMLKit")
 let subprocess = Target.Dependency.product(name: "Subprocess", package: "swift-subprocess")
-let grdb = Target.Dependency.product(name: "GRDB", package: "GRDB.swift")
 let hummingbird: [Target.Dependency] = [
     .product(name: "Hummingbird", package: "hummingbird"),
     .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
@@ -56,8 +56,9 @@ let package = Package(
         .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.0"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.0"),
-        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
-        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.0"),
+        // No default traits: `FullFoundation` would link full Foundation and ICU into the guest
+        // (for URL-encoded-form dates we never use), `ConfigurationSupport` swift-configuration.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.0", traits: []),
         .package(url: "https://github.com/hummingbird-project/hummingbird-websocket", from: "2.8.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
@@ -72,6 +73,9 @@ let package = Package(
 
         // platform shims (C): system calls Swift cannot call directly
         .target(name: "CSystemShims"),
+        // the system's SQLite 3 (libsqlite3-dev), for the memory store
+        .systemLibrary(
+            name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"]), .brew(["sqlite"])]),
 
         // core
         .target(name: "OxydraConfig", dependencies: ["OxydraCore", tomlKit], swiftSettings: swiftSettings),
@@ -81,7 +85,8 @@ let package = Package(
         .target(
             name: "OxydraTools", dependencies: ["OxydraCore", "OxydraConfig", "CSystemShims", asyncHTTPClient] + nio,
             swiftSettings: swiftSettings),
-        .target(name: "OxydraMemory", dependencies: ["OxydraCore", "OxydraTools", grdb], swiftSettings: swiftSettings),
+        .target(
+            name: "OxydraMemory", dependencies: ["OxydraCore", "OxydraTools", "CSQLite"], swiftSettings: swiftSettings),
         .target(name: "OxydraRuntime", dependencies: ["OxydraCore"], swiftSettings: swiftSettings),
         .target(name: "OxydraSandbox", dependencies: ["OxydraCore", "CSystemShims"], swiftSettings: swiftSettings),
 

@@ -1,4 +1,3 @@
-import GRDB
 import OxydraCore
 import OxydraTesting
 import Testing
@@ -24,31 +23,31 @@ struct StoreFixture {
 
 @Suite("Memory store")
 struct MemoryStoreTests {
-    @Test func migrationsCreateTheSchemaAndReRunCleanly() throws {
+    @Test func migrationsCreateTheSchemaAndReRunCleanly() async throws {
         let fixture = try StoreFixture()
         defer { fixture.remove() }
         _ = try fixture.open()
         let reopened = try fixture.open()
-        let (tables, journal, foreignKeys) = try reopened.pool.read { db in
+        let (tables, journal, foreignKeys) = try await reopened.pool.read { db in
             (
-                try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"),
-                try String.fetchOne(db, sql: "PRAGMA journal_mode"), try Int.fetchOne(db, sql: "PRAGMA foreign_keys")
+                try db.strings("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"),
+                try db.value(as: String.self, "PRAGMA journal_mode"), try db.value(as: Int.self, "PRAGMA foreign_keys")
             )
         }
         for table in DatabaseSchema.requiredTables { #expect(tables.contains(table)) }
         #expect(journal == "wal")
         #expect(foreignKeys == 1)
-        let migrations = try reopened.pool.read { db in
-            try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations")
+        let migrations = try await reopened.pool.read { db in
+            try db.strings("SELECT identifier FROM grdb_migrations")
         }
         #expect(migrations == ["v1_sessions_events_state", "v1_chunks_fts_vectors_notes"])
     }
 
-    @Test func aDamagedDatabaseIsReported() throws {
+    @Test func aDamagedDatabaseIsReported() async throws {
         let fixture = try StoreFixture()
         defer { fixture.remove() }
         let store = try fixture.open()
-        try store.pool.write { db in try db.execute(sql: "DROP TABLE notes") }
+        try await store.pool.write { db in try db.execute("DROP TABLE notes") }
         #expect {
             try fixture.open()
         } throws: { error in
@@ -120,13 +119,15 @@ struct MemoryStoreTests {
         }
         await #expect(throws: MemoryError.self) { try await store.append(.user("three"), to: "s", expectedSequence: 3) }
         // The database itself refuses duplicate sequences too.
-        #expect(throws: (any Error).self) {
-            try store.pool.write { db in
+        await #expect {
+            try await store.pool.write { db in
                 try db.execute(
-                    sql:
-                        "INSERT INTO conversation_events (session_id, sequence, payload_json, created_at) VALUES ('s', 1, '{}', 0)"
+                    "INSERT INTO conversation_events (session_id, sequence, payload_json, created_at) VALUES ('s', 1, '{}', 0)"
                 )
             }
+        } throws: { error in
+            "\(error)".contains(
+                "UNIQUE constraint failed: conversation_events.session_id, conversation_events.sequence")
         }
     }
 
@@ -137,7 +138,7 @@ struct MemoryStoreTests {
         _ = try await store.append([.user("remember the blue door")], to: "s")
         #expect(try await store.restore("s").count == 1)
         #expect(try await store.search("blue door", in: "s", limit: 5).isEmpty)
-        #expect(try await store.pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM chunks") } == 0)
+        #expect(try await store.pool.read { db in try db.value(as: Int.self, "SELECT COUNT(*) FROM chunks") } == 0)
     }
 
     @Test func sessionsAPI() async throws {

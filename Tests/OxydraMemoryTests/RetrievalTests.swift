@@ -89,7 +89,7 @@ struct RetrievalTests {
         let hits = try await other.search("alpha beta gamma", in: "s", limit: 1)
         #expect(hits.count == 1)
         let embedders = try await other.pool.read { db in
-            try String.fetchAll(db, sql: "SELECT DISTINCT embedder FROM chunk_vectors")
+            try db.strings("SELECT DISTINCT embedder FROM chunk_vectors")
         }
         #expect(embedders == ["reversed-test"])
     }

@@ -1,4 +1,3 @@
-import Foundation
 import OxydraCore
 
 /// A model2vec static-embedding model loaded from a local directory: `tokenizer.json` (a

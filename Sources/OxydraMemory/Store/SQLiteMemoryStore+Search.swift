@@ -1,4 +1,3 @@
-import GRDB
 import OxydraCore
 
 /// Hybrid retrieval: FTS5 keyword ranking (bm25) and cosine similarity of vectors, each
@@ -73,14 +72,13 @@ extension SQLiteMemoryStore {
         guard enabled, let match = Self.ftsQuery(text) else { return [] }
         let placeholders = scopes.map { _ in "?" }.joined(separator: ", ")
         return try await read { db in
-            try Row.fetchAll(
-                db,
-                sql: """
-                    SELECT chunks.id, bm25(chunks_fts) FROM chunks_fts JOIN chunks ON chunks.id = chunks_fts.rowid
-                    WHERE chunks_fts MATCH ? AND chunks.scope IN (\(placeholders)) ORDER BY bm25(chunks_fts) LIMIT ?
-                    """, arguments: StatementArguments([match] + scopes + [limit])
+            try db.rows(
+                """
+                SELECT chunks.id, bm25(chunks_fts) FROM chunks_fts JOIN chunks ON chunks.id = chunks_fts.rowid
+                WHERE chunks_fts MATCH ? AND chunks.scope IN (\(placeholders)) ORDER BY bm25(chunks_fts) LIMIT ?
+                """, [match] + scopes + [limit] as [any SQLiteBindable]
             )
-            .map { (row: Row) -> (Int64, Double) in (row[0], -(row[1] as Double)) }
+            .map { row throws -> (Int64, Double) in (try row[0], -(try row[1] as Double)) }
         }
     }
 
@@ -103,14 +101,12 @@ extension SQLiteMemoryStore {
         let ids = ranked.map(\.0)
         guard !ids.isEmpty else { return [] }
         let rows = try await read { db in
-            try Row.fetchAll(
-                db,
-                sql:
-                    "SELECT id, chunk_id, text, source, note_id, sequence FROM chunks WHERE id IN (\(ids.map { _ in "?" }.joined(separator: ", ")))",
-                arguments: StatementArguments(ids)
+            try db.rows(
+                "SELECT id, chunk_id, text, source, note_id, sequence FROM chunks WHERE id IN (\(ids.map { _ in "?" }.joined(separator: ", ")))",
+                ids
             )
-            .map { (row: Row) -> (Int64, String, String, String, String?, Int?) in
-                (row[0], row[1], row[2], row[3], row[4], row[5])
+            .map { row throws -> (Int64, String, String, String, String?, Int?) in
+                (try row[0], try row[1], try row[2], try row[3], try row[4], try row[5])
             }
         }
         let byID = Dictionary(rows.map { ($0.0, $0) }, uniquingKeysWith: { first, _ in first })
@@ -151,13 +147,12 @@ extension SQLiteMemoryStore {
         if let loaded = vectors.scope(scope) { return loaded }
         let embedderID = embedder.id
         let stale: [(Int64, String)] = try await read { db in
-            try Row.fetchAll(
-                db,
-                sql: """
-                    SELECT chunks.id, chunks.text FROM chunks LEFT JOIN chunk_vectors ON chunk_vectors.chunk_rowid = chunks.id
-                    WHERE chunks.scope = ? AND (chunk_vectors.embedder IS NULL OR chunk_vectors.embedder != ?)
-                    """, arguments: [scope, embedderID]
-            ).map { ($0[0], $0[1]) }
+            try db.rows(
+                """
+                SELECT chunks.id, chunks.text FROM chunks LEFT JOIN chunk_vectors ON chunk_vectors.chunk_rowid = chunks.id
+                WHERE chunks.scope = ? AND (chunk_vectors.embedder IS NULL OR chunk_vectors.embedder != ?)
+                """, [scope, embedderID]
+            ).map { row throws in (try row[0], try row[1]) }
         }
         if !stale.isEmpty {
             let refreshed = stale.map { ($0.0, embedder.embed($0.1)) }
@@ -165,27 +160,26 @@ extension SQLiteMemoryStore {
             try await write { db in
                 for (rowid, vector) in refreshed {
                     try db.execute(
-                        sql: """
-                            INSERT INTO chunk_vectors (chunk_rowid, embedder, dimension, vector) VALUES (?, ?, ?, ?)
-                            ON CONFLICT(chunk_rowid) DO UPDATE SET embedder = excluded.embedder, dimension = excluded.dimension, vector = excluded.vector
-                            """, arguments: [rowid, embedderID, dimension, VectorBlob.encode(vector)])
+                        """
+                        INSERT INTO chunk_vectors (chunk_rowid, embedder, dimension, vector) VALUES (?, ?, ?, ?)
+                        ON CONFLICT(chunk_rowid) DO UPDATE SET embedder = excluded.embedder, dimension = excluded.dimension, vector = excluded.vector
+                        """, [rowid, embedderID, dimension, VectorBlob.encode(vector)])
                 }
             }
         }
         let expected = embedder.dimension
         let loaded: ScopeVectors = try await read { db in
             var result = ScopeVectors(dimension: expected)
-            let rows = try Row.fetchCursor(
-                db,
-                sql: """
-                    SELECT chunk_vectors.chunk_rowid, chunk_vectors.vector FROM chunk_vectors JOIN chunks ON chunks.id = chunk_vectors.chunk_rowid
-                    WHERE chunks.scope = ? AND chunk_vectors.embedder = ? ORDER BY chunks.id
-                    """, arguments: [scope, embedderID])
-            // A blob of the wrong length or with non-finite values (a damaged or hand-edited
-            // database) is left out of the vector side; full-text search still finds its chunk.
-            while let row = try rows.next() {
-                guard let vector = VectorBlob.decode(row[1], dimension: expected) else { continue }
-                result.append(rowid: row[0], vector: vector)
+            try db.run(
+                """
+                SELECT chunk_vectors.chunk_rowid, chunk_vectors.vector FROM chunk_vectors JOIN chunks ON chunks.id = chunk_vectors.chunk_rowid
+                WHERE chunks.scope = ? AND chunk_vectors.embedder = ? ORDER BY chunks.id
+                """, [scope, embedderID]
+            ) { row throws(SQLiteError) in
+                // A blob of the wrong length or with non-finite values (a damaged or hand-edited
+                // database) is left out of the vector side; full-text search still finds its chunk.
+                guard let vector = VectorBlob.decode(try row[1], dimension: expected) else { return }
+                result.append(rowid: try row[0], vector: vector)
             }
             return result
         }
@@ -195,7 +189,7 @@ extension SQLiteMemoryStore {
 
     /// Re-embeds every chunk with the current embedder (after changing embedders).
     public func reembedAll() async throws(MemoryError) {
-        let scopes: [String] = try await read { db in try String.fetchAll(db, sql: "SELECT DISTINCT scope FROM chunks")
+        let scopes: [String] = try await read { db in try db.strings("SELECT DISTINCT scope FROM chunks")
         }
         for scope in scopes {
             vectors.invalidate(scope)

@@ -1,4 +1,3 @@
-import GRDB
 import OxydraCore
 
 /// Sessions as the gateway lists and switches them.
@@ -12,10 +11,10 @@ extension SQLiteMemoryStore: SessionCatalog {
         return try await write { db in
             let now = Clock.now()
             try db.execute(
-                sql: """
-                    INSERT INTO sessions (session_id, user_id, display_name, agent_name, channel_origin, created_at, last_active_at)
-                    VALUES (?, ?, ?, ?, ?, ?, ?)
-                    """, arguments: [id.rawValue, user.rawValue, displayName, agentName, channelOrigin, now, now])
+                """
+                INSERT INTO sessions (session_id, user_id, display_name, agent_name, channel_origin, created_at, last_active_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?)
+                """, [id.rawValue, user.rawValue, displayName, agentName, channelOrigin, now, now])
             return try Self.record(db, id)!
         }
     }
@@ -26,13 +25,12 @@ extension SQLiteMemoryStore: SessionCatalog {
     {
         let user = self.user
         return try await read { db in
-            try Row.fetchAll(
-                db,
-                sql: """
-                    SELECT * FROM sessions WHERE user_id = ? AND (? OR archived = 0)
-                    ORDER BY last_active_at DESC, rowid DESC LIMIT ?
-                    """, arguments: [user.rawValue, includeArchived, limit]
-            ).map(Self.record)
+            try db.rows(
+                """
+                SELECT * FROM sessions WHERE user_id = ? AND (? OR archived = 0)
+                ORDER BY last_active_at DESC, rowid DESC LIMIT ?
+                """, [user.rawValue, includeArchived, limit]
+            ).map { row throws(SQLiteError) in try Self.record(row) }
         }
     }
 
@@ -40,9 +38,9 @@ extension SQLiteMemoryStore: SessionCatalog {
     public func sessionCount(includeArchived: Bool = false) async throws(MemoryError) -> Int {
         let user = self.user
         return try await read { db in
-            try Int.fetchOne(
-                db, sql: "SELECT COUNT(*) FROM sessions WHERE user_id = ? AND (? OR archived = 0)",
-                arguments: [user.rawValue, includeArchived]) ?? 0
+            try db.value(
+                as: Int.self, "SELECT COUNT(*) FROM sessions WHERE user_id = ? AND (? OR archived = 0)",
+                [user.rawValue, includeArchived]) ?? 0
         }
     }
 
@@ -57,12 +55,10 @@ extension SQLiteMemoryStore: SessionCatalog {
             if let exact = try Self.record(db, SessionID(idOrPrefix)), exact.userID == user { return [exact] }
             let pattern =
                 idOrPrefix.replacing("\\", with: "\\\\").replacing("%", with: "\\%").replacing("_", with: "\\_") + "%"
-            return try Row.fetchAll(
-                db,
-                sql:
-                    "SELECT * FROM sessions WHERE user_id = ? AND session_id LIKE ? ESCAPE '\\' ORDER BY last_active_at DESC LIMIT 6",
-                arguments: [user.rawValue, pattern]
-            ).map(Self.record)
+            return try db.rows(
+                "SELECT * FROM sessions WHERE user_id = ? AND session_id LIKE ? ESCAPE '\\' ORDER BY last_active_at DESC LIMIT 6",
+                [user.rawValue, pattern]
+            ).map { row throws(SQLiteError) in try Self.record(row) }
         }
         guard !idOrPrefix.isEmpty, !matches.isEmpty else {
             throw .notFound("session `\(idOrPrefix)` not found for user `\(user)`")
@@ -83,27 +79,29 @@ extension SQLiteMemoryStore: SessionCatalog {
         try await update(id, sql: "UPDATE sessions SET archived = ? WHERE session_id = ? AND user_id = ?", archived)
     }
 
-    private func update(_ id: SessionID, sql: String, _ value: (any DatabaseValueConvertible & Sendable)?)
+    private func update(_ id: SessionID, sql: String, _ value: any SQLiteBindable)
         async throws(MemoryError)
     {
         let user = self.user
         let changed = try await write { db in
-            try db.execute(sql: sql, arguments: [value, id.rawValue, user.rawValue])
-            return db.changesCount
+            try db.execute(sql, [value, id.rawValue, user.rawValue])
+            return db.changes
         }
         if changed == 0 { throw .notFound("session `\(id)` not found for user `\(user)`") }
     }
 
-    static func record(_ db: Database, _ id: SessionID) throws -> SessionRecord? {
-        try Row.fetchOne(db, sql: "SELECT * FROM sessions WHERE session_id = ?", arguments: [id.rawValue]).map(record)
+    static func record(_ db: SQLiteConnection, _ id: SessionID) throws -> SessionRecord? {
+        try db.row("SELECT * FROM sessions WHERE session_id = ?", [id.rawValue]).map { row throws(SQLiteError) in
+            try record(row)
+        }
     }
 
-    static func record(_ row: Row) -> SessionRecord {
+    static func record(_ row: SQLiteRow) throws(SQLiteError) -> SessionRecord {
         SessionRecord(
-            id: SessionID(row["session_id"] as String), userID: UserID(row["user_id"] as String),
-            displayName: row["display_name"],
-            agentName: row["agent_name"], channelOrigin: row["channel_origin"], archived: row["archived"],
-            createdAt: Clock.date(row["created_at"]), lastActiveAt: Clock.date(row["last_active_at"]))
+            id: SessionID(try row["session_id"] as String), userID: UserID(try row["user_id"] as String),
+            displayName: try row["display_name"],
+            agentName: try row["agent_name"], channelOrigin: try row["channel_origin"], archived: try row["archived"],
+            createdAt: Clock.date(try row["created_at"]), lastActiveAt: Clock.date(try row["last_active_at"]))
     }
 }
 
@@ -133,18 +131,18 @@ extension SQLiteMemoryStore {
         let (note, added): (Note, [(Int64, [Float])]) = try await write { db in
             let now = Clock.now()
             let created =
-                try Int64.fetchOne(db, sql: "SELECT created_at FROM notes WHERE note_id = ?", arguments: [noteID])
+                try db.value(as: Int64.self, "SELECT created_at FROM notes WHERE note_id = ?", [noteID])
                 ?? now
             try db.execute(
-                sql: """
-                    INSERT INTO notes (note_id, user_id, content, tags_json, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)
-                    ON CONFLICT(note_id) DO UPDATE SET content = excluded.content, tags_json = excluded.tags_json, updated_at = excluded.updated_at
-                    """,
-                arguments: [
+                """
+                INSERT INTO notes (note_id, user_id, content, tags_json, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+                ON CONFLICT(note_id) DO UPDATE SET content = excluded.content, tags_json = excluded.tags_json, updated_at = excluded.updated_at
+                """,
+                [
                     noteID, user.rawValue, content, JSONValue.array(clean.map(JSONValue.string)).compactText, created,
                     now,
                 ])
-            try db.execute(sql: "DELETE FROM chunks WHERE note_id = ?", arguments: [noteID])
+            try db.execute("DELETE FROM chunks WHERE note_id = ?", [noteID])
             var added: [(Int64, [Float])] = []
             for (index, (text, vector)) in chunks.enumerated() {
                 let tagged = clean.isEmpty ? text : text + " [tags: " + clean.joined(separator: ", ") + "]"
@@ -173,14 +171,14 @@ extension SQLiteMemoryStore {
     public func note(_ id: String) async throws(MemoryError) -> Note? {
         let user = self.user
         return try await read { db in
-            try Row.fetchOne(
-                db, sql: "SELECT * FROM notes WHERE note_id = ? AND user_id = ?", arguments: [id, user.rawValue]
-            ).map { row in
+            try db.row(
+                "SELECT * FROM notes WHERE note_id = ? AND user_id = ?", [id, user.rawValue]
+            ).map { row throws(SQLiteError) in
                 Note(
-                    id: row["note_id"], content: row["content"],
-                    tags: (try? JSONValue(parsing: row["tags_json"] as String))?.arrayValue?.compactMap(\.stringValue)
-                        ?? [],
-                    createdAt: Clock.date(row["created_at"]), updatedAt: Clock.date(row["updated_at"]))
+                    id: try row["note_id"], content: try row["content"],
+                    tags: (try? JSONValue(parsing: try row["tags_json"] as String))?.arrayValue?.compactMap(
+                        \.stringValue) ?? [],
+                    createdAt: Clock.date(try row["created_at"]), updatedAt: Clock.date(try row["updated_at"]))
             }
         }
     }
@@ -194,9 +192,9 @@ extension SQLiteMemoryStore {
     public func deleteNote(_ id: String) async throws(MemoryError) {
         let user = self.user
         let deleted = try await write { db in
-            try db.execute(sql: "DELETE FROM chunks WHERE note_id = ?", arguments: [id])
-            try db.execute(sql: "DELETE FROM notes WHERE note_id = ? AND user_id = ?", arguments: [id, user.rawValue])
-            return db.changesCount
+            try db.execute("DELETE FROM chunks WHERE note_id = ?", [id])
+            try db.execute("DELETE FROM notes WHERE note_id = ? AND user_id = ?", [id, user.rawValue])
+            return db.changes
         }
         vectors.invalidate(notesScope)
         if deleted == 0 { throw .notFound("note `\(id)` not found") }

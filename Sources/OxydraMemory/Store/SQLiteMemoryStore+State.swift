@@ -1,29 +1,29 @@
-import GRDB
 import OxydraCore
 
 /// Per-session state (`session_state.state_json`): the rolling summary and the scratchpad.
 extension SQLiteMemoryStore {
-    static func state(_ db: Database, _ session: SessionID) throws -> [String: JSONValue] {
+    static func state(_ db: SQLiteConnection, _ session: SessionID) throws -> [String: JSONValue] {
         guard
-            let text = try String.fetchOne(
-                db, sql: "SELECT state_json FROM session_state WHERE session_id = ?", arguments: [session.rawValue])
+            let text = try db.value(
+                as: String.self, "SELECT state_json FROM session_state WHERE session_id = ?", [session.rawValue])
         else {
             return [:]
         }
         return (try? JSONValue(parsing: text))?.objectValue ?? [:]
     }
 
-    static func saveState(_ db: Database, _ session: SessionID, _ state: [String: JSONValue], user: UserID) throws {
+    static func saveState(_ db: SQLiteConnection, _ session: SessionID, _ state: [String: JSONValue], user: UserID)
+        throws
+    {
         let now = Clock.now()
         try db.execute(
-            sql:
-                "INSERT INTO sessions (session_id, user_id, created_at, last_active_at) VALUES (?, ?, ?, ?) ON CONFLICT(session_id) DO NOTHING",
-            arguments: [session.rawValue, user.rawValue, now, now])
+            "INSERT INTO sessions (session_id, user_id, created_at, last_active_at) VALUES (?, ?, ?, ?) ON CONFLICT(session_id) DO NOTHING",
+            [session.rawValue, user.rawValue, now, now])
         try db.execute(
-            sql: """
-                INSERT INTO session_state (session_id, state_json, updated_at) VALUES (?, ?, ?)
-                ON CONFLICT(session_id) DO UPDATE SET state_json = excluded.state_json, updated_at = excluded.updated_at
-                """, arguments: [session.rawValue, JSONValue.object(state).compactText, now])
+            """
+            INSERT INTO session_state (session_id, state_json, updated_at) VALUES (?, ?, ?)
+            ON CONFLICT(session_id) DO UPDATE SET state_json = excluded.state_json, updated_at = excluded.updated_at
+            """, [session.rawValue, JSONValue.object(state).compactText, now])
     }
 
     public func summary(of session: SessionID) async throws(MemoryError) -> SessionSummary? {

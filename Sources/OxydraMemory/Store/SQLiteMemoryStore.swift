@@ -1,4 +1,3 @@
-import GRDB
 import OxydraCore
 
 /// A note the agent saved for the user (shared by all of the user's sessions).
@@ -53,7 +52,7 @@ public final class SQLiteMemoryStore: MemoryStore, Sendable {
     public let embedder: any Embedder
     public let indexing: Bool
     public let retrieval: RetrievalSettings
-    public let pool: DatabasePool
+    public let pool: SQLiteDatabasePool
     let vectors = VectorIndex()
 
     public var notesScope: String { "notes:" + user.rawValue }
@@ -76,17 +75,17 @@ public final class SQLiteMemoryStore: MemoryStore, Sendable {
                 throw .connection("cannot create \(directory): \(error)")
             }
         }
-        var configuration = Configuration()
-        configuration.busyMode = .timeout(5)
-        configuration.foreignKeysEnabled = true
-        configuration.prepareDatabase { db in
-            // Committed means on disk: an acknowledged message survives a crash or power loss.
-            try db.execute(sql: "PRAGMA synchronous = FULL")
-        }
         do {
-            pool = try DatabasePool(path: path, configuration: configuration)
-            try DatabaseSchema.migrator.migrate(pool)
-            try pool.read(DatabaseSchema.verify)
+            pool = try SQLiteDatabasePool(
+                path: path,
+                setUp: { connection, _ throws(SQLiteError) in
+                    // Committed means on disk: an acknowledged message survives a crash or power loss.
+                    try connection.executeScript("PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL")
+                },
+                prepare: { connection in
+                    try DatabaseSchema.migrator.migrate(connection)
+                    try DatabaseSchema.verify(connection)
+                })
         } catch let error as MemoryError {
             throw error
         } catch {
@@ -108,22 +107,21 @@ public final class SQLiteMemoryStore: MemoryStore, Sendable {
         let result: ([StoredMessage], [(Int64, [Float])]) = try await write { db in
             let now = Clock.now()
             try db.execute(
-                sql: """
-                    INSERT INTO sessions (session_id, user_id, created_at, last_active_at) VALUES (?, ?, ?, ?)
-                    ON CONFLICT(session_id) DO UPDATE SET last_active_at = excluded.last_active_at
-                    """, arguments: [session.rawValue, user.rawValue, now, now])
+                """
+                INSERT INTO sessions (session_id, user_id, created_at, last_active_at) VALUES (?, ?, ?, ?)
+                ON CONFLICT(session_id) DO UPDATE SET last_active_at = excluded.last_active_at
+                """, [session.rawValue, user.rawValue, now, now])
             var sequence =
-                try Int.fetchOne(
-                    db, sql: "SELECT MAX(sequence) FROM conversation_events WHERE session_id = ?",
-                    arguments: [session.rawValue]) ?? 0
+                try db.value(
+                    as: Int.self, "SELECT MAX(sequence) FROM conversation_events WHERE session_id = ?",
+                    [session.rawValue]) ?? 0
             var stored: [StoredMessage] = []
             var added: [(Int64, [Float])] = []
             for (index, (message, payload)) in payloads.enumerated() {
                 sequence += 1
                 try db.execute(
-                    sql:
-                        "INSERT INTO conversation_events (session_id, sequence, payload_json, created_at) VALUES (?, ?, ?, ?)",
-                    arguments: [session.rawValue, sequence, payload, now])
+                    "INSERT INTO conversation_events (session_id, sequence, payload_json, created_at) VALUES (?, ?, ?, ?)",
+                    [session.rawValue, sequence, payload, now])
                 stored.append(StoredMessage(sequence: sequence, message: message))
                 guard index < embeddings.count, let (source, chunks) = embeddings[index] else { continue }
                 for (chunkIndex, (text, vector)) in chunks.enumerated() {
@@ -143,12 +141,11 @@ public final class SQLiteMemoryStore: MemoryStore, Sendable {
 
     public func restore(_ session: SessionID) async throws(MemoryError) -> [StoredMessage] {
         let rows: [(Int, String)] = try await read { db in
-            try Row.fetchAll(
-                db,
-                sql: "SELECT sequence, payload_json FROM conversation_events WHERE session_id = ? ORDER BY sequence",
-                arguments: [session.rawValue]
+            try db.rows(
+                "SELECT sequence, payload_json FROM conversation_events WHERE session_id = ? ORDER BY sequence",
+                [session.rawValue]
             )
-            .map { ($0[0], $0[1]) }
+            .map { row throws in (try row[0], try row[1]) }
         }
         return try rows.map { sequence, payload throws(MemoryError) in
             StoredMessage(sequence: sequence, message: try Self.decode(payload, session: session, sequence: sequence))
@@ -160,9 +157,9 @@ public final class SQLiteMemoryStore: MemoryStore, Sendable {
         -> StoredMessage
     {
         let current = try await read { db in
-            try Int.fetchOne(
-                db, sql: "SELECT MAX(sequence) FROM conversation_events WHERE session_id = ?",
-                arguments: [session.rawValue]) ?? 0
+            try db.value(
+                as: Int.self, "SELECT MAX(sequence) FROM conversation_events WHERE session_id = ?", [session.rawValue])
+                ?? 0
         }
         guard expectedSequence == current + 1 else {
             throw .conflict(
@@ -212,24 +209,26 @@ public final class SQLiteMemoryStore: MemoryStore, Sendable {
     }
 
     public static func insertChunk(
-        _ db: Database, chunkID: String, scope: String, source: String, sequence: Int?, noteID: String?, text: String,
+        _ db: SQLiteConnection, chunkID: String, scope: String, source: String, sequence: Int?, noteID: String?,
+        text: String,
         vector: [Float],
         embedder: String, dimension: Int, now: Int64
     ) throws -> Int64 {
         try db.execute(
-            sql:
-                "INSERT INTO chunks (chunk_id, scope, source, sequence, note_id, text, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            arguments: [chunkID, scope, source, sequence, noteID, text, now])
+            "INSERT INTO chunks (chunk_id, scope, source, sequence, note_id, text, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [chunkID, scope, source, sequence, noteID, text, now])
         let rowid = db.lastInsertedRowID
         try db.execute(
-            sql: "INSERT INTO chunk_vectors (chunk_rowid, embedder, dimension, vector) VALUES (?, ?, ?, ?)",
-            arguments: [rowid, embedder, dimension, VectorBlob.encode(vector)])
+            "INSERT INTO chunk_vectors (chunk_rowid, embedder, dimension, vector) VALUES (?, ?, ?, ?)",
+            [rowid, embedder, dimension, VectorBlob.encode(vector)])
         return rowid
     }
 
     // MARK: Database access with typed errors
 
-    func write<T: Sendable>(_ updates: @escaping @Sendable (Database) throws -> T) async throws(MemoryError) -> T {
+    func write<T: Sendable>(_ updates: @escaping @Sendable (SQLiteConnection) throws -> T) async throws(MemoryError)
+        -> T
+    {
         do {
             return try await pool.write(updates)
         } catch let error as MemoryError {
@@ -239,7 +238,7 @@ public final class SQLiteMemoryStore: MemoryStore, Sendable {
         }
     }
 
-    func read<T: Sendable>(_ value: @escaping @Sendable (Database) throws -> T) async throws(MemoryError) -> T {
+    func read<T: Sendable>(_ value: @escaping @Sendable (SQLiteConnection) throws -> T) async throws(MemoryError) -> T {
         do {
             return try await pool.read(value)
         } catch let error as MemoryError {

@@ -1,4 +1,3 @@
-import GRDB
 import OxydraCore
 
 /// The database schema, created and evolved by versioned migrations.
@@ -7,87 +6,87 @@ enum DatabaseSchema {
         "sessions", "conversation_events", "session_state", "chunks", "chunks_fts", "chunk_vectors", "notes",
     ]
 
-    static var migrator: DatabaseMigrator {
-        var migrator = DatabaseMigrator()
+    static var migrator: SQLiteMigrator {
+        var migrator = SQLiteMigrator()
         migrator.registerMigration("v1_sessions_events_state") { db in
-            try db.execute(
-                sql: """
-                    CREATE TABLE sessions (
-                        session_id TEXT PRIMARY KEY NOT NULL,
-                        user_id TEXT NOT NULL,
-                        display_name TEXT,
-                        agent_name TEXT NOT NULL DEFAULT 'default',
-                        channel_origin TEXT NOT NULL DEFAULT 'tui',
-                        archived INTEGER NOT NULL DEFAULT 0,
-                        created_at INTEGER NOT NULL,
-                        last_active_at INTEGER NOT NULL
-                    );
-                    CREATE INDEX idx_sessions_user_activity ON sessions(user_id, archived, last_active_at DESC);
-                    CREATE TABLE conversation_events (
-                        session_id TEXT NOT NULL REFERENCES sessions(session_id) ON DELETE CASCADE,
-                        sequence INTEGER NOT NULL CHECK (sequence > 0),
-                        payload_json TEXT NOT NULL,
-                        created_at INTEGER NOT NULL,
-                        PRIMARY KEY (session_id, sequence)
-                    ) WITHOUT ROWID;
-                    CREATE TABLE session_state (
-                        session_id TEXT PRIMARY KEY NOT NULL REFERENCES sessions(session_id) ON DELETE CASCADE,
-                        state_json TEXT NOT NULL CHECK (json_valid(state_json)),
-                        updated_at INTEGER NOT NULL
-                    );
-                    """)
+            try db.executeScript(
+                """
+                CREATE TABLE sessions (
+                    session_id TEXT PRIMARY KEY NOT NULL,
+                    user_id TEXT NOT NULL,
+                    display_name TEXT,
+                    agent_name TEXT NOT NULL DEFAULT 'default',
+                    channel_origin TEXT NOT NULL DEFAULT 'tui',
+                    archived INTEGER NOT NULL DEFAULT 0,
+                    created_at INTEGER NOT NULL,
+                    last_active_at INTEGER NOT NULL
+                );
+                CREATE INDEX idx_sessions_user_activity ON sessions(user_id, archived, last_active_at DESC);
+                CREATE TABLE conversation_events (
+                    session_id TEXT NOT NULL REFERENCES sessions(session_id) ON DELETE CASCADE,
+                    sequence INTEGER NOT NULL CHECK (sequence > 0),
+                    payload_json TEXT NOT NULL,
+                    created_at INTEGER NOT NULL,
+                    PRIMARY KEY (session_id, sequence)
+                ) WITHOUT ROWID;
+                CREATE TABLE session_state (
+                    session_id TEXT PRIMARY KEY NOT NULL REFERENCES sessions(session_id) ON DELETE CASCADE,
+                    state_json TEXT NOT NULL CHECK (json_valid(state_json)),
+                    updated_at INTEGER NOT NULL
+                );
+                """)
         }
         migrator.registerMigration("v1_chunks_fts_vectors_notes") { db in
-            try db.execute(
-                sql: """
-                    CREATE TABLE chunks (
-                        id INTEGER PRIMARY KEY,
-                        chunk_id TEXT NOT NULL UNIQUE,
-                        scope TEXT NOT NULL,
-                        source TEXT NOT NULL,
-                        sequence INTEGER,
-                        note_id TEXT,
-                        text TEXT NOT NULL,
-                        created_at INTEGER NOT NULL
-                    );
-                    CREATE INDEX idx_chunks_scope ON chunks(scope, id);
-                    CREATE INDEX idx_chunks_note ON chunks(note_id) WHERE note_id IS NOT NULL;
-                    CREATE VIRTUAL TABLE chunks_fts USING fts5(
-                        text, content='chunks', content_rowid='id', tokenize='unicode61 remove_diacritics 2');
-                    CREATE TRIGGER chunks_fts_insert AFTER INSERT ON chunks BEGIN
-                        INSERT INTO chunks_fts(rowid, text) VALUES (new.id, new.text);
-                    END;
-                    CREATE TRIGGER chunks_fts_delete AFTER DELETE ON chunks BEGIN
-                        INSERT INTO chunks_fts(chunks_fts, rowid, text) VALUES ('delete', old.id, old.text);
-                    END;
-                    CREATE TRIGGER chunks_fts_update AFTER UPDATE OF text ON chunks BEGIN
-                        INSERT INTO chunks_fts(chunks_fts, rowid, text) VALUES ('delete', old.id, old.text);
-                        INSERT INTO chunks_fts(rowid, text) VALUES (new.id, new.text);
-                    END;
-                    CREATE TABLE chunk_vectors (
-                        chunk_rowid INTEGER PRIMARY KEY REFERENCES chunks(id) ON DELETE CASCADE,
-                        embedder TEXT NOT NULL,
-                        dimension INTEGER NOT NULL,
-                        vector BLOB NOT NULL
-                    );
-                    CREATE TABLE notes (
-                        note_id TEXT PRIMARY KEY NOT NULL,
-                        user_id TEXT NOT NULL,
-                        content TEXT NOT NULL,
-                        tags_json TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(tags_json)),
-                        created_at INTEGER NOT NULL,
-                        updated_at INTEGER NOT NULL
-                    );
-                    CREATE INDEX idx_notes_user ON notes(user_id, updated_at DESC);
-                    """)
+            try db.executeScript(
+                """
+                CREATE TABLE chunks (
+                    id INTEGER PRIMARY KEY,
+                    chunk_id TEXT NOT NULL UNIQUE,
+                    scope TEXT NOT NULL,
+                    source TEXT NOT NULL,
+                    sequence INTEGER,
+                    note_id TEXT,
+                    text TEXT NOT NULL,
+                    created_at INTEGER NOT NULL
+                );
+                CREATE INDEX idx_chunks_scope ON chunks(scope, id);
+                CREATE INDEX idx_chunks_note ON chunks(note_id) WHERE note_id IS NOT NULL;
+                CREATE VIRTUAL TABLE chunks_fts USING fts5(
+                    text, content='chunks', content_rowid='id', tokenize='unicode61 remove_diacritics 2');
+                CREATE TRIGGER chunks_fts_insert AFTER INSERT ON chunks BEGIN
+                    INSERT INTO chunks_fts(rowid, text) VALUES (new.id, new.text);
+                END;
+                CREATE TRIGGER chunks_fts_delete AFTER DELETE ON chunks BEGIN
+                    INSERT INTO chunks_fts(chunks_fts, rowid, text) VALUES ('delete', old.id, old.text);
+                END;
+                CREATE TRIGGER chunks_fts_update AFTER UPDATE OF text ON chunks BEGIN
+                    INSERT INTO chunks_fts(chunks_fts, rowid, text) VALUES ('delete', old.id, old.text);
+                    INSERT INTO chunks_fts(rowid, text) VALUES (new.id, new.text);
+                END;
+                CREATE TABLE chunk_vectors (
+                    chunk_rowid INTEGER PRIMARY KEY REFERENCES chunks(id) ON DELETE CASCADE,
+                    embedder TEXT NOT NULL,
+                    dimension INTEGER NOT NULL,
+                    vector BLOB NOT NULL
+                );
+                CREATE TABLE notes (
+                    note_id TEXT PRIMARY KEY NOT NULL,
+                    user_id TEXT NOT NULL,
+                    content TEXT NOT NULL,
+                    tags_json TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(tags_json)),
+                    created_at INTEGER NOT NULL,
+                    updated_at INTEGER NOT NULL
+                );
+                CREATE INDEX idx_notes_user ON notes(user_id, updated_at DESC);
+                """)
         }
         return migrator
     }
 
     /// Fails when a required table is missing (a damaged or foreign database file).
-    static func verify(_ db: Database) throws {
+    static func verify(_ db: SQLiteConnection) throws {
         let present = try Set(
-            String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type IN ('table', 'view')"))
+            db.strings("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')"))
         let missing = requiredTables.filter { !present.contains($0) }
         if !missing.isEmpty {
             throw MemoryError.migration("the memory database is missing tables: \(missing.joined(separator: ", "))")
