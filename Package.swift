@@ -23,6 +23,10 @@ import PackageDescription
 let swiftSettings: [SwiftSetting] = [
     .swiftLanguageMode(.v6),
     .enableUpcomingFeature("ExistentialAny"),
+    // Members come only from modules a file imports itself: without it, TOMLKit's `import Foundation`
+    // leaks Foundation's String overloads (`contains`, `range(of:)`) into every module above it,
+    // which links full Foundation and ICU into the guest.
+    .enableUpcomingFeature("MemberImportVisibility"),
 ]
 
 let argumentParser = Target.Dependency.product(name: "ArgumentParser", package: "swift-argument-parser")
@@ -36,6 +40,7 @@ let webSocketClient = Target.Dependency.product(name: "HummingbirdWSClient", pac
 let serviceLifecycle = Target.Dependency.product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
 let logging = Target.Dependency.product(name: "Logging", package: "swift-log")
 let asyncHTTPClient = Target.Dependency.product(name: "AsyncHTTPClient", package: "async-http-client")
+let httpCompression = Target.Dependency.product(name: "NIOHTTPCompression", package: "swift-nio-extras")
 let nio: [Target.Dependency] = [
     .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
     .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -56,6 +61,7 @@ let package = Package(
         .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.0"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.0"),
+        .package(url: "https://github.com/apple/swift-nio-extras", from: "1.26.0"),
         // No default traits: `FullFoundation` would link full Foundation and ICU into the guest
         // (for URL-encoded-form dates we never use), `ConfigurationSupport` swift-configuration.
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.0", traits: []),
@@ -80,10 +86,12 @@ let package = Package(
         // core
         .target(name: "OxydraConfig", dependencies: ["OxydraCore", tomlKit], swiftSettings: swiftSettings),
         .target(
-            name: "OxydraProviders", dependencies: ["OxydraCore", "OxydraConfig", asyncHTTPClient] + nio,
+            name: "OxydraProviders",
+            dependencies: ["OxydraCore", "OxydraConfig", asyncHTTPClient, httpCompression] + nio,
             swiftSettings: swiftSettings),
         .target(
-            name: "OxydraTools", dependencies: ["OxydraCore", "OxydraConfig", "CSystemShims", asyncHTTPClient] + nio,
+            name: "OxydraTools",
+            dependencies: ["OxydraCore", "OxydraConfig", "CSystemShims", asyncHTTPClient, httpCompression] + nio,
             swiftSettings: swiftSettings),
         .target(
             name: "OxydraMemory", dependencies: ["OxydraCore", "OxydraTools", "CSQLite"], swiftSettings: swiftSettings),
@@ -92,13 +100,17 @@ let package = Package(
 
         // client
         .target(
-            name: "OxydraClient", dependencies: ["OxydraCore", webSocketClient, logging], swiftSettings: swiftSettings),
+            name: "OxydraClient",
+            dependencies: [
+                "OxydraCore", webSocketClient, logging, .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+            ], swiftSettings: swiftSettings),
 
         // application
         .target(
             name: "OxydraGateway",
             dependencies: ["OxydraCore", "OxydraRuntime"] + hummingbird + nio + [
-                serviceLifecycle, logging,
+                .product(name: "NIOWebSocket", package: "swift-nio"), serviceLifecycle, logging,
             ],
             swiftSettings: swiftSettings),
         .target(name: "OxydraChannels", dependencies: ["OxydraCore"], swiftSettings: swiftSettings),
@@ -107,6 +119,7 @@ let package = Package(
             dependencies: [
                 "OxydraCore", "OxydraConfig", "OxydraProviders", "OxydraTools", "OxydraMemory", "OxydraRuntime",
                 "OxydraSandbox", "OxydraGateway", serviceLifecycle, logging,
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ] + hummingbird,
             swiftSettings: swiftSettings),
         .target(
@@ -156,6 +169,7 @@ let package = Package(
         .testTarget(
             name: "OxydraProvidersTests",
             dependencies: ["OxydraProviders", "OxydraTesting", asyncHTTPClient] + nio,
+            exclude: ["Fixtures"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -9,4 +9,5 @@ ensure_packages "${OXYDRA_APT_PACKAGES[@]}"
 swift build -c release --product oxydra-benchmarks
 swift build -c release --product oxydra-vm
 swift build -c release --product shell-daemon
+check_guest_link "$(swift build -c release --show-bin-path)"
 "$(swift build -c release --show-bin-path)/oxydra-benchmarks" "${1:-all}"

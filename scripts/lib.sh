@@ -15,6 +15,25 @@ OXYDRA_TEST_APT_PACKAGES=(tmux dash python3 python3-pip passwd util-linux)
 # Python packages for the tests: the official SDKs (OfficialSDKTests).
 OXYDRA_TEST_PYTHON_PACKAGES=(openai anthropic google-genai)
 
+# Link only the shared libraries a binary calls. TOMLKit imports Foundation, so every product's
+# autolink list names full Foundation and its ICU although none of our code calls them (the
+# MemberImportVisibility feature keeps Foundation's String overloads out of our modules): with
+# --as-needed the guest maps FoundationEssentials only (about 8 MiB less PSS per guest). SwiftPM
+# puts linker flags after the autolinked libraries, where --as-needed no longer applies, so it goes
+# in front through clang's CCC_OVERRIDE_OPTIONS ('#' keeps clang quiet about the edit).
+export CCC_OVERRIDE_OPTIONS="# ^-Wl,--as-needed ^-Qunused-arguments"
+
+# Fails when the guest binary in $1 still loads full Foundation or ICU.
+check_guest_link() {
+  local needed
+  needed=$(readelf -d "$1/oxydra-vm" | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p' | tr '\n' ' ')
+  case "$needed" in
+    *libFoundation.so*|*libFoundationInternationalization.so*|*lib_FoundationICU.so*)
+      die "the guest links full Foundation or ICU ($needed): something in the guest calls Foundation" ;;
+  esac
+  log "guest links: $needed"
+}
+
 log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 

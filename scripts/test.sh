@@ -17,6 +17,7 @@ log "building (debug, with tests)"
 build_start=$(now)
 swift build --build-tests
 build_end=$(now)
+check_guest_link "$(swift build --show-bin-path)"
 
 log "running tests"
 swift test --skip-build --no-parallel

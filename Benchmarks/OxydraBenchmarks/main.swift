@@ -7,6 +7,7 @@
 
 import AsyncHTTPClient
 import NIOCore
+import NIOHTTP1
 import OxydraConfig
 import OxydraCore
 import OxydraMemory

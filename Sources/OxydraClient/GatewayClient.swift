@@ -1,6 +1,8 @@
 import HTTPTypes
 import HummingbirdWSClient
 import Logging
+import NIOCore
+import NIOWebSocket
 import OxydraCore
 import Synchronization
 

@@ -57,7 +57,7 @@ public enum EnvironmentOverrides {
     }
 
     private static func normalized(_ key: String) -> String {
-        key.lowercased().replacingOccurrences(of: "-", with: "_")
+        key.lowercased().replacing("-", with: "_")
     }
 }
 

@@ -1,6 +1,7 @@
 import HummingbirdWebSocket
 import Logging
 import NIOCore
+import NIOWebSocket
 import OxydraCore
 
 /// One WebSocket client: reads frames in order, answers requests, and writes everything the hub

@@ -11,6 +11,7 @@ import OxydraSandbox
 import OxydraTools
 import ServiceLifecycle
 import Synchronization
+import UnixSignals
 
 #if canImport(Glibc)
     import Glibc

@@ -62,8 +62,11 @@ extension ProviderSetup {
     func encode(_ body: JSONValue) -> Data { WireJSON.encode(body) }
 
     /// A pull-based stream of `path`'s event stream; a body that cannot be built fails on first pull.
+    /// A streamed request; `fallbackBody` (the same request without streaming) is sent instead when
+    /// the stream ends without a single event (see ``EventStreamSource``).
     func eventStream<Translator: StreamTranslator>(
-        path: String, translator: Translator, body: () throws(ProviderError) -> Data
+        path: String, translator: Translator, body: () throws(ProviderError) -> Data,
+        fallbackBody: (@Sendable () throws(ProviderError) -> Data)? = nil
     ) -> ModelEventStream {
         let data: Data
         do {
@@ -73,7 +76,8 @@ extension ProviderSetup {
         }
         let transport = self.transport
         return ModelEventStream {
-            EventStreamSource(transport: transport, path: path, body: data, translator: translator)
+            EventStreamSource(
+                transport: transport, path: path, body: data, translator: translator, fallbackBody: fallbackBody)
         }
     }
 

@@ -1,6 +1,10 @@
 import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
 import OxydraClient
 import OxydraCore
+import OxydraMemory
 import OxydraTesting
 import Synchronization
 import Testing

@@ -1,4 +1,5 @@
 import OxydraCore
+@_spi(_Unicode) import Swift
 
 /// A model2vec static-embedding model loaded from a local directory: `tokenizer.json` (a
 /// WordPiece vocabulary, as the `minishlab/potion-*` models ship) and `model.safetensors` (one
@@ -129,12 +130,15 @@ public struct Model2VecEmbedder: Embedder {
         return ids
     }
 
+    /// BERT's accent stripping: canonical decomposition (NFD), then combining marks dropped.
+    /// The decomposition is the standard library's own (the `_Unicode` SPI its string comparison
+    /// and Regex use): Foundation's `decomposedStringWithCanonicalMapping` would pull ICU into the guest.
     static func stripAccents(_ text: String) -> String {
-        String(
-            String.UnicodeScalarView(
-                text.decomposedStringWithCanonicalMapping.unicodeScalars.filter {
-                    $0.properties.generalCategory != .nonspacingMark
-                }))
+        var scalars = String.UnicodeScalarView()
+        for scalar in text._nfd where scalar.properties.generalCategory != .nonspacingMark {
+            scalars.append(scalar)
+        }
+        return String(scalars)
     }
 
     /// Largest model accepted (rows × columns values): 64 Mi values, 256 MiB as Float32.

@@ -22,6 +22,12 @@ protocol StreamTranslator: Sendable {
 /// The request is sent on the first `next()`; after that every `next()` returns a buffered event or
 /// reads the next body chunk. The stream ends with `connectionLost` when the body ends or breaks
 /// before the translator saw the provider's end marker.
+///
+/// With a `fallbackBody`, a stream that ends cleanly without a single event is asked again without
+/// streaming: llama-cpp-python's server answers 200 with an empty event stream whenever the model
+/// chooses a tool under `tool_choice: "auto"` ("Automatic streaming tool choice is not supported"),
+/// while the same request without streaming returns the tool call. Nothing was delivered, so
+/// nothing is repeated.
 final class EventStreamSource<Translator: StreamTranslator>: ModelEventSource, @unchecked Sendable {
     // All state is touched only from `next()`, which one consumer calls sequentially.
     private enum State {
@@ -33,16 +39,22 @@ final class EventStreamSource<Translator: StreamTranslator>: ModelEventSource, @
     private let transport: ProviderTransport
     private let path: String
     private let body: Data
+    private let fallbackBody: (@Sendable () throws(ProviderError) -> Data)?
+    private var sawEvent = false
     private var translator: Translator
     private var state = State.notStarted
     private var parser = SSEParser()
     private var pending: [ModelEvent] = []
     private var cursor = 0
 
-    init(transport: ProviderTransport, path: String, body: Data, translator: Translator) {
+    init(
+        transport: ProviderTransport, path: String, body: Data, translator: Translator,
+        fallbackBody: (@Sendable () throws(ProviderError) -> Data)? = nil
+    ) {
         self.transport = transport
         self.path = path
         self.body = body
+        self.fallbackBody = fallbackBody
         self.translator = translator
     }
 
@@ -77,7 +89,7 @@ final class EventStreamSource<Translator: StreamTranslator>: ModelEventSource, @
                 }
                 guard let chunk else {
                     state = .finished
-                    try endOfInput()
+                    try await endOfInput()
                     continue
                 }
                 state = .streaming(iterator)
@@ -106,6 +118,7 @@ final class EventStreamSource<Translator: StreamTranslator>: ModelEventSource, @
     }
 
     private func translate(_ events: [SSEEvent]) throws {
+        if !events.isEmpty { sawEvent = true }
         for event in events {
             do {
                 pending += try translator.translate(event)
@@ -123,7 +136,7 @@ final class EventStreamSource<Translator: StreamTranslator>: ModelEventSource, @
         }
     }
 
-    private func endOfInput() throws {
+    private func endOfInput() async throws {
         let events: [SSEEvent]
         do {
             events = try parser.finish()
@@ -131,6 +144,11 @@ final class EventStreamSource<Translator: StreamTranslator>: ModelEventSource, @
             throw ProviderError.responseParse(provider: transport.provider, message: error.description)
         }
         try translate(events)
+        if !sawEvent, let fallbackBody {
+            let response = try await transport.post(path, json: try fallbackBody(), accept: "application/json")
+            pending = try translator.translateCompleteBody(try await transport.readBody(response))
+            return
+        }
         if !translator.acceptsEndOfInput { pending.append(.connectionLost(translator.incompleteReason)) }
     }
 }

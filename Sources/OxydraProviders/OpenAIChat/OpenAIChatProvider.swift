@@ -11,9 +11,15 @@ public struct OpenAIChatProvider: WireProvider {
     static let path = "/v1/chat/completions"
 
     public func stream(_ request: ModelRequest) -> ModelEventStream {
-        setup.eventStream(path: Self.path, translator: OpenAIChatTranslator(provider: id)) { () throws(ProviderError) in
-            try requestBody(request, streaming: true)
+        // llama-cpp-python cannot stream a tool call chosen under "auto": it sends an empty stream.
+        let provider = self
+        var fallback: (@Sendable () throws(ProviderError) -> Data)?
+        if !request.tools.isEmpty {
+            fallback = { () throws(ProviderError) -> Data in try provider.requestBody(request, streaming: false) }
         }
+        return setup.eventStream(
+            path: Self.path, translator: OpenAIChatTranslator(provider: id),
+            body: { () throws(ProviderError) in try requestBody(request, streaming: true) }, fallbackBody: fallback)
     }
 
     public func complete(_ request: ModelRequest) async throws -> ModelResponse {
@@ -59,7 +65,10 @@ public struct OpenAIChatProvider: WireProvider {
             }
             wire["content"] = .array(parts)
         case .assistant:
-            wire["content"] = message.content.map(JSONValue.string) ?? .null
+            // An empty string, never null: llama-cpp-python rejects `content: null` next to tool
+            // calls (500, "Input should be a valid string") and its templates fail without the key;
+            // OpenAI and the other servers accept "".
+            wire["content"] = .string(message.content ?? "")
             if !message.toolCalls.isEmpty {
                 wire["tool_calls"] = .array(
                     message.toolCalls.map { call in

@@ -184,6 +184,15 @@ final class ScriptedConnectionHandler: ChannelInboundHandler {
                             body: #"{"error":{"message":"no scripted reply"}}"#))
                 ], abort: false)
         }
+        if let recorded = reply.recordedResponse {
+            let size = max(1, reply.fragmentBytes ?? recorded.count)
+            let steps = stride(from: 0, to: recorded.count, by: size).map {
+                Step(
+                    delay: $0 == 0 ? reply.headDelay : reply.chunkDelay,
+                    bytes: Array(recorded[$0..<min($0 + size, recorded.count)]))
+            }
+            return Plan(steps: steps, abort: false)
+        }
         let json = request.json
         let model = json?["model"]?.stringValue ?? "scripted-model"
         let detected = WireFormat.detect(path: request.path)

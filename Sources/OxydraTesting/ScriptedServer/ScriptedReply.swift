@@ -54,6 +54,9 @@ public struct ScriptedReply: Sendable {
     public var dropAfterBytes: Int?
     /// Omit the format's end marker (`[DONE]`, `message_stop`, `response.completed`, Gemini's finishReason).
     public var omitEndMarker = false
+    /// A whole HTTP response recorded from a real server (status line, headers, body framing),
+    /// sent byte for byte — in `fragmentBytes` pieces `chunkDelay` apart when set — then closed.
+    public var recordedResponse: [UInt8]?
 
     public init() {}
 
@@ -86,6 +89,14 @@ public struct ScriptedReply: Sendable {
         reply.rawBody = #"{"error":{"message":"\#(message)","type":"scripted"}}"#
         reply.contentType = "application/json"
         if let retryAfter { reply.headers.append(("Retry-After", retryAfter)) }
+        return reply
+    }
+
+    /// A response recorded from a real server, replayed byte for byte (see ``recordedResponse``).
+    public static func recorded(_ bytes: [UInt8], fragmentBytes: Int? = nil) -> ScriptedReply {
+        var reply = ScriptedReply()
+        reply.recordedResponse = bytes
+        reply.fragmentBytes = fragmentBytes
         return reply
     }
 

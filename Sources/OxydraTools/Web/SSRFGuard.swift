@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import NIOCore
 import NIOHTTP1
+import NIOHTTPCompression
 import OxydraCore
 
 /// Keeps web tools away from the host's own network.
