@@ -78,9 +78,10 @@ func benchmarkSSE() throws {
     let parse = median(parseTimes)
     let scan = median(scanTimes)
     print(
-        "sse: \(events) events, \(String(format2: megabytes)) MB; parse \(String(format2: megabytes / parse)) MB/s; "
-            + "newline scan floor \(String(format2: megabytes / scan)) MB/s; ratio \(String(format2: parse / scan))x "
-            + "(\(lines) lines)")
+        "sse: \(events) events, \(String(format2: megabytes)) MB; parse min/median/max \(spread(parseTimes, scale: 1000)) ms "
+            + "(\(String(format2: megabytes / parse)) MB/s); newline scan floor \(spread(scanTimes, scale: 1000)) ms "
+            + "(\(String(format2: megabytes / scan)) MB/s); ratio of medians \(String(format2: parse / scan))x (\(lines) lines)"
+    )
 }
 
 /// A 200-chunk streamed reply consumed through OpenAIChatProvider (with retries) vs. a raw
@@ -133,8 +134,9 @@ func benchmarkProvider() async throws {
     let ours = median(providerTimes)
     let floor = median(rawTimes)
     print(
-        "provider: 200-chunk stream median \(String(format2: ours * 1000)) ms via OpenAIChatProvider+ReliableProvider, "
-            + "\(String(format2: floor * 1000)) ms raw AsyncHTTPClient read; ratio \(String(format2: ours / floor))x")
+        "provider: 200-chunk stream min/median/max of 200 \(spread(providerTimes, scale: 1000)) ms via "
+            + "OpenAIChatProvider+ReliableProvider, \(spread(rawTimes, scale: 1000)) ms raw AsyncHTTPClient read; "
+            + "ratio of medians \(String(format2: ours / floor))x")
     try await client.shutdown()
     try await server.shutdown()
 }
@@ -215,9 +217,10 @@ func benchmarkRuntime() async throws {
     let plainTime = median(plain)
     let extra = median(tool) - plainTime - median(aloneTool)
     print(
-        "runtime: plain turn median \(String(format2: plainTime * 1000)) ms vs provider alone \(String(format2: providerTime * 1000)) ms; "
-            + "ratio \(String(format2: plainTime / providerTime))x; one tool round trip adds \(String(format2: extra * 1000)) ms "
-            + "beyond its provider call")
+        "runtime: plain turn min/median/max of 150 \(spread(plain, scale: 1000)) ms vs provider alone "
+            + "\(spread(alone, scale: 1000)) ms; ratio of medians \(String(format2: plainTime / providerTime))x; "
+            + "one tool round trip adds \(String(format2: extra * 1000)) ms beyond its provider call (turn with a tool "
+            + "\(spread(tool, scale: 1000)) ms)")
     try await server.shutdown()
     directory.remove()
 }
@@ -240,9 +243,26 @@ func benchmarkMemory() async throws {
             [.user("message \(index) about the quarterly report and the kafka consumer lag")], to: "s")
         appendTimes.append(seconds(clock.now - start))
     }
+    // The floor: the same durable commit of one row, by hand on a bare connection (same pragmas).
+    let floorDatabase = try SQLiteConnection(path: directory.path + "/floor.db")
+    try floorDatabase.executeScript(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; CREATE TABLE events (id INTEGER PRIMARY KEY, payload TEXT)"
+    )
+    var floorTimes: [Double] = []
+    for index in 0..<1000 {
+        let start = clock.now
+        try floorDatabase.executeScript("BEGIN IMMEDIATE")
+        try floorDatabase.execute(
+            "INSERT INTO events (payload) VALUES (?)",
+            ["message \(index) about the quarterly report and the kafka consumer lag"])
+        try floorDatabase.executeScript("COMMIT")
+        floorTimes.append(seconds(clock.now - start))
+    }
     print(
-        "memory: durable append (synchronous=FULL, indexed) p50 \(String(format2: percentile(appendTimes, 0.5) * 1000)) ms, "
-            + "p99 \(String(format2: percentile(appendTimes, 0.99) * 1000)) ms")
+        "memory: durable append (synchronous=FULL, indexed) min/median/max of 1000 \(spread(appendTimes, scale: 1000)) ms, "
+            + "p99 \(String(format2: percentile(appendTimes, 0.99) * 1000)) ms; floor (one row committed by hand, same "
+            + "pragmas) \(spread(floorTimes, scale: 1000)) ms; ratio of medians "
+            + "\(String(format2: median(appendTimes) / median(floorTimes)))x")
 
     let vocabulary = (0..<5000).map { "term\($0)" }
     var generator = SystemRandomNumberGenerator()
@@ -285,9 +305,9 @@ func benchmarkMemory() async throws {
             keyword.append(seconds(clock.now - start))
         }
         print(
-            "memory: \(size) chunks: hybrid p50 \(String(format2: percentile(hybrid, 0.5) * 1000)) ms, p99 "
-                + "\(String(format2: percentile(hybrid, 0.99) * 1000)) ms; FTS-only p50 \(String(format2: percentile(keyword, 0.5) * 1000)) ms, "
-                + "p99 \(String(format2: percentile(keyword, 0.99) * 1000)) ms; ratio \(String(format2: percentile(hybrid, 0.5) / percentile(keyword, 0.5)))x; "
+            "memory: \(size) chunks: hybrid min/median/max of 100 \(spread(hybrid, scale: 1000)) ms, p99 "
+                + "\(String(format2: percentile(hybrid, 0.99) * 1000)) ms; FTS-only \(spread(keyword, scale: 1000)) ms, "
+                + "p99 \(String(format2: percentile(keyword, 0.99) * 1000)) ms; ratio of medians \(String(format2: median(hybrid) / median(keyword)))x; "
                 + "vectors resident \(String(format2: Double(store.vectorIndexBytes) / 1_048_576)) MiB")
     }
 }
