@@ -14,7 +14,8 @@
 // |             | OxydraRuntime, OxydraSandbox                                         |
 // | client      | OxydraClient (gateway client, token discovery; for every front end)   |
 // | application | OxydraGateway, OxydraChannels, OxydraRunner, OxydraShellDaemon,      |
-// |             | OxydraTUI, OxydraGuest (the whole guest; oxydra-vm is its `main`)    |
+// |             | OxydraTUI, OxydraGuest (the whole guest; oxydra-vm is its `main`),   |
+// |             | OxydraContainer (Docker Engine API client, image trees)              |
 // | executables | runner, oxydra-vm, shell-daemon, oxydra-tui (thin `main` files)      |
 // | testing     | OxydraTesting (fixtures, temp workspaces, child-process helpers)     |
 
@@ -123,6 +124,12 @@ let package = Package(
             ] + hummingbird,
             swiftSettings: swiftSettings),
         .target(
+            name: "OxydraContainer",
+            dependencies: [
+                "OxydraCore", asyncHTTPClient, subprocess, .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ], swiftSettings: swiftSettings),
+        .target(
             name: "OxydraRunner",
             dependencies: ["OxydraCore", "OxydraConfig", "OxydraSandbox", "OxydraClient", "CSystemShims"],
             swiftSettings: swiftSettings
@@ -172,6 +179,10 @@ let package = Package(
             exclude: ["Fixtures"],
             swiftSettings: swiftSettings
         ),
+        .testTarget(
+            name: "OxydraContainerTests",
+            dependencies: ["OxydraContainer", "OxydraTesting", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: swiftSettings),
         .testTarget(
             name: "OxydraToolsTests",
             dependencies: ["OxydraTools", "OxydraConfig", "OxydraTesting"],

@@ -11,7 +11,8 @@ OXYDRA_APT_PACKAGES=(libc6-dev libstdc++-12-dev zlib1g-dev libsqlite3-dev bubble
 # shell the sandbox runs commands with (the policy parses its grammar); python3 and pip run the
 # official provider SDKs against the scripted model server; passwd (useradd) and util-linux
 # (setpriv, script) create and act as a second OS user and give `runner ask` a terminal.
-OXYDRA_TEST_APT_PACKAGES=(tmux dash python3 python3-pip passwd util-linux)
+# docker.io: the container engine the Docker Engine API tests talk to (started by ensure_docker_daemon).
+OXYDRA_TEST_APT_PACKAGES=(tmux dash python3 python3-pip passwd util-linux docker.io)
 # Python packages for the tests: the official SDKs (OfficialSDKTests).
 OXYDRA_TEST_PYTHON_PACKAGES=(openai anthropic google-genai)
 
@@ -71,6 +72,25 @@ ensure_packages() {
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq || log "apt-get update failed; trying the install anyway"
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" \
     || die "could not install ${missing[*]}; install them by hand and re-run"
+}
+
+# Starts dockerd when no container engine answers on its socket (root only; as another user,
+# start Docker yourself or point DOCKER_HOST at a Podman socket). Logs to /tmp/oxydra-dockerd.log.
+ensure_docker_daemon() {
+  if docker version >/dev/null 2>&1; then return 0; fi
+  if [ "$(id -u)" -ne 0 ]; then
+    log "no container engine answers (docker version failed); start Docker to run the container tests"
+    return 0
+  fi
+  command -v dockerd >/dev/null 2>&1 || die "dockerd is missing (apt-get install docker.io)"
+  log "starting dockerd (log: /tmp/oxydra-dockerd.log)"
+  nohup dockerd >/tmp/oxydra-dockerd.log 2>&1 &
+  local waited=0
+  until docker version >/dev/null 2>&1; do
+    sleep 1
+    waited=$((waited + 1))
+    [ "$waited" -lt 60 ] || die "dockerd did not answer within 60 s; see /tmp/oxydra-dockerd.log"
+  done
 }
 
 # Installs whichever of the given PyPI packages python3 cannot import yet (pip, for this user).

@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 ensure_swift
 ensure_packages "${OXYDRA_APT_PACKAGES[@]}" "${OXYDRA_TEST_APT_PACKAGES[@]}"
 ensure_python_packages "${OXYDRA_TEST_PYTHON_PACKAGES[@]}"
+ensure_docker_daemon
 
 start=$(now)
 log "checking formatting (swift format lint --strict; fix with: swift format format -i -r Package.swift Sources Tests Benchmarks)"
