@@ -131,7 +131,9 @@ let package = Package(
             ], swiftSettings: swiftSettings),
         .target(
             name: "OxydraRunner",
-            dependencies: ["OxydraCore", "OxydraConfig", "OxydraSandbox", "OxydraClient", "CSystemShims"],
+            dependencies: [
+                "OxydraCore", "OxydraConfig", "OxydraSandbox", "OxydraClient", "OxydraContainer", "CSystemShims",
+            ],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -142,7 +144,8 @@ let package = Package(
 
         // executables
         .executableTarget(
-            name: "runner", dependencies: ["OxydraRunner", argumentParser], swiftSettings: swiftSettings),
+            name: "runner", dependencies: ["OxydraRunner", "OxydraContainer", argumentParser],
+            swiftSettings: swiftSettings),
         .executableTarget(
             name: "oxydra-vm", dependencies: ["OxydraGuest", "OxydraCore", argumentParser],
             swiftSettings: swiftSettings
@@ -218,7 +221,8 @@ let package = Package(
         .testTarget(
             name: "RunnerCLITests",
             dependencies: [
-                "OxydraRunner", "OxydraClient", "OxydraTesting", "OxydraSandbox", "OxydraTools", "runner", "oxydra-vm",
+                "OxydraRunner", "OxydraClient", "OxydraContainer", "OxydraTesting", "OxydraSandbox", "OxydraTools",
+                "runner", "oxydra-vm",
                 "shell-daemon",
                 "oxydra-tui",
             ] + nio,

@@ -113,6 +113,12 @@ public struct DockerEngine: Sendable {
         try await optionalJSON(.GET, "/images/\(Self.escape(reference))/json")
     }
 
+    /// Adds the name `repository:tag` to an image.
+    public func tagImage(_ image: String, repository: String, tag: String) async throws(DockerError) {
+        _ = try await call(
+            .POST, "/images/\(Self.escape(image))/tag", query: [("repo", repository), ("tag", tag)])
+    }
+
     public func removeImage(_ reference: String, force: Bool = false) async throws(DockerError) {
         _ = try await call(.DELETE, "/images/\(Self.escape(reference))", query: [("force", force ? "1" : "0")])
     }

@@ -64,6 +64,19 @@ public struct ImageTree: Sendable {
         for file in files.sorted() { try copy(Self.resolved(file), to: file) }
     }
 
+    /// Removes debug sections from an executable inside the tree (a debug build's binary is
+    /// mostly DWARF); symbols stay, so crash traces keep their names.
+    public func stripDebugInfo(_ path: String) async throws(DockerError) {
+        _ = try await Self.run("/usr/bin/objcopy", ["--strip-debug", root + path])
+    }
+
+    /// Copies a host directory tree into the tree at the same path (modes and links kept).
+    public func copyDirectory(_ source: String) async throws(DockerError) {
+        let parent = root + String(source[..<source.lastIndex(of: "/")!])
+        try Self.makeDirectory(parent)
+        _ = try await Self.run("/bin/cp", ["-a", source, parent + "/"])
+    }
+
     /// The shared libraries `executable` loads, as `ldd` resolves them on this host.
     public static func sharedLibraries(of executable: String) async throws(DockerError) -> [String] {
         let output = try await run("/usr/bin/ldd", [executable])

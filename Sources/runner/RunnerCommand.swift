@@ -1,6 +1,7 @@
 import ArgumentParser
 import Dispatch
 import OxydraConfig
+import OxydraContainer
 import OxydraCore
 import OxydraRunner
 
@@ -31,6 +32,7 @@ struct RunnerCommand: AsyncParsableCommand {
             runner ask "<prompt>" [--session <id> | --new-session] [--json]
             runner config show [--config <path>] [--user <id>] [--sources] [--json] [--set <key=value> ...]
             runner config check [--config <path>] [--user <id>] [--set <key=value> ...]
+            runner images build [--only runtime|sidecar] [--json] | images list [--json]
             """,
         discussion: """
             Configuration: .oxydra/runner.toml (users, tiers), the user's own file, and the layered \
@@ -38,7 +40,7 @@ struct RunnerCommand: AsyncParsableCommand {
             OXYDRA__SECTION__KEY environment variables, then --set overrides).
             """,
         subcommands: [
-            Start.self, Stop.self, Restart.self, Status.self, Logs.self, Ask.self, TUI.self, Config.self,
+            Start.self, Stop.self, Restart.self, Status.self, Logs.self, Ask.self, TUI.self, Config.self, Images.self,
         ],
         defaultSubcommand: Start.self)
 }
@@ -236,6 +238,60 @@ extension RunnerCommand {
                 context.overrides = overrides
                 ConfigCommands.check(context).emitAndExit()
             }
+        }
+    }
+}
+
+extension RunnerCommand {
+    struct Images: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Build and inspect the container tier's guest images (oxydra-vm, shell-vm).",
+            discussion: """
+                Images are assembled on this host — no registry: oxydra-vm from the oxydra-vm binary beside \
+                runner and its libraries, shell-vm from a Debian minbase made by mmdebstrap plus shell-daemon — \
+                and imported through the Docker Engine API ($DOCKER_HOST or /var/run/docker.sock). \
+                Exit 0 on success, 1 on errors.
+                """,
+            subcommands: [Build.self, List.self])
+
+        struct Build: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Build the guest images (skipped when their inputs are unchanged).")
+
+            @OptionGroup var global: GlobalOptions
+
+            @Option(help: "Only this image: runtime (oxydra-vm) or sidecar (shell-vm).")
+            var only: String?
+
+            @Flag(help: "Print the result as JSON.")
+            var json = false
+
+            func validate() throws {
+                if let only, GuestImageBuilder.Role(rawValue: only) == nil {
+                    throw ValidationError("--only takes `runtime` or `sidecar`, not `\(only)`")
+                }
+            }
+
+            func run() async throws {
+                let output = await ImagesCommand.build(
+                    global.context, only: only.flatMap(GuestImageBuilder.Role.init(rawValue:)), json: json
+                ) { line in
+                    StandardStreams.write("==> " + line + "\n", to: 2)
+                }
+                output.emitAndExit()
+            }
+        }
+
+        struct List: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Show the installed guest images and whether they match this build's binaries.")
+
+            @OptionGroup var global: GlobalOptions
+
+            @Flag(help: "Print JSON.")
+            var json = false
+
+            func run() async throws { await ImagesCommand.list(global.context, json: json).emitAndExit() }
         }
     }
 }

@@ -43,7 +43,7 @@ struct RunnerCLITests {
             "runner",
             [
                 "--config", "--user", "--insecure", "--tui", "config show", "config check", "start", "stop", "restart",
-                "status", "logs", "ask", "tui",
+                "status", "logs", "ask", "tui", "images build", "images list",
             ]
         ),
         ("oxydra-vm", ["--user-id", "--workspace-root", "--bootstrap-stdin", "--bootstrap-file", "--gateway-bind"]),
