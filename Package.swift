@@ -42,9 +42,11 @@ let serviceLifecycle = Target.Dependency.product(name: "ServiceLifecycle", packa
 let logging = Target.Dependency.product(name: "Logging", package: "swift-log")
 let asyncHTTPClient = Target.Dependency.product(name: "AsyncHTTPClient", package: "async-http-client")
 let httpCompression = Target.Dependency.product(name: "NIOHTTPCompression", package: "swift-nio-extras")
+let nioCore = Target.Dependency.product(name: "NIOCore", package: "swift-nio")
+let nioHTTP1 = Target.Dependency.product(name: "NIOHTTP1", package: "swift-nio")
+let nioWebSocket = Target.Dependency.product(name: "NIOWebSocket", package: "swift-nio")
 let nio: [Target.Dependency] = [
-    .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
-    .product(name: "NIOHTTP1", package: "swift-nio"),
+    nioCore, .product(name: "NIOPosix", package: "swift-nio"), nioHTTP1,
 ]
 
 let package = Package(
@@ -102,16 +104,14 @@ let package = Package(
         // client
         .target(
             name: "OxydraClient",
-            dependencies: [
-                "OxydraCore", webSocketClient, logging, .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOWebSocket", package: "swift-nio"),
-            ], swiftSettings: swiftSettings),
+            dependencies: ["OxydraCore", webSocketClient, logging, nioCore, nioWebSocket],
+            swiftSettings: swiftSettings),
 
         // application
         .target(
             name: "OxydraGateway",
             dependencies: ["OxydraCore", "OxydraRuntime"] + hummingbird + nio + [
-                .product(name: "NIOWebSocket", package: "swift-nio"), serviceLifecycle, logging,
+                nioWebSocket, serviceLifecycle, logging,
             ],
             swiftSettings: swiftSettings),
         .target(name: "OxydraChannels", dependencies: ["OxydraCore"], swiftSettings: swiftSettings),
@@ -125,10 +125,7 @@ let package = Package(
             swiftSettings: swiftSettings),
         .target(
             name: "OxydraContainer",
-            dependencies: [
-                "OxydraCore", asyncHTTPClient, subprocess, .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
-            ], swiftSettings: swiftSettings),
+            dependencies: ["OxydraCore", asyncHTTPClient, subprocess, nioCore, nioHTTP1], swiftSettings: swiftSettings),
         .target(
             name: "OxydraRunner",
             dependencies: [
@@ -184,7 +181,7 @@ let package = Package(
         ),
         .testTarget(
             name: "OxydraContainerTests",
-            dependencies: ["OxydraContainer", "OxydraTesting", .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: ["OxydraContainer", "OxydraTesting", nioCore],
             swiftSettings: swiftSettings),
         .testTarget(
             name: "OxydraToolsTests",

@@ -55,7 +55,7 @@ public enum GuestImageBuilder {
         let digest = try await ImageTree.run("/usr/bin/sha256sum", [executable])
         let recipe =
             role == .runtime
-            ? "runtime-1" : "sidecar-1 \(debianSuite) \(sidecarPackages.joined(separator: ","))"
+            ? "runtime-2" : "sidecar-2 \(debianSuite) \(sidecarPackages.joined(separator: ","))"
         return String(digest.prefix(64)) + "-" + String(recipe.hashValueStable, radix: 16)
     }
 
@@ -116,7 +116,7 @@ public enum GuestImageBuilder {
         let libraries = try await ImageTree.sharedLibraries(of: executable)
         for library in libraries { try tree.copy(ImageTree.resolved(library), to: library) }
         try tree.copy(executable, to: "/usr/local/bin/oxydra-vm")
-        try await tree.stripDebugInfo("/usr/local/bin/oxydra-vm")
+        try await tree.strip("/usr/local/bin/oxydra-vm")
         try tree.copy("/etc/ssl/certs/ca-certificates.crt")
         try await tree.copyDirectory("/usr/share/zoneinfo")
         try tree.write(
@@ -133,7 +133,7 @@ public enum GuestImageBuilder {
         // shell-daemon and the libraries Debian does not ship (the Swift runtime), staged for copy-in.
         let tree = try ImageTree(root: staging)
         try tree.copy(executable, to: "/usr/local/bin/shell-daemon")
-        try await tree.stripDebugInfo("/usr/local/bin/shell-daemon")
+        try await tree.strip("/usr/local/bin/shell-daemon")
         var hooks = ["mkdir -p \"$1/usr/local/bin\" \"$1/shared\"", "chmod 1777 \"$1/shared\""]
         hooks.append("copy-in \(staging)/usr/local/bin/shell-daemon /usr/local/bin")
         for library in try await ImageTree.sharedLibraries(of: executable) where !isDebianLibrary(library) {

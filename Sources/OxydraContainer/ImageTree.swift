@@ -64,10 +64,11 @@ public struct ImageTree: Sendable {
         for file in files.sorted() { try copy(Self.resolved(file), to: file) }
     }
 
-    /// Removes debug sections from an executable inside the tree (a debug build's binary is
-    /// mostly DWARF); symbols stay, so crash traces keep their names.
-    public func stripDebugInfo(_ path: String) async throws(DockerError) {
-        _ = try await Self.run("/usr/bin/objcopy", ["--strip-debug", root + path])
+    /// Removes debug information and the symbol table from an executable inside the tree (a
+    /// release oxydra-vm goes from 37 MB to 23 MB). A crash backtrace from the image is symbolised
+    /// with the unstripped binary of the same build, which stays on the host.
+    public func strip(_ path: String) async throws(DockerError) {
+        _ = try await Self.run("/usr/bin/objcopy", ["--strip-all", root + path])
     }
 
     /// Copies a host directory tree into the tree at the same path (modes and links kept).
