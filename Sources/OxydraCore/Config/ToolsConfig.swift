@@ -45,6 +45,9 @@ public struct ShellToolsConfig: ConfigSection, Hashable {
     /// Output kept per command (stdout and stderr together): its first and last halves; the middle
     /// is counted and dropped.
     public var maxOutputBytes = 64 << 10
+    /// The shell's network: "none" (default: its own empty network namespace) or "egress"
+    /// (outbound access, which needs the container tier's network; refused until that tier runs).
+    public var network = ShellNetwork.none
 
     public init() {}
 
@@ -65,8 +68,14 @@ public struct ShellToolsConfig: ConfigSection, Hashable {
                 }),
             .field("command_timeout_secs", \.commandTimeoutSecs, check: .positive),
             .field("max_output_bytes", \.maxOutputBytes, check: .positive),
+            .field("network", \.network),
         ]
     }
+}
+
+/// `tools.shell.network`.
+public enum ShellNetwork: String, ConfigEnum, Hashable {
+    case none, egress
 }
 
 extension ConfigCheck where Value == [String] {
