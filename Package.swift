@@ -125,7 +125,8 @@ let package = Package(
             swiftSettings: swiftSettings),
         .target(
             name: "OxydraContainer",
-            dependencies: ["OxydraCore", asyncHTTPClient, subprocess, nioCore, nioHTTP1], swiftSettings: swiftSettings),
+            dependencies: ["OxydraCore", "OxydraSandbox", asyncHTTPClient, subprocess, nioCore, nioHTTP1],
+            swiftSettings: swiftSettings),
         .target(
             name: "OxydraRunner",
             dependencies: [

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import NIOCore
 import NIOHTTP1
 import OxydraCore
+import OxydraSandbox
 
 #if canImport(Glibc)
     import Glibc
@@ -276,11 +277,7 @@ public struct DockerEngine: Sendable {
         } catch let error as DockerError {
             throw error
         } catch {
-            let text = "\(error)"
-            if text.contains("connectionRefused") || text.contains("Connection refused") {
-                throw .daemonDown(path: socketPath, detail: "connection refused")
-            }
-            throw .transport("\(label): \(text)")
+            throw .transport("\(label): \(error)")
         }
     }
 
@@ -295,26 +292,14 @@ public struct DockerEngine: Sendable {
         if access(socketPath, R_OK | W_OK) != 0 { throw .permissionDenied(path: socketPath) }
         // A socket left by a dead daemon refuses at once here, where the HTTP client's pool would
         // keep retrying until the request's deadline.
-        let descriptor = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard descriptor >= 0 else { return }
-        defer { close(descriptor) }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let capacity = MemoryLayout.size(ofValue: address.sun_path)
-        guard socketPath.utf8.count < capacity else { return }
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            for (index, byte) in socketPath.utf8.enumerated() { raw[index] = byte }
-        }
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-            }
-        }
-        if connected != 0 {
-            switch errno {
+        do {
+            close(try UnixSocket.connect(to: socketPath))
+        } catch {
+            switch error.errorNumber {
             case EACCES, EPERM: throw .permissionDenied(path: socketPath)
             case ECONNREFUSED: throw .daemonDown(path: socketPath, detail: "connection refused")
-            default: throw .daemonDown(path: socketPath, detail: String(cString: strerror(errno)))
+            case 0: throw .transport(error.description)
+            default: throw .daemonDown(path: socketPath, detail: String(cString: strerror(error.errorNumber)))
             }
         }
     }

@@ -56,7 +56,7 @@ public enum GuestImageBuilder {
         let recipe =
             role == .runtime
             ? "runtime-2" : "sidecar-2 \(debianSuite) \(sidecarPackages.joined(separator: ","))"
-        return String(digest.prefix(64)) + "-" + String(recipe.hashValueStable, radix: 16)
+        return String(digest.prefix(64)) + "-" + String(StableHash.fnv1a(recipe.utf8), radix: 16)
     }
 
     /// Builds (or reuses) the image for `role` from `executable` and tags it `version` and
@@ -113,8 +113,7 @@ public enum GuestImageBuilder {
 
     static func runtimeTree(executable: String, root: String) async throws(DockerError) {
         let tree = try ImageTree(root: root)
-        let libraries = try await ImageTree.sharedLibraries(of: executable)
-        for library in libraries { try tree.copy(ImageTree.resolved(library), to: library) }
+        try await tree.copyLibraries(of: executable)
         try tree.copy(executable, to: "/usr/local/bin/oxydra-vm")
         try await tree.strip("/usr/local/bin/oxydra-vm")
         try tree.copy("/etc/ssl/certs/ca-certificates.crt")
@@ -153,17 +152,5 @@ public enum GuestImageBuilder {
     static func isDebianLibrary(_ path: String) -> Bool {
         ["/lib/", "/lib64/", "/usr/lib/x86_64-linux-gnu/", "/usr/lib/aarch64-linux-gnu/", "/lib/x86_64-linux-gnu/"]
             .contains { path.hasPrefix($0) }
-    }
-}
-
-extension String {
-    /// FNV-1a over the UTF-8 bytes: a hash that is the same in every process (unlike `hashValue`).
-    var hashValueStable: UInt64 {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in utf8 {
-            hash ^= UInt64(byte)
-            hash = hash &* 0x100_0000_01b3
-        }
-        return hash
     }
 }

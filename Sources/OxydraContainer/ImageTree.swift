@@ -53,15 +53,10 @@ public struct ImageTree: Sendable {
         chmod(root + path, mode)
     }
 
-    /// Copies `executables` and every shared library they load (and the dynamic loader), each at
-    /// its host path.
-    public func copyWithLibraries(_ executables: [String]) async throws(DockerError) {
-        var files = Set<String>()
-        for executable in executables {
-            files.insert(executable)
-            for library in try await Self.sharedLibraries(of: executable) { files.insert(library) }
-        }
-        for file in files.sorted() { try copy(Self.resolved(file), to: file) }
+    /// Copies every shared library `executable` loads (and the dynamic loader), each at its host
+    /// path (the file a symlink names, stored under the link's name).
+    public func copyLibraries(of executable: String) async throws(DockerError) {
+        for library in try await Self.sharedLibraries(of: executable) { try copy(Self.resolved(library), to: library) }
     }
 
     /// Removes debug information and the symbol table from an executable inside the tree (a

@@ -15,7 +15,11 @@ public enum ImagesCommand {
         _ context: RunnerContext, only: GuestImageBuilder.Role?, json: Bool,
         progress: @escaping @Sendable (String) -> Void
     ) async -> CommandOutput {
-        let images = guestImages(context)
+        let images: OxydraCore.GuestImages
+        switch guestImages(context) {
+        case .success(let configured): images = configured
+        case .failure(let output): return output
+        }
         let engine = DockerEngine(socketPath: DockerEngine.socketPath(environment: context.environment))
         let work: TemporaryWorkDirectory
         do {
@@ -60,7 +64,11 @@ public enum ImagesCommand {
 
     /// What is installed for each role and whether it was built from this build's binaries.
     public static func list(_ context: RunnerContext, json: Bool) async -> CommandOutput {
-        let images = guestImages(context)
+        let images: OxydraCore.GuestImages
+        switch guestImages(context) {
+        case .success(let configured): images = configured
+        case .failure(let output): return output
+        }
         let engine = DockerEngine(socketPath: DockerEngine.socketPath(environment: context.environment))
         var rows: [JSONValue] = []
         var lines: [String] = []
@@ -101,9 +109,13 @@ public enum ImagesCommand {
         return CommandOutput(standardOutput: lines.joined(separator: "\n") + "\n", standardError: hint)
     }
 
-    static func guestImages(_ context: RunnerContext) -> OxydraCore.GuestImages {
+    /// `[guest_images]` of the runner config; its problems (a missing file included) are the error.
+    static func guestImages(_ context: RunnerContext) -> Result<OxydraCore.GuestImages, CommandOutput> {
         let runner = RunnerConfigLoader.load(path: context.configPath, display: context.display)
-        return runner.issues.isEmpty ? runner.config.guestImages : OxydraCore.GuestImages()
+        guard runner.issues.isEmpty else {
+            return .failure(.error(runner.issues.map(\.description).joined(separator: "\n")))
+        }
+        return .success(runner.config.guestImages)
     }
 
     static func variable(for role: GuestImageBuilder.Role) -> String {

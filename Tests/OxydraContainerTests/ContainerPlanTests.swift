@@ -87,7 +87,8 @@ struct ContainerPlanTests {
         defer { directory.remove() }
         // Any image will do for create/inspect: a dash tree.
         let tree = try ImageTree(root: directory.path + "/root")
-        try await tree.copyWithLibraries(["/bin/dash"])
+        try tree.copy("/bin/dash")
+        try await tree.copyLibraries(of: "/bin/dash")
         try await tree.pack(to: directory.path + "/root.tar")
         let tag = "p\(UInt32.random(in: 0...UInt32.max))"
         _ = try await engine.importImage(

@@ -40,7 +40,8 @@ struct DockerEngineTests {
         let directory = try TemporaryDirectory(prefix: "oxydra-image")
         defer { directory.remove() }
         let tree = try ImageTree(root: directory.path + "/root")
-        try await tree.copyWithLibraries(["/bin/dash"])
+        try tree.copy("/bin/dash")
+        try await tree.copyLibraries(of: "/bin/dash")
         try tree.directory("/tmp", mode: 0o1777)
         try await tree.pack(to: directory.path + "/root.tar")
         let tag = "t\(UInt32.random(in: 0...UInt32.max))"

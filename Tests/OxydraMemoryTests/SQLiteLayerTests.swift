@@ -11,7 +11,7 @@ struct SQLiteLayerTests {
     private func pool(_ directory: TemporaryDirectory, readers: Int = 2) throws -> SQLiteDatabasePool {
         try SQLiteDatabasePool(
             path: directory.path + "/test.db", readers: readers,
-            setUp: { connection, _ throws(SQLiteError) in try connection.executeScript("PRAGMA foreign_keys = ON") },
+            setUp: { connection throws(SQLiteError) in try connection.executeScript("PRAGMA foreign_keys = ON") },
             prepare: { connection in
                 try connection.executeScript("CREATE TABLE IF NOT EXISTS items (id INTEGER PRIMARY KEY, name TEXT)")
             })

@@ -97,6 +97,17 @@ struct GuestImageTests {
         #expect(stale.standardError.contains("runner images build"))
     }
 
+    @Test func aBrokenRunnerConfigIsTheErrorNotTheDefaults() async throws {
+        let project = try Project()
+        defer { project.directory.remove() }
+        for command in [["images", "build"], ["images", "list"]] {
+            let result = try await project.run(command + ["--config", ".oxydra/absent.toml"])
+            #expect(result.exitCode == 1)
+            #expect(result.standardError.contains("runner config not found at ./.oxydra/absent.toml"))
+            #expect(result.standardOutput.isEmpty)
+        }
+    }
+
     @Test func anUnknownRoleIsRefused() async throws {
         let project = try Project()
         defer { project.directory.remove() }

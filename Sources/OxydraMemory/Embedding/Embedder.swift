@@ -44,7 +44,7 @@ public struct HashingEmbedder: Embedder {
         let words = Self.words(text)
         var counts: [UInt64: Float] = [:]
         func add(_ feature: some Sequence<UInt8>, weight: Float) {
-            counts[Self.fnv1a(feature), default: 0] += weight
+            counts[StableHash.fnv1a(feature), default: 0] += weight
         }
         for (index, word) in words.enumerated() {
             let bytes = Array(word.utf8)
@@ -66,15 +66,5 @@ public struct HashingEmbedder: Embedder {
     /// Lowercased runs of letters and digits.
     static func words(_ text: String) -> [String] {
         text.lowercased().split { !($0.isLetter || $0.isNumber) }.map(String.init)
-    }
-
-    /// FNV-1a, 64-bit: stable across runs and platforms (Swift's Hasher is seeded per process).
-    static func fnv1a(_ bytes: some Sequence<UInt8>) -> UInt64 {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in bytes {
-            hash ^= UInt64(byte)
-            hash = hash &* 0x100_0000_01b3
-        }
-        return hash
     }
 }

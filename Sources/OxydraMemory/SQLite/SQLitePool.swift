@@ -23,14 +23,14 @@ public final class SQLiteDatabasePool: Sendable {
     private let readers: Mutex<[SQLiteWorker]>
     private let nextReader = Atomic<Int>(0)
     private let readerCount: Int
-    private let setUp: @Sendable (SQLiteConnection, _ writer: Bool) throws(SQLiteError) -> Void
+    private let setUp: @Sendable (SQLiteConnection) throws(SQLiteError) -> Void
 
     /// Opens (creating) the database, switches it to WAL, and hands the writer connection to
     /// `prepare` (migrations) before any other access. `setUp` runs on every new connection
     /// (pragmas such as `foreign_keys` and `synchronous`).
     public init(
         path: String, readers: Int = 2,
-        setUp: @escaping @Sendable (SQLiteConnection, _ writer: Bool) throws(SQLiteError) -> Void = { _, _ in },
+        setUp: @escaping @Sendable (SQLiteConnection) throws(SQLiteError) -> Void = { _ in },
         prepare: (SQLiteConnection) throws -> Void = { _ in }
     ) throws {
         self.path = path
@@ -39,7 +39,7 @@ public final class SQLiteDatabasePool: Sendable {
         let connection = try SQLiteConnection(path: path)
         connection.setBusyTimeout(milliseconds: 5000)
         try connection.executeScript("PRAGMA journal_mode = WAL")
-        try setUp(connection, true)
+        try setUp(connection)
         try prepare(connection)
         writer = SQLiteWorker(connection: connection)
         self.readers = Mutex([])
@@ -66,7 +66,7 @@ public final class SQLiteDatabasePool: Sendable {
                 let connection = try SQLiteConnection(path: path)
                 connection.setBusyTimeout(milliseconds: 5000)
                 try connection.executeScript("PRAGMA query_only = 1")
-                try setUp(connection, false)
+                try setUp(connection)
                 return connection
             }
             readers.append(worker)

@@ -78,7 +78,7 @@ public final class SQLiteMemoryStore: MemoryStore, Sendable {
         do {
             pool = try SQLiteDatabasePool(
                 path: path,
-                setUp: { connection, _ throws(SQLiteError) in
+                setUp: { connection throws(SQLiteError) in
                     // Committed means on disk: an acknowledged message survives a crash or power loss.
                     try connection.executeScript("PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL")
                 },
