@@ -17,16 +17,27 @@ public enum ConfigRendering {
         return result
     }
 
+    /// What ``toml(_:sources:secrets:)`` does with secret values.
+    public enum Secrets: Sendable {
+        /// `"********"` (for people).
+        case redacted
+        /// Left out (for a guest that receives them as environment variables).
+        case omitted
+    }
+
     /// TOML text of `tree`; with `sources`, each value is followed by `# <source>`. Secrets print as
-    /// `"********"`.
-    public static func toml(_ tree: ConfigNode, sources: Bool) -> String {
+    /// `"********"` or are left out.
+    public static func toml(_ tree: ConfigNode, sources: Bool, secrets: Secrets = .redacted) -> String {
         var lines: [String] = []
-        render(tree, path: [], sources: sources, into: &lines)
+        render(tree, path: [], sources: sources, secrets: secrets, into: &lines)
         return lines.joined(separator: "\n") + "\n"
     }
 
-    private static func render(_ node: ConfigNode, path: [String], sources: Bool, into lines: inout [String]) {
-        guard case .table(let entries) = node.value else { return }
+    private static func render(
+        _ node: ConfigNode, path: [String], sources: Bool, secrets: Secrets, into lines: inout [String]
+    ) {
+        guard case .table(var entries) = node.value else { return }
+        if secrets == .omitted { entries = entries.filter { !$0.value.isSecret } }
         let keys = entries.keys.sorted()
         let scalars = keys.filter { !isTable(entries[$0]!) }
         let tables = keys.filter { isTable(entries[$0]!) }
@@ -43,7 +54,9 @@ public enum ConfigRendering {
             }
             lines.append(line)
         }
-        for key in tables { render(entries[key]!, path: path + [key], sources: sources, into: &lines) }
+        for key in tables {
+            render(entries[key]!, path: path + [key], sources: sources, secrets: secrets, into: &lines)
+        }
     }
 
     private static func isTable(_ node: ConfigNode) -> Bool {

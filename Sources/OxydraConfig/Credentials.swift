@@ -48,13 +48,18 @@ public enum CredentialResolver {
         return nil
     }
 
-    /// Local servers (loopback `base_url`) usually take no key; every other endpoint needs one.
+    /// The name a container-tier guest reaches the host by (the runner maps it to the host's bridge
+    /// address); a server there is as local as one on loopback.
+    public static let containerHostName = "host.docker.internal"
+
+    /// Local servers (loopback `base_url`, or the host as a container sees it) usually take no key;
+    /// every other endpoint needs one.
     public static func requiresKey(_ entry: ProviderEntry, type: ProviderType) -> Bool {
         guard let host = URL(string: entry.normalizedBaseURL(for: type))?.host?.lowercased() else { return true }
         let trimmed = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
         return
             !(trimmed == "localhost" || trimmed.hasSuffix(".localhost") || trimmed == "::1"
-            || trimmed.hasPrefix("127."))
+            || trimmed.hasPrefix("127.") || trimmed == containerHostName)
     }
 
     /// The credential for the provider named `name`; throws ``ProviderError/missingAPIKey`` (naming

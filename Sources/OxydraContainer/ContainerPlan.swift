@@ -53,6 +53,23 @@ public struct ContainerPlan: Sendable {
     public var shellNetwork: ShellNetwork
     /// Environment of the runtime: provider keys the configuration names, nothing else secret.
     public var runtimeEnvironment: [String: String]
+    /// The host directories behind `shared`, `tmp` and `vault` (the workspace's own unless `[mounts]`
+    /// names others).
+    public var sharedDirectory: String
+    public var tmpDirectory: String
+    public var vaultDirectory: String
+    /// The host directory of the guest's configuration (``configMountPoint``, read-only), if any.
+    public var configDirectory: String?
+    /// Where the configuration directory appears and the runtime's `HOME` and working directory.
+    public var configMountPoint = "/etc/oxydra"
+    public var runtimeHome = "/etc/oxydra/home"
+    public var runtimeWorkingDirectory = "/etc/oxydra/project"
+    /// The runtime's network: the user's own bridge, so two users' guests cannot reach each other.
+    public var runtimeNetwork = "bridge"
+    /// Variables the shell's commands see (`tools.shell.env_keys`), given to the sidecar only.
+    public var shellEnvironment: [String: String] = [:]
+    /// Host files the runtime reads at the same path (e.g. `memory.model2vec_path`), read-only.
+    public var readOnlyFiles: [String] = []
 
     public init(
         user: UserID, uid: UInt32, gid: UInt32, workspace: String, bootstrapFile: String,
@@ -71,7 +88,13 @@ public struct ContainerPlan: Sendable {
         self.resources = resources
         self.shellNetwork = shellNetwork
         self.runtimeEnvironment = runtimeEnvironment
+        sharedDirectory = workspace + "/shared"
+        tmpDirectory = workspace + "/tmp"
+        vaultDirectory = workspace + "/vault"
     }
+
+    /// The user's own network (`oxydra-<user>`), created by the runner before the runtime starts.
+    public var userNetworkName: String { "oxydra-\(user.rawValue)" }
 
     /// `oxydra-container-<user>-oxydra-vm` / `-shell-vm`, as upstream names them.
     public func name(_ role: GuestImageBuilder.Role) -> String {
@@ -88,7 +111,10 @@ public struct ContainerPlan: Sendable {
         if uid == 0 || gid == 0 {
             return "the container tier never runs a guest as root: run runner as the user who owns the workspace"
         }
-        for path in [workspace, bootstrapFile, shellSocketHostDirectory] where !path.hasPrefix("/") {
+        let paths =
+            [workspace, bootstrapFile, shellSocketHostDirectory, sharedDirectory, tmpDirectory, vaultDirectory]
+            + (configDirectory.map { [$0] } ?? []) + readOnlyFiles
+        for path in paths where !path.hasPrefix("/") {
             return "container mounts need absolute host paths, got `\(path)`"
         }
         return nil
@@ -97,24 +123,34 @@ public struct ContainerPlan: Sendable {
     /// The runtime container's `ContainerConfig`.
     public var runtime: JSONValue {
         let port = "\(Self.gatewayPort)/tcp"
-        var host = hostConfig(network: "bridge")
-        host["Binds"] = .array(
-            [
-                "\(workspace)/shared:/workspace/shared", "\(workspace)/tmp:/workspace/tmp",
-                "\(workspace)/vault:/workspace/vault:ro", "\(workspace)/ipc:/workspace/ipc",
-                "\(workspace)/logs:/workspace/logs", "\(workspace)/.oxydra:/workspace/.oxydra",
-                "\(bootstrapFile):\(Self.bootstrapPath):ro", "\(shellSocketHostDirectory):\(Self.shellSocketDirectory)",
-            ].map(JSONValue.string))
+        var host = hostConfig(network: runtimeNetwork)
+        var binds = [
+            "\(sharedDirectory):/workspace/shared", "\(tmpDirectory):/workspace/tmp",
+            "\(vaultDirectory):/workspace/vault:ro", "\(workspace)/ipc:/workspace/ipc",
+            "\(workspace)/logs:/workspace/logs", "\(workspace)/.oxydra:/workspace/.oxydra",
+            "\(bootstrapFile):\(Self.bootstrapPath):ro", "\(shellSocketHostDirectory):\(Self.shellSocketDirectory)",
+        ]
+        if let configDirectory { binds.append("\(configDirectory):\(configMountPoint):ro") }
+        binds += readOnlyFiles.map { "\($0):\($0):ro" }
+        host["Binds"] = .array(binds.map(JSONValue.string))
+        // The root filesystem is read-only; scratch files of the runtime itself go to memory.
+        host["Tmpfs"] = ["/tmp": "rw,nosuid,nodev,noexec,size=64m,mode=1777"]
         host["PortBindings"] = [port: [["HostIp": "127.0.0.1", "HostPort": .string(String(gatewayHostPort))]]]
+        // Providers on the host's loopback are reached through the host's bridge address.
+        host["ExtraHosts"] = ["host.docker.internal:host-gateway"]
+        var environment = runtimeEnvironment
+        environment["HOME"] = runtimeHome
         return [
             "Image": .string(runtimeImage),
             "Cmd": .array(
                 [
                     "--user-id", user.rawValue, "--workspace-root", "/workspace", "--bootstrap-file",
-                    Self.bootstrapPath, "--gateway-bind", "0.0.0.0:\(Self.gatewayPort)",
+                    Self.bootstrapPath, "--gateway-bind", "0.0.0.0:\(Self.gatewayPort)", "--gateway-advertise",
+                    "127.0.0.1:\(gatewayHostPort)",
                 ].map(JSONValue.string)),
             "User": .string("\(uid):\(gid)"),
-            "Env": .array(runtimeEnvironment.sorted { $0.key < $1.key }.map { .string("\($0.key)=\($0.value)") }),
+            "WorkingDir": .string(runtimeWorkingDirectory),
+            "Env": .array(environment.sorted { $0.key < $1.key }.map { .string("\($0.key)=\($0.value)") }),
             "Labels": .object(labels(.runtime).mapValues(JSONValue.string)),
             "ExposedPorts": [port: [:]],
             "HostConfig": .object(host),
@@ -126,14 +162,18 @@ public struct ContainerPlan: Sendable {
         var host = hostConfig(network: shellNetwork == .egress ? "bridge" : "none")
         host["Binds"] = .array(
             [
-                "\(workspace)/shared:/shared", "\(workspace)/tmp:/tmp",
+                "\(sharedDirectory):/shared", "\(tmpDirectory):/tmp",
                 "\(shellSocketHostDirectory):\(Self.shellSocketDirectory)",
             ].map(JSONValue.string))
+        var environment = shellEnvironment
+        environment["PATH"] = "/usr/local/bin:/usr/bin:/bin"
+        environment["LANG"] = "C.UTF-8"
+        environment["HOME"] = "/shared"
         return [
             "Image": .string(sidecarImage),
             "Cmd": .array(["--socket", .string(Self.shellSocket)]),
             "User": .string("\(uid):\(gid)"),
-            "Env": ["PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8", "HOME=/shared"],
+            "Env": .array(environment.sorted { $0.key < $1.key }.map { .string("\($0.key)=\($0.value)") }),
             "WorkingDir": "/shared",
             "Hostname": "shell-vm",
             "Labels": .object(labels(.sidecar).mapValues(JSONValue.string)),
@@ -146,6 +186,8 @@ public struct ContainerPlan: Sendable {
             "NetworkMode": .string(network), "CapDrop": ["ALL"], "SecurityOpt": ["no-new-privileges"],
             "Init": true, "ReadonlyRootfs": true, "PidsLimit": .integer(resources.maxProcesses),
             "RestartPolicy": ["Name": "no"],
+            // Bounded output: the engine keeps at most 3 × 10 MB per container.
+            "LogConfig": ["Type": "json-file", "Config": ["max-size": "10m", "max-file": "3"]],
         ]
         if let memory = resources.memoryMiB { host["Memory"] = .integer(memory << 20) }
         if let vcpus = resources.vcpus { host["NanoCpus"] = .integer(vcpus * 1_000_000_000) }

@@ -183,22 +183,116 @@ public struct DockerEngine: Sendable {
         return Self.demultiplex(answer)
     }
 
-    /// Splits the engine's multiplexed log stream (8-byte frame headers: stream, 0, 0, 0, big-endian
-    /// length) into standard output and standard error. A container with a TTY sends plain text.
-    static func demultiplex(_ buffer: ByteBuffer) -> (stdout: String, stderr: String) {
+    /// One line of a container's output.
+    public struct LogLine: Sendable, Hashable {
+        /// `stdout` or `stderr`.
+        public var stream: String
+        /// The engine's RFC 3339 timestamp (nanoseconds), usable as the next call's `since`.
+        public var timestamp: String
+        public var text: String
+    }
+
+    /// The container's output as lines in the order written, with their timestamps: the last
+    /// `tail` lines, or those after `since` (a timestamp from an earlier line).
+    public func logLines(_ id: String, tail: Int? = nil, since: String? = nil) async throws(DockerError) -> [LogLine] {
+        var query = [("stdout", "1"), ("stderr", "1"), ("timestamps", "1"), ("tail", tail.map(String.init) ?? "all")]
+        if let since { query.append(("since", Self.unixTime(since) ?? since)) }
+        let answer = try await call(.GET, "/containers/\(Self.escape(id))/logs", query: query)
+        var lines: [LogLine] = []
+        for (stream, payload) in Self.frames(answer) {
+            for raw in String(decoding: payload, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: true)
+            {
+                let parts = raw.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: false)
+                let line = LogLine(
+                    stream: stream == 2 ? "stderr" : "stdout", timestamp: String(parts[0]),
+                    text: parts.count > 1 ? String(parts[1]) : "")
+                // `since` is inclusive: drop the lines an earlier call returned.
+                if let since, line.timestamp <= since { continue }
+                lines.append(line)
+            }
+        }
+        return lines
+    }
+
+    /// `2026-12-02T21:08:59.123456789Z` → `1796245739.123456789` (the form `since` accepts).
+    static func unixTime(_ timestamp: String) -> String? {
+        let parts = timestamp.split(separator: ".", maxSplits: 1)
+        let fields = parts.first?.split(whereSeparator: { "-T:Z".contains($0) }).compactMap { Int32($0) } ?? []
+        guard fields.count == 6 else { return nil }
+        var time = tm()
+        time.tm_year = fields[0] - 1900
+        time.tm_mon = fields[1] - 1
+        time.tm_mday = fields[2]
+        time.tm_hour = fields[3]
+        time.tm_min = fields[4]
+        time.tm_sec = fields[5]
+        let epoch = timegm(&time)
+        let fraction = parts.count > 1 ? parts[1].prefix { $0.isNumber } : ""
+        return "\(epoch)" + (fraction.isEmpty ? "" : ".\(fraction)")
+    }
+
+    /// The frames of a multiplexed stream (stream 1 = stdout, 2 = stderr); a TTY stream is one frame.
+    static func frames(_ buffer: ByteBuffer) -> [(UInt8, [UInt8])] {
         var buffer = buffer
-        var out: [UInt8] = []
-        var err: [UInt8] = []
+        var frames: [(UInt8, [UInt8])] = []
         while buffer.readableBytes >= 8 {
             let kind = buffer.getInteger(at: buffer.readerIndex, as: UInt8.self) ?? 0
             let padding = buffer.getBytes(at: buffer.readerIndex + 1, length: 3) ?? []
             guard kind <= 2, padding == [0, 0, 0] else {
-                // Not a multiplexed stream (TTY): all of it is output.
-                return (String(buffer: buffer), "")
+                return frames + [(1, buffer.readBytes(length: buffer.readableBytes) ?? [])]
             }
             buffer.moveReaderIndex(forwardBy: 4)
             let length = Int(buffer.readInteger(endianness: .big, as: UInt32.self) ?? 0)
             guard let payload = buffer.readBytes(length: min(length, buffer.readableBytes)) else { break }
+            frames.append((kind, payload))
+        }
+        return frames
+    }
+
+    // MARK: Networks
+
+    /// Creates a bridge network (or returns the id of the one already named so).
+    public func ensureNetwork(name: String, labels: [String: String]) async throws(DockerError) -> String {
+        if let existing = try await optionalJSON(.GET, "/networks/\(Self.escape(name))"),
+            let id = existing["Id"]?.stringValue
+        {
+            return id
+        }
+        let answer = try await json(
+            .POST, "/networks/create",
+            json: [
+                "Name": .string(name), "Driver": "bridge", "CheckDuplicate": true,
+                "Labels": .object(labels.mapValues(JSONValue.string)),
+            ])
+        guard let id = answer["Id"]?.stringValue else {
+            throw .transport("the engine created \(name) but returned no id")
+        }
+        return id
+    }
+
+    /// Removes a network; a missing one is not an error.
+    public func removeNetwork(_ name: String) async throws(DockerError) {
+        do {
+            _ = try await call(.DELETE, "/networks/\(Self.escape(name))")
+        } catch .api(404, _, _) {
+            return
+        }
+    }
+
+    /// Networks carrying every one of `labels`.
+    public func listNetworks(labels: [String: String]) async throws(DockerError) -> [JSONValue] {
+        let filters: JSONValue = [
+            "label": .array(labels.sorted { $0.key < $1.key }.map { .string("\($0.key)=\($0.value)") })
+        ]
+        return try await json(.GET, "/networks", query: [("filters", filters.compactText)]).arrayValue ?? []
+    }
+
+    /// Splits the engine's multiplexed log stream (8-byte frame headers: stream, 0, 0, 0, big-endian
+    /// length) into standard output and standard error. A container with a TTY sends plain text.
+    static func demultiplex(_ buffer: ByteBuffer) -> (stdout: String, stderr: String) {
+        var out: [UInt8] = []
+        var err: [UInt8] = []
+        for (kind, payload) in frames(buffer) {
             if kind == 2 { err += payload } else { out += payload }
         }
         return (String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self))

@@ -113,9 +113,11 @@ public struct Guest {
                 paths: paths, group: groupBox)
         }.bind()
 
-        let host = prepared.bind.host.contains(":") ? "[\(prepared.bind.host)]" : prepared.bind.host
+        let shown = prepared.advertise ?? prepared.bind
+        let host = shown.host.contains(":") ? "[\(shown.host)]" : shown.host
+        let advertisedPort = prepared.advertise?.port
         let application = gateway.application { port in
-            let url = "ws://\(host):\(port)\(GatewayProtocol.path)"
+            let url = "ws://\(host):\(advertisedPort ?? port)\(GatewayProtocol.path)"
             endpoint.value = url
             do {
                 try paths.writePrivateFile(url + "\n", to: paths.marker)

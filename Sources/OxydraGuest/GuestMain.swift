@@ -15,7 +15,7 @@ public enum GuestMain {
     /// Runs the guest to the end; returns the process exit code.
     public static func run(
         user: UserID, workspaceRoot: String, bootstrap: PreparedGuest.BootstrapSource, gatewayBind: String?,
-        overrides: [String]
+        gatewayAdvertise: String? = nil, overrides: [String]
     ) -> Int32 {
         // Everything the guest and its shell sandbox create is private to the user.
         umask(0o077)
@@ -23,7 +23,7 @@ public enum GuestMain {
         do {
             prepared = try PreparedGuest.load(
                 user: user, workspaceRoot: workspaceRoot, bootstrap: bootstrap, gatewayBind: gatewayBind,
-                overrides: overrides)
+                gatewayAdvertise: gatewayAdvertise, overrides: overrides)
         } catch {
             StandardStreams.write("oxydra-vm error: \(error)\n", to: 2)
             return 1

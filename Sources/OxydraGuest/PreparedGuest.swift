@@ -23,6 +23,9 @@ public struct PreparedGuest: Sendable {
     var catalog: ModelCatalog
     var operatorPrompt: String?
     var bind: GatewayBind
+    /// The `host:port` clients use when it differs from `bind` (the container tier publishes the
+    /// gateway's port on the host's loopback).
+    var advertise: GatewayBind?
     /// Tokens the gateway accepts: the one created for this start (written to `ipc/gateway-token`)
     /// and the operator's `gateway.auth_token_env` for remote clients.
     var gatewayTokens: [String]
@@ -44,7 +47,8 @@ public struct PreparedGuest: Sendable {
     }
 
     public static func load(
-        user: UserID, workspaceRoot: String, bootstrap: BootstrapSource, gatewayBind: String?, overrides: [String]
+        user: UserID, workspaceRoot: String, bootstrap: BootstrapSource, gatewayBind: String?,
+        gatewayAdvertise: String? = nil, overrides: [String]
     ) throws(GuestStartError) -> PreparedGuest {
         let envelope = try readEnvelope(bootstrap, user: user, workspaceRoot: workspaceRoot)
         guard envelope.userID == user else {
@@ -73,6 +77,15 @@ public struct PreparedGuest: Sendable {
         guard let bind = parsed.bind else {
             throw GuestStartError("gateway bind address `\(bindText)` \(parsed.problem ?? "is invalid")")
         }
+        var advertise: GatewayBind?
+        if let gatewayAdvertise {
+            let parsed = GatewayBind.parse(gatewayAdvertise)
+            guard let value = parsed.bind, value.port != 0 else {
+                throw GuestStartError(
+                    "--gateway-advertise `\(gatewayAdvertise)` \(parsed.problem ?? "needs a fixed port")")
+            }
+            advertise = value
+        }
         let localToken = GatewayProtocol.newToken()
         var tokens = [localToken]
         if let variable = config.gateway.authTokenEnv {
@@ -82,7 +95,9 @@ public struct PreparedGuest: Sendable {
                 )
             }
             tokens.append(value)
-        } else if !bind.isLoopback {
+        } else if !bind.isLoopback && !(envelope.sandboxTier == .container && (advertise?.isLoopback ?? false)) {
+            // In the container tier the gateway listens on the container's own interface and the
+            // runner publishes it on the host's loopback only (it still requires the token).
             throw GuestStartError(
                 "the gateway would listen on \(bindText), which is not loopback, without a token; set gateway.auth_token_env"
             )
@@ -94,7 +109,7 @@ public struct PreparedGuest: Sendable {
         var prepared = PreparedGuest(
             envelope: envelope, workspace: workspace, config: config,
             keySource: loaded.source(of: ["providers", "registry", config.selection.provider, "api_key"]),
-            catalog: catalog, operatorPrompt: operatorPrompt, bind: bind, gatewayTokens: tokens,
+            catalog: catalog, operatorPrompt: operatorPrompt, bind: bind, advertise: advertise, gatewayTokens: tokens,
             environment: environment)
         try workspace.writePrivateFile(localToken + "\n", to: workspace.tokenFile)
         if envelope.sandboxTier == .process {
@@ -102,6 +117,9 @@ public struct PreparedGuest: Sendable {
             // the sandbox starts first.
             prepared.startShellSandbox()
             prepared.confine()
+        } else if let endpoint = envelope.sidecarEndpoint, endpoint.transport == "unix", config.tools.shell.enabled {
+            // Container and micro_vm tiers: the runner started the shell sidecar; the guest only connects.
+            prepared.shellSocket = endpoint.address
         }
         return prepared
     }

@@ -16,15 +16,15 @@ public enum GuestLifecycle {
 
     /// Validates the configuration, provisions the workspace, launches the guest detached, waits
     /// until its gateway is healthy and prints the status lines.
-    public static func start(_ context: RunnerContext, insecure: Bool) -> CommandOutput {
+    public static func start(_ context: RunnerContext, insecure: Bool) async -> CommandOutput {
         do {
-            return try startOrThrow(context, insecure: insecure)
+            return try await startOrThrow(context, insecure: insecure)
         } catch {
             return error
         }
     }
 
-    static func startOrThrow(_ context: RunnerContext, insecure: Bool) throws(CommandOutput) -> CommandOutput {
+    static func startOrThrow(_ context: RunnerContext, insecure: Bool) async throws(CommandOutput) -> CommandOutput {
         let check = ConfigCommands.check(context)
         guard check.exitCode == 0 else { throw check }
         // A guest without a usable credential would only exit again; say how to fix it now.
@@ -44,6 +44,7 @@ public enum GuestLifecycle {
         let tier =
             insecure
             ? SandboxTier.process : (target.userConfig.behavior.sandboxTier ?? target.runner.config.defaultTier)
+        if tier == .container { return try await ContainerGuest.start(context, target: target, agent: agent) }
         guard tier == .process else {
             throw CommandOutput.error(
                 "sandbox tier `\(tier.rawValue)` (\(insecure ? "" : tierSource(target))) cannot be started on this "
@@ -136,9 +137,7 @@ public enum GuestLifecycle {
     static func tierGap(_ tier: SandboxTier) -> String {
         switch tier {
         case .process: ""
-        case .container:
-            "the container backend (Docker Engine API over /var/run/docker.sock, guest images oxydra-vm and shell-vm) "
-                + "is not part of this build yet"
+        case .container: ""
         case .microVM:
             "the micro_vm backend (Firecracker, or QEMU microvm with /dev/kvm) is not part of this build yet"
         }
@@ -217,20 +216,30 @@ public enum GuestLifecycle {
 
     // MARK: stop / restart
 
-    public static func stop(_ context: RunnerContext) -> CommandOutput {
+    public static func stop(_ context: RunnerContext) async -> CommandOutput {
         do {
-            return try stopOrThrow(context, quietWhenStopped: false)
+            return try await stopOrThrow(context, quietWhenStopped: false)
         } catch {
             return error
         }
     }
 
-    static func stopOrThrow(_ context: RunnerContext, quietWhenStopped: Bool) throws(CommandOutput) -> CommandOutput {
+    static func stopOrThrow(_ context: RunnerContext, quietWhenStopped: Bool) async throws(CommandOutput)
+        -> CommandOutput
+    {
         let target = try UserTarget.resolve(context).get()
         let pid: Int32
-        switch Result(catching: { () throws(ControlClientError) in
+        let health = Result(catching: { () throws(ControlClientError) in
             try ControlClient.request(.healthCheck, socket: target.controlSocket, timeout: .seconds(3))
-        }) {
+        })
+        // The container tier: whatever runs (or was left behind) under the user's labels.
+        if case .success(.health(let running)) = health, running.startupStatus.sandboxTier != .container {
+        } else if let found = await ContainerGuest.findIfEngine(target.user, context: context), !found.isEmpty {
+            let lines = await ContainerGuest.stop(
+                target: target, found: found, engine: ContainerGuest.engine(context))
+            return CommandOutput(standardOutput: lines.joined(separator: "\n") + "\n")
+        }
+        switch health {
         case .success(.health(let health)): pid = Int32(health.pid)
         case .success(let other): throw CommandOutput.error("unexpected reply from the guest: \(other)")
         case .failure(.notRunning):
@@ -261,10 +270,10 @@ public enum GuestLifecycle {
         return CommandOutput(standardOutput: lines.joined(separator: "\n") + "\n")
     }
 
-    public static func restart(_ context: RunnerContext, insecure: Bool) -> CommandOutput {
+    public static func restart(_ context: RunnerContext, insecure: Bool) async -> CommandOutput {
         do {
-            let stopped = try stopOrThrow(context, quietWhenStopped: true)
-            let started = try startOrThrow(context, insecure: insecure)
+            let stopped = try await stopOrThrow(context, quietWhenStopped: true)
+            let started = try await startOrThrow(context, insecure: insecure)
             return CommandOutput(
                 standardOutput: stopped.standardOutput + started.standardOutput,
                 standardError: stopped.standardError + started.standardError)
@@ -276,7 +285,7 @@ public enum GuestLifecycle {
     // MARK: status
 
     /// Exit 0 when running, 3 when not, 1 on errors.
-    public static func status(_ context: RunnerContext, json: Bool) -> CommandOutput {
+    public static func status(_ context: RunnerContext, json: Bool) async -> CommandOutput {
         let target: UserTarget
         switch UserTarget.resolve(context) {
         case .success(let resolved): target = resolved
@@ -286,13 +295,25 @@ public enum GuestLifecycle {
             try ControlClient.request(.healthCheck, socket: target.controlSocket, timeout: .seconds(5))
         }) {
         case .success(.health(let health)):
+            var lines = ["user_id=\(target.user)", "running=true", "healthy=\(health.healthy)"]
+            var containers: [String] = []
+            if health.startupStatus.sandboxTier == .container {
+                let engine = ContainerGuest.engine(context)
+                let found =
+                    (try? await ContainerGuest.find(target.user, engine: engine))
+                    ?? ContainerGuest.Found(runtime: nil, sidecar: nil, all: [])
+                lines += await ContainerGuest.statusLines(
+                    health, target: target, context: context, found: found, engine: engine)
+                containers = ContainerGuest.containerLines(found)
+            } else {
+                lines += statusLines(health, target: target, context: context)
+            }
             if json {
                 var object = health.json.objectValue ?? [:]
                 object["running"] = true
+                if !containers.isEmpty { object["containers"] = .array(containers.map(JSONValue.string)) }
                 return CommandOutput(standardOutput: JSONValue.object(object).prettyText + "\n")
             }
-            var lines = ["user_id=\(target.user)", "running=true", "healthy=\(health.healthy)"]
-            lines += statusLines(health, target: target, context: context)
             lines += [
                 "uptime_secs=\(health.uptimeSeconds)", "open_sessions=\(health.openSessions)",
                 "active_turns=\(health.activeTurns)",
@@ -301,7 +322,13 @@ public enum GuestLifecycle {
         case .success(let other):
             return .error("unexpected reply from the guest: \(other)")
         case .failure(.notRunning):
-            let message = "user `\(target.user)` has no running guest; \(target.startHint(context))\n"
+            var message = "user `\(target.user)` has no running guest; \(target.startHint(context))\n"
+            if let found = await ContainerGuest.findIfEngine(target.user, context: context), !found.isEmpty {
+                message =
+                    ContainerGuest.containerLines(found).map { "note: \($0)" }.joined(separator: "\n")
+                    + "\nnote: the user's containers are left from an earlier start; `runner stop` removes them, "
+                    + "`runner logs --role stderr` shows why the guest ended\n" + message
+            }
             if json {
                 return CommandOutput(
                     standardOutput: JSONValue.object(["user_id": .string(target.user.rawValue), "running": false])

@@ -1,3 +1,4 @@
+import OxydraContainer
 import OxydraCore
 
 #if canImport(Glibc)
@@ -5,13 +6,15 @@ import OxydraCore
 #endif
 
 /// `runner logs`: the guest's log lines, through the control socket while it runs and straight from
-/// `<ws>/logs/` when it does not (the interesting case after a crash).
+/// `<ws>/logs/` when it does not (the interesting case after a crash). In the container tier the
+/// containers' own output (`stderr`: the runtime's, `sidecar`: shell-vm's) comes from the engine
+/// while they exist; `runner stop` keeps it in the same files for later.
 public enum GuestLogs {
     /// Prints through `emit` as lines arrive; with `follow`, polls until interrupted. Returns the exit code.
     public static func run(
         _ context: RunnerContext, role: String, tail: Int, follow: Bool, pollInterval: Duration = .milliseconds(500),
         emit: (_ text: String, _ descriptor: Int32) -> Void
-    ) -> Int32 {
+    ) async -> Int32 {
         let target: UserTarget
         switch UserTarget.resolve(context) {
         case .success(let resolved): target = resolved
@@ -26,8 +29,37 @@ public enum GuestLogs {
         }
         var offsets: [String: Int] = [:]
         var warnedOffline = false
+        var containers: [String: (id: String, name: String)] = [:]
+        if let found = await ContainerGuest.findIfEngine(target.user, context: context) {
+            for (role, container) in [("stderr", found.runtime), ("sidecar", found.sidecar)] {
+                if let container, let id = ContainerGuest.Found.id(container) {
+                    let name = container["Names"]?.arrayValue?.first?.stringValue ?? id
+                    containers[role] = (id, name.hasPrefix("/") ? String(name.dropFirst()) : name)
+                }
+            }
+        }
+        let engine = ContainerGuest.engine(context)
+        var since: [String: String] = [:]
+        var read: Set<String> = []
         repeat {
             for role in roles {
+                if let container = containers[role] {
+                    do {
+                        let lines = try await engine.logLines(
+                            container.id, tail: read.contains(role) ? nil : tail, since: since[role])
+                        if !read.contains(role) && roles.count > 1 { emit("==> container \(container.name) <==\n", 1) }
+                        read.insert(role)
+                        if !lines.isEmpty { emit(lines.map(\.text).joined(separator: "\n") + "\n", 1) }
+                        since[role] = lines.last?.timestamp ?? since[role]
+                        continue
+                    } catch .api(404, _, _) {
+                        // Removed meanwhile (`runner stop`): its output is in the file now.
+                        containers[role] = nil
+                    } catch {
+                        emit("runner error: \(error)\n", 2)
+                        return 1
+                    }
+                }
                 let response: ControlResponse
                 let request = ControlRequest.logs(role: role, tail: tail, offset: offsets[role])
                 do {
@@ -62,7 +94,7 @@ public enum GuestLogs {
                 let nanoseconds =
                     pollInterval.components.seconds * 1_000_000_000 + pollInterval.components.attoseconds
                     / 1_000_000_000
-                usleep(UInt32(nanoseconds / 1000))
+                try? await Task.sleep(for: .nanoseconds(nanoseconds))
             }
         } while follow
         return 0

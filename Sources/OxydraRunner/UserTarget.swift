@@ -44,7 +44,9 @@ public struct UserTarget: Sendable {
 
     /// How to start this user's guest, for messages.
     public func startHint(_ context: RunnerContext) -> String {
-        "start it with `runner --config \(context.configPath) --user \(user) --insecure`"
+        let tier = userConfig.behavior.sandboxTier ?? runner.config.defaultTier
+        return "start it with `runner --config \(context.configPath) --user \(user)"
+            + (tier == .container ? " start`" : " --insecure`")
     }
 
     /// The `NoRunningGuest` error of `--tui` and `ask`.

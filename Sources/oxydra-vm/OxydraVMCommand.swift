@@ -33,6 +33,11 @@ struct OxydraVMCommand: ParsableCommand {
     @Option(name: .long, help: "Gateway listen address (overrides gateway.bind).")
     var gatewayBind: String?
 
+    @Option(
+        name: .long,
+        help: "The host:port clients reach the gateway at, when it differs from the bind (the container tier).")
+    var gatewayAdvertise: String?
+
     @Option(name: .customLong("set"), help: "Override an agent config key, e.g. --set runtime.max_turns=12.")
     var overrides: [String] = []
 
@@ -59,7 +64,7 @@ struct OxydraVMCommand: ParsableCommand {
         throw ExitCode(
             GuestMain.run(
                 user: UserID(userID), workspaceRoot: workspaceRoot, bootstrap: bootstrapSource,
-                gatewayBind: gatewayBind, overrides: overrides))
+                gatewayBind: gatewayBind, gatewayAdvertise: gatewayAdvertise, overrides: overrides))
     }
 
     private var bootstrapSource: PreparedGuest.BootstrapSource {

@@ -47,7 +47,7 @@ struct RunnerCommand: AsyncParsableCommand {
 
 extension RunnerCommand {
     /// `runner [--insecure] [--tui]` (the default command).
-    struct Start: ParsableCommand {
+    struct Start: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Start the user's guest (default), or connect the terminal UI to it with --tui.")
 
@@ -59,22 +59,22 @@ extension RunnerCommand {
         @Flag(help: "Connect the terminal UI to the user's running guest instead of starting one.")
         var tui = false
 
-        func run() throws {
+        func run() async throws {
             if tui { TUILaunch.exec(global.context, session: nil).emitAndExit() }
-            GuestLifecycle.start(global.context, insecure: insecure).emitAndExit()
+            await GuestLifecycle.start(global.context, insecure: insecure).emitAndExit()
         }
     }
 
-    struct Stop: ParsableCommand {
+    struct Stop: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Stop the user's guest (running turns are cancelled and their progress saved).")
 
         @OptionGroup var global: GlobalOptions
 
-        func run() throws { GuestLifecycle.stop(global.context).emitAndExit() }
+        func run() async throws { await GuestLifecycle.stop(global.context).emitAndExit() }
     }
 
-    struct Restart: ParsableCommand {
+    struct Restart: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Stop the user's guest if it runs, then start it.")
 
         @OptionGroup var global: GlobalOptions
@@ -82,10 +82,10 @@ extension RunnerCommand {
         @Flag(help: "Use the process tier (no sandbox; a host process confined with Landlock).")
         var insecure = false
 
-        func run() throws { GuestLifecycle.restart(global.context, insecure: insecure).emitAndExit() }
+        func run() async throws { await GuestLifecycle.restart(global.context, insecure: insecure).emitAndExit() }
     }
 
-    struct Status: ParsableCommand {
+    struct Status: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Show whether the user's guest runs and what it could set up (exit 3 when not running).")
 
@@ -94,10 +94,10 @@ extension RunnerCommand {
         @Flag(help: "Print JSON.")
         var json = false
 
-        func run() throws { GuestLifecycle.status(global.context, json: json).emitAndExit() }
+        func run() async throws { await GuestLifecycle.status(global.context, json: json).emitAndExit() }
     }
 
-    struct Logs: ParsableCommand {
+    struct Logs: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Print the guest's logs.")
 
         @OptionGroup var global: GlobalOptions
@@ -115,8 +115,8 @@ extension RunnerCommand {
             guard (1...10_000).contains(tail) else { throw ValidationError("--tail must be between 1 and 10000") }
         }
 
-        func run() throws {
-            let code = GuestLogs.run(global.context, role: role, tail: tail, follow: follow) { text, descriptor in
+        func run() async throws {
+            let code = await GuestLogs.run(global.context, role: role, tail: tail, follow: follow) { text, descriptor in
                 StandardStreams.write(text, to: descriptor)
             }
             throw ExitCode(code)

@@ -62,7 +62,7 @@ struct ContainerPlanTests {
 
     @Test func theKeyTravelsAsEnvironmentOnlyAndNeverToTheSidecar() {
         let plan = plan()
-        #expect(plan.runtime["Env"] == ["OPENAI_API_KEY=sk-secret"])
+        #expect(plan.runtime["Env"] == ["HOME=/etc/oxydra/home", "OPENAI_API_KEY=sk-secret"])
         for spec in [plan.runtime, plan.sidecar] {
             let withoutEnvironment = spec.objectValue?.filter { $0.key != "Env" } ?? [:]
             #expect(!JSONValue.object(withoutEnvironment).compactText.contains("sk-secret"))

@@ -47,8 +47,8 @@ public final class ScriptedModelServer: Sendable {
         self.baseURL = "http://127.0.0.1:\(port)"
     }
 
-    /// Binds `127.0.0.1:0` and starts serving.
-    public static func start() async throws -> ScriptedModelServer {
+    /// Binds `host:0` (`127.0.0.1` unless a container must reach it: `0.0.0.0`) and starts serving.
+    public static func start(host: String = "127.0.0.1") async throws -> ScriptedModelServer {
         let state = ServerState()
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -60,7 +60,7 @@ public final class ScriptedModelServer: Sendable {
                     try channel.pipeline.syncOperations.addHandler(ScriptedConnectionHandler(state: state))
                 }
             }
-            .bind(host: "127.0.0.1", port: 0).get()
+            .bind(host: host, port: 0).get()
         return ScriptedModelServer(channel: channel, state: state, port: channel.localAddress?.port ?? 0)
     }
 
