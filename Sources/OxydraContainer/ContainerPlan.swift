@@ -159,7 +159,8 @@ public struct ContainerPlan: Sendable {
 
     /// The shell sidecar's `ContainerConfig`.
     public var sidecar: JSONValue {
-        var host = hostConfig(network: shellNetwork == .egress ? "bridge" : "none")
+        // With egress the shell joins the user's own network (never another user's, never the host's).
+        var host = hostConfig(network: shellNetwork == .egress ? runtimeNetwork : "none")
         host["Binds"] = .array(
             [
                 "\(sharedDirectory):/shared", "\(tmpDirectory):/tmp",

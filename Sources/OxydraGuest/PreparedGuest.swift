@@ -112,6 +112,10 @@ public struct PreparedGuest: Sendable {
             catalog: catalog, operatorPrompt: operatorPrompt, bind: bind, advertise: advertise, gatewayTokens: tokens,
             environment: environment)
         try workspace.writePrivateFile(localToken + "\n", to: workspace.tokenFile)
+        if envelope.sandboxTier == .process && config.tools.shell.network == .egress {
+            throw GuestStartError(
+                "tools.shell.network = \"egress\" needs the container tier; the process tier's shell has no network")
+        }
         if envelope.sandboxTier == .process {
             // Children inherit Landlock, and a confined process cannot set up bubblewrap's mounts:
             // the sandbox starts first.

@@ -51,6 +51,12 @@ public enum GuestLifecycle {
                     + "machine by this build: \(tierGap(tier)); pass --insecure to use the process tier "
                     + "(a host process confined with Landlock)")
         }
+        if agent.config.tools.shell.network == .egress {
+            throw CommandOutput.error(
+                "tools.shell.network = \"egress\" (\(agent.source(of: ["tools", "shell", "network"]))) needs the "
+                    + "container tier: the process tier's shell sandbox has no network of its own to give (bubblewrap "
+                    + "would share the host's, loopback included); set default_tier = \"container\" or remove the key")
+        }
         do {
             try target.provision()
         } catch {

@@ -78,11 +78,6 @@ struct ValidationTests {
             "[memory]\nenabled = true\nremote_url = \"libsql://db.example\"",
             "memory.auth_token is required when memory.enabled = true and memory.remote_url is set in \(file)"
         ),
-        // tools.shell.network: only "none" works until the container tier runs
-        (
-            "[tools.shell]\nnetwork = \"egress\"",
-            "tools.shell.network = \"egress\" is not supported yet: the process tier's shell sandbox has no network of its own to give (bubblewrap would share the host's, loopback included), and the container tier is not finished; remove the key or set it to \"none\" in \(file)"
-        ),
         // reliability
         ("[reliability]\nmax_attempts = 0", "reliability.max_attempts must be greater than 0 (got 0) in \(file)"),
         ("[reliability]\nbackoff_base_ms = 0", "reliability.backoff_base_ms must be greater than 0 (got 0) in \(file)"),

@@ -53,7 +53,9 @@ struct ContainerPlanTests {
                     "/srv/oxydra/alice/ipc/shell:/run/oxydra/shell",
                 ])
         #expect(plan.sidecar["HostConfig"]?["NetworkMode"] == "none")
-        #expect(self.plan(network: .egress).sidecar["HostConfig"]?["NetworkMode"] == "bridge")
+        var egress = self.plan(network: .egress)
+        egress.runtimeNetwork = "oxydra-alice"
+        #expect(egress.sidecar["HostConfig"]?["NetworkMode"] == "oxydra-alice")
         // The vault is read-only for the runtime; the envelope too.
         let binds = plan.runtime["HostConfig"]?["Binds"]?.arrayValue?.compactMap(\.stringValue) ?? []
         #expect(binds.contains("/srv/oxydra/alice/vault:/workspace/vault:ro"))

@@ -194,9 +194,24 @@ struct ContainerTierTests {
             #expect(!text.contains(Self.secret), "\(file) holds the key")
         }
 
+        // The runtime process itself, seen from the host: no capabilities, no new privileges, and a
+        // root filesystem without the host's paths.
+        let runtime = try #require(try await engine.inspectContainer("oxydra-container-alice-oxydra-vm"))
+        let pid = try #require(runtime["State"]?["Pid"]?.intValue)
+        let processStatus = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
+        #expect(processStatus.contains("CapEff:\t0000000000000000"), "\(processStatus)")
+        #expect(processStatus.contains("NoNewPrivs:\t1"))
+        #expect(processStatus.contains("Uid:\t\(account.uid)\t"))
+        for path in [project.root, ChildProcess.path(of: "runner"), "/var/run/docker.sock"] {
+            #expect(access("/proc/\(pid)/root" + path, F_OK) != 0, "\(path) is visible to the runtime")
+        }
+        #expect(access("/proc/\(pid)/root/workspace/shared", F_OK) == 0)
+
         try project.directory.write(Self.probe, to: ".oxydra/workspaces/alice/shared/probe.py")
         _ = ChildProcess.runToolSynchronously("/bin/chown", ["\(account.uid)", project.workspace + "/shared/probe.py"])
-        let hostPaths = [project.root + "/.oxydra/agent.toml", project.workspace + "/ipc", ChildProcess.path(of: "runner")]
+        let hostPaths = [
+            project.root + "/.oxydra/agent.toml", project.workspace + "/ipc", ChildProcess.path(of: "runner"),
+        ]
         let command = (["python3", "/shared/probe.py"] + hostPaths).joined(separator: " ")
         server.enqueue(
             .toolCalls([

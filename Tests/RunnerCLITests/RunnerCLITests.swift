@@ -64,6 +64,20 @@ struct RunnerCLITests {
         }
     }
 
+    @Test func shellEgressNeedsTheContainerTier() async throws {
+        let project = try Project(
+            agent:
+                "[selection]\nprovider = \"local\"\nmodel = \"m\"\n[providers.registry.local]\nprovider_type = \"openai\"\nbase_url = \"http://127.0.0.1:9\"\nskip_catalog_validation = true\n[tools.shell]\nnetwork = \"egress\"\n"
+        )
+        defer { project.directory.remove() }
+        let started = try await project.run(["start", "--insecure"])
+        #expect(started.exitCode == 1)
+        #expect(
+            started.standardError.contains(
+                "tools.shell.network = \"egress\" (./.oxydra/agent.toml) needs the container tier"),
+            "\(started.standardError)")
+    }
+
     @Test func checkPassesOnTheSeedLayout() async throws {
         let project = try Project(agent: "[selection]\nprovider = \"anthropic\"\nmodel = \"claude-haiku-4-5\"\n")
         defer { project.directory.remove() }

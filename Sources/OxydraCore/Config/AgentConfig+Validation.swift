@@ -56,15 +56,6 @@ extension AgentConfig {
                     ?? "add [providers.registry.\(ConfigPath.renderKey(selection.provider))] with a provider_type")
         }
 
-        if tools.shell.network == .egress {
-            diagnostics.report(
-                ["tools", "shell", "network"],
-                "tools.shell.network = \"egress\" is not supported yet: the process tier's shell sandbox has no "
-                    + "network of its own to give (bubblewrap would share the host's, loopback included), and the "
-                    + "container tier is not finished; remove the key or set it to \"none\"",
-                source: diagnostics.source(of: ["tools", "shell", "network"]))
-        }
-
         if reliability.backoffBaseMs > reliability.backoffMaxMs {
             diagnostics.report(
                 ["reliability"],

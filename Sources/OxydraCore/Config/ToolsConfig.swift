@@ -46,7 +46,8 @@ public struct ShellToolsConfig: ConfigSection, Hashable {
     /// is counted and dropped.
     public var maxOutputBytes = 64 << 10
     /// The shell's network: "none" (default: its own empty network namespace) or "egress"
-    /// (outbound access, which needs the container tier's network; refused until that tier runs).
+    /// (the container tier's shell-vm joins the user's own bridge network; the process tier
+    /// refuses it, since bubblewrap could only share the host's network, loopback included).
     public var network = ShellNetwork.none
 
     public init() {}
