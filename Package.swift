@@ -163,7 +163,9 @@ let package = Package(
             name: "oxydra-benchmarks",
             dependencies: [
                 "OxydraProviders", "OxydraRuntime", "OxydraTools", "OxydraMemory", "OxydraTesting", "OxydraRunner",
-                "OxydraClient", "OxydraSandbox", "CSystemShims", "oxydra-vm", "shell-daemon", asyncHTTPClient,
+                "OxydraClient", "OxydraSandbox", "OxydraContainer", "CSystemShims", "oxydra-vm", "shell-daemon",
+                "runner",
+                asyncHTTPClient,
             ] + nio,
             path: "Benchmarks/OxydraBenchmarks",
             swiftSettings: swiftSettings

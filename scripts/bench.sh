@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the benchmarks in release mode and runs them. Not part of CI (a release build of the
-# whole stack takes several minutes on 2 cores). Usage: scripts/bench.sh [sse|provider|runtime|memory|guest|shell|json|all]
+# whole stack takes several minutes on 2 cores). Usage: scripts/bench.sh [sse|provider|runtime|memory|guest|shell|container|json|all]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -9,5 +9,6 @@ ensure_packages "${OXYDRA_APT_PACKAGES[@]}"
 swift build -c release --product oxydra-benchmarks
 swift build -c release --product oxydra-vm
 swift build -c release --product shell-daemon
+swift build -c release --product runner
 check_guest_link "$(swift build -c release --show-bin-path)"
 "$(swift build -c release --show-bin-path)/oxydra-benchmarks" "${1:-all}"

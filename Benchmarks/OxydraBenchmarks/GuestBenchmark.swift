@@ -362,9 +362,11 @@ final class GatewaySession: Sendable {
         frames = .init(client.frames.makeAsyncIterator())
     }
 
-    static func connect(_ access: GatewayAccess, newSession: Bool = false) async throws -> GatewaySession {
+    static func connect(_ access: GatewayAccess, user: UserID = "alice", newSession: Bool = false) async throws
+        -> GatewaySession
+    {
         let session = GatewaySession(client: GatewayClient(endpoint: access.endpoint, token: access.token))
-        session.client.send(.hello(.init(requestID: "h", userID: "alice", createNewSession: newSession)))
+        session.client.send(.hello(.init(requestID: "h", userID: user.rawValue, createNewSession: newSession)))
         _ = try await session.next { if case .helloAck = $0 { true } else { false } }
         return session
     }
