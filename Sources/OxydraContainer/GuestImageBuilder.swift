@@ -76,6 +76,15 @@ public enum GuestImageBuilder {
                 role: role, reference: "\(repository):\(tag)", id: id, contentHash: hash, reused: true,
                 sizeBytes: existing["Size"]?.intValue ?? 0)
         }
+        // The images this build replaces, removed once nothing names them any more.
+        var replaced: Set<String> = []
+        for name in ["\(repository):\(version)", "\(repository):\(tag)"] {
+            if let old = try await engine.inspectImage(name), old["Config"]?["Labels"]?[roleLabel] != nil,
+                let id = old["Id"]?.stringValue
+            {
+                replaced.insert(id)
+            }
+        }
         let root = workDirectory + "/" + role.rawValue
         let tarball = workDirectory + "/" + role.rawValue + ".tar"
         let labels = [
@@ -107,6 +116,12 @@ public enum GuestImageBuilder {
             tarball: tarball, repository: repository, tag: version, changes: changes)
         try await engine.tagImage(id, repository: repository, tag: tag)
         let size = try await engine.inspectImage(id)?["Size"]?.intValue ?? 0
+        for old in replaced where old != id {
+            // Only an image no tag and no container uses goes (the engine refuses the others).
+            if try await engine.inspectImage(old)?["RepoTags"]?.arrayValue?.isEmpty ?? false {
+                try? await engine.removeImage(old)
+            }
+        }
         return Report(
             role: role, reference: "\(repository):\(tag)", id: id, contentHash: hash, reused: false, sizeBytes: size)
     }

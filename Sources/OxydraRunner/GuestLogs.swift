@@ -77,7 +77,11 @@ public enum GuestLogs {
                 switch response {
                 case .logs(let lines, let next, let files):
                     if offsets[role] == nil && roles.count > 1 && !files.isEmpty {
-                        emit("==> \(files.joined(separator: ", ")) <==\n", 1)
+                        // A container-tier guest names its files by its own paths.
+                        let shown = files.map {
+                            $0.hasPrefix("/workspace/logs/") ? target.logs + $0.dropFirst("/workspace/logs".count) : $0
+                        }
+                        emit("==> \(shown.joined(separator: ", ")) <==\n", 1)
                     }
                     if !lines.isEmpty { emit(lines.joined(separator: "\n") + "\n", 1) }
                     // A file that shrank was rotated or truncated: start over.
