@@ -33,7 +33,9 @@ func benchmarkContainer() async throws {
     let server = try await ScriptedModelServer.start(host: "0.0.0.0")
     let directory = try TemporaryDirectory(prefix: "oxydra-bench-container")
     defer { directory.remove() }
-    try directory.write(server.agentConfig(), to: ".oxydra/agent.toml")
+    // Every measured turn opens a session of its own.
+    try directory.write(
+        server.agentConfig("[gateway]\nmax_sessions_per_user = 5000\n"), to: ".oxydra/agent.toml")
     try directory.write(
         """
         workspace_root = ".oxydra/workspaces"
