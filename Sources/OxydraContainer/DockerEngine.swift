@@ -270,6 +270,11 @@ public struct DockerEngine: Sendable {
         return id
     }
 
+    /// The network's inspect document (`Containers` lists what is attached), or nil.
+    public func inspectNetwork(_ name: String) async throws(DockerError) -> JSONValue? {
+        try await optionalJSON(.GET, "/networks/\(Self.escape(name))")
+    }
+
     /// Removes a network; a missing one is not an error.
     public func removeNetwork(_ name: String) async throws(DockerError) {
         do {

@@ -162,57 +162,79 @@ enum ContainerGuest {
         var status = StartupStatus(sandboxTier: .container)
         var started = Found(runtime: nil, sidecar: nil, all: [])
         do {
+            // The user's network outlives a stop (it holds nothing); creating it costs a start ~80 ms.
             _ = try await engine.ensureNetwork(name: plan.userNetworkName, labels: labels(target.user))
         } catch {
             throw .error("cannot create the user's network \(plan.userNetworkName): \(error)")
         }
-        if shellWanted {
+        var policy = GuestLifecycle.runtimePolicy(target, protected: [])
+        policy.mounts = [:]
+        func writeEnvelope(_ status: StartupStatus) throws(CommandOutput) {
+            let envelope = BootstrapEnvelope(
+                userID: target.user, sandboxTier: .container, workspaceRoot: "/workspace",
+                sidecarEndpoint: status.sidecarAvailable
+                    ? .init(transport: "unix", address: ContainerPlan.shellSocket) : nil,
+                runtimePolicy: policy, startupStatus: status)
             do {
-                let id = try await engine.createContainer(name: plan.name(.sidecar), spec: plan.sidecar)
+                try writePrivate(envelope.json.prettyText + "\n", to: bootstrapFile)
+            } catch {
+                throw .error(error.description)
+            }
+        }
+        // Both containers start at once (each start costs the engine 150–300 ms); the guest waits
+        // for the sidecar's socket. Should the sidecar fail, the runtime is started again with an
+        // envelope that says so.
+        if shellWanted {
+            status.sidecarAvailable = true
+            status.shellAvailable = true
+        }
+        do {
+            try writeEnvelope(status)
+        } catch {
+            await removeAll(started, target: target, engine: engine)
+            throw error
+        }
+        let (sidecarName, sidecarSpec) = (plan.name(.sidecar), plan.sidecar)
+        async let sidecarLaunch = shellWanted ? launch(sidecarName, sidecarSpec, engine: engine) : nil
+        var runtimeLaunch = await launch(plan.name(.runtime), plan.runtime, engine: engine)
+        if let sidecar = await sidecarLaunch {
+            if let id = sidecar.id {
                 started.sidecar = ["Id": .string(id)]
                 started.all.append(["Id": .string(id)])
-                try await engine.startContainer(id)
-                status.sidecarAvailable = true
-                status.shellAvailable = true
-            } catch {
+            }
+            if let error = sidecar.error {
+                status.sidecarAvailable = false
+                status.shellAvailable = false
                 status.degradedReasons.append(
                     DegradedReason(
                         code: DegradedReason.sidecarUnavailable,
                         detail: "the shell-vm container did not start (\(error)); shell tools are disabled"))
-                await removeAll(started, target: target, engine: engine, keepNetwork: true)
+                var discard = Found(runtime: nil, sidecar: nil, all: started.all)
+                if let id = runtimeLaunch.id { discard.all.append(["Id": .string(id)]) }
+                await removeAll(discard, target: target, engine: engine, keepFiles: true)
                 started = Found(runtime: nil, sidecar: nil, all: [])
+                do {
+                    try writeEnvelope(status)
+                } catch {
+                    throw error
+                }
+                runtimeLaunch = await launch(plan.name(.runtime), plan.runtime, engine: engine)
             }
         }
-        var policy = GuestLifecycle.runtimePolicy(target, protected: [])
-        policy.mounts = [:]
-        let envelope = BootstrapEnvelope(
-            userID: target.user, sandboxTier: .container, workspaceRoot: "/workspace",
-            sidecarEndpoint: status.sidecarAvailable
-                ? .init(transport: "unix", address: ContainerPlan.shellSocket) : nil,
-            runtimePolicy: policy, startupStatus: status)
-        do {
-            try writePrivate(envelope.json.prettyText + "\n", to: bootstrapFile)
-        } catch {
-            await removeAll(started, target: target, engine: engine)
-            throw .error(error.description)
+        if let id = runtimeLaunch.id {
+            started.runtime = ["Id": .string(id)]
+            started.all.append(["Id": .string(id)])
         }
-
-        let runtimeID: String
-        do {
-            runtimeID = try await engine.createContainer(name: plan.name(.runtime), spec: plan.runtime)
-            started.runtime = ["Id": .string(runtimeID)]
-            started.all.append(["Id": .string(runtimeID)])
-            try await engine.startContainer(runtimeID)
-        } catch {
+        guard var runtimeID = runtimeLaunch.id, runtimeLaunch.error == nil else {
             await removeAll(started, target: target, engine: engine)
-            if case .api(_, let message, _) = error,
+            if case .api(_, let message, _)? = runtimeLaunch.error,
                 message.contains("already allocated") || message.contains("address already in use")
             {
                 throw .error(
                     "port \(port) on 127.0.0.1 is already in use, so the gateway cannot be published; free it or "
                         + "set gateway.bind to another port (\"127.0.0.1:0\" picks a free one)")
             }
-            throw .error("the oxydra-vm container did not start: \(error)")
+            throw .error("the oxydra-vm container did not start: \(runtimeLaunch.error.map { "\($0)" } ?? "no id")")
         }
 
         let deadline = ContinuousClock.now + GuestLifecycle.startTimeout
@@ -231,6 +253,38 @@ enum ContainerGuest {
             }
             if ContinuousClock.now - lastInspect >= .milliseconds(200) {
                 lastInspect = ContinuousClock.now
+                // A sidecar that ended before the guest connected: start the guest again without it.
+                if status.sidecarAvailable, let sidecarID = Found.id(started.sidecar),
+                    let sidecarState = try? await engine.inspectContainer(sidecarID)?["State"],
+                    sidecarState["Running"]?.boolValue == false
+                {
+                    let output = (try? await engine.logLines(sidecarID, tail: 3)) ?? []
+                    status.sidecarAvailable = false
+                    status.shellAvailable = false
+                    status.degradedReasons.append(
+                        DegradedReason(
+                            code: DegradedReason.sidecarUnavailable,
+                            detail: "the shell-vm container exited at start (status "
+                                + "\(sidecarState["ExitCode"]?.intValue ?? -1))"
+                                + (output.isEmpty ? "" : ": " + output.map(\.text).joined(separator: " / "))
+                                + "; shell tools are disabled (`runner logs --role sidecar`)"))
+                    await removeAll(started, target: target, engine: engine, keepFiles: true)
+                    started = Found(runtime: nil, sidecar: nil, all: [])
+                    unlink(target.marker)
+                    unlink(target.controlSocket)
+                    try writeEnvelope(status)
+                    let again = await launch(plan.name(.runtime), plan.runtime, engine: engine)
+                    if let id = again.id {
+                        started.runtime = ["Id": .string(id)]
+                        started.all = [["Id": .string(id)]]
+                    }
+                    guard let id = again.id, again.error == nil else {
+                        await removeAll(started, target: target, engine: engine)
+                        throw .error("the oxydra-vm container did not start: \(again.error.map { "\($0)" } ?? "no id")")
+                    }
+                    runtimeID = id
+                    continue
+                }
                 let state = try? await engine.inspectContainer(runtimeID)?["State"]
                 if let state, state["Running"]?.boolValue == false {
                     let code = state["ExitCode"]?.intValue ?? -1
@@ -250,10 +304,24 @@ enum ContainerGuest {
                 + "removed; logs: \(context.display.render(target.logs))")
     }
 
+    /// Creates and starts one container; the id (when created) and the failure (when any).
+    static func launch(_ name: String, _ spec: JSONValue, engine: DockerEngine) async -> (
+        id: String?, error: DockerError?
+    ) {
+        var id: String?
+        do {
+            id = try await engine.createContainer(name: name, spec: spec)
+            try await engine.startContainer(id!)
+            return (id, nil)
+        } catch {
+            return (id, error)
+        }
+    }
+
     // MARK: stop
 
     /// Shuts the guest down through its control socket, waits, stops what still runs, keeps the
-    /// output in `logs/` and removes the containers and the user's network.
+    /// output in `logs/` and removes the containers.
     static func stop(target: UserTarget, found: Found, engine: DockerEngine) async -> [String] {
         var lines = ["user_id=\(target.user)", "shutdown=true"]
         var cancelled = 0
@@ -285,10 +353,11 @@ enum ContainerGuest {
         return lines
     }
 
-    /// Keeps each container's output in the user's `logs/`, then removes the containers (and, unless
-    /// `keepNetwork`, the user's network) and the files of this start. Returns the names removed.
+    /// Keeps each container's output in the user's `logs/`, then removes the containers and (unless
+    /// `keepFiles`) the files of this start. The user's network stays for the next start. Returns
+    /// the names removed.
     @discardableResult
-    static func removeAll(_ found: Found, target: UserTarget, engine: DockerEngine, keepNetwork: Bool = false)
+    static func removeAll(_ found: Found, target: UserTarget, engine: DockerEngine, keepFiles: Bool = false)
         async -> [String]
     {
         var removed: [String] = []
@@ -312,9 +381,10 @@ enum ContainerGuest {
                 continue
             }
         }
-        if !keepNetwork { try? await engine.removeNetwork("oxydra-\(target.user.rawValue)") }
-        for path in [target.marker, target.controlSocket, target.ipc + "/bootstrap.json"] { unlink(path) }
-        try? FileManager.default.removeItem(atPath: target.ipc + "/guest-config")
+        if !keepFiles {
+            for path in [target.marker, target.controlSocket, target.ipc + "/bootstrap.json"] { unlink(path) }
+            try? FileManager.default.removeItem(atPath: target.ipc + "/guest-config")
+        }
         return removed
     }
 

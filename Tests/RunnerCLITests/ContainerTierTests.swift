@@ -256,7 +256,10 @@ struct ContainerTierTests {
         #expect(stop.exitCode == 0, "\(stop.standardError)")
         #expect(stop.standardOutput.contains("containers_removed="))
         #expect(try await containers("alice").isEmpty)
-        #expect(try await engine.listNetworks(labels: ["oxydra.user_id": "alice"]).isEmpty)
+        // The user's network stays for the next start, with nothing attached.
+        let network = try #require(try await engine.listNetworks(labels: ["oxydra.user_id": "alice"]).first)
+        let attached = try await engine.inspectNetwork(try #require(network["Id"]?.stringValue))
+        #expect(attached?["Containers"]?.objectValue?.isEmpty ?? true)
         // Their output outlives them.
         let kept = try await Self.runAs(account, project, ["logs", "--role", "stderr"])
         #expect(kept.standardOutput.contains("gateway_endpoint=\(endpoint)"), "\(kept.standardOutput)")
@@ -351,6 +354,34 @@ struct ContainerTierTests {
         #expect(exited.standardError.contains("exited during start-up"), "\(exited.standardError)")
         #expect(exited.standardError.contains("OXYDRA_TEST_UNSET_TOKEN"), "\(exited.standardError)")
         #expect(try await containers("alice").isEmpty)
+
+        // A shell-vm that cannot start: the guest runs without a shell and says why.
+        let empty = try project.directory.createDirectory("empty-image")
+        let tarball = project.root + "/empty-image.tar"
+        _ = try await ChildProcess.runTool("/usr/bin/tar", ["-cf", tarball, "-C", empty, "."])
+        let broken = "oxydra-test-broken-shell:\(getpid())"
+        _ = try await engine.importImage(
+            tarball: tarball, repository: "oxydra-test-broken-shell", tag: "\(getpid())",
+            changes: [
+                "ENTRYPOINT [\"/nonexistent\"]", "LABEL \(GuestImageBuilder.versionLabel)=\(OxydraVersion.current)",
+            ])
+        defer { Teardown.run { try? await engine.removeImage(broken, force: true) } }
+        try project.directory.write(runner.replacing("shell-vm:latest", with: broken), to: ".oxydra/runner.toml")
+        try project.directory.write(
+            try String(contentsOfFile: project.root + "/.oxydra/agent.toml", encoding: .utf8)
+                .replacing("auth_token_env = \"OXYDRA_TEST_UNSET_TOKEN\"", with: ""), to: ".oxydra/agent.toml")
+        _ = ChildProcess.runToolSynchronously("/bin/chown", ["-R", "\(account.uid):\(account.gid)", project.root])
+        let degraded = try await Self.runAs(account, project, ["start"])
+        #expect(degraded.exitCode == 0, "\(degraded.standardError)")
+        #expect(value("shell_available", in: degraded.standardOutput) == "false", "\(degraded.standardOutput)")
+        #expect(
+            value("degraded_reason", in: degraded.standardOutput)?.hasPrefix(
+                "sidecar_unavailable:the shell-vm container exited at start") == true, "\(degraded.standardOutput)")
+        #expect(try await containers("alice").count == 1)
+        let stopped = try await Self.runAs(account, project, ["stop"])
+        #expect(stopped.exitCode == 0, "\(stopped.standardError)")
+        #expect(try await containers("alice").isEmpty)
+        try project.directory.write(runner, to: ".oxydra/runner.toml")
 
         // No engine: named, with how to start one.
         let noEngine = try await ChildProcess.runTool(
