@@ -80,14 +80,14 @@ func benchmarkContainer() async throws {
     }
     print("container: image sizes (uncompressed) \(sizes.joined(separator: ", ")) (target oxydra-vm ≤ 60 MB)")
 
-    // Floor: the engine running the same image once, through the same API.
+    // Floor: what `docker run --rm oxydra-vm:latest --help` costs (the CLI's default network, the
+    // default bridge; create, start, wait, remove), through the same API.
     func engineRun() async throws -> Double {
         let start = clock.now
         let id = try await engine.createContainer(
             name: "oxydra-bench-floor-\(UInt32.random(in: 0...UInt32.max))",
             spec: [
                 "Image": "oxydra-vm:latest", "Cmd": ["--help"], "User": .string("\(uid):\(gid)"),
-                "HostConfig": ["NetworkMode": "none"],
             ])
         try await engine.startContainer(id)
         _ = try await engine.waitContainer(id)
@@ -136,15 +136,7 @@ func benchmarkContainer() async throws {
         defer { session.client.close() }
         server.enqueue(reply)
         counter += 1
-        let id = TurnID("c\(counter)")
-        let start = clock.now
-        session.client.send(.sendTurn(.init(requestID: "r\(counter)", turnID: id, prompt: "Hi")))
-        _ = try await session.next { frame in
-            if case .turnCompleted(let header, _) = frame { return header.turn.turnID == id }
-            if case .error(let info) = frame { return info.turn?.turnID == id }
-            return false
-        }
-        return seconds(clock.now - start)
+        return try await session.timedTurn("c\(counter)")
     }
     for _ in 0..<10 {
         _ = try await turn(inContainer, user: "alice")
@@ -152,13 +144,13 @@ func benchmarkContainer() async throws {
     }
     var container: [Double] = []
     var process: [Double] = []
-    for _ in 0..<60 {
+    for _ in 0..<150 {
         container.append(try await turn(inContainer, user: "alice"))
         process.append(try await turn(inProcess, user: "bob"))
     }
     print(
         "container: a turn through the container's gateway min/median/max \(spread(container, scale: 1000)) ms vs the "
-            + "process tier's \(spread(process, scale: 1000)) ms (60 interleaved turns each); ratio of medians "
+            + "process tier's \(spread(process, scale: 1000)) ms (150 interleaved turns each); ratio of medians "
             + "\(String(format2: median(container) / median(process)))x (target ≤ 1.1x)")
     try await server.shutdown()
 }

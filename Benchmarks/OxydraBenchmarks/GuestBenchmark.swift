@@ -138,15 +138,7 @@ private func measure(_ guest: GuestProcess, server: ScriptedModelServer) async t
     func gatewayTurn(_ session: GatewaySession) async throws -> Double {
         server.enqueue(reply)
         counter += 1
-        let id = TurnID("b\(counter)")
-        let start = clock.now
-        session.client.send(.sendTurn(.init(requestID: "r\(counter)", turnID: id, prompt: "Hi")))
-        _ = try await session.next { frame in
-            if case .turnCompleted(let header, _) = frame { return header.turn.turnID == id }
-            if case .error(let info) = frame { return info.turn?.turnID == id }
-            return false
-        }
-        return seconds(clock.now - start)
+        return try await session.timedTurn("b\(counter)")
     }
     for _ in 0..<20 {
         _ = try await providerAlone()
@@ -369,6 +361,19 @@ final class GatewaySession: Sendable {
         session.client.send(.hello(.init(requestID: "h", userID: user.rawValue, createNewSession: newSession)))
         _ = try await session.next { if case .helloAck = $0 { true } else { false } }
         return session
+    }
+
+    /// Sends the turn `id` ("Hi") and waits until it completes or fails; the wall time in seconds.
+    func timedTurn(_ id: String) async throws -> Double {
+        let turn = TurnID(id)
+        let start = clock.now
+        client.send(.sendTurn(.init(requestID: "r-" + id, turnID: turn, prompt: "Hi")))
+        _ = try await next { frame in
+            if case .turnCompleted(let header, _) = frame { return header.turn.turnID == turn }
+            if case .error(let info) = frame { return info.turn?.turnID == turn }
+            return false
+        }
+        return seconds(clock.now - start)
     }
 
     /// Frames received so far (one consumer at a time).
