@@ -314,6 +314,15 @@ struct ContainerTierTests {
         let (out, err) = try await engine.logs(id)
         #expect(out.contains("\(alice) connected"), "\(out)\(err)")
         #expect(out.contains("\(bob) ") && !out.contains("\(bob) connected"), "\(out)\(err)")
+        // restart replaces alice's containers and leaves bob's alone.
+        let bobBefore = try await engine.inspectContainer("oxydra-container-bob-oxydra-vm")?["Id"]
+        let aliceBefore = try await engine.inspectContainer("oxydra-container-alice-oxydra-vm")?["Id"]
+        let restarted = try await Self.runAs(account, project, ["restart", "--user", "alice"])
+        #expect(restarted.exitCode == 0, "\(restarted.standardError)")
+        #expect(restarted.standardOutput.contains("containers_removed=oxydra-container-alice-"))
+        #expect(value("sandbox_tier", in: restarted.standardOutput) == "container")
+        #expect(try await engine.inspectContainer("oxydra-container-alice-oxydra-vm")?["Id"] != aliceBefore)
+        #expect(try await engine.inspectContainer("oxydra-container-bob-oxydra-vm")?["Id"] == bobBefore)
         // Each user's containers mount only their own workspace.
         let inspected = try #require(try await engine.inspectContainer("oxydra-container-alice-oxydra-vm"))
         let binds = inspected["HostConfig"]?["Binds"]?.arrayValue?.compactMap(\.stringValue) ?? []
