@@ -21,12 +21,13 @@ public enum ConfigRendering {
     public enum Secrets: Sendable {
         /// `"********"` (for people).
         case redacted
-        /// Left out (for a guest that receives them as environment variables).
-        case omitted
+        /// `""` (for a guest that receives the values as `OXYDRA__…` variables: the key stays in the
+        /// file, so the variable lands on it with its exact spelling, e.g. a header's case).
+        case emptied
     }
 
     /// TOML text of `tree`; with `sources`, each value is followed by `# <source>`. Secrets print as
-    /// `"********"` or are left out.
+    /// `"********"` or as `""`.
     public static func toml(_ tree: ConfigNode, sources: Bool, secrets: Secrets = .redacted) -> String {
         var lines: [String] = []
         render(tree, path: [], sources: sources, secrets: secrets, into: &lines)
@@ -36,8 +37,7 @@ public enum ConfigRendering {
     private static func render(
         _ node: ConfigNode, path: [String], sources: Bool, secrets: Secrets, into lines: inout [String]
     ) {
-        guard case .table(var entries) = node.value else { return }
-        if secrets == .omitted { entries = entries.filter { !$0.value.isSecret } }
+        guard case .table(let entries) = node.value else { return }
         let keys = entries.keys.sorted()
         let scalars = keys.filter { !isTable(entries[$0]!) }
         let tables = keys.filter { isTable(entries[$0]!) }
@@ -48,7 +48,8 @@ public enum ConfigRendering {
         let width = scalars.map { ConfigPath.renderKey($0).count + 3 + text(entries[$0]!).count }.max() ?? 0
         for key in scalars {
             let child = entries[key]!
-            var line = "\(ConfigPath.renderKey(key)) = \(text(child))"
+            let value = child.isSecret && secrets == .emptied ? "\"\"" : text(child)
+            var line = "\(ConfigPath.renderKey(key)) = \(value)"
             if sources {
                 line += String(repeating: " ", count: max(1, width - line.count + 2)) + "# \(child.source)"
             }

@@ -1,8 +1,8 @@
 import OxydraCore
 
 /// The agent configuration as a container-tier guest receives it: the host resolves every layer
-/// (files, `OXYDRA__…` variables, `--set`), writes the effective values without their secrets into
-/// one directory the runtime container mounts read-only at ``mountPoint``, and hands the secrets
+/// (files, `OXYDRA__…` variables, `--set`), writes the effective values with every secret emptied
+/// into one directory the runtime container mounts read-only at ``mountPoint``, and hands the secrets
 /// over as environment variables only — never in a file, a label or a command line.
 ///
 /// The directory mirrors the guest's own search paths so it loads exactly what the host resolved:
@@ -61,7 +61,7 @@ public struct GuestConfigExport: Sendable, Hashable {
         }
         if let level = environment["OXYDRA_LOG_LEVEL"] { variables["OXYDRA_LOG_LEVEL"] = level }
 
-        var files = ["agent.toml": ConfigRendering.toml(typed, sources: false, secrets: .omitted)]
+        var files = ["agent.toml": ConfigRendering.toml(typed, sources: false, secrets: .emptied)]
         let layers = [
             (paths.systemDirectory, ""), (paths.userDirectory, "home/.config/oxydra/"),
             (paths.projectDirectory, "project/.oxydra/"),

@@ -1,8 +1,10 @@
 import Foundation
-import OxydraContainer
+import NIOHTTP1
 import OxydraCore
 import OxydraTesting
 import Testing
+
+@testable import OxydraContainer
 
 #if canImport(Glibc)
     import Glibc
@@ -363,6 +365,32 @@ struct ContainerTierTests {
         #expect(exited.standardError.contains("exited during start-up"), "\(exited.standardError)")
         #expect(exited.standardError.contains("OXYDRA_TEST_UNSET_TOKEN"), "\(exited.standardError)")
         #expect(try await containers("alice").isEmpty)
+
+        // An image another Oxydra version built: the start goes ahead with a warning.
+        let source = try await engine.createContainer(
+            name: "oxydra-test-commit-\(getpid())", spec: ["Image": "oxydra-vm:latest"])
+        let older = "oxydra-test-older-vm:\(getpid())"
+        _ = try await engine.call(
+            .POST, "/commit",
+            query: [
+                ("container", source), ("repo", "oxydra-test-older-vm"), ("tag", "\(getpid())"),
+                ("changes", "LABEL \(GuestImageBuilder.versionLabel)=0.0.1"),
+            ])
+        try await engine.removeContainer(source, force: true)
+        defer { Teardown.run { try? await engine.removeImage(older, force: true) } }
+        try project.directory.write(runner.replacing("oxydra-vm:latest", with: older), to: ".oxydra/runner.toml")
+        try project.directory.write(
+            try String(contentsOfFile: project.root + "/.oxydra/agent.toml", encoding: .utf8)
+                .replacing("auth_token_env = \"OXYDRA_TEST_UNSET_TOKEN\"", with: ""), to: ".oxydra/agent.toml")
+        _ = ChildProcess.runToolSynchronously("/bin/chown", ["-R", "\(account.uid):\(account.gid)", project.root])
+        let warned = try await Self.runAs(account, project, ["start"])
+        #expect(warned.exitCode == 0, "\(warned.standardError)")
+        #expect(
+            warned.standardOutput.contains(
+                "warning=image \(older) was built by Oxydra 0.0.1, this runner is \(OxydraVersion.current); rebuild it "
+                    + "with `runner images build`"), "\(warned.standardOutput)")
+        #expect(try await Self.runAs(account, project, ["stop"]).exitCode == 0)
+        try project.directory.write(runner, to: ".oxydra/runner.toml")
 
         // A shell-vm that cannot start: the guest runs without a shell and says why.
         let empty = try project.directory.createDirectory("empty-image")
