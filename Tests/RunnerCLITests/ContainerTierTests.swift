@@ -420,6 +420,19 @@ struct ContainerTierTests {
         #expect(try await containers("alice").isEmpty)
         try project.directory.write(runner, to: ".oxydra/runner.toml")
 
+        // A guest that died (or a runner that crashed) leaves containers the next command finds.
+        try #require(try await Self.runAs(account, project, ["start"]).exitCode == 0)
+        try await engine.stopContainer("oxydra-container-alice-oxydra-vm", graceSeconds: 0)
+        let dead = try await Self.runAs(account, project, ["status"])
+        #expect(dead.exitCode == 3)
+        #expect(dead.standardError.contains("left from an earlier start"), "\(dead.standardError)")
+        #expect(dead.standardError.contains("container_runtime=oxydra-container-alice-oxydra-vm"))
+        let again = try await Self.runAs(account, project, ["start"])
+        #expect(again.exitCode == 0, "\(again.standardError)")
+        #expect(value("shell_available", in: again.standardOutput) == "true")
+        #expect(try await Self.runAs(account, project, ["stop"]).exitCode == 0)
+        #expect(try await containers("alice").isEmpty)
+
         // No engine: named, with how to start one.
         let noEngine = try await ChildProcess.runTool(
             "/usr/bin/setpriv",
