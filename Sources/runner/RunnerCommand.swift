@@ -43,6 +43,11 @@ struct RunnerCommand: AsyncParsableCommand {
             Start.self, Stop.self, Restart.self, Status.self, Logs.self, Ask.self, TUI.self, Config.self, Images.self,
         ],
         defaultSubcommand: Start.self)
+
+    /// Global options also work before the subcommand (`runner --config C --user U status`).
+    static func main() async {
+        await main(GlobalArguments.hoisted(Array(CommandLine.arguments.dropFirst())))
+    }
 }
 
 extension RunnerCommand {
