@@ -25,6 +25,16 @@ public enum GuestLifecycle {
     }
 
     static func startOrThrow(_ context: RunnerContext, insecure: Bool) async throws(CommandOutput) -> CommandOutput {
+        let (agent, target, tier) = try preflight(context, insecure: insecure)
+        if tier == .container { return try await ContainerGuest.start(context, target: target, agent: agent) }
+        return try startProcessTier(context, target: target, agent: agent, tier: tier)
+    }
+
+    /// Everything that can be known wrong before anything is touched: the configuration, the
+    /// credential, the tier and what the tier allows. `restart` runs it before it stops the guest.
+    static func preflight(_ context: RunnerContext, insecure: Bool) throws(CommandOutput) -> (
+        LoadedAgentConfig, UserTarget, SandboxTier
+    ) {
         let check = ConfigCommands.check(context)
         guard check.exitCode == 0 else { throw check }
         // A guest without a usable credential would only exit again; say how to fix it now.
@@ -44,19 +54,24 @@ public enum GuestLifecycle {
         let tier =
             insecure
             ? SandboxTier.process : (target.userConfig.behavior.sandboxTier ?? target.runner.config.defaultTier)
-        if tier == .container { return try await ContainerGuest.start(context, target: target, agent: agent) }
-        guard tier == .process else {
+        guard tier == .process || tier == .container else {
             throw CommandOutput.error(
                 "sandbox tier `\(tier.rawValue)` (\(insecure ? "" : tierSource(target))) cannot be started on this "
                     + "machine by this build: \(tierGap(tier)); pass --insecure to use the process tier "
                     + "(a host process confined with Landlock)")
         }
-        if agent.config.tools.shell.network == .egress {
+        if tier == .process && agent.config.tools.shell.network == .egress {
             throw CommandOutput.error(
                 "tools.shell.network = \"egress\" (\(agent.source(of: ["tools", "shell", "network"]))) needs the "
                     + "container tier: the process tier's shell sandbox has no network of its own to give (bubblewrap "
                     + "would share the host's, loopback included); set default_tier = \"container\" or remove the key")
         }
+        return (agent, target, tier)
+    }
+
+    static func startProcessTier(
+        _ context: RunnerContext, target: UserTarget, agent: LoadedAgentConfig, tier: SandboxTier
+    ) throws(CommandOutput) -> CommandOutput {
         do {
             try target.provision()
         } catch {
@@ -251,7 +266,10 @@ public enum GuestLifecycle {
         case .failure(.notRunning):
             unlink(target.marker)
             if quietWhenStopped { return CommandOutput() }
-            throw CommandOutput.error("no running guest found for user `\(target.user)`; \(target.startHint(context))")
+            // Stopping what is stopped succeeds (as the original): scripts can stop unconditionally.
+            return CommandOutput(
+                standardOutput: "user_id=\(target.user)\nalready_stopped=true\n",
+                standardError: "note: no running guest found for user `\(target.user)`\n")
         case .failure(let error): throw CommandOutput.error(error.description)
         }
         var cancelled = 0
@@ -277,7 +295,15 @@ public enum GuestLifecycle {
     }
 
     public static func restart(_ context: RunnerContext, insecure: Bool) async -> CommandOutput {
-        do {
+        do throws(CommandOutput) {
+            do {
+                _ = try preflight(context, insecure: insecure)
+            } catch {
+                // The running guest (if any) is left alone: a bad edit must not take the agent down.
+                var refused = error
+                refused.standardError += "runner error: nothing was stopped; the running guest (if any) keeps running\n"
+                throw refused
+            }
             let stopped = try await stopOrThrow(context, quietWhenStopped: true)
             let started = try await startOrThrow(context, insecure: insecure)
             return CommandOutput(

@@ -228,7 +228,7 @@ struct AgentRuntimeTests {
             if case .progress(let progress) = $0, case .toolHeartbeat = progress.kind { progress.message } else { nil }
         }
         #expect(beats.count >= 2)
-        #expect(beats.first == "[1/8] Still executing: slow_read (0s)")
+        #expect(beats.first == "[1/100] Still executing: slow_read (0s)")
     }
 }
 

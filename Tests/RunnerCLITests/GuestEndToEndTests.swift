@@ -101,12 +101,25 @@ struct GuestEndToEndTests {
             stopped.standardError.contains(
                 "start it with `runner --config .oxydra/runner.toml --user alice --insecure`"))
         let stopAgain = try await project.run(["stop"])
-        #expect(stopAgain.exitCode == 1)
-        #expect(stopAgain.standardError.hasPrefix("runner error: no running guest found for user `alice`"))
+        #expect(stopAgain.exitCode == 0)
+        #expect(stopAgain.standardOutput == "user_id=alice\nalready_stopped=true\n")
+        #expect(stopAgain.standardError.hasPrefix("note: no running guest found for user `alice`"))
 
         let restart = try await project.run(["restart", "--insecure"])
         #expect(restart.exitCode == 0, "\(restart.standardError)")
         #expect(value("runtime_pid", in: restart.standardOutput) != value("runtime_pid", in: out))
+
+        // A restart with a broken configuration refuses before it stops anything.
+        let agent = try String(contentsOfFile: project.root + "/.oxydra/agent.toml", encoding: .utf8)
+        try project.directory.write(agent + "\n[runtime]\nmax_turn = 3\n", to: ".oxydra/agent.toml")
+        let refused = try await project.run(["restart", "--insecure"])
+        #expect(refused.exitCode == 1)
+        #expect(refused.standardError.contains("unknown key runtime.max_turn"), "\(refused.standardError)")
+        #expect(refused.standardError.contains("nothing was stopped; the running guest (if any) keeps running"))
+        let still = try await project.run(["status"])
+        #expect(still.exitCode == 0)
+        #expect(value("runtime_pid", in: still.standardOutput) == value("runtime_pid", in: restart.standardOutput))
+        try project.directory.write(agent, to: ".oxydra/agent.toml")
 
         let logs = try await project.run(["logs", "--tail", "50"])
         #expect(logs.exitCode == 0)
@@ -120,7 +133,7 @@ struct GuestEndToEndTests {
             #expect(ask.exitCode == 0, "\(ask.standardError)")
             #expect(ask.standardOutput == "Hello there, Alice\n")
             #expect(ask.standardError.contains("session runtime-alice"))
-            #expect(ask.standardError.contains("· [1/8] Calling provider"))
+            #expect(ask.standardError.contains("· [1/100] Calling provider"))
             #expect(ask.standardError.contains("11 tokens in · 7 out"))
 
             // On a terminal, control sequences in the answer are removed: no new window title, no

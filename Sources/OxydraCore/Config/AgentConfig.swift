@@ -52,7 +52,9 @@ public struct RuntimeConfig: ConfigSection, Hashable {
     /// Bound on every provider wait and tool run, in seconds.
     public var turnTimeoutSecs = 60
     /// Provider calls per turn.
-    public var maxTurns = 8
+    /// 100, not the seed table's 8: real multi-step tasks (read, edit, run, check) need more
+    /// provider calls per turn; the original raised it the same way.
+    public var maxTurns = 100
     /// Money per turn in US dollars, priced from the model catalog; unset means no limit.
     public var maxCost: Double?
     public var contextBudget = ContextBudgetConfig()
