@@ -16,9 +16,29 @@ public struct LoadedRunnerConfig: Sendable {
     /// `workspace_root` as an absolute path.
     public var workspaceRoot: String { FilePaths.absolute(config.workspaceRoot, relativeTo: baseDirectory) }
 
-    /// The absolute path of a user's own config file.
-    public func userConfigPath(_ user: UserID) -> String? {
-        config.users[user.rawValue].map { FilePaths.absolute($0.configPath, relativeTo: baseDirectory) }
+    /// Where a relative `users.<id>.config_path` may point, in the order tried: the runner config's
+    /// own directory (the seed's table), then the project root (the seed's quick start writes
+    /// `config_path = ".oxydra/users/alice.toml"` inside `.oxydra/runner.toml`). Absolute paths are
+    /// the one candidate.
+    public func userConfigCandidates(_ user: UserID) -> [(path: String, basis: String)] {
+        guard let configured = config.users[user.rawValue]?.configPath else { return [] }
+        if configured.hasPrefix("/") { return [(FilePaths.standardized(configured), "absolute")] }
+        var candidates = [
+            (FilePaths.absolute(configured, relativeTo: FilePaths.parent(path)), "the runner config's directory")
+        ]
+        let fromRoot = FilePaths.absolute(configured, relativeTo: baseDirectory)
+        if fromRoot != candidates[0].0 { candidates.append((fromRoot, "the project root")) }
+        return candidates
+    }
+
+    /// The absolute path of a user's own config file: the first candidate that exists, else the
+    /// first (for the error message).
+    public func userConfigPath(_ user: UserID) -> String? { userConfigLocation(user)?.path }
+
+    /// ``userConfigPath(_:)`` with the rule that found it.
+    public func userConfigLocation(_ user: UserID) -> (path: String, basis: String)? {
+        let candidates = userConfigCandidates(user)
+        return candidates.first { FileManager.default.fileExists(atPath: $0.path) } ?? candidates.first
     }
 
     /// The user to act for: `requested` when given (it must be registered), else the only
@@ -113,9 +133,13 @@ public enum RunnerConfigLoader {
                     [
                         ConfigIssue(
                             path: "users.\(ConfigPath.renderKey(user.rawValue)).config_path",
-                            message: "config file for user `\(user)` not found at \(shown) "
-                                + "(users.\(ConfigPath.renderKey(user.rawValue)).config_path; relative paths resolve "
-                                + "from \(display.render(runner.baseDirectory)))",
+                            message:
+                                "config file for user `\(user)` not found (users.\(ConfigPath.renderKey(user.rawValue))"
+                                + ".config_path; tried "
+                                + runner.userConfigCandidates(user).map {
+                                    "\(display.render($0.path)) (relative to \($0.basis))"
+                                }
+                                .joined(separator: ", ") + ")",
                             location: .file(runner.displayPath))
                     ]
                 )

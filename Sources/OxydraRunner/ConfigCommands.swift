@@ -34,7 +34,8 @@ public enum ConfigCommands {
             errors += mountProblems
             if loaded.issues.isEmpty && mountProblems.isEmpty {
                 let tier = loaded.config.behavior.sandboxTier ?? runner.config.defaultTier
-                out.append("ok: \(loaded.displayPath) (user \(user), sandbox_tier = \(tier.rawValue))")
+                let basis = runner.userConfigLocation(user).map { "; config_path relative to \($0.basis)" } ?? ""
+                out.append("ok: \(loaded.displayPath) (user \(user), sandbox_tier = \(tier.rawValue)\(basis))")
             }
         }
 

@@ -179,9 +179,34 @@ struct RunnerConfigTests {
         let user = RunnerConfigLoader.loadUser("alice", of: runner, display: display)
         #expect(
             user.issues.map(\.description) == [
-                "config file for user `alice` not found at ./.oxydra/users/alice.toml (users.alice.config_path; "
-                    + "relative paths resolve from .) in ./.oxydra/runner.toml"
+                "config file for user `alice` not found (users.alice.config_path; tried "
+                    + "./.oxydra/.oxydra/users/alice.toml (relative to the runner config's directory), "
+                    + "./.oxydra/users/alice.toml (relative to the project root)) in ./.oxydra/runner.toml"
             ])
+    }
+
+    /// The seed's table (relative to the runner config's directory) and its quick start (the
+    /// project-root form inside `.oxydra/`) both find the user's file; the documented rule wins.
+    @Test func userFilesResolveByTheSeedsRuleThenTheProjectRoot() throws {
+        let directory = try TemporaryDirectory(prefix: "oxydra-runner")
+        defer { directory.remove() }
+        let display = DisplayPath(workingDirectory: directory.path, homeDirectory: nil)
+        try directory.write("[users.alice]\nconfig_path = \"users/alice.toml\"", to: ".oxydra/runner.toml")
+        try directory.write("[behavior]\nshell_enabled = false\n", to: ".oxydra/users/alice.toml")
+        var runner = RunnerConfigLoader.load(path: ".oxydra/runner.toml", display: display)
+        #expect(runner.userConfigLocation("alice")?.basis == "the runner config's directory")
+        #expect(RunnerConfigLoader.loadUser("alice", of: runner, display: display).issues.isEmpty)
+
+        try directory.write("[users.alice]\nconfig_path = \".oxydra/users/alice.toml\"", to: ".oxydra/runner.toml")
+        runner = RunnerConfigLoader.load(path: ".oxydra/runner.toml", display: display)
+        #expect(runner.userConfigLocation("alice")?.basis == "the project root")
+        #expect(RunnerConfigLoader.loadUser("alice", of: runner, display: display).issues.isEmpty)
+
+        // Both exist: the documented rule wins.
+        try directory.write("[behavior]\nshell_enabled = true\n", to: ".oxydra/.oxydra/users/alice.toml")
+        runner = RunnerConfigLoader.load(path: ".oxydra/runner.toml", display: display)
+        #expect(runner.userConfigLocation("alice")?.basis == "the runner config's directory")
+        #expect(RunnerConfigLoader.loadUser("alice", of: runner, display: display).config.behavior.shellEnabled == true)
     }
 
     @Test func shippedExamplesAreValid() throws {

@@ -86,7 +86,7 @@ struct RunnerCLITests {
         #expect(
             result.standardOutput == """
                 ok: ./.oxydra/runner.toml (1 user(s))
-                ok: ./.oxydra/users/alice.toml (user alice, sandbox_tier = process)
+                ok: ./.oxydra/users/alice.toml (user alice, sandbox_tier = process; config_path relative to the project root)
                 ok: agent config (./.oxydra/agent.toml)
                 ok: model `claude-haiku-4-5` on provider `anthropic` (catalog anthropic, context 200000, output 64000 tokens, $1.0/$5.0 per 1M tokens)
                 configuration is valid
