@@ -117,7 +117,7 @@ public enum GuestLifecycle {
                 arguments: [
                     "--user-id", target.user.rawValue, "--workspace-root", target.workspace, "--bootstrap-stdin",
                 ],
-                environment: context.environment, workingDirectory: context.workingDirectory, input: envelope.framed,
+                environment: context.environment, workingDirectory: context.projectDirectory, input: envelope.framed,
                 standardOutput: target.logs + "/oxydra-vm.stdout.log",
                 standardError: target.logs + "/oxydra-vm.stderr.log")
         } catch {

@@ -29,9 +29,19 @@ public struct RunnerContext: Sendable {
         DisplayPath(workingDirectory: workingDirectory, homeDirectory: environment["HOME"])
     }
 
+    /// The project the runner config belongs to: the directory holding its `.oxydra/` when the
+    /// file lives in one (`runner --config /srv/p/.oxydra/runner.toml` from anywhere is project
+    /// `/srv/p`), else the working directory. The agent config's project layer
+    /// (`<project>/.oxydra/agent.toml`) is read there, and a process-tier guest runs there.
+    public var projectDirectory: String {
+        let directory = FilePaths.parent(FilePaths.absolute(configPath, relativeTo: workingDirectory))
+        return FilePaths.lastComponent(directory) == ".oxydra" ? FilePaths.parent(directory) : workingDirectory
+    }
+
     var agentLoader: AgentConfigLoader {
-        AgentConfigLoader.standard(
-            environment: environment, workingDirectory: workingDirectory, commandLineOverrides: overrides)
+        AgentConfigLoader(
+            paths: ConfigSearchPaths.standard(environment: environment, workingDirectory: projectDirectory),
+            environment: environment, commandLineOverrides: overrides, display: display)
     }
 }
 

@@ -126,6 +126,39 @@ struct GuestEndToEndTests {
         #expect(logs.standardOutput.contains("gateway ready"))
     }
 
+    /// `runner --config /path/to/.oxydra/runner.toml …` from anywhere uses that project's agent
+    /// config, for the runner's checks and for the guest it starts; `SYSTEM.md` next to
+    /// `agent.toml` reaches the prompt.
+    @Test func theRunnerConfigsProjectIsTheAgentConfigsProject() async throws {
+        let server = try await ScriptedModelServer.start()
+        defer { Teardown.run { try? await server.shutdown() } }
+        let project = try Project(agent: scriptedAgent(server))
+        try project.directory.write("Answer like a pirate.\n", to: ".oxydra/SYSTEM.md")
+        let elsewhere = try TemporaryDirectory(prefix: "oxydra-elsewhere")
+        defer {
+            project.shutdownGuest()
+            project.directory.remove()
+            elsewhere.remove()
+        }
+        func run(_ arguments: [String]) async throws -> ProcessResult {
+            try await ChildProcess.run(
+                "runner", ["--config", project.root + "/.oxydra/runner.toml"] + arguments,
+                environment: project.environment, workingDirectory: elsewhere.path)
+        }
+        let shown = try await run(["config", "show", "--sources"])
+        #expect(shown.exitCode == 0, "\(shown.standardError)")
+        #expect(shown.standardOutput.contains("provider = \"local\""), "\(shown.standardOutput)")
+        let started = try await run(["start", "--insecure"])
+        #expect(started.exitCode == 0, "\(started.standardError)")
+        server.enqueue(.text("arr"))
+        let ask = try await run(["ask", "hello"])
+        #expect(ask.exitCode == 0, "\(ask.standardError)")
+        #expect(ask.standardOutput == "arr\n")
+        let request = String(decoding: server.requests.last?.body ?? Data(), as: UTF8.self)
+        #expect(request.contains("Answer like a pirate."))
+        #expect(try await run(["stop"]).exitCode == 0)
+    }
+
     @Test func askStreamsTheAnswerAndReportsFailures() async throws {
         try await Project.withGuest { project, server in
             server.enqueue(.text("Hello there, Alice"))
