@@ -104,7 +104,9 @@ public struct PreparedGuest: Sendable {
         }
         let home = environment["HOME"].map { [$0 + "/.config/oxydra"] } ?? []
         let operatorPrompt = SystemPrompt.operatorText(
-            searching: [workspace.internalDirectory, loader.paths.projectDirectory] + home + [loader.paths.systemDirectory])
+            searching: [workspace.internalDirectory, loader.paths.projectDirectory] + home + [
+                loader.paths.systemDirectory
+            ])
 
         var prepared = PreparedGuest(
             envelope: envelope, workspace: workspace, config: config,

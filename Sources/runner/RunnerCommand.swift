@@ -136,7 +136,7 @@ extension RunnerCommand {
 
         @OptionGroup var global: GlobalOptions
 
-        @Argument(help: "The prompt.")
+        @Argument(help: "The prompt; `-` reads it from standard input.")
         var prompt: String
 
         @Option(help: "Continue this session (id or unique prefix); default: the user's default session.")
@@ -153,10 +153,32 @@ extension RunnerCommand {
         }
 
         func run() async throws {
+            var text = prompt
+            if prompt == "-" {
+                var bytes: [UInt8] = []
+                var buffer = [UInt8](repeating: 0, count: 65_536)
+                while true {
+                    let count = read(0, &buffer, buffer.count)
+                    if count < 0 && errno == EINTR { continue }
+                    if count <= 0 { break }
+                    bytes += buffer[..<count]
+                    guard bytes.count <= 1 << 20 else {
+                        StandardStreams.write("runner error: the prompt on standard input exceeds 1 MiB\n", to: 2)
+                        throw ExitCode(1)
+                    }
+                }
+                text = String(decoding: bytes, as: UTF8.self)
+                if text.hasSuffix("\n") { text.removeLast() }
+                guard !text.trimmed.isEmpty else {
+                    StandardStreams.write(
+                        "runner error: `runner ask -` read an empty prompt from standard input\n", to: 2)
+                    throw ExitCode(1)
+                }
+            }
             let interrupts = Interrupts.install()
             let code = await AskCommand.run(
                 global.context,
-                options: AskCommand.Options(prompt: prompt, session: session, newSession: newSession, json: json),
+                options: AskCommand.Options(prompt: text, session: session, newSession: newSession, json: json),
                 interrupts: interrupts
             ) { text, descriptor in
                 StandardStreams.write(text, to: descriptor)

@@ -156,6 +156,19 @@ struct GuestEndToEndTests {
         #expect(ask.standardOutput == "arr\n")
         let request = String(decoding: server.requests.last?.body ?? Data(), as: UTF8.self)
         #expect(request.contains("Answer like a pirate."))
+
+        // `ask -`: the prompt from standard input, line breaks kept.
+        server.enqueue(.text("read it"))
+        let piped = try await ChildProcess.runTool(
+            "/bin/sh",
+            [
+                "-c", "printf 'first line\\nsecond line\\n' | \"$0\" --config \"$1\" ask -",
+                ChildProcess.path(of: "runner"), project.root + "/.oxydra/runner.toml",
+            ], environment: project.environment, workingDirectory: elsewhere.path)
+        #expect(piped.exitCode == 0, "\(piped.standardError)")
+        #expect(piped.standardOutput == "read it\n")
+        let pipedRequest = String(decoding: server.requests.last?.body ?? Data(), as: UTF8.self)
+        #expect(pipedRequest.contains("first line\\nsecond line\""), "\(pipedRequest)")
         #expect(try await run(["stop"]).exitCode == 0)
     }
 
