@@ -116,10 +116,10 @@ public actor SessionHub {
 
     func openOrCreate(_ id: SessionID) async throws(HubError) -> LiveSession {
         if let live = sessions[id] { return live }
+        try makeRoom()
         if let record = try await storeCall({ () throws(MemoryError) in try await store.session(id) }) {
             return load(record)
         }
-        try await checkCapacity()
         let record = try await storeCall { () throws(MemoryError) in
             try await store.createSession(id, displayName: nil, agentName: "default", channelOrigin: "tui")
         }
@@ -131,11 +131,12 @@ public actor SessionHub {
         if let live = sessions[SessionID(idOrPrefix)] { return live }
         let record = try await storeCall { () throws(MemoryError) in try await store.resolveSession(idOrPrefix) }
         if let live = sessions[record.id] { return live }
+        try makeRoom()
         return load(record)
     }
 
     func createSession(displayName: String?, agentName: String?, origin: String) async throws(HubError) -> LiveSession {
-        try await checkCapacity()
+        try makeRoom()
         let id = SessionID(UUID().uuidString.lowercased())
         let name = displayName?.trimmed
         let record = try await storeCall { () throws(MemoryError) in
@@ -147,16 +148,21 @@ public actor SessionHub {
         return load(record, new: true)
     }
 
-    private func checkCapacity() async throws(HubError) {
+    /// `gateway.max_sessions_per_user` bounds the sessions held in memory, not the sessions ever
+    /// created (the store keeps any number). Before one more is loaded, the least recently used
+    /// sessions that no client is on and no turn runs in are unloaded (their history stays stored
+    /// and comes back on the next visit); only when every live session is in use is it refused.
+    private func makeRoom() throws(HubError) {
         let limit = limits.maxSessionsPerUser
-        let stored = try await storeCall { () throws(MemoryError) in
-            try await store.sessionCount(includeArchived: false)
-        }
-        if max(stored, sessions.values.reduce(0) { $0 + ($1.archived ? 0 : 1) }) >= limit {
+        guard sessions.count >= limit else { return }
+        let idle = sessions.values.filter { $0.fanout.isEmpty && $0.activeTurn == nil }
+            .sorted { $0.lastActivity < $1.lastActivity }
+        for session in idle.prefix(sessions.count - limit + 1) { sessions[session.id] = nil }
+        if sessions.count >= limit {
             throw HubError(
                 .limitReached,
-                "maximum sessions reached (limit: \(limit)); switch to an existing session or raise "
-                    + "gateway.max_sessions_per_user")
+                "maximum live sessions reached (limit: \(limit)): every one has a client on it or a turn running; "
+                    + "leave one, or raise gateway.max_sessions_per_user")
         }
     }
 

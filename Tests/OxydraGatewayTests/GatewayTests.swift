@@ -320,19 +320,31 @@ struct GatewayTests {
         #expect(last.map(\.text) == ["4711"] && cut)
     }
 
-    @Test func theSessionLimitIsEnforced() async throws {
+    /// The limit is on sessions in memory: sessions nobody is on are unloaded to make room (any
+    /// number can be created over time); only when every live one is in use is a new one refused.
+    @Test func theSessionLimitCountsLiveSessionsInUse() async throws {
         let fixture = try await GatewayFixture.start(limits: { $0.maxSessionsPerUser = 2 })
         defer { Teardown.run { await fixture.stop() } }
         let (client, _) = try await fixture.connected()
-        client.send(.createSession(requestID: "1", displayName: nil, agentName: nil))
-        try await client.next(isType("session_created"))
-        client.send(.createSession(requestID: "2", displayName: nil, agentName: nil))
-        guard case .error(let limit) = try await client.next(isType("error")) else {
+        for index in 0..<5 {
+            client.send(.createSession(requestID: "c\(index)", displayName: nil, agentName: nil))
+            try await client.next(isType("session_created"))
+        }
+        #expect(try await fixture.store.listSessions(includeArchived: true).count == 6)
+        // A second client on the default session: now both live sessions are in use.
+        let (other, _) = try await fixture.connected()
+        other.send(.createSession(requestID: "x", displayName: nil, agentName: nil))
+        guard case .error(let limit) = try await other.next(isType("error")) else {
             Issue.record("expected `.error`")
             return
         }
         #expect(limit.code == .limitReached)
-        #expect(limit.message.hasPrefix("maximum sessions reached (limit: 2)"))
+        #expect(limit.message.hasPrefix("maximum live sessions reached (limit: 2)"))
+        // Leaving frees the room again.
+        client.close()
+        try await Task.sleep(for: .milliseconds(100))
+        other.send(.createSession(requestID: "y", displayName: nil, agentName: nil))
+        try await other.next(isType("session_created"))
     }
 
     /// Every connection needs the guest's token, on loopback as well (other OS users share it);
