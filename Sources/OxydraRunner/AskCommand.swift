@@ -94,7 +94,11 @@ public enum AskCommand {
                 var session: SessionID?
                 var streamed = false
                 for await frame in client.frames {
-                    if options.json { emit(JSONWriter.text(frame.json, sortedKeys: true) + "\n", 1) }
+                    // Only this turn's frames: a reconnecting client is also sent the previous
+                    // turn's terminal frame, which is not this ask's answer.
+                    if options.json && (frame.turnID == nil || frame.turnID == turnID) {
+                        emit(JSONWriter.text(frame.json, sortedKeys: true) + "\n", 1)
+                    }
                     switch frame {
                     case .helloAck(_, _, let ref, _):
                         acknowledged.set()

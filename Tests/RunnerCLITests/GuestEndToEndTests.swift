@@ -207,6 +207,11 @@ struct GuestEndToEndTests {
             #expect(types.first == "hello_ack")
             #expect(types.last == "turn_completed")
             #expect(types.contains("assistant_delta"))
+            // Every turn frame is this turn's: the previous ask's terminal frame, replayed to a joining
+            // client, is not printed.
+            let frames = try json.standardOutput.split(separator: "\n").map { try ServerFrame(parsing: String($0)) }
+            #expect(Set(frames.compactMap(\.turnID)).count == 1, "\(json.standardOutput)")
+            #expect(types.filter { $0 == "turn_completed" }.count == 1)
 
             server.enqueue(.status(500, message: "model melted"))
             let failed = try await project.run(["ask", "break"])

@@ -273,6 +273,18 @@ public enum ServerFrame: Sendable, Hashable {
     /// The answer to `get_history`: the session's last messages, oldest first.
     case history(requestID: String, session: SessionRef, entries: [HistoryEntry], truncated: Bool)
 
+    /// The turn the frame is about, when it is about one.
+    public var turnID: TurnID? {
+        switch self {
+        case .turnStarted(let header), .assistantDelta(let header, _), .turnProgress(let header, _),
+            .toolCall(let header, _), .toolResult(let header, _), .turnCompleted(let header, _),
+            .turnCancelled(let header):
+            header.turn.turnID
+        case .error(let info): info.turn?.turnID
+        default: nil
+        }
+    }
+
     public var type: String {
         switch self {
         case .helloAck: "hello_ack"
