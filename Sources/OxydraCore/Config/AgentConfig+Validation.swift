@@ -93,6 +93,14 @@ extension AgentConfig {
 
         let remote = memory.remoteURL?.trimmed ?? ""
         let token = memory.authToken?.trimmed ?? ""
+        // The guest would refuse to start on it: say so at `config check` (a later issue builds it).
+        if !remote.isEmpty {
+            diagnostics.report(
+                ["memory", "remote_url"],
+                "memory.remote_url is not supported yet (no remote memory store in this build); remove it to use "
+                    + "the local database at memory.db_path",
+                source: diagnostics.source(of: ["memory", "remote_url"]))
+        }
         if memory.enabled && !remote.isEmpty && token.isEmpty {
             diagnostics.report(
                 ["memory", "auth_token"],
