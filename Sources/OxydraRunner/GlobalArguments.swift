@@ -6,7 +6,7 @@ public enum GlobalArguments {
     /// Subcommands, with the nested ones of each group.
     public static let subcommands: [String: [String]] = [
         "start": [], "stop": [], "restart": [], "status": [], "logs": [], "ask": [], "tui": [],
-        "config": ["show", "check"], "images": ["build", "list"],
+        "config": ["show", "check"], "images": ["build", "list"], "catalog": [], "check-update": [], "web": [],
     ]
     /// Options that may come before a subcommand and take a value.
     static let valued: Set<String> = ["--config", "-c", "--user", "-u", "--set"]

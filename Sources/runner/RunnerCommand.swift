@@ -41,6 +41,7 @@ struct RunnerCommand: AsyncParsableCommand {
             """,
         subcommands: [
             Start.self, Stop.self, Restart.self, Status.self, Logs.self, Ask.self, TUI.self, Config.self, Images.self,
+            NotBuilt.Catalog.self, NotBuilt.CheckUpdate.self, NotBuilt.Web.self,
         ],
         defaultSubcommand: Start.self)
 
@@ -319,6 +320,43 @@ extension RunnerCommand {
             var json = false
 
             func run() async throws { await ImagesCommand.list(global.context, json: json).emitAndExit() }
+        }
+    }
+}
+
+/// Commands of the original that this build does not have yet: they say so (and where they are
+/// planned) instead of failing as unknown arguments.
+enum NotBuilt {
+    static func refuse(_ command: String, _ plan: String) -> Never {
+        StandardStreams.write("runner error: `runner \(command)` is not built yet: \(plan)\n", to: 2)
+        exit(2)
+    }
+
+    struct Catalog: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Not built yet: fetch, verify or show the model catalog (the original's `catalog`).")
+        @Argument(parsing: .captureForPassthrough) var rest: [String] = []
+        func run() throws {
+            refuse(
+                "catalog",
+                "the built-in catalog plus model_catalog.json files is used; `runner config check` shows "
+                    + "the selected model's entry (docs/configuration.md#models)")
+        }
+    }
+
+    struct CheckUpdate: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "check-update", abstract: "Not built yet: look for a newer release (the original's).")
+        @Argument(parsing: .captureForPassthrough) var rest: [String] = []
+        func run() throws { refuse("check-update", "this build never contacts a release server") }
+    }
+
+    struct Web: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Not built yet: the web app (chat, sessions, approvals, configuration).")
+        @Argument(parsing: .captureForPassthrough) var rest: [String] = []
+        func run() throws {
+            refuse("web", "the web app is a later issue; use `runner --tui` or `runner ask` meanwhile")
         }
     }
 }

@@ -25,6 +25,7 @@ struct GlobalArgumentsTests {
     @Test(arguments: [
         ("status", Int32(3)), ("stop", 0), ("logs", 0), ("config show", 0), ("config check", 0), ("ask hi", 1),
         ("start --help", 0), ("restart --help", 0), ("tui --help", 0), ("images list --help", 0),
+        ("web --bind 127.0.0.1:9000", 2), ("catalog fetch --pinned", 2), ("check-update", 2),
     ])
     func everySubcommandTakesThemFirst(_ command: String, _ expected: Int32) async throws {
         let project = try Project(agent: "[selection]\nprovider = \"anthropic\"\nmodel = \"claude-haiku-4-5\"\n")
@@ -35,5 +36,6 @@ struct GlobalArgumentsTests {
         #expect(result.exitCode == expected, "\(command): \(result.standardError)")
         #expect(!result.standardError.contains("Unknown option"), "\(result.standardError)")
         #expect(!result.standardError.contains("Unexpected argument"), "\(result.standardError)")
+        if expected == 2 { #expect(result.standardError.contains("is not built yet"), "\(result.standardError)") }
     }
 }
