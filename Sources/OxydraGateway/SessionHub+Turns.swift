@@ -297,6 +297,9 @@ extension ProgressInfo {
         case .providerCall:
             self.init(
                 kind: "provider_call", message: progress.message, turn: progress.turn, maxTurns: progress.maxTurns)
+        case .providerRetry:
+            self.init(
+                kind: "provider_retry", message: progress.message, turn: progress.turn, maxTurns: progress.maxTurns)
         case .toolExecution(let names):
             self.init(
                 kind: "tool_execution", toolNames: names, message: progress.message, turn: progress.turn,

@@ -114,8 +114,17 @@ final class RetryingSource: ModelEventSource, @unchecked Sendable {
 
     var hasBufferedEvent: Bool { iterator?.hasBufferedEvent ?? false }
 
+    /// The wait announced by the last `.retrying` notice, slept before the next attempt.
+    private var pendingWait: Duration?
+    /// Everything waited between attempts so far (for the final error).
+    private var waited = Duration.zero
+
     func next() async throws -> ModelEvent? {
         while true {
+            if let wait = pendingWait {
+                pendingWait = nil
+                try await Task.sleep(for: wait)
+            }
             if iterator == nil {
                 attempt += 1
                 iterator = inner.stream(request).makeAsyncIterator()
@@ -132,10 +141,12 @@ final class RetryingSource: ModelEventSource, @unchecked Sendable {
                     throw error
                 }
                 guard let wait = ReliableProvider.retryDelay(for: error, attempt: attempt, policy: policy) else {
+                    if case .transport(let provider, let message) = error, attempt > 1 {
+                        throw ProviderError.transport(provider: provider, message: message + gaveUp)
+                    }
                     throw error
                 }
-                try await Task.sleep(for: wait)
-                continue
+                return retry(after: wait, because: error.shortReason)
             }
             switch event {
             case .connectionLost(let reason):
@@ -143,12 +154,9 @@ final class RetryingSource: ModelEventSource, @unchecked Sendable {
                 if emittedOutput { throw ProviderError.streamInterrupted(provider: inner.id, message: reason) }
                 let error = ProviderError.transport(provider: inner.id, message: reason)
                 guard let wait = ReliableProvider.retryDelay(for: error, attempt: attempt, policy: policy) else {
-                    throw ProviderError.transport(
-                        provider: inner.id,
-                        message: "\(reason) (gave up after \(attempt) attempt\(attempt == 1 ? "" : "s"))")
+                    throw ProviderError.transport(provider: inner.id, message: reason + gaveUp)
                 }
-                try await Task.sleep(for: wait)
-                continue
+                return retry(after: wait, because: reason)
             case .textDelta, .reasoningDelta, .toolCallDelta:
                 emittedOutput = true
                 return event
@@ -156,5 +164,22 @@ final class RetryingSource: ModelEventSource, @unchecked Sendable {
                 return event
             }
         }
+    }
+
+    /// The notice that attempt `attempt + 1` follows after `wait`.
+    private func retry(after wait: Duration, because reason: String) -> ModelEvent {
+        pendingWait = wait
+        waited += wait
+        let milliseconds = Int(wait.components.seconds * 1000 + wait.components.attoseconds / 1_000_000_000_000_000)
+        return .retrying(
+            attempt: attempt + 1, maxAttempts: policy.maxAttempts, waitMilliseconds: milliseconds, reason: reason)
+    }
+
+    /// ` (gave up after 3 attempts, 1.5 s of waiting between them)`.
+    private var gaveUp: String {
+        let milliseconds = Int(waited.components.seconds * 1000 + waited.components.attoseconds / 1_000_000_000_000_000)
+        let shown = milliseconds < 1000 ? "\(milliseconds) ms" : "\(Double(milliseconds / 100) / 10) s"
+        return " (gave up after \(attempt) attempt\(attempt == 1 ? "" : "s")"
+            + (waited > .zero ? ", \(shown) of waiting between them)" : ")")
     }
 }

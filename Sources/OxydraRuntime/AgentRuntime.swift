@@ -76,7 +76,7 @@ public struct AgentRuntime: Sendable {
                 state.messages, session: session, turn: providerCalls, events: events)
             let response: ModelResponse
             do {
-                response = try await stream(request, events: events)
+                response = try await stream(request, call: providerCalls, events: events)
             } catch let error as StreamCancelled {
                 if !error.partialText.isEmpty {
                     try await state.appendAfterCancellation(.assistant(error.partialText), to: session, store: store)
@@ -140,8 +140,8 @@ public struct AgentRuntime: Sendable {
 
     /// Streams one response, forwarding text and reasoning as they arrive. Text deltas that
     /// arrived together (in one network read) are forwarded as one; none waits for the network.
-    private func stream(_ request: ModelRequest, events: @Sendable (RuntimeEvent) async -> Void) async throws
-        -> ModelResponse
+    private func stream(_ request: ModelRequest, call: Int, events: @Sendable (RuntimeEvent) async -> Void)
+        async throws -> ModelResponse
     {
         guard model.capabilities.streaming else { return try await provider.complete(request) }
         var builder = ModelResponseBuilder()
@@ -159,6 +159,18 @@ public struct AgentRuntime: Sendable {
                     held = ""
                 }
                 if case .reasoningDelta(let text) = event { await events(.reasoningDelta(text)) }
+                if case .retrying(let attempt, let maxAttempts, let wait, let reason) = event {
+                    let after =
+                        wait < 1000
+                        ? "\(wait) ms" : wait % 1000 == 0 ? "\(wait / 1000) s" : "\(Double(wait / 100) / 10) s"
+                    await events(
+                        .progress(
+                            TurnProgress(
+                                kind: .providerRetry(
+                                    attempt: attempt, maxAttempts: maxAttempts, waitMilliseconds: wait),
+                                message: "[\(call)/\(settings.maxTurns)] \(reason); retrying in \(after) "
+                                    + "(attempt \(attempt)/\(maxAttempts))", turn: call, maxTurns: settings.maxTurns)))
+                }
             }
         } catch {
             if !held.isEmpty { await events(.textDelta(held)) }

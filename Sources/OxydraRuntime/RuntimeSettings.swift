@@ -48,6 +48,8 @@ public enum RuntimeEvent: Sendable, Hashable {
 public struct TurnProgress: Sendable, Hashable {
     public enum Kind: Sendable, Hashable {
         case providerCall
+        /// The provider failed before any output; attempt `attempt` follows after the wait.
+        case providerRetry(attempt: Int, maxAttempts: Int, waitMilliseconds: Int)
         case toolExecution(names: [String])
         case toolHeartbeat(names: [String], elapsedSeconds: Int)
         case summarizing

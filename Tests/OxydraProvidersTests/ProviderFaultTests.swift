@@ -84,6 +84,20 @@ struct ProviderFaultTests {
         #expect(fixture.server.requests.count == 3)
     }
 
+    /// Each retry is announced before the wait (what UIs show as "retrying in 10 ms (attempt 2/3)").
+    @Test func retriesAreAnnounced() async throws {
+        let fixture = try await ProviderFixture.start(.openai, maxAttempts: 3)
+        defer { Teardown.run { await fixture.stop() } }
+        fixture.server.enqueue([.status(503, message: "busy"), .status(502, message: "busy"), .text("ok")])
+        let events = try await fixture.events()
+        let notices = events.compactMap { event -> String? in
+            guard case .retrying(let attempt, let maximum, let wait, let reason) = event else { return nil }
+            return "\(reason) \(attempt)/\(maximum) after \(wait) ms"
+        }
+        #expect(notices == ["HTTP 503 2/3 after 10 ms", "HTTP 502 3/3 after 20 ms"])
+        #expect(events.contains(.textDelta("ok")))
+    }
+
     @Test(arguments: [400, 401, 403, 404, 422])
     func otherClientErrorsFailFastWithTheProvidersMessage(_ status: Int) async throws {
         let fixture = try await ProviderFixture.start(.openai)
@@ -213,7 +227,8 @@ struct ProviderFaultTests {
         #expect(
             error
                 == "provider transport failed for `dead`: connection refused: nothing is listening there; is the "
-                + "server running, and is `base_url` (http://127.0.0.1:1) right?")
+                + "server running, and is `base_url` (http://127.0.0.1:1) right? (gave up after 2 attempts, 1 ms of "
+                + "waiting between them)")
     }
 
     /// The error a stream from provider `name` at `baseURL` fails with (nil if it does not).

@@ -191,6 +191,19 @@ struct AgentRuntimeTests {
         #expect(fixture.server.requests.count == 2)
     }
 
+    /// A provider retry is visible as a progress line, so a slow turn says why it is slow.
+    @Test func retriesShowAsProgress() async throws {
+        let fixture = try await RuntimeFixture.start { $0.reliability.maxAttempts = 3 }
+        defer { Teardown.run { await fixture.stop() } }
+        fixture.server.enqueue([.status(503, message: "busy"), .text("fine")])
+        let events = EventLog()
+        _ = try await fixture.run("go", events: events)
+        let lines = events.all.compactMap {
+            if case .progress(let progress) = $0, case .providerRetry = progress.kind { progress.message } else { nil }
+        }
+        #expect(lines == ["[1/100] HTTP 503; retrying in 5 ms (attempt 2/3)"])
+    }
+
     @Test func maxCostIsMoney() async throws {
         let fixture = try await RuntimeFixture.start { $0.runtime.maxCost = 0.001 }
         defer { Teardown.run { await fixture.stop() } }

@@ -40,6 +40,16 @@ public enum ProviderError: Error, Sendable, Hashable, CustomStringConvertible {
         }
     }
 
+    /// What went wrong, briefly, for a "retrying" progress line (`HTTP 503`, `connection refused`).
+    public var shortReason: String {
+        switch self {
+        case .httpStatus(_, let status, _, _): "HTTP \(status)"
+        case .transport(_, let message): String(message.prefix(80))
+        case .timedOut(_, let seconds): "no answer within \(seconds)s"
+        default: description
+        }
+    }
+
     /// Whether a fresh attempt may succeed (transport errors, 408, 409, 429 and 5xx).
     public var isRetryable: Bool {
         switch self {

@@ -121,14 +121,22 @@ public enum ModelEvent: Sendable, Hashable, Codable {
     case finish(FinishReason)
     /// The stream dropped before the provider's end marker; the text is the transport's reason.
     case connectionLost(String)
+    /// A notice, not content: the attempt failed before any output (`reason`) and the request is
+    /// sent again after `waitMilliseconds` as attempt `attempt` of `maxAttempts`.
+    case retrying(attempt: Int, maxAttempts: Int, waitMilliseconds: Int, reason: String)
 
-    enum CodingKeys: String, CodingKey { case type, text, delta, usage, reason, message }
+    enum CodingKeys: String, CodingKey {
+        case type, text, delta, usage, reason, message, attempt
+        case maxAttempts = "max_attempts"
+        case waitMilliseconds = "wait_ms"
+    }
     enum Kind: String, Codable {
         case textDelta = "text_delta"
         case reasoningDelta = "reasoning_delta"
         case toolCallDelta = "tool_call_delta"
         case usage, finish
         case connectionLost = "connection_lost"
+        case retrying
     }
 
     public init(from decoder: any Decoder) throws {
@@ -140,6 +148,12 @@ public enum ModelEvent: Sendable, Hashable, Codable {
         case .usage: self = .usage(try container.decode(Usage.self, forKey: .usage))
         case .finish: self = .finish(try container.decode(FinishReason.self, forKey: .reason))
         case .connectionLost: self = .connectionLost(try container.decode(String.self, forKey: .message))
+        case .retrying:
+            self = .retrying(
+                attempt: try container.decode(Int.self, forKey: .attempt),
+                maxAttempts: try container.decode(Int.self, forKey: .maxAttempts),
+                waitMilliseconds: try container.decode(Int.self, forKey: .waitMilliseconds),
+                reason: try container.decode(String.self, forKey: .reason))
         }
     }
 
@@ -164,6 +178,12 @@ public enum ModelEvent: Sendable, Hashable, Codable {
         case .connectionLost(let message):
             try container.encode(Kind.connectionLost, forKey: .type)
             try container.encode(message, forKey: .message)
+        case .retrying(let attempt, let maxAttempts, let wait, let reason):
+            try container.encode(Kind.retrying, forKey: .type)
+            try container.encode(attempt, forKey: .attempt)
+            try container.encode(maxAttempts, forKey: .maxAttempts)
+            try container.encode(wait, forKey: .waitMilliseconds)
+            try container.encode(reason, forKey: .reason)
         }
     }
 }

@@ -76,6 +76,7 @@ public struct ModelResponseBuilder: Sendable {
         case .usage(let update): usage = usage.map { $0.merged(with: update) } ?? update
         case .finish(let reason): finishReason = reason
         case .connectionLost(let reason): throw .streamInterrupted(provider: provider, message: reason)
+        case .retrying: break
         }
     }
 

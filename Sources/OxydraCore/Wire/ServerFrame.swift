@@ -60,7 +60,8 @@ public struct TurnHeader: Sendable, Hashable {
 
 /// A progress line for UIs, e.g. `[2/8] Executing tools: file_read`.
 public struct ProgressInfo: Sendable, Hashable {
-    /// `queued`, `provider_call`, `tool_execution`, `tool_heartbeat` or `rolling_summary`.
+    /// `queued`, `provider_call`, `provider_retry`, `tool_execution`, `tool_heartbeat` or
+    /// `rolling_summary`.
     public var kind: String
     public var toolNames: [String]
     public var elapsedSeconds: Int?
