@@ -1,3 +1,4 @@
+import Logging
 import OxydraCore
 
 extension SessionHub {
@@ -59,6 +60,37 @@ extension SessionHub {
             } catch {
                 return [.error(error.info(requestID: requestID))]
             }
+        case .renameSession(let requestID, let target, let name):
+            return await updateSession(requestID, target) { id throws(MemoryError) in
+                try await store.renameSession(id, to: name)
+            }
+        case .archiveSession(let requestID, let target, let archived):
+            return await updateSession(requestID, target) { id throws(MemoryError) in
+                try await store.archiveSession(id, archived: archived)
+            }
+        case .deleteSession(let requestID, let target):
+            do {
+                let record = try await storeCall { () throws(MemoryError) in try await store.resolveSession(target) }
+                if let live = sessions[record.id] {
+                    if live.activeTurn != nil {
+                        return [error(requestID, .busy, "session `\(record.id)` has a turn running; cancel it first")]
+                    }
+                    if !live.fanout.isEmpty {
+                        return [
+                            error(
+                                requestID, .busy,
+                                "session `\(record.id)` is open in a client; switch that client to another session first"
+                            )
+                        ]
+                    }
+                    sessions[record.id] = nil
+                }
+                try await storeCall { () throws(MemoryError) in try await store.deleteSession(record.id) }
+                logger.info("session deleted", metadata: ["session": "\(record.id)"])
+                return [.sessionDeleted(requestID: requestID, session: ref(record.id))]
+            } catch {
+                return [.error(error.info(requestID: requestID))]
+            }
         case .getHistory(let requestID, let limit):
             guard let id = currentSession(of: connection), let session = sessions[id] else {
                 return [error(requestID, .protocolError, "no session: send hello first")]
@@ -81,6 +113,21 @@ extension SessionHub {
             } catch {
                 return [.error(error.info(requestID: requestID))]
             }
+        }
+    }
+
+    /// Renames or (un)archives a session and answers with its new listing.
+    private func updateSession(
+        _ requestID: String, _ target: String, _ change: (SessionID) async throws(MemoryError) -> Void
+    ) async -> [ServerFrame] {
+        do {
+            let record = try await storeCall { () throws(MemoryError) in try await store.resolveSession(target) }
+            try await storeCall { () throws(MemoryError) in try await change(record.id) }
+            guard let updated = try await storeCall({ () throws(MemoryError) in try await store.session(record.id) })
+            else { return [error(requestID, .notFound, "session `\(record.id)` disappeared")] }
+            return [.sessionUpdated(requestID: requestID, session: info(updated))]
+        } catch {
+            return [.error(error.info(requestID: requestID))]
         }
     }
 

@@ -59,6 +59,27 @@ extension SessionHub {
         return nil
     }
 
+    /// An untitled session is named after its first prompt (no model call): its first line,
+    /// shortened to 60 characters at a word boundary.
+    func giveTitle(to session: LiveSession, from prompt: String) async {
+        guard !session.titled else { return }
+        session.titled = true
+        let id = session.id
+        guard let record = try? await store.session(id), record.displayName == nil else { return }
+        try? await store.renameSession(id, to: Self.title(from: prompt))
+    }
+
+    public nonisolated static func title(from prompt: String) -> String {
+        let line = prompt.split(whereSeparator: \.isNewline).first.map { $0.trimmed } ?? ""
+        let collapsed = line.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+        guard collapsed.count > 60 else { return collapsed.isEmpty ? "untitled" : collapsed }
+        var cut = String(collapsed.prefix(60))
+        if let space = cut.lastIndex(of: " "), cut.distance(from: cut.startIndex, to: space) >= 30 {
+            cut = String(cut[..<space])
+        }
+        return cut + "…"
+    }
+
     /// Waits for a slot (FIFO) when queued, runs the turn, publishes its frames and its end.
     private func execute(key: TurnKey, header: TurnHeader, prompt: String, queued: Bool) async {
         if queued {
@@ -76,6 +97,7 @@ extension SessionHub {
         }
         session.activeTurn?.state = .running
         publish(.turnStarted(header), to: key.session)
+        await giveTitle(to: session, from: prompt)
         logger.info("turn started", metadata: ["session": "\(key.session)", "turn": "\(key.turn)"])
 
         let started = ContinuousClock.now

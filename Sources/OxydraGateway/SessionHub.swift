@@ -179,13 +179,15 @@ public actor SessionHub {
         let records = try await storeCall { () throws(MemoryError) in
             try await store.listSessions(includeArchived: includeArchived, limit: 1000)
         }
-        return records.map { record in
-            SessionInfo(
-                sessionID: record.id, agentName: record.agentName, displayName: record.displayName,
-                channelOrigin: record.channelOrigin, createdAt: Timestamp.rfc3339(record.createdAt),
-                lastActiveAt: Timestamp.rfc3339(record.lastActiveAt), archived: record.archived,
-                activeTurn: sessions[record.id]?.activeTurn?.ref)
-        }
+        return records.map(info)
+    }
+
+    func info(_ record: SessionRecord) -> SessionInfo {
+        SessionInfo(
+            sessionID: record.id, agentName: record.agentName, displayName: record.displayName,
+            channelOrigin: record.channelOrigin, createdAt: Timestamp.rfc3339(record.createdAt),
+            lastActiveAt: Timestamp.rfc3339(record.lastActiveAt), archived: record.archived,
+            activeTurn: sessions[record.id]?.activeTurn?.ref)
     }
 
     func ref(_ session: SessionID) -> SessionRef { SessionRef(userID: user, sessionID: session) }
@@ -253,6 +255,8 @@ final class LiveSession {
     var activeTurn: ActiveTurn?
     var lastTerminal: ServerFrame?
     var lastActivity = ContinuousClock.now
+    /// Whether the session was checked for a title since it was loaded.
+    var titled = false
 
     init(_ record: SessionRecord) {
         id = record.id

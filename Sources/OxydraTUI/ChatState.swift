@@ -159,6 +159,13 @@ public struct ChatState: Sendable {
                                 + (info.activeTurn != nil ? "  (turn running)" : "")
                         }.joined(separator: "\n"))
             }
+        case .sessionUpdated(_, let info):
+            append(
+                .system,
+                "session \(Self.shortID(info.sessionID)): " + (info.displayName.map { "“\($0)”" } ?? "untitled")
+                    + (info.archived ? " (archived)" : ""))
+        case .sessionDeleted(_, let ref):
+            append(.system, "session \(Self.shortID(ref.sessionID)) deleted")
         }
     }
 

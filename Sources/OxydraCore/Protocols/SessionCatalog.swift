@@ -39,4 +39,6 @@ public protocol SessionCatalog: MemoryStore {
     func resolveSession(_ idOrPrefix: String) async throws(MemoryError) -> SessionRecord
     func renameSession(_ id: SessionID, to name: String?) async throws(MemoryError)
     func archiveSession(_ id: SessionID, archived: Bool) async throws(MemoryError)
+    /// Removes the session, its history, its memory chunks and its state in one transaction.
+    func deleteSession(_ id: SessionID) async throws(MemoryError)
 }

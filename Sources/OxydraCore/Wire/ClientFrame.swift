@@ -46,6 +46,12 @@ public enum ClientFrame: Sendable, Hashable {
     /// The last `limit` messages of the connection's session (for a client that reconnects or
     /// switches sessions and wants to show the conversation so far).
     case getHistory(requestID: String, limit: Int)
+    /// Sets (or with nil clears) a session's title.
+    case renameSession(requestID: String, session: String, displayName: String?)
+    /// Archives (hides from lists) or unarchives a session.
+    case archiveSession(requestID: String, session: String, archived: Bool)
+    /// Deletes a session: its history, its memory chunks and its state, at once.
+    case deleteSession(requestID: String, session: String)
 
     public struct Hello: Sendable, Hashable {
         public var requestID: String
@@ -94,6 +100,9 @@ public enum ClientFrame: Sendable, Hashable {
         case .listSessions: "list_sessions"
         case .switchSession: "switch_session"
         case .getHistory: "get_history"
+        case .renameSession: "rename_session"
+        case .archiveSession: "archive_session"
+        case .deleteSession: "delete_session"
         }
     }
 
@@ -102,7 +111,8 @@ public enum ClientFrame: Sendable, Hashable {
         case .hello(let hello): hello.requestID
         case .sendTurn(let turn): turn.requestID
         case .cancelActiveTurn(let id, _, _), .cancelAllActiveTurns(let id), .healthCheck(let id),
-            .createSession(let id, _, _), .listSessions(let id, _), .switchSession(let id, _), .getHistory(let id, _):
+            .createSession(let id, _, _), .listSessions(let id, _), .switchSession(let id, _), .getHistory(let id, _),
+            .renameSession(let id, _, _), .archiveSession(let id, _, _), .deleteSession(let id, _):
             id
         }
     }
@@ -139,6 +149,15 @@ public enum ClientFrame: Sendable, Hashable {
             payload = ["request_id": .string(id), "session_id": .string(session)]
         case .getHistory(let id, let limit):
             payload = ["request_id": .string(id), "limit": .integer(limit)]
+        case .renameSession(let id, let session, let name):
+            payload = [
+                "request_id": .string(id), "session_id": .string(session),
+                "display_name": name.map(JSONValue.string) ?? .null,
+            ]
+        case .archiveSession(let id, let session, let archived):
+            payload = ["request_id": .string(id), "session_id": .string(session), "archived": .bool(archived)]
+        case .deleteSession(let id, let session):
+            payload = ["request_id": .string(id), "session_id": .string(session)]
         }
         return ["type": .string(type), "payload": payload]
     }
@@ -206,6 +225,18 @@ public enum ClientFrame: Sendable, Hashable {
                 throw WireError("get_history.payload.limit: must be between 1 and 500")
             }
             return .getHistory(requestID: requestID, limit: limit)
+        case "rename_session":
+            let name = try payload.optionalString("display_name")?.trimmed
+            if let name, name.count > 200 { throw WireError("rename_session.payload.display_name: longer than 200") }
+            return .renameSession(
+                requestID: requestID, session: try payload.nonBlankString("session_id"),
+                displayName: name?.isEmpty == false ? name : nil)
+        case "archive_session":
+            return .archiveSession(
+                requestID: requestID, session: try payload.nonBlankString("session_id"),
+                archived: try payload.bool("archived", default: true))
+        case "delete_session":
+            return .deleteSession(requestID: requestID, session: try payload.nonBlankString("session_id"))
         default:
             let known = [
                 "hello", "send_turn", "cancel_active_turn", "cancel_all_active_turns", "health_check", "create_session",

@@ -102,6 +102,10 @@ extension ServerFrame {
                 "request_id": .string(id), "session": session.json, "entries": .array(entries.map(\.json)),
                 "truncated": .bool(truncated),
             ]
+        case .sessionUpdated(let id, let session):
+            return ["request_id": .string(id), "session": session.json]
+        case .sessionDeleted(let id, let session):
+            return ["request_id": .string(id), "session": session.json]
         }
     }
 
@@ -208,6 +212,12 @@ extension ServerFrame {
             return .history(
                 requestID: try p.string("request_id"), session: try SessionRef(p.object("session")), entries: entries,
                 truncated: try p.bool("truncated", default: false))
+        case "session_updated":
+            return .sessionUpdated(
+                requestID: try p.string("request_id"),
+                session: try SessionInfo(try p.object("session")))
+        case "session_deleted":
+            return .sessionDeleted(requestID: try p.string("request_id"), session: try SessionRef(p.object("session")))
         default:
             throw WireError("unknown server frame type `\(type)`")
         }

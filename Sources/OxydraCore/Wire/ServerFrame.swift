@@ -273,17 +273,14 @@ public enum ServerFrame: Sendable, Hashable {
     case sessionSwitched(requestID: String, session: SessionRef, activeTurn: TurnRef?)
     /// The answer to `get_history`: the session's last messages, oldest first.
     case history(requestID: String, session: SessionRef, entries: [HistoryEntry], truncated: Bool)
+    /// The session after `rename_session` or `archive_session`.
+    case sessionUpdated(requestID: String, session: SessionInfo)
+    case sessionDeleted(requestID: String, session: SessionRef)
 
     /// The turn the frame is about, when it is about one.
     public var turnID: TurnID? {
-        switch self {
-        case .turnStarted(let header), .assistantDelta(let header, _), .turnProgress(let header, _),
-            .toolCall(let header, _), .toolResult(let header, _), .turnCompleted(let header, _),
-            .turnCancelled(let header):
-            header.turn.turnID
-        case .error(let info): info.turn?.turnID
-        default: nil
-        }
+        if case .error(let info) = self { return info.turn?.turnID }
+        return turnHeader?.turn.turnID
     }
 
     public var type: String {
@@ -302,6 +299,8 @@ public enum ServerFrame: Sendable, Hashable {
         case .sessionList: "session_list"
         case .sessionSwitched: "session_switched"
         case .history: "history"
+        case .sessionUpdated: "session_updated"
+        case .sessionDeleted: "session_deleted"
         }
     }
 

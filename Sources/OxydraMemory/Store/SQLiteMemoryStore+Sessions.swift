@@ -79,6 +79,20 @@ extension SQLiteMemoryStore: SessionCatalog {
         try await update(id, sql: "UPDATE sessions SET archived = ? WHERE session_id = ? AND user_id = ?", archived)
     }
 
+    /// One transaction: the session's chunks (their vectors and search entries follow by cascade and
+    /// trigger), then the session (its events and state follow by cascade).
+    public func deleteSession(_ id: SessionID) async throws(MemoryError) {
+        let user = self.user
+        let removed = try await write { db in
+            guard try Self.record(db, id)?.userID == user else { return false }
+            try db.execute("DELETE FROM chunks WHERE scope = ?", [id.rawValue])
+            try db.execute("DELETE FROM sessions WHERE session_id = ? AND user_id = ?", [id.rawValue, user.rawValue])
+            return true
+        }
+        guard removed else { throw .notFound("session `\(id)` not found for user `\(user)`") }
+        vectors.invalidate(id.rawValue)
+    }
+
     private func update(_ id: SessionID, sql: String, _ value: any SQLiteBindable)
         async throws(MemoryError)
     {

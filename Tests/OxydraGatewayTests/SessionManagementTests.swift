@@ -1,0 +1,83 @@
+import Foundation
+import OxydraCore
+import OxydraGateway
+import OxydraMemory
+import OxydraTesting
+import Testing
+
+/// Sessions can be titled, renamed, archived, unarchived and deleted over the gateway.
+@Suite("Session management", .serialized)
+struct SessionManagementTests {
+    @Test func aSessionIsTitledFromItsFirstPromptAndCanBeRenamedArchivedAndDeleted() async throws {
+        let fixture = try await GatewayFixture.start()
+        defer { Teardown.run { await fixture.stop() } }
+        let (client, session) = try await fixture.connected()
+        fixture.server.enqueue(chunks(["ok"]))
+        client.send(
+            turn(
+                "t1", "Plan the garden layout for spring, with tomatoes and basil near the kitchen door please\nmore",
+                request: "r1"))
+        try await client.next(isType("turn_completed"))
+        let titled = try #require(try await fixture.store.session(SessionID(session.rawValue)))
+        #expect(titled.displayName == "Plan the garden layout for spring, with tomatoes and basil…")
+
+        client.send(.renameSession(requestID: "n", session: String(session.rawValue.prefix(8)), displayName: "Garden"))
+        guard case .sessionUpdated(_, let renamed) = try await client.next(isType("session_updated")) else {
+            Issue.record("expected session_updated")
+            return
+        }
+        #expect(renamed.displayName == "Garden")
+
+        client.send(.archiveSession(requestID: "a", session: session.rawValue, archived: true))
+        guard case .sessionUpdated(_, let archived) = try await client.next(isType("session_updated")) else { return }
+        #expect(archived.archived)
+        #expect(try await fixture.store.listSessions(includeArchived: false, limit: 10).isEmpty)
+        client.send(.archiveSession(requestID: "u", session: session.rawValue, archived: false))
+        guard case .sessionUpdated(_, let back) = try await client.next(isType("session_updated")) else { return }
+        #expect(!back.archived)
+
+        // The session a client is on cannot go; from another session it can, with its memory.
+        client.send(.deleteSession(requestID: "d1", session: session.rawValue))
+        guard case .error(let refused) = try await client.next(isType("error")) else { return }
+        #expect(refused.code == .busy)
+        client.send(.createSession(requestID: "c", displayName: nil, agentName: nil))
+        try await client.next(isType("session_created"))
+        client.send(.deleteSession(requestID: "d2", session: session.rawValue))
+        guard case .sessionDeleted(_, let deleted) = try await client.next(isType("session_deleted")) else { return }
+        #expect(deleted.sessionID.rawValue == session.rawValue)
+        #expect(try await fixture.store.session(SessionID(session.rawValue)) == nil)
+        #expect(try await fixture.store.restore(SessionID(session.rawValue)).isEmpty)
+
+        client.send(.deleteSession(requestID: "d3", session: session.rawValue))
+        guard case .error(let gone) = try await client.next(isType("error")) else { return }
+        #expect(gone.code == .notFound)
+    }
+
+    @Test func titlesAreShortAndClean() {
+        #expect(SessionHub.title(from: "  fix   the\tbuild \nthen more") == "fix the build")
+        #expect(SessionHub.title(from: "\n\n") == "untitled")
+        let long = String(repeating: "word ", count: 30)
+        let title = SessionHub.title(from: long)
+        #expect(title.hasSuffix("…") && title.count <= 61)
+    }
+
+    @Test func framesRoundTrip() throws {
+        for frame: ClientFrame in [
+            .renameSession(requestID: "1", session: "abc", displayName: "x"),
+            .renameSession(requestID: "2", session: "abc", displayName: nil),
+            .archiveSession(requestID: "3", session: "abc", archived: false),
+            .deleteSession(requestID: "4", session: "abc"),
+        ] {
+            #expect(try ClientFrame(parsing: frame.text) == frame)
+        }
+        let info = SessionInfo(
+            sessionID: "s", displayName: "t", createdAt: "2026-01-01T00:00:00Z", lastActiveAt: "2026-01-01T00:00:00Z",
+            archived: true)
+        for frame: ServerFrame in [
+            .sessionUpdated(requestID: "1", session: info),
+            .sessionDeleted(requestID: "2", session: SessionRef(userID: "alice", sessionID: "s")),
+        ] {
+            #expect(try ServerFrame(parsing: JSONWriter.text(frame.json)) == frame)
+        }
+    }
+}
