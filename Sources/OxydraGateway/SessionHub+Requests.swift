@@ -75,14 +75,18 @@ extension SessionHub {
                     if live.activeTurn != nil {
                         return [error(requestID, .busy, "session `\(record.id)` has a turn running; cancel it first")]
                     }
-                    if !live.fanout.isEmpty {
+                    if live.fanout.hasOthers(than: connection) {
                         return [
                             error(
                                 requestID, .busy,
-                                "session `\(record.id)` is open in a client; switch that client to another session first"
-                            )
+                                "session `\(record.id)` is open in another client; switch that client to another "
+                                    + "session first")
                         ]
                     }
+                    // The requesting connection may delete the session it is on; it is then on none
+                    // until it switches or creates one.
+                    live.fanout.remove(connection)
+                    connections[connection]?.session = nil
                     sessions[record.id] = nil
                 }
                 try await storeCall { () throws(MemoryError) in try await store.deleteSession(record.id) }

@@ -299,6 +299,8 @@ final class Fanout: Sendable {
     }
 
     var isEmpty: Bool { sinks.withLock { $0.isEmpty } }
+    /// Whether any connection other than `connection` is on the session.
+    func hasOthers(than connection: ConnectionID) -> Bool { sinks.withLock { $0.keys.contains { $0 != connection } } }
 
     /// Sends `frame` to every subscriber; returns those whose buffer overflowed (now removed).
     func publish(_ frame: ServerFrame) -> [ConnectionID] {

@@ -7,6 +7,7 @@ public enum GlobalArguments {
     public static let subcommands: [String: [String]] = [
         "start": [], "stop": [], "restart": [], "status": [], "logs": [], "ask": [], "tui": [],
         "config": ["show", "check"], "images": ["build", "list"], "catalog": [], "check-update": [], "web": [],
+        "sessions": ["list", "show", "export", "rename", "archive", "unarchive", "delete"],
     ]
     /// Options that may come before a subcommand and take a value.
     static let valued: Set<String> = ["--config", "-c", "--user", "-u", "--set"]

@@ -41,7 +41,7 @@ struct RunnerCommand: AsyncParsableCommand {
             """,
         subcommands: [
             Start.self, Stop.self, Restart.self, Status.self, Logs.self, Ask.self, TUI.self, Config.self, Images.self,
-            NotBuilt.Catalog.self, NotBuilt.CheckUpdate.self, NotBuilt.Web.self,
+            Sessions.self, NotBuilt.Catalog.self, NotBuilt.CheckUpdate.self, NotBuilt.Web.self,
         ],
         defaultSubcommand: Start.self)
 
@@ -357,6 +357,110 @@ enum NotBuilt {
         @Argument(parsing: .captureForPassthrough) var rest: [String] = []
         func run() throws {
             refuse("web", "the web app is a later issue; use `runner --tui` or `runner ask` meanwhile")
+        }
+    }
+}
+
+extension RunnerCommand {
+    /// `runner sessions …`: the user's sessions, through the running guest.
+    struct Sessions: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List, show, export, rename, archive or delete the user's sessions (needs the running guest).",
+            subcommands: [List.self, Show.self, Export.self, Rename.self, Archive.self, Unarchive.self, Delete.self])
+
+        struct List: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Sessions, most recently active first.")
+            @OptionGroup var global: GlobalOptions
+            @Flag(help: "Include archived sessions.") var archived = false
+            @Flag(help: "Print JSON.") var json = false
+            func run() async throws {
+                await SessionsCommand.run(global.context, .list(includeArchived: archived), json: json).emitAndExit()
+            }
+        }
+
+        struct Show: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "A session's conversation.")
+            @OptionGroup var global: GlobalOptions
+            @Argument(help: "Session id or unique prefix.") var session: String
+            @Option(help: "Messages from the end (1–500).") var limit = 50
+            @Flag(help: "Print JSON.") var json = false
+            func run() async throws {
+                await SessionsCommand.run(global.context, .show(session, limit: limit), json: json).emitAndExit()
+            }
+        }
+
+        struct Export: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "A session's conversation as Markdown or JSON.")
+            @OptionGroup var global: GlobalOptions
+            @Argument(help: "Session id or unique prefix.") var session: String
+            @Option(help: "markdown or json.") var format = "markdown"
+            func validate() throws {
+                guard ["markdown", "json"].contains(format) else {
+                    throw ValidationError("--format must be markdown or json")
+                }
+            }
+            func run() async throws {
+                await SessionsCommand.run(
+                    global.context, .export(session, markdown: format == "markdown"), json: format == "json"
+                ).emitAndExit()
+            }
+        }
+
+        struct Rename: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Set a session's title (empty clears it).")
+            @OptionGroup var global: GlobalOptions
+            @Argument(help: "Session id or unique prefix.") var session: String
+            @Argument(help: "The new title.") var title: [String] = []
+            @Flag(help: "Print JSON.") var json = false
+            func run() async throws {
+                let text = title.joined(separator: " ").trimmed
+                await SessionsCommand.run(
+                    global.context, .rename(session, to: text.isEmpty ? nil : text), json: json
+                ).emitAndExit()
+            }
+        }
+
+        struct Archive: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Hide a session from lists (kept).")
+            @OptionGroup var global: GlobalOptions
+            @Argument(help: "Session id or unique prefix.") var session: String
+            @Flag(help: "Print JSON.") var json = false
+            func run() async throws {
+                await SessionsCommand.run(global.context, .archive(session, archived: true), json: json).emitAndExit()
+            }
+        }
+
+        struct Unarchive: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Show an archived session in lists again.")
+            @OptionGroup var global: GlobalOptions
+            @Argument(help: "Session id or unique prefix.") var session: String
+            @Flag(help: "Print JSON.") var json = false
+            func run() async throws {
+                await SessionsCommand.run(global.context, .archive(session, archived: false), json: json).emitAndExit()
+            }
+        }
+
+        struct Delete: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Delete a session: its history, memory and state (asks first; --yes when not a terminal).")
+            @OptionGroup var global: GlobalOptions
+            @Argument(help: "Session id or unique prefix.") var session: String
+            @Flag(help: "Do not ask for confirmation.") var yes = false
+            func run() async throws {
+                if !yes {
+                    guard isatty(0) == 1 else {
+                        StandardStreams.write(
+                            "runner error: deleting a session cannot be undone; pass --yes to confirm\n", to: 2)
+                        throw ExitCode(1)
+                    }
+                    StandardStreams.write("Delete session `\(session)` with its history and memory? [y/N] ", to: 2)
+                    guard let answer = readLine(), ["y", "yes"].contains(answer.trimmed.lowercased()) else {
+                        StandardStreams.write("nothing deleted\n", to: 2)
+                        throw ExitCode(1)
+                    }
+                }
+                await SessionsCommand.run(global.context, .delete(session), json: false).emitAndExit()
+            }
         }
     }
 }

@@ -36,12 +36,14 @@ struct SessionManagementTests {
         guard case .sessionUpdated(_, let back) = try await client.next(isType("session_updated")) else { return }
         #expect(!back.archived)
 
-        // The session a client is on cannot go; from another session it can, with its memory.
+        // A session another client is on cannot go; its own client can delete it, with its memory.
+        let (other, _) = try await fixture.connected()
         client.send(.deleteSession(requestID: "d1", session: session.rawValue))
         guard case .error(let refused) = try await client.next(isType("error")) else { return }
         #expect(refused.code == .busy)
-        client.send(.createSession(requestID: "c", displayName: nil, agentName: nil))
-        try await client.next(isType("session_created"))
+        #expect(refused.message.contains("open in another client"))
+        other.send(.createSession(requestID: "c", displayName: nil, agentName: nil))
+        try await other.next(isType("session_created"))
         client.send(.deleteSession(requestID: "d2", session: session.rawValue))
         guard case .sessionDeleted(_, let deleted) = try await client.next(isType("session_deleted")) else { return }
         #expect(deleted.sessionID.rawValue == session.rawValue)

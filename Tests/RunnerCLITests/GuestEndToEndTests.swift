@@ -172,6 +172,50 @@ struct GuestEndToEndTests {
         #expect(try await run(["stop"]).exitCode == 0)
     }
 
+    @Test func sessionsCanBeListedShownExportedRenamedArchivedAndDeleted() async throws {
+        try await Project.withGuest { project, server in
+            server.enqueue(.text("Tomatoes by the door."))
+            #expect(try await project.run(["ask", "Plan the spring garden"]).exitCode == 0)
+            server.enqueue(.text("A scratch answer."))
+            #expect(try await project.run(["ask", "--new-session", "throwaway question"]).exitCode == 0)
+
+            let listed = try await project.run(["sessions", "list", "--json"])
+            #expect(listed.exitCode == 0, "\(listed.standardError)")
+            let sessions = try #require(try JSONValue(parsing: listed.standardOutput).arrayValue)
+            #expect(
+                Set(sessions.compactMap { $0["display_name"]?.stringValue }) == [
+                    "Plan the spring garden", "throwaway question",
+                ])
+            let scratch = try #require(
+                sessions.first { $0["display_name"] == "throwaway question" }?["session_id"]?.stringValue)
+
+            let renamed = try await project.run(["sessions", "rename", "runtime-alice", "Garden", "plan"])
+            #expect(renamed.standardOutput.contains("title=Garden plan"), "\(renamed.standardError)")
+            let shown = try await project.run(["sessions", "show", "runtime-alice"])
+            #expect(shown.standardOutput.contains("user: Plan the spring garden"), "\(shown.standardOutput)")
+            #expect(shown.standardOutput.contains("assistant: Tomatoes by the door."))
+            let exported = try await project.run(["sessions", "export", "runtime-alice", "--format", "markdown"])
+            #expect(exported.standardOutput.hasPrefix("# Garden plan\n"), "\(exported.standardOutput)")
+            #expect(exported.standardOutput.contains("**You:**\n\nPlan the spring garden"))
+
+            #expect(try await project.run(["sessions", "archive", String(scratch.prefix(8))]).exitCode == 0)
+            let visible = try await project.run(["sessions", "list"])
+            #expect(!visible.standardOutput.contains("throwaway question"))
+            #expect(try await project.run(["sessions", "list", "--archived"]).standardOutput.contains("(archived)"))
+
+            let unconfirmed = try await project.run(["sessions", "delete", scratch])
+            #expect(unconfirmed.exitCode == 1)
+            #expect(unconfirmed.standardError.contains("pass --yes"))
+            let deleted = try await project.run(["sessions", "delete", scratch, "--yes"])
+            #expect(deleted.standardOutput == "deleted=\(scratch)\n", "\(deleted.standardError)")
+            let after = try await project.run(["sessions", "list", "--archived", "--json"])
+            #expect(!after.standardOutput.contains(scratch))
+            let missing = try await project.run(["sessions", "show", scratch])
+            #expect(missing.exitCode == 1)
+            #expect(missing.standardError.contains("not found"), "\(missing.standardError)")
+        }
+    }
+
     @Test func askStreamsTheAnswerAndReportsFailures() async throws {
         try await Project.withGuest { project, server in
             server.enqueue(.text("Hello there, Alice"))

@@ -1,0 +1,180 @@
+import OxydraClient
+import OxydraCore
+
+/// `runner sessions list|show|export|rename|archive|unarchive|delete`: the user's sessions through
+/// the running guest's gateway (the same frames the terminal UI sends).
+public enum SessionsCommand {
+    public enum Action: Sendable {
+        case list(includeArchived: Bool)
+        case show(String, limit: Int)
+        case export(String, markdown: Bool)
+        case rename(String, to: String?)
+        case archive(String, archived: Bool)
+        case delete(String)
+    }
+
+    public static func run(_ context: RunnerContext, _ action: Action, json: Bool) async -> CommandOutput {
+        let endpoint: GatewayEndpoint
+        do {
+            endpoint = try GatewayEndpoint.locate(context)
+        } catch {
+            return error
+        }
+        let connection = Connection(GatewayClient(endpoint: endpoint.url, token: endpoint.token))
+        defer { connection.client.close() }
+        do {
+            let hello = FrameIDs.request()
+            connection.client.send(.hello(.init(requestID: hello, userID: endpoint.user.rawValue)))
+            _ = try await connection.reply(to: hello)
+            if case .list(let includeArchived) = action {
+                let id = FrameIDs.request()
+                connection.client.send(.listSessions(requestID: id, includeArchived: includeArchived))
+                guard case .sessionList(_, let sessions) = try await connection.reply(to: id) else {
+                    return .error("unexpected reply to list_sessions")
+                }
+                if json {
+                    return CommandOutput(standardOutput: JSONValue.array(sessions.map(\.json)).prettyText + "\n")
+                }
+                if sessions.isEmpty { return CommandOutput(standardOutput: "no sessions\n") }
+                let lines = sessions.map { info in
+                    "\(info.sessionID.rawValue.prefix(12).padding(12))  \(info.lastActiveAt)  "
+                        + (info.displayName ?? "untitled") + (info.archived ? "  (archived)" : "")
+                        + (info.activeTurn != nil ? "  (turn running)" : "")
+                }
+                return CommandOutput(standardOutput: lines.joined(separator: "\n") + "\n")
+            }
+            switch action {
+            case .show(let session, let limit):
+                let (info, entries, truncated) = try await history(connection, session, limit: limit)
+                if json {
+                    return CommandOutput(
+                        standardOutput: JSONValue.object([
+                            "session": info.json, "entries": .array(entries.map(\.json)), "truncated": .bool(truncated),
+                        ]).prettyText + "\n")
+                }
+                var text = "session \(info.sessionID) — \(info.displayName ?? "untitled")\n"
+                if truncated { text += "(earlier messages not shown)\n" }
+                for entry in entries {
+                    let tools = entry.toolNames.isEmpty ? "" : " [\(entry.toolNames.joined(separator: ", "))]"
+                    text += "\(entry.role)\(tools): \(TerminalText.sanitize(entry.text))\n"
+                }
+                return CommandOutput(standardOutput: text)
+            case .export(let session, let markdown):
+                let (info, entries, _) = try await history(connection, session, limit: 500)
+                if !markdown {
+                    return CommandOutput(
+                        standardOutput: JSONValue.object(["session": info.json, "entries": .array(entries.map(\.json))])
+                            .prettyText + "\n")
+                }
+                var text = "# \(info.displayName ?? "Session \(info.sessionID)")\n\n"
+                text += "_session `\(info.sessionID)`, created \(info.createdAt), last active \(info.lastActiveAt)_\n"
+                for entry in entries {
+                    switch entry.role {
+                    case "user": text += "\n**You:**\n\n\(entry.text)\n"
+                    case "assistant":
+                        if !entry.text.isEmpty { text += "\n**Oxydra:**\n\n\(entry.text)\n" }
+                        if !entry.toolNames.isEmpty {
+                            text += "\n> called \(entry.toolNames.joined(separator: ", "))\n"
+                        }
+                    default: text += "\n> \(entry.toolNames.first ?? "tool") → \(entry.text)\n"
+                    }
+                }
+                return CommandOutput(standardOutput: text)
+            case .rename(let session, let name):
+                return try await update(
+                    connection, .renameSession(requestID: FrameIDs.request(), session: session, displayName: name),
+                    json: json)
+            case .archive(let session, let archived):
+                return try await update(
+                    connection, .archiveSession(requestID: FrameIDs.request(), session: session, archived: archived),
+                    json: json)
+            case .delete(let session):
+                let id = FrameIDs.request()
+                connection.client.send(.deleteSession(requestID: id, session: session))
+                guard case .sessionDeleted(_, let ref) = try await connection.reply(to: id) else {
+                    return .error("unexpected reply to delete_session")
+                }
+                return CommandOutput(standardOutput: "deleted=\(ref.sessionID)\n")
+            case .list:
+                return .error("unexpected: list is answered above")
+            }
+        } catch {
+            return error
+        }
+    }
+
+    /// The session's listing and its last `limit` history entries (the connection moves to it).
+    private static func history(_ connection: Connection, _ session: String, limit: Int) async throws(CommandOutput)
+        -> (SessionInfo, [HistoryEntry], Bool)
+    {
+        let switched = FrameIDs.request()
+        connection.client.send(.switchSession(requestID: switched, session: session))
+        guard case .sessionSwitched(_, let ref, _) = try await connection.reply(to: switched) else {
+            throw .error("unexpected reply to switch_session")
+        }
+        let listing = FrameIDs.request()
+        connection.client.send(.listSessions(requestID: listing, includeArchived: true))
+        guard case .sessionList(_, let sessions) = try await connection.reply(to: listing),
+            let info = sessions.first(where: { $0.sessionID == ref.sessionID })
+        else { throw .error("session `\(ref.sessionID)` is not in the list") }
+        let asked = FrameIDs.request()
+        connection.client.send(.getHistory(requestID: asked, limit: min(max(limit, 1), 500)))
+        guard case .history(_, _, let entries, let truncated) = try await connection.reply(to: asked) else {
+            throw .error("unexpected reply to get_history")
+        }
+        return (info, entries, truncated)
+    }
+
+    private static func update(_ connection: Connection, _ frame: ClientFrame, json: Bool) async throws(CommandOutput)
+        -> CommandOutput
+    {
+        connection.client.send(frame)
+        guard case .sessionUpdated(_, let info) = try await connection.reply(to: frame.requestID) else {
+            throw .error("unexpected reply to \(frame.type)")
+        }
+        if json { return CommandOutput(standardOutput: info.json.prettyText + "\n") }
+        return CommandOutput(
+            standardOutput: "session_id=\(info.sessionID)\ntitle=\(info.displayName ?? "")\narchived=\(info.archived)\n"
+        )
+    }
+
+    /// A gateway connection read one reply at a time.
+    final class Connection: @unchecked Sendable {
+        let client: GatewayClient
+        private var iterator: AsyncStream<ServerFrame>.Iterator
+
+        init(_ client: GatewayClient) {
+            self.client = client
+            iterator = client.frames.makeAsyncIterator()
+        }
+
+        /// The reply to request `id` (an `error` for it becomes the command's error); other frames
+        /// (a replayed turn end, progress of other sessions) are skipped. Ten seconds at most.
+        func reply(to id: String) async throws(CommandOutput) -> ServerFrame {
+            let deadline = ContinuousClock.now + .seconds(10)
+            while ContinuousClock.now < deadline {
+                guard let frame = await iterator.next() else {
+                    throw .error(client.failure?.message ?? "the gateway closed the connection")
+                }
+                switch frame {
+                case .helloAck(let request, _, _, _) where request == id: return frame
+                case .sessionList(let request, _) where request == id: return frame
+                case .sessionSwitched(let request, _, _) where request == id: return frame
+                case .history(let request, _, _, _) where request == id: return frame
+                case .sessionUpdated(let request, _) where request == id: return frame
+                case .sessionDeleted(let request, _) where request == id: return frame
+                case .error(let info) where info.requestID == id || info.requestID == nil:
+                    throw .error("\(info.message) [\(info.code.rawValue)]")
+                default: continue
+                }
+            }
+            throw .error("the gateway did not answer within 10 s")
+        }
+    }
+}
+
+extension Substring {
+    fileprivate func padding(_ width: Int) -> String {
+        String(self) + String(repeating: " ", count: Swift.max(0, width - count))
+    }
+}
