@@ -20,6 +20,8 @@ public enum AskCommand {
         /// standard output and standard error, when it is a terminal (model and tool text could
         /// otherwise retitle the window or rewrite the screen). `--json` output is escaped anyway.
         public var stripControlSequences: Bool?
+        /// A new session, archived once the turn ends (one-shot asks from scripts stay out of lists).
+        public var ephemeral = false
 
         public init(
             prompt: String, session: String? = nil, newSession: Bool = false, json: Bool = false,
@@ -70,7 +72,7 @@ public enum AskCommand {
             .hello(
                 ClientFrame.Hello(
                     requestID: helloID, userID: connection.user.rawValue, sessionID: options.session,
-                    createNewSession: options.newSession)))
+                    createNewSession: options.newSession || options.ephemeral)))
         let acknowledged = Flag()
 
         return await withTaskGroup(of: Int32?.self) { group in
@@ -93,7 +95,31 @@ public enum AskCommand {
             group.addTask {
                 var session: SessionID?
                 var streamed = false
+                var ended: Int32?
+                let archiveID = FrameIDs.request()
+                /// The turn's exit code, after archiving the session of an ephemeral ask.
+                func end(_ code: Int32) -> Int32? {
+                    guard options.ephemeral, let session else {
+                        client.close()
+                        return code
+                    }
+                    ended = code
+                    client.send(.archiveSession(requestID: archiveID, session: session.rawValue, archived: true))
+                    return nil
+                }
                 for await frame in client.frames {
+                    if let code = ended {
+                        switch frame {
+                        case .sessionUpdated(let request, _) where request == archiveID:
+                            client.close()
+                            return code
+                        case .error(let info) where info.requestID == archiveID:
+                            emit("runner error: archiving the ephemeral session failed: \(info.message)\n", 2)
+                            client.close()
+                            return code == 0 ? 1 : code
+                        default: continue
+                        }
+                    }
                     // Only this turn's frames: a reconnecting client is also sent the previous
                     // turn's terminal frame, which is not this ask's answer.
                     if options.json && (frame.turnID == nil || frame.turnID == turnID) {
@@ -128,20 +154,21 @@ public enum AskCommand {
                             emit("\n", 1)
                             emit(Describe.completion(completion) + "\n", 2)
                         }
-                        client.close()
-                        return 0
+                        if let code = end(0) { return code }
                     case .turnCancelled(let header) where header.turn.turnID == turnID:
                         if !options.json { emit((streamed ? "\n" : "") + "turn cancelled\n", 2) }
-                        client.close()
-                        return cancelledExitCode
+                        if let code = end(cancelledExitCode) { return code }
                     case .error(let info)
                     where info.turn?.turnID == turnID || info.requestID == turnRequestID || info.requestID == helloID
                         || info.requestID == nil:
                         if !options.json {
                             emit((streamed ? "\n" : "") + "runner error: \(info.message) [\(info.code.rawValue)]\n", 2)
                         }
-                        client.close()
-                        return 1
+                        if info.turn?.turnID == turnID, let code = end(1) { return code }
+                        if info.turn?.turnID != turnID {
+                            client.close()
+                            return 1
+                        }
                     default:
                         continue
                     }

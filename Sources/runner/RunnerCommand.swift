@@ -146,11 +146,16 @@ extension RunnerCommand {
         @Flag(help: "Start a new session.")
         var newSession = false
 
+        @Flag(help: "Use a new session and archive it after the answer (for scripts).")
+        var ephemeral = false
+
         @Flag(help: "Print every gateway frame as a JSON line instead of the text.")
         var json = false
 
         func validate() throws {
-            if session != nil && newSession { throw ValidationError("pass either --session or --new-session") }
+            if session != nil && (newSession || ephemeral) {
+                throw ValidationError("pass either --session or --new-session/--ephemeral")
+            }
         }
 
         func run() async throws {
@@ -179,7 +184,11 @@ extension RunnerCommand {
             let interrupts = Interrupts.install()
             let code = await AskCommand.run(
                 global.context,
-                options: AskCommand.Options(prompt: text, session: session, newSession: newSession, json: json),
+                options: {
+                    var options = AskCommand.Options(prompt: text, session: session, newSession: newSession, json: json)
+                    options.ephemeral = ephemeral
+                    return options
+                }(),
                 interrupts: interrupts
             ) { text, descriptor in
                 StandardStreams.write(text, to: descriptor)

@@ -203,6 +203,16 @@ struct GuestEndToEndTests {
             #expect(!visible.standardOutput.contains("throwaway question"))
             #expect(try await project.run(["sessions", "list", "--archived"]).standardOutput.contains("(archived)"))
 
+            // --ephemeral: a new session, archived once answered.
+            server.enqueue(.text("quick answer"))
+            let quick = try await project.run(["ask", "--ephemeral", "quick scripted check"])
+            #expect(quick.exitCode == 0, "\(quick.standardError)")
+            #expect(quick.standardOutput == "quick answer\n")
+            #expect(!(try await project.run(["sessions", "list"])).standardOutput.contains("quick scripted check"))
+            #expect(
+                try await project.run(["sessions", "list", "--archived"]).standardOutput.contains(
+                    "quick scripted check  (archived)"))
+
             let unconfirmed = try await project.run(["sessions", "delete", scratch])
             #expect(unconfirmed.exitCode == 1)
             #expect(unconfirmed.standardError.contains("pass --yes"))
