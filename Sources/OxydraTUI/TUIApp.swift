@@ -52,6 +52,8 @@ public final class TUIApp: @unchecked Sendable {
         /new [name]     start a new session
         /sessions       list sessions
         /switch <id>    switch to a session (id or unique prefix)
+        /rename <title> retitle this session · /archive [id], /unarchive <id> hide or show one
+        /delete <id>    delete a session with its history and memory (asks again)
         /cancel         cancel the running turn
         /cancelall      cancel every running turn of yours
         /status         gateway health and startup status
@@ -62,6 +64,8 @@ public final class TUIApp: @unchecked Sendable {
     let terminal = Terminal()
     var state: ChatState
     var renderer = Renderer()
+    /// A `/delete` waiting for its confirmation.
+    var pendingDelete: (target: String, at: ContinuousClock.Instant)?
     let events: AsyncStream<Event>
     let emit: AsyncStream<Event>.Continuation
     var client: GatewayClient?
@@ -333,6 +337,40 @@ public final class TUIApp: @unchecked Sendable {
                 return
             }
             send(.switchSession(requestID: FrameIDs.request(), session: argument))
+        case "/rename":
+            guard let session = state.session else { return }
+            send(
+                .renameSession(
+                    requestID: FrameIDs.request(), session: session.rawValue,
+                    displayName: argument.isEmpty ? nil : argument))
+        case "/archive", "/unarchive":
+            guard let target = argument.isEmpty ? state.session?.rawValue : argument else { return }
+            guard parts[0] == "/unarchive" || target != state.session?.rawValue || !state.isStreaming else {
+                state.append(.error, "a turn is running in this session; wait for it first")
+                return
+            }
+            send(.archiveSession(requestID: FrameIDs.request(), session: target, archived: parts[0] == "/archive"))
+        case "/delete":
+            guard !argument.isEmpty else {
+                state.append(.error, "usage: /delete <session_id>")
+                return
+            }
+            if let session = state.session, session.rawValue.hasPrefix(argument) {
+                state.append(.error, "this is the session you are on; /switch or /new first, then /delete it")
+                return
+            }
+            if pendingDelete?.target == argument, let asked = pendingDelete?.at,
+                ContinuousClock.now - asked < .seconds(15)
+            {
+                pendingDelete = nil
+                send(.deleteSession(requestID: FrameIDs.request(), session: argument))
+            } else {
+                pendingDelete = (argument, ContinuousClock.now)
+                state.append(
+                    .system,
+                    "/delete \(argument) removes that session's history and memory for good; repeat the command within "
+                        + "15 s to confirm")
+            }
         case "/cancel":
             guard state.isStreaming else {
                 state.append(.system, "no active turn to cancel")

@@ -387,6 +387,14 @@ struct GuestEndToEndTests {
 
             tmux.send("/sessions", "Enter")
             try await tmux.waitFor("sessions (most recent first):")
+            // Titled from the first prompt; renamed; deleting asks again first.
+            try await tmux.waitFor("hello tui")
+            tmux.send("/rename Tmux talk", "Enter")
+            try await tmux.waitFor("“Tmux talk”")
+            tmux.send("/delete nonexistent", "Enter")
+            try await tmux.waitFor("repeat the command within 15 s")
+            tmux.send("/delete nonexistent", "Enter")
+            try await tmux.waitFor("not found")
 
             var slow = ScriptedReply.text("a slow answer that will be cancelled before it ends")
             slow.chunkDelay = .milliseconds(500)
