@@ -199,14 +199,14 @@ enum Describe {
         return text + ")"
     }
 
-    /// `1,234 tokens in · 56 out · $0.0012 · 1.8 s · 2 provider calls`.
+    /// `1234 tokens in · 56 out · <$0.01 · 1.8 s · 2 provider calls`.
     static func completion(_ completion: TurnCompletion) -> String {
         var parts: [String] = []
         if let usage = completion.usage {
-            if let prompt = usage.promptTokens { parts.append("\(prompt) tokens in") }
+            if let prompt = usage.promptTokens { parts.append("\(prompt) token\(prompt == 1 ? "" : "s") in") }
             if let output = usage.completionTokens { parts.append("\(output) out") }
         }
-        if let cost = completion.costUSD { parts.append("$" + Money.format(cost)) }
+        if let cost = completion.costUSD { parts.append(Money.display(cost)) }
         let tenths = (completion.durationMilliseconds + 50) / 100
         parts.append("\(tenths / 10).\(tenths % 10) s")
         parts.append("\(completion.providerCalls) provider call\(completion.providerCalls == 1 ? "" : "s")")

@@ -174,7 +174,7 @@ public struct ChatState: Sendable {
         id.rawValue.count <= 16 ? id.rawValue : String(id.rawValue.prefix(8))
     }
 
-    var costText: String { totalCost.map { " · $" + Money.format($0) } ?? "" }
+    var costText: String { totalCost.map { " · " + Money.display($0) } ?? "" }
 
     private mutating func finishTurn() {
         activeTurn = nil

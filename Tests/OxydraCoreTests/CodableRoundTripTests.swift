@@ -203,3 +203,17 @@ struct SuggestionTests {
         #expect(Suggestions.closest(to: "gpt4o", in: ["gpt-4o", "gpt-4o-mini", "o3"]).first == "gpt-4o")
     }
 }
+
+@Suite("Money for people")
+struct MoneyDisplayTests {
+    @Test func centsWithAFloor() {
+        #expect(Money.display(0) == "$0")
+        #expect(Money.display(0.000_04) == "<$0.01")
+        #expect(Money.display(0.004_9) == "<$0.01")
+        #expect(Money.display(0.005) == "$0.01")
+        #expect(Money.display(0.42) == "$0.42")
+        #expect(Money.display(0.4) == "$0.40")
+        #expect(Money.display(12.3) == "$12.30")
+        #expect(Money.format(0.000_04) == "0.0000")
+    }
+}
