@@ -241,7 +241,7 @@ public final class TUIApp: @unchecked Sendable {
     private func handle(_ key: Key) {
         switch key {
         case .character(let character): state.editor.insert(String(character))
-        case .paste(let text): state.editor.insert(TextLayout.sanitize(text))
+        case .paste(let text): state.editor.insert(TextLayout.pasted(text))
         case .newline: state.editor.insertNewline()
         case .tab: state.editor.insert("    ")
         case .enter: submit()

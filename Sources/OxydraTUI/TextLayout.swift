@@ -30,6 +30,24 @@ public enum TextLayout {
     /// four spaces, newlines stay.
     public static func sanitize(_ text: String) -> String { TerminalText.sanitize(text) }
 
+    /// Pasted text with its line breaks kept whatever the terminal sent (CR LF, CR or LF), then
+    /// sanitised (a lone CR would otherwise be dropped as a control character and join lines).
+    public static func pasted(_ text: String) -> String {
+        let scalars = Array(text.unicodeScalars)
+        var normalized = String.UnicodeScalarView()
+        var index = 0
+        while index < scalars.count {
+            if scalars[index] == "\r" {
+                normalized.append("\n")
+                if index + 1 < scalars.count, scalars[index + 1] == "\n" { index += 1 }
+            } else {
+                normalized.append(scalars[index])
+            }
+            index += 1
+        }
+        return sanitize(String(normalized))
+    }
+
     /// Wraps `text` (already sanitised) to `width` columns, breaking at spaces where possible.
     /// Every newline starts a new line; an empty text is one empty line.
     public static func wrap(_ text: String, width columns: Int) -> [String] {

@@ -28,6 +28,13 @@ struct TUITests {
         #expect(keys == [.paste("line one\nline two"), .character("x")])
     }
 
+    /// Terminals send CR, LF or CR LF for the line breaks of a paste: all of them stay line breaks.
+    @Test func pastedLineBreaksSurviveWhateverTheTerminalSends() {
+        #expect(TextLayout.pasted("one\rtwo\r\rfour") == "one\ntwo\n\nfour")
+        #expect(TextLayout.pasted("one\r\ntwo\n\nfour\r\n") == "one\ntwo\n\nfour\n")
+        #expect(TextLayout.pasted("tab\there\u{1B}[31m red") == "tab    here red")
+    }
+
     @Test func untrustedTextCannotDriveTheTerminal() {
         let hostile = "ok\u{1B}]0;pwned title\u{07} \u{1B}[2J\u{1B}[31mred\u{1B}[0m\u{9B}31m\u{00}\tend\r\nnext"
         #expect(TextLayout.sanitize(hostile) == "ok red    end\nnext")
