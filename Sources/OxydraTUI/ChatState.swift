@@ -50,6 +50,8 @@ public struct ChatState: Sendable {
     }
 
     public var isStreaming: Bool { activeTurn != nil }
+    /// A prompt typed while a turn ran: sent when it ends (Esc takes it back).
+    public var queuedPrompt: String?
 
     public mutating func append(_ kind: EntryKind, _ text: String) {
         append(Entry(kind: kind, text: TextLayout.sanitize(text)))

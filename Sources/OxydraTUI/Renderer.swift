@@ -61,6 +61,7 @@ public struct Renderer: Sendable {
         }
         var parts = [connection, "session " + (state.session.map(ChatState.shortID) ?? "-")]
         parts.append(state.isStreaming ? "streaming" + (state.progress.map { ": " + $0 } ?? "") : "idle")
+        if state.queuedPrompt != nil { parts.append("1 queued (Esc removes)") }
         if state.turnsCompleted > 0 { parts.append("\(state.turnsCompleted) turns" + state.costText) }
         if scrolled { parts.append("scrolled (PgDn)") }
         parts.append(state.isStreaming ? "Ctrl+C cancel" : "Ctrl+C exit · /help")

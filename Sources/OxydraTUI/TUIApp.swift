@@ -54,6 +54,7 @@ public final class TUIApp: @unchecked Sendable {
         /switch <id>    switch to a session (id or unique prefix)
         /rename <title> retitle this session · /archive [id], /unarchive <id> hide or show one
         /delete <id>    delete a session with its history and memory (asks again)
+        A message typed while a turn runs is queued and sent when it ends (Esc removes it)
         /cancel         cancel the running turn
         /cancelall      cancel every running turn of yours
         /status         gateway health and startup status
@@ -213,6 +214,10 @@ public final class TUIApp: @unchecked Sendable {
                 return
             }
             state.apply(frame)
+            if !state.isStreaming, state.connection == .connected, let queued = state.queuedPrompt {
+                state.queuedPrompt = nil
+                send(prompt: queued)
+            }
             if state.needsHistory {
                 state.needsHistory = false
                 state.historyPending = state.session
@@ -255,7 +260,11 @@ public final class TUIApp: @unchecked Sendable {
         case .end: state.editor.end()
         case .pageUp: state.scroll += 10
         case .pageDown: state.scroll = max(state.scroll - 10, 0)
-        case .escape: break
+        case .escape:
+            if let queued = state.queuedPrompt {
+                state.queuedPrompt = nil
+                state.append(.system, "removed the queued message: \(queued)")
+            }
         case .control("a"): state.editor.home()
         case .control("e"): state.editor.end()
         case .control("u"): state.editor.clear()
@@ -305,10 +314,20 @@ public final class TUIApp: @unchecked Sendable {
             return
         }
         guard !state.isStreaming else {
-            state.append(.error, "a turn is running; wait for it or Ctrl+C to cancel it")
+            guard state.queuedPrompt == nil else {
+                state.append(.error, "one message is already queued; Esc removes it")
+                return
+            }
+            let queued = state.editor.submit()
+            state.queuedPrompt = queued
+            state.append(.system, "queued (sent when this turn ends; Esc removes it): \(queued)")
             return
         }
-        let prompt = state.editor.submit()
+        send(prompt: state.editor.submit())
+    }
+
+    /// Sends `prompt` as a new turn on the current session.
+    private func send(prompt: String) {
         state.append(.user, prompt)
         state.scroll = 0
         let turn = FrameIDs.turn()

@@ -408,6 +408,29 @@ struct GuestEndToEndTests {
             try await tmux.waitFor("turn cancelled")
             try await tmux.waitFor("idle")
 
+            // Typed while a turn runs: queued, then sent when it ends; Esc takes a queued one back.
+            var slower = ScriptedReply.text("the first answer arrives slowly")
+            slower.chunkDelay = .milliseconds(300)
+            server.enqueue([slower, .text("the queued one was answered")])
+            tmux.send("first", "Enter")
+            try await tmux.waitFor("streaming")
+            tmux.send("second, typed meanwhile", "Enter")
+            try await tmux.waitFor("Esc removes it): second, typed meanwhile")
+            try await tmux.waitFor("the queued one was answered", timeout: .seconds(15))
+            #expect(try tmux.capture().contains("you: second, typed meanwhile"))
+            var slowest = ScriptedReply.text("another slow answer")
+            slowest.chunkDelay = .milliseconds(300)
+            server.enqueue(slowest)
+            tmux.send("third", "Enter")
+            try await tmux.waitFor("streaming")
+            tmux.send("never sent", "Enter")
+            try await tmux.waitFor("Esc removes it): never sent")
+            tmux.send("Escape")
+            try await tmux.waitFor("removed the queued message: never sent")
+            try await tmux.waitFor("idle", timeout: .seconds(15))
+            let bodies = server.requests.map { String(decoding: $0.body, as: UTF8.self) }
+            #expect(!bodies.contains { $0.contains("never sent") })
+
             // A restarted guest listens on a new port; the UI finds it and resumes the session.
             let restart = try await project.run(["restart", "--insecure"])
             #expect(restart.exitCode == 0, "\(restart.standardError)")
