@@ -64,7 +64,7 @@ public struct Renderer: Sendable {
         if state.queuedPrompt != nil { parts.append("1 queued (Esc removes)") }
         if state.turnsCompleted > 0 { parts.append("\(state.turnsCompleted) turns" + state.costText) }
         if scrolled { parts.append("scrolled (PgDn)") }
-        parts.append(state.isStreaming ? "Ctrl+C cancel" : "Ctrl+C exit · /help")
+        parts.append(state.isStreaming ? "Ctrl+C cancel" : "Ctrl+C ×2 quit · /help")
         let text = TextLayout.truncate(" " + parts.joined(separator: " │ "), width: columns)
         let padded = text + String(repeating: " ", count: max(columns - TextLayout.width(of: text), 0))
         return style.enabled ? "\u{1B}[7m" + padded + "\u{1B}[0m" : "\u{1B}[7m" + padded + "\u{1B}[0m"

@@ -48,7 +48,7 @@ public final class TUIApp: @unchecked Sendable {
 
     static let help = """
         Enter sends · Alt+Enter or Ctrl+J new line · ↑/↓ earlier prompts · PgUp/PgDn scroll
-        Ctrl+C cancels the running turn, or exits when idle (twice quits at once) · Ctrl+D/Ctrl+Q quit
+        Ctrl+C cancels the running turn or clears the prompt; twice quits · Ctrl+D/Ctrl+Q quit
         /new [name]     start a new session
         /sessions       list sessions
         /switch <id>    switch to a session (id or unique prefix)
@@ -288,8 +288,11 @@ public final class TUIApp: @unchecked Sendable {
         if state.isStreaming {
             send(.cancelActiveTurn(requestID: FrameIDs.request(), sessionID: state.session, turnID: state.activeTurn))
             state.progress = "cancelling…"
+        } else if !state.editor.text.isEmpty {
+            // First Ctrl+C on a half-typed prompt clears it, as shells do.
+            state.editor.clear()
         } else {
-            quitting = true
+            state.append(.system, "press Ctrl+C again to quit (or /quit); the agent keeps running")
         }
     }
 

@@ -441,6 +441,8 @@ struct GuestEndToEndTests {
             #expect(try tmux.capture().contains("session runtime-alice"))
 
             tmux.send("C-c")
+            try await tmux.waitFor("press Ctrl+C again to quit")
+            tmux.send("C-c")
             try await tmux.waitUntilExited()
         }
     }
