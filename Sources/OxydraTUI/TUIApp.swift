@@ -52,6 +52,8 @@ public final class TUIApp: @unchecked Sendable {
         /new [name]     start a new session
         /sessions       list sessions
         /switch <id>    switch to a session (id or unique prefix)
+        /clear          start a new session · /retry sends your last prompt again
+        /copy           copy the last answer to the clipboard (OSC 52)
         /rename <title> retitle this session · /archive [id], /unarchive <id> hide or show one
         /delete <id>    delete a session with its history and memory (asks again)
         A message typed while a turn runs is queued and sent when it ends (Esc removes it)
@@ -359,6 +361,26 @@ public final class TUIApp: @unchecked Sendable {
                 return
             }
             send(.switchSession(requestID: FrameIDs.request(), session: argument))
+        case "/clear":
+            send(.createSession(requestID: FrameIDs.request(), displayName: nil, agentName: nil))
+        case "/retry":
+            guard !state.isStreaming else {
+                state.append(.error, "a turn is running; /retry once it ends")
+                return
+            }
+            guard let last = state.entries.last(where: { $0.kind == .user })?.text else {
+                state.append(.error, "nothing to retry in this session yet")
+                return
+            }
+            send(prompt: last)
+        case "/copy":
+            guard let answer = state.entries.last(where: { $0.kind == .assistant })?.text, !answer.isEmpty else {
+                state.append(.error, "no answer to copy yet")
+                return
+            }
+            // OSC 52: the terminal (also over SSH) puts the text on the clipboard.
+            terminal.write("\u{1B}]52;c;\(Data(answer.utf8).base64EncodedString())\u{07}")
+            state.append(.system, "copied the last answer (\(answer.count) characters) to the clipboard")
         case "/rename":
             guard let session = state.session else { return }
             send(

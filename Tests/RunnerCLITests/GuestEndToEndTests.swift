@@ -440,6 +440,15 @@ struct GuestEndToEndTests {
             try await tmux.waitFor("back again")
             #expect(try tmux.capture().contains("session runtime-alice"))
 
+            tmux.send("/copy", "Enter")
+            try await tmux.waitFor("copied the last answer (10 characters)")
+            server.enqueue(.text("retried it"))
+            let before = server.requests.count
+            tmux.send("/retry", "Enter")
+            try await tmux.waitFor("retried it")
+            #expect(server.requests.count == before + 1)
+            #expect(String(decoding: server.requests.last!.body, as: UTF8.self).contains("after restart"))
+
             tmux.send("C-c")
             try await tmux.waitFor("press Ctrl+C again to quit")
             tmux.send("C-c")
