@@ -216,7 +216,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
-            name: "OxydraTUITests", dependencies: ["OxydraTUI", "OxydraClient", "OxydraCore"],
+            name: "OxydraTUITests", dependencies: ["OxydraTUI", "OxydraClient", "OxydraCore", "OxydraTesting"],
             swiftSettings: swiftSettings),
         .testTarget(
             name: "RunnerCLITests",

@@ -11,6 +11,9 @@ public struct InputEditor: Sendable {
 
     public init() {}
 
+    /// An editor that recalls `history` (oldest first) with ↑/↓.
+    public init(history: [String]) { self.history = Array(history.suffix(PromptHistory.limit)) }
+
     public var text: String { lines.map { String($0) }.joined(separator: "\n") }
     public var isEmpty: Bool { lines.count == 1 && lines[0].isEmpty }
 
@@ -122,7 +125,7 @@ public struct InputEditor: Sendable {
         let value = text
         if !value.trimmed.isEmpty, history.last != value {
             history.append(value)
-            if history.count > 200 { history.removeFirst() }
+            if history.count > PromptHistory.limit { history.removeFirst() }
         }
         historyIndex = nil
         draft = nil

@@ -22,6 +22,8 @@ public final class TUIApp: @unchecked Sendable {
         /// The guest's token file; re-read before every reconnect, because a restarted guest has a
         /// new token. Wins over `token` when readable.
         public var tokenFile: String?
+        /// Where prompts are kept across runs (nil: only for this run).
+        public var history: PromptHistory?
 
         public init(
             endpoint: String, user: String, session: String? = nil, token: String? = nil, color: Bool = true,
@@ -82,6 +84,7 @@ public final class TUIApp: @unchecked Sendable {
     public init(_ options: Options) {
         self.options = options
         state = ChatState(user: options.user, color: options.color)
+        if let history = options.history { state.editor = InputEditor(history: history.load()) }
         (events, emit) = AsyncStream.makeStream(of: Event.self)
     }
 
@@ -324,11 +327,14 @@ public final class TUIApp: @unchecked Sendable {
                 return
             }
             let queued = state.editor.submit()
+            options.history?.append(queued)
             state.queuedPrompt = queued
             state.append(.system, "queued (sent when this turn ends; Esc removes it): \(queued)")
             return
         }
-        send(prompt: state.editor.submit())
+        let prompt = state.editor.submit()
+        options.history?.append(prompt)
+        send(prompt: prompt)
     }
 
     /// Sends `prompt` as a new turn on the current session.

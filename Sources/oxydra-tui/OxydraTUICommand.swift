@@ -57,10 +57,11 @@ struct OxydraTUICommand: AsyncParsableCommand {
             }
         }
         let color = environment["NO_COLOR"].map(\.isEmpty) ?? true
-        let app = TUIApp(
-            TUIApp.Options(
-                endpoint: gatewayEndpoint, user: user, session: session, token: environment[tokenEnv], color: color,
-                endpointFile: endpointFile, tokenFile: tokenFile))
+        var options = TUIApp.Options(
+            endpoint: gatewayEndpoint, user: user, session: session, token: environment[tokenEnv], color: color,
+            endpointFile: endpointFile, tokenFile: tokenFile)
+        options.history = PromptHistory.standard(environment: environment)
+        let app = TUIApp(options)
         throw ExitCode(await app.run())
     }
 }

@@ -1,8 +1,13 @@
 import OxydraClient
 import OxydraCore
+import OxydraTesting
 import Testing
 
 @testable import OxydraTUI
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 @Suite("Terminal UI pieces")
 struct TUITests {
@@ -193,5 +198,26 @@ struct StreamedAnswerTests {
             state.apply(.assistantDelta(header, delta: delta))
         }
         #expect(state.entries.last?.text == "safe text end")
+    }
+}
+
+@Suite("Prompt history")
+struct PromptHistoryTests {
+    @Test func promptsSurviveRunsWithTheirLineBreaksPrivately() throws {
+        let directory = try TemporaryDirectory(prefix: "oxydra-history")
+        defer { directory.remove() }
+        let history = PromptHistory(path: directory.path + "/state/oxydra/prompt_history")
+        history.append("first")
+        history.append("two\nlines \"quoted\"")
+        #expect(history.load() == ["first", "two\nlines \"quoted\""])
+        var info = stat()
+        #expect(stat(history.path, &info) == 0 && info.st_mode & 0o777 == 0o600)
+        var editor = InputEditor(history: history.load())
+        editor.up()
+        #expect(editor.text == "two\nlines \"quoted\"")
+        #expect(
+            PromptHistory.standard(environment: ["HOME": "/home/a"])?.path
+                == "/home/a/.local/state/oxydra/prompt_history")
+        #expect(PromptHistory.standard(environment: ["HOME": "/home/a", "OXYDRA_TUI_HISTORY_FILE": ""]) == nil)
     }
 }

@@ -449,6 +449,10 @@ struct GuestEndToEndTests {
             #expect(server.requests.count == before + 1)
             #expect(String(decoding: server.requests.last!.body, as: UTF8.self).contains("after restart"))
 
+            // Prompts are kept for the next run (the guest's HOME is the project's).
+            let kept = try String(
+                contentsOfFile: project.root + "/home/.local/state/oxydra/prompt_history", encoding: .utf8)
+            #expect(kept.contains("\"hello tui\"") && kept.contains("\"after restart\""), "\(kept)")
             tmux.send("C-c")
             try await tmux.waitFor("press Ctrl+C again to quit")
             tmux.send("C-c")
