@@ -404,9 +404,6 @@ struct ContainerTierTests {
             ])
         defer { Teardown.run { try? await engine.removeImage(broken, force: true) } }
         try project.directory.write(runner.replacing("shell-vm:latest", with: broken), to: ".oxydra/runner.toml")
-        try project.directory.write(
-            try String(contentsOfFile: project.root + "/.oxydra/agent.toml", encoding: .utf8)
-                .replacing("auth_token_env = \"OXYDRA_TEST_UNSET_TOKEN\"", with: ""), to: ".oxydra/agent.toml")
         _ = ChildProcess.runToolSynchronously("/bin/chown", ["-R", "\(account.uid):\(account.gid)", project.root])
         let degraded = try await Self.runAs(account, project, ["start"])
         #expect(degraded.exitCode == 0, "\(degraded.standardError)")
