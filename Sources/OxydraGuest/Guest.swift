@@ -61,7 +61,27 @@ public struct Guest {
 
         let provider = try ProviderFactory.selected(
             config, catalog: prepared.catalog, environment: prepared.environment, keySource: prepared.keySource)
-        let model = try ModelSelection.resolve(config, catalog: prepared.catalog)
+        var model = try ModelSelection.resolve(config, catalog: prepared.catalog)
+        // A model no catalog lists, on a local server, with no max_context_tokens: ask the server.
+        if model.isSynthetic, let (_, entry, type) = config.selectedProvider, entry.maxContextTokens == nil,
+            !CredentialResolver.requiresKey(entry, type: type)
+        {
+            if let found = await ContextWindowProbe.discover(
+                root: entry.normalizedBaseURL(for: type), model: model.id.rawValue)
+            {
+                model.capabilities.contextTokens = found.tokens
+                if entry.maxOutputTokens == nil {
+                    model.capabilities.outputTokens = min(model.capabilities.outputTokens, max(found.tokens / 4, 256))
+                }
+                logger.info(
+                    "context window discovered",
+                    metadata: ["tokens": "\(found.tokens)", "source": "\(found.source)", "model": "\(model.id)"])
+            } else {
+                logger.info(
+                    "context window unknown; assuming the default (set max_context_tokens for this provider)",
+                    metadata: ["tokens": "\(model.capabilities.contextTokens)", "model": "\(model.id)"])
+            }
+        }
         let store = try MemoryFactory.open(config.memory, workspaceRoot: prepared.workspace.root, user: user)
         let workspace = Workspace(
             root: prepared.workspace.root, shared: prepared.workspace.shared, tmp: prepared.workspace.tmp,

@@ -226,6 +226,25 @@ struct GuestEndToEndTests {
         }
     }
 
+    /// An unlisted model on a local server gets the server's context window, not the 128k default.
+    @Test func theContextWindowOfALocalServerIsAsked() async throws {
+        let server = try await ScriptedModelServer.start()
+        defer { Teardown.run { try? await server.shutdown() } }
+        server.route(
+            "/props", .raw(#"{"default_generation_settings":{"n_ctx":4096}}"#, contentType: "application/json"))
+        let project = try Project(agent: scriptedAgent(server))
+        defer {
+            project.shutdownGuest()
+            project.directory.remove()
+        }
+        let started = try await project.run(["--insecure"])
+        #expect(started.exitCode == 0, "\(started.standardError)")
+        let logs = try await project.run(["logs", "--tail", "50"])
+        #expect(logs.standardOutput.contains("context window discovered"), "\(logs.standardOutput)")
+        #expect(logs.standardOutput.contains("tokens=4096"))
+        #expect(logs.standardOutput.contains("source=llama.cpp /props"))
+    }
+
     @Test func askStreamsTheAnswerAndReportsFailures() async throws {
         try await Project.withGuest { project, server in
             server.enqueue(.text("Hello there, Alice"))

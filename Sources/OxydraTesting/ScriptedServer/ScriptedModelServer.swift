@@ -68,6 +68,11 @@ public final class ScriptedModelServer: Sendable {
     public func enqueue(_ reply: ScriptedReply) { state.enqueue(reply) }
     public func enqueue(_ replies: [ScriptedReply]) { replies.forEach(state.enqueue) }
 
+    /// Answers `path` (GET or POST, any query) with `reply` every time, outside the queue.
+    public func route(_ path: String, _ reply: ScriptedReply) { state.route(path, reply) }
+    /// Requests answered by ``route(_:_:)`` paths.
+    public var routeRequests: [RecordedRequest] { state.routeRequests }
+
     /// Every request so far, in arrival order.
     public var requests: [RecordedRequest] { state.requests }
     /// Connections closed by the client before their reply was fully written.
@@ -98,7 +103,17 @@ final class ServerState: Sendable {
         var cursor = 0
         var requests: [RecordedRequest] = []
         var disconnects = 0
+        /// Fixed answers by path, outside the queue and the recorded requests: the metadata a
+        /// local server offers (llama.cpp `/props`, `/v1/models`, Ollama `/api/show`), 404 unless set.
+        var routes: [String: ScriptedReply] = Dictionary(
+            uniqueKeysWithValues: ["/props", "/v1/models", "/api/show"].map {
+                ($0, ScriptedReply.raw(#"{"error":"not found"}"#, status: 404, contentType: "application/json"))
+            })
+        var routeRequests: [RecordedRequest] = []
     }
+
+    func route(_ path: String, _ reply: ScriptedReply) { storage.withLock { $0.routes[path] = reply } }
+    var routeRequests: [RecordedRequest] { storage.withLock { $0.routeRequests } }
 
     private let storage = Mutex(Storage())
 
@@ -106,6 +121,11 @@ final class ServerState: Sendable {
 
     func next(for request: RecordedRequest) -> ScriptedReply? {
         storage.withLock { storage in
+            let path = request.path.split(separator: "?").first.map(String.init) ?? request.path
+            if let fixed = storage.routes[path] {
+                storage.routeRequests.append(request)
+                return fixed
+            }
             storage.requests.append(request)
             guard storage.cursor < storage.queue.count else { return nil }
             storage.cursor += 1
