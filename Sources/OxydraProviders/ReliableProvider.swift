@@ -85,7 +85,8 @@ public struct ReliableProvider: ModelProvider {
 
     /// How long to wait before retrying `error` after `attempt` attempts, or nil to give up.
     static func retryDelay(for error: ProviderError, attempt: Int, policy: RetryPolicy) -> Duration? {
-        guard error.isRetryable, attempt < policy.maxAttempts else { return nil }
+        // A prompt too long for the model fails the same way every time.
+        guard error.isRetryable, !error.mentionsContextLimit, attempt < policy.maxAttempts else { return nil }
         var wait = policy.delay(afterAttempt: attempt)
         if case .httpStatus(_, _, _, let retryAfter?) = error {
             let requested = Duration.milliseconds(Int64((retryAfter * 1000).rounded(.up)))

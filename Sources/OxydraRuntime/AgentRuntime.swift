@@ -83,7 +83,9 @@ public struct AgentRuntime: Sendable {
                 }
                 throw RuntimeError.cancelled
             } catch let error as ProviderError {
-                throw RuntimeError.provider(error)
+                throw Self.explained(
+                    error, promptTokens: estimated, window: contextTokens, provider: provider.id,
+                    unlisted: model.isSynthetic)
             }
             if let reported = response.usage?.promptTokens { learn(session, estimated: estimated, reported: reported) }
             if let update = response.usage {
@@ -136,6 +138,22 @@ public struct AgentRuntime: Sendable {
 
     struct StreamCancelled: Error {
         var partialText: String
+    }
+
+    /// A provider error, with the likely cause when it is a prompt too long for the model: an error
+    /// that says so, or a stream that ended with nothing after a prompt of over half the window
+    /// (llama.cpp closes the stream when its context overflows).
+    /// Only for a model no catalog lists (a local one) is an empty ending read as an overflow.
+    public static func explained(
+        _ error: ProviderError, promptTokens: Int, window: Int, provider: ProviderID, unlisted: Bool
+    ) -> RuntimeError {
+        var endedEmpty = false
+        if case .transport(_, let message) = error, message.contains("ended") { endedEmpty = true }
+        let long = promptTokens * 2 > window || promptTokens > 2048
+        if error.mentionsContextLimit || (endedEmpty && unlisted && long) {
+            return .contextOverflow(error, promptTokens: promptTokens, window: window, provider: provider.rawValue)
+        }
+        return .provider(error)
     }
 
     /// Streams one response, forwarding text and reasoning as they arrive. Text deltas that

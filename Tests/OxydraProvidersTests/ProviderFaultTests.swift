@@ -84,6 +84,17 @@ struct ProviderFaultTests {
         #expect(fixture.server.requests.count == 3)
     }
 
+    /// A prompt too long for the model fails the same way every time: no retry.
+    @Test func aContextOverflowIsNotRetried() async throws {
+        let fixture = try await ProviderFixture.start(.openai, maxAttempts: 3)
+        defer { Teardown.run { await fixture.stop() } }
+        fixture.server.enqueue([
+            .status(500, message: "the request exceeds the available context size, try increasing it"), .text("unused"),
+        ])
+        await #expect(throws: ProviderError.self) { try await fixture.stream() }
+        #expect(fixture.server.requests.count == 1)
+    }
+
     /// Each retry is announced before the wait (what UIs show as "retrying in 10 ms (attempt 2/3)").
     @Test func retriesAreAnnounced() async throws {
         let fixture = try await ProviderFixture.start(.openai, maxAttempts: 3)

@@ -191,6 +191,35 @@ struct AgentRuntimeTests {
         #expect(fixture.server.requests.count == 2)
     }
 
+    /// A prompt too long for a local server: the error says the likely cause and the key to set.
+    @Test func aLikelyContextOverflowSaysWhatToSet() {
+        let ended = ProviderError.transport(provider: "local", message: "OpenAI-compatible stream ended before [DONE]")
+        let explained = AgentRuntime.explained(
+            ended, promptTokens: 5000, window: 128_000, provider: "local", unlisted: true)
+        #expect(
+            explained.description.hasSuffix(
+                "the prompt was about 5000 tokens and the model's context window is assumed to be 128000; if the "
+                    + "server runs with a smaller one (llama.cpp -c, Ollama num_ctx, vLLM --max-model-len), set "
+                    + "providers.registry.local.max_context_tokens to it"))
+        // A listed (cloud) model's dropped stream, or a short prompt, is just the error.
+        #expect(
+            AgentRuntime.explained(ended, promptTokens: 5000, window: 128_000, provider: "openai", unlisted: false)
+                == .provider(ended))
+        #expect(
+            AgentRuntime.explained(ended, promptTokens: 100, window: 128_000, provider: "local", unlisted: true)
+                == .provider(ended))
+        // The server saying so is enough.
+        let said = ProviderError.httpStatus(
+            provider: "local", status: 400, message: "the request exceeds the available context size")
+        guard
+            case .contextOverflow = AgentRuntime.explained(
+                said, promptTokens: 10, window: 4096, provider: "local", unlisted: false)
+        else {
+            Issue.record("expected contextOverflow")
+            return
+        }
+    }
+
     /// A provider retry is visible as a progress line, so a slow turn says why it is slow.
     @Test func retriesShowAsProgress() async throws {
         let fixture = try await RuntimeFixture.start { $0.reliability.maxAttempts = 3 }

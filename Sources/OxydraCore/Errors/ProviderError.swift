@@ -50,6 +50,16 @@ public enum ProviderError: Error, Sendable, Hashable, CustomStringConvertible {
         }
     }
 
+    /// Whether the error says the request was too long for the model (any status or transport).
+    public var mentionsContextLimit: Bool {
+        let text = description.lowercased()
+        return [
+            "context length", "context size", "context window", "n_ctx", "too many tokens", "maximum context",
+            "exceeds the available context", "prompt is too long", "input is too long",
+        ]
+        .contains { text.contains($0) }
+    }
+
     /// Whether a fresh attempt may succeed (transport errors, 408, 409, 429 and 5xx).
     public var isRetryable: Bool {
         switch self {
@@ -111,7 +121,7 @@ public enum MemoryError: Error, Sendable, Hashable, CustomStringConvertible {
 }
 
 /// Errors that end a turn.
-public enum RuntimeError: Error, Sendable, CustomStringConvertible {
+public enum RuntimeError: Error, Sendable, Hashable, CustomStringConvertible {
     case provider(ProviderError)
     case memory(MemoryError)
     case cancelled
@@ -119,6 +129,9 @@ public enum RuntimeError: Error, Sendable, CustomStringConvertible {
     case budgetExceeded(detail: String)
     /// The same tool call repeated too often; stopped to save tokens.
     case loopDetected(detail: String)
+    /// The provider failed in a way a too-long prompt explains (an error about the context, or a
+    /// stream that ended with nothing after a long prompt): the error plus how to fix it.
+    case contextOverflow(ProviderError, promptTokens: Int, window: Int, provider: String)
 
     public var description: String {
         switch self {
@@ -127,6 +140,10 @@ public enum RuntimeError: Error, Sendable, CustomStringConvertible {
         case .cancelled: "turn cancelled"
         case .budgetExceeded(let detail): "turn budget exceeded: \(detail)"
         case .loopDetected(let detail): "turn stopped: \(detail)"
+        case .contextOverflow(let error, let prompt, let window, let provider):
+            "\(error.description) — the prompt was about \(prompt) tokens and the model's context window is "
+                + "assumed to be \(window); if the server runs with a smaller one (llama.cpp -c, Ollama num_ctx, "
+                + "vLLM --max-model-len), set providers.registry.\(provider).max_context_tokens to it"
         }
     }
 }
