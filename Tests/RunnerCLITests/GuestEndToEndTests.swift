@@ -30,8 +30,12 @@ extension Project {
         kill(Int32(health.pid), SIGKILL)
     }
 
-    static func withGuest(_ body: (Project, ScriptedModelServer) async throws -> Void) async throws {
+    /// Runs `body` with a process-tier guest on a scripted model; `prepare` runs before the start.
+    static func withGuest(
+        prepare: (ScriptedModelServer) -> Void = { _ in }, _ body: (Project, ScriptedModelServer) async throws -> Void
+    ) async throws {
         let server = try await ScriptedModelServer.start()
+        prepare(server)
         let project = try Project(agent: scriptedAgent(server))
         defer {
             project.shutdownGuest()
@@ -228,21 +232,16 @@ struct GuestEndToEndTests {
 
     /// An unlisted model on a local server gets the server's context window, not the 128k default.
     @Test func theContextWindowOfALocalServerIsAsked() async throws {
-        let server = try await ScriptedModelServer.start()
-        defer { Teardown.run { try? await server.shutdown() } }
-        server.route(
-            "/props", .raw(#"{"default_generation_settings":{"n_ctx":4096}}"#, contentType: "application/json"))
-        let project = try Project(agent: scriptedAgent(server))
-        defer {
-            project.shutdownGuest()
-            project.directory.remove()
-        }
-        let started = try await project.run(["--insecure"])
-        #expect(started.exitCode == 0, "\(started.standardError)")
-        let logs = try await project.run(["logs", "--tail", "50"])
-        #expect(logs.standardOutput.contains("context window discovered"), "\(logs.standardOutput)")
-        #expect(logs.standardOutput.contains("tokens=4096"))
-        #expect(logs.standardOutput.contains("source=llama.cpp /props"))
+        let props = ScriptedReply.raw(
+            #"{"default_generation_settings":{"n_ctx":4096}}"#, contentType: "application/json")
+        try await Project.withGuest(
+            prepare: { $0.route("/props", props) },
+            { project, _ in
+                let logs = try await project.run(["logs", "--tail", "50"])
+                #expect(logs.standardOutput.contains("context window discovered"), "\(logs.standardOutput)")
+                #expect(logs.standardOutput.contains("tokens=4096"))
+                #expect(logs.standardOutput.contains("source=llama.cpp /props"))
+            })
     }
 
     @Test func askStreamsTheAnswerAndReportsFailures() async throws {
