@@ -22,37 +22,46 @@ struct SessionManagementTests {
         #expect(titled.displayName == "Plan the garden layout for spring, with tomatoes and basil…")
 
         client.send(.renameSession(requestID: "n", session: String(session.rawValue.prefix(8)), displayName: "Garden"))
-        guard case .sessionUpdated(_, let renamed) = try await client.next(isType("session_updated")) else {
-            Issue.record("expected session_updated")
-            return
-        }
+        let renamed = try #require(Self.updated(try await client.next(isType("session_updated"))))
         #expect(renamed.displayName == "Garden")
 
         client.send(.archiveSession(requestID: "a", session: session.rawValue, archived: true))
-        guard case .sessionUpdated(_, let archived) = try await client.next(isType("session_updated")) else { return }
+        let archived = try #require(Self.updated(try await client.next(isType("session_updated"))))
         #expect(archived.archived)
         #expect(try await fixture.store.listSessions(includeArchived: false, limit: 10).isEmpty)
         client.send(.archiveSession(requestID: "u", session: session.rawValue, archived: false))
-        guard case .sessionUpdated(_, let back) = try await client.next(isType("session_updated")) else { return }
+        let back = try #require(Self.updated(try await client.next(isType("session_updated"))))
         #expect(!back.archived)
 
         // A session another client is on cannot go; its own client can delete it, with its memory.
         let (other, _) = try await fixture.connected()
         client.send(.deleteSession(requestID: "d1", session: session.rawValue))
-        guard case .error(let refused) = try await client.next(isType("error")) else { return }
+        let refused = try #require(Self.failure(try await client.next(isType("error"))))
         #expect(refused.code == .busy)
         #expect(refused.message.contains("open in another client"))
         other.send(.createSession(requestID: "c", displayName: nil, agentName: nil))
         try await other.next(isType("session_created"))
         client.send(.deleteSession(requestID: "d2", session: session.rawValue))
-        guard case .sessionDeleted(_, let deleted) = try await client.next(isType("session_deleted")) else { return }
+        let deleted = try #require(Self.deleted(try await client.next(isType("session_deleted"))))
         #expect(deleted.sessionID.rawValue == session.rawValue)
         #expect(try await fixture.store.session(SessionID(session.rawValue)) == nil)
         #expect(try await fixture.store.restore(SessionID(session.rawValue)).isEmpty)
 
         client.send(.deleteSession(requestID: "d3", session: session.rawValue))
-        guard case .error(let gone) = try await client.next(isType("error")) else { return }
+        let gone = try #require(Self.failure(try await client.next(isType("error"))))
         #expect(gone.code == .notFound)
+    }
+
+    static func updated(_ frame: ServerFrame) -> SessionInfo? {
+        if case .sessionUpdated(_, let info) = frame { info } else { nil }
+    }
+
+    static func deleted(_ frame: ServerFrame) -> SessionRef? {
+        if case .sessionDeleted(_, let ref) = frame { ref } else { nil }
+    }
+
+    static func failure(_ frame: ServerFrame) -> GatewayErrorInfo? {
+        if case .error(let info) = frame { info } else { nil }
     }
 
     @Test func titlesAreShortAndClean() {
