@@ -101,9 +101,14 @@ public struct ContainerPlan: Sendable {
         "oxydra-container-\(user.rawValue)-" + (role == .runtime ? "oxydra-vm" : "shell-vm")
     }
 
-    /// The labels every container of the user carries (how a later runner finds them).
+    /// The labels every container (and the network) of `user` carries: how a later runner finds them.
+    public static func userLabels(_ user: UserID) -> [String: String] {
+        ["oxydra.user_id": user.rawValue, "oxydra.sandbox_tier": "container"]
+    }
+
+    /// ``userLabels(_:)`` plus the container's role.
     public func labels(_ role: GuestImageBuilder.Role) -> [String: String] {
-        ["oxydra.user_id": user.rawValue, "oxydra.sandbox_tier": "container", "oxydra.guest_role": role.rawValue]
+        Self.userLabels(user).merging(["oxydra.guest_role": role.rawValue]) { $1 }
     }
 
     /// The problem with this plan, if any: a root uid, or a workspace path that is not absolute.
@@ -194,4 +199,9 @@ public struct ContainerPlan: Sendable {
         if let vcpus = resources.vcpus { host["NanoCpus"] = .integer(vcpus * 1_000_000_000) }
         return host
     }
+}
+
+extension GuestImages {
+    /// The configured image of `role` (`guest_images.oxydra_vm` or `shell_vm`).
+    public func reference(_ role: GuestImageBuilder.Role) -> String { role == .runtime ? oxydraVM : shellVM }
 }

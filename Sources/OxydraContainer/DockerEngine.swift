@@ -275,15 +275,6 @@ public struct DockerEngine: Sendable {
         try await optionalJSON(.GET, "/networks/\(Self.escape(name))")
     }
 
-    /// Removes a network; a missing one is not an error.
-    public func removeNetwork(_ name: String) async throws(DockerError) {
-        do {
-            _ = try await call(.DELETE, "/networks/\(Self.escape(name))")
-        } catch .api(404, _, _) {
-            return
-        }
-    }
-
     /// Networks carrying every one of `labels`.
     public func listNetworks(labels: [String: String]) async throws(DockerError) -> [JSONValue] {
         let filters: JSONValue = [

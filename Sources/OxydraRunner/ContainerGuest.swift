@@ -11,11 +11,6 @@ import OxydraSandbox
 /// started, found, stopped and read through the Docker Engine API (``DockerEngine``). What the
 /// containers may do is decided by ``ContainerPlan``; this type runs the plan.
 enum ContainerGuest {
-    /// The labels that find every container of `user` (also after a runner crash).
-    static func labels(_ user: UserID) -> [String: String] {
-        ["oxydra.user_id": user.rawValue, "oxydra.sandbox_tier": "container"]
-    }
-
     static func engine(_ context: RunnerContext) -> DockerEngine {
         DockerEngine(socketPath: DockerEngine.socketPath(environment: context.environment))
     }
@@ -29,10 +24,17 @@ enum ContainerGuest {
         var isEmpty: Bool { all.isEmpty }
 
         static func id(_ container: JSONValue?) -> String? { container?["Id"]?.stringValue }
+
+        /// The name without the engine's leading `/`: from a listing (`Names`) or an inspect (`Name`).
+        static func name(_ container: JSONValue?) -> String? {
+            guard let name = container?["Names"]?.arrayValue?.first?.stringValue ?? container?["Name"]?.stringValue
+            else { return nil }
+            return name.hasPrefix("/") ? String(name.dropFirst()) : name
+        }
     }
 
     static func find(_ user: UserID, engine: DockerEngine) async throws(DockerError) -> Found {
-        let all = try await engine.listContainers(labels: labels(user))
+        let all = try await engine.listContainers(labels: ContainerPlan.userLabels(user))
         func role(_ name: GuestImageBuilder.Role) -> JSONValue? {
             all.first { $0["Labels"]?["oxydra.guest_role"]?.stringValue == name.rawValue }
         }
@@ -67,7 +69,7 @@ enum ContainerGuest {
         let images = target.runner.config.guestImages
         var warnings: [String] = []
         for role in GuestImageBuilder.Role.allCases where role == .runtime || shellWanted {
-            let reference = role == .runtime ? images.oxydraVM : images.shellVM
+            let reference = images.reference(role)
             let image: JSONValue?
             do {
                 image = try await engine.inspectImage(reference)
@@ -163,7 +165,8 @@ enum ContainerGuest {
         var started = Found(runtime: nil, sidecar: nil, all: [])
         do {
             // The user's network outlives a stop (it holds nothing); creating it costs a start ~80 ms.
-            _ = try await engine.ensureNetwork(name: plan.userNetworkName, labels: labels(target.user))
+            _ = try await engine.ensureNetwork(
+                name: plan.userNetworkName, labels: ContainerPlan.userLabels(target.user))
         } catch {
             throw .error("cannot create the user's network \(plan.userNetworkName): \(error)")
         }
@@ -371,14 +374,9 @@ enum ContainerGuest {
                 appendPrivate(
                     lines.map { "\($0.timestamp) \($0.stream) \($0.text)" }.joined(separator: "\n") + "\n", to: file)
             }
-            do {
-                try await engine.removeContainer(id, force: true)
-                let name = inspected?["Name"]?.stringValue ?? String(id.prefix(12))
-                removed.append(name.hasPrefix("/") ? String(name.dropFirst()) : name)
-            } catch .api(404, _, _) {
-                continue
-            } catch {
-                continue
+            // Gone already (404) or refused: either way it is not listed as removed.
+            if (try? await engine.removeContainer(id, force: true)) != nil {
+                removed.append(Found.name(inspected) ?? String(id.prefix(12)))
             }
         }
         if !keepFiles {
@@ -409,11 +407,7 @@ enum ContainerGuest {
         var lines: [String] = []
         for (role, container) in [("runtime", found.runtime), ("sidecar", found.sidecar)] {
             guard let container, let id = Found.id(container) else { continue }
-            let name =
-                container["Names"]?.arrayValue?.first?.stringValue.map {
-                    $0.hasPrefix("/") ? String($0.dropFirst()) : $0
-                }
-                ?? container["Name"]?.stringValue ?? ""
+            let name = Found.name(container) ?? ""
             let state = container["State"]?.stringValue ?? container["State"]?["Status"]?.stringValue ?? "unknown"
             lines.append("container_\(role)=\(name) id=\(id.prefix(12)) state=\(state)")
         }

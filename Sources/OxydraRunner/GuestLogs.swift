@@ -33,8 +33,7 @@ public enum GuestLogs {
         if let found = await ContainerGuest.findIfEngine(target.user, context: context) {
             for (role, container) in [("stderr", found.runtime), ("sidecar", found.sidecar)] {
                 if let container, let id = ContainerGuest.Found.id(container) {
-                    let name = container["Names"]?.arrayValue?.first?.stringValue ?? id
-                    containers[role] = (id, name.hasPrefix("/") ? String(name.dropFirst()) : name)
+                    containers[role] = (id, ContainerGuest.Found.name(container) ?? id)
                 }
             }
         }

@@ -20,7 +20,7 @@ public enum ImagesCommand {
         case .success(let configured): images = configured
         case .failure(let output): return output
         }
-        let engine = DockerEngine(socketPath: DockerEngine.socketPath(environment: context.environment))
+        let engine = ContainerGuest.engine(context)
         let work: TemporaryWorkDirectory
         do {
             work = try TemporaryWorkDirectory()
@@ -38,7 +38,7 @@ public enum ImagesCommand {
             do {
                 reports.append(
                     try await GuestImageBuilder.build(
-                        role, executable: executable, reference: role == .runtime ? images.oxydraVM : images.shellVM,
+                        role, executable: executable, reference: images.reference(role),
                         version: OxydraVersion.current, engine: engine, workDirectory: work.path, progress: progress))
             } catch {
                 return .error(error.description)
@@ -69,11 +69,11 @@ public enum ImagesCommand {
         case .success(let configured): images = configured
         case .failure(let output): return output
         }
-        let engine = DockerEngine(socketPath: DockerEngine.socketPath(environment: context.environment))
+        let engine = ContainerGuest.engine(context)
         var rows: [JSONValue] = []
         var lines: [String] = []
         for role in GuestImageBuilder.Role.allCases {
-            let reference = role == .runtime ? images.oxydraVM : images.shellVM
+            let reference = images.reference(role)
             let image: JSONValue?
             do {
                 image = try await engine.inspectImage(reference)

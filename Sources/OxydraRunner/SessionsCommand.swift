@@ -26,7 +26,8 @@ public enum SessionsCommand {
             let hello = FrameIDs.request()
             connection.client.send(.hello(.init(requestID: hello, userID: endpoint.user.rawValue)))
             _ = try await connection.reply(to: hello)
-            if case .list(let includeArchived) = action {
+            switch action {
+            case .list(let includeArchived):
                 let id = FrameIDs.request()
                 connection.client.send(.listSessions(requestID: id, includeArchived: includeArchived))
                 guard case .sessionList(_, let sessions) = try await connection.reply(to: id) else {
@@ -42,8 +43,6 @@ public enum SessionsCommand {
                         + (info.activeTurn != nil ? "  (turn running)" : "")
                 }
                 return CommandOutput(standardOutput: lines.joined(separator: "\n") + "\n")
-            }
-            switch action {
             case .show(let session, let limit):
                 let (info, entries, truncated) = try await history(connection, session, limit: limit)
                 if json {
@@ -95,8 +94,6 @@ public enum SessionsCommand {
                     return .error("unexpected reply to delete_session")
                 }
                 return CommandOutput(standardOutput: "deleted=\(ref.sessionID)\n")
-            case .list:
-                return .error("unexpected: list is answered above")
             }
         } catch {
             return error
