@@ -163,8 +163,8 @@ let package = Package(
             name: "oxydra-benchmarks",
             dependencies: [
                 "OxydraProviders", "OxydraRuntime", "OxydraTools", "OxydraMemory", "OxydraTesting", "OxydraRunner",
-                "OxydraClient", "OxydraSandbox", "OxydraContainer", "CSystemShims", "oxydra-vm", "shell-daemon",
-                "runner",
+                "OxydraClient", "OxydraSandbox", "OxydraContainer", "OxydraTUI", "CSystemShims", "oxydra-vm",
+                "shell-daemon", "runner",
                 asyncHTTPClient,
             ] + nio,
             path: "Benchmarks/OxydraBenchmarks",

@@ -114,7 +114,8 @@ extension SessionHub {
             let completion = TurnCompletion(
                 message: result.answer.content ?? "", finishReason: result.finishReason.map { "\($0)" },
                 usage: result.usage, costUSD: result.cost, providerCalls: result.providerCalls,
-                durationMilliseconds: Self.milliseconds(ContinuousClock.now - started))
+                durationMilliseconds: Self.milliseconds(ContinuousClock.now - started),
+                contextTokens: result.contextTokens, contextWindow: result.contextWindow)
             logger.info(
                 "turn completed",
                 metadata: [
@@ -208,14 +209,14 @@ extension SessionHub {
             frame = .assistantDelta(header, delta: text)
         case .progress(let progress):
             frame = .turnProgress(header, ProgressInfo(progress))
-        case .toolStarted(let callID, let name, let summary):
-            frame = .toolCall(header, ToolCallInfo(callID: callID, name: name, summary: summary))
-        case .toolFinished(let callID, let name, let duration, let isError, let summary):
+        case .toolStarted(let callID, let name, let summary, let arguments):
+            frame = .toolCall(header, ToolCallInfo(callID: callID, name: name, summary: summary, arguments: arguments))
+        case .toolFinished(let callID, let name, let duration, let isError, let summary, let output):
             frame = .toolResult(
                 header,
                 ToolResultInfo(
                     callID: callID, name: name, isError: isError, durationMilliseconds: Self.milliseconds(duration),
-                    summary: summary))
+                    summary: summary, output: output))
         case .reasoningDelta, .usage:
             return nil
         }

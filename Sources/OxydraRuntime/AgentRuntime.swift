@@ -58,6 +58,7 @@ public struct AgentRuntime: Sendable {
         var cost: Double? = model.pricing == nil ? nil : 0
         var providerCalls = 0
         var recentCalls: [String] = []
+        var contextUsed: Int?
 
         while true {
             if Task.isCancelled { throw RuntimeError.cancelled }
@@ -88,6 +89,9 @@ public struct AgentRuntime: Sendable {
                     unlisted: model.isSynthetic)
             }
             if let reported = response.usage?.promptTokens { learn(session, estimated: estimated, reported: reported) }
+            contextUsed =
+                (response.usage?.promptTokens ?? estimated)
+                + (response.usage?.completionTokens ?? (response.message.content?.utf8.count ?? 0) / 4)
             if let update = response.usage {
                 usage = Usage(
                     promptTokens: (usage.promptTokens ?? 0) + (update.promptTokens ?? 0),
@@ -102,7 +106,7 @@ public struct AgentRuntime: Sendable {
             if answer.toolCalls.isEmpty {
                 return TurnResult(
                     messages: state.added, answer: answer, usage: usage, cost: cost, providerCalls: providerCalls,
-                    finishReason: response.finishReason)
+                    finishReason: response.finishReason, contextTokens: contextUsed, contextWindow: contextTokens)
             }
 
             // Limits that stop before tools run still leave a result for every call.
@@ -389,12 +393,15 @@ public struct AgentRuntime: Sendable {
         let tools = self.tools
         let limit = settings.turnTimeout
         @Sendable func execute(_ call: ToolCall) async throws -> ToolOutcome {
-            await events(.toolStarted(callID: call.id, name: call.name, summary: Self.summary(of: call)))
+            await events(
+                .toolStarted(
+                    callID: call.id, name: call.name, summary: Self.summary(of: call),
+                    arguments: Self.cut(call.arguments.text, to: ToolCallInfo.argumentsLimit)))
             let outcome = try await tools.run(call, context: context, limit: limit)
             await events(
                 .toolFinished(
                     callID: call.id, name: call.name, duration: outcome.duration, isError: outcome.isError,
-                    summary: Self.preview(outcome.text)))
+                    summary: Self.preview(outcome.text), output: outcome.text))
             return outcome
         }
         if batch.count == 1 { return [try await execute(batch[0])] }
@@ -449,6 +456,19 @@ public struct AgentRuntime: Sendable {
         }
         let text = "\(call.name)(\(arguments))"
         return text.count > 100 ? String(text.prefix(99)) + "…" : text
+    }
+
+    /// `text` cut to at most `limit` UTF-8 bytes on a character boundary, saying so when cut.
+    static func cut(_ text: String, to limit: Int) -> String {
+        guard text.utf8.count > limit else { return text }
+        var end = text.startIndex
+        var bytes = 0
+        for character in text {
+            bytes += character.utf8.count
+            if bytes > limit - 32 { break }
+            end = text.index(after: end)
+        }
+        return text[..<end] + "… (\(text.utf8.count) bytes)"
     }
 
     static func preview(_ text: String) -> String {

@@ -38,8 +38,9 @@ public enum RuntimeEvent: Sendable, Hashable {
     case reasoningDelta(String)
     case progress(TurnProgress)
     /// A tool call is about to run; `summary` is short (`file_read(path=/shared/a.txt)`).
-    case toolStarted(callID: String, name: String, summary: String)
-    case toolFinished(callID: String, name: String, duration: Duration, isError: Bool, summary: String)
+    case toolStarted(callID: String, name: String, summary: String, arguments: String)
+    /// `output` is the result as the model receives it (scrubbed, cut at the output limit).
+    case toolFinished(callID: String, name: String, duration: Duration, isError: Bool, summary: String, output: String)
     /// Usage of the turn so far and its cost in US dollars (nil when the model has no price).
     case usage(Usage, cost: Double?)
 }
@@ -73,4 +74,8 @@ public struct TurnResult: Sendable, Hashable {
     public var cost: Double?
     public var providerCalls: Int
     public var finishReason: FinishReason?
+    /// Tokens in the context after the turn (the last call's prompt plus its answer; estimated when
+    /// the provider reports no usage) and the window they count against.
+    public var contextTokens: Int?
+    public var contextWindow: Int?
 }

@@ -11,6 +11,40 @@ public struct ChatState: Sendable {
     public struct Entry: Sendable, Hashable {
         public var kind: EntryKind
         public var text: String
+        /// A live tool call: its arguments, state and (once finished) output.
+        public var tool: ToolView?
+        /// Unique in the transcript: what the renderer keeps an entry's laid-out lines under.
+        public internal(set) var id = 0
+
+        public init(kind: EntryKind, text: String, tool: ToolView? = nil) {
+            self.kind = kind
+            self.text = text
+            self.tool = tool
+        }
+    }
+
+    /// A tool call as the transcript shows it: one compact line that expands to the arguments and the
+    /// whole (scrubbed) output.
+    public struct ToolView: Sendable, Hashable {
+        public enum Status: Sendable, Hashable {
+            case running(since: ContinuousClock.Instant)
+            case succeeded(milliseconds: Int)
+            case failed(milliseconds: Int)
+        }
+
+        public var callID: String
+        public var summary: String
+        public var arguments: String?
+        public var output: String?
+        public var status: Status
+        /// Why a failed call failed (the first line of its output).
+        public var note: String?
+        public var expanded = false
+
+        public var isRunning: Bool {
+            if case .running = status { return true }
+            return false
+        }
     }
 
     public enum Connection: Sendable, Hashable {
@@ -50,6 +84,14 @@ public struct ChatState: Sendable {
     }
 
     public var isStreaming: Bool { activeTurn != nil }
+    /// When the running turn was sent (the status bar shows the time since).
+    public var turnStartedAt: ContinuousClock.Instant?
+    /// Tokens in the session's context after the last turn, and the model's window.
+    public var context: (used: Int, window: Int)?
+    /// The tool call Ctrl+O expands (an index into `entries`); the newest call unless moved.
+    public var focusedTool: Int?
+    /// The reverse search (Ctrl+R) through earlier prompts, while it is open.
+    public var search: HistorySearch?
     /// A prompt typed while a turn ran: sent when it ends (Esc takes it back).
     public var queuedPrompt: String?
 
@@ -59,18 +101,49 @@ public struct ChatState: Sendable {
 
     /// Appends an entry whose text is already sanitised, keeping at most `maxEntries`.
     mutating func append(_ entry: Entry) {
+        var entry = entry
+        entry.id = newID()
         entries.append(entry)
-        if entries.count > Self.maxEntries {
-            let overflow = entries.count - Self.maxEntries
-            entries.removeFirst(overflow)
-            if let index = streamingEntry { streamingEntry = index >= overflow ? index - overflow : nil }
-        }
+        trim()
+    }
+
+    private var lastID = 0
+    private mutating func newID() -> Int {
+        lastID += 1
+        return lastID
+    }
+
+    /// Keeps at most `maxEntries`, moving the indices that point into the transcript.
+    private mutating func trim() {
+        guard entries.count > Self.maxEntries else { return }
+        let overflow = entries.count - Self.maxEntries
+        entries.removeFirst(overflow)
+        if let index = streamingEntry { streamingEntry = index >= overflow ? index - overflow : nil }
+        if let index = focusedTool { focusedTool = index >= overflow ? index - overflow : nil }
     }
 
     public mutating func clearTranscript() {
         entries.removeAll()
         streamingEntry = nil
+        focusedTool = nil
         scroll = 0
+    }
+
+    /// Ctrl+O: shows or hides the focused tool call's arguments and output.
+    public mutating func toggleFocusedTool() {
+        guard let index = focusedTool, index < entries.count, entries[index].tool != nil else { return }
+        entries[index].tool?.expanded.toggle()
+    }
+
+    /// Alt+↑/↓: moves the focus to the previous (`-1`) or next (`+1`) tool call.
+    public mutating func moveToolFocus(_ direction: Int) {
+        let calls = entries.indices.filter { entries[$0].tool != nil }
+        guard !calls.isEmpty else { return }
+        guard let current = focusedTool, let position = calls.firstIndex(of: current) else {
+            focusedTool = calls.last
+            return
+        }
+        focusedTool = calls[min(max(position + direction, 0), calls.count - 1)]
     }
 
     /// Applies a frame from the gateway.
@@ -88,6 +161,7 @@ public struct ChatState: Sendable {
         case .turnStarted(let header):
             activeTurn = header.turn.turnID
             progress = "thinking…"
+            turnStartedAt = turnStartedAt ?? .now
         case .assistantDelta(let header, let delta):
             guard header.session.sessionID == session else { return }
             activeTurn = header.turn.turnID
@@ -102,12 +176,32 @@ public struct ChatState: Sendable {
             progress = info.message
         case .toolCall(_, let call):
             streamingEntry = nil
-            append(.tool, "⚙ " + call.summary)
-        case .toolResult(_, let result):
             append(
-                .tool,
-                (result.isError ? "✗ " : "✓ ") + result.name + " (\(result.durationMilliseconds) ms)"
-                    + (result.isError ? ": " + result.summary : ""))
+                Entry(
+                    kind: .tool, text: "⚙ " + TextLayout.sanitize(call.summary),
+                    tool: ToolView(
+                        callID: call.callID, summary: TextLayout.sanitize(call.summary),
+                        arguments: call.arguments.map(TextLayout.sanitize), status: .running(since: .now))))
+            focusedTool = entries.count - 1
+        case .toolResult(_, let result):
+            let milliseconds = result.durationMilliseconds
+            let status: ToolView.Status =
+                result.isError ? .failed(milliseconds: milliseconds) : .succeeded(milliseconds: milliseconds)
+            if let index = entries.lastIndex(where: { $0.tool?.callID == result.callID }) {
+                entries[index].tool?.status = status
+                entries[index].tool?.output = result.output.map(TextLayout.sanitize)
+                if result.isError { entries[index].tool?.note = TextLayout.sanitize(result.summary) }
+            } else {
+                // The call started before this client connected.
+                append(
+                    Entry(
+                        kind: .tool, text: "⚙ " + TextLayout.sanitize(result.name),
+                        tool: ToolView(
+                            callID: result.callID, summary: TextLayout.sanitize(result.name),
+                            output: result.output.map(TextLayout.sanitize), status: status,
+                            note: result.isError ? TextLayout.sanitize(result.summary) : nil)))
+                focusedTool = entries.count - 1
+            }
         case .turnCompleted(let header, let completion):
             guard header.session.sessionID == session else { return }
             let ours = activeTurn == header.turn.turnID
@@ -120,6 +214,9 @@ public struct ChatState: Sendable {
             if ours {
                 turnsCompleted += 1
                 if let cost = completion.costUSD { totalCost = (totalCost ?? 0) + cost }
+            }
+            if let used = completion.contextTokens, let window = completion.contextWindow, window > 0 {
+                context = (used, window)
             }
         case .turnCancelled(let header):
             guard header.session.sessionID == session else { return }
@@ -180,6 +277,7 @@ public struct ChatState: Sendable {
 
     private mutating func finishTurn() {
         activeTurn = nil
+        turnStartedAt = nil
         streamingEntry = nil
         progress = nil
     }
@@ -220,18 +318,17 @@ public struct ChatState: Sendable {
                 earlier.append(Entry(kind: .tool, text: "  ↳ " + TextLayout.sanitize(name + entry.text)))
             }
         }
+        for index in earlier.indices { earlier[index].id = newID() }
         let head = marker >= 0 ? Array(entries[...marker]) : []
         if let index = streamingEntry { streamingEntry = index + earlier.count }
+        if let index = focusedTool { focusedTool = index > marker ? index + earlier.count : nil }
         entries = head + earlier + tail
-        if entries.count > Self.maxEntries {
-            let overflow = entries.count - Self.maxEntries
-            entries.removeFirst(overflow)
-            if let index = streamingEntry { streamingEntry = index >= overflow ? index - overflow : nil }
-        }
+        trim()
     }
 
     private mutating func switchTo(_ id: SessionID, note: String) {
         clearTranscript()
+        context = nil
         session = id
         activeTurn = nil
         progress = nil

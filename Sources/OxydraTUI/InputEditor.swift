@@ -133,8 +133,64 @@ public struct InputEditor: Sendable {
         return value
     }
 
+    /// The newest earlier prompt containing `query` that is older than `before` (an index into the
+    /// history; nil: from the newest).
+    func search(_ query: String, before: Int? = nil) -> (index: Int, text: String)? {
+        guard !query.isEmpty else { return nil }
+        let end = min(before ?? history.count, history.count)
+        guard end > 0 else { return nil }
+        for index in stride(from: end - 1, through: 0, by: -1) where history[index].contains(query) {
+            return (index, history[index])
+        }
+        return nil
+    }
+
+    /// Puts `text` in the editor (an accepted search), cursor at its end.
+    public mutating func load(_ text: String) {
+        historyIndex = nil
+        draft = nil
+        replace(with: text)
+    }
+
     private mutating func replace(with text: String) {
         clear()
         insert(text)
+    }
+}
+
+/// Ctrl+R: an incremental search back through earlier prompts. Typing narrows it, Ctrl+R again
+/// goes to an older match, Enter (or an arrow key) takes the match into the editor, Esc or Ctrl+G
+/// leaves it.
+public struct HistorySearch: Sendable, Hashable {
+    public var query = ""
+    public var match: String?
+    /// The match's place in the history, where Ctrl+R continues from.
+    var index: Int?
+    public var failed = false
+
+    public init() {}
+
+    init(query: String, match: String?) {
+        self.query = query
+        self.match = match
+    }
+
+    /// Searches again after the query changed (from the newest prompt).
+    mutating func update(in editor: InputEditor) {
+        if let found = editor.search(query) {
+            (index, match, failed) = (found.index, found.text, false)
+        } else {
+            failed = !query.isEmpty
+            if query.isEmpty { (index, match) = (nil, nil) }
+        }
+    }
+
+    /// The next older match (Ctrl+R pressed again).
+    mutating func older(in editor: InputEditor) {
+        if let found = editor.search(query, before: index) {
+            (index, match, failed) = (found.index, found.text, false)
+        } else {
+            failed = true
+        }
     }
 }

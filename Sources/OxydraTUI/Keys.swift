@@ -5,6 +5,8 @@ public enum Key: Sendable, Hashable {
     /// Alt-Enter or Ctrl-J: a newline in the input.
     case newline
     case backspace, delete, left, right, up, down, home, end, pageUp, pageDown, escape, tab
+    /// Alt-↑ / Alt-↓: move the focus between tool calls.
+    case altUp, altDown
     case control(Character)
     /// Pasted text (bracketed paste), inserted as-is.
     case paste(String)
@@ -104,6 +106,10 @@ public struct KeyDecoder: Sendable {
 
     private static func sequence(final: UInt8, parameters: String) -> Key? {
         switch (final, parameters) {
+        case (0x41, "1;3"): .altUp
+        case (0x42, "1;3"): .altDown
+        // Shift-Enter where the terminal reports it (xterm modifyOtherKeys, the kitty protocol).
+        case (0x7E, "27;2;13"), (0x75, "13;2"): .newline
         case (0x41, _): .up
         case (0x42, _): .down
         case (0x43, _): .right

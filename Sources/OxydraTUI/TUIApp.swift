@@ -49,7 +49,8 @@ public final class TUIApp: @unchecked Sendable {
     }
 
     static let help = """
-        Enter sends · Alt+Enter or Ctrl+J new line · ↑/↓ earlier prompts · PgUp/PgDn scroll
+        Enter sends · Alt+Enter, Shift+Enter, Ctrl+J or a trailing \\ new line · PgUp/PgDn scroll
+        ↑/↓ earlier prompts · Ctrl+R searches them · Ctrl+O shows/hides a tool call (Alt+↑/↓ picks one)
         Ctrl+C cancels the running turn or clears the prompt; twice quits · Ctrl+D/Ctrl+Q quit
         /new [name]     start a new session
         /sessions       list sessions
@@ -108,6 +109,12 @@ public final class TUIApp: @unchecked Sendable {
         connect()
         redraw()
         for await event in events {
+            if case .tick = event {
+                handle(event)
+                // Between events only the spinners and elapsed times change.
+                if state.isStreaming || state.entries.last?.tool.map(\.isRunning) == true { redraw() }
+                continue
+            }
             handle(event)
             if quitting { break }
             redraw()
@@ -141,7 +148,7 @@ public final class TUIApp: @unchecked Sendable {
         terminate.setEventHandler { emit.yield(.keys([.control("q")])) }
         terminate.resume()
         let tick = DispatchSource.makeTimerSource(queue: .global())
-        tick.schedule(deadline: .now() + .milliseconds(500), repeating: .milliseconds(500))
+        tick.schedule(deadline: .now() + .milliseconds(200), repeating: .milliseconds(200))
         tick.setEventHandler { emit.yield(.tick) }
         tick.resume()
         sources = [input, resize, terminate, tick]
@@ -234,6 +241,7 @@ public final class TUIApp: @unchecked Sendable {
                 state.append(.system, "connection lost during a turn; it keeps running in the guest")
             }
             state.activeTurn = nil
+            state.turnStartedAt = nil
             state.progress = nil
             if let reason, attempts == 0 { state.append(.error, reason) }
             scheduleReconnect(reason: reason ?? "disconnected")
@@ -249,6 +257,10 @@ public final class TUIApp: @unchecked Sendable {
     }
 
     private func handle(_ key: Key) {
+        if state.search != nil {
+            handleSearch(key)
+            return
+        }
         switch key {
         case .character(let character): state.editor.insert(String(character))
         case .paste(let text): state.editor.insert(TextLayout.pasted(text))
@@ -265,6 +277,13 @@ public final class TUIApp: @unchecked Sendable {
         case .end: state.editor.end()
         case .pageUp: state.scroll += 10
         case .pageDown: state.scroll = max(state.scroll - 10, 0)
+        case .altUp: state.moveToolFocus(-1)
+        case .altDown: state.moveToolFocus(1)
+        case .control("o"): state.toggleFocusedTool()
+        case .control("r"):
+            var search = HistorySearch()
+            search.update(in: state.editor)
+            state.search = search
         case .escape:
             if let queued = state.queuedPrompt {
                 state.queuedPrompt = nil
@@ -281,6 +300,34 @@ public final class TUIApp: @unchecked Sendable {
         case .control("c"): interrupt()
         case .control: break
         }
+    }
+
+    /// Keys while Ctrl+R's search is open.
+    private func handleSearch(_ key: Key) {
+        guard var search = state.search else { return }
+        switch key {
+        case .character(let character):
+            search.query.append(character)
+            search.update(in: state.editor)
+        case .paste(let text):
+            search.query += TextLayout.pasted(text).replacing("\n", with: " ")
+            search.update(in: state.editor)
+        case .backspace:
+            if !search.query.isEmpty { search.query.removeLast() }
+            search.update(in: state.editor)
+        case .control("r"):
+            search.older(in: state.editor)
+        case .escape, .control("g"), .control("c"):
+            state.search = nil
+            return
+        case .enter, .left, .right, .up, .down, .home, .end, .tab, .newline:
+            if let match = search.match { state.editor.load(match) }
+            state.search = nil
+            return
+        default:
+            break
+        }
+        state.search = search
     }
 
     private func interrupt() {
@@ -312,6 +359,14 @@ public final class TUIApp: @unchecked Sendable {
     private func submit() {
         let text = state.editor.text
         guard !text.trimmed.isEmpty else { return }
+        if text.hasSuffix("\\"), state.editor.row == state.editor.lines.count - 1,
+            state.editor.column == state.editor.lines[state.editor.row].count
+        {
+            // A trailing backslash continues the prompt on a new line, as in a shell.
+            state.editor.backspace()
+            state.editor.insertNewline()
+            return
+        }
         if text.hasPrefix("/") {
             _ = state.editor.submit()
             command(text.trimmed)
@@ -343,6 +398,7 @@ public final class TUIApp: @unchecked Sendable {
         state.scroll = 0
         let turn = FrameIDs.turn()
         state.activeTurn = turn
+        state.turnStartedAt = .now
         state.progress = "sending…"
         send(
             .sendTurn(

@@ -17,6 +17,15 @@ struct WireTests {
                 kind: "tool_heartbeat", toolNames: ["a", "b"], elapsedSeconds: 5, message: "[1/8] Still", turn: 1,
                 maxTurns: 8)),
         .toolCall(header, ToolCallInfo(callID: "c1", name: "file_read", summary: "file_read(path=/shared/a)")),
+        .toolCall(
+            header,
+            ToolCallInfo(
+                callID: "c2", name: "shell_exec", summary: "shell_exec(command=ls)", arguments: #"{"command":"ls"}"#)),
+        .toolResult(
+            header,
+            ToolResultInfo(
+                callID: "c2", name: "shell_exec", isError: false, durationMilliseconds: 3, summary: "a",
+                output: "a\nb\n")),
         .toolResult(
             header,
             ToolResultInfo(
@@ -27,6 +36,8 @@ struct WireTests {
                 message: "done", finishReason: "stop",
                 usage: Usage(promptTokens: 3, completionTokens: 4, totalTokens: 7),
                 costUSD: 0.0123, providerCalls: 2, durationMilliseconds: 1500)),
+        .turnCompleted(
+            header, TurnCompletion(message: "m", providerCalls: 1, contextTokens: 1200, contextWindow: 128_000)),
         .turnCancelled(header),
         .error(
             GatewayErrorInfo(

@@ -36,11 +36,37 @@ struct GatewayTests {
             #expect(completion.message == "Hello there")
             #expect(completion.usage?.promptTokens == 11)
             #expect(completion.providerCalls == 1)
+            #expect((completion.contextWindow ?? 0) >= 100_000)
+            #expect((completion.contextTokens ?? 0) >= 11)
             break
         }
         #expect(text == "Hello there")
         let stored = try await fixture.store.restore("runtime-alice")
         #expect(stored.map(\.message.content) == ["hi", "Hello there"])
+    }
+
+    /// Clients that expand a tool call get its arguments and its whole result.
+    @Test func toolFramesCarryTheArgumentsAndTheOutput() async throws {
+        let fixture = try await GatewayFixture.start()
+        defer { Teardown.run { await fixture.stop() } }
+        fixture.server.enqueue([
+            .toolCalls([ScriptedToolCall(id: "c1", name: "no_such_tool", arguments: #"{"path":"/shared/a"}"#)]),
+            .text("done"),
+        ])
+        let (client, _) = try await fixture.connected()
+        client.send(turn("t1", "use a tool"))
+        guard case .toolCall(_, let call) = try await client.next(isType("tool_call")) else {
+            Issue.record("no tool_call frame")
+            return
+        }
+        #expect(call.callID == "c1" && call.arguments == #"{"path":"/shared/a"}"#)
+        guard case .toolResult(_, let result) = try await client.next(isType("tool_result")) else {
+            Issue.record("no tool_result frame")
+            return
+        }
+        #expect(result.isError)
+        #expect(result.output?.contains("no_such_tool") == true, "\(result)")
+        try await client.next(isType("turn_completed"))
     }
 
     @Test func malformedAndOutOfOrderFramesGetErrorsAndTheConnectionStaysUsable() async throws {

@@ -1,10 +1,11 @@
 import OxydraConfig
 import OxydraCore
 import OxydraProviders
-import OxydraRuntime
 import OxydraTesting
 import OxydraTools
 import Testing
+
+@testable import OxydraRuntime
 
 @Suite("Agent runtime against the scripted model server")
 struct AgentRuntimeTests {
@@ -70,16 +71,28 @@ struct AgentRuntimeTests {
         #expect(second.last == ["role": "tool", "tool_call_id": "c1", "content": "the answer is 42\n"])
         #expect(
             events.all.contains(
-                .toolStarted(callID: "c1", name: "file_read", summary: "file_read(path=/shared/facts.txt)")))
+                .toolStarted(
+                    callID: "c1", name: "file_read", summary: "file_read(path=/shared/facts.txt)",
+                    arguments: #"{"path":"/shared/facts.txt"}"#)))
         #expect(
             events.all.contains {
-                if case .toolFinished(let id, _, _, let isError, let summary) = $0 {
-                    id == "c1" && !isError && summary == "the answer is 42"
+                if case .toolFinished(let id, _, _, let isError, let summary, let output) = $0 {
+                    id == "c1" && !isError && summary == "the answer is 42" && output == "the answer is 42\n"
                 } else {
                     false
                 }
             })
         #expect(try await fixture.store.restore("s1").count == 4)
+        #expect(result.contextWindow != nil && (result.contextTokens ?? 0) > 0)
+    }
+
+    @Test func longArgumentsAreCutOnACharacterBoundaryAndSaySo() {
+        let text = String(repeating: "é", count: 5000)
+        let cut = AgentRuntime.cut(text, to: 8192)
+        #expect(cut.utf8.count <= 8192)
+        #expect(cut.hasSuffix("… (10000 bytes)"))
+        #expect(cut.hasPrefix("ééé"))
+        #expect(AgentRuntime.cut("short", to: 8192) == "short")
     }
 
     @Test func readOnlyCallsRunConcurrentlyInCallOrder() async throws {

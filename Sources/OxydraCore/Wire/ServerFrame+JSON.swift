@@ -43,18 +43,22 @@ extension ServerFrame {
             return header.members([
                 (
                     "tool",
-                    ["call_id": .string(call.callID), "name": .string(call.name), "summary": .string(call.summary)]
+                    .compactObject([
+                        "call_id": .string(call.callID), "name": .string(call.name), "summary": .string(call.summary),
+                        "arguments": call.arguments.map(JSONValue.string),
+                    ])
                 )
             ])
         case .toolResult(let header, let result):
             return header.members([
                 (
                     "tool",
-                    [
+                    .compactObject([
                         "call_id": .string(result.callID), "name": .string(result.name),
                         "is_error": .bool(result.isError),
                         "duration_ms": .integer(result.durationMilliseconds), "summary": .string(result.summary),
-                    ]
+                        "output": result.output.map(JSONValue.string),
+                    ])
                 )
             ])
         case .turnCompleted(let header, let completion):
@@ -74,6 +78,8 @@ extension ServerFrame {
                         "cost_usd": completion.costUSD.map(JSONValue.number),
                         "provider_calls": .integer(completion.providerCalls),
                         "duration_ms": .integer(completion.durationMilliseconds),
+                        "context_tokens": completion.contextTokens.map(JSONValue.integer),
+                        "context_window": completion.contextWindow.map(JSONValue.integer),
                     ])
                 )
             ])
@@ -147,7 +153,7 @@ extension ServerFrame {
                 try TurnHeader(p),
                 ToolCallInfo(
                     callID: try tool.string("call_id"), name: try tool.string("name"),
-                    summary: try tool.optionalString("summary") ?? ""))
+                    summary: try tool.optionalString("summary") ?? "", arguments: try tool.optionalString("arguments")))
         case "tool_result":
             let tool = try p.object("tool")
             return .toolResult(
@@ -156,7 +162,7 @@ extension ServerFrame {
                     callID: try tool.string("call_id"), name: try tool.string("name"),
                     isError: try tool.bool("is_error", default: false),
                     durationMilliseconds: try tool.optionalInt("duration_ms") ?? 0,
-                    summary: try tool.optionalString("summary") ?? ""))
+                    summary: try tool.optionalString("summary") ?? "", output: try tool.optionalString("output")))
         case "turn_completed":
             let response = try p.object("response")
             let usage = try response.optionalObject("usage").map { (u: FieldReader) throws(WireError) in
@@ -172,7 +178,9 @@ extension ServerFrame {
                     finishReason: try response.optionalString("finish_reason"), usage: usage,
                     costUSD: try response.optionalDouble("cost_usd"),
                     providerCalls: try response.optionalInt("provider_calls") ?? 0,
-                    durationMilliseconds: try response.optionalInt("duration_ms") ?? 0))
+                    durationMilliseconds: try response.optionalInt("duration_ms") ?? 0,
+                    contextTokens: try response.optionalInt("context_tokens"),
+                    contextWindow: try response.optionalInt("context_window")))
         case "error":
             let code = try p.optionalString("code") ?? GatewayErrorCode.internalError.rawValue
             return .error(

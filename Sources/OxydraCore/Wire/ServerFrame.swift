@@ -87,11 +87,18 @@ public struct ToolCallInfo: Sendable, Hashable {
     public var name: String
     /// Short, scrubbed: `file_read(path=/shared/a.txt)`.
     public var summary: String
+    /// The arguments as compact JSON (the model's own output, at most `argumentsLimit` bytes), for
+    /// clients that expand the call.
+    public var arguments: String?
 
-    public init(callID: String, name: String, summary: String) {
+    /// The most of a call's arguments a frame carries.
+    public static let argumentsLimit = 8192
+
+    public init(callID: String, name: String, summary: String, arguments: String? = nil) {
         self.callID = callID
         self.name = name
         self.summary = summary
+        self.arguments = arguments
     }
 }
 
@@ -103,13 +110,19 @@ public struct ToolResultInfo: Sendable, Hashable {
     public var durationMilliseconds: Int
     /// The first line of the result, shortened.
     public var summary: String
+    /// The whole result as the model received it: scrubbed of secrets and cut at the tool output
+    /// limit (16 KiB).
+    public var output: String?
 
-    public init(callID: String, name: String, isError: Bool, durationMilliseconds: Int, summary: String) {
+    public init(
+        callID: String, name: String, isError: Bool, durationMilliseconds: Int, summary: String, output: String? = nil
+    ) {
         self.callID = callID
         self.name = name
         self.isError = isError
         self.durationMilliseconds = durationMilliseconds
         self.summary = summary
+        self.output = output
     }
 }
 
@@ -122,11 +135,17 @@ public struct TurnCompletion: Sendable, Hashable {
     public var costUSD: Double?
     public var providerCalls: Int
     public var durationMilliseconds: Int
+    /// Tokens the session's context holds after this turn (the last provider call's prompt and
+    /// answer), and the model's context window: a client's context meter.
+    public var contextTokens: Int?
+    public var contextWindow: Int?
 
     public init(
         message: String, finishReason: String? = nil, usage: Usage? = nil, costUSD: Double? = nil,
-        providerCalls: Int = 1, durationMilliseconds: Int = 0
+        providerCalls: Int = 1, durationMilliseconds: Int = 0, contextTokens: Int? = nil, contextWindow: Int? = nil
     ) {
+        self.contextTokens = contextTokens
+        self.contextWindow = contextWindow
         self.message = message
         self.finishReason = finishReason
         self.usage = usage
