@@ -361,23 +361,26 @@ public struct Renderer: Sendable {
         return out
     }
 
-    /// How many rows the history moved up between two frames, when scrolling saves rewriting it.
+    /// How many rows the history moved up between two frames, when scrolling them and writing
+    /// the rest costs fewer rows than rewriting every changed one.
     static func shift(from previous: [String], to screen: [String], height: Int) -> Int? {
         guard height > 4, previous.count == screen.count, screen.count >= height else { return nil }
         var changed = 0
         for index in 0..<height where previous[index] != screen[index] { changed += 1 }
         guard changed > 3 else { return nil }
-        // The rows that stay must match; the last two may differ (the line being written).
+        var best: (shift: Int, cost: Int)?
         for shift in 1...min(8, height - 2) {
+            // Rows that keep their content after the scroll; the ones below are written.
             var matching = 0
             var content = 0
             while matching < height - shift, screen[matching] == previous[matching + shift] {
                 if !screen[matching].isEmpty { content += 1 }
                 matching += 1
             }
-            if matching >= height - shift - 2 && content > 0 && matching > shift { return shift }
+            let cost = height - matching
+            if content > 0, cost < (best?.cost ?? changed - 1) { best = (shift, cost) }
         }
-        return nil
+        return best?.shift
     }
 
     /// Forget the screen (after Ctrl-L or anything else that may have scribbled on it).

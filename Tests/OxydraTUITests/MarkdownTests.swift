@@ -338,3 +338,32 @@ struct ChatScreenTests {
         #expect(lines == ["(search) ‘ma’: make test"])
     }
 }
+
+@Suite("Streaming a long answer")
+struct StreamingRedrawTests {
+    /// Whatever the answer holds (a table that grows and re-lays its columns, a code block), a
+    /// delta never rewrites the whole screen.
+    @Test func noDeltaRedrawsTheWholeScreen() {
+        var state = ChatScreenTests.conversation(color: true)
+        var renderer = Renderer()
+        let now = ContinuousClock.now
+        _ = renderer.draw(state, columns: 100, rows: 40, now: now)
+        state.activeTurn = "t"
+        let answer =
+            "## Result\nThe build failed because **two** targets link `Foundation`.\n\n```swift\nimport X\nlet y = 1\n```\n\n"
+            + "| target | links | fix |\n|---|:---:|---|\n| oxydra-vm | yes | use FoundationEssentials |\n"
+            + "| shell-daemon | no | — |\n\n1. Edit `Package.swift`.\n2. Rebuild.\n> Note: CI checks it.\n"
+        var worst = 0
+        var piece = ""
+        for character in answer {
+            piece.append(character)
+            guard character == " " || character == "\n" else { continue }
+            state.apply(.assistantDelta(ChatScreenTests.header, delta: piece))
+            piece = ""
+            _ = renderer.draw(state, columns: 100, rows: 40, now: now)
+            worst = max(worst, renderer.lastRowsWritten)
+        }
+        // The table (up to 7 rows re-laid when a row changes its column widths) plus the status bar.
+        #expect(worst <= 9)
+    }
+}
