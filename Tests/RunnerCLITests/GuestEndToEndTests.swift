@@ -398,10 +398,15 @@ struct GuestEndToEndTests {
             defer { tmux.kill() }
             try await tmux.waitFor("● connected")
 
-            server.enqueue(.text("Hello from the scripted model"))
+            server.enqueue(.text("Hello from the **scripted** model\n```swift\nlet x = 1\n```"))
             tmux.send("hello tui", "Enter")
             try await tmux.waitFor("Hello from the scripted model")
             #expect(try tmux.capture().contains("you: hello tui"))
+            // In colour: bold for **…**, a keyword colour in the code block.
+            let styled = try tmux.capture(escapes: true).replacing("\u{1B}[39m", with: "").replacing(
+                "\u{1B}[49m", with: "")
+            #expect(styled.contains("\u{1B}[1mscripted"), "\(styled.debugDescription)")
+            #expect(styled.contains("\u{1B}[35mlet"), "\(styled.debugDescription)")
 
             tmux.send("/sessions", "Enter")
             try await tmux.waitFor("sessions (most recent first):")
@@ -491,9 +496,10 @@ struct Tmux {
 
     func send(_ keys: String...) { _ = run(["send-keys", "-t", session] + keys) }
 
-    func capture() throws -> String {
+    /// The screen's text; with `escapes`, with its colours and attributes as SGR sequences.
+    func capture(escapes: Bool = false) throws -> String {
         let path = FileManager.default.temporaryDirectory.path + "/\(session).txt"
-        _ = run(["capture-pane", "-t", session, "-p", "-J"], output: path)
+        _ = run(["capture-pane", "-t", session, "-p", "-J"] + (escapes ? ["-e"] : []), output: path)
         defer { unlink(path) }
         return (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
     }
@@ -520,6 +526,13 @@ struct Tmux {
     }
 
     func kill() { _ = run(["kill-session", "-t", session]) }
+
+    /// Pastes `text` as a terminal does (bracketed when the program asked for it). tmux turns LF
+    /// into CR unless `keepLineFeeds`.
+    func paste(_ text: String, keepLineFeeds: Bool = false) {
+        _ = run(["set-buffer", "-b", "oxydra-test", text])
+        _ = run(["paste-buffer", "-p", "-d", "-b", "oxydra-test", "-t", session] + (keepLineFeeds ? ["-r"] : []))
+    }
 
     @discardableResult
     private func run(_ arguments: [String], output: String? = nil) -> Int32 {
