@@ -38,11 +38,16 @@ extension SessionHub {
             } catch {
                 return [.error(error.info(requestID: requestID))]
             }
-        case .listSessions(let requestID, let includeArchived):
+        case .listSessions(let requestID, let includeArchived, let limit, let cursor):
+            if let cursor, SessionPage.position(of: cursor) == nil {
+                return [error(requestID, .badFrame, "list_sessions: `\(cursor)` is not a cursor this gateway gave out")]
+            }
             do {
+                let page = try await listSessions(includeArchived: includeArchived, limit: limit ?? 50, cursor: cursor)
                 return [
                     .sessionList(
-                        requestID: requestID, sessions: try await listSessions(includeArchived: includeArchived))
+                        requestID: requestID, sessions: page.sessions.map(info), nextCursor: page.nextCursor,
+                        total: page.total)
                 ]
             } catch {
                 return [.error(error.info(requestID: requestID))]

@@ -175,11 +175,10 @@ public actor SessionHub {
         return live
     }
 
-    func listSessions(includeArchived: Bool) async throws(HubError) -> [SessionInfo] {
-        let records = try await storeCall { () throws(MemoryError) in
-            try await store.listSessions(includeArchived: includeArchived, limit: 1000)
+    func listSessions(includeArchived: Bool, limit: Int, cursor: String?) async throws(HubError) -> SessionPage {
+        try await storeCall { () throws(MemoryError) in
+            try await store.listSessions(includeArchived: includeArchived, limit: limit, cursor: cursor)
         }
-        return records.map(info)
     }
 
     func info(_ record: SessionRecord) -> SessionInfo {

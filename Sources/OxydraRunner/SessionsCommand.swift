@@ -5,7 +5,7 @@ import OxydraCore
 /// the running guest's gateway (the same frames the terminal UI sends).
 public enum SessionsCommand {
     public enum Action: Sendable {
-        case list(includeArchived: Bool)
+        case list(includeArchived: Bool, limit: Int = 50, cursor: String? = nil, all: Bool = false)
         case show(String, limit: Int)
         case export(String, markdown: Bool)
         case rename(String, to: String?)
@@ -27,20 +27,34 @@ public enum SessionsCommand {
             connection.client.send(.hello(.init(requestID: hello, userID: endpoint.user.rawValue)))
             _ = try await connection.reply(to: hello)
             switch action {
-            case .list(let includeArchived):
-                let id = FrameIDs.request()
-                connection.client.send(.listSessions(requestID: id, includeArchived: includeArchived))
-                guard case .sessionList(_, let sessions) = try await connection.reply(to: id) else {
-                    return .error("unexpected reply to list_sessions")
-                }
+            case .list(let includeArchived, let limit, let cursor, let all):
+                var sessions: [SessionInfo] = []
+                var next = cursor
+                var total = 0
+                repeat {
+                    let page = try await page(
+                        connection, includeArchived: includeArchived, limit: all ? 1000 : limit, cursor: next)
+                    sessions += page.sessions
+                    (next, total) = (page.next, page.total)
+                } while all && next != nil
                 if json {
-                    return CommandOutput(standardOutput: JSONValue.array(sessions.map(\.json)).prettyText + "\n")
+                    return CommandOutput(
+                        standardOutput: JSONValue.compactObject([
+                            "sessions": .array(sessions.map(\.json)), "next_cursor": next.map(JSONValue.string),
+                            "total": .integer(total),
+                        ]).prettyText + "\n")
                 }
                 if sessions.isEmpty { return CommandOutput(standardOutput: "no sessions\n") }
-                let lines = sessions.map { info in
+                var lines = sessions.map { info in
                     "\(info.sessionID.rawValue.prefix(12).padding(12))  \(info.lastActiveAt)  "
                         + (info.displayName ?? "untitled") + (info.archived ? "  (archived)" : "")
                         + (info.activeTurn != nil ? "  (turn running)" : "")
+                }
+                if let next {
+                    lines.append(
+                        "(\(sessions.count) of \(total) \(total == 1 ? "session" : "sessions"); --all lists every one)")
+                    lines.append(
+                        "next page: runner sessions list --cursor \(next)\(includeArchived ? " --archived" : "")")
                 }
                 return CommandOutput(standardOutput: lines.joined(separator: "\n") + "\n")
             case .show(let session, let limit):
@@ -109,17 +123,33 @@ public enum SessionsCommand {
         guard case .sessionSwitched(_, let ref, _) = try await connection.reply(to: switched) else {
             throw .error("unexpected reply to switch_session")
         }
-        let listing = FrameIDs.request()
-        connection.client.send(.listSessions(requestID: listing, includeArchived: true))
-        guard case .sessionList(_, let sessions) = try await connection.reply(to: listing),
-            let info = sessions.first(where: { $0.sessionID == ref.sessionID })
-        else { throw .error("session `\(ref.sessionID)` is not in the list") }
+        // Its listing: usually on the first page; older sessions take a page walk.
+        var info: SessionInfo?
+        var cursor: String?
+        repeat {
+            let page = try await page(connection, includeArchived: true, limit: 1000, cursor: cursor)
+            info = page.sessions.first { $0.sessionID == ref.sessionID }
+            cursor = page.next
+        } while info == nil && cursor != nil
+        guard let info else { throw .error("session `\(ref.sessionID)` is not in the list") }
         let asked = FrameIDs.request()
         connection.client.send(.getHistory(requestID: asked, limit: min(max(limit, 1), 500)))
         guard case .history(_, _, let entries, let truncated) = try await connection.reply(to: asked) else {
             throw .error("unexpected reply to get_history")
         }
         return (info, entries, truncated)
+    }
+
+    private static func page(_ connection: Connection, includeArchived: Bool, limit: Int, cursor: String?)
+        async throws(CommandOutput) -> (sessions: [SessionInfo], next: String?, total: Int)
+    {
+        let id = FrameIDs.request()
+        connection.client.send(
+            .listSessions(requestID: id, includeArchived: includeArchived, limit: limit, cursor: cursor))
+        guard case .sessionList(_, let sessions, let next, let total) = try await connection.reply(to: id) else {
+            throw .error("unexpected reply to list_sessions")
+        }
+        return (sessions, next, total ?? sessions.count)
     }
 
     private static func update(_ connection: Connection, _ frame: ClientFrame, json: Bool) async throws(CommandOutput)
@@ -155,7 +185,7 @@ public enum SessionsCommand {
                 }
                 switch frame {
                 case .helloAck(let request, _, _, _) where request == id: return frame
-                case .sessionList(let request, _) where request == id: return frame
+                case .sessionList(let request, _, _, _) where request == id: return frame
                 case .sessionSwitched(let request, _, _) where request == id: return frame
                 case .history(let request, _, _, _) where request == id: return frame
                 case .sessionUpdated(let request, _) where request == id: return frame

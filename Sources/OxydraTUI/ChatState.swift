@@ -90,6 +90,10 @@ public struct ChatState: Sendable {
     public var context: (used: Int, window: Int)?
     /// The tool call Ctrl+O expands (an index into `entries`); the newest call unless moved.
     public var focusedTool: Int?
+    /// Where `/sessions more` continues the last listing (nil: it was the last page).
+    public var sessionsCursor: String?
+    /// Set while a `/sessions more` request is out.
+    public var sessionsPaging = false
     /// The reverse search (Ctrl+R) through earlier prompts, while it is open.
     public var search: HistorySearch?
     /// A prompt typed while a turn ran: sent when it ends (Esc takes it back).
@@ -245,18 +249,24 @@ public struct ChatState: Sendable {
             guard ref.sessionID == session, historyPending == session else { return }
             historyPending = nil
             showHistory(history, truncated: truncated)
-        case .sessionList(_, let sessions):
+        case .sessionList(_, let sessions, let next, let total):
+            let continued = sessionsCursor != nil && sessionsPaging
+            sessionsCursor = next
+            sessionsPaging = false
             if sessions.isEmpty {
                 append(.system, "no sessions")
             } else {
-                append(
-                    .system,
-                    "sessions (most recent first):\n"
-                        + sessions.map { info in
-                            (info.sessionID == session ? "* " : "  ") + Self.shortID(info.sessionID) + "  "
-                                + (info.displayName ?? "-") + "  last active " + info.lastActiveAt
-                                + (info.activeTurn != nil ? "  (turn running)" : "")
-                        }.joined(separator: "\n"))
+                var text = continued ? "older sessions:\n" : "sessions (most recent first):\n"
+                text += sessions.map { info in
+                    (info.sessionID == session ? "* " : "  ") + Self.shortID(info.sessionID) + "  "
+                        + (info.displayName ?? "-") + "  last active " + info.lastActiveAt
+                        + (info.activeTurn != nil ? "  (turn running)" : "")
+                }.joined(separator: "\n")
+                if next != nil, let total {
+                    text +=
+                        "\n  … \(total) \(total == 1 ? "session" : "sessions") in all; /sessions more for older ones"
+                }
+                append(.system, text)
             }
         case .sessionUpdated(_, let info):
             append(

@@ -53,7 +53,7 @@ public final class TUIApp: @unchecked Sendable {
         ↑/↓ earlier prompts · Ctrl+R searches them · Ctrl+O shows/hides a tool call (Alt+↑/↓ picks one)
         Ctrl+C cancels the running turn or clears the prompt; twice quits · Ctrl+D/Ctrl+Q quit
         /new [name]     start a new session
-        /sessions       list sessions
+        /sessions       the 20 most recent sessions · /sessions more: older ones
         /switch <id>    switch to a session (id or unique prefix)
         /clear          start a new session · /retry sends your last prompt again
         /copy           copy the last answer to the clipboard (OSC 52)
@@ -416,7 +416,17 @@ public final class TUIApp: @unchecked Sendable {
             send(
                 .createSession(
                     requestID: FrameIDs.request(), displayName: argument.isEmpty ? nil : argument, agentName: nil))
-        case "/sessions": send(.listSessions(requestID: FrameIDs.request(), includeArchived: false))
+        case "/sessions":
+            if argument == "more" {
+                guard let cursor = state.sessionsCursor else {
+                    state.append(.system, "no older sessions")
+                    return
+                }
+                state.sessionsPaging = true
+                send(.listSessions(requestID: FrameIDs.request(), includeArchived: false, limit: 20, cursor: cursor))
+            } else {
+                send(.listSessions(requestID: FrameIDs.request(), includeArchived: false, limit: 20))
+            }
         case "/switch":
             guard !argument.isEmpty else {
                 state.append(.error, "usage: /switch <session_id>")

@@ -378,12 +378,21 @@ extension RunnerCommand {
             subcommands: [List.self, Show.self, Export.self, Rename.self, Archive.self, Unarchive.self, Delete.self])
 
         struct List: AsyncParsableCommand {
-            static let configuration = CommandConfiguration(abstract: "Sessions, most recently active first.")
+            static let configuration = CommandConfiguration(
+                abstract: "Sessions, most recently active first, a page at a time.")
             @OptionGroup var global: GlobalOptions
             @Flag(help: "Include archived sessions.") var archived = false
+            @Option(help: "Sessions per page (1…1000).") var limit = 50
+            @Option(help: "Where the page starts: the next_cursor a previous page printed.") var cursor: String?
+            @Flag(help: "Every session, all pages.") var all = false
             @Flag(help: "Print JSON.") var json = false
+            func validate() throws {
+                guard (1...1000).contains(limit) else { throw ValidationError("--limit must be 1…1000") }
+            }
             func run() async throws {
-                await SessionsCommand.run(global.context, .list(includeArchived: archived), json: json).emitAndExit()
+                await SessionsCommand.run(
+                    global.context, .list(includeArchived: archived, limit: limit, cursor: cursor, all: all), json: json
+                ).emitAndExit()
             }
         }
 

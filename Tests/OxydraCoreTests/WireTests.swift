@@ -59,6 +59,7 @@ struct WireTests {
                     sessionID: "b", displayName: "n", createdAt: "c", lastActiveAt: "d", archived: true,
                     activeTurn: TurnRef(turnID: "t", state: .running)),
             ]),
+        .sessionList(requestID: "l2", sessions: [], nextCursor: "1700000000000.42", total: 100_000),
         .sessionSwitched(requestID: "s", session: session, activeTurn: nil),
         .history(
             requestID: "g", session: session,
@@ -86,6 +87,7 @@ struct WireTests {
         .healthCheck(requestID: "hc"),
         .createSession(requestID: "cs", displayName: "work", agentName: nil),
         .listSessions(requestID: "ls", includeArchived: true),
+        .listSessions(requestID: "ls2", includeArchived: false, limit: 20, cursor: "1700000000000.42"),
         .switchSession(requestID: "ss", session: "ab"),
         .getHistory(requestID: "gh", limit: 20),
     ]

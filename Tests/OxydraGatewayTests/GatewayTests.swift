@@ -293,7 +293,7 @@ struct GatewayTests {
         try await client.next(isType("turn_completed"))
 
         client.send(.listSessions(requestID: "l", includeArchived: false))
-        guard case .sessionList(_, let sessions) = try await client.next(isType("session_list")) else {
+        guard case .sessionList(_, let sessions, _, _) = try await client.next(isType("session_list")) else {
             Issue.record("expected `.sessionList`")
             return
         }
@@ -356,7 +356,7 @@ struct GatewayTests {
             client.send(.createSession(requestID: "c\(index)", displayName: nil, agentName: nil))
             try await client.next(isType("session_created"))
         }
-        #expect(try await fixture.store.listSessions(includeArchived: true).count == 6)
+        #expect(try await fixture.store.listSessions(includeArchived: true).sessions.count == 6)
         // A second client on the default session: now both live sessions are in use.
         let (other, _) = try await fixture.connected()
         other.send(.createSession(requestID: "x", displayName: nil, agentName: nil))
@@ -379,7 +379,7 @@ struct GatewayTests {
     func everyConnectionNeedsTheToken(bind: String) async throws {
         let remote = "0123456789abcdef-remote-secret"
         let fixture = try await GatewayFixture.start(bind: bind, remoteToken: remote)
-        let sessionsBefore = try await fixture.store.listSessions(includeArchived: true).count
+        let sessionsBefore = try await fixture.store.listSessions(includeArchived: true).sessions.count
         let anonymous = fixture.connect(anonymous: true)
         anonymous.send(.hello(.init(requestID: "h", createNewSession: true)))
         await anonymous.client.waitUntilClosed()
@@ -399,7 +399,7 @@ struct GatewayTests {
                 == "HTTP/1.1 400 Bad Request")
         let plain = try rawRequest(port: port, "GET /ws HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\n\r\n")
         #expect(plain == "HTTP/1.1 401 Unauthorized")
-        #expect(try await fixture.store.listSessions(includeArchived: true).count == sessionsBefore)
+        #expect(try await fixture.store.listSessions(includeArchived: true).sessions.count == sessionsBefore)
 
         for token in [fixture.token, remote] {
             let right = fixture.connect(token: token)

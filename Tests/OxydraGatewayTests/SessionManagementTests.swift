@@ -28,7 +28,7 @@ struct SessionManagementTests {
         client.send(.archiveSession(requestID: "a", session: session.rawValue, archived: true))
         let archived = try #require(Self.updated(try await client.next(isType("session_updated"))))
         #expect(archived.archived)
-        #expect(try await fixture.store.listSessions(includeArchived: false, limit: 10).isEmpty)
+        #expect(try await fixture.store.listSessions(includeArchived: false, limit: 10).sessions.isEmpty)
         client.send(.archiveSession(requestID: "u", session: session.rawValue, archived: false))
         let back = try #require(Self.updated(try await client.next(isType("session_updated"))))
         #expect(!back.archived)

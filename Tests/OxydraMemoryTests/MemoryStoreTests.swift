@@ -40,7 +40,8 @@ struct MemoryStoreTests {
         let migrations = try await reopened.pool.read { db in
             try db.strings("SELECT identifier FROM grdb_migrations")
         }
-        #expect(migrations == ["v1_sessions_events_state", "v1_chunks_fts_vectors_notes"])
+        #expect(
+            migrations == ["v1_sessions_events_state", "v1_chunks_fts_vectors_notes", "v2_session_listing_indexes"])
     }
 
     @Test func aDamagedDatabaseIsReported() async throws {
@@ -151,7 +152,9 @@ struct MemoryStoreTests {
         try await Task.sleep(for: .milliseconds(5))
         _ = try await store.append([.user("hi")], to: "0a1b2c3d-first")
         #expect(
-            try await store.listSessions().map(\.id.rawValue) == ["0a1b2c3d-first", "ffff-third", "0a1b9999-second"])
+            try await store.listSessions().sessions.map(\.id.rawValue) == [
+                "0a1b2c3d-first", "ffff-third", "0a1b9999-second",
+            ])
         #expect(first.displayName == "Taxes" && first.agentName == "default" && first.channelOrigin == "tui")
         #expect(try await store.resolveSession("0a1b2").id == "0a1b2c3d-first")
         #expect(try await store.resolveSession("ffff-third").id == "ffff-third")
@@ -168,11 +171,61 @@ struct MemoryStoreTests {
         await #expect(throws: MemoryError.self) { try await store.resolveSession("%") }
         try await store.renameSession("ffff-third", to: "Groceries")
         try await store.archiveSession("0a1b9999-second")
-        let listed = try await store.listSessions()
+        let listed = try await store.listSessions().sessions
         #expect(listed.map(\.id.rawValue) == ["0a1b2c3d-first", "ffff-third"])
         #expect(listed[1].displayName == "Groceries")
-        #expect(try await store.listSessions(includeArchived: true).count == 3)
+        #expect(try await store.listSessions(includeArchived: true).sessions.count == 3)
         await #expect(throws: MemoryError.self) { try await store.renameSession("nope", to: "x") }
+    }
+
+    /// Pages follow each other without gaps or repeats, also across sessions active in the same
+    /// millisecond; each page is an index range scan (no sort of all sessions).
+    @Test func sessionListingPages() async throws {
+        let fixture = try StoreFixture()
+        defer { fixture.remove() }
+        let store = try fixture.open()
+        try await store.pool.write { db in
+            for index in 0..<25 {
+                // Five sessions share each activity time; every fourth is archived.
+                try db.execute(
+                    """
+                    INSERT INTO sessions (session_id, user_id, archived, created_at, last_active_at)
+                    VALUES (?, 'alice', ?, 0, ?)
+                    """, ["s\(index)", index % 4 == 0 ? 1 : 0, Int64(1000 + index / 5)])
+            }
+        }
+        for includeArchived in [false, true] {
+            let whole = try await store.listSessions(includeArchived: includeArchived, limit: 1000)
+            #expect(whole.nextCursor == nil)
+            #expect(whole.total == (includeArchived ? 25 : 18) && whole.sessions.count == whole.total)
+            var paged: [SessionID] = []
+            var cursor: String?
+            var pages = 0
+            repeat {
+                let page = try await store.listSessions(includeArchived: includeArchived, limit: 4, cursor: cursor)
+                #expect(page.sessions.count <= 4 && page.total == whole.total)
+                paged += page.sessions.map(\.id)
+                cursor = page.nextCursor
+                pages += 1
+            } while cursor != nil && pages < 20
+            #expect(paged == whole.sessions.map(\.id))
+            #expect(pages == (whole.total + 3) / 4)
+        }
+        await #expect {
+            try await store.listSessions(cursor: "not-a-cursor")
+        } throws: { error in
+            "\(error)".contains("bad session list cursor `not-a-cursor`")
+        }
+        for sql in [
+            "SELECT * FROM sessions WHERE user_id = 'alice' AND archived = 0 AND (last_active_at, rowid) < (1, 2) ORDER BY last_active_at DESC, rowid DESC LIMIT 5",
+            "SELECT * FROM sessions WHERE user_id = 'alice' ORDER BY last_active_at DESC, rowid DESC LIMIT 5",
+        ] {
+            let plan = try await store.pool.read { db in
+                try db.rows("EXPLAIN QUERY PLAN " + sql).map { row in (try? row["detail"] as String) ?? "" }
+            }
+            #expect(!plan.joined().contains("TEMP B-TREE"), "\(plan)")
+            #expect(plan.joined().contains("USING INDEX idx_sessions_"), "\(plan)")
+        }
     }
 
     @Test func summaryCompareAndSwap() async throws {

@@ -185,7 +185,24 @@ struct GuestEndToEndTests {
 
             let listed = try await project.run(["sessions", "list", "--json"])
             #expect(listed.exitCode == 0, "\(listed.standardError)")
-            let sessions = try #require(try JSONValue(parsing: listed.standardOutput).arrayValue)
+            let listing = try JSONValue(parsing: listed.standardOutput)
+            let sessions = try #require(listing["sessions"]?.arrayValue)
+            #expect(listing["total"] == 2 && listing["next_cursor"] == nil)
+            // One per page: a cursor to the next page, then the last page without one.
+            let first = try await project.run(["sessions", "list", "--limit", "1"])
+            let hint = try #require(first.standardOutput.split(separator: "\n").last.map(String.init))
+            #expect(first.standardOutput.contains("(1 of 2 sessions; --all lists every one)\n"))
+            #expect(hint.hasPrefix("next page: runner sessions list --cursor "), "\(hint)")
+            let cursor = String(hint.split(separator: " ").last ?? "")
+            let second = try await project.run(["sessions", "list", "--limit", "1", "--cursor", cursor, "--json"])
+            let page = try JSONValue(parsing: second.standardOutput)
+            #expect(page["sessions"]?.arrayValue?.count == 1 && page["next_cursor"] == nil, "\(second.standardOutput)")
+            #expect(
+                !first.standardOutput.contains(page["sessions"]?.arrayValue?.first?["session_id"]?.stringValue ?? "?"))
+            let all = try await project.run(["sessions", "list", "--limit", "1", "--all", "--json"])
+            #expect(try JSONValue(parsing: all.standardOutput)["sessions"]?.arrayValue?.count == 2)
+            let bad = try await project.run(["sessions", "list", "--cursor", "garbage"])
+            #expect(bad.exitCode == 1 && bad.standardError.contains("not a cursor"), "\(bad.standardError)")
             #expect(
                 Set(sessions.compactMap { $0["display_name"]?.stringValue }) == [
                     "Plan the spring garden", "throwaway question",

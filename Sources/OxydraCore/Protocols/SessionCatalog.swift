@@ -24,13 +24,36 @@ public struct SessionRecord: Sendable, Hashable, Codable {
     }
 }
 
+/// One page of a session listing.
+public struct SessionPage: Sendable, Hashable {
+    public var sessions: [SessionRecord]
+    /// Where the next page starts (nil on the last page); opaque to clients.
+    public var nextCursor: String?
+    /// How many sessions the whole listing has.
+    public var total: Int
+
+    /// The position a cursor names: the last listed row's activity time (ms) and row number.
+    public static func position(of cursor: String) -> (time: Int64, row: Int64)? {
+        let parts = cursor.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 2, let time = Int64(parts[0]), let row = Int64(parts[1]) else { return nil }
+        return (time, row)
+    }
+
+    public init(sessions: [SessionRecord], nextCursor: String?, total: Int) {
+        self.sessions = sessions
+        self.nextCursor = nextCursor
+        self.total = total
+    }
+}
+
 /// A user's sessions and their histories: what the gateway (and the coming web app and channels)
 /// need from a store. The SQLite store implements it; a PostgreSQL store will too.
 public protocol SessionCatalog: MemoryStore {
     func createSession(_ id: SessionID, displayName: String?, agentName: String, channelOrigin: String)
         async throws(MemoryError) -> SessionRecord
-    /// The user's sessions, most recently active first.
-    func listSessions(includeArchived: Bool, limit: Int) async throws(MemoryError) -> [SessionRecord]
+    /// A page of the user's sessions, most recently active first: at most `limit`, after the page
+    /// whose `nextCursor` is `cursor` (nil: the first page).
+    func listSessions(includeArchived: Bool, limit: Int, cursor: String?) async throws(MemoryError) -> SessionPage
     /// How many sessions the user has (without reading them).
     func sessionCount(includeArchived: Bool) async throws(MemoryError) -> Int
     func session(_ id: SessionID) async throws(MemoryError) -> SessionRecord?

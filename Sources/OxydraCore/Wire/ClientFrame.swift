@@ -40,7 +40,9 @@ public enum ClientFrame: Sendable, Hashable {
     case cancelAllActiveTurns(requestID: String)
     case healthCheck(requestID: String)
     case createSession(requestID: String, displayName: String?, agentName: String?)
-    case listSessions(requestID: String, includeArchived: Bool)
+    /// A page of sessions: at most `limit` (default 50, at most 1,000), after `cursor` (a previous
+    /// page's `next_cursor`).
+    case listSessions(requestID: String, includeArchived: Bool, limit: Int? = nil, cursor: String? = nil)
     /// An exact session id or a prefix matching exactly one session.
     case switchSession(requestID: String, session: String)
     /// The last `limit` messages of the connection's session (for a client that reconnects or
@@ -111,7 +113,8 @@ public enum ClientFrame: Sendable, Hashable {
         case .hello(let hello): hello.requestID
         case .sendTurn(let turn): turn.requestID
         case .cancelActiveTurn(let id, _, _), .cancelAllActiveTurns(let id), .healthCheck(let id),
-            .createSession(let id, _, _), .listSessions(let id, _), .switchSession(let id, _), .getHistory(let id, _),
+            .createSession(let id, _, _), .listSessions(let id, _, _, _), .switchSession(let id, _),
+            .getHistory(let id, _),
             .renameSession(let id, _, _), .archiveSession(let id, _, _), .deleteSession(let id, _):
             id
         }
@@ -143,8 +146,11 @@ public enum ClientFrame: Sendable, Hashable {
                 "request_id": .string(id), "display_name": name.map(JSONValue.string),
                 "agent_name": agent.map(JSONValue.string),
             ])
-        case .listSessions(let id, let archived):
-            payload = ["request_id": .string(id), "include_archived": .bool(archived)]
+        case .listSessions(let id, let archived, let limit, let cursor):
+            payload = .compactObject([
+                "request_id": .string(id), "include_archived": .bool(archived), "limit": limit.map(JSONValue.integer),
+                "cursor": cursor.map(JSONValue.string),
+            ])
         case .switchSession(let id, let session):
             payload = ["request_id": .string(id), "session_id": .string(session)]
         case .getHistory(let id, let limit):
@@ -215,8 +221,13 @@ public enum ClientFrame: Sendable, Hashable {
                 requestID: requestID, displayName: try payload.optionalString("display_name"),
                 agentName: try payload.optionalString("agent_name"))
         case "list_sessions":
+            let limit = try payload.optionalInt("limit")
+            if let limit, !(1...1000).contains(limit) {
+                throw WireError("list_sessions.payload.limit: must be 1…1000, got \(limit)")
+            }
             return .listSessions(
-                requestID: requestID, includeArchived: try payload.bool("include_archived", default: false))
+                requestID: requestID, includeArchived: try payload.bool("include_archived", default: false),
+                limit: limit, cursor: try payload.optionalString("cursor"))
         case "switch_session":
             return .switchSession(requestID: requestID, session: try payload.nonBlankString("session_id"))
         case "get_history":

@@ -99,8 +99,11 @@ extension ServerFrame {
                 "request_id": .string(id), "session": session.json, "display_name": name.map(JSONValue.string),
                 "agent_name": .string(agent),
             ])
-        case .sessionList(let id, let sessions):
-            return ["request_id": .string(id), "sessions": .array(sessions.map(\.json))]
+        case .sessionList(let id, let sessions, let next, let total):
+            return .compactObject([
+                "request_id": .string(id), "sessions": .array(sessions.map(\.json)),
+                "next_cursor": next.map(JSONValue.string), "total": total.map(JSONValue.integer),
+            ])
         case .sessionSwitched(let id, let session, let active):
             return .compactObject(["request_id": .string(id), "session": session.json, "active_turn": active?.json])
         case .history(let id, let session, let entries, let truncated):
@@ -207,7 +210,10 @@ extension ServerFrame {
             for (index, item) in try p.array("sessions").enumerated() {
                 sessions.append(try SessionInfo(FieldReader(item, path: "session_list.payload.sessions[\(index)]")))
             }
-            return .sessionList(requestID: try p.string("request_id"), sessions: sessions)
+            return .sessionList(
+                requestID: try p.string("request_id"), sessions: sessions,
+                nextCursor: try p.optionalString("next_cursor"),
+                total: try p.optionalInt("total"))
         case "session_switched":
             return .sessionSwitched(
                 requestID: try p.string("request_id"), session: try SessionRef(p.object("session")),

@@ -288,7 +288,8 @@ public enum ServerFrame: Sendable, Hashable {
     case error(GatewayErrorInfo)
     case healthStatus(HealthInfo)
     case sessionCreated(requestID: String, session: SessionRef, displayName: String?, agentName: String)
-    case sessionList(requestID: String, sessions: [SessionInfo])
+    /// A page of sessions; `nextCursor` asks for the next one, `total` counts the whole listing.
+    case sessionList(requestID: String, sessions: [SessionInfo], nextCursor: String? = nil, total: Int? = nil)
     case sessionSwitched(requestID: String, session: SessionRef, activeTurn: TurnRef?)
     /// The answer to `get_history`: the session's last messages, oldest first.
     case history(requestID: String, session: SessionRef, entries: [HistoryEntry], truncated: Bool)
@@ -349,7 +350,7 @@ public enum ServerFrame: Sendable, Hashable {
 
     public var requestID: String? {
         switch self {
-        case .helloAck(let id, _, _, _), .sessionCreated(let id, _, _, _), .sessionList(let id, _),
+        case .helloAck(let id, _, _, _), .sessionCreated(let id, _, _, _), .sessionList(let id, _, _, _),
             .sessionSwitched(let id, _, _), .history(let id, _, _, _):
             id
         case .healthStatus(let info): info.requestID

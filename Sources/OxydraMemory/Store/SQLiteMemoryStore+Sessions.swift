@@ -19,18 +19,42 @@ extension SQLiteMemoryStore: SessionCatalog {
         }
     }
 
-    /// The user's sessions, most recently active first.
-    public func listSessions(includeArchived: Bool = false, limit: Int = 200) async throws(MemoryError)
-        -> [SessionRecord]
+    /// A page of the user's sessions, most recently active first (ties: newest row first). Each
+    /// page is one range scan of an index, whatever the number of sessions: the cursor is the last
+    /// row's `last_active_at` and rowid (`<ms>.<rowid>`).
+    public func listSessions(includeArchived: Bool = false, limit: Int = 200, cursor: String? = nil)
+        async throws(MemoryError) -> SessionPage
     {
         let user = self.user
+        let after = cursor.flatMap(SessionPage.position(of:))
+        if let cursor, after == nil {
+            throw .query("bad session list cursor `\(cursor)` (pass back a next_cursor unchanged)")
+        }
+        let limit = max(min(limit, 1000), 1)
         return try await read { db in
-            try db.rows(
-                """
-                SELECT * FROM sessions WHERE user_id = ? AND (? OR archived = 0)
-                ORDER BY last_active_at DESC, rowid DESC LIMIT ?
-                """, [user.rawValue, includeArchived, limit]
-            ).map { row throws(SQLiteError) in try Self.record(row) }
+            // Separate statements so that each matches an index exactly (see the v2 migration).
+            let scope = includeArchived ? "user_id = ?" : "user_id = ? AND archived = 0"
+            var arguments: [any SQLiteBindable] = [user.rawValue]
+            var range = ""
+            if let after {
+                range = " AND (last_active_at, rowid) < (?, ?)"
+                arguments += [after.time, after.row]
+            }
+            let rows = try db.rows(
+                "SELECT rowid AS row_id, * FROM sessions WHERE \(scope)\(range) ORDER BY last_active_at DESC, rowid DESC LIMIT ?",
+                arguments + [limit + 1])
+            var sessions: [SessionRecord] = []
+            var next: String?
+            for (index, row) in rows.enumerated() {
+                guard index < limit else {
+                    let last = rows[index - 1]
+                    next = "\(try last["last_active_at"] as Int64).\(try last["row_id"] as Int64)"
+                    break
+                }
+                sessions.append(try Self.record(row))
+            }
+            let total = try db.value(as: Int.self, "SELECT COUNT(*) FROM sessions WHERE \(scope)", [user.rawValue]) ?? 0
+            return SessionPage(sessions: sessions, nextCursor: next, total: total)
         }
     }
 

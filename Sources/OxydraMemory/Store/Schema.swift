@@ -80,6 +80,16 @@ enum DatabaseSchema {
                 CREATE INDEX idx_notes_user ON notes(user_id, updated_at DESC);
                 """)
         }
+        // Listing pages walk an index in order: one for the live sessions, one for all of them.
+        // (Ascending, read backwards: the order is last_active_at DESC, rowid DESC without a sort.)
+        migrator.registerMigration("v2_session_listing_indexes") { db in
+            try db.executeScript(
+                """
+                DROP INDEX IF EXISTS idx_sessions_user_activity;
+                CREATE INDEX idx_sessions_live ON sessions(user_id, archived, last_active_at);
+                CREATE INDEX idx_sessions_all ON sessions(user_id, last_active_at);
+                """)
+        }
         return migrator
     }
 
