@@ -142,7 +142,7 @@ let package = Package(
 
         // executables
         .executableTarget(
-            name: "runner", dependencies: ["OxydraRunner", "OxydraContainer", argumentParser],
+            name: "runner", dependencies: ["OxydraRunner", "OxydraClient", "OxydraContainer", argumentParser],
             swiftSettings: swiftSettings),
         .executableTarget(
             name: "oxydra-vm", dependencies: ["OxydraGuest", "OxydraCore", argumentParser],

@@ -25,6 +25,9 @@ extension SessionHub {
                     message: "an active turn is already running in this session (turn `\(active.turnID)`); "
                         + "wait for it to finish or cancel it"))
         }
+        if !turn.attachments.isEmpty && inbox == nil {
+            return error(turn.requestID, .protocolError, "this guest has no /shared directory for attachments")
+        }
         let queued = running >= limits.maxConcurrentTurnsPerUser
         if queued && waiting.count >= limits.maxQueuedTurnsPerUser {
             return .error(
@@ -53,8 +56,9 @@ extension SessionHub {
                         maxTurns: runtime.settings.maxTurns)), to: sessionID)
         }
         let prompt = turn.prompt
+        let attachments = turn.attachments
         turnTasks[key] = Task {
-            await self.execute(key: key, header: header, prompt: prompt, queued: queued)
+            await self.execute(key: key, header: header, prompt: prompt, attachments: attachments, queued: queued)
         }
         return nil
     }
@@ -81,7 +85,9 @@ extension SessionHub {
     }
 
     /// Waits for a slot (FIFO) when queued, runs the turn, publishes its frames and its end.
-    private func execute(key: TurnKey, header: TurnHeader, prompt: String, queued: Bool) async {
+    private func execute(
+        key: TurnKey, header: TurnHeader, prompt: String, attachments: [ClientFrame.FileAttachment], queued: Bool
+    ) async {
         if queued {
             let admitted = await withCheckedContinuation { continuation in
                 waiting.append((key, continuation))
@@ -103,14 +109,15 @@ extension SessionHub {
         let started = ContinuousClock.now
         do {
             let history = try await loadHistory(session)
+            let input = try message(prompt, attachments: attachments)
             let result = try await runtime.run(
-                session: key.session, user: user, history: history, input: .user(prompt),
+                session: key.session, user: user, history: history, input: input,
                 events: { [fanout = session.fanout] event in
                     guard let frame = Self.frame(for: event, header: header) else { return }
                     let lagging = fanout.publish(frame)
                     if !lagging.isEmpty { await self.dropLagging(lagging) }
                 })
-            session.history = history + [.user(prompt)] + result.messages
+            session.history = history + [input] + result.messages
             let completion = TurnCompletion(
                 message: result.answer.content ?? "", finishReason: result.finishReason.map { "\($0)" },
                 usage: result.usage, costUSD: result.cost, providerCalls: result.providerCalls,
@@ -145,6 +152,39 @@ extension SessionHub {
                 failed(key, header: header, message: "internal error: \(error)")
             }
         }
+    }
+
+    /// The user's message: the prompt, and for attachments a note of where each was saved in
+    /// `/shared/inbox/`; images also go to the model as images when it accepts them.
+    func message(_ prompt: String, attachments: [ClientFrame.FileAttachment]) throws(HubError) -> Message {
+        guard !attachments.isEmpty else { return .user(prompt) }
+        guard let inbox else { throw HubError(.protocolError, "this guest has no /shared directory for attachments") }
+        let seesImages = runtime.model.capabilities.accepts(.image)
+        var notes: [String] = []
+        var images: [Attachment] = []
+        for attachment in attachments {
+            let path: String
+            do {
+                path = try inbox.save(attachment.data, as: attachment.name)
+            } catch {
+                throw HubError(.internalError, "attachment `\(attachment.name)`: \(error)")
+            }
+            var note = "\(path) (\(attachment.mimeType), \(ByteCount.display(attachment.data.count))"
+            if InputModality(mimeType: attachment.mimeType) == .image {
+                if seesImages {
+                    images.append(Attachment(mimeType: attachment.mimeType, data: attachment.data))
+                    note += "; shown to you as an image"
+                } else {
+                    note += "; this model cannot see images"
+                }
+            }
+            notes.append(note + ")")
+            logger.info("attachment saved", metadata: ["path": "\(path)", "bytes": "\(attachment.data.count)"])
+        }
+        let text =
+            prompt + "\n\n[Attached " + (notes.count == 1 ? "file" : "files") + ": " + notes.joined(separator: ", ")
+            + "]"
+        return .user(text, attachments: images)
     }
 
     private func failed(_ key: TurnKey, header: TurnHeader, message: String) {

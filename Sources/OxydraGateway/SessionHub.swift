@@ -20,6 +20,8 @@ public actor SessionHub {
     let store: any SessionCatalog
     let limits: GatewayConfig
     let logger: Logger
+    /// Where files sent with turns are saved (nil: turns with attachments are refused).
+    let inbox: Inbox?
 
     var sessions: [SessionID: LiveSession] = [:]
     var connections: [ConnectionID: Subscriber] = [:]
@@ -30,8 +32,9 @@ public actor SessionHub {
 
     public init(
         user: UserID, runtime: AgentRuntime, store: any SessionCatalog, limits: GatewayConfig,
-        startupStatus: StartupStatus, logger: Logger
+        startupStatus: StartupStatus, logger: Logger, inbox: Inbox? = nil
     ) {
+        self.inbox = inbox
         self.user = user
         self.runtime = runtime
         self.store = store

@@ -115,7 +115,7 @@ public struct Guest {
             store: store, recallLimit: config.memory.enabled ? config.memory.retrieval.topK : nil)
         let hub = SessionHub(
             user: user, runtime: runtime, store: store, limits: config.gateway, startupStatus: status,
-            logger: Logger(label: "oxydra.gateway"))
+            logger: Logger(label: "oxydra.gateway"), inbox: Inbox(shared: prepared.workspace.shared))
 
         let paths = prepared.workspace
         Self.remove(paths.marker)

@@ -22,6 +22,8 @@ public enum AskCommand {
         public var stripControlSequences: Bool?
         /// A new session, archived once the turn ends (one-shot asks from scripts stay out of lists).
         public var ephemeral = false
+        /// Files sent with the prompt (`--attach`).
+        public var attachments: [ClientFrame.FileAttachment] = []
 
         public init(
             prompt: String, session: String? = nil, newSession: Bool = false, json: Bool = false,
@@ -134,7 +136,7 @@ public enum AskCommand {
                             .sendTurn(
                                 ClientFrame.SendTurn(
                                     requestID: turnRequestID, sessionID: ref.sessionID, turnID: turnID,
-                                    prompt: options.prompt)))
+                                    prompt: options.prompt, attachments: options.attachments)))
                     case .assistantDelta(let header, let delta) where header.turn.turnID == turnID:
                         streamed = true
                         if !options.json { emit(delta, 1) }

@@ -264,7 +264,11 @@ public struct AgentRuntime: Sendable {
         let recall = try await recallMessage(
             history: history, firstSentSequence: history.count - selected.count + 1, session: session,
             room: budget - estimator.tokens(selected), estimator: estimator)
-        let messages = [system] + (summaryMessage.map { [$0] } ?? []) + (recall.map { [$0] } ?? []) + selected
+        var messages = [system] + (summaryMessage.map { [$0] } ?? []) + (recall.map { [$0] } ?? []) + selected
+        // Attachment bytes are not stored: after a restart an earlier image is only its note in the text.
+        for index in messages.indices where messages[index].attachments.contains(where: \.data.isEmpty) {
+            messages[index].attachments.removeAll { $0.data.isEmpty }
+        }
         let request = ModelRequest(
             model: model.id, messages: messages, tools: model.capabilities.tools ? tools.declarations : [],
             maxOutputTokens: nil, session: session)

@@ -90,6 +90,8 @@ public struct ChatState: Sendable {
     public var context: (used: Int, window: Int)?
     /// The tool call Ctrl+O expands (an index into `entries`); the newest call unless moved.
     public var focusedTool: Int?
+    /// Files to send with the next message (`/attach`, or an image path dropped on the terminal).
+    public var attachments: [ClientFrame.FileAttachment] = []
     /// Where `/sessions more` continues the last listing (nil: it was the last page).
     public var sessionsCursor: String?
     /// Set while a `/sessions more` request is out.

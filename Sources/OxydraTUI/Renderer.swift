@@ -262,6 +262,9 @@ public struct Renderer: Sendable {
             parts.append("idle")
         }
         if state.queuedPrompt != nil { parts.append("1 queued (Esc removes)") }
+        if !state.attachments.isEmpty {
+            parts.append("📎 \(state.attachments.count) \(state.attachments.count == 1 ? "file" : "files")")
+        }
         if let context = state.context {
             let percent = min(context.used * 100 / max(context.window, 1), 999)
             parts.append("context \(Self.tokens(context.used))/\(Self.tokens(context.window)) (\(percent)%)")

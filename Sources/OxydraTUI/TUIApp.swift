@@ -57,6 +57,8 @@ public final class TUIApp: @unchecked Sendable {
         /switch <id>    switch to a session (id or unique prefix)
         /clear          start a new session · /retry sends your last prompt again
         /copy           copy the last answer to the clipboard (OSC 52)
+        /attach <path>  send a file or image with your next message (or drop an image on the terminal)
+        /detach         remove the attachments
         /rename <title> retitle this session · /archive [id], /unarchive <id> hide or show one
         /delete <id>    delete a session with its history and memory (asks again)
         A message typed while a turn runs is queued and sent when it ends (Esc removes it)
@@ -263,7 +265,15 @@ public final class TUIApp: @unchecked Sendable {
         }
         switch key {
         case .character(let character): state.editor.insert(String(character))
-        case .paste(let text): state.editor.insert(TextLayout.pasted(text))
+        case .paste(let text):
+            // An image dropped on the terminal arrives as its pasted path: attach it.
+            if let path = AttachmentFile.droppedPath(text),
+                InputModality(mimeType: AttachmentFile.mimeType(of: path)) == .image
+            {
+                attach(path)
+            } else {
+                state.editor.insert(TextLayout.pasted(text))
+            }
         case .newline: state.editor.insertNewline()
         case .tab: state.editor.insert("    ")
         case .enter: submit()
@@ -392,9 +402,35 @@ public final class TUIApp: @unchecked Sendable {
         send(prompt: prompt)
     }
 
+    /// Adds the file at `path` to the next message.
+    private func attach(_ path: String) {
+        do {
+            let file = try AttachmentFile.load(path)
+            let total = state.attachments.reduce(file.data.count) { $0 + $1.data.count }
+            guard total <= GatewayProtocol.maxAttachmentBytes, state.attachments.count < GatewayProtocol.maxAttachments
+            else {
+                state.append(
+                    .error,
+                    "cannot attach \(file.name): a message takes at most \(GatewayProtocol.maxAttachments) files and "
+                        + "\(GatewayProtocol.maxAttachmentBytes >> 20) MiB in all")
+                return
+            }
+            state.attachments.append(file)
+            state.append(
+                .system,
+                "attached \(file.name) (\(file.mimeType), \(ByteCount.display(file.data.count))): sent with your next "
+                    + "message (/detach removes attachments)")
+        } catch {
+            state.append(.error, "\(error)")
+        }
+    }
+
     /// Sends `prompt` as a new turn on the current session.
     private func send(prompt: String) {
-        state.append(.user, prompt)
+        let attachments = state.attachments
+        state.attachments = []
+        state.append(
+            .user, prompt + (attachments.isEmpty ? "" : "\n📎 " + attachments.map(\.name).joined(separator: ", ")))
         state.scroll = 0
         let turn = FrameIDs.turn()
         state.activeTurn = turn
@@ -403,7 +439,8 @@ public final class TUIApp: @unchecked Sendable {
         send(
             .sendTurn(
                 ClientFrame.SendTurn(
-                    requestID: FrameIDs.request(), sessionID: state.session, turnID: turn, prompt: prompt)))
+                    requestID: FrameIDs.request(), sessionID: state.session, turnID: turn, prompt: prompt,
+                    attachments: attachments)))
     }
 
     private func command(_ line: String) {
@@ -494,6 +531,17 @@ public final class TUIApp: @unchecked Sendable {
             }
             send(.cancelActiveTurn(requestID: FrameIDs.request(), sessionID: state.session, turnID: state.activeTurn))
         case "/cancelall": send(.cancelAllActiveTurns(requestID: FrameIDs.request()))
+        case "/attach":
+            guard !argument.isEmpty else {
+                state.append(.error, "usage: /attach <path> (a file or image; it lands in /shared/inbox/)")
+                return
+            }
+            attach(AttachmentFile.droppedPath(argument) ?? argument)
+        case "/detach":
+            state.append(
+                .system,
+                state.attachments.isEmpty ? "nothing attached" : "removed \(state.attachments.count) attachment(s)")
+            state.attachments = []
         case "/status": send(.healthCheck(requestID: FrameIDs.request()))
         default: state.append(.error, "unknown command \(parts[0]); /help lists the commands")
         }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Dispatch
+import OxydraClient
 import OxydraConfig
 import OxydraContainer
 import OxydraCore
@@ -148,6 +149,11 @@ extension RunnerCommand {
 
         @Flag(help: "Use a new session and archive it after the answer (for scripts).")
         var ephemeral = false
+        @Option(
+            help: ArgumentHelp(
+                "Send a file with the prompt (repeatable; 8 MiB in all). It lands in /shared/inbox/; images also "
+                    + "reach the model as images when it accepts them.", valueName: "file"))
+        var attach: [String] = []
 
         @Flag(help: "Print every gateway frame as a JSON line instead of the text.")
         var json = false
@@ -181,12 +187,28 @@ extension RunnerCommand {
                     throw ExitCode(1)
                 }
             }
+            var attachments: [ClientFrame.FileAttachment] = []
+            for path in attach {
+                do {
+                    attachments.append(try AttachmentFile.load(path))
+                } catch {
+                    StandardStreams.write("runner error: \(error)\n", to: 2)
+                    throw ExitCode(1)
+                }
+            }
+            guard attachments.reduce(0, { $0 + $1.data.count }) <= GatewayProtocol.maxAttachmentBytes else {
+                StandardStreams.write(
+                    "runner error: the attachments hold more than \(GatewayProtocol.maxAttachmentBytes >> 20) MiB in all\n",
+                    to: 2)
+                throw ExitCode(1)
+            }
             let interrupts = Interrupts.install()
             let code = await AskCommand.run(
                 global.context,
                 options: {
                     var options = AskCommand.Options(prompt: text, session: session, newSession: newSession, json: json)
                     options.ephemeral = ephemeral
+                    options.attachments = attachments
                     return options
                 }(),
                 interrupts: interrupts

@@ -217,3 +217,49 @@ struct WireTests {
             GatewayBind.parse("1.2.3.4:70000").problem == "has an invalid port `70000` (0-65535; 0 picks a free port)")
     }
 }
+
+@Suite("send_turn attachments")
+struct SendTurnAttachmentTests {
+    func parse(_ attachments: String) throws -> ClientFrame {
+        try ClientFrame(
+            parsing:
+                #"{"type":"send_turn","payload":{"request_id":"r","turn_id":"t","prompt":"p","attachments":"#
+                + attachments + "}}")
+    }
+
+    @Test func attachmentsRoundTripAndBadOnesAreNamed() throws {
+        let frame = ClientFrame.sendTurn(
+            ClientFrame.SendTurn(
+                requestID: "r", turnID: "t", prompt: "p",
+                attachments: [.init(name: "a.png", mimeType: "image/png", data: Data([1, 2, 3]))]))
+        #expect(try ClientFrame(parsing: frame.text) == frame)
+        #expect(
+            throws: ClientFrameError(requestID: "r", message: "send_turn.payload.attachments[0].data: not valid base64")
+        ) {
+            try parse(#"[{"name":"a","mime_type":"text/plain","data":"@@"}]"#)
+        }
+        #expect(
+            throws: ClientFrameError(
+                requestID: "r",
+                message: "send_turn.payload.attachments[0].mime_type: `text` is not a MIME type like image/png")
+        ) {
+            try parse(#"[{"name":"a","mime_type":"text","data":""}]"#)
+        }
+        let many = Array(repeating: #"{"name":"a","mime_type":"text/plain","data":""}"#, count: 9)
+        #expect(
+            throws: ClientFrameError(
+                requestID: "r", message: "send_turn.payload.attachments: at most 8 files per turn, got 9")
+        ) {
+            try parse("[" + many.joined(separator: ",") + "]")
+        }
+        let big = Data(count: 5 << 20).base64EncodedString()
+        #expect(
+            throws: ClientFrameError(requestID: "r", message: "send_turn.payload.attachments: more than 8 MiB in all")
+        ) {
+            try parse(
+                #"[{"name":"a","mime_type":"text/plain","data":""# + big
+                    + #""},{"name":"b","mime_type":"text/plain","data":""#
+                    + big + #""}]"#)
+        }
+    }
+}

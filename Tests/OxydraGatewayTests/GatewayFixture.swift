@@ -69,7 +69,8 @@ final class GatewayFixture: Sendable {
         logger.logLevel = .critical
         let hub = SessionHub(
             user: "alice", runtime: runtime, store: store, limits: config.gateway,
-            startupStatus: StartupStatus(sandboxTier: .process), logger: logger)
+            startupStatus: StartupStatus(sandboxTier: .process), logger: logger,
+            inbox: Inbox(shared: try directory.createDirectory("shared")))
         let token = GatewayProtocol.newToken()
         let (ports, portContinuation) = AsyncStream.makeStream(of: Int.self)
         let gateway = GatewayServer(

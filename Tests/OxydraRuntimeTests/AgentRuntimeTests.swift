@@ -86,6 +86,20 @@ struct AgentRuntimeTests {
         #expect(result.contextWindow != nil && (result.contextTokens ?? 0) > 0)
     }
 
+    /// Attachment bytes are not stored; after a restart an earlier image is only its note, never an
+    /// empty image part a provider would reject.
+    @Test func imagesWithoutTheirBytesAreNotSentAgain() async throws {
+        let fixture = try await RuntimeFixture.start()
+        defer { Teardown.run { await fixture.stop() } }
+        fixture.server.enqueue(.text("ok"))
+        let earlier = Message.user(
+            "look [Attached file: /shared/inbox/a.png]", attachments: [Attachment(mimeType: "image/png", data: Data())])
+        _ = try await fixture.run("and now?", history: [earlier, .assistant("a cat")])
+        let sent = fixture.sentMessages(0)
+        #expect(sent[1]["content"] == "look [Attached file: /shared/inbox/a.png]", "\(sent)")
+        #expect(sent.allSatisfy { $0["content"]?.arrayValue == nil })
+    }
+
     @Test func longArgumentsAreCutOnACharacterBoundaryAndSaySo() {
         let text = String(repeating: "é", count: 5000)
         let cut = AgentRuntime.cut(text, to: 8192)

@@ -1,4 +1,7 @@
+import Foundation
+import OxydraClient
 import OxydraCore
+import OxydraTesting
 import Testing
 
 @testable import OxydraTUI
@@ -309,8 +312,9 @@ struct ChatScreenTests {
             .turnCompleted(
                 TurnHeader(requestID: "r", session: Self.ref, turn: TurnRef(turnID: "t2", state: .running)),
                 TurnCompletion(message: "hi", costUSD: 0.02, contextTokens: 1_500, contextWindow: 4096)))
+        state.attachments = [.init(name: "a.png", mimeType: "image/png", data: Data())]
         bar = Renderer.statusBar(state, columns: 120, style: Style(enabled: false), scrolled: false)
-        #expect(bar.contains("context 1.5k/4.0k (36%) │ 2 turns · $0.02"))
+        #expect(bar.contains("📎 1 file │ context 1.5k/4.0k (36%) │ 2 turns · $0.02"))
         state.activeTurn = "t3"
         let now = ContinuousClock.now
         state.turnStartedAt = now - .seconds(3)
@@ -365,5 +369,27 @@ struct StreamingRedrawTests {
         }
         // The table (up to 7 rows re-laid when a row changes its column widths) plus the status bar.
         #expect(worst <= 9)
+    }
+}
+
+@Suite("Attaching files")
+struct AttachingTests {
+    @Test func droppedPathsAndTypes() throws {
+        let directory = try TemporaryDirectory(prefix: "oxydra-attach")
+        defer { directory.remove() }
+        try directory.write("x", to: "my photo.png")
+        let path = directory.path + "/my photo.png"
+        #expect(AttachmentFile.droppedPath("'\(path)'") == path)
+        #expect(AttachmentFile.droppedPath(path.replacing(" ", with: "\\ ") + " ") == path)
+        #expect(AttachmentFile.droppedPath("file://" + path.replacing(" ", with: "%20")) == path)
+        #expect(AttachmentFile.droppedPath("look at " + path) == nil)
+        #expect(AttachmentFile.droppedPath(directory.path) == nil)
+        #expect(AttachmentFile.droppedPath(path + "\nsecond line") == nil)
+        let file = try AttachmentFile.load(path)
+        #expect(file.name == "my photo.png" && file.mimeType == "image/png" && file.data == Data("x".utf8))
+        #expect(AttachmentFile.mimeType(of: "notes.MD") == "text/markdown")
+        #expect(AttachmentFile.mimeType(of: "blob", data: Data([0xFF, 0xD8, 0xFF, 0])) == "image/jpeg")
+        #expect(AttachmentFile.mimeType(of: "archive") == "application/octet-stream")
+        #expect(throws: AttachmentFile.Failure.self) { try AttachmentFile.load(directory.path + "/missing") }
     }
 }

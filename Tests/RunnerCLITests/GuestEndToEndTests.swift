@@ -247,6 +247,25 @@ struct GuestEndToEndTests {
         }
     }
 
+    /// `runner ask --attach`: the file lands in the user's /shared/inbox and the prompt says where.
+    @Test func askAttachesFiles() async throws {
+        try await Project.withGuest { project, server in
+            try "line one\n".write(toFile: project.root + "/notes.txt", atomically: true, encoding: .utf8)
+            let missing = try await project.run(["ask", "--attach", "nope.txt", "summarize"])
+            #expect(missing.exitCode == 1)
+            #expect(missing.standardError.contains("cannot attach nope.txt: No such file or directory"))
+            server.enqueue(.text("one line"))
+            let asked = try await project.run(["ask", "summarize", "--attach", "notes.txt"])
+            #expect(asked.exitCode == 0, "\(asked.standardError)")
+            #expect(asked.standardOutput == "one line\n")
+            #expect(
+                try String(contentsOfFile: project.workspace + "/shared/inbox/notes.txt", encoding: .utf8)
+                    == "line one\n")
+            let body = String(decoding: server.requests.last?.body ?? Data(), as: UTF8.self)
+            #expect(body.contains("[Attached file: /shared/inbox/notes.txt (text/plain, 9 bytes)]"), "\(body)")
+        }
+    }
+
     /// An unlisted model on a local server gets the server's context window, not the 128k default.
     @Test func theContextWindowOfALocalServerIsAsked() async throws {
         let props = ScriptedReply.raw(

@@ -85,6 +85,17 @@ struct TerminalUIRenderingTests {
             let prompt = String(decoding: server.requests.last?.body ?? Data(), as: UTF8.self)
             #expect(prompt.contains(#"alpha\nbeta"#), "\(prompt)")
             #expect(!prompt.contains("first line"), "the first paste was cleared: \(prompt)")
+
+            // /attach: the file goes with the next message and lands in /shared/inbox.
+            try Data([0x89, 0x50, 0x4E, 0x47, 1, 2]).write(to: URL(fileURLWithPath: project.root + "/shot.png"))
+            tmux.send("/attach \(project.root)/shot.png", "Enter")
+            try await tmux.waitFor("attached shot.png (image/png, 6 bytes)")
+            server.enqueue(.text("a tiny image"))
+            tmux.send("what is this", "Enter")
+            try await tmux.waitFor("a tiny image")
+            #expect(FileManager.default.fileExists(atPath: project.workspace + "/shared/inbox/shot.png"))
+            let sent = String(decoding: server.requests.last?.body ?? Data(), as: UTF8.self)
+            #expect(sent.contains("/shared/inbox/shot.png (image/png, 6 bytes"), "\(sent)")
         }
     }
 }

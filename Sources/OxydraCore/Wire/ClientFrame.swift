@@ -4,8 +4,11 @@ public enum GatewayProtocol {
     public static let version = 1
     /// The WebSocket path.
     public static let path = "/ws"
-    /// Largest accepted client frame, in bytes.
-    public static let maxClientFrameBytes = 1 << 20
+    /// Largest accepted client frame, in bytes (room for `maxAttachmentBytes` in base64).
+    public static let maxClientFrameBytes = 12 << 20
+    /// The most a turn's attachments may hold together (decoded), and how many there may be.
+    public static let maxAttachmentBytes = 8 << 20
+    public static let maxAttachments = 8
     /// In the workspace's `ipc/` directory: the endpoint marker (the URL, no secret) and the
     /// bearer token every client must send (created anew at each guest start, mode 0600).
     public static let endpointMarkerFile = "gateway-endpoint"
@@ -82,12 +85,35 @@ public enum ClientFrame: Sendable, Hashable {
         public var sessionID: SessionID?
         public var turnID: TurnID
         public var prompt: String
+        /// Files and images sent with the prompt.
+        public var attachments: [FileAttachment]
 
-        public init(requestID: String, sessionID: SessionID? = nil, turnID: TurnID, prompt: String) {
+        public init(
+            requestID: String, sessionID: SessionID? = nil, turnID: TurnID, prompt: String,
+            attachments: [FileAttachment] = []
+        ) {
             self.requestID = requestID
             self.sessionID = sessionID
             self.turnID = turnID
             self.prompt = prompt
+            self.attachments = attachments
+        }
+    }
+
+    /// A file sent with a turn: its name (a base name; the guest makes it safe), MIME type and bytes.
+    public struct FileAttachment: Sendable, Hashable {
+        public var name: String
+        public var mimeType: String
+        public var data: Data
+
+        public init(name: String, mimeType: String, data: Data) {
+            self.name = name
+            self.mimeType = mimeType
+            self.data = data
+        }
+
+        var json: JSONValue {
+            ["name": .string(name), "mime_type": .string(mimeType), "data": .string(data.base64EncodedString())]
         }
     }
 
@@ -133,6 +159,7 @@ public enum ClientFrame: Sendable, Hashable {
             payload = .compactObject([
                 "request_id": .string(turn.requestID), "session_id": turn.sessionID.map { .string($0.rawValue) },
                 "turn_id": .string(turn.turnID.rawValue), "prompt": .string(turn.prompt),
+                "attachments": turn.attachments.isEmpty ? nil : .array(turn.attachments.map(\.json)),
             ])
         case .cancelActiveTurn(let id, let session, let turn):
             payload = .compactObject([
@@ -204,10 +231,40 @@ public enum ClientFrame: Sendable, Hashable {
         case "send_turn":
             let prompt = try payload.string("prompt")
             if prompt.trimmed.isEmpty { throw WireError("send_turn.payload.prompt: must not be empty") }
+            var attachments: [FileAttachment] = []
+            do {
+                let items = try payload.array("attachments")
+                guard items.count <= GatewayProtocol.maxAttachments else {
+                    throw WireError(
+                        "send_turn.payload.attachments: at most \(GatewayProtocol.maxAttachments) files per turn, "
+                            + "got \(items.count)")
+                }
+                var total = 0
+                for (index, item) in items.enumerated() {
+                    let path = "send_turn.payload.attachments[\(index)]"
+                    let field = try FieldReader(item, path: path)
+                    let name = try field.nonBlankString("name")
+                    let mimeType = try field.nonBlankString("mime_type")
+                    guard name.utf8.count <= 255 else { throw WireError("\(path).name: longer than 255 bytes") }
+                    guard mimeType.utf8.count <= 127, mimeType.contains("/"),
+                        mimeType.allSatisfy({ $0.isASCII && !$0.isWhitespace && $0 != ";" })
+                    else { throw WireError("\(path).mime_type: `\(mimeType)` is not a MIME type like image/png") }
+                    guard let data = Data(base64Encoded: try field.string("data")) else {
+                        throw WireError("\(path).data: not valid base64")
+                    }
+                    total += data.count
+                    guard total <= GatewayProtocol.maxAttachmentBytes else {
+                        throw WireError(
+                            "send_turn.payload.attachments: more than \(GatewayProtocol.maxAttachmentBytes >> 20) MiB "
+                                + "in all")
+                    }
+                    attachments.append(FileAttachment(name: name, mimeType: mimeType.lowercased(), data: data))
+                }
+            }
             return .sendTurn(
                 SendTurn(
                     requestID: requestID, sessionID: try payload.optionalString("session_id").map(SessionID.init),
-                    turnID: TurnID(try payload.nonBlankString("turn_id")), prompt: prompt))
+                    turnID: TurnID(try payload.nonBlankString("turn_id")), prompt: prompt, attachments: attachments))
         case "cancel_active_turn":
             return .cancelActiveTurn(
                 requestID: requestID, sessionID: try payload.optionalString("session_id").map(SessionID.init),
