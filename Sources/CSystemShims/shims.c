@@ -27,6 +27,7 @@ int oxydra_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode, u
 #include <sys/prctl.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <string.h>
 #include <sys/wait.h>
 
 static void oxydra_close_from(int first, int keep) {
@@ -337,3 +338,22 @@ int oxydra_landlock_add_path_rule(int ruleset_fd, int parent_fd, uint64_t allowe
 }
 int oxydra_landlock_restrict_self(int ruleset_fd) { (void)ruleset_fd; errno = ENOSYS; return -1; }
 #endif
+
+static volatile sig_atomic_t oxydra_stop_flag = 0;
+
+static void oxydra_note_stop(int signal) {
+    (void)signal;
+    oxydra_stop_flag = 1;
+}
+
+int oxydra_watch_stop_signals(void) {
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = oxydra_note_stop;
+    sigemptyset(&action.sa_mask);
+    if (sigaction(SIGTERM, &action, NULL) != 0) return -1;
+    if (sigaction(SIGINT, &action, NULL) != 0) return -1;
+    return sigaction(SIGHUP, &action, NULL);
+}
+
+int oxydra_stop_requested(void) { return oxydra_stop_flag != 0; }

@@ -70,6 +70,9 @@ public struct ContainerPlan: Sendable {
     public var shellEnvironment: [String: String] = [:]
     /// Host files the runtime reads at the same path (e.g. `memory.model2vec_path`), read-only.
     public var readOnlyFiles: [String] = []
+    /// `[runner] restart = "on-failure"`: the engine restarts a container that fails, at most this
+    /// many times (with its own backoff, 100 ms doubling); nil leaves it stopped.
+    public var restartAttempts: Int?
 
     public init(
         user: UserID, uid: UInt32, gid: UInt32, workspace: String, bootstrapFile: String,
@@ -191,7 +194,8 @@ public struct ContainerPlan: Sendable {
         var host: [String: JSONValue] = [
             "NetworkMode": .string(network), "CapDrop": ["ALL"], "SecurityOpt": ["no-new-privileges"],
             "Init": true, "ReadonlyRootfs": true, "PidsLimit": .integer(resources.maxProcesses),
-            "RestartPolicy": ["Name": "no"],
+            "RestartPolicy": restartAttempts.map { ["Name": "on-failure", "MaximumRetryCount": .integer($0)] }
+                ?? ["Name": "no"],
             // Bounded output: the engine keeps at most 3 × 10 MB per container.
             "LogConfig": ["Type": "json-file", "Config": ["max-size": "10m", "max-file": "3"]],
         ]

@@ -155,6 +155,8 @@ enum ContainerGuest {
         plan.vaultDirectory = mounts["vault"] ?? plan.vaultDirectory
         plan.configDirectory = configDirectory
         plan.runtimeNetwork = plan.userNetworkName
+        let supervision = target.runner.config.runner
+        plan.restartAttempts = supervision.restart == .onFailure ? supervision.maxRestarts : nil
         for key in config.tools.shell.envKeys {
             if let value = context.environment[key] { plan.shellEnvironment[key] = value }
         }
@@ -395,12 +397,14 @@ enum ContainerGuest {
     ) async -> [String] {
         var health = health
         health.logDirectory = target.logs
-        if let id = Found.id(found.runtime),
-            let pid = try? await engine.inspectContainer(id)?["State"]?["Pid"]?.intValue, pid > 0
-        {
-            health.pid = pid
+        var restarts: [String] = []
+        if let id = Found.id(found.runtime), let inspected = try? await engine.inspectContainer(id) {
+            if let pid = inspected["State"]?["Pid"]?.intValue, pid > 0 { health.pid = pid }
+            if inspected["HostConfig"]?["RestartPolicy"]?["Name"]?.stringValue == "on-failure" {
+                restarts = ["restart_policy=on-failure", "restarts=\(inspected["RestartCount"]?.intValue ?? 0)"]
+            }
         }
-        return GuestLifecycle.statusLines(health, target: target, context: context) + containerLines(found)
+        return GuestLifecycle.statusLines(health, target: target, context: context) + restarts + containerLines(found)
     }
 
     static func containerLines(_ found: Found) -> [String] {

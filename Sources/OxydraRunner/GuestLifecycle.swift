@@ -88,6 +88,28 @@ public enum GuestLifecycle {
                 standardError:
                     "user `\(target.user)` is already running; `runner stop` or `runner restart` to replace it\n")
         }
+        if Supervisor.isActive(ipc: target.ipc) {
+            // Its supervisor is starting it again after a crash: wait for that instead.
+            let deadline = ContinuousClock.now + startTimeout
+            while ContinuousClock.now < deadline && Supervisor.isActive(ipc: target.ipc) {
+                if case .health(let health)? = try? ControlClient.request(
+                    .healthCheck, socket: target.controlSocket, timeout: .seconds(2)), health.healthy
+                {
+                    let lines =
+                        ["user_id=\(target.user)", "already_running=true"]
+                        + statusLines(health, target: target, context: context)
+                    return CommandOutput(
+                        standardOutput: lines.joined(separator: "\n") + "\n",
+                        standardError: "user `\(target.user)`'s guest was being restarted after a crash; it is back\n")
+                }
+                usleep(100_000)
+            }
+            if Supervisor.isActive(ipc: target.ipc) {
+                throw CommandOutput.error(
+                    "user `\(target.user)`'s guest is being restarted by its supervisor and did not come back within "
+                        + "\(startTimeout); `runner status` and `runner logs` show why, `runner stop` ends it")
+            }
+        }
         unlink(target.marker)
         unlink(target.controlSocket)
 
@@ -110,16 +132,37 @@ public enum GuestLifecycle {
             runtimePolicy: runtimePolicy(
                 target, protected: MountSafety.protectedPaths(context: context, runner: target.runner)),
             startupStatus: shell.status, shellSandbox: shell.launch)
+        let arguments = ["--user-id", target.user.rawValue, "--workspace-root", target.workspace, "--bootstrap-stdin"]
+        let supervision = target.runner.config.runner
+        let supervised = supervision.restart == .onFailure
+        unlink(Supervisor.statePath(ipc: target.ipc))
         let pid: Int32
-        do {
-            pid = try DetachedProcess.launch(
-                executable,
-                arguments: [
-                    "--user-id", target.user.rawValue, "--workspace-root", target.workspace, "--bootstrap-stdin",
-                ],
-                environment: context.environment, workingDirectory: context.projectDirectory, input: envelope.framed,
-                standardOutput: target.logs + "/oxydra-vm.stdout.log",
-                standardError: target.logs + "/oxydra-vm.stderr.log")
+        do throws(RunnerError) {
+            if supervised {
+                // The supervisor (this executable) launches the guest and restarts it after a crash.
+                guard let runner = ExecutableLocator.selfPath() else {
+                    throw RunnerError("cannot find the runner executable to supervise the guest")
+                }
+                let spec = Supervisor.Spec(
+                    executable: executable, arguments: arguments, environment: context.environment,
+                    workingDirectory: context.projectDirectory, input: Data(envelope.framed).base64EncodedString(),
+                    standardOutput: target.logs + "/oxydra-vm.stdout.log",
+                    standardError: target.logs + "/oxydra-vm.stderr.log", runtimeLog: target.logs + "/oxydra-vm.log",
+                    marker: target.marker,
+                    controlSocket: target.controlSocket, ipc: target.ipc, maxRestarts: supervision.maxRestarts,
+                    windowSeconds: supervision.restartWindowSecs)
+                let input = (try? JSONEncoder().encode(spec)).map { Array($0) } ?? []
+                pid = try DetachedProcess.launch(
+                    runner, arguments: ["supervise"], environment: context.environment,
+                    workingDirectory: context.projectDirectory, input: input,
+                    standardOutput: target.logs + "/supervisor.log", standardError: target.logs + "/supervisor.log")
+            } else {
+                pid = try DetachedProcess.launch(
+                    executable, arguments: arguments, environment: context.environment,
+                    workingDirectory: context.projectDirectory, input: envelope.framed,
+                    standardOutput: target.logs + "/oxydra-vm.stdout.log",
+                    standardError: target.logs + "/oxydra-vm.stderr.log")
+            }
         } catch {
             throw CommandOutput.error(error.description)
         }
@@ -142,6 +185,10 @@ public enum GuestLifecycle {
                 return CommandOutput(standardOutput: lines.joined(separator: "\n") + "\n")
             }
             usleep(20_000)
+        }
+        if supervised, let guest = Supervisor.readState(ipc: target.ipc)?.guestPID {
+            kill(pid, SIGTERM)
+            kill(guest, SIGKILL)
         }
         kill(pid, SIGKILL)
         _ = DetachedProcess.hasExited(pid)
@@ -235,6 +282,32 @@ public enum GuestLifecycle {
         return lines
     }
 
+    /// `restart_policy=`, `restarts=`, `last_crash=` of a supervised guest.
+    static func supervisionLines(_ target: UserTarget) -> [String] {
+        guard let state = Supervisor.readState(ipc: target.ipc), Supervisor.isActive(ipc: target.ipc) else {
+            return []
+        }
+        return ["restart_policy=on-failure", "restarts=\(state.restarts)"] + crashLines(state)
+    }
+
+    static func crashLines(_ state: Supervisor.State) -> [String] {
+        guard let crash = state.lastCrash else { return [] }
+        return ["last_crash=\(crash.at) \(crash.status) after \(crash.uptimeSeconds) s"]
+    }
+
+    static func supervisorJSON(_ state: Supervisor.State) -> JSONValue {
+        .compactObject([
+            "phase": .string(state.phase.rawValue), "restarts": .integer(state.restarts),
+            "next_start_at": state.nextStartAt.map(JSONValue.string),
+            "last_crash": state.lastCrash.map { crash in
+                [
+                    "at": .string(crash.at), "status": .string(crash.status),
+                    "uptime_secs": .integer(crash.uptimeSeconds),
+                ]
+            },
+        ])
+    }
+
     // MARK: stop / restart
 
     public static func stop(_ context: RunnerContext) async -> CommandOutput {
@@ -265,6 +338,10 @@ public enum GuestLifecycle {
         case .success(let other): throw CommandOutput.error("unexpected reply from the guest: \(other)")
         case .failure(.notRunning):
             unlink(target.marker)
+            // Between a crash and its restart: end the supervision, so nothing comes back.
+            if Supervisor.stop(ipc: target.ipc, wait: true) {
+                return CommandOutput(standardOutput: "user_id=\(target.user)\nshutdown=true\nrestart_cancelled=true\n")
+            }
             if quietWhenStopped { return CommandOutput() }
             // Stopping what is stopped succeeds (as the original): scripts can stop unconditionally.
             return CommandOutput(
@@ -272,6 +349,8 @@ public enum GuestLifecycle {
                 standardError: "note: no running guest found for user `\(target.user)`\n")
         case .failure(let error): throw CommandOutput.error(error.description)
         }
+        // First tell the supervisor (if any) that this exit is wanted.
+        let supervised = Supervisor.stop(ipc: target.ipc, wait: false)
         var cancelled = 0
         do {
             if case .shutdownAccepted(let count) = try ControlClient.request(
@@ -288,6 +367,10 @@ public enum GuestLifecycle {
         if DetachedProcess.isAlive(pid) {
             kill(pid, SIGKILL)
             lines.append("forced=true")
+        }
+        if supervised {
+            let end = ContinuousClock.now + .seconds(5)
+            while Supervisor.isActive(ipc: target.ipc) && ContinuousClock.now < end { usleep(20_000) }
         }
         unlink(target.marker)
         unlink(target.controlSocket)
@@ -340,9 +423,14 @@ public enum GuestLifecycle {
             } else {
                 lines += statusLines(health, target: target, context: context)
             }
+            let supervision = supervisionLines(target)
+            lines += supervision
             if json {
                 var object = health.json.objectValue ?? [:]
                 object["running"] = true
+                if let state = Supervisor.readState(ipc: target.ipc), Supervisor.isActive(ipc: target.ipc) {
+                    object["supervisor"] = supervisorJSON(state)
+                }
                 if !containers.isEmpty { object["containers"] = .array(containers.map(JSONValue.string)) }
                 return CommandOutput(standardOutput: JSONValue.object(object).prettyText + "\n")
             }
@@ -355,6 +443,26 @@ public enum GuestLifecycle {
             return .error("unexpected reply from the guest: \(other)")
         case .failure(.notRunning):
             var message = "user `\(target.user)` has no running guest; \(target.startHint(context))\n"
+            var extra: [String] = []
+            var supervisorObject: JSONValue?
+            if let state = Supervisor.readState(ipc: target.ipc) {
+                let active = Supervisor.isActive(ipc: target.ipc)
+                if active && state.phase == .restarting {
+                    extra = ["restarting=true", "restarts=\(state.restarts)"] + crashLines(state)
+                    message =
+                        "user `\(target.user)`'s guest crashed and is restarted by its supervisor"
+                        + (state.nextStartAt.map { " at \($0)" } ?? "") + "; `runner stop` cancels that\n"
+                    supervisorObject = supervisorJSON(state)
+                } else if state.phase == .crashLoop {
+                    extra = ["crash_loop=true", "restarts=\(state.restarts)"] + crashLines(state)
+                    message =
+                        "user `\(target.user)`'s guest crashed \(state.restarts + 1) times within "
+                        + "\(target.runner.config.runner.restartWindowSecs) s and was left stopped (last: "
+                        + "\(state.lastCrash?.status ?? "?") after \(state.lastCrash?.uptimeSeconds ?? 0) s); "
+                        + "`runner logs --role runtime` shows why; `runner start` tries again\n"
+                    supervisorObject = supervisorJSON(state)
+                }
+            }
             if let found = await ContainerGuest.findIfEngine(target.user, context: context), !found.isEmpty {
                 message =
                     ContainerGuest.containerLines(found).map { "note: \($0)" }.joined(separator: "\n")
@@ -363,11 +471,13 @@ public enum GuestLifecycle {
             }
             if json {
                 return CommandOutput(
-                    standardOutput: JSONValue.object(["user_id": .string(target.user.rawValue), "running": false])
-                        .prettyText + "\n", standardError: message, exitCode: 3)
+                    standardOutput: JSONValue.compactObject([
+                        "user_id": .string(target.user.rawValue), "running": false, "supervisor": supervisorObject,
+                    ]).prettyText + "\n", standardError: message, exitCode: 3)
             }
             return CommandOutput(
-                standardOutput: "user_id=\(target.user)\nrunning=false\n", standardError: message, exitCode: 3)
+                standardOutput: (["user_id=\(target.user)", "running=false"] + extra).joined(separator: "\n") + "\n",
+                standardError: message, exitCode: 3)
         case .failure(let error):
             return .error(error.description)
         }

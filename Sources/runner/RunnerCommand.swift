@@ -42,7 +42,7 @@ struct RunnerCommand: AsyncParsableCommand {
             """,
         subcommands: [
             Start.self, Stop.self, Restart.self, Status.self, Logs.self, Ask.self, TUI.self, Config.self, Images.self,
-            Sessions.self, NotBuilt.Catalog.self, NotBuilt.CheckUpdate.self, NotBuilt.Web.self,
+            Sessions.self, NotBuilt.Catalog.self, NotBuilt.CheckUpdate.self, NotBuilt.Web.self, Supervise.self,
         ],
         defaultSubcommand: Start.self)
 
@@ -53,6 +53,28 @@ struct RunnerCommand: AsyncParsableCommand {
 }
 
 extension RunnerCommand {
+    /// `runner supervise`: the process `runner start` leaves behind to restart a crashed guest
+    /// (not for people: it reads its instructions from standard input).
+    struct Supervise: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Internal: keeps a process-tier guest running ([runner] restart).", shouldDisplay: false)
+        func run() throws {
+            var bytes: [UInt8] = []
+            var buffer = [UInt8](repeating: 0, count: 65_536)
+            while true {
+                let count = read(0, &buffer, buffer.count)
+                if count < 0 && errno == EINTR { continue }
+                if count <= 0 { break }
+                bytes += buffer[..<count]
+            }
+            guard let spec = try? JSONDecoder().decode(Supervisor.Spec.self, from: Data(bytes)) else {
+                StandardStreams.write("runner supervise: expected its instructions on standard input\n", to: 2)
+                throw ExitCode(2)
+            }
+            throw ExitCode(Supervisor.run(spec))
+        }
+    }
+
     /// `runner [--insecure] [--tui]` (the default command).
     struct Start: AsyncParsableCommand {
         static let configuration = CommandConfiguration(

@@ -57,6 +57,9 @@ struct RunnerConfigTests {
         #expect(runner.config.guestImages.oxydraVM == "oxydra-vm:latest")
         #expect(runner.config.guestImages.shellVM == "shell-vm:latest")
         #expect(runner.userConfigPath("alice") == "/abs/alice.toml")
+        #expect(runner.config.runner == Supervision())
+        #expect(runner.config.runner.restart == .onFailure && runner.config.runner.maxRestarts == 5)
+        #expect(runner.config.runner.restartWindowSecs == 600)
     }
 
     @Test(arguments: [
@@ -70,6 +73,11 @@ struct RunnerConfigTests {
             "guest_images.oxydra_vm must not be empty (got \" \") in ./.oxydra/runner.toml"
         ),
         ("[users.alice]", "users.alice.config_path is required in ./.oxydra/runner.toml"),
+        (
+            "[runner]\nrestart = \"always\"",
+            "runner.restart must be one of \"on-failure\", \"no\", got \"always\" in ./.oxydra/runner.toml"
+        ),
+        ("[runner]\nmax_restarts = 0", "runner.max_restarts must be greater than 0 (got 0) in ./.oxydra/runner.toml"),
         (
             "[users.\"a/b\"]\nconfig_path = \"x.toml\"",
             "[users.\"a/b\"]: invalid user id `a/b`: it contains a path separator; use letters, digits, `-` or `_` in ./.oxydra/runner.toml"

@@ -27,6 +27,7 @@ struct ContainerPlanTests {
             #expect(host?["SecurityOpt"] == ["no-new-privileges"])
             #expect(host?["ReadonlyRootfs"] == true)
             #expect(host?["Init"] == true)
+            #expect(host?["RestartPolicy"] == ["Name": "no"])
             #expect(host?["PidsLimit"] == 128)
             #expect(host?["Memory"] == .integer(512 << 20))
             #expect(host?["NanoCpus"] == .integer(2_000_000_000))
@@ -36,6 +37,14 @@ struct ContainerPlanTests {
         #expect(plan.name(.sidecar) == "oxydra-container-alice-shell-vm")
         #expect(plan.runtime["Labels"]?["oxydra.guest_role"] == "runtime")
         #expect(plan.sidecar["Labels"]?["oxydra.sandbox_tier"] == "container")
+    }
+
+    @Test func onFailureRestartsAreTheEnginesToDo() {
+        var plan = plan()
+        plan.restartAttempts = 5
+        for spec in [plan.runtime, plan.sidecar] {
+            #expect(spec["HostConfig"]?["RestartPolicy"] == ["Name": "on-failure", "MaximumRetryCount": 5])
+        }
     }
 
     @Test func theGatewayIsPublishedOnLoopbackOnly() {

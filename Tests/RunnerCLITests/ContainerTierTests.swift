@@ -249,6 +249,27 @@ struct ContainerTierTests {
         let status = try await Self.runAs(account, project, ["status"])
         #expect(status.exitCode == 0)
         #expect(value("sandbox_tier", in: status.standardOutput) == "container")
+        #expect(status.standardOutput.contains("restart_policy=on-failure\nrestarts=0\n"), "\(status.standardOutput)")
+
+        // A crash (the runtime killed from the host): the engine starts it again, the status counts it.
+        let crashed = try #require(
+            try await engine.inspectContainer("oxydra-container-alice-oxydra-vm")?["State"]?["Pid"]?.intValue)
+        kill(Int32(crashed), SIGKILL)
+        var back = ""
+        for _ in 0..<150 {
+            let now = try await Self.runAs(account, project, ["status"])
+            if now.exitCode == 0, now.standardOutput.contains("restarts=1\n"),
+                now.standardOutput.contains("healthy=true")
+            {
+                back = now.standardOutput
+                break
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(back.contains("restarts=1"), "the runtime container was not restarted")
+        server.enqueue(.text("still here"))
+        let again = try await Self.runAs(account, project, ["ask", "still there?"])
+        #expect(again.standardOutput == "still here\n", "\(again.standardError)")
 
         let logs = try await Self.runAs(account, project, ["logs", "--role", "stderr", "--tail", "5"])
         #expect(logs.exitCode == 0)

@@ -23,11 +23,40 @@ extension Project {
     /// Stops a guest a test left running (synchronous, for `defer`).
     func shutdownGuest() {
         let socket = workspace + "/ipc/runner-control.sock"
+        // Its supervisor first, so that nothing is started again.
+        Supervisor.stop(ipc: workspace + "/ipc", wait: false)
         guard case .health(let health)? = try? ControlClient.request(.healthCheck, socket: socket, timeout: .seconds(2))
-        else { return }  // nothing running: nothing to stop
+        else {
+            Supervisor.stop(ipc: workspace + "/ipc", wait: true)
+            return  // nothing running: nothing to stop
+        }
         _ = try? ControlClient.request(.shutdownUser, socket: socket)
         for _ in 0..<200 where kill(Int32(health.pid), 0) == 0 { usleep(25_000) }
         kill(Int32(health.pid), SIGKILL)
+    }
+
+    func guestPID() async throws -> Int32 {
+        let status = try await run(["status"])
+        guard let pid = Int32(value("runtime_pid", in: status.standardOutput) ?? "") else {
+            throw TestSupportError("no running guest: \(status.standardOutput)\(status.standardError)")
+        }
+        return pid
+    }
+
+    /// Waits until a guest other than `pid` is healthy (restarted by its supervisor); its status.
+    func waitForRestart(replacing pid: Int32) async throws -> String {
+        var last = ""
+        for _ in 0..<150 {
+            let status = try await run(["status"])
+            if status.exitCode == 0, let now = Int32(value("runtime_pid", in: status.standardOutput) ?? ""), now != pid
+            {
+                return status.standardOutput
+            }
+            last = status.standardOutput + status.standardError
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        let state = (try? String(contentsOfFile: workspace + "/ipc/supervisor.json", encoding: .utf8)) ?? "-"
+        throw TestSupportError("the guest was not restarted after a crash: \(last)\nsupervisor: \(state)")
     }
 
     /// Runs `body` with a process-tier guest on a scripted model; `prepare` runs before the start.
@@ -376,13 +405,18 @@ struct GuestEndToEndTests {
             let id = try #require(session)
             let status = try await project.run(["status"])
             let pid = try #require(Int32(value("runtime_pid", in: status.standardOutput) ?? ""))
+            #expect(
+                status.standardOutput.contains("restart_policy=on-failure\nrestarts=0\n"), "\(status.standardOutput)")
             kill(pid, SIGKILL)
-            for _ in 0..<100 where kill(pid, 0) == 0 { try await Task.sleep(for: .milliseconds(20)) }
 
-            let dead = try await project.run(["status"])
-            #expect(dead.exitCode == 3)
-            let restarted = try await project.run(["--insecure"])
-            #expect(restarted.exitCode == 0, "\(restarted.standardError)")
+            // Its supervisor starts it again (after 1 s) and says so in status and the logs.
+            let back = try await project.waitForRestart(replacing: pid)
+            #expect(back.contains("restarts=1\n"), "\(back)")
+            #expect(back.contains(" signal 9 (SIGKILL) after "), "\(back)")
+            let logs = try await project.run(["logs", "--role", "runtime", "--tail", "50"])
+            #expect(
+                logs.standardOutput.contains("warning oxydra.supervisor: the guest ended (signal 9 (SIGKILL)) after "),
+                "\(logs.standardOutput)")
 
             server.enqueue(.text("4711"))
             let again = try await project.run(["ask", "--session", String(id.prefix(8)), "what is my locker code?"])
@@ -391,6 +425,50 @@ struct GuestEndToEndTests {
                 server.requests.last?.json?["messages"]?.arrayValue?.compactMap { $0["content"]?.stringValue } ?? []
             #expect(sent.contains("my locker code is 4711"))
             #expect(sent.contains("noted"))
+        }
+    }
+
+    /// Too many crashes in the window: left stopped, and status says why. `runner stop` between a
+    /// crash and its restart cancels the restart. `restart = "no"` leaves a crashed guest stopped.
+    @Test func aCrashLoopIsLeftStoppedAndStopCancelsARestart() async throws {
+        try await Project.withGuest { project, _ in
+            try project.directory.write(
+                SeedConfig.runnerTOML + "\n[runner]\nmax_restarts = 1\nrestart_window_secs = 300\n",
+                to: ".oxydra/runner.toml")
+            #expect(try await project.run(["restart", "--insecure"]).exitCode == 0)
+            var pid = try await project.guestPID()
+            kill(pid, SIGKILL)
+            _ = try await project.waitForRestart(replacing: pid)
+            pid = try await project.guestPID()
+            kill(pid, SIGKILL)
+            var status = try await project.run(["status"])
+            for _ in 0..<100 where !status.standardOutput.contains("crash_loop=true") {
+                try await Task.sleep(for: .milliseconds(50))
+                status = try await project.run(["status"])
+            }
+            #expect(status.exitCode == 3)
+            #expect(status.standardOutput.contains("crash_loop=true\nrestarts=1\n"), "\(status.standardOutput)")
+            #expect(status.standardError.contains("crashed 2 times within 300 s and was left stopped"))
+
+            // A fresh start; a crash; stop before the restart.
+            #expect(try await project.run(["--insecure"]).exitCode == 0)
+            pid = try await project.guestPID()
+            kill(pid, SIGKILL)
+            for _ in 0..<100 where kill(pid, 0) == 0 { try await Task.sleep(for: .milliseconds(10)) }
+            let stopped = try await project.run(["stop"])
+            #expect(stopped.exitCode == 0, "\(stopped.standardError)")
+            #expect(stopped.standardOutput.contains("restart_cancelled=true"), "\(stopped.standardOutput)")
+            try await Task.sleep(for: .milliseconds(1500))
+            #expect(try await project.run(["status"]).exitCode == 3)
+
+            // restart = "no"
+            try project.directory.write(
+                SeedConfig.runnerTOML + "\n[runner]\nrestart = \"no\"\n", to: ".oxydra/runner.toml")
+            #expect(try await project.run(["--insecure"]).exitCode == 0)
+            pid = try await project.guestPID()
+            kill(pid, SIGKILL)
+            try await Task.sleep(for: .milliseconds(1500))
+            #expect(try await project.run(["status"]).exitCode == 3)
         }
     }
 

@@ -75,4 +75,11 @@ int oxydra_set_death_signal(int signal);
 /// Restricts the calling process (and its future children) to the first `count` online CPUs.
 int oxydra_limit_cpus(int count);
 
+/// Makes SIGTERM, SIGINT and SIGHUP set a flag instead of ending the process (without SA_RESTART,
+/// so a blocking waitpid or sleep returns EINTR). Returns 0 or -1.
+int oxydra_watch_stop_signals(void);
+
+/// Whether one of those signals arrived since `oxydra_watch_stop_signals`.
+int oxydra_stop_requested(void);
+
 #endif

@@ -16,6 +16,7 @@ public struct RunnerConfig: ConfigSection, Hashable {
     public var defaultTier = SandboxTier.microVM
     public var guestImages = GuestImages()
     public var users: [String: UserRegistration] = [:]
+    public var runner = Supervision()
 
     public init() {}
 
@@ -25,6 +26,7 @@ public struct RunnerConfig: ConfigSection, Hashable {
             .field("workspace_root", \.workspaceRoot, check: .nonBlank),
             .field("default_tier", \.defaultTier),
             .field("guest_images", \.guestImages),
+            .field("runner", \.runner),
             .field("users", \.users),
         ]
     }
@@ -40,6 +42,33 @@ public struct RunnerConfig: ConfigSection, Hashable {
                     source: diagnostics.source(of: ["users", id]))
             }
         }
+    }
+}
+
+/// What happens when a guest crashes.
+public enum RestartPolicy: String, ConfigEnum, Hashable, Codable {
+    /// Restarted with backoff (1 s, doubling to 30 s) until it crashes too often.
+    case onFailure = "on-failure"
+    /// Left stopped.
+    case no
+}
+
+/// `[runner]`: how the runner looks after the guests it started.
+public struct Supervision: ConfigSection, Hashable {
+    public var restart = RestartPolicy.onFailure
+    /// A guest that crashes more often than this within `restart_window_secs` is left stopped
+    /// (`runner status` says it is in a crash loop).
+    public var maxRestarts = 5
+    public var restartWindowSecs = 600
+
+    public init() {}
+
+    public static var fields: [ConfigField<Supervision>] {
+        [
+            .field("restart", \.restart),
+            .field("max_restarts", \.maxRestarts, check: .positive),
+            .field("restart_window_secs", \.restartWindowSecs, check: .positive),
+        ]
     }
 }
 
