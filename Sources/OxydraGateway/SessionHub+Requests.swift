@@ -15,6 +15,11 @@ extension SessionHub {
                 ?? []
         case .cancelAllActiveTurns(let requestID):
             return cancelAll(requestID: requestID).map { [$0] } ?? []
+        case .listModels(let requestID):
+            return [await listModels(requestID: requestID, connection: connection)]
+        case .setModel(let requestID, let provider, let model):
+            return await setModel(requestID: requestID, provider: provider, model: model, connection: connection)
+                .map { [$0] } ?? []
         case .healthCheck(let requestID):
             let session = currentSession(of: connection)
             return [

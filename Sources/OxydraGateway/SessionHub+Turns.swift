@@ -109,7 +109,8 @@ extension SessionHub {
         let started = ContinuousClock.now
         do {
             let history = try await loadHistory(session)
-            let input = try message(prompt, attachments: attachments)
+            let runtime = await self.runtime(for: session)
+            let input = try message(prompt, attachments: attachments, runtime: runtime)
             let result = try await runtime.run(
                 session: key.session, user: user, history: history, input: input,
                 events: { [fanout = session.fanout] event in
@@ -156,7 +157,9 @@ extension SessionHub {
 
     /// The user's message: the prompt, and for attachments a note of where each was saved in
     /// `/shared/inbox/`; images also go to the model as images when it accepts them.
-    func message(_ prompt: String, attachments: [ClientFrame.FileAttachment]) throws(HubError) -> Message {
+    func message(_ prompt: String, attachments: [ClientFrame.FileAttachment], runtime: AgentRuntime) throws(HubError)
+        -> Message
+    {
         guard !attachments.isEmpty else { return .user(prompt) }
         guard let inbox else { throw HubError(.protocolError, "this guest has no /shared directory for attachments") }
         let seesImages = runtime.model.capabilities.accepts(.image)

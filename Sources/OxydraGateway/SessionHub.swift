@@ -22,6 +22,10 @@ public actor SessionHub {
     let logger: Logger
     /// Where files sent with turns are saved (nil: turns with attachments are refused).
     let inbox: Inbox?
+    /// The other models sessions may switch to (nil: only the guest's own).
+    let switching: ModelSwitching?
+    /// Runtimes of switched sessions, by provider and model.
+    var runtimes: [String: AgentRuntime] = [:]
 
     var sessions: [SessionID: LiveSession] = [:]
     var connections: [ConnectionID: Subscriber] = [:]
@@ -32,9 +36,10 @@ public actor SessionHub {
 
     public init(
         user: UserID, runtime: AgentRuntime, store: any SessionCatalog, limits: GatewayConfig,
-        startupStatus: StartupStatus, logger: Logger, inbox: Inbox? = nil
+        startupStatus: StartupStatus, logger: Logger, inbox: Inbox? = nil, switching: ModelSwitching? = nil
     ) {
         self.inbox = inbox
+        self.switching = switching
         self.user = user
         self.runtime = runtime
         self.store = store
@@ -259,6 +264,9 @@ final class LiveSession {
     var lastActivity = ContinuousClock.now
     /// Whether the session was checked for a title since it was loaded.
     var titled = false
+    /// The model chosen with `set_model` (nil: the guest's); read from the store once.
+    var model: (provider: String, model: String)?
+    var modelLoaded = false
 
     init(_ record: SessionRecord) {
         id = record.id

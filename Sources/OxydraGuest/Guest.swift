@@ -115,7 +115,8 @@ public struct Guest {
             store: store, recallLimit: config.memory.enabled ? config.memory.retrieval.topK : nil)
         let hub = SessionHub(
             user: user, runtime: runtime, store: store, limits: config.gateway, startupStatus: status,
-            logger: Logger(label: "oxydra.gateway"), inbox: Inbox(shared: prepared.workspace.shared))
+            logger: Logger(label: "oxydra.gateway"), inbox: Inbox(shared: prepared.workspace.shared),
+            switching: Self.modelSwitching(config, prepared: prepared, selected: model))
 
         let paths = prepared.workspace
         Self.remove(paths.marker)
@@ -194,6 +195,41 @@ public struct Guest {
     }
 
     static func remove(_ path: String) { _ = unlink(path) }
+
+    /// The models of every configured provider that can be used here (it has a key, or is local),
+    /// for `/model`; and how to reach one.
+    static func modelSwitching(_ config: AgentConfig, prepared: PreparedGuest, selected: ModelDescriptor)
+        -> ModelSwitching
+    {
+        var choices: [ModelInfo] = []
+        for (name, entry) in config.providers.registry.sorted(by: { $0.key < $1.key }) {
+            guard let type = entry.providerType else { continue }
+            let usable =
+                CredentialResolver.resolve(
+                    entry, type: type, environment: prepared.environment, keySource: prepared.keySource) != nil
+                || !CredentialResolver.requiresKey(entry, type: type)
+            guard usable else { continue }
+            let catalogProvider = entry.catalogProvider ?? type.defaultCatalogProvider
+            // A local server's models are whatever it serves: only the configured one is known.
+            let local = !CredentialResolver.requiresKey(entry, type: type)
+            var models =
+                local ? [] : prepared.catalog.allModels.filter { $0.provider == catalogProvider && !$0.deprecated }
+            if name == config.selection.provider, !models.contains(where: { $0.id == selected.id }) {
+                models.insert(selected, at: 0)
+            }
+            choices += models.map { SessionHub.info(provider: name, $0) }
+        }
+        return ModelSwitching(choices: choices) { provider, model in
+            var copy = config
+            copy.selection.provider = provider
+            copy.selection.model = model
+            let reached = try ProviderFactory.selected(
+                copy, catalog: prepared.catalog, environment: prepared.environment, keySource: prepared.keySource)
+            var descriptor = try ModelSelection.resolve(copy, catalog: prepared.catalog)
+            if provider == config.selection.provider && model == selected.id.rawValue { descriptor = selected }
+            return (reached, descriptor)
+        }
+    }
 
     /// Waits until the shell daemon answers a `spawn_session`; nil when it does, else why not.
     static func waitForShell(socket: String, timeout: Duration) async -> String? {

@@ -38,6 +38,14 @@ public struct AgentRuntime: Sendable {
         self.store = store
     }
 
+    /// The same runtime (tools, prompt, store, settings) on another provider and model: a session
+    /// switched with `set_model`.
+    public func switched(to provider: any ModelProvider, model: ModelDescriptor) -> AgentRuntime {
+        AgentRuntime(
+            provider: provider, tools: tools, model: model, settings: settings, systemPrompt: systemPrompt,
+            store: store, recallLimit: recallLimit)
+    }
+
     /// The context window used for budgeting.
     var contextTokens: Int {
         model.isSynthetic

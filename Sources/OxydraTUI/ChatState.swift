@@ -90,6 +90,8 @@ public struct ChatState: Sendable {
     public var context: (used: Int, window: Int)?
     /// The tool call Ctrl+O expands (an index into `entries`); the newest call unless moved.
     public var focusedTool: Int?
+    /// The session's model, once the guest said (`/model`).
+    public var model: ModelInfo?
     /// Files to send with the next message (`/attach`, or an image path dropped on the terminal).
     public var attachments: [ClientFrame.FileAttachment] = []
     /// Where `/sessions more` continues the last listing (nil: it was the last page).
@@ -277,7 +279,30 @@ public struct ChatState: Sendable {
                     + (info.archived ? " (archived)" : ""))
         case .sessionDeleted(_, let ref):
             append(.system, "session \(Self.shortID(ref.sessionID)) deleted")
+        case .modelChanged(_, let ref, let info):
+            guard ref.sessionID == session else { return }
+            model = info
+            append(.system, "model for this session: " + Self.describe(info))
+        case .modelList(_, let current, let models):
+            model = current
+            var text =
+                "model: " + Self.describe(current) + "\n/model <name> or /model <provider>/<name> switches; available:"
+            var providers: [String] = []
+            for choice in models where !providers.contains(choice.provider) { providers.append(choice.provider) }
+            for provider in providers {
+                let names = models.filter { $0.provider == provider }.map(\.model)
+                text += "\n  \(provider): " + names.joined(separator: ", ")
+            }
+            append(.system, text)
         }
+    }
+
+    /// `openai/gpt-4o (128k context, images)`.
+    static func describe(_ info: ModelInfo) -> String {
+        var details: [String] = []
+        if let window = info.contextWindow { details.append("\(Renderer.tokens(window)) context") }
+        if info.images { details.append("images") }
+        return "\(info.provider)/\(info.model)" + (details.isEmpty ? "" : " (" + details.joined(separator: ", ") + ")")
     }
 
     /// Short enough for the status bar, long enough to `/switch` to.

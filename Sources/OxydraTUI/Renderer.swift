@@ -251,6 +251,7 @@ public struct Renderer: Sendable {
         case .disconnected(let reason): connection = "✗ " + reason
         }
         var parts = [connection, "session " + (state.session.map(ChatState.shortID) ?? "-")]
+        if let model = state.model { parts.append(model.model) }
         if state.isStreaming {
             var activity = "streaming" + (state.progress.map { ": " + $0 } ?? "")
             if let since = state.turnStartedAt {

@@ -57,6 +57,7 @@ public final class TUIApp: @unchecked Sendable {
         /switch <id>    switch to a session (id or unique prefix)
         /clear          start a new session · /retry sends your last prompt again
         /copy           copy the last answer to the clipboard (OSC 52)
+        /model [name]   this session's model and the choices; with a name (or provider/name), switch
         /attach <path>  send a file or image with your next message (or drop an image on the terminal)
         /detach         remove the attachments
         /rename <title> retitle this session · /archive [id], /unarchive <id> hide or show one
@@ -531,6 +532,12 @@ public final class TUIApp: @unchecked Sendable {
             }
             send(.cancelActiveTurn(requestID: FrameIDs.request(), sessionID: state.session, turnID: state.activeTurn))
         case "/cancelall": send(.cancelAllActiveTurns(requestID: FrameIDs.request()))
+        case "/model":
+            if argument.isEmpty {
+                send(.listModels(requestID: FrameIDs.request()))
+            } else {
+                send(.setModel(requestID: FrameIDs.request(), provider: nil, model: argument))
+            }
         case "/attach":
             guard !argument.isEmpty else {
                 state.append(.error, "usage: /attach <path> (a file or image; it lands in /shared/inbox/)")

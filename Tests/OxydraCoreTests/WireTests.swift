@@ -60,6 +60,12 @@ struct WireTests {
                     activeTurn: TurnRef(turnID: "t", state: .running)),
             ]),
         .sessionList(requestID: "l2", sessions: [], nextCursor: "1700000000000.42", total: 100_000),
+        .modelChanged(
+            requestID: "m", session: session,
+            model: ModelInfo(provider: "anthropic", model: "claude-sonnet-4-5", contextWindow: 200_000, images: true)),
+        .modelList(
+            requestID: "ml", current: ModelInfo(provider: "openai", model: "gpt-4o-mini"),
+            models: [ModelInfo(provider: "openai", model: "gpt-4o", contextWindow: 128_000)]),
         .sessionSwitched(requestID: "s", session: session, activeTurn: nil),
         .history(
             requestID: "g", session: session,
@@ -87,6 +93,9 @@ struct WireTests {
         .healthCheck(requestID: "hc"),
         .createSession(requestID: "cs", displayName: "work", agentName: nil),
         .listSessions(requestID: "ls", includeArchived: true),
+        .setModel(requestID: "sm", provider: nil, model: "gpt-4o"),
+        .setModel(requestID: "sm2", provider: "anthropic", model: "claude-sonnet-4-5"),
+        .listModels(requestID: "lm"),
         .listSessions(requestID: "ls2", includeArchived: false, limit: 20, cursor: "1700000000000.42"),
         .switchSession(requestID: "ss", session: "ab"),
         .getHistory(requestID: "gh", limit: 20),

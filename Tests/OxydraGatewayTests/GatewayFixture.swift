@@ -51,7 +51,7 @@ final class GatewayFixture: Sendable {
 
     static func start(
         limits: (inout GatewayConfig) -> Void = { _ in }, bind: String = "127.0.0.1:0", remoteToken: String? = nil,
-        origins: [String] = [], reusing: (ScriptedModelServer, TemporaryDirectory)? = nil
+        origins: [String] = [], reusing: (ScriptedModelServer, TemporaryDirectory)? = nil, switching: Bool = false
     ) async throws -> GatewayFixture {
         let server: ScriptedModelServer
         if let existing = reusing?.0 { server = existing } else { server = try await ScriptedModelServer.start() }
@@ -70,7 +70,8 @@ final class GatewayFixture: Sendable {
         let hub = SessionHub(
             user: "alice", runtime: runtime, store: store, limits: config.gateway,
             startupStatus: StartupStatus(sandboxTier: .process), logger: logger,
-            inbox: Inbox(shared: try directory.createDirectory("shared")))
+            inbox: Inbox(shared: try directory.createDirectory("shared")),
+            switching: switching ? Self.switching(config) : nil)
         let token = GatewayProtocol.newToken()
         let (ports, portContinuation) = AsyncStream.makeStream(of: Int.self)
         let gateway = GatewayServer(
@@ -88,6 +89,18 @@ final class GatewayFixture: Sendable {
         return GatewayFixture(
             server: server, directory: directory, hub: hub, store: store, port: port, group: group, running: running,
             token: token)
+    }
+
+    /// Two models of the scripted OpenAI provider to switch between.
+    static func switching(_ config: AgentConfig) -> ModelSwitching {
+        let choices = ["gpt-4o-mini", "gpt-4o"].map { ModelInfo(provider: "openai", model: $0) }
+        return ModelSwitching(choices: choices) { provider, model in
+            var copy = config
+            copy.selection.provider = provider
+            copy.selection.model = model
+            let reached = try ProviderFactory.selected(copy, catalog: .builtIn, environment: [:])
+            return (reached, try ModelSelection.resolve(copy, catalog: .builtIn))
+        }
     }
 
     /// A client with the fixture's token, another token, or (`anonymous`) none.

@@ -1,4 +1,5 @@
 import Foundation
+import OxydraCore
 import OxydraTesting
 import Testing
 
@@ -85,6 +86,16 @@ struct TerminalUIRenderingTests {
             let prompt = String(decoding: server.requests.last?.body ?? Data(), as: UTF8.self)
             #expect(prompt.contains(#"alpha\nbeta"#), "\(prompt)")
             #expect(!prompt.contains("first line"), "the first paste was cleared: \(prompt)")
+
+            // /model: the choices, then a switch the next turn uses.
+            tmux.send("/model", "Enter")
+            try await tmux.waitFor("/model <name> or /model")
+            tmux.send("/model gpt-4o", "Enter")
+            try await tmux.waitFor("model for this session: local/gpt-4o (")
+            server.enqueue(.text("switched"))
+            tmux.send("which model?", "Enter")
+            try await tmux.waitFor("switched")
+            #expect(server.requests.last?.json?["model"] == "gpt-4o")
 
             // /attach: the file goes with the next message and lands in /shared/inbox.
             try Data([0x89, 0x50, 0x4E, 0x47, 1, 2]).write(to: URL(fileURLWithPath: project.root + "/shot.png"))

@@ -64,4 +64,8 @@ public protocol SessionCatalog: MemoryStore {
     func archiveSession(_ id: SessionID, archived: Bool) async throws(MemoryError)
     /// Removes the session, its history, its memory chunks and its state in one transaction.
     func deleteSession(_ id: SessionID) async throws(MemoryError)
+    /// The model the session was switched to (`set_model`), if any.
+    func sessionModel(of session: SessionID) async throws(MemoryError) -> (provider: String, model: String)?
+    /// Records (nil: forgets) the session's model.
+    func setSessionModel(_ model: (provider: String, model: String)?, of session: SessionID) async throws(MemoryError)
 }

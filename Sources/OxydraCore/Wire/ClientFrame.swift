@@ -57,6 +57,11 @@ public enum ClientFrame: Sendable, Hashable {
     case archiveSession(requestID: String, session: String, archived: Bool)
     /// Deletes a session: its history, its memory chunks and its state, at once.
     case deleteSession(requestID: String, session: String)
+    /// The model of the connection's session from its next turn: `model`, on `provider` (default:
+    /// the session's provider, then any configured provider whose catalog has the model).
+    case setModel(requestID: String, provider: String?, model: String)
+    /// The session's model and the ones it can switch to.
+    case listModels(requestID: String)
 
     public struct Hello: Sendable, Hashable {
         public var requestID: String
@@ -131,6 +136,8 @@ public enum ClientFrame: Sendable, Hashable {
         case .renameSession: "rename_session"
         case .archiveSession: "archive_session"
         case .deleteSession: "delete_session"
+        case .setModel: "set_model"
+        case .listModels: "list_models"
         }
     }
 
@@ -141,7 +148,8 @@ public enum ClientFrame: Sendable, Hashable {
         case .cancelActiveTurn(let id, _, _), .cancelAllActiveTurns(let id), .healthCheck(let id),
             .createSession(let id, _, _), .listSessions(let id, _, _, _), .switchSession(let id, _),
             .getHistory(let id, _),
-            .renameSession(let id, _, _), .archiveSession(let id, _, _), .deleteSession(let id, _):
+            .renameSession(let id, _, _), .archiveSession(let id, _, _), .deleteSession(let id, _),
+            .setModel(let id, _, _), .listModels(let id):
             id
         }
     }
@@ -191,6 +199,12 @@ public enum ClientFrame: Sendable, Hashable {
             payload = ["request_id": .string(id), "session_id": .string(session), "archived": .bool(archived)]
         case .deleteSession(let id, let session):
             payload = ["request_id": .string(id), "session_id": .string(session)]
+        case .setModel(let id, let provider, let model):
+            payload = .compactObject([
+                "request_id": .string(id), "provider": provider.map(JSONValue.string), "model": .string(model),
+            ])
+        case .listModels(let id):
+            payload = ["request_id": .string(id)]
         }
         return ["type": .string(type), "payload": payload]
     }
@@ -305,10 +319,19 @@ public enum ClientFrame: Sendable, Hashable {
                 archived: try payload.bool("archived", default: true))
         case "delete_session":
             return .deleteSession(requestID: requestID, session: try payload.nonBlankString("session_id"))
+        case "set_model":
+            let provider = try payload.optionalString("provider")
+            if let provider, provider.trimmed.isEmpty {
+                throw WireError("set_model.payload.provider: must not be blank")
+            }
+            return .setModel(requestID: requestID, provider: provider, model: try payload.nonBlankString("model"))
+        case "list_models":
+            return .listModels(requestID: requestID)
         default:
             let known = [
                 "hello", "send_turn", "cancel_active_turn", "cancel_all_active_turns", "health_check", "create_session",
-                "list_sessions", "switch_session", "get_history",
+                "list_sessions", "switch_session", "get_history", "rename_session", "archive_session",
+                "delete_session", "set_model", "list_models",
             ]
             throw WireError(
                 "unknown frame type `\(type)`" + Suggestions.phrase(Suggestions.closest(to: type, in: known))

@@ -115,6 +115,10 @@ extension ServerFrame {
             return ["request_id": .string(id), "session": session.json]
         case .sessionDeleted(let id, let session):
             return ["request_id": .string(id), "session": session.json]
+        case .modelChanged(let id, let session, let model):
+            return ["request_id": .string(id), "session": session.json, "model": model.json]
+        case .modelList(let id, let current, let models):
+            return ["request_id": .string(id), "current": current.json, "models": .array(models.map(\.json))]
         }
     }
 
@@ -232,6 +236,17 @@ extension ServerFrame {
                 session: try SessionInfo(try p.object("session")))
         case "session_deleted":
             return .sessionDeleted(requestID: try p.string("request_id"), session: try SessionRef(p.object("session")))
+        case "model_changed":
+            return .modelChanged(
+                requestID: try p.string("request_id"), session: try SessionRef(p.object("session")),
+                model: try ModelInfo(p.object("model")))
+        case "model_list":
+            var models: [ModelInfo] = []
+            for (index, item) in try p.array("models").enumerated() {
+                models.append(try ModelInfo(FieldReader(item, path: "model_list.payload.models[\(index)]")))
+            }
+            return .modelList(
+                requestID: try p.string("request_id"), current: try ModelInfo(p.object("current")), models: models)
         default:
             throw WireError("unknown server frame type `\(type)`")
         }

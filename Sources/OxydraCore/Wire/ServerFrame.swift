@@ -155,6 +155,35 @@ public struct TurnCompletion: Sendable, Hashable {
     }
 }
 
+/// A model a session can use: the provider (its registry name), the model id, its context window
+/// and whether it takes images.
+public struct ModelInfo: Sendable, Hashable {
+    public var provider: String
+    public var model: String
+    public var contextWindow: Int?
+    public var images: Bool
+
+    public init(provider: String, model: String, contextWindow: Int? = nil, images: Bool = false) {
+        self.provider = provider
+        self.model = model
+        self.contextWindow = contextWindow
+        self.images = images
+    }
+
+    public var json: JSONValue {
+        .compactObject([
+            "provider": .string(provider), "model": .string(model),
+            "context_window": contextWindow.map(JSONValue.integer), "images": .bool(images),
+        ])
+    }
+
+    public init(_ p: FieldReader) throws(WireError) {
+        self.init(
+            provider: try p.string("provider"), model: try p.string("model"),
+            contextWindow: try p.optionalInt("context_window"), images: try p.bool("images", default: false))
+    }
+}
+
 /// Stable error codes of `error` frames.
 public enum GatewayErrorCode: String, Sendable, Hashable, CaseIterable {
     /// The frame is not JSON, has an unknown type or a field of the wrong shape.
@@ -296,6 +325,10 @@ public enum ServerFrame: Sendable, Hashable {
     /// The session after `rename_session` or `archive_session`.
     case sessionUpdated(requestID: String, session: SessionInfo)
     case sessionDeleted(requestID: String, session: SessionRef)
+    /// The session's model changed (to every client on the session).
+    case modelChanged(requestID: String, session: SessionRef, model: ModelInfo)
+    /// The answer to `list_models`.
+    case modelList(requestID: String, current: ModelInfo, models: [ModelInfo])
 
     /// The turn the frame is about, when it is about one.
     public var turnID: TurnID? {
@@ -321,6 +354,8 @@ public enum ServerFrame: Sendable, Hashable {
         case .history: "history"
         case .sessionUpdated: "session_updated"
         case .sessionDeleted: "session_deleted"
+        case .modelChanged: "model_changed"
+        case .modelList: "model_list"
         }
     }
 
@@ -351,7 +386,8 @@ public enum ServerFrame: Sendable, Hashable {
     public var requestID: String? {
         switch self {
         case .helloAck(let id, _, _, _), .sessionCreated(let id, _, _, _), .sessionList(let id, _, _, _),
-            .sessionSwitched(let id, _, _), .history(let id, _, _, _):
+            .sessionSwitched(let id, _, _), .history(let id, _, _, _), .modelChanged(let id, _, _),
+            .modelList(let id, _, _):
             id
         case .healthStatus(let info): info.requestID
         case .error(let info): info.requestID

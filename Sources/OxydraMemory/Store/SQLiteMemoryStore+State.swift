@@ -59,6 +59,30 @@ extension SQLiteMemoryStore {
         }
     }
 
+    // MARK: Model
+
+    public func sessionModel(of session: SessionID) async throws(MemoryError) -> (provider: String, model: String)? {
+        try await read { db in
+            let model = try Self.state(db, session)["model"]
+            guard let provider = model?["provider"]?.stringValue, let id = model?["model"]?.stringValue else {
+                return nil
+            }
+            return (provider, id)
+        }
+    }
+
+    public func setSessionModel(_ model: (provider: String, model: String)?, of session: SessionID)
+        async throws(MemoryError)
+    {
+        let user = self.user
+        let value: JSONValue? = model.map { ["provider": .string($0.provider), "model": .string($0.model)] }
+        try await write { db in
+            var state = try Self.state(db, session)
+            state["model"] = value
+            try Self.saveState(db, session, state, user: user)
+        }
+    }
+
     // MARK: Scratchpad
 
     public static let scratchpadItems = 32
