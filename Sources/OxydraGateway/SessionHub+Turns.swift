@@ -65,12 +65,70 @@ extension SessionHub {
 
     /// An untitled session is named after its first prompt (no model call): its first line,
     /// shortened to 60 characters at a word boundary.
-    func giveTitle(to session: LiveSession, from prompt: String) async {
-        guard !session.titled else { return }
+    /// Returns the title when it gave one (a `[sessions] title_model` may improve it later).
+    @discardableResult
+    func giveTitle(to session: LiveSession, from prompt: String) async -> String? {
+        guard !session.titled else { return nil }
         session.titled = true
         let id = session.id
-        guard let record = try? await store.session(id), record.displayName == nil else { return }
-        try? await store.renameSession(id, to: Self.title(from: prompt))
+        guard let record = try? await store.session(id), record.displayName == nil else { return nil }
+        let title = Self.title(from: prompt)
+        guard (try? await store.renameSession(id, to: title)) != nil else { return nil }
+        return title
+    }
+
+    /// `[sessions] title_model`: asks that model for a short title of the first exchange and
+    /// replaces the prompt's title with it, unless someone renamed the session meanwhile.
+    func improveTitle(of id: SessionID, was title: String, prompt: String, answer: String, runtime: AgentRuntime) async
+    {
+        guard let titleModel else { return }
+        var provider = runtime.provider
+        var model = titleModel
+        if let slash = titleModel.firstIndex(of: "/"), let switching {
+            let prefix = String(titleModel[..<slash])
+            if switching.choices.contains(where: { $0.provider == prefix }),
+                let reached = try? switching.resolve(prefix, String(titleModel[titleModel.index(after: slash)...]))
+            {
+                provider = reached.0
+                model = reached.1.id.rawValue
+            }
+        }
+        let request = ModelRequest(
+            model: ModelID(model),
+            messages: [
+                .system("You name conversations. Answer with a title of at most six words, nothing else."),
+                .user(
+                    "User: \(String(prompt.prefix(2000)))\n\nAssistant: \(String(answer.prefix(2000)))\n\n"
+                        + "A title of at most six words for this conversation, without quotes:"),
+            ], maxOutputTokens: 32)
+        let text: String
+        do {
+            text = try await provider.complete(request).message.content ?? ""
+        } catch {
+            logger.warning("title_model failed; keeping the prompt's title", metadata: ["error": "\(error)"])
+            return
+        }
+        let cleaned = Self.title(from: Self.plainTitle(text))
+        guard cleaned != "untitled", let record = try? await store.session(id), record.displayName == title else {
+            return
+        }
+        try? await store.renameSession(id, to: cleaned)
+        logger.info("session titled", metadata: ["session": "\(id)", "model": "\(model)"])
+    }
+
+    /// A model's title as plain text: the first line, without Markdown marks, quotes or control
+    /// characters.
+    nonisolated static func plainTitle(_ text: String) -> String {
+        let line = text.split(whereSeparator: \.isNewline).first { !$0.trimmed.isEmpty }.map(String.init) ?? ""
+        let kept = line.filter { character in
+            !"\"'`*#_“”‘’".contains(character)
+                && (character.isLetter || character.isNumber || character.isPunctuation || character.isSymbol
+                    || character == " ")
+        }
+        var title = kept.trimmed
+        if title.lowercased().hasPrefix("title:") { title = String(title.dropFirst(6)).trimmed }
+        while let last = title.last, ".:;,".contains(last) { title.removeLast() }
+        return title
     }
 
     public nonisolated static func title(from prompt: String) -> String {
@@ -103,7 +161,7 @@ extension SessionHub {
         }
         session.activeTurn?.state = .running
         publish(.turnStarted(header), to: key.session)
-        await giveTitle(to: session, from: prompt)
+        let newTitle = await giveTitle(to: session, from: prompt)
         logger.info("turn started", metadata: ["session": "\(key.session)", "turn": "\(key.turn)"])
 
         let started = ContinuousClock.now
@@ -133,6 +191,10 @@ extension SessionHub {
             finish(
                 key, header: header, terminal: .turnCompleted(header.with(state: .completed), completion),
                 holdsSlot: true)
+            if let newTitle, titleModel != nil {
+                await improveTitle(
+                    of: key.session, was: newTitle, prompt: prompt, answer: completion.message, runtime: runtime)
+            }
         } catch {
             session.history = nil
             // A cancellation can surface as a transport error when it lands while a request is

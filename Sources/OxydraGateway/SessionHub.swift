@@ -24,6 +24,8 @@ public actor SessionHub {
     let inbox: Inbox?
     /// The other models sessions may switch to (nil: only the guest's own).
     let switching: ModelSwitching?
+    /// `[sessions] title_model`.
+    let titleModel: String?
     /// Runtimes of switched sessions, by provider and model.
     var runtimes: [String: AgentRuntime] = [:]
 
@@ -36,8 +38,10 @@ public actor SessionHub {
 
     public init(
         user: UserID, runtime: AgentRuntime, store: any SessionCatalog, limits: GatewayConfig,
-        startupStatus: StartupStatus, logger: Logger, inbox: Inbox? = nil, switching: ModelSwitching? = nil
+        startupStatus: StartupStatus, logger: Logger, inbox: Inbox? = nil, switching: ModelSwitching? = nil,
+        titleModel: String? = nil
     ) {
+        self.titleModel = titleModel
         self.inbox = inbox
         self.switching = switching
         self.user = user

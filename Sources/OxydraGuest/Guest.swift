@@ -116,7 +116,8 @@ public struct Guest {
         let hub = SessionHub(
             user: user, runtime: runtime, store: store, limits: config.gateway, startupStatus: status,
             logger: Logger(label: "oxydra.gateway"), inbox: Inbox(shared: prepared.workspace.shared),
-            switching: Self.modelSwitching(config, prepared: prepared, selected: model))
+            switching: Self.modelSwitching(config, prepared: prepared, selected: model),
+            titleModel: config.sessions.titleModel)
 
         let paths = prepared.workspace
         Self.remove(paths.marker)

@@ -51,7 +51,8 @@ final class GatewayFixture: Sendable {
 
     static func start(
         limits: (inout GatewayConfig) -> Void = { _ in }, bind: String = "127.0.0.1:0", remoteToken: String? = nil,
-        origins: [String] = [], reusing: (ScriptedModelServer, TemporaryDirectory)? = nil, switching: Bool = false
+        origins: [String] = [], reusing: (ScriptedModelServer, TemporaryDirectory)? = nil, switching: Bool = false,
+        titleModel: String? = nil
     ) async throws -> GatewayFixture {
         let server: ScriptedModelServer
         if let existing = reusing?.0 { server = existing } else { server = try await ScriptedModelServer.start() }
@@ -71,7 +72,7 @@ final class GatewayFixture: Sendable {
             user: "alice", runtime: runtime, store: store, limits: config.gateway,
             startupStatus: StartupStatus(sandboxTier: .process), logger: logger,
             inbox: Inbox(shared: try directory.createDirectory("shared")),
-            switching: switching ? Self.switching(config) : nil)
+            switching: switching ? Self.switching(config) : nil, titleModel: titleModel)
         let token = GatewayProtocol.newToken()
         let (ports, portContinuation) = AsyncStream.makeStream(of: Int.self)
         let gateway = GatewayServer(

@@ -1,9 +1,10 @@
 import Foundation
 import OxydraCore
-import OxydraGateway
 import OxydraMemory
 import OxydraTesting
 import Testing
+
+@testable import OxydraGateway
 
 /// Sessions can be titled, renamed, archived, unarchived and deleted over the gateway.
 @Suite("Session management", .serialized)
@@ -62,6 +63,38 @@ struct SessionManagementTests {
 
     static func failure(_ frame: ServerFrame) -> GatewayErrorInfo? {
         if case .error(let info) = frame { info } else { nil }
+    }
+
+    /// `[sessions] title_model`: after the first answer, that model names the session.
+    @Test func aTitleModelNamesTheSessionAfterItsFirstAnswer() async throws {
+        let fixture = try await GatewayFixture.start(titleModel: "gpt-4o")
+        defer { Teardown.run { await fixture.stop() } }
+        fixture.server.enqueue([.text("Tomatoes by the door."), .text("**Title:** \"Spring garden plans.\"\n")])
+        let (client, session) = try await fixture.connected(newSession: true)
+        client.send(turn("t1", "what should I plant this spring, and where?"))
+        try await client.next(isType("turn_completed"))
+        var title: String?
+        for _ in 0..<100 {
+            title = try await fixture.store.session(session)?.displayName
+            if title == "Spring garden plans" { break }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(title == "Spring garden plans")
+        let request = try #require(fixture.server.requests.last?.json)
+        #expect(request["model"] == "gpt-4o")
+        #expect(fixture.server.requests.count == 2)
+        // Only the first turn of a session asks.
+        fixture.server.enqueue(.text("ok"))
+        client.send(turn("t2", "thanks"))
+        try await client.next(isType("turn_completed"))
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(fixture.server.requests.count == 3)
+    }
+
+    @Test func modelTitlesArePlainText() {
+        #expect(SessionHub.plainTitle("**Title:** \"Spring garden plans.\"") == "Spring garden plans")
+        #expect(SessionHub.plainTitle("\n\n# Budget review\nmore") == "Budget review")
+        #expect(SessionHub.plainTitle("evil\u{1B}[2J title") == "evil[2J title")
     }
 
     @Test func titlesAreShortAndClean() {

@@ -13,6 +13,7 @@ public struct AgentConfig: ConfigSection, Hashable {
     public var catalog = CatalogConfig()
     public var tools = ToolsConfig()
     public var gateway = GatewayConfig()
+    public var sessions = SessionsConfig()
 
     public init() {}
 
@@ -27,6 +28,7 @@ public struct AgentConfig: ConfigSection, Hashable {
             .field("catalog", \.catalog),
             .field("tools", \.tools),
             .field("gateway", \.gateway),
+            .field("sessions", \.sessions),
         ]
     }
 }
@@ -110,6 +112,19 @@ public struct SummarizationConfig: ConfigSection, Hashable {
             .field("target_ratio", \.targetRatio, check: .ratio),
             .field("min_turns", \.minTurns, check: .positive),
         ]
+    }
+}
+
+/// `[sessions]`: how sessions are kept.
+public struct SessionsConfig: ConfigSection, Hashable {
+    /// A model that titles a new session after its first answer (`model` on the selected provider,
+    /// or `provider/model`); unset, the title is the first prompt's first line (no model call).
+    public var titleModel: String?
+
+    public init() {}
+
+    public static var fields: [ConfigField<SessionsConfig>] {
+        [.field("title_model", \.titleModel, check: .nonBlankWhenSet)]
     }
 }
 
