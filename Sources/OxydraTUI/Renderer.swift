@@ -339,7 +339,9 @@ public struct Renderer: Sendable {
     {
         let frame = layout(state, columns: columns, rows: rows, now: now)
         let screen = frame.rows
-        var out = "\u{1B}[?25l"
+        // One synchronized update (DEC mode 2026): terminals that support it show the frame at
+        // once, the others ignore the mode; the cursor is hidden while rows are written either way.
+        var out = "\u{1B}[?2026h\u{1B}[?25l"
         lastScrolled = 0
         if previousSize != (columns, rows) {
             out += "\u{1B}[2J"
@@ -361,7 +363,7 @@ public struct Renderer: Sendable {
         }
         lastRowsWritten = written
         previous = screen
-        out += "\u{1B}[\(frame.cursor.row + 1);\(min(frame.cursor.column, columns - 1) + 1)H\u{1B}[?25h"
+        out += "\u{1B}[\(frame.cursor.row + 1);\(min(frame.cursor.column, columns - 1) + 1)H\u{1B}[?25h\u{1B}[?2026l"
         return out
     }
 
