@@ -135,14 +135,7 @@ struct Highlighter: Sendable {
         }
         let characters = Array(line)
         var out: [Span] = []
-        func emit(_ text: some StringProtocol, _ style: TextStyle) {
-            guard !text.isEmpty else { return }
-            if let last = out.last, last.style == style {
-                out[out.count - 1].text += text
-            } else {
-                out.append(Span(String(text), style))
-            }
-        }
+        func emit(_ text: some StringProtocol, _ style: TextStyle) { out.append(text, style) }
         func matches(_ token: String, at index: Int) -> Bool {
             var position = index
             for character in token {

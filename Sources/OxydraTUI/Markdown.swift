@@ -352,14 +352,7 @@ struct Markdown: Sendable {
     private static func parse(
         _ c: [Character], _ range: Range<Int>, style: TextStyle, color: Bool, into out: inout [Span]
     ) {
-        func emit(_ text: some StringProtocol, _ style: TextStyle) {
-            guard !text.isEmpty else { return }
-            if let last = out.last, last.style == style {
-                out[out.count - 1].text += text
-            } else {
-                out.append(Span(String(text), style))
-            }
-        }
+        func emit(_ text: some StringProtocol, _ style: TextStyle) { out.append(text, style) }
         func run(of character: Character, at index: Int) -> Int {
             var end = index
             while end < range.upperBound, c[end] == character { end += 1 }

@@ -41,6 +41,18 @@ struct Span: Hashable, Sendable {
     }
 }
 
+extension Array where Element == Span {
+    /// Appends `text`, extending the last span when it has the same style.
+    mutating func append(_ text: some StringProtocol, _ style: TextStyle) {
+        guard !text.isEmpty else { return }
+        if let last = self.last, last.style == style {
+            self[count - 1].text += text
+        } else {
+            append(Span(String(text), style))
+        }
+    }
+}
+
 /// Lines of styled text: wrapping to a width and encoding as terminal output.
 enum StyledText {
     /// The line as terminal text: SGR sequences around styled runs when `color`, plain text otherwise.

@@ -21,6 +21,19 @@ struct GlobalOptions: ParsableArguments {
     var context: RunnerContext { RunnerContext(configPath: config, requestedUser: user) }
 }
 
+/// Everything on standard input, or nil when it holds more than `limit` bytes.
+func readStandardInput(limit: Int) -> [UInt8]? {
+    var bytes: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 65_536)
+    while true {
+        let count = read(0, &buffer, buffer.count)
+        if count < 0 && errno == EINTR { continue }
+        if count <= 0 { return bytes }
+        bytes += buffer[..<count]
+        if bytes.count > limit { return nil }
+    }
+}
+
 @main
 struct RunnerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -59,15 +72,9 @@ extension RunnerCommand {
         static let configuration = CommandConfiguration(
             abstract: "Internal: keeps a process-tier guest running ([runner] restart).", shouldDisplay: false)
         func run() throws {
-            var bytes: [UInt8] = []
-            var buffer = [UInt8](repeating: 0, count: 65_536)
-            while true {
-                let count = read(0, &buffer, buffer.count)
-                if count < 0 && errno == EINTR { continue }
-                if count <= 0 { break }
-                bytes += buffer[..<count]
-            }
-            guard let spec = try? JSONDecoder().decode(Supervisor.Spec.self, from: Data(bytes)) else {
+            guard let bytes = readStandardInput(limit: 16 << 20),
+                let spec = try? JSONDecoder().decode(Supervisor.Spec.self, from: Data(bytes))
+            else {
                 StandardStreams.write("runner supervise: expected its instructions on standard input\n", to: 2)
                 throw ExitCode(2)
             }
@@ -189,17 +196,9 @@ extension RunnerCommand {
         func run() async throws {
             var text = prompt
             if prompt == "-" {
-                var bytes: [UInt8] = []
-                var buffer = [UInt8](repeating: 0, count: 65_536)
-                while true {
-                    let count = read(0, &buffer, buffer.count)
-                    if count < 0 && errno == EINTR { continue }
-                    if count <= 0 { break }
-                    bytes += buffer[..<count]
-                    guard bytes.count <= 1 << 20 else {
-                        StandardStreams.write("runner error: the prompt on standard input exceeds 1 MiB\n", to: 2)
-                        throw ExitCode(1)
-                    }
+                guard let bytes = readStandardInput(limit: 1 << 20) else {
+                    StandardStreams.write("runner error: the prompt on standard input exceeds 1 MiB\n", to: 2)
+                    throw ExitCode(1)
                 }
                 text = String(decoding: bytes, as: UTF8.self)
                 if text.hasSuffix("\n") { text.removeLast() }

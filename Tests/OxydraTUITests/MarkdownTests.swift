@@ -163,6 +163,14 @@ struct ChatScreenTests {
     static let ref = SessionRef(userID: "alice", sessionID: "runtime-alice")
     static let header = TurnHeader(requestID: "r", session: ref, turn: TurnRef(turnID: "t", state: .running))
 
+    /// A plain-text state on the session with a turn running.
+    static func connected() -> ChatState {
+        var state = ChatState(user: "alice", color: false)
+        state.apply(.helloAck(requestID: "h", protocolVersion: 1, session: ref, activeTurn: nil))
+        state.activeTurn = "t"
+        return state
+    }
+
     /// A conversation of about 200 screen lines.
     static func conversation(color: Bool) -> ChatState {
         var state = ChatState(user: "alice", color: color)
@@ -249,9 +257,7 @@ struct ChatScreenTests {
     }
 
     @Test func toolCallsAreOneLineThatExpands() {
-        var state = ChatState(user: "alice", color: false)
-        state.apply(.helloAck(requestID: "h", protocolVersion: 1, session: Self.ref, activeTurn: nil))
-        state.activeTurn = "t"
+        var state = Self.connected()
         state.apply(
             .toolCall(
                 Self.header,
@@ -298,9 +304,7 @@ struct ChatScreenTests {
     }
 
     @Test func theStatusBarCountsAndMeasures() {
-        var state = ChatState(user: "alice", color: false)
-        state.apply(.helloAck(requestID: "h", protocolVersion: 1, session: Self.ref, activeTurn: nil))
-        state.activeTurn = "t"
+        var state = Self.connected()
         state.apply(
             .turnCompleted(
                 Self.header,

@@ -503,14 +503,8 @@ struct GuestEndToEndTests {
 
     @Test func theTerminalUIUnderTmux() async throws {
         try await Project.withGuest { project, server in
-            let session = "oxydra-test-\(getpid())"
-            let environment = project.environment.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
-            let runner = ChildProcess.path(of: "runner")
-            let command = "cd \(project.root) && env -i \(environment) TERM=xterm-256color \(runner) --tui"
-            let tmux = Tmux(session: session)
-            try tmux.start(command, columns: 80, rows: 24)
+            let tmux = try await Tmux.terminalUI(project, columns: 80, rows: 24)
             defer { tmux.kill() }
-            try await tmux.waitFor("● connected")
 
             server.enqueue(.text("Hello from the **scripted** model\n```swift\nlet x = 1\n```"))
             tmux.send("hello tui", "Enter")
@@ -601,6 +595,24 @@ struct GuestEndToEndTests {
 /// A detached tmux session running one command.
 struct Tmux {
     let session: String
+
+    /// `runner --tui` for the project's running guest, connected (`environment`: more variables).
+    static func terminalUI(_ project: Project, columns: Int, rows: Int, environment extra: String = "")
+        async throws -> Tmux
+    {
+        let environment = project.environment.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+        let command =
+            "cd \(project.root) && env -i \(environment) TERM=xterm-256color \(extra) \(ChildProcess.path(of: "runner")) --tui"
+        let tmux = Tmux(session: "oxydra-tui-\(getpid())-\(columns)")
+        try tmux.start(command, columns: columns, rows: rows)
+        do {
+            try await tmux.waitFor("● connected")
+        } catch {
+            tmux.kill()
+            throw error
+        }
+        return tmux
+    }
 
     func start(_ command: String, columns: Int, rows: Int) throws {
         let status = run(["new-session", "-d", "-s", session, "-x", "\(columns)", "-y", "\(rows)", command])

@@ -30,14 +30,8 @@ struct TerminalUIRenderingTests {
             try FileManager.default.createDirectory(
                 atPath: project.workspace + "/shared", withIntermediateDirectories: true)
             try "hello\n".write(toFile: project.workspace + "/shared/notes.md", atomically: true, encoding: .utf8)
-            let session = "oxydra-render-\(getpid())"
-            let environment = project.environment.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
-            let runner = ChildProcess.path(of: "runner")
-            let command = "cd \(project.root) && env -i \(environment) TERM=xterm-256color NO_COLOR=1 \(runner) --tui"
-            let tmux = Tmux(session: session)
-            try tmux.start(command, columns: 50, rows: 30)
+            let tmux = try await Tmux.terminalUI(project, columns: 50, rows: 30, environment: "NO_COLOR=1")
             defer { tmux.kill() }
-            try await tmux.waitFor("● connected")
 
             server.enqueue(.text(Self.answer))
             tmux.send("show me", "Enter")
