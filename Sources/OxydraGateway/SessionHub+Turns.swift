@@ -181,7 +181,8 @@ extension SessionHub {
                 message: result.answer.content ?? "", finishReason: result.finishReason.map { "\($0)" },
                 usage: result.usage, costUSD: result.cost, providerCalls: result.providerCalls,
                 durationMilliseconds: Self.milliseconds(ContinuousClock.now - started),
-                contextTokens: result.contextTokens, contextWindow: result.contextWindow)
+                contextTokens: result.contextTokens, contextWindow: result.contextWindow, provider: result.provider,
+                model: result.model)
             logger.info(
                 "turn completed",
                 metadata: [
@@ -428,6 +429,9 @@ extension ProgressInfo {
         case .providerRetry:
             self.init(
                 kind: "provider_retry", message: progress.message, turn: progress.turn, maxTurns: progress.maxTurns)
+        case .providerFailover:
+            self.init(
+                kind: "provider_failover", message: progress.message, turn: progress.turn, maxTurns: progress.maxTurns)
         case .toolExecution(let names):
             self.init(
                 kind: "tool_execution", toolNames: names, message: progress.message, turn: progress.turn,

@@ -106,13 +106,30 @@ public struct Guest {
         let tools = BuiltInTools.registry(
             workspace: workspace, config: config, environment: prepared.environment, extra: extraTools,
             secrets: prepared.gatewayTokens)
+        var fallbacks: [FallbackModel] = []
+        for (index, fallback) in config.selection.fallbacks.enumerated() {
+            var copy = config
+            copy.selection.provider = fallback.provider
+            copy.selection.model = fallback.model
+            do {
+                let reached = try ProviderFactory.selected(
+                    copy, catalog: prepared.catalog, environment: prepared.environment, keySource: prepared.keySource)
+                fallbacks.append(
+                    FallbackModel(provider: reached, model: try ModelSelection.resolve(copy, catalog: prepared.catalog))
+                )
+            } catch {
+                throw GuestStartError(
+                    "selection.fallbacks[\(index)] (\(fallback.provider)/\(fallback.model)): \(error)")
+            }
+        }
         let finalStatus = status
         let runtime = AgentRuntime(
             provider: provider, tools: tools, model: model, settings: RuntimeSettings(config.runtime),
             systemPrompt: SystemPrompt.build(
                 tools: tools.declarations, memoryEnabled: config.memory.enabled,
                 shellAvailable: status.shellAvailable, operatorText: prepared.operatorPrompt),
-            store: store, recallLimit: config.memory.enabled ? config.memory.retrieval.topK : nil)
+            store: store, recallLimit: config.memory.enabled ? config.memory.retrieval.topK : nil,
+            fallbacks: fallbacks, failover: FailoverState(cooldown: .seconds(config.reliability.failoverCooldownSecs)))
         let hub = SessionHub(
             user: user, runtime: runtime, store: store, limits: config.gateway, startupStatus: status,
             logger: Logger(label: "oxydra.gateway"), inbox: Inbox(shared: prepared.workspace.shared),

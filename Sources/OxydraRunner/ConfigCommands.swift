@@ -52,6 +52,23 @@ public enum ConfigCommands {
                 if !catalogFiles.isEmpty { out.append("ok: model catalog (\(catalogFiles.joined(separator: ", ")))") }
                 let model = try ModelSelection.resolve(agent.config, catalog: catalog)
                 out.append("ok: model \(Describe.model(model, provider: agent.config.selection.provider))")
+                for (index, fallback) in agent.config.selection.fallbacks.enumerated() {
+                    var copy = agent.config
+                    copy.selection.provider = fallback.provider
+                    copy.selection.model = fallback.model
+                    do {
+                        let resolved = try ModelSelection.resolve(copy, catalog: catalog)
+                        if let (name, entry, type) = copy.selectedProvider {
+                            _ = try CredentialResolver.require(
+                                name, entry: entry, type: type, environment: context.environment,
+                                keySource: agent.source(of: ["providers", "registry", name, "api_key"]))
+                        }
+                        out.append("ok: fallback \(index + 1) \(Describe.model(resolved, provider: fallback.provider))")
+                    } catch {
+                        errors.append(
+                            "selection.fallbacks[\(index)] (\(fallback.provider)/\(fallback.model)): \(error)")
+                    }
+                }
             } catch let error as CatalogError {
                 errors.append(error.description)
             } catch {

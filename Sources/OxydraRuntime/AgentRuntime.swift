@@ -23,12 +23,19 @@ public struct AgentRuntime: Sendable {
     /// Snippets recalled from memory before each provider call (`memory.retrieval.top_k`); nil
     /// when memory retrieval is off.
     public let recallLimit: Int?
+    /// Tried in order when the provider fails before any output (`selection.fallbacks`).
+    public let fallbacks: [FallbackModel]
+    /// Which providers failed recently, shared by the runtimes of a guest.
+    public let failover: FailoverState
     private let calibrations = CalibrationTable()
 
     public init(
         provider: any ModelProvider, tools: any ToolExecutor, model: ModelDescriptor, settings: RuntimeSettings,
-        systemPrompt: String, store: (any MemoryStore)? = nil, recallLimit: Int? = nil
+        systemPrompt: String, store: (any MemoryStore)? = nil, recallLimit: Int? = nil,
+        fallbacks: [FallbackModel] = [], failover: FailoverState = FailoverState(cooldown: .seconds(60))
     ) {
+        self.fallbacks = fallbacks
+        self.failover = failover
         self.recallLimit = recallLimit
         self.provider = provider
         self.tools = tools
@@ -43,7 +50,7 @@ public struct AgentRuntime: Sendable {
     public func switched(to provider: any ModelProvider, model: ModelDescriptor) -> AgentRuntime {
         AgentRuntime(
             provider: provider, tools: tools, model: model, settings: settings, systemPrompt: systemPrompt,
-            store: store, recallLimit: recallLimit)
+            store: store, recallLimit: recallLimit, fallbacks: fallbacks, failover: failover)
     }
 
     /// The context window used for budgeting.
@@ -67,6 +74,7 @@ public struct AgentRuntime: Sendable {
         var providerCalls = 0
         var recentCalls: [String] = []
         var contextUsed: Int?
+        var answeredBy = (provider: provider.id.rawValue, model: model)
 
         while true {
             if Task.isCancelled { throw RuntimeError.cancelled }
@@ -85,7 +93,7 @@ public struct AgentRuntime: Sendable {
                 state.messages, session: session, turn: providerCalls, events: events)
             let response: ModelResponse
             do {
-                response = try await stream(request, call: providerCalls, events: events)
+                (response, answeredBy) = try await stream(request, call: providerCalls, events: events)
             } catch let error as StreamCancelled {
                 if !error.partialText.isEmpty {
                     try await state.appendAfterCancellation(.assistant(error.partialText), to: session, store: store)
@@ -105,7 +113,7 @@ public struct AgentRuntime: Sendable {
                     promptTokens: (usage.promptTokens ?? 0) + (update.promptTokens ?? 0),
                     completionTokens: (usage.completionTokens ?? 0) + (update.completionTokens ?? 0),
                     totalTokens: (usage.totalTokens ?? 0) + (update.effectiveTotal ?? 0))
-                if let pricing = model.pricing { cost = (cost ?? 0) + pricing.cost(of: update) }
+                if let pricing = answeredBy.model.pricing { cost = (cost ?? 0) + pricing.cost(of: update) }
             }
             await events(.usage(usage, cost: cost))
 
@@ -114,7 +122,9 @@ public struct AgentRuntime: Sendable {
             if answer.toolCalls.isEmpty {
                 return TurnResult(
                     messages: state.added, answer: answer, usage: usage, cost: cost, providerCalls: providerCalls,
-                    finishReason: response.finishReason, contextTokens: contextUsed, contextWindow: contextTokens)
+                    finishReason: response.finishReason, contextTokens: contextUsed,
+                    contextWindow: answeredBy.model.capabilities.contextTokens, provider: answeredBy.provider,
+                    model: answeredBy.model.id.rawValue)
             }
 
             // Limits that stop before tools run still leave a result for every call.
@@ -170,16 +180,61 @@ public struct AgentRuntime: Sendable {
 
     /// Streams one response, forwarding text and reasoning as they arrive. Text deltas that
     /// arrived together (in one network read) are forwarded as one; none waits for the network.
+    /// One provider call: on the provider, or — when it fails before any output with an error a
+    /// retry could not fix — on the fallbacks in order. A provider that failed is skipped for the
+    /// cool-down while another is available. Returns who answered.
     private func stream(_ request: ModelRequest, call: Int, events: @Sendable (RuntimeEvent) async -> Void)
-        async throws -> ModelResponse
+        async throws -> (ModelResponse, (provider: String, model: ModelDescriptor))
     {
-        guard model.capabilities.streaming else { return try await provider.complete(request) }
+        let candidates = [FallbackModel(provider: provider, model: model)] + fallbacks
+        guard candidates.count > 1 else {
+            var emitted = false
+            return (
+                try await attempt(request, on: candidates[0], call: call, events: events, emitted: &emitted),
+                (provider.id.rawValue, model)
+            )
+        }
+        let ordered = failover.order(candidates)
+        for (index, candidate) in ordered.enumerated() {
+            var request = request
+            request.model = candidate.model.id
+            var emitted = false
+            do {
+                let response = try await attempt(request, on: candidate, call: call, events: events, emitted: &emitted)
+                return (response, (candidate.provider.id.rawValue, candidate.model))
+            } catch let error as ProviderError where !emitted && error.failsOver && index + 1 < ordered.count {
+                failover.failed(candidate)
+                let next = ordered[index + 1]
+                await events(
+                    .progress(
+                        TurnProgress(
+                            kind: .providerFailover(from: candidate.name, to: next.name),
+                            message: "[\(call)/\(settings.maxTurns)] \(candidate.name) failed (\(error.shortReason)); "
+                                + "continuing on \(next.name)", turn: call, maxTurns: settings.maxTurns)))
+            } catch let error as ProviderError where !emitted && error.failsOver {
+                failover.failed(candidate)
+                throw error
+            }
+        }
+        throw CancellationError()
+    }
+
+    private func attempt(
+        _ request: ModelRequest, on candidate: FallbackModel, call: Int,
+        events: @Sendable (RuntimeEvent) async -> Void, emitted: inout Bool
+    ) async throws -> ModelResponse {
+        let provider = candidate.provider
+        guard candidate.model.capabilities.streaming else { return try await provider.complete(request) }
         var builder = ModelResponseBuilder()
         var held = ""
         do {
             var iterator = provider.stream(request).makeAsyncIterator()
             while let event = try await iterator.next() {
                 try builder.add(event, provider: provider.id)
+                switch event {
+                case .textDelta, .reasoningDelta, .toolCallDelta: emitted = true
+                default: break
+                }
                 if case .textDelta(let text) = event {
                     held += text
                     if iterator.hasBufferedEvent { continue }

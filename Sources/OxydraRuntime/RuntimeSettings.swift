@@ -1,4 +1,5 @@
 import OxydraCore
+import Synchronization
 
 /// The limits of one turn, from `[runtime]`.
 public struct RuntimeSettings: Sendable, Hashable {
@@ -51,6 +52,8 @@ public struct TurnProgress: Sendable, Hashable {
         case providerCall
         /// The provider failed before any output; attempt `attempt` follows after the wait.
         case providerRetry(attempt: Int, maxAttempts: Int, waitMilliseconds: Int)
+        /// The provider failed before any output; the call continues on the next fallback.
+        case providerFailover(from: String, to: String)
         case toolExecution(names: [String])
         case toolHeartbeat(names: [String], elapsedSeconds: Int)
         case summarizing
@@ -78,4 +81,49 @@ public struct TurnResult: Sendable, Hashable {
     /// the provider reports no usage) and the window they count against.
     public var contextTokens: Int?
     public var contextWindow: Int?
+    /// Who gave the answer (a fallback when the primary failed): registry name and model id.
+    public var provider: String?
+    public var model: String?
+}
+
+/// A provider and model a turn can continue on (`selection.fallbacks`).
+public struct FallbackModel: Sendable {
+    public var provider: any ModelProvider
+    public var model: ModelDescriptor
+
+    public init(provider: any ModelProvider, model: ModelDescriptor) {
+        self.provider = provider
+        self.model = model
+    }
+
+    /// `openai/gpt-4o-mini`.
+    public var name: String { provider.id.rawValue + "/" + model.id.rawValue }
+}
+
+/// Providers that failed over recently: skipped for `cooldown` while another one is available.
+public final class FailoverState: Sendable {
+    let cooldown: Duration
+    private let failedAt = Mutex<[String: ContinuousClock.Instant]>([:])
+
+    public init(cooldown: Duration) { self.cooldown = cooldown }
+
+    func failed(_ candidate: FallbackModel) {
+        failedAt.withLock { $0[candidate.name] = .now }
+    }
+
+    /// The candidates in order, those cooling down after the others (so a turn still gets one).
+    func order(_ candidates: [FallbackModel]) -> [FallbackModel] {
+        let now = ContinuousClock.now
+        let cooling = failedAt.withLock { table in
+            Set(candidates.map(\.name).filter { name in table[name].map { now - $0 < cooldown } ?? false })
+        }
+        return candidates.filter { !cooling.contains($0.name) } + candidates.filter { cooling.contains($0.name) }
+    }
+}
+
+extension ProviderError {
+    /// Worth trying another provider for: the failures retries are for (refused or lost
+    /// connection, timeout, 429, 5xx) — which the provider's own retries did not fix — but not a
+    /// prompt too long for the model.
+    var failsOver: Bool { isRetryable && !mentionsContextLimit }
 }

@@ -37,7 +37,10 @@ struct WireTests {
                 usage: Usage(promptTokens: 3, completionTokens: 4, totalTokens: 7),
                 costUSD: 0.0123, providerCalls: 2, durationMilliseconds: 1500)),
         .turnCompleted(
-            header, TurnCompletion(message: "m", providerCalls: 1, contextTokens: 1200, contextWindow: 128_000)),
+            header,
+            TurnCompletion(
+                message: "m", providerCalls: 1, contextTokens: 1200, contextWindow: 128_000, provider: "backup",
+                model: "claude-haiku-4-5")),
         .turnCancelled(header),
         .error(
             GatewayErrorInfo(

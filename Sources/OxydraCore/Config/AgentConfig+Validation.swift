@@ -56,6 +56,17 @@ extension AgentConfig {
                     ?? "add [providers.registry.\(ConfigPath.renderKey(selection.provider))] with a provider_type")
         }
 
+        for (index, fallback) in selection.fallbacks.enumerated()
+        where !fallback.provider.isEmpty && providers.registry[fallback.provider] == nil {
+            let known = providers.registry.keys.sorted()
+            diagnostics.report(
+                ["selection", "fallbacks"],
+                "selection.fallbacks[\(index)].provider \(ConfigPath.quoted(fallback.provider)) is not a configured "
+                    + "provider (known: \(known.joined(separator: ", ")))",
+                source: diagnostics.source(of: ["selection", "fallbacks"]),
+                hint: Suggestions.question(Suggestions.closest(to: fallback.provider, in: known, limit: 1)))
+        }
+
         if reliability.backoffBaseMs > reliability.backoffMaxMs {
             diagnostics.report(
                 ["reliability"],

@@ -38,6 +38,9 @@ public struct SelectionConfig: ConfigSection, Hashable {
     /// A provider registry name (`openai`, `anthropic`, `gemini` or a `[providers.registry.<name>]`).
     public var provider = "openai"
     public var model = "gpt-4o-mini"
+    /// Tried in order when the provider fails before any output (refused connection, 5xx, 429
+    /// after its own retries, timeout).
+    public var fallbacks: [Fallback] = []
 
     public init() {}
 
@@ -45,6 +48,27 @@ public struct SelectionConfig: ConfigSection, Hashable {
         [
             .field("provider", \.provider, check: .nonBlank),
             .field("model", \.model, check: .nonBlank),
+            .field("fallbacks", \.fallbacks),
+        ]
+    }
+}
+
+/// One `[[selection.fallbacks]]` (or `fallbacks = [{provider = "…", model = "…"}]`).
+public struct Fallback: ConfigSection, Hashable {
+    public var provider = ""
+    public var model = ""
+
+    public init() {}
+
+    public init(provider: String, model: String) {
+        self.provider = provider
+        self.model = model
+    }
+
+    public static var fields: [ConfigField<Fallback>] {
+        [
+            .field("provider", \.provider, required: true, check: .nonBlank),
+            .field("model", \.model, required: true, check: .nonBlank),
         ]
     }
 }
@@ -209,6 +233,8 @@ public struct ReliabilityConfig: ConfigSection, Hashable {
     public var backoffMaxMs = 2000
     /// Randomise each backoff delay (full jitter) to spread retries of many clients.
     public var jitter = false
+    /// A provider that failed over is skipped this long (while another is available).
+    public var failoverCooldownSecs = 60
 
     public init() {}
 
@@ -218,6 +244,7 @@ public struct ReliabilityConfig: ConfigSection, Hashable {
             .field("backoff_base_ms", \.backoffBaseMs, check: .positive),
             .field("backoff_max_ms", \.backoffMaxMs, check: .positive),
             .field("jitter", \.jitter),
+            .field("failover_cooldown_secs", \.failoverCooldownSecs, check: .positive),
         ]
     }
 }

@@ -80,6 +80,8 @@ extension ServerFrame {
                         "duration_ms": .integer(completion.durationMilliseconds),
                         "context_tokens": completion.contextTokens.map(JSONValue.integer),
                         "context_window": completion.contextWindow.map(JSONValue.integer),
+                        "provider": completion.provider.map(JSONValue.string),
+                        "model": completion.model.map(JSONValue.string),
                     ])
                 )
             ])
@@ -187,7 +189,8 @@ extension ServerFrame {
                     providerCalls: try response.optionalInt("provider_calls") ?? 0,
                     durationMilliseconds: try response.optionalInt("duration_ms") ?? 0,
                     contextTokens: try response.optionalInt("context_tokens"),
-                    contextWindow: try response.optionalInt("context_window")))
+                    contextWindow: try response.optionalInt("context_window"),
+                    provider: try response.optionalString("provider"), model: try response.optionalString("model")))
         case "error":
             let code = try p.optionalString("code") ?? GatewayErrorCode.internalError.rawValue
             return .error(

@@ -139,11 +139,17 @@ public struct TurnCompletion: Sendable, Hashable {
     /// answer), and the model's context window: a client's context meter.
     public var contextTokens: Int?
     public var contextWindow: Int?
+    /// Who answered (registry name and model id): a fallback's when the primary failed.
+    public var provider: String?
+    public var model: String?
 
     public init(
         message: String, finishReason: String? = nil, usage: Usage? = nil, costUSD: Double? = nil,
-        providerCalls: Int = 1, durationMilliseconds: Int = 0, contextTokens: Int? = nil, contextWindow: Int? = nil
+        providerCalls: Int = 1, durationMilliseconds: Int = 0, contextTokens: Int? = nil, contextWindow: Int? = nil,
+        provider: String? = nil, model: String? = nil
     ) {
+        self.provider = provider
+        self.model = model
         self.contextTokens = contextTokens
         self.contextWindow = contextWindow
         self.message = message

@@ -60,6 +60,26 @@ public struct AnthropicProvider: WireProvider {
         return setup.encode(.object(body))
     }
 
+    /// A tool call id as Anthropic accepts it (`^[a-zA-Z0-9_-]+$`): ids another provider made
+    /// (`call.1/x` from an OpenAI-compatible server, after a failover or a `/model` switch) get
+    /// their other characters replaced and a hash of the original, so two ids never collide.
+    static func wireID(_ id: String) -> String {
+        let valid =
+            !id.isEmpty
+            && id.utf8.allSatisfy { byte in
+                (0x30...0x39).contains(byte) || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte)
+                    || byte == 0x5F || byte == 0x2D
+            }
+        guard !valid else { return id }
+        let kept = String(
+            id.unicodeScalars.map { scalar in
+                scalar.isASCII && (scalar.properties.isAlphabetic || ("0"..."9").contains(scalar))
+                    ? Character(scalar) : "_"
+            })
+        let hash = String(StableHash.fnv1a(id.utf8) & 0xFFFF_FFFF, radix: 16)
+        return String(kept.prefix(48)) + "_" + hash
+    }
+
     static func blocks(for message: Message, provider: ProviderID) throws(ProviderError) -> [JSONValue] {
         var blocks: [JSONValue] = []
         switch message.role {
@@ -68,7 +88,8 @@ public struct AnthropicProvider: WireProvider {
                 throw .requestFailed(provider: provider, message: "a tool result has no tool_call_id")
             }
             blocks.append([
-                "type": "tool_result", "tool_use_id": .string(callID), "content": .string(message.content ?? ""),
+                "type": "tool_result", "tool_use_id": .string(wireID(callID)),
+                "content": .string(message.content ?? ""),
             ])
         default:
             if let text = message.content, !text.trimmed.isEmpty {
@@ -90,7 +111,9 @@ public struct AnthropicProvider: WireProvider {
                 case .json(let value) where value.objectValue != nil: input = value
                 default: input = ["invalid_arguments": .string(call.arguments.text)]
                 }
-                blocks.append(["type": "tool_use", "id": .string(call.id), "name": .string(call.name), "input": input])
+                blocks.append([
+                    "type": "tool_use", "id": .string(wireID(call.id)), "name": .string(call.name), "input": input,
+                ])
             }
         }
         return blocks
