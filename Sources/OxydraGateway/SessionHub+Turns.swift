@@ -432,6 +432,9 @@ extension ProgressInfo {
         case .providerFailover:
             self.init(
                 kind: "provider_failover", message: progress.message, turn: progress.turn, maxTurns: progress.maxTurns)
+        case .budgetWarning:
+            self.init(
+                kind: "budget_warning", message: progress.message, turn: progress.turn, maxTurns: progress.maxTurns)
         case .toolExecution(let names):
             self.init(
                 kind: "tool_execution", toolNames: names, message: progress.message, turn: progress.turn,

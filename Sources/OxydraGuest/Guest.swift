@@ -129,7 +129,10 @@ public struct Guest {
                 tools: tools.declarations, memoryEnabled: config.memory.enabled,
                 shellAvailable: status.shellAvailable, operatorText: prepared.operatorPrompt),
             store: store, recallLimit: config.memory.enabled ? config.memory.retrieval.topK : nil,
-            fallbacks: fallbacks, failover: FailoverState(cooldown: .seconds(config.reliability.failoverCooldownSecs)))
+            fallbacks: fallbacks, failover: FailoverState(cooldown: .seconds(config.reliability.failoverCooldownSecs)),
+            budget: Budget(
+                limits: config.budget.stricter(prepared.envelope.runtimePolicy?.budget ?? BudgetConfig()),
+                ledger: store))
         let hub = SessionHub(
             user: user, runtime: runtime, store: store, limits: config.gateway, startupStatus: status,
             logger: Logger(label: "oxydra.gateway"), inbox: Inbox(shared: prepared.workspace.shared),

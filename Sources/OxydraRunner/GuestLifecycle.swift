@@ -260,9 +260,11 @@ public enum GuestLifecycle {
         if let value = target.userConfig.resources.maxVCPUs { resources["max_vcpus"] = value }
         if let value = target.userConfig.resources.maxMemoryMiB { resources["max_memory_mib"] = value }
         if let value = target.userConfig.resources.maxProcesses { resources["max_processes"] = value }
-        return BootstrapEnvelope.RuntimePolicy(
+        var policy = BootstrapEnvelope.RuntimePolicy(
             mounts: resolved, resources: resources, credentialRefs: target.userConfig.credentialRefs,
             protectedPaths: protected)
+        policy.budget = target.userConfig.budget
+        return policy
     }
 
     static func statusLines(_ health: GuestHealth, target: UserTarget, context: RunnerContext) -> [String] {

@@ -27,13 +27,17 @@ public struct AgentRuntime: Sendable {
     public let fallbacks: [FallbackModel]
     /// Which providers failed recently, shared by the runtimes of a guest.
     public let failover: FailoverState
+    /// Spending limits and the usage ledger (nil: nothing recorded, no limits).
+    public let budget: Budget?
     private let calibrations = CalibrationTable()
 
     public init(
         provider: any ModelProvider, tools: any ToolExecutor, model: ModelDescriptor, settings: RuntimeSettings,
         systemPrompt: String, store: (any MemoryStore)? = nil, recallLimit: Int? = nil,
-        fallbacks: [FallbackModel] = [], failover: FailoverState = FailoverState(cooldown: .seconds(60))
+        fallbacks: [FallbackModel] = [], failover: FailoverState = FailoverState(cooldown: .seconds(60)),
+        budget: Budget? = nil
     ) {
+        self.budget = budget
         self.fallbacks = fallbacks
         self.failover = failover
         self.recallLimit = recallLimit
@@ -50,7 +54,7 @@ public struct AgentRuntime: Sendable {
     public func switched(to provider: any ModelProvider, model: ModelDescriptor) -> AgentRuntime {
         AgentRuntime(
             provider: provider, tools: tools, model: model, settings: settings, systemPrompt: systemPrompt,
-            store: store, recallLimit: recallLimit, fallbacks: fallbacks, failover: failover)
+            store: store, recallLimit: recallLimit, fallbacks: fallbacks, failover: failover, budget: budget)
     }
 
     /// The context window used for budgeting.
@@ -92,8 +96,10 @@ public struct AgentRuntime: Sendable {
             let (request, estimated) = try await prepareRequest(
                 state.messages, session: session, turn: providerCalls, events: events)
             let response: ModelResponse
+            var reservation: Budget.Reservation?
             do {
-                (response, answeredBy) = try await stream(request, call: providerCalls, events: events)
+                (response, answeredBy, reservation) = try await budgetedStream(
+                    request, estimatedPrompt: estimated, call: providerCalls, events: events)
             } catch let error as StreamCancelled {
                 if !error.partialText.isEmpty {
                     try await state.appendAfterCancellation(.assistant(error.partialText), to: session, store: store)
@@ -105,6 +111,24 @@ public struct AgentRuntime: Sendable {
                     unlisted: model.isSynthetic)
             }
             if let reported = response.usage?.promptTokens { learn(session, estimated: estimated, reported: reported) }
+            if let budget, let reservation {
+                // As reported; estimated only when the provider reported nothing.
+                let spent =
+                    response.usage
+                    ?? Usage(
+                        promptTokens: estimated, completionTokens: (response.message.content?.utf8.count ?? 0) / 4)
+                let record = UsageRecord(
+                    session: session, at: budget.now(), provider: answeredBy.provider,
+                    model: answeredBy.model.id.rawValue, usage: spent,
+                    costUSD: answeredBy.model.pricing?.cost(of: spent))
+                if let warning = await budget.settle(reservation, record: record) {
+                    await events(
+                        .progress(
+                            TurnProgress(
+                                kind: .budgetWarning, message: "[\(providerCalls)/\(settings.maxTurns)] \(warning)",
+                                turn: providerCalls, maxTurns: settings.maxTurns)))
+                }
+            }
             contextUsed =
                 (response.usage?.promptTokens ?? estimated)
                 + (response.usage?.completionTokens ?? (response.message.content?.utf8.count ?? 0) / 4)
@@ -180,6 +204,30 @@ public struct AgentRuntime: Sendable {
 
     /// Streams one response, forwarding text and reasoning as they arrive. Text deltas that
     /// arrived together (in one network read) are forwarded as one; none waits for the network.
+    /// A provider call with its worst case reserved in the budget first (the reservation is
+    /// released when the call fails, settled by the caller otherwise).
+    private func budgetedStream(
+        _ request: ModelRequest, estimatedPrompt: Int, call: Int, events: @Sendable (RuntimeEvent) async -> Void
+    ) async throws -> (ModelResponse, (provider: String, model: ModelDescriptor), Budget.Reservation?) {
+        guard let budget else {
+            let (response, answeredBy) = try await stream(request, call: call, events: events)
+            return (response, answeredBy, nil)
+        }
+        let worst =
+            model.pricing?.cost(
+                of: Usage(
+                    promptTokens: estimatedPrompt,
+                    completionTokens: request.maxOutputTokens ?? model.capabilities.outputTokens)) ?? 0
+        let reservation = try await budget.reserve(worst)
+        do {
+            let (response, answeredBy) = try await stream(request, call: call, events: events)
+            return (response, answeredBy, reservation)
+        } catch {
+            await budget.release(reservation)
+            throw error
+        }
+    }
+
     /// One provider call: on the provider, or — when it fails before any output with an error a
     /// retry could not fix — on the fallbacks in order. A provider that failed is skipped for the
     /// cool-down while another is available. Returns who answered.

@@ -54,6 +54,8 @@ public struct TurnProgress: Sendable, Hashable {
         case providerRetry(attempt: Int, maxAttempts: Int, waitMilliseconds: Int)
         /// The provider failed before any output; the call continues on the next fallback.
         case providerFailover(from: String, to: String)
+        /// A spending limit passed 80 %.
+        case budgetWarning
         case toolExecution(names: [String])
         case toolHeartbeat(names: [String], elapsedSeconds: Int)
         case summarizing

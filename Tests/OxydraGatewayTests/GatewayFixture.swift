@@ -52,7 +52,7 @@ final class GatewayFixture: Sendable {
     static func start(
         limits: (inout GatewayConfig) -> Void = { _ in }, bind: String = "127.0.0.1:0", remoteToken: String? = nil,
         origins: [String] = [], reusing: (ScriptedModelServer, TemporaryDirectory)? = nil, switching: Bool = false,
-        titleModel: String? = nil
+        titleModel: String? = nil, budget: BudgetConfig? = nil
     ) async throws -> GatewayFixture {
         let server: ScriptedModelServer
         if let existing = reusing?.0 { server = existing } else { server = try await ScriptedModelServer.start() }
@@ -65,7 +65,8 @@ final class GatewayFixture: Sendable {
         let store = try SQLiteMemoryStore(path: directory.path + "/memory.db", user: "alice")
         let runtime = AgentRuntime(
             provider: provider, tools: ToolRegistry([]), model: try ModelSelection.resolve(config, catalog: .builtIn),
-            settings: RuntimeSettings(config.runtime), systemPrompt: "You are a test.", store: store)
+            settings: RuntimeSettings(config.runtime), systemPrompt: "You are a test.", store: store,
+            budget: budget.map { Budget(limits: $0, ledger: store) })
         var logger = Logger(label: "test.gateway")
         logger.logLevel = .critical
         let hub = SessionHub(

@@ -1,6 +1,7 @@
 import Foundation
 import OxydraCore
 import OxydraMemory
+import OxydraRuntime
 import OxydraTesting
 import Testing
 
@@ -80,5 +81,43 @@ struct ModelSwitchTests {
             return
         }
         #expect(info.message == "this guest has one model (openai/gpt-4o-mini)")
+    }
+}
+
+@Suite("Spending limits through the gateway", .serialized)
+struct BudgetGatewayTests {
+    /// The worst case of a gpt-4o-mini call (16,384 output tokens at $0.60/M ≈ $0.0098) does not
+    /// fit a $0.005 day: refused before any request, saying which limit and when it resets.
+    @Test func aCallThatCannotBeReservedIsRefusedBeforeAnyRequest() async throws {
+        let fixture = try await GatewayFixture.start(budget: BudgetConfig(dailyUSD: 0.005, monthlyUSD: nil))
+        defer { Teardown.run { await fixture.stop() } }
+        let (client, _) = try await fixture.connected()
+        client.send(turn("t1", "hi"))
+        guard case .error(let info) = try await client.next(isType("error")) else {
+            Issue.record("no error frame")
+            return
+        }
+        #expect(info.code == .turnFailed)
+        #expect(
+            info.message.contains("budget.daily_usd ($0.0050) would be exceeded: $0.0000 spent today"),
+            "\(info.message)")
+        #expect(info.message.contains("it resets at "))
+        #expect(fixture.server.requests.isEmpty)
+    }
+
+    /// Within the limit every call is recorded at the provider's reported usage, priced exactly.
+    @Test func callsAreRecordedAtTheReportedUsage() async throws {
+        let fixture = try await GatewayFixture.start(budget: BudgetConfig(dailyUSD: 1, monthlyUSD: nil))
+        defer { Teardown.run { await fixture.stop() } }
+        fixture.server.enqueue(.text("fine"))
+        let (client, session) = try await fixture.connected()
+        client.send(turn("t1", "hi"))
+        try await client.next(isType("turn_completed"))
+        let records = try await fixture.store.usageRecords(since: .distantPast)
+        #expect(records.count == 1)
+        // 11 prompt and 7 completion tokens (as the scripted server reports) of gpt-4o-mini.
+        #expect(records.first?.usage == Usage(promptTokens: 11, completionTokens: 7))
+        #expect(records.first?.costNanodollars == Int64(11 * 150 + 7 * 600))
+        #expect(records.first?.session == session && records.first?.model == "gpt-4o-mini")
     }
 }

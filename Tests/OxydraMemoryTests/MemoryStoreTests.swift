@@ -41,7 +41,10 @@ struct MemoryStoreTests {
             try db.strings("SELECT identifier FROM grdb_migrations")
         }
         #expect(
-            migrations == ["v1_sessions_events_state", "v1_chunks_fts_vectors_notes", "v2_session_listing_indexes"])
+            migrations == [
+                "v1_sessions_events_state", "v1_chunks_fts_vectors_notes", "v2_session_listing_indexes",
+                "v3_usage_records",
+            ])
     }
 
     @Test func aDamagedDatabaseIsReported() async throws {

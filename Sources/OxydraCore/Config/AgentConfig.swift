@@ -14,6 +14,7 @@ public struct AgentConfig: ConfigSection, Hashable {
     public var tools = ToolsConfig()
     public var gateway = GatewayConfig()
     public var sessions = SessionsConfig()
+    public var budget = BudgetConfig()
 
     public init() {}
 
@@ -29,6 +30,7 @@ public struct AgentConfig: ConfigSection, Hashable {
             .field("tools", \.tools),
             .field("gateway", \.gateway),
             .field("sessions", \.sessions),
+            .field("budget", \.budget),
         ]
     }
 }
@@ -137,6 +139,35 @@ public struct SummarizationConfig: ConfigSection, Hashable {
             .field("min_turns", \.minTurns, check: .positive),
         ]
     }
+}
+
+/// `[budget]` (agent config and the user's file; the stricter wins): what the user's turns may
+/// spend per UTC day and per UTC month, in US dollars.
+public struct BudgetConfig: ConfigSection, Hashable {
+    public var dailyUSD: Double?
+    public var monthlyUSD: Double?
+
+    public init() {}
+
+    public init(dailyUSD: Double?, monthlyUSD: Double?) {
+        self.dailyUSD = dailyUSD
+        self.monthlyUSD = monthlyUSD
+    }
+
+    public static var fields: [ConfigField<BudgetConfig>] {
+        [
+            .field("daily_usd", \.dailyUSD, check: .finitePositiveWhenSet),
+            .field("monthly_usd", \.monthlyUSD, check: .finitePositiveWhenSet),
+        ]
+    }
+
+    /// Each limit the lower of the two that are set.
+    public func stricter(_ other: BudgetConfig) -> BudgetConfig {
+        func lower(_ a: Double?, _ b: Double?) -> Double? { [a, b].compactMap { $0 }.min() }
+        return BudgetConfig(dailyUSD: lower(dailyUSD, other.dailyUSD), monthlyUSD: lower(monthlyUSD, other.monthlyUSD))
+    }
+
+    public var isEmpty: Bool { dailyUSD == nil && monthlyUSD == nil }
 }
 
 /// `[sessions]`: how sessions are kept.

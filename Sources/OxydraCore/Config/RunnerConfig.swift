@@ -106,6 +106,7 @@ public struct RunnerUserConfig: ConfigSection, Hashable {
     public var resources = ResourceLimits()
     public var credentialRefs: [String: String] = [:]
     public var behavior = UserBehavior()
+    public var budget = BudgetConfig()
 
     public init() {}
 
@@ -116,6 +117,7 @@ public struct RunnerUserConfig: ConfigSection, Hashable {
             .field("resources", \.resources),
             .field("credential_refs", \.credentialRefs),
             .field("behavior", \.behavior),
+            .field("budget", \.budget),
         ]
     }
 

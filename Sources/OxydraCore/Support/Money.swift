@@ -9,6 +9,12 @@ public enum Money {
         return "$\(cents / 100).\(fraction.count == 1 ? "0" : "")\(fraction)"
     }
 
+    /// Dollars as billionths of a dollar, rounded: prices per million tokens have at most three
+    /// decimals, so a token's price is a whole number of them and sums are exact.
+    public static func nanodollars(_ dollars: Double) -> Int64 { Int64((dollars * 1e9).rounded()) }
+
+    public static func dollars(_ nanodollars: Int64) -> Double { Double(nanodollars) / 1e9 }
+
     public static func format(_ dollars: Double) -> String {
         let units = Int((dollars * 10_000).rounded())
         let fraction = String(units % 10_000)

@@ -30,3 +30,27 @@ public enum Timestamp {
         return String(repeating: "0", count: max(0, width - digits.count)) + digits
     }
 }
+
+/// UTC calendar periods (what budgets count in).
+public enum UTCPeriod {
+    /// Midnight UTC of `date`'s day and of the next day.
+    public static func day(of date: Date) -> (start: Date, end: Date) {
+        let start = (date.timeIntervalSince1970 / 86_400).rounded(.down) * 86_400
+        return (Date(timeIntervalSince1970: start), Date(timeIntervalSince1970: start + 86_400))
+    }
+
+    /// The first of `date`'s month and of the next month, midnight UTC.
+    public static func month(of date: Date) -> (start: Date, end: Date) {
+        var seconds = time_t(date.timeIntervalSince1970.rounded(.down))
+        var parts = tm()
+        _ = gmtime_r(&seconds, &parts)
+        parts.tm_mday = 1
+        parts.tm_hour = 0
+        parts.tm_min = 0
+        parts.tm_sec = 0
+        let start = timegm(&parts)
+        parts.tm_mon += 1
+        let end = timegm(&parts)
+        return (Date(timeIntervalSince1970: Double(start)), Date(timeIntervalSince1970: Double(end)))
+    }
+}

@@ -58,6 +58,8 @@ public struct BootstrapEnvelope: Sendable, Hashable {
         /// configuration directories, every workspace's `.oxydra/`, `ipc/` and `logs/`. The shell
         /// sandbox masks those that lie inside `shared` or `tmp`.
         public var protectedPaths: [String]
+        /// The user file's `[budget]` (the guest applies the stricter of it and its own).
+        public var budget = BudgetConfig()
 
         public init(
             mounts: [String: String] = [:], resources: [String: Int] = [:], credentialRefs: [String: String] = [:],
@@ -83,6 +85,8 @@ public struct BootstrapEnvelope: Sendable, Hashable {
                     "resources": .object(policy.resources.mapValues(JSONValue.integer)),
                     "credential_refs": .object(policy.credentialRefs.mapValues(JSONValue.string)),
                     "protected_paths": .array(policy.protectedPaths.map(JSONValue.string)),
+                    "budget_daily_usd": policy.budget.dailyUSD.map(JSONValue.number) ?? .null,
+                    "budget_monthly_usd": policy.budget.monthlyUSD.map(JSONValue.number) ?? .null,
                 ]
             },
             "startup_status": startupStatus.json,
@@ -142,8 +146,17 @@ public struct BootstrapEnvelope: Sendable, Hashable {
             if let relative = protected.firstIndex(where: { !$0.hasPrefix("/") }) {
                 throw WireError("bootstrap.runtime_policy.protected_paths[\(relative)]: expected an absolute path")
             }
-            runtimePolicy = RuntimePolicy(
+            var parsed = RuntimePolicy(
                 mounts: mounts, resources: resources, credentialRefs: refs, protectedPaths: protected)
+            parsed.budget = BudgetConfig(
+                dailyUSD: try policy.optionalDouble("budget_daily_usd"),
+                monthlyUSD: try policy.optionalDouble("budget_monthly_usd"))
+            for (key, value) in [("daily", parsed.budget.dailyUSD), ("monthly", parsed.budget.monthlyUSD)] {
+                if let value, !(value.isFinite && value > 0) {
+                    throw WireError("bootstrap.runtime_policy.budget_\(key)_usd: must be a positive number")
+                }
+            }
+            runtimePolicy = parsed
         }
         startupStatus = try StartupStatus(reader.object("startup_status"))
         if let launch = try reader.optionalObject("shell_sandbox") {

@@ -90,6 +90,25 @@ enum DatabaseSchema {
                 CREATE INDEX idx_sessions_all ON sessions(user_id, last_active_at);
                 """)
         }
+        // The user's spending: one row per provider call, kept when a session is deleted.
+        migrator.registerMigration("v3_usage_records") { db in
+            try db.executeScript(
+                """
+                CREATE TABLE usage_records (
+                    id INTEGER PRIMARY KEY,
+                    user_id TEXT NOT NULL,
+                    session_id TEXT NOT NULL,
+                    at INTEGER NOT NULL,
+                    provider TEXT NOT NULL,
+                    model TEXT NOT NULL,
+                    prompt_tokens INTEGER,
+                    completion_tokens INTEGER,
+                    -- billionths of a dollar (exact sums); NULL for an unpriced model
+                    cost_nanousd INTEGER
+                );
+                CREATE INDEX idx_usage_user_at ON usage_records(user_id, at);
+                """)
+        }
         return migrator
     }
 
