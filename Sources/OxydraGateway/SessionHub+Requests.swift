@@ -17,6 +17,8 @@ extension SessionHub {
             return cancelAll(requestID: requestID).map { [$0] } ?? []
         case .listModels(let requestID):
             return [await listModels(requestID: requestID, connection: connection)]
+        case .getUsage(let requestID, let days):
+            return [await usage(requestID: requestID, days: days)]
         case .setModel(let requestID, let provider, let model):
             return await setModel(requestID: requestID, provider: provider, model: model, connection: connection)
                 .map { [$0] } ?? []

@@ -11,6 +11,8 @@ public enum SessionsCommand {
         case rename(String, to: String?)
         case archive(String, archived: Bool)
         case delete(String)
+        /// `runner usage`: spending over the last `days` UTC days.
+        case usage(days: Int)
     }
 
     public static func run(_ context: RunnerContext, _ action: Action, json: Bool) async -> CommandOutput {
@@ -27,6 +29,13 @@ public enum SessionsCommand {
             connection.client.send(.hello(.init(requestID: hello, userID: endpoint.user.rawValue)))
             _ = try await connection.reply(to: hello)
             switch action {
+            case .usage(let days):
+                let id = FrameIDs.request()
+                connection.client.send(.getUsage(requestID: id, days: days))
+                guard case .usageReport(_, let report) = try await connection.reply(to: id) else {
+                    return .error("unexpected reply to get_usage")
+                }
+                return CommandOutput(standardOutput: (json ? report.json.prettyText : report.text) + "\n")
             case .list(let includeArchived, let limit, let cursor, let all):
                 var sessions: [SessionInfo] = []
                 var next = cursor
@@ -186,6 +195,7 @@ public enum SessionsCommand {
                 switch frame {
                 case .helloAck(let request, _, _, _) where request == id: return frame
                 case .sessionList(let request, _, _, _) where request == id: return frame
+                case .usageReport(let request, _) where request == id: return frame
                 case .sessionSwitched(let request, _, _) where request == id: return frame
                 case .history(let request, _, _, _) where request == id: return frame
                 case .sessionUpdated(let request, _) where request == id: return frame

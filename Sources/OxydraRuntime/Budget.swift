@@ -9,7 +9,7 @@ import OxydraCore
 public actor Budget {
     public let limits: BudgetConfig
     let ledger: (any UsageLedger)?
-    let now: @Sendable () -> Date
+    public let now: @Sendable () -> Date
 
     private var day: (start: Date, end: Date)?
     private var month: (start: Date, end: Date)?

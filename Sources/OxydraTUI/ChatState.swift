@@ -279,6 +279,8 @@ public struct ChatState: Sendable {
                     + (info.archived ? " (archived)" : ""))
         case .sessionDeleted(_, let ref):
             append(.system, "session \(Self.shortID(ref.sessionID)) deleted")
+        case .usageReport(_, let report):
+            append(.system, report.text)
         case .modelChanged(_, let ref, let info):
             guard ref.sessionID == session else { return }
             model = info

@@ -58,6 +58,7 @@ public final class TUIApp: @unchecked Sendable {
         /clear          start a new session · /retry sends your last prompt again
         /copy           copy the last answer to the clipboard (OSC 52)
         /model [name]   this session's model and the choices; with a name (or provider/name), switch
+        /usage [days]   tokens and dollars per day, model and session (default 7 days), and the budget
         /attach <path>  send a file or image with your next message (or drop an image on the terminal)
         /detach         remove the attachments
         /rename <title> retitle this session · /archive [id], /unarchive <id> hide or show one
@@ -532,6 +533,9 @@ public final class TUIApp: @unchecked Sendable {
             }
             send(.cancelActiveTurn(requestID: FrameIDs.request(), sessionID: state.session, turnID: state.activeTurn))
         case "/cancelall": send(.cancelAllActiveTurns(requestID: FrameIDs.request()))
+        case "/usage":
+            let days = Int(argument.filter(\.isNumber)) ?? 7
+            send(.getUsage(requestID: FrameIDs.request(), days: min(max(days, 1), 366)))
         case "/model":
             if argument.isEmpty {
                 send(.listModels(requestID: FrameIDs.request()))

@@ -55,7 +55,8 @@ struct RunnerCommand: AsyncParsableCommand {
             """,
         subcommands: [
             Start.self, Stop.self, Restart.self, Status.self, Logs.self, Ask.self, TUI.self, Config.self, Images.self,
-            Sessions.self, NotBuilt.Catalog.self, NotBuilt.CheckUpdate.self, NotBuilt.Web.self, Supervise.self,
+            Sessions.self, Usage.self, NotBuilt.Catalog.self, NotBuilt.CheckUpdate.self, NotBuilt.Web.self,
+            Supervise.self,
         ],
         defaultSubcommand: Start.self)
 
@@ -66,6 +67,28 @@ struct RunnerCommand: AsyncParsableCommand {
 }
 
 extension RunnerCommand {
+    /// `runner usage [--since 7d] [--json]`.
+    struct Usage: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Tokens and dollars per UTC day, model and session, and the budget (needs the running guest).")
+        @OptionGroup var global: GlobalOptions
+        @Option(help: "How far back: `7d` (the default), `30d`, or a number of days (1…366).")
+        var since = "7d"
+        @Flag(help: "Print JSON.") var json = false
+        var days: Int? {
+            let digits = since.hasSuffix("d") ? String(since.dropLast()) : since
+            return Int(digits).flatMap { (1...366).contains($0) ? $0 : nil }
+        }
+        func validate() throws {
+            guard days != nil else {
+                throw ValidationError("--since takes 1d…366d (or a number of days), got `\(since)`")
+            }
+        }
+        func run() async throws {
+            await SessionsCommand.run(global.context, .usage(days: days ?? 7), json: json).emitAndExit()
+        }
+    }
+
     /// `runner supervise`: the process `runner start` leaves behind to restart a crashed guest
     /// (not for people: it reads its instructions from standard input).
     struct Supervise: ParsableCommand {

@@ -97,6 +97,7 @@ struct WireTests {
         .createSession(requestID: "cs", displayName: "work", agentName: nil),
         .listSessions(requestID: "ls", includeArchived: true),
         .setModel(requestID: "sm", provider: nil, model: "gpt-4o"),
+        .getUsage(requestID: "gu", days: 30),
         .setModel(requestID: "sm2", provider: "anthropic", model: "claude-sonnet-4-5"),
         .listModels(requestID: "lm"),
         .listSessions(requestID: "ls2", includeArchived: false, limit: 20, cursor: "1700000000000.42"),
@@ -273,5 +274,35 @@ struct SendTurnAttachmentTests {
                     + #""},{"name":"b","mime_type":"text/plain","data":""#
                     + big + #""}]"#)
         }
+    }
+}
+
+@Suite("Usage reports")
+struct UsageReportTests {
+    @Test func recordsAddUpPerDayModelAndSession() throws {
+        let day1 = Date(timeIntervalSince1970: 1_764_633_600)  // 2025-12-02T00:00:00Z
+        let records = [
+            UsageRecord(
+                session: "a", at: day1.addingTimeInterval(60), provider: "openai", model: "gpt-4o-mini",
+                usage: Usage(promptTokens: 1000, completionTokens: 500), costUSD: 0.00045),
+            UsageRecord(
+                session: "b", at: day1.addingTimeInterval(86_400 + 60), provider: "openai", model: "gpt-4o-mini",
+                usage: Usage(promptTokens: 2000, completionTokens: 100), costUSD: 0.00036),
+            UsageRecord(
+                session: "b", at: day1.addingTimeInterval(86_400 + 120), provider: "local", model: "llama",
+                usage: Usage(promptTokens: 50, completionTokens: 5), costUSD: nil),
+        ]
+        let report = UsageReport(since: day1, records: records, dailyLimitUSD: 5, spentTodayUSD: 0.00036)
+        #expect(report.total.calls == 3 && report.total.unpricedCalls == 1)
+        #expect(report.total.costNanodollars == 810_000)
+        #expect(report.days.map(\.key) == ["2025-12-02", "2025-12-03"])
+        #expect(report.days.map(\.calls) == [1, 2])
+        #expect(report.models.map(\.key) == ["openai/gpt-4o-mini", "local/llama"])
+        #expect(report.sessions.map(\.key) == ["a", "b"])
+        let frame = ServerFrame.usageReport(requestID: "u", report: report)
+        #expect(try ServerFrame(parsing: frame.text) == frame)
+        #expect(report.text.hasPrefix("since 2025-12-02: 3 calls, 3.0k prompt and 605 output tokens, $0.0008"))
+        #expect(report.text.contains("budget: today $0.0004 of $5.0000, this month $0.0000 (no monthly limit)"))
+        #expect(report.text.contains("  openai/gpt-4o-mini  2 calls, 3.0k in, 600 out, $0.0008"))
     }
 }

@@ -276,6 +276,30 @@ struct GuestEndToEndTests {
         }
     }
 
+    /// `runner usage`: every provider call, per day, model and session; unpriced local models count $0.
+    @Test func usageReportsEveryCall() async throws {
+        try await Project.withGuest { project, server in
+            server.enqueue([.text("one"), .text("two")])
+            #expect(try await project.run(["ask", "first"]).exitCode == 0)
+            #expect(try await project.run(["ask", "--new-session", "second"]).exitCode == 0)
+            let report = try await project.run(["usage", "--json"])
+            #expect(report.exitCode == 0, "\(report.standardError)")
+            let json = try JSONValue(parsing: report.standardOutput)
+            #expect(json["total"]?["calls"] == 2 && json["total"]?["unpriced_calls"] == 2, "\(report.standardOutput)")
+            #expect(json["total"]?["prompt_tokens"] == 22 && json["total"]?["completion_tokens"] == 14)
+            #expect(json["sessions"]?.arrayValue?.count == 2)
+            #expect(json["models"]?.arrayValue?.first?["key"] == "local/scripted-model")
+            let text = try await project.run(["usage", "--since", "30d"])
+            #expect(
+                text.standardOutput.contains("2 calls, 22 prompt and 14 output tokens, $0.0000"),
+                "\(text.standardOutput)")
+            #expect(text.standardOutput.contains("2 calls to unpriced (local) models count $0"))
+            #expect(text.standardOutput.contains("budget: today $0.0000 (no daily limit)"))
+            let bad = try await project.run(["usage", "--since", "0d"])
+            #expect(bad.exitCode != 0 && bad.standardError.contains("--since takes 1d…366d"))
+        }
+    }
+
     /// `runner ask --attach`: the file lands in the user's /shared/inbox and the prompt says where.
     @Test func askAttachesFiles() async throws {
         try await Project.withGuest { project, server in

@@ -62,6 +62,8 @@ public enum ClientFrame: Sendable, Hashable {
     case setModel(requestID: String, provider: String?, model: String)
     /// The session's model and the ones it can switch to.
     case listModels(requestID: String)
+    /// The user's spending over the last `days` UTC days (today included).
+    case getUsage(requestID: String, days: Int)
 
     public struct Hello: Sendable, Hashable {
         public var requestID: String
@@ -138,6 +140,7 @@ public enum ClientFrame: Sendable, Hashable {
         case .deleteSession: "delete_session"
         case .setModel: "set_model"
         case .listModels: "list_models"
+        case .getUsage: "get_usage"
         }
     }
 
@@ -149,7 +152,7 @@ public enum ClientFrame: Sendable, Hashable {
             .createSession(let id, _, _), .listSessions(let id, _, _, _), .switchSession(let id, _),
             .getHistory(let id, _),
             .renameSession(let id, _, _), .archiveSession(let id, _, _), .deleteSession(let id, _),
-            .setModel(let id, _, _), .listModels(let id):
+            .setModel(let id, _, _), .listModels(let id), .getUsage(let id, _):
             id
         }
     }
@@ -205,6 +208,8 @@ public enum ClientFrame: Sendable, Hashable {
             ])
         case .listModels(let id):
             payload = ["request_id": .string(id)]
+        case .getUsage(let id, let days):
+            payload = ["request_id": .string(id), "days": .integer(days)]
         }
         return ["type": .string(type), "payload": payload]
     }
@@ -327,11 +332,17 @@ public enum ClientFrame: Sendable, Hashable {
             return .setModel(requestID: requestID, provider: provider, model: try payload.nonBlankString("model"))
         case "list_models":
             return .listModels(requestID: requestID)
+        case "get_usage":
+            let days = try payload.optionalInt("days") ?? 7
+            guard (1...366).contains(days) else {
+                throw WireError("get_usage.payload.days: must be 1…366, got \(days)")
+            }
+            return .getUsage(requestID: requestID, days: days)
         default:
             let known = [
                 "hello", "send_turn", "cancel_active_turn", "cancel_all_active_turns", "health_check", "create_session",
                 "list_sessions", "switch_session", "get_history", "rename_session", "archive_session",
-                "delete_session", "set_model", "list_models",
+                "delete_session", "set_model", "list_models", "get_usage",
             ]
             throw WireError(
                 "unknown frame type `\(type)`" + Suggestions.phrase(Suggestions.closest(to: type, in: known))

@@ -121,6 +121,8 @@ extension ServerFrame {
             return ["request_id": .string(id), "session": session.json, "model": model.json]
         case .modelList(let id, let current, let models):
             return ["request_id": .string(id), "current": current.json, "models": .array(models.map(\.json))]
+        case .usageReport(let id, let report):
+            return ["request_id": .string(id), "report": report.json]
         }
     }
 
@@ -250,6 +252,8 @@ extension ServerFrame {
             }
             return .modelList(
                 requestID: try p.string("request_id"), current: try ModelInfo(p.object("current")), models: models)
+        case "usage_report":
+            return .usageReport(requestID: try p.string("request_id"), report: try UsageReport(p.object("report")))
         default:
             throw WireError("unknown server frame type `\(type)`")
         }

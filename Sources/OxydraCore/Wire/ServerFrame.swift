@@ -335,6 +335,8 @@ public enum ServerFrame: Sendable, Hashable {
     case modelChanged(requestID: String, session: SessionRef, model: ModelInfo)
     /// The answer to `list_models`.
     case modelList(requestID: String, current: ModelInfo, models: [ModelInfo])
+    /// The answer to `get_usage`.
+    case usageReport(requestID: String, report: UsageReport)
 
     /// The turn the frame is about, when it is about one.
     public var turnID: TurnID? {
@@ -362,6 +364,7 @@ public enum ServerFrame: Sendable, Hashable {
         case .sessionDeleted: "session_deleted"
         case .modelChanged: "model_changed"
         case .modelList: "model_list"
+        case .usageReport: "usage_report"
         }
     }
 
@@ -393,7 +396,7 @@ public enum ServerFrame: Sendable, Hashable {
         switch self {
         case .helloAck(let id, _, _, _), .sessionCreated(let id, _, _, _), .sessionList(let id, _, _, _),
             .sessionSwitched(let id, _, _), .history(let id, _, _, _), .modelChanged(let id, _, _),
-            .modelList(let id, _, _):
+            .modelList(let id, _, _), .usageReport(let id, _):
             id
         case .healthStatus(let info): info.requestID
         case .error(let info): info.requestID
