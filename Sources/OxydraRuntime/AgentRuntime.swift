@@ -111,23 +111,17 @@ public struct AgentRuntime: Sendable {
                     unlisted: model.isSynthetic)
             }
             if let reported = response.usage?.promptTokens { learn(session, estimated: estimated, reported: reported) }
-            if let budget, let reservation {
-                // As reported; estimated only when the provider reported nothing.
+            // The call's usage, as reported (estimated only when the provider reported nothing).
+            var usageRecord: UsageRecord?
+            if let budget, reservation != nil {
                 let spent =
                     response.usage
                     ?? Usage(
                         promptTokens: estimated, completionTokens: (response.message.content?.utf8.count ?? 0) / 4)
-                let record = UsageRecord(
+                usageRecord = UsageRecord(
                     session: session, at: budget.now(), provider: answeredBy.provider,
                     model: answeredBy.model.id.rawValue, usage: spent,
                     costUSD: answeredBy.model.pricing?.cost(of: spent))
-                if let warning = await budget.settle(reservation, record: record) {
-                    await events(
-                        .progress(
-                            TurnProgress(
-                                kind: .budgetWarning, message: "[\(providerCalls)/\(settings.maxTurns)] \(warning)",
-                                turn: providerCalls, maxTurns: settings.maxTurns)))
-                }
             }
             contextUsed =
                 (response.usage?.promptTokens ?? estimated)
@@ -142,7 +136,23 @@ public struct AgentRuntime: Sendable {
             await events(.usage(usage, cost: cost))
 
             let answer = response.message
-            try await state.append(answer, to: session, store: store)
+            // The answer and its usage record are committed together (one write).
+            let ledger = store as? any UsageLedger
+            do {
+                try await state.append(answer, to: session, store: store, usage: ledger == nil ? nil : usageRecord)
+            } catch {
+                if let budget, let reservation { await budget.release(reservation) }
+                throw error
+            }
+            if let budget, let reservation, let usageRecord,
+                let warning = await budget.settle(reservation, record: usageRecord, recorded: ledger != nil)
+            {
+                await events(
+                    .progress(
+                        TurnProgress(
+                            kind: .budgetWarning, message: "[\(providerCalls)/\(settings.maxTurns)] \(warning)",
+                            turn: providerCalls, maxTurns: settings.maxTurns)))
+            }
             if answer.toolCalls.isEmpty {
                 return TurnResult(
                     messages: state.added, answer: answer, usage: usage, cost: cost, providerCalls: providerCalls,
@@ -617,10 +627,16 @@ struct TurnState {
         baseCount = history.count
     }
 
-    mutating func append(_ message: Message, to session: SessionID, store: (any MemoryStore)?) async throws {
+    mutating func append(
+        _ message: Message, to session: SessionID, store: (any MemoryStore)?, usage: UsageRecord? = nil
+    ) async throws {
         if let store {
             do {
-                _ = try await store.append([message], to: session)
+                if let usage, let ledger = store as? any UsageLedger {
+                    _ = try await ledger.append([message], to: session, usage: usage)
+                } else {
+                    _ = try await store.append([message], to: session)
+                }
             } catch {
                 throw RuntimeError.memory(error)
             }

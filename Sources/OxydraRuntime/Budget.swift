@@ -88,11 +88,11 @@ public actor Budget {
         return Reservation(id: lastReservation, amount: amount)
     }
 
-    /// Ends a reservation with what the call cost (recorded in the ledger); returns a warning when
-    /// this call took a limit past 80 %.
-    public func settle(_ reservation: Reservation, record: UsageRecord) async -> String? {
+    /// Ends a reservation with what the call cost (written to the ledger unless `recorded`: the
+    /// runtime commits it with the answer); returns a warning when this call took a limit past 80 %.
+    public func settle(_ reservation: Reservation, record: UsageRecord, recorded: Bool = false) async -> String? {
         reserved[reservation.id] = nil
-        try? await ledger?.recordUsage(record)
+        if !recorded { try? await ledger?.recordUsage(record) }
         let before = (day: day?.start, month: month?.start)
         await refresh()
         // A new period was read from the ledger, this record included; otherwise add it.

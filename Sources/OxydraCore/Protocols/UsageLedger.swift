@@ -28,6 +28,9 @@ public struct UsageRecord: Sendable, Hashable {
 /// (the budget is the user's), indexed by time.
 public protocol UsageLedger: Sendable {
     func recordUsage(_ record: UsageRecord) async throws(MemoryError)
+    /// Appends messages and records a provider call's usage in one transaction.
+    func append(_ messages: [Message], to session: SessionID, usage: UsageRecord) async throws(MemoryError)
+        -> [StoredMessage]
     /// Billionths of a dollar spent since `start` (unpriced calls count 0).
     func spentNanodollars(since start: Date) async throws(MemoryError) -> Int64
     /// The records since `start`, oldest first.

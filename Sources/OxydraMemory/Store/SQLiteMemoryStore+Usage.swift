@@ -4,18 +4,20 @@ import OxydraCore
 extension SQLiteMemoryStore: UsageLedger {
     public func recordUsage(_ record: UsageRecord) async throws(MemoryError) {
         let user = self.user
-        try await write { db in
-            try db.execute(
-                """
-                INSERT INTO usage_records (user_id, session_id, at, provider, model, prompt_tokens, completion_tokens, cost_nanousd)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                """,
-                [
-                    user.rawValue, record.session.rawValue, Int64((record.at.timeIntervalSince1970 * 1000).rounded()),
-                    record.provider, record.model, record.usage.promptTokens, record.usage.completionTokens,
-                    record.costUSD.map(Money.nanodollars),
-                ])
-        }
+        try await write { db in try Self.insert(record, user: user, into: db) }
+    }
+
+    static func insert(_ record: UsageRecord, user: UserID, into db: SQLiteConnection) throws {
+        try db.execute(
+            """
+            INSERT INTO usage_records (user_id, session_id, at, provider, model, prompt_tokens, completion_tokens, cost_nanousd)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            """,
+            [
+                user.rawValue, record.session.rawValue, Int64((record.at.timeIntervalSince1970 * 1000).rounded()),
+                record.provider, record.model, record.usage.promptTokens, record.usage.completionTokens,
+                record.costUSD.map(Money.nanodollars),
+            ])
     }
 
     public func spentNanodollars(since start: Date) async throws(MemoryError) -> Int64 {

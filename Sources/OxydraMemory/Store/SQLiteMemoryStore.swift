@@ -96,6 +96,18 @@ public final class SQLiteMemoryStore: MemoryStore, Sendable {
     // MARK: Conversation events
 
     public func append(_ messages: [Message], to session: SessionID) async throws(MemoryError) -> [StoredMessage] {
+        try await append(messages, to: session, recording: nil)
+    }
+
+    public func append(_ messages: [Message], to session: SessionID, usage: UsageRecord) async throws(MemoryError)
+        -> [StoredMessage]
+    {
+        try await append(messages, to: session, recording: usage)
+    }
+
+    private func append(_ messages: [Message], to session: SessionID, recording usage: UsageRecord?)
+        async throws(MemoryError) -> [StoredMessage]
+    {
         let payloads = try messages.map { message throws(MemoryError) in (message, try Self.encode(message)) }
         let prepared =
             indexing
@@ -115,6 +127,7 @@ public final class SQLiteMemoryStore: MemoryStore, Sendable {
                 try db.value(
                     as: Int.self, "SELECT MAX(sequence) FROM conversation_events WHERE session_id = ?",
                     [session.rawValue]) ?? 0
+            if let usage { try Self.insert(usage, user: user, into: db) }
             var stored: [StoredMessage] = []
             var added: [(Int64, [Float])] = []
             for (index, (message, payload)) in payloads.enumerated() {
