@@ -422,19 +422,20 @@ extension TurnHeader {
 
 extension ProgressInfo {
     init(_ progress: TurnProgress) {
+        let simple: String?
         switch progress.kind {
-        case .providerCall:
-            self.init(
-                kind: "provider_call", message: progress.message, turn: progress.turn, maxTurns: progress.maxTurns)
-        case .providerRetry:
-            self.init(
-                kind: "provider_retry", message: progress.message, turn: progress.turn, maxTurns: progress.maxTurns)
-        case .providerFailover:
-            self.init(
-                kind: "provider_failover", message: progress.message, turn: progress.turn, maxTurns: progress.maxTurns)
-        case .budgetWarning:
-            self.init(
-                kind: "budget_warning", message: progress.message, turn: progress.turn, maxTurns: progress.maxTurns)
+        case .providerCall: simple = "provider_call"
+        case .providerRetry: simple = "provider_retry"
+        case .providerFailover: simple = "provider_failover"
+        case .budgetWarning: simple = "budget_warning"
+        case .summarizing: simple = "rolling_summary"
+        default: simple = nil
+        }
+        if let simple {
+            self.init(kind: simple, message: progress.message, turn: progress.turn, maxTurns: progress.maxTurns)
+            return
+        }
+        switch progress.kind {
         case .toolExecution(let names):
             self.init(
                 kind: "tool_execution", toolNames: names, message: progress.message, turn: progress.turn,
@@ -443,9 +444,8 @@ extension ProgressInfo {
             self.init(
                 kind: "tool_heartbeat", toolNames: names, elapsedSeconds: elapsed, message: progress.message,
                 turn: progress.turn, maxTurns: progress.maxTurns)
-        case .summarizing:
-            self.init(
-                kind: "rolling_summary", message: progress.message, turn: progress.turn, maxTurns: progress.maxTurns)
+        default:
+            self.init(kind: "progress", message: progress.message, turn: progress.turn, maxTurns: progress.maxTurns)
         }
     }
 }

@@ -36,6 +36,16 @@ struct ValidationTests {
             "[selection]\nprovider = \"mine\"",
             "selection.provider \"mine\" is not a configured provider (known: anthropic, gemini, openai) in \(file); add [providers.registry.mine] with a provider_type"
         ),
+        (
+            "[selection]\nfallbacks = [{provider = \"antropic\", model = \"claude-haiku-4-5\"}]",
+            "selection.fallbacks[0].provider \"antropic\" is not a configured provider (known: anthropic, gemini, openai) in \(file); did you mean `anthropic`?"
+        ),
+        (
+            "[selection]\nfallbacks = [{provider = \"anthropic\"}]",
+            "selection.fallbacks[0].model is required in \(file)"
+        ),
+        ("[budget]\ndaily_usd = 0", "budget.daily_usd must be a finite number greater than 0 (got 0.0) in \(file)"),
+        ("[sessions]\ntitle_model = \" \"", "sessions.title_model must not be empty (got \" \") in \(file)"),
         // runtime
         ("[runtime]\nturn_timeout_secs = 0", "runtime.turn_timeout_secs must be greater than 0 (got 0) in \(file)"),
         ("[runtime]\nmax_turns = -1", "runtime.max_turns must be greater than 0 (got -1) in \(file)"),

@@ -45,26 +45,20 @@ extension AgentConfig {
                 source: diagnostics.source(of: path))
         }
 
-        if providers.registry[selection.provider] == nil {
+        // The selected provider and every fallback's must be in the registry.
+        let named =
+            [(["selection", "provider"], "selection.provider", selection.provider)]
+            + selection.fallbacks.enumerated().map { index, fallback in
+                (["selection", "fallbacks"], "selection.fallbacks[\(index)].provider", fallback.provider)
+            }
+        for (path, label, name) in named where !name.isEmpty && providers.registry[name] == nil {
             let known = providers.registry.keys.sorted()
             diagnostics.report(
-                ["selection", "provider"],
-                "selection.provider \(ConfigPath.quoted(selection.provider)) is not a configured provider "
-                    + "(known: \(known.joined(separator: ", ")))",
-                source: diagnostics.source(of: ["selection", "provider"]),
-                hint: Suggestions.question(Suggestions.closest(to: selection.provider, in: known, limit: 1))
-                    ?? "add [providers.registry.\(ConfigPath.renderKey(selection.provider))] with a provider_type")
-        }
-
-        for (index, fallback) in selection.fallbacks.enumerated()
-        where !fallback.provider.isEmpty && providers.registry[fallback.provider] == nil {
-            let known = providers.registry.keys.sorted()
-            diagnostics.report(
-                ["selection", "fallbacks"],
-                "selection.fallbacks[\(index)].provider \(ConfigPath.quoted(fallback.provider)) is not a configured "
-                    + "provider (known: \(known.joined(separator: ", ")))",
-                source: diagnostics.source(of: ["selection", "fallbacks"]),
-                hint: Suggestions.question(Suggestions.closest(to: fallback.provider, in: known, limit: 1)))
+                path,
+                "\(label) \(ConfigPath.quoted(name)) is not a configured provider (known: \(known.joined(separator: ", ")))",
+                source: diagnostics.source(of: path),
+                hint: Suggestions.question(Suggestions.closest(to: name, in: known, limit: 1))
+                    ?? "add [providers.registry.\(ConfigPath.renderKey(name))] with a provider_type")
         }
 
         if reliability.backoffBaseMs > reliability.backoffMaxMs {
