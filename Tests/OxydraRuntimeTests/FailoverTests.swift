@@ -124,6 +124,8 @@ struct FailoverTests {
         let fixture = try await Fixture.start()
         defer { Teardown.run { await fixture.stop() } }
         var broken = ScriptedReply.text("partial answer that will be cut off here and never ends at all")
+        // Chunks 20 ms apart: the text reaches the runtime before the connection drops.
+        broken.chunkDelay = .milliseconds(20)
         broken.dropAfterBytes = 900
         fixture.primary.enqueue(broken)
         let events = EventLog()

@@ -206,7 +206,8 @@ struct ShellSandboxTests {
             // The command and its shell are gone within moments, not when a long-poll would have ended.
             var left: [String] = []
             for _ in 0..<25 {
-                left = Self.processes(mentioning: "sleep 30")
+                // Exactly this command (other processes on the machine may mention `sleep 300`).
+                left = Self.processes(mentioning: "sleep 30").filter { $0.hasSuffix(": sleep 30 ") }
                 if left.isEmpty { break }
                 usleep(20_000)
             }
