@@ -71,6 +71,8 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird-websocket", from: "2.8.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        // SHA-256 for the audit log's hash chain (FoundationEssentials only, so the guest may link it).
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.0.0"),
     ],
     targets: [
         // foundation
@@ -88,6 +90,10 @@ let package = Package(
 
         // core
         .target(name: "OxydraConfig", dependencies: ["OxydraCore", tomlKit], swiftSettings: swiftSettings),
+        .target(
+            name: "OxydraAudit",
+            dependencies: ["OxydraCore", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: swiftSettings),
         .target(
             name: "OxydraProviders",
             dependencies: ["OxydraCore", "OxydraConfig", asyncHTTPClient, httpCompression] + nio,
@@ -110,7 +116,7 @@ let package = Package(
         // application
         .target(
             name: "OxydraGateway",
-            dependencies: ["OxydraCore", "OxydraRuntime"] + hummingbird + nio + [
+            dependencies: ["OxydraCore", "OxydraRuntime", "OxydraAudit"] + hummingbird + nio + [
                 nioWebSocket, serviceLifecycle, logging,
             ],
             swiftSettings: swiftSettings),
@@ -119,7 +125,7 @@ let package = Package(
             name: "OxydraGuest",
             dependencies: [
                 "OxydraCore", "OxydraConfig", "OxydraProviders", "OxydraTools", "OxydraMemory", "OxydraRuntime",
-                "OxydraSandbox", "OxydraGateway", serviceLifecycle, logging,
+                "OxydraSandbox", "OxydraGateway", "OxydraAudit", serviceLifecycle, logging,
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ] + hummingbird,
             swiftSettings: swiftSettings),
@@ -130,7 +136,8 @@ let package = Package(
         .target(
             name: "OxydraRunner",
             dependencies: [
-                "OxydraCore", "OxydraConfig", "OxydraSandbox", "OxydraClient", "OxydraContainer", "CSystemShims",
+                "OxydraCore", "OxydraConfig", "OxydraSandbox", "OxydraClient", "OxydraContainer", "OxydraAudit",
+                "CSystemShims",
             ],
             swiftSettings: swiftSettings
         ),
@@ -210,7 +217,8 @@ let package = Package(
         .testTarget(
             name: "OxydraGatewayTests",
             dependencies: [
-                "OxydraGateway", "OxydraClient", "OxydraMemory", "OxydraRuntime", "OxydraProviders", "OxydraTools",
+                "OxydraGateway", "OxydraAudit", "OxydraClient", "OxydraMemory", "OxydraRuntime", "OxydraProviders",
+                "OxydraTools",
                 "OxydraTesting", serviceLifecycle, logging, asyncHTTPClient,
             ] + hummingbird + nio,
             swiftSettings: swiftSettings

@@ -1,4 +1,5 @@
 import Logging
+import OxydraAudit
 import OxydraCore
 import OxydraRuntime
 
@@ -171,7 +172,8 @@ extension SessionHub {
             let input = try message(prompt, attachments: attachments, runtime: runtime)
             let result = try await runtime.run(
                 session: key.session, user: user, history: history, input: input,
-                events: { [fanout = session.fanout] event in
+                events: { [fanout = session.fanout, audit] event in
+                    Self.record(event, in: audit, header: header)
                     guard let frame = Self.frame(for: event, header: header) else { return }
                     let lagging = fanout.publish(frame)
                     if !lagging.isEmpty { await self.dropLagging(lagging) }
@@ -304,6 +306,24 @@ extension SessionHub {
         } else {
             // The slot passes straight to the oldest waiter.
             waiting.removeFirst().continuation.resume(returning: true)
+        }
+    }
+
+    /// Tool calls into the audit log. No approval step exists yet: every call that runs is
+    /// recorded with the decision `not_asked`.
+    nonisolated static func record(_ event: RuntimeEvent, in audit: AuditLog?, header: TurnHeader) {
+        guard let audit else { return }
+        switch event {
+        case .toolStarted(let callID, let name, _, let arguments):
+            audit.begin(
+                callID: callID, tool: name, arguments: arguments, session: header.session.sessionID.rawValue,
+                turn: header.turn.turnID.rawValue)
+        case .toolFinished(let callID, _, let duration, let isError, _, let output):
+            audit.finish(
+                callID: callID, isError: isError, resultBytes: output.utf8.count,
+                durationMilliseconds: milliseconds(duration), decision: "not_asked")
+        default:
+            break
         }
     }
 

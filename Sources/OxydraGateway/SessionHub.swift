@@ -1,4 +1,5 @@
 import Logging
+import OxydraAudit
 import OxydraCore
 import OxydraRuntime
 import Synchronization
@@ -26,6 +27,8 @@ public actor SessionHub {
     let switching: ModelSwitching?
     /// `[sessions] title_model`.
     let titleModel: String?
+    /// Where every tool call is recorded (nil: not recorded).
+    let audit: AuditLog?
     /// Runtimes of switched sessions, by provider and model.
     var runtimes: [String: AgentRuntime] = [:]
 
@@ -39,8 +42,9 @@ public actor SessionHub {
     public init(
         user: UserID, runtime: AgentRuntime, store: any SessionCatalog, limits: GatewayConfig,
         startupStatus: StartupStatus, logger: Logger, inbox: Inbox? = nil, switching: ModelSwitching? = nil,
-        titleModel: String? = nil
+        titleModel: String? = nil, audit: AuditLog? = nil
     ) {
+        self.audit = audit
         self.titleModel = titleModel
         self.inbox = inbox
         self.switching = switching

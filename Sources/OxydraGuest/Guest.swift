@@ -1,6 +1,7 @@
 import Dispatch
 import Hummingbird
 import Logging
+import OxydraAudit
 import OxydraConfig
 import OxydraCore
 import OxydraGateway
@@ -137,7 +138,7 @@ public struct Guest {
             user: user, runtime: runtime, store: store, limits: config.gateway, startupStatus: status,
             logger: Logger(label: "oxydra.gateway"), inbox: Inbox(shared: prepared.workspace.shared),
             switching: Self.modelSwitching(config, prepared: prepared, selected: model),
-            titleModel: config.sessions.titleModel)
+            titleModel: config.sessions.titleModel, audit: try AuditLog(directory: prepared.workspace.logs))
 
         let paths = prepared.workspace
         Self.remove(paths.marker)

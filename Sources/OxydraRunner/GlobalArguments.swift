@@ -6,6 +6,7 @@ public enum GlobalArguments {
     /// Subcommands, with the nested ones of each group.
     public static let subcommands: [String: [String]] = [
         "start": [], "stop": [], "restart": [], "status": [], "logs": [], "ask": [], "tui": [], "usage": [],
+        "audit": ["verify", "show"],
         "supervise": [],
         "config": ["show", "check"], "images": ["build", "list"], "catalog": [], "check-update": [], "web": [],
         "sessions": ["list", "show", "export", "rename", "archive", "unarchive", "delete"],

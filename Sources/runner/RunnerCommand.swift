@@ -55,7 +55,7 @@ struct RunnerCommand: AsyncParsableCommand {
             """,
         subcommands: [
             Start.self, Stop.self, Restart.self, Status.self, Logs.self, Ask.self, TUI.self, Config.self, Images.self,
-            Sessions.self, Usage.self, NotBuilt.Catalog.self, NotBuilt.CheckUpdate.self, NotBuilt.Web.self,
+            Sessions.self, Usage.self, Audit.self, NotBuilt.Catalog.self, NotBuilt.CheckUpdate.self, NotBuilt.Web.self,
             Supervise.self,
         ],
         defaultSubcommand: Start.self)
@@ -67,6 +67,44 @@ struct RunnerCommand: AsyncParsableCommand {
 }
 
 extension RunnerCommand {
+    /// `runner audit verify|show`.
+    struct Audit: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "The user's tamper-evident log of tool calls: check its hash chain, or show records.",
+            subcommands: [Verify.self, Show.self])
+
+        struct Verify: ParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Check every record's hash and link (exit 0: the chain holds, 1: broken).")
+            @OptionGroup var global: GlobalOptions
+            @Flag(help: "Print JSON.") var json = false
+            func run() throws { AuditCommand.verify(global.context, json: json).emitAndExit() }
+        }
+
+        struct Show: ParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "The newest records, oldest first.")
+            @OptionGroup var global: GlobalOptions
+            @Option(help: "Only records from the last `7d`, `12h`…") var since: String?
+            @Option(help: "At most this many records.") var tail = 50
+            @Flag(help: "Print JSON.") var json = false
+            var start: Date?? {
+                guard let since else { return .some(nil) }
+                let unit: Double = since.hasSuffix("h") ? 3600 : since.hasSuffix("d") ? 86_400 : 0
+                guard unit > 0, let count = Double(since.dropLast()), count > 0 else { return nil }
+                return .some(Date().addingTimeInterval(-count * unit))
+            }
+            func validate() throws {
+                guard start != nil else {
+                    throw ValidationError("--since takes `<n>d` or `<n>h`, got `\(since ?? "")`")
+                }
+                guard tail > 0 else { throw ValidationError("--tail must be at least 1") }
+            }
+            func run() throws {
+                AuditCommand.show(global.context, since: start ?? nil, tail: tail, json: json).emitAndExit()
+            }
+        }
+    }
+
     /// `runner usage [--since 7d] [--json]`.
     struct Usage: AsyncParsableCommand {
         static let configuration = CommandConfiguration(

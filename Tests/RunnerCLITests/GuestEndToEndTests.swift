@@ -276,6 +276,33 @@ struct GuestEndToEndTests {
         }
     }
 
+    /// Every tool call lands in the hash-chained audit log; `runner audit verify` notices an edit.
+    @Test func toolCallsAreAuditedAndAnEditIsNoticed() async throws {
+        try await Project.withGuest { project, server in
+            server.enqueue([
+                .toolCalls([ScriptedToolCall(id: "c1", name: "file_list", arguments: #"{"path":"/shared"}"#)]),
+                .text("listed"),
+            ])
+            #expect(try await project.run(["ask", "list my files"]).exitCode == 0)
+            let verified = try await project.run(["audit", "verify"])
+            #expect(verified.exitCode == 0, "\(verified.standardError)")
+            #expect(verified.standardOutput.hasPrefix("ok: 1 record (1–1) in "), "\(verified.standardOutput)")
+            let shown = try await project.run(["audit", "show", "--since", "1d", "--json"])
+            let records = try #require(try JSONValue(parsing: shown.standardOutput).arrayValue)
+            #expect(records.count == 1)
+            #expect(records.first?["tool"] == "file_list" && records.first?["decision"] == "not_asked")
+            #expect(records.first?["arguments"] == #"{"path":"/shared"}"#)
+            #expect(records.first?["session"] == "runtime-alice" && records.first?["status"] == "ok")
+
+            let path = project.workspace + "/logs/audit.jsonl"
+            let text = try String(contentsOfFile: path, encoding: .utf8)
+            try text.replacing("file_list", with: "file_read").write(toFile: path, atomically: true, encoding: .utf8)
+            let broken = try await project.run(["audit", "verify"])
+            #expect(broken.exitCode == 1)
+            #expect(broken.standardError.contains("record 1 does not match its hash (it was changed)"))
+        }
+    }
+
     /// `runner usage`: every provider call, per day, model and session; unpriced local models count $0.
     @Test func usageReportsEveryCall() async throws {
         try await Project.withGuest { project, server in
