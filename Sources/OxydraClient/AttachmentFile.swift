@@ -13,10 +13,7 @@ public enum AttachmentFile {
 
     /// Reads the regular file at `path` (a `~/` prefix is the home directory).
     public static func load(_ path: String) throws(Failure) -> ClientFrame.FileAttachment {
-        var expanded = path
-        if expanded.hasPrefix("~/"), let home = getenv("HOME").map({ String(cString: $0) }) {
-            expanded = home + expanded.dropFirst()
-        }
+        let expanded = expandingHome(path)
         var status = stat()
         guard stat(expanded, &status) == 0 else {
             throw Failure(description: "cannot attach \(path): \(String(cString: strerror(errno)))")
@@ -27,7 +24,9 @@ public enum AttachmentFile {
         guard Int(status.st_size) <= GatewayProtocol.maxAttachmentBytes else {
             throw Failure(
                 description:
-                    "cannot attach \(path): \(Int(status.st_size) >> 20) MiB is over the \(GatewayProtocol.maxAttachmentBytes >> 20) MiB limit of a turn's attachments"
+                    "cannot attach \(path): it holds \(status.st_size) bytes, more than the "
+                    + "\(GatewayProtocol.maxAttachmentBytes >> 20) MiB (\(GatewayProtocol.maxAttachmentBytes) bytes) a "
+                    + "turn's attachments may hold"
             )
         }
         guard let data = FileManager.default.contents(atPath: expanded) else {
@@ -86,13 +85,15 @@ public enum AttachmentFile {
             text = percentDecoded(text)
         }
         guard text.hasPrefix("/") || text.hasPrefix("~/") else { return nil }
-        var expanded = text
-        if expanded.hasPrefix("~/"), let home = getenv("HOME").map({ String(cString: $0) }) {
-            expanded = home + expanded.dropFirst()
-        }
         var status = stat()
-        guard stat(expanded, &status) == 0, (status.st_mode & S_IFMT) == S_IFREG else { return nil }
+        guard stat(expandingHome(text), &status) == 0, (status.st_mode & S_IFMT) == S_IFREG else { return nil }
         return text
+    }
+
+    /// `~/x` as `$HOME/x`; other paths as they are.
+    static func expandingHome(_ path: String) -> String {
+        guard path.hasPrefix("~/"), let home = getenv("HOME").map({ String(cString: $0) }) else { return path }
+        return home + path.dropFirst()
     }
 
     private static func percentDecoded(_ text: String) -> String {

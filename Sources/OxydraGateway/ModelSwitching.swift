@@ -55,28 +55,6 @@ extension SessionHub {
         }
     }
 
-    /// `get_usage`: the ledger's records of the last `days` UTC days, added up.
-    func usage(requestID: String, days: Int) async -> ServerFrame {
-        guard let ledger = store as? any UsageLedger else {
-            return error(requestID, .notFound, "this guest's store keeps no usage records")
-        }
-        let now = await runtime.budget?.now() ?? Date()
-        let since = UTCPeriod.day(of: now.addingTimeInterval(-Double(days - 1) * 86_400)).start
-        let records: [UsageRecord]
-        do {
-            records = try await ledger.usageRecords(since: since)
-        } catch {
-            return self.error(requestID, .internalError, "cannot read the usage records: \(error)")
-        }
-        let status = await runtime.budget?.status()
-        return .usageReport(
-            requestID: requestID,
-            report: UsageReport(
-                since: since, records: records, dailyLimitUSD: status?.limits.dailyUSD,
-                monthlyLimitUSD: status?.limits.monthlyUSD, spentTodayUSD: status?.spentToday ?? 0,
-                spentThisMonthUSD: status?.spentThisMonth ?? 0))
-    }
-
     /// `list_models`.
     func listModels(requestID: String, connection: ConnectionID) async -> ServerFrame {
         guard let id = currentSession(of: connection), let session = sessions[id] else {
@@ -143,9 +121,8 @@ extension SessionHub {
             }
         }
         let message =
-            provider != nil
-            ? "cannot switch to `\(model)` on `\(provider!)`: \(firstError ?? "unknown")"
-            : "no configured provider offers model `\(model)` (\(firstError ?? "")); `list_models` shows the choices"
+            provider.map { "cannot switch to `\(model)` on `\($0)`: \(firstError ?? "unknown")" }
+            ?? "no configured provider offers model `\(model)` (\(firstError ?? "")); `list_models` shows the choices"
         return error(requestID, .notFound, message)
     }
 }

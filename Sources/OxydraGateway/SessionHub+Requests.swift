@@ -1,5 +1,6 @@
 import Logging
 import OxydraCore
+import OxydraRuntime
 
 extension SessionHub {
     /// Handles one parsed client frame after `hello`; returns the frames for this connection only
@@ -172,5 +173,27 @@ extension SessionHub {
             }
         }
         return entries
+    }
+
+    /// `get_usage`: the ledger's records of the last `days` UTC days, added up.
+    func usage(requestID: String, days: Int) async -> ServerFrame {
+        guard let ledger = store as? any UsageLedger else {
+            return error(requestID, .notFound, "this guest's store keeps no usage records")
+        }
+        let now = await runtime.budget?.now() ?? Date()
+        let since = UTCPeriod.day(of: now.addingTimeInterval(-Double(days - 1) * 86_400)).start
+        let records: [UsageRecord]
+        do {
+            records = try await ledger.usageRecords(since: since)
+        } catch {
+            return self.error(requestID, .internalError, "cannot read the usage records: \(error)")
+        }
+        let status = await runtime.budget?.status()
+        return .usageReport(
+            requestID: requestID,
+            report: UsageReport(
+                since: since, records: records, dailyLimitUSD: status?.limits.dailyUSD,
+                monthlyLimitUSD: status?.limits.monthlyUSD, spentTodayUSD: status?.spentToday ?? 0,
+                spentThisMonthUSD: status?.spentThisMonth ?? 0))
     }
 }

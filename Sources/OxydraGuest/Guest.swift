@@ -109,15 +109,11 @@ public struct Guest {
             secrets: prepared.gatewayTokens)
         var fallbacks: [FallbackModel] = []
         for (index, fallback) in config.selection.fallbacks.enumerated() {
-            var copy = config
-            copy.selection.provider = fallback.provider
-            copy.selection.model = fallback.model
             do {
-                let reached = try ProviderFactory.selected(
-                    copy, catalog: prepared.catalog, environment: prepared.environment, keySource: prepared.keySource)
-                fallbacks.append(
-                    FallbackModel(provider: reached, model: try ModelSelection.resolve(copy, catalog: prepared.catalog))
-                )
+                let (reached, descriptor) = try ProviderFactory.reach(
+                    config, provider: fallback.provider, model: fallback.model, catalog: prepared.catalog,
+                    environment: prepared.environment, keySource: prepared.keySource)
+                fallbacks.append(FallbackModel(provider: reached, model: descriptor))
             } catch {
                 throw GuestStartError(
                     "selection.fallbacks[\(index)] (\(fallback.provider)/\(fallback.model)): \(error)")
@@ -242,12 +238,10 @@ public struct Guest {
             choices += models.map { SessionHub.info(provider: name, $0) }
         }
         return ModelSwitching(choices: choices) { provider, model in
-            var copy = config
-            copy.selection.provider = provider
-            copy.selection.model = model
-            let reached = try ProviderFactory.selected(
-                copy, catalog: prepared.catalog, environment: prepared.environment, keySource: prepared.keySource)
-            var descriptor = try ModelSelection.resolve(copy, catalog: prepared.catalog)
+            var (reached, descriptor) = try ProviderFactory.reach(
+                config, provider: provider, model: model, catalog: prepared.catalog, environment: prepared.environment,
+                keySource: prepared.keySource)
+            // The guest's own model keeps the context window discovered at start.
             if provider == config.selection.provider && model == selected.id.rawValue { descriptor = selected }
             return (reached, descriptor)
         }

@@ -24,6 +24,20 @@ public enum ProviderFactory {
             provider, policy: RetryPolicy(config.reliability, turnTimeoutSecs: config.runtime.turnTimeoutSecs))
     }
 
+    /// `provider` (a registry name) with `model` — a fallback, or a session's `/model` choice — as
+    /// ``selected(_:catalog:environment:keySource:chains:)`` builds the configured one, with its
+    /// model's descriptor.
+    public static func reach(
+        _ config: AgentConfig, provider: String, model: String, catalog: ModelCatalog, environment: [String: String],
+        keySource: ConfigSource = .builtInDefault
+    ) throws(ProviderError) -> (ReliableProvider, ModelDescriptor) {
+        var copy = config
+        copy.selection.provider = provider
+        copy.selection.model = model
+        let reached = try selected(copy, catalog: catalog, environment: environment, keySource: keySource)
+        return (reached, try ModelSelection.resolve(copy, catalog: catalog))
+    }
+
     /// One registry entry as a provider (without retries).
     public static func make(
         name: String, entry: ProviderEntry, config: AgentConfig, catalog: ModelCatalog, environment: [String: String],

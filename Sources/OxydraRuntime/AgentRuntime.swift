@@ -58,7 +58,10 @@ public struct AgentRuntime: Sendable {
     }
 
     /// The context window used for budgeting.
-    var contextTokens: Int {
+    var contextTokens: Int { window(of: model) }
+
+    /// A model's context window as budgeted: an unlisted (synthetic) one at most the fallback.
+    func window(of model: ModelDescriptor) -> Int {
         model.isSynthetic
             ? min(model.capabilities.contextTokens, settings.fallbackMaxContextTokens)
             : model.capabilities.contextTokens
@@ -157,7 +160,7 @@ public struct AgentRuntime: Sendable {
                 return TurnResult(
                     messages: state.added, answer: answer, usage: usage, cost: cost, providerCalls: providerCalls,
                     finishReason: response.finishReason, contextTokens: contextUsed,
-                    contextWindow: answeredBy.model.capabilities.contextTokens, provider: answeredBy.provider,
+                    contextWindow: window(of: answeredBy.model), provider: answeredBy.provider,
                     model: answeredBy.model.id.rawValue)
             }
 
@@ -252,29 +255,28 @@ public struct AgentRuntime: Sendable {
                 (provider.id.rawValue, model)
             )
         }
+        var index = 0
         let ordered = failover.order(candidates)
-        for (index, candidate) in ordered.enumerated() {
+        while true {
+            let candidate = ordered[index]
             var request = request
             request.model = candidate.model.id
             var emitted = false
             do {
                 let response = try await attempt(request, on: candidate, call: call, events: events, emitted: &emitted)
                 return (response, (candidate.provider.id.rawValue, candidate.model))
-            } catch let error as ProviderError where !emitted && error.failsOver && index + 1 < ordered.count {
+            } catch let error as ProviderError where !emitted && error.failsOver {
                 failover.failed(candidate)
-                let next = ordered[index + 1]
+                index += 1
+                guard index < ordered.count else { throw error }
                 await events(
                     .progress(
                         TurnProgress(
-                            kind: .providerFailover(from: candidate.name, to: next.name),
+                            kind: .providerFailover(from: candidate.name, to: ordered[index].name),
                             message: "[\(call)/\(settings.maxTurns)] \(candidate.name) failed (\(error.shortReason)); "
-                                + "continuing on \(next.name)", turn: call, maxTurns: settings.maxTurns)))
-            } catch let error as ProviderError where !emitted && error.failsOver {
-                failover.failed(candidate)
-                throw error
+                                + "continuing on \(ordered[index].name)", turn: call, maxTurns: settings.maxTurns)))
             }
         }
-        throw CancellationError()
     }
 
     private func attempt(

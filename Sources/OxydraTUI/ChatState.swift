@@ -40,11 +40,6 @@ public struct ChatState: Sendable {
         /// Why a failed call failed (the first line of its output).
         public var note: String?
         public var expanded = false
-
-        public var isRunning: Bool {
-            if case .running = status { return true }
-            return false
-        }
     }
 
     public enum Connection: Sendable, Hashable {
@@ -302,7 +297,7 @@ public struct ChatState: Sendable {
     /// `openai/gpt-4o (128k context, images)`.
     static func describe(_ info: ModelInfo) -> String {
         var details: [String] = []
-        if let window = info.contextWindow { details.append("\(Renderer.tokens(window)) context") }
+        if let window = info.contextWindow { details.append("\(TokenCount.display(window)) context") }
         if info.images { details.append("images") }
         return "\(info.provider)/\(info.model)" + (details.isEmpty ? "" : " (" + details.joined(separator: ", ") + ")")
     }

@@ -231,16 +231,6 @@ public struct Renderer: Sendable {
         return out
     }
 
-    /// `12.3k`, `128k`, `1.0M`.
-    static func tokens(_ count: Int) -> String {
-        switch count {
-        case ..<1000: "\(count)"
-        case ..<10_000: "\(count / 1000).\(count % 1000 / 100)k"
-        case ..<1_000_000: "\(count / 1000)k"
-        default: "\(count / 1_000_000).\(count % 1_000_000 / 100_000)M"
-        }
-    }
-
     static func statusBar(
         _ state: ChatState, columns: Int, style: Style, scrolled: Bool, now: ContinuousClock.Instant = .now
     ) -> String {
@@ -268,7 +258,8 @@ public struct Renderer: Sendable {
         }
         if let context = state.context {
             let percent = min(context.used * 100 / max(context.window, 1), 999)
-            parts.append("context \(Self.tokens(context.used))/\(Self.tokens(context.window)) (\(percent)%)")
+            parts.append(
+                "context \(TokenCount.display(context.used))/\(TokenCount.display(context.window)) (\(percent)%)")
         }
         if state.turnsCompleted > 0 {
             parts.append("\(state.turnsCompleted) turn\(state.turnsCompleted == 1 ? "" : "s")" + state.costText)

@@ -115,8 +115,8 @@ public final class TUIApp: @unchecked Sendable {
         for await event in events {
             if case .tick = event {
                 handle(event)
-                // Between events only the spinners and elapsed times change.
-                if state.isStreaming || state.entries.last?.tool.map(\.isRunning) == true { redraw() }
+                // Between events only the spinners and elapsed times change, all of them during a turn.
+                if state.isStreaming { redraw() }
                 continue
             }
             handle(event)

@@ -97,11 +97,7 @@ final class GatewayFixture: Sendable {
     static func switching(_ config: AgentConfig) -> ModelSwitching {
         let choices = ["gpt-4o-mini", "gpt-4o"].map { ModelInfo(provider: "openai", model: $0) }
         return ModelSwitching(choices: choices) { provider, model in
-            var copy = config
-            copy.selection.provider = provider
-            copy.selection.model = model
-            let reached = try ProviderFactory.selected(copy, catalog: .builtIn, environment: [:])
-            return (reached, try ModelSelection.resolve(copy, catalog: .builtIn))
+            try ProviderFactory.reach(config, provider: provider, model: model, catalog: .builtIn, environment: [:])
         }
     }
 

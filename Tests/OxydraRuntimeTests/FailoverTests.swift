@@ -37,12 +37,9 @@ struct FailoverTests {
             config.reliability.backoffBaseMs = 5
             config.reliability.backoffMaxMs = 20
             let provider = try ProviderFactory.selected(config, catalog: .builtIn, environment: [:])
-            var copy = config
-            copy.selection.provider = "backup"
-            copy.selection.model = "claude-haiku-4-5"
-            let fallback = FallbackModel(
-                provider: try ProviderFactory.selected(copy, catalog: .builtIn, environment: [:]),
-                model: try ModelSelection.resolve(copy, catalog: .builtIn))
+            let (backupProvider, backupModel) = try ProviderFactory.reach(
+                config, provider: "backup", model: "claude-haiku-4-5", catalog: .builtIn, environment: [:])
+            let fallback = FallbackModel(provider: backupProvider, model: backupModel)
             let store = EphemeralMemoryStore()
             let runtime = AgentRuntime(
                 provider: provider, tools: ToolRegistry([]),

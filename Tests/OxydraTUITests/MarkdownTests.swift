@@ -395,5 +395,12 @@ struct AttachingTests {
         #expect(AttachmentFile.mimeType(of: "blob", data: Data([0xFF, 0xD8, 0xFF, 0])) == "image/jpeg")
         #expect(AttachmentFile.mimeType(of: "archive") == "application/octet-stream")
         #expect(throws: AttachmentFile.Failure.self) { try AttachmentFile.load(directory.path + "/missing") }
+        try Data(count: (8 << 20) + 1).write(to: URL(fileURLWithPath: directory.path + "/big.bin"))
+        #expect {
+            try AttachmentFile.load(directory.path + "/big.bin")
+        } throws: { error in
+            "\(error)" == "cannot attach \(directory.path)/big.bin: it holds 8388609 bytes, more than the 8 MiB "
+                + "(8388608 bytes) a turn's attachments may hold"
+        }
     }
 }

@@ -8,3 +8,15 @@ public enum ByteCount {
         return "\(tenths / 10).\(tenths % 10) MB"
     }
 }
+
+/// Token counts for people: `850`, `1.2k`, `128k`, `1.0M`.
+public enum TokenCount {
+    public static func display(_ count: Int) -> String {
+        switch count {
+        case ..<1000: "\(count)"
+        case ..<10_000: "\(count / 1000).\(count % 1000 / 100)k"
+        case ..<1_000_000: "\(count / 1000)k"
+        default: "\(count / 1_000_000).\(count % 1_000_000 / 100_000)M"
+        }
+    }
+}

@@ -82,12 +82,7 @@ public struct UsageReport: Sendable, Hashable {
 
     /// For people: totals, the budget, then per day, model and (the ten costliest) sessions.
     public var text: String {
-        func tokens(_ count: Int) -> String {
-            count < 1000
-                ? "\(count)"
-                : count < 1_000_000
-                    ? "\(count / 1000).\(count % 1000 / 100)k" : "\(count / 1_000_000).\(count % 1_000_000 / 100_000)M"
-        }
+        let tokens = TokenCount.display
         func line(_ row: Row, width: Int) -> String {
             let key = row.key.count >= width ? row.key : row.key + String(repeating: " ", count: width - row.key.count)
             return "  \(key)  \(row.calls) call\(row.calls == 1 ? "" : "s"), \(tokens(row.promptTokens)) in, "
