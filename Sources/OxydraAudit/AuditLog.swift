@@ -30,7 +30,16 @@ public final class AuditLog: Sendable {
         var descriptor: Int32
         var size: Int
         /// Calls started and not yet finished: their tool, arguments and place.
-        var pending: [String: (tool: String, arguments: String, session: String, turn: String, started: Date)]
+        var pending: [String: Call]
+    }
+    private struct Call {
+        var tool: String
+        var arguments: String
+        var session: String
+        var turn: String
+        var started: Date
+        var decision: String
+        var approvedBy: String?
     }
     private let state: Mutex<State>
 
@@ -70,24 +79,31 @@ public final class AuditLog: Sendable {
         close(descriptor)
     }
 
-    /// A tool call is about to run.
-    public func begin(callID: String, tool: String, arguments: String, session: String, turn: String) {
+    /// A tool call is about to run (or is refused): `decision` is how that was decided, `approvedBy`
+    /// the client that answered.
+    public func begin(
+        callID: String, tool: String, arguments: String, session: String, turn: String,
+        decision: String = "not_asked", approvedBy: String? = nil
+    ) {
         state.withLock {
-            $0.pending[callID] = (tool, arguments, session, turn, Date())
+            $0.pending[callID] = Call(
+                tool: tool, arguments: arguments, session: session, turn: turn, started: Date(), decision: decision,
+                approvedBy: approvedBy)
         }
     }
 
-    /// The call ended: its record is written (with the decision that let it run).
-    public func finish(callID: String, isError: Bool, resultBytes: Int, durationMilliseconds: Int, decision: String) {
+    /// The call ended: its record is written.
+    public func finish(callID: String, isError: Bool, resultBytes: Int, durationMilliseconds: Int) {
         state.withLock { state in
             guard let call = state.pending.removeValue(forKey: callID) else { return }
-            let fields: [String: JSONValue] = [
+            var fields: [String: JSONValue] = [
                 "seq": .integer(state.sequence + 1), "at": .string(Timestamp.rfc3339(call.started, milliseconds: true)),
                 "session": .string(call.session), "turn": .string(call.turn), "tool": .string(call.tool),
-                "call_id": .string(callID), "arguments": .string(call.arguments), "decision": .string(decision),
+                "call_id": .string(callID), "arguments": .string(call.arguments), "decision": .string(call.decision),
                 "status": .string(isError ? "error" : "ok"), "result_bytes": .integer(resultBytes),
                 "duration_ms": .integer(durationMilliseconds), "prev": .string(state.previous),
             ]
+            if let by = call.approvedBy { fields["approved_by"] = .string(by) }
             let hash = Self.hash(fields)
             var record = fields
             record["hash"] = .string(hash)

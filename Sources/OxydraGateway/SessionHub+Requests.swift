@@ -20,6 +20,13 @@ extension SessionHub {
             return [await listModels(requestID: requestID, connection: connection)]
         case .getUsage(let requestID, let days):
             return [await usage(requestID: requestID, days: days)]
+        case .approve(let requestID, let approvalID, let decision, let scope):
+            return answerApproval(
+                requestID: requestID, approvalID: approvalID, decision: decision, scope: scope, connection: connection)
+        case .listGrants(let requestID):
+            return [await listGrants(requestID: requestID)]
+        case .revokeGrant(let requestID, let grantID):
+            return [await revokeGrant(requestID: requestID, grantID: grantID)]
         case .setModel(let requestID, let provider, let model):
             return await setModel(requestID: requestID, provider: provider, model: model, connection: connection)
                 .map { [$0] } ?? []
@@ -69,7 +76,7 @@ extension SessionHub {
                         requestID: requestID, session: ref(session.id), activeTurn: session.activeTurn?.ref)
                 ]
                 if session.activeTurn == nil, let terminal = session.lastTerminal { frames.append(terminal) }
-                return frames
+                return frames + pendingRequests(in: session.id)
             } catch {
                 return [.error(error.info(requestID: requestID))]
             }

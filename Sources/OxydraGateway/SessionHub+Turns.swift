@@ -144,8 +144,9 @@ extension SessionHub {
     }
 
     /// Waits for a slot (FIFO) when queued, runs the turn, publishes its frames and its end.
-    private func execute(
-        key: TurnKey, header: TurnHeader, prompt: String, attachments: [ClientFrame.FileAttachment], queued: Bool
+    /// Without a prompt, resumes the session's turn that waits for an approval (after a restart).
+    func execute(
+        key: TurnKey, header: TurnHeader, prompt: String?, attachments: [ClientFrame.FileAttachment], queued: Bool
     ) async {
         if queued {
             let admitted = await withCheckedContinuation { continuation in
@@ -162,23 +163,37 @@ extension SessionHub {
         }
         session.activeTurn?.state = .running
         publish(.turnStarted(header), to: key.session)
-        let newTitle = await giveTitle(to: session, from: prompt)
-        logger.info("turn started", metadata: ["session": "\(key.session)", "turn": "\(key.turn)"])
+        let newTitle = if let prompt { await giveTitle(to: session, from: prompt) } else { String?.none }
+        logger.info(
+            prompt == nil ? "turn resumed" : "turn started",
+            metadata: ["session": "\(key.session)", "turn": "\(key.turn)"])
 
         let started = ContinuousClock.now
+        let approver =
+            approvalConfig.mode == .off
+            ? nil : TurnApprover(hub: self, key: key, header: header, config: approvalConfig)
+        let events: @Sendable (RuntimeEvent) async -> Void = { [fanout = session.fanout, audit] event in
+            Self.record(event, in: audit, header: header)
+            guard let frame = Self.frame(for: event, header: header) else { return }
+            let lagging = fanout.publish(frame)
+            if !lagging.isEmpty { await self.dropLagging(lagging) }
+        }
         do {
             let history = try await loadHistory(session)
             let runtime = await self.runtime(for: session)
-            let input = try message(prompt, attachments: attachments, runtime: runtime)
-            let result = try await runtime.run(
-                session: key.session, user: user, history: history, input: input,
-                events: { [fanout = session.fanout, audit] event in
-                    Self.record(event, in: audit, header: header)
-                    guard let frame = Self.frame(for: event, header: header) else { return }
-                    let lagging = fanout.publish(frame)
-                    if !lagging.isEmpty { await self.dropLagging(lagging) }
-                })
-            session.history = history + [input] + result.messages
+            let input = try prompt.map { prompt throws(HubError) in
+                try message(prompt, attachments: attachments, runtime: runtime)
+            }
+            let result =
+                if let input {
+                    try await runtime.run(
+                        session: key.session, user: user, history: history, input: input, approver: approver,
+                        events: events)
+                } else {
+                    try await runtime.resume(
+                        session: key.session, user: user, history: history, approver: approver, events: events)
+                }
+            session.history = history + (input.map { [$0] } ?? []) + result.messages
             let completion = TurnCompletion(
                 message: result.answer.content ?? "", finishReason: result.finishReason.map { "\($0)" },
                 usage: result.usage, costUSD: result.cost, providerCalls: result.providerCalls,
@@ -194,7 +209,7 @@ extension SessionHub {
             finish(
                 key, header: header, terminal: .turnCompleted(header.with(state: .completed), completion),
                 holdsSlot: true)
-            if let newTitle, titleModel != nil {
+            if let newTitle, let prompt, titleModel != nil {
                 await improveTitle(
                     of: key.session, was: newTitle, prompt: prompt, answer: completion.message, runtime: runtime)
             }
@@ -207,7 +222,12 @@ extension SessionHub {
             case RuntimeError.cancelled, is CancellationError: cancelled = true
             default: cancelled = Task.isCancelled
             }
-            if cancelled {
+            if case RuntimeError.suspended = error {
+                logger.info(
+                    "turn suspended: it waits for an approval and resumes at the next start",
+                    metadata: ["session": "\(key.session)", "turn": "\(key.turn)"])
+                finish(key, header: header, terminal: nil, holdsSlot: true)
+            } else if cancelled {
                 logger.info("turn cancelled", metadata: ["session": "\(key.session)", "turn": "\(key.turn)"])
                 finish(key, header: header, terminal: .turnCancelled(header.with(state: .cancelled)), holdsSlot: true)
             } else if let error = error as? HubError {
@@ -268,11 +288,11 @@ extension SessionHub {
     }
 
     /// The session's history from the store, cached in memory.
-    private func loadHistory(_ session: LiveSession) async throws(HubError) -> [Message] {
+    func loadHistory(_ session: LiveSession) async throws(HubError) -> [Message] {
         if let history = session.history { return history }
         let id = session.id
         let stored = try await storeCall { () throws(MemoryError) in try await store.restore(id) }
-        let repaired = HistoryRepair.closingUnansweredCalls(stored.map(\.message))
+        let repaired = HistoryRepair.closingUnansweredCalls(stored.map(\.message), keepingOpen: keptOpen[id] ?? [])
         if !repaired.added.isEmpty {
             logger.warning(
                 "closed tool calls the guest never finished",
@@ -290,6 +310,8 @@ extension SessionHub {
 
     private func finish(_ key: TurnKey, header: TurnHeader, terminal: ServerFrame?, holdsSlot: Bool) {
         turnTasks[key] = nil
+        turnGrants[key] = nil
+        keptOpen[key.session] = nil
         if holdsSlot { releaseSlot() }
         guard let session = sessions[key.session], session.activeTurn?.turnID == key.turn else { return }
         session.activeTurn = nil
@@ -309,19 +331,18 @@ extension SessionHub {
         }
     }
 
-    /// Tool calls into the audit log. No approval step exists yet: every call that runs is
-    /// recorded with the decision `not_asked`.
+    /// Tool calls into the audit log, with the approval decision and who answered.
     nonisolated static func record(_ event: RuntimeEvent, in audit: AuditLog?, header: TurnHeader) {
         guard let audit else { return }
         switch event {
-        case .toolStarted(let callID, let name, _, let arguments):
+        case .toolStarted(let callID, let name, _, let arguments, let approval, let approvedBy):
             audit.begin(
                 callID: callID, tool: name, arguments: arguments, session: header.session.sessionID.rawValue,
-                turn: header.turn.turnID.rawValue)
+                turn: header.turn.turnID.rawValue, decision: approval, approvedBy: approvedBy)
         case .toolFinished(let callID, _, let duration, let isError, _, let output):
             audit.finish(
                 callID: callID, isError: isError, resultBytes: output.utf8.count,
-                durationMilliseconds: milliseconds(duration), decision: "not_asked")
+                durationMilliseconds: milliseconds(duration))
         default:
             break
         }
@@ -335,7 +356,7 @@ extension SessionHub {
             frame = .assistantDelta(header, delta: text)
         case .progress(let progress):
             frame = .turnProgress(header, ProgressInfo(progress))
-        case .toolStarted(let callID, let name, let summary, let arguments):
+        case .toolStarted(let callID, let name, let summary, let arguments, _, _):
             frame = .toolCall(header, ToolCallInfo(callID: callID, name: name, summary: summary, arguments: arguments))
         case .toolFinished(let callID, let name, let duration, let isError, let summary, let output):
             frame = .toolResult(

@@ -31,6 +31,19 @@ public actor SessionHub {
     let audit: AuditLog?
     /// Runtimes of switched sessions, by provider and model.
     var runtimes: [String: AgentRuntime] = [:]
+    /// `[tools.approval]`, and where grants and pending requests are kept (nil: in memory only).
+    let approvalConfig: ApprovalConfig
+    let approvalStore: (any ApprovalStore)?
+    var pendingApprovals: [String: PendingApproval] = [:]
+    /// Answers that arrived before their turn asked again (after a restart), by call id.
+    var parkedResolutions: [String: ApprovalResolution] = [:]
+    /// The last answers, so a late second answer learns who was first.
+    var recentResolutions: [ApprovalResolution] = []
+    /// `session` and `always` grants (loaded on first use), and `turn` grants by turn.
+    var grantCache: [ApprovalGrant]?
+    var turnGrants: [TurnKey: Set<String>] = [:]
+    /// Calls that wait for an approval stored before a restart: history repair leaves them open.
+    var keptOpen: [SessionID: Set<String>] = [:]
 
     var sessions: [SessionID: LiveSession] = [:]
     var connections: [ConnectionID: Subscriber] = [:]
@@ -42,8 +55,11 @@ public actor SessionHub {
     public init(
         user: UserID, runtime: AgentRuntime, store: any SessionCatalog, limits: GatewayConfig,
         startupStatus: StartupStatus, logger: Logger, inbox: Inbox? = nil, switching: ModelSwitching? = nil,
-        titleModel: String? = nil, audit: AuditLog? = nil
+        titleModel: String? = nil, audit: AuditLog? = nil, approvals: ApprovalConfig = ApprovalConfig(),
+        approvalStore: (any ApprovalStore)? = nil
     ) {
+        self.approvalConfig = approvals
+        self.approvalStore = approvalStore
         self.audit = audit
         self.titleModel = titleModel
         self.inbox = inbox
@@ -70,7 +86,7 @@ public actor SessionHub {
 
     /// Registers a connection; frames for its session go to `sink`.
     func attach(_ connection: ConnectionID, sink: @escaping @Sendable (ServerFrame) -> Bool) {
-        connections[connection] = Subscriber(sink: sink)
+        connections[connection] = Subscriber(sink: sink, label: "client#\(connection.value)")
     }
 
     /// Drops a connection and its subscription.
@@ -104,6 +120,11 @@ public actor SessionHub {
         } catch {
             return [.error(error.info(requestID: hello.requestID))]
         }
+        if let client = hello.client?.filter({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }),
+            !client.isEmpty
+        {
+            connections[connection]?.label = "\(client)#\(connection.value)"
+        }
         subscribe(connection, to: target)
         var frames: [ServerFrame] = [
             .helloAck(
@@ -111,7 +132,7 @@ public actor SessionHub {
                 activeTurn: target.activeTurn?.ref)
         ]
         if target.activeTurn == nil, let terminal = target.lastTerminal { frames.append(terminal) }
-        return frames
+        return frames + pendingRequests(in: target.id)
     }
 
     func subscribe(_ connection: ConnectionID, to session: LiveSession) {
@@ -250,6 +271,8 @@ public struct ConnectionID: Hashable, Sendable {
 
 struct Subscriber {
     var sink: @Sendable (ServerFrame) -> Bool
+    /// `tui#3`: who answered an approval.
+    var label: String
     var session: SessionID?
 }
 

@@ -134,7 +134,10 @@ public struct Guest {
             user: user, runtime: runtime, store: store, limits: config.gateway, startupStatus: status,
             logger: Logger(label: "oxydra.gateway"), inbox: Inbox(shared: prepared.workspace.shared),
             switching: Self.modelSwitching(config, prepared: prepared, selected: model),
-            titleModel: config.sessions.titleModel, audit: try AuditLog(directory: prepared.workspace.logs))
+            titleModel: config.sessions.titleModel, audit: try AuditLog(directory: prepared.workspace.logs),
+            approvals: config.tools.approval, approvalStore: store)
+        let resumed = await hub.resumeSuspendedTurns()
+        if resumed > 0 { logger.info("turns waiting for approval resumed", metadata: ["turns": "\(resumed)"]) }
 
         let paths = prepared.workspace
         Self.remove(paths.marker)

@@ -24,6 +24,12 @@ public enum AskCommand {
         public var ephemeral = false
         /// Files sent with the prompt (`--attach`).
         public var attachments: [ClientFrame.FileAttachment] = []
+        /// `--approve-all`: every approval request of the turn is allowed once.
+        public var approveAll = false
+        /// `--approve TOOL,…`: requests for these tools are allowed once.
+        public var approveTools: Set<String> = []
+        /// Asks the person at the terminal (nil without one: requests not covered above are denied).
+        public var prompter: (@Sendable (ApprovalRequest) async -> (ApprovalDecision, ApprovalScope))?
 
         public init(
             prompt: String, session: String? = nil, newSession: Bool = false, json: Bool = false,
@@ -74,7 +80,7 @@ public enum AskCommand {
             .hello(
                 ClientFrame.Hello(
                     requestID: helloID, userID: connection.user.rawValue, sessionID: options.session,
-                    createNewSession: options.newSession || options.ephemeral)))
+                    createNewSession: options.newSession || options.ephemeral, client: "ask")))
         let acknowledged = Flag()
 
         return await withTaskGroup(of: Int32?.self) { group in
@@ -157,6 +163,40 @@ public enum AskCommand {
                             emit(Describe.completion(completion) + "\n", 2)
                         }
                         if let code = end(0) { return code }
+                    case .approvalRequest(let header, let request) where header.turn.turnID == turnID:
+                        let answer = { (decision: ApprovalDecision, scope: ApprovalScope) in
+                            client.send(
+                                .approve(
+                                    requestID: FrameIDs.request(), approvalID: request.approvalID, decision: decision,
+                                    scope: scope))
+                        }
+                        if options.approveAll || options.approveTools.contains(request.tool) {
+                            if !options.json {
+                                emit(
+                                    "✓ allowing \(request.summary) (\(options.approveAll ? "--approve-all" : "--approve"))\n",
+                                    2)
+                            }
+                            answer(.allow, .once)
+                        } else if let prompter = options.prompter {
+                            Task {
+                                let (decision, scope) = await prompter(request)
+                                answer(decision, scope)
+                            }
+                        } else {
+                            emit(
+                                "✗ denied \(request.summary) (\(request.reason)): no terminal to ask; pass "
+                                    + "--approve-all or --approve \(request.tool) to allow it\n", 2)
+                            answer(.deny, .once)
+                        }
+                    case .approvalResolved(let header, let resolution)
+                    where header.turn.turnID == turnID && !options.json:
+                        let by = resolution.answeredBy.map { " by \($0)" } ?? ""
+                        switch (resolution.reason, resolution.decision) {
+                        case (.answered, .allow): emit("· approved (\(resolution.scope.rawValue))\(by)\n", 2)
+                        case (.answered, .deny): emit("· denied\(by)\n", 2)
+                        case (.timedOut, _): emit("· not approved in time: denied\n", 2)
+                        case (.cancelled, _): emit("· approval cancelled with the turn\n", 2)
+                        }
                     case .turnCancelled(let header) where header.turn.turnID == turnID:
                         if !options.json { emit((streamed ? "\n" : "") + "turn cancelled\n", 2) }
                         if let code = end(cancelledExitCode) { return code }

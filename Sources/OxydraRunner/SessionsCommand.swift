@@ -13,6 +13,9 @@ public enum SessionsCommand {
         case delete(String)
         /// `runner usage`: spending over the last `days` UTC days.
         case usage(days: Int)
+        /// `runner approvals list|revoke`: standing grants.
+        case grants
+        case revokeGrant(String)
     }
 
     public static func run(_ context: RunnerContext, _ action: Action, json: Bool) async -> CommandOutput {
@@ -29,6 +32,32 @@ public enum SessionsCommand {
             connection.client.send(.hello(.init(requestID: hello, userID: endpoint.user.rawValue)))
             _ = try await connection.reply(to: hello)
             switch action {
+            case .grants:
+                let id = FrameIDs.request()
+                connection.client.send(.listGrants(requestID: id))
+                guard case .grantList(_, let grants) = try await connection.reply(to: id) else {
+                    return .error("unexpected reply to list_grants")
+                }
+                if json {
+                    return CommandOutput(standardOutput: JSONValue.array(grants.map(\.json)).prettyText + "\n")
+                }
+                if grants.isEmpty { return CommandOutput(standardOutput: "no standing approvals\n") }
+                let lines = grants.map { (grant: ApprovalGrant) -> String in
+                    var line = "\(grant.grantID[...].padding(20))  \(grant.scope.rawValue[...].padding(7))  "
+                    line += "\(grant.tool[...].padding(12))  " + TerminalText.sanitize(grant.kind.label)
+                    if let session = grant.session { line += "  (session \(session.rawValue.prefix(12)))" }
+                    line += "  \(grant.createdAt)"
+                    if let by = grant.createdBy { line += " by \(by)" }
+                    return line
+                }
+                return CommandOutput(standardOutput: lines.joined(separator: "\n") + "\n")
+            case .revokeGrant(let grant):
+                let id = FrameIDs.request()
+                connection.client.send(.revokeGrant(requestID: id, grantID: grant))
+                guard case .grantRevoked(_, let revoked) = try await connection.reply(to: id) else {
+                    return .error("unexpected reply to revoke_grant")
+                }
+                return CommandOutput(standardOutput: "revoked=\(revoked)\n")
             case .usage(let days):
                 let id = FrameIDs.request()
                 connection.client.send(.getUsage(requestID: id, days: days))

@@ -69,13 +69,47 @@ public struct AgentRuntime: Sendable {
 
     /// Runs one turn. `history` is the session so far (without the system prompt; message *i* has
     /// sequence *i* + 1 in the store), `input` the new user message. `events` receives progress for UIs.
+    /// With an `approver`, every tool call is reviewed before it runs (`[tools.approval]`).
     public func run(
         session: SessionID, user: UserID? = nil, history: [Message], input: Message,
+        approver: (any ToolApprover)? = nil, events: @escaping @Sendable (RuntimeEvent) async -> Void = { _ in }
+    ) async throws -> TurnResult {
+        try await turn(session: session, user: user, history: history, input: input, approver: approver, events: events)
+    }
+
+    /// Continues a turn that stopped while its tool calls waited (for an approval, across a guest
+    /// restart): runs the calls of the last assistant message that have no result yet, then goes
+    /// on as ``run(session:user:history:input:approver:events:)`` would. The result's messages are
+    /// everything added after `history`.
+    public func resume(
+        session: SessionID, user: UserID? = nil, history: [Message], approver: (any ToolApprover)? = nil,
         events: @escaping @Sendable (RuntimeEvent) async -> Void = { _ in }
     ) async throws -> TurnResult {
-        var state = TurnState(history: history)
-        try await state.append(input, to: session, store: store)
+        try await turn(session: session, user: user, history: history, input: nil, approver: approver, events: events)
+    }
+
+    /// The calls of the history's last assistant message that have no result after it.
+    public static func unansweredCalls(_ history: [Message]) -> [ToolCall] {
+        guard let index = history.lastIndex(where: { $0.role == .assistant }) else { return [] }
+        let answered = Set(history[(index + 1)...].compactMap(\.toolCallID))
+        return history[index].toolCalls.filter { !answered.contains($0.id) }
+    }
+
+    private func turn(
+        session: SessionID, user: UserID?, history: [Message], input: Message?, approver: (any ToolApprover)?,
+        events: @escaping @Sendable (RuntimeEvent) async -> Void
+    ) async throws -> TurnResult {
+        var state = TurnState(history: history, resuming: input == nil)
         let context = ToolContext(user: user, session: session)
+        if let input {
+            try await state.append(input, to: session, store: store)
+        } else {
+            let waiting = Self.unansweredCalls(history)
+            guard !waiting.isEmpty else { throw RuntimeError.nothingToResume }
+            try await runTools(
+                waiting, context: context, state: &state, session: session, turn: 0, approver: approver,
+                events: events)
+        }
         var usage = Usage()
         var cost: Double? = model.pricing == nil ? nil : 0
         var providerCalls = 0
@@ -188,8 +222,8 @@ public struct AgentRuntime: Sendable {
             }
 
             try await runTools(
-                answer.toolCalls, context: context, state: &state, session: session, turn: providerCalls, events: events
-            )
+                answer.toolCalls, context: context, state: &state, session: session, turn: providerCalls,
+                approver: approver, events: events)
         }
     }
 
@@ -476,7 +510,7 @@ public struct AgentRuntime: Sendable {
     /// Runs the calls: consecutive read-only calls together, the rest one by one, results in call order.
     private func runTools(
         _ calls: [ToolCall], context: ToolContext, state: inout TurnState, session: SessionID, turn: Int,
-        events: @escaping @Sendable (RuntimeEvent) async -> Void
+        approver: (any ToolApprover)?, events: @escaping @Sendable (RuntimeEvent) async -> Void
     ) async throws {
         var batches: [[ToolCall]] = []
         for call in calls {
@@ -494,11 +528,34 @@ public struct AgentRuntime: Sendable {
                     message: "[\(turn)/\(settings.maxTurns)] Executing tools: \(names.joined(separator: ", "))",
                     turn: turn, maxTurns: settings.maxTurns)))
         for (index, batch) in batches.enumerated() {
-            let outcomes: [ToolOutcome]
+            var outcomes: [ToolOutcome]
             do {
-                outcomes = try await withHeartbeat(names: batch.map(\.name), turn: turn, events: events) {
-                    try await self.run(batch, context: context, events: events)
+                // Each call is reviewed before the batch runs; refused calls get their refusal as the result.
+                var verdicts: [String: ApprovalVerdict] = [:]
+                var refused: [String: ToolOutcome] = [:]
+                if let approver {
+                    for call in batch {
+                        let verdict = try await approver.review(
+                            call, risk: tools.risk(of: call), summary: Self.summary(of: call),
+                            details: tools.reviewText(of: call))
+                        verdicts[call.id] = verdict
+                        if !verdict.allowed { refused[call.id] = await refusal(call, verdict: verdict, events: events) }
+                    }
                 }
+                let allowed = batch.filter { refused[$0.id] == nil }
+                let decided = verdicts
+                let ran =
+                    allowed.isEmpty
+                    ? []
+                    : try await withHeartbeat(names: allowed.map(\.name), turn: turn, events: events) {
+                        try await self.run(allowed, verdicts: decided, context: context, events: events)
+                    }
+                var byID = refused
+                for outcome in ran { byID[outcome.callID] = outcome }
+                outcomes = batch.compactMap { byID[$0.id] }
+            } catch is ApprovalSuspended {
+                // The guest is stopping: the calls stay unanswered and the request stored, to resume.
+                throw RuntimeError.suspended
             } catch {
                 // Cancelled: every call of this and later batches gets a result, then the turn ends.
                 let pending = batches[index...].flatMap { $0 }
@@ -514,16 +571,36 @@ public struct AgentRuntime: Sendable {
         }
     }
 
+    /// A call that may not run: reported as started and failed, with the refusal as its result.
+    private func refusal(
+        _ call: ToolCall, verdict: ApprovalVerdict, events: @Sendable (RuntimeEvent) async -> Void
+    ) async -> ToolOutcome {
+        let text = verdict.message ?? "tool \(call.name) was not run: it was not approved (\(verdict.decision))"
+        await events(
+            .toolStarted(
+                callID: call.id, name: call.name, summary: Self.summary(of: call),
+                arguments: Self.cut(call.arguments.text, to: ToolCallInfo.argumentsLimit), approval: verdict.decision,
+                approvedBy: verdict.answeredBy))
+        await events(
+            .toolFinished(
+                callID: call.id, name: call.name, duration: .zero, isError: true, summary: Self.preview(text),
+                output: text))
+        return ToolOutcome(callID: call.id, name: call.name, text: text, isError: true, duration: .zero)
+    }
+
     private func run(
-        _ batch: [ToolCall], context: ToolContext, events: @escaping @Sendable (RuntimeEvent) async -> Void
+        _ batch: [ToolCall], verdicts: [String: ApprovalVerdict], context: ToolContext,
+        events: @escaping @Sendable (RuntimeEvent) async -> Void
     ) async throws -> [ToolOutcome] {
         let tools = self.tools
         let limit = settings.turnTimeout
         @Sendable func execute(_ call: ToolCall) async throws -> ToolOutcome {
+            let verdict = verdicts[call.id] ?? .notAsked
             await events(
                 .toolStarted(
                     callID: call.id, name: call.name, summary: Self.summary(of: call),
-                    arguments: Self.cut(call.arguments.text, to: ToolCallInfo.argumentsLimit)))
+                    arguments: Self.cut(call.arguments.text, to: ToolCallInfo.argumentsLimit),
+                    approval: verdict.decision, approvedBy: verdict.answeredBy))
             let outcome = try await tools.run(call, context: context, limit: limit)
             await events(
                 .toolFinished(
@@ -624,9 +701,10 @@ struct TurnState {
     var added: [Message] = []
     private let baseCount: Int
 
-    init(history: [Message]) {
+    /// `resuming`: no input message comes first, so everything appended counts as added.
+    init(history: [Message], resuming: Bool = false) {
         messages = history
-        baseCount = history.count
+        baseCount = resuming ? history.count - 1 : history.count
     }
 
     mutating func append(

@@ -39,7 +39,10 @@ public enum RuntimeEvent: Sendable, Hashable {
     case reasoningDelta(String)
     case progress(TurnProgress)
     /// A tool call is about to run; `summary` is short (`file_read(path=/shared/a.txt)`).
-    case toolStarted(callID: String, name: String, summary: String, arguments: String)
+    /// `approval` is how it was let run (`not_asked`, `granted_session`, `allowed_once`, … or, for a
+    /// call that does not run, `denied`, `timed_out`), `approvedBy` the client that answered.
+    case toolStarted(
+        callID: String, name: String, summary: String, arguments: String, approval: String, approvedBy: String?)
     /// `output` is the result as the model receives it (scrubbed, cut at the output limit).
     case toolFinished(callID: String, name: String, duration: Duration, isError: Bool, summary: String, output: String)
     /// Usage of the turn so far and its cost in US dollars (nil when the model has no price).

@@ -97,6 +97,8 @@ public struct ChatState: Sendable {
     public var search: HistorySearch?
     /// A prompt typed while a turn ran: sent when it ends (Esc takes it back).
     public var queuedPrompt: String?
+    /// Tool calls of this session waiting for an answer, oldest first (y / n / a answer the first).
+    public var approvals: [ApprovalRequest] = []
 
     public mutating func append(_ kind: EntryKind, _ text: String) {
         append(Entry(kind: kind, text: TextLayout.sanitize(text)))
@@ -280,6 +282,29 @@ public struct ChatState: Sendable {
             guard ref.sessionID == session else { return }
             model = info
             append(.system, "model for this session: " + Self.describe(info))
+        case .approvalRequest(let header, let request):
+            guard header.session.sessionID == session,
+                !approvals.contains(where: { $0.approvalID == request.approvalID })
+            else { return }
+            approvals.append(request)
+            streamingEntry = nil
+            append(.system, Self.prompt(for: request))
+        case .approvalResolved(let header, let resolution):
+            guard header.session.sessionID == session else { return }
+            guard let index = approvals.firstIndex(where: { $0.approvalID == resolution.approvalID }) else { return }
+            let request = approvals.remove(at: index)
+            append(.system, Self.outcome(of: resolution, for: request))
+        case .grantList(_, let grants):
+            append(
+                .system,
+                grants.isEmpty
+                    ? "no standing approvals"
+                    : "standing approvals (/revoke <id>):\n"
+                        + grants.map { grant in
+                            "  \(grant.grantID)  \(grant.scope.rawValue)  \(grant.tool): \(grant.kind.label)"
+                        }.joined(separator: "\n"))
+        case .grantRevoked(_, let id):
+            append(.system, "approval \(id) revoked")
         case .modelList(_, let current, let models):
             model = current
             var text =
@@ -291,6 +316,32 @@ public struct ChatState: Sendable {
                 text += "\n  \(provider): " + names.joined(separator: ", ")
             }
             append(.system, text)
+        }
+    }
+
+    /// The chat line asking for an approval: what, why, the arguments (first lines) and the keys.
+    static func prompt(for request: ApprovalRequest) -> String {
+        var lines = [
+            "⚠ approval needed: " + TextLayout.sanitize(request.summary),
+            "  " + TextLayout.sanitize(request.reason) + " · risk \(request.risk.rawValue)",
+        ]
+        let details = TextLayout.sanitize(request.details).split(separator: "\n", omittingEmptySubsequences: false)
+        for line in details.prefix(6) { lines.append("  │ " + line) }
+        if details.count > 6 { lines.append("  │ … \(details.count - 6) more lines") }
+        lines.append(
+            "  y allow once · n deny · a allow \(TextLayout.sanitize(request.kindLabel)) for this session")
+        return lines.joined(separator: "\n")
+    }
+
+    static func outcome(of resolution: ApprovalResolution, for request: ApprovalRequest) -> String {
+        let by = resolution.answeredBy.map { " by \($0)" } ?? ""
+        switch (resolution.reason, resolution.decision) {
+        case (.answered, .allow):
+            return "✓ allowed\(resolution.scope == .once ? "" : " (\(resolution.scope.rawValue))")\(by): "
+                + TextLayout.sanitize(request.summary)
+        case (.answered, .deny): return "✗ denied\(by): " + TextLayout.sanitize(request.summary)
+        case (.timedOut, _): return "✗ not answered in time, denied: " + TextLayout.sanitize(request.summary)
+        case (.cancelled, _): return "✗ cancelled with the turn: " + TextLayout.sanitize(request.summary)
         }
     }
 
@@ -310,6 +361,7 @@ public struct ChatState: Sendable {
     var costText: String { totalCost.map { " · " + Money.display($0) } ?? "" }
 
     private mutating func finishTurn() {
+        approvals = []
         activeTurn = nil
         turnStartedAt = nil
         streamingEntry = nil
@@ -362,6 +414,7 @@ public struct ChatState: Sendable {
 
     private mutating func switchTo(_ id: SessionID, note: String) {
         clearTranscript()
+        approvals = []
         context = nil
         session = id
         activeTurn = nil

@@ -59,6 +59,8 @@ public final class TUIApp: @unchecked Sendable {
         /copy           copy the last answer to the clipboard (OSC 52)
         /model [name]   this session's model and the choices; with a name (or provider/name), switch
         /usage [days]   tokens and dollars per day, model and session (default 7 days), and the budget
+        y / n / a       answer an approval request: allow once, deny, allow that kind for the session
+        /approvals      standing approvals · /revoke <id> removes one
         /attach <path>  send a file or image with your next message (or drop an image on the terminal)
         /detach         remove the attachments
         /rename <title> retitle this session · /archive [id], /unarchive <id> hide or show one
@@ -183,7 +185,7 @@ public final class TUIApp: @unchecked Sendable {
             .hello(
                 ClientFrame.Hello(
                     requestID: FrameIDs.request(), userID: options.user,
-                    sessionID: state.session?.rawValue ?? options.session)))
+                    sessionID: state.session?.rawValue ?? options.session, client: "tui")))
         let emit = self.emit
         Task {
             for await frame in client.frames { emit.yield(.frame(frame, generation: current)) }
@@ -260,9 +262,23 @@ public final class TUIApp: @unchecked Sendable {
         }
     }
 
+    /// With an approval waiting and nothing typed: y allows once, n denies, a allows the kind for the session.
+    static let approvalKeys: [Character: (ApprovalDecision, ApprovalScope)] = [
+        "y": (.allow, .once), "Y": (.allow, .once), "n": (.deny, .once), "N": (.deny, .once),
+        "a": (.allow, .session), "A": (.allow, .session),
+    ]
+
     private func handle(_ key: Key) {
         if state.search != nil {
             handleSearch(key)
+            return
+        }
+        if let request = state.approvals.first, state.editor.isEmpty, case .character(let character) = key,
+            let (decision, scope) = Self.approvalKeys[character]
+        {
+            send(
+                .approve(
+                    requestID: FrameIDs.request(), approvalID: request.approvalID, decision: decision, scope: scope))
             return
         }
         switch key {
@@ -533,6 +549,14 @@ public final class TUIApp: @unchecked Sendable {
             }
             send(.cancelActiveTurn(requestID: FrameIDs.request(), sessionID: state.session, turnID: state.activeTurn))
         case "/cancelall": send(.cancelAllActiveTurns(requestID: FrameIDs.request()))
+        case "/approvals":
+            send(.listGrants(requestID: FrameIDs.request()))
+        case "/revoke":
+            guard !argument.isEmpty else {
+                state.append(.system, "usage: /revoke <grant id> (/approvals lists them)")
+                return
+            }
+            send(.revokeGrant(requestID: FrameIDs.request(), grantID: argument))
         case "/usage":
             let days = Int(argument.filter(\.isNumber)) ?? 7
             send(.getUsage(requestID: FrameIDs.request(), days: min(max(days, 1), 366)))

@@ -55,7 +55,8 @@ struct RunnerCommand: AsyncParsableCommand {
             """,
         subcommands: [
             Start.self, Stop.self, Restart.self, Status.self, Logs.self, Ask.self, TUI.self, Config.self, Images.self,
-            Sessions.self, Usage.self, Audit.self, NotBuilt.Catalog.self, NotBuilt.CheckUpdate.self, NotBuilt.Web.self,
+            Sessions.self, Usage.self, Audit.self, Approvals.self, NotBuilt.Catalog.self, NotBuilt.CheckUpdate.self,
+            NotBuilt.Web.self,
             Supervise.self,
         ],
         defaultSubcommand: Start.self)
@@ -101,6 +102,31 @@ extension RunnerCommand {
             }
             func run() throws {
                 AuditCommand.show(global.context, since: start ?? nil, tail: tail, json: json).emitAndExit()
+            }
+        }
+    }
+
+    /// `runner approvals list|revoke`.
+    struct Approvals: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Standing approvals (\"allow for this session\" and \"always\"): list or revoke them "
+                + "(needs the running guest).",
+            subcommands: [List.self, Revoke.self])
+
+        struct List: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Every standing approval of the user.")
+            @OptionGroup var global: GlobalOptions
+            @Flag(help: "Print JSON.") var json = false
+            func run() async throws { await SessionsCommand.run(global.context, .grants, json: json).emitAndExit() }
+        }
+
+        struct Revoke: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Remove a standing approval: that kind of call asks again.")
+            @OptionGroup var global: GlobalOptions
+            @Argument(help: "The grant id (`runner approvals list` shows them).") var grant: String
+            func run() async throws {
+                await SessionsCommand.run(global.context, .revokeGrant(grant), json: false).emitAndExit()
             }
         }
     }
@@ -248,6 +274,15 @@ extension RunnerCommand {
         @Flag(help: "Print every gateway frame as a JSON line instead of the text.")
         var json = false
 
+        @Flag(help: "Allow every tool call that asks for approval in this turn (once each).")
+        var approveAll = false
+
+        @Option(
+            help: ArgumentHelp(
+                "Allow approval requests of these tools (comma-separated, repeatable), e.g. shell_exec,file_write. "
+                    + "Others are asked on the terminal, or denied without one.", valueName: "tools"))
+        var approve: [String] = []
+
         func validate() throws {
             if session != nil && (newSession || ephemeral) {
                 throw ValidationError("pass either --session or --new-session/--ephemeral")
@@ -291,6 +326,10 @@ extension RunnerCommand {
                     var options = AskCommand.Options(prompt: text, session: session, newSession: newSession, json: json)
                     options.ephemeral = ephemeral
                     options.attachments = attachments
+                    options.approveAll = approveAll
+                    options.approveTools = Set(
+                        approve.flatMap { $0.split(separator: ",") }.map { $0.trimmed }.filter { !$0.isEmpty })
+                    options.prompter = TerminalApproval.prompter()
                     return options
                 }(),
                 interrupts: interrupts

@@ -9,9 +9,7 @@ struct AuditLogTests {
     static func write(_ log: AuditLog, _ count: Int, from start: Int = 0) {
         for index in start..<(start + count) {
             log.begin(callID: "c\(index)", tool: "shell_exec", arguments: #"{"command":"ls"}"#, session: "s", turn: "t")
-            log.finish(
-                callID: "c\(index)", isError: index % 2 == 1, resultBytes: 10, durationMilliseconds: 3,
-                decision: "not_asked")
+            log.finish(callID: "c\(index)", isError: index % 2 == 1, resultBytes: 10, durationMilliseconds: 3)
         }
     }
 

@@ -1,5 +1,6 @@
 import Hummingbird
 import Logging
+import OxydraAudit
 import OxydraClient
 import OxydraConfig
 import OxydraCore
@@ -52,7 +53,8 @@ final class GatewayFixture: Sendable {
     static func start(
         limits: (inout GatewayConfig) -> Void = { _ in }, bind: String = "127.0.0.1:0", remoteToken: String? = nil,
         origins: [String] = [], reusing: (ScriptedModelServer, TemporaryDirectory)? = nil, switching: Bool = false,
-        titleModel: String? = nil, budget: BudgetConfig? = nil
+        titleModel: String? = nil, budget: BudgetConfig? = nil, fileTools: Bool = false,
+        approvals: ApprovalConfig = ApprovalConfig(), audit: Bool = false
     ) async throws -> GatewayFixture {
         let server: ScriptedModelServer
         if let existing = reusing?.0 { server = existing } else { server = try await ScriptedModelServer.start() }
@@ -63,8 +65,16 @@ final class GatewayFixture: Sendable {
         limits(&config.gateway)
         let provider = try ProviderFactory.selected(config, catalog: .builtIn, environment: [:])
         let store = try SQLiteMemoryStore(path: directory.path + "/memory.db", user: "alice")
+        let shared = try directory.createDirectory("shared")
+        if fileTools { _ = try directory.createDirectory("tmp") }
+        let tools =
+            fileTools
+            ? BuiltInTools.registry(
+                workspace: Workspace(root: directory.path, shared: shared, tmp: directory.path + "/tmp"),
+                config: config,
+                environment: [:]) : ToolRegistry([])
         let runtime = AgentRuntime(
-            provider: provider, tools: ToolRegistry([]), model: try ModelSelection.resolve(config, catalog: .builtIn),
+            provider: provider, tools: tools, model: try ModelSelection.resolve(config, catalog: .builtIn),
             settings: RuntimeSettings(config.runtime), systemPrompt: "You are a test.", store: store,
             budget: budget.map { Budget(limits: $0, ledger: store) })
         var logger = Logger(label: "test.gateway")
@@ -72,8 +82,11 @@ final class GatewayFixture: Sendable {
         let hub = SessionHub(
             user: "alice", runtime: runtime, store: store, limits: config.gateway,
             startupStatus: StartupStatus(sandboxTier: .process), logger: logger,
-            inbox: Inbox(shared: try directory.createDirectory("shared")),
-            switching: switching ? Self.switching(config) : nil, titleModel: titleModel)
+            inbox: Inbox(shared: shared),
+            switching: switching ? Self.switching(config) : nil, titleModel: titleModel,
+            audit: audit ? try OxydraAudit.AuditLog(directory: try directory.createDirectory("logs")) : nil,
+            approvals: approvals,
+            approvalStore: store)
         let token = GatewayProtocol.newToken()
         let (ports, portContinuation) = AsyncStream.makeStream(of: Int.self)
         let gateway = GatewayServer(

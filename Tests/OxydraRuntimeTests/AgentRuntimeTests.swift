@@ -73,7 +73,7 @@ struct AgentRuntimeTests {
             events.all.contains(
                 .toolStarted(
                     callID: "c1", name: "file_read", summary: "file_read(path=/shared/facts.txt)",
-                    arguments: #"{"path":"/shared/facts.txt"}"#)))
+                    arguments: #"{"path":"/shared/facts.txt"}"#, approval: "not_asked", approvedBy: nil)))
         #expect(
             events.all.contains {
                 if case .toolFinished(let id, _, _, let isError, let summary, let output) = $0 {

@@ -222,7 +222,7 @@ struct ContainerTierTests {
                 )
             ]))
         server.enqueue(.text("probed it"))
-        let ask = try await Self.runAs(account, project, ["ask", "probe the sandbox"])
+        let ask = try await Self.runAs(account, project, ["ask", "--approve", "shell_exec", "probe the sandbox"])
         #expect(ask.exitCode == 0, "\(ask.standardError)")
         #expect(ask.standardOutput == "probed it\n")
         #expect(server.requests.first?.header("authorization") == "Bearer \(Self.secret)")

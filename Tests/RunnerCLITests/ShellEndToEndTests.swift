@@ -54,8 +54,27 @@ struct ShellEndToEndTests {
                         #"{"command": "echo hello > /shared/f.txt && cat /shared/f.txt && echo $PROJECT_NAME && env | grep -c OPENAI; ls /root"}"#
                 )
             ]))
+        server.enqueue(.text("not allowed"))
+        // It writes a file: without a terminal to ask, `runner ask` denies it and says how to allow it.
+        let denied = try await project.run(["ask", "run the command"])
+        #expect(denied.exitCode == 0, "\(denied.standardError)")
+        #expect(denied.standardError.contains("no terminal to ask; pass --approve-all or --approve shell_exec"))
+        #expect(!FileManager.default.fileExists(atPath: project.workspace + "/shared/f.txt"))
+        let refusalText = String(decoding: server.requests.last!.body, as: UTF8.self)
+        #expect(refusalText.contains("the user denied it (answered from ask#"), "\(refusalText)")
+        let audit = try String(contentsOfFile: project.workspace + "/logs/audit.jsonl", encoding: .utf8)
+        #expect(audit.contains(#""decision":"denied""#) && audit.contains(#""approved_by":"ask#"#), "\(audit)")
+
+        server.enqueue(
+            .toolCalls([
+                ScriptedToolCall(
+                    id: "c1b", name: "shell_exec",
+                    arguments:
+                        #"{"command": "echo hello > /shared/f.txt && cat /shared/f.txt && echo $PROJECT_NAME && env | grep -c OPENAI; ls /root"}"#
+                )
+            ]))
         server.enqueue(.text("ran it"))
-        let ask = try await project.run(["ask", "run the command"])
+        let ask = try await project.run(["ask", "--approve", "shell_exec", "run the command"])
         #expect(ask.exitCode == 0, "\(ask.standardError)")
         #expect(ask.standardOutput == "ran it\n")
         let result = String(decoding: server.requests.last!.body, as: UTF8.self)
@@ -69,7 +88,7 @@ struct ShellEndToEndTests {
                 ScriptedToolCall(id: "c2", name: "shell_exec", arguments: #"{"command": "ls /shared; rm -rf /shared"}"#)
             ]))
         server.enqueue(.text("refused"))
-        let refused = try await project.run(["ask", "delete everything"])
+        let refused = try await project.run(["ask", "--approve-all", "delete everything"])
         #expect(refused.exitCode == 0, "\(refused.standardError)")
         let refusal = String(decoding: server.requests.last!.body, as: UTF8.self)
         #expect(refusal.contains("blocked by security policy (CommandNotAllowed)"), "\(refusal)")

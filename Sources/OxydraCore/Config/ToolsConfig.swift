@@ -5,6 +5,7 @@ public struct ToolsConfig: ConfigSection, Hashable {
     public var web = WebToolsConfig()
     public var webSearch = WebSearchConfig()
     public var shell = ShellToolsConfig()
+    public var approval = ApprovalConfig()
 
     public init() {}
 
@@ -14,8 +15,48 @@ public struct ToolsConfig: ConfigSection, Hashable {
             .field("web", \.web),
             .field("web_search", \.webSearch),
             .field("shell", \.shell),
+            .field("approval", \.approval),
         ]
     }
+}
+
+/// `[tools.approval]`: which tool calls wait for a person to allow them.
+public struct ApprovalConfig: ConfigSection, Hashable {
+    /// "risky" (default): calls the tool judges risky ask; "all": every call asks; "off": none does.
+    public var mode = ApprovalMode.risky
+    /// How long a request waits for an answer; no answer is a denial.
+    public var timeoutSecs = 300
+    /// Tools whose every call asks (in any mode but "off").
+    public var require: [String] = []
+    /// Tools that never ask (wins over `require` and the mode).
+    public var skip: [String] = []
+
+    public init() {}
+
+    public static var fields: [ConfigField<ApprovalConfig>] {
+        [
+            .field("mode", \.mode),
+            .field("timeout_secs", \.timeoutSecs, check: .positive),
+            .field("require", \.require, check: .noBlankEntries),
+            .field("skip", \.skip, check: .noBlankEntries),
+        ]
+    }
+
+    /// Whether a call of `tool` with `risk` must be approved (before grants are considered).
+    @inlinable
+    public func asks(tool: String, risk: ToolRisk.Level) -> Bool {
+        if skip.contains(tool) { return false }
+        switch mode {
+        case .off: return false
+        case .all: return true
+        case .risky: return risk != .none || require.contains(tool)
+        }
+    }
+}
+
+/// `tools.approval.mode`.
+public enum ApprovalMode: String, ConfigEnum, Hashable {
+    case off, risky, all
 }
 
 /// `[tools.shell]`: the `shell_exec` tool and its command policy.

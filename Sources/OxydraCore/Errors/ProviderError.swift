@@ -132,12 +132,19 @@ public enum RuntimeError: Error, Sendable, Hashable, CustomStringConvertible {
     /// The provider failed in a way a too-long prompt explains (an error about the context, or a
     /// stream that ended with nothing after a long prompt): the error plus how to fix it.
     case contextOverflow(ProviderError, promptTokens: Int, window: Int, provider: String)
+    /// The guest stopped while the turn waited for an approval: the request and the unanswered
+    /// call stay stored, and the turn resumes when the guest starts again.
+    case suspended
+    /// `resume` found no tool call waiting for a result.
+    case nothingToResume
 
     public var description: String {
         switch self {
         case .provider(let error): error.description
         case .memory(let error): error.description
         case .cancelled: "turn cancelled"
+        case .suspended: "turn suspended while it waits for an approval; it resumes when the guest starts again"
+        case .nothingToResume: "nothing to resume: the session has no tool call waiting for a result"
         case .budgetExceeded(let detail): "turn budget exceeded: \(detail)"
         case .loopDetected(let detail): "turn stopped: \(detail)"
         case .contextOverflow(let error, let prompt, let window, let provider):

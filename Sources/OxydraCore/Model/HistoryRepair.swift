@@ -21,7 +21,10 @@ public enum HistoryRepair {
                 + "check the current state before running it again")
     }
 
-    public static func closingUnansweredCalls(_ history: [Message]) -> Repaired {
+    /// `keepingOpen`: calls that wait for an approval stored with their turn; when they belong to the
+    /// last message that made calls and nothing but results follows it, that message's calls stay
+    /// open (the turn resumes them).
+    public static func closingUnansweredCalls(_ history: [Message], keepingOpen: Set<String> = []) -> Repaired {
         var repaired: [Message] = []
         repaired.reserveCapacity(history.count)
         var added: [Message] = []
@@ -41,6 +44,7 @@ public enum HistoryRepair {
             }
             let missing = message.toolCalls.filter { !answered.contains($0.id) }
             guard !missing.isEmpty else { continue }
+            if index == history.count, missing.contains(where: { keepingOpen.contains($0.id) }) { continue }
             if index < history.count { appendable = false }
             for call in missing {
                 let result = interruptedResult(for: call)

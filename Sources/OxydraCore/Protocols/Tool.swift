@@ -37,6 +37,13 @@ public protocol Tool: Sendable {
     /// Upper bound for one run; the runtime also applies `runtime.turn_timeout_secs`.
     var timeout: Duration { get }
     func run(_ arguments: JSONValue, context: ToolContext) async throws -> ToolOutput
+    /// What this call could do, judged from its (schema-valid) arguments: whether a person should
+    /// approve it. The default: privileged tools are high risk, the others none.
+    func risk(of arguments: JSONValue) -> ToolRisk
+}
+
+extension Tool {
+    public func risk(of arguments: JSONValue) -> ToolRisk { .byTier(safety) }
 }
 
 /// What happened when a tool call ran. The text is what the model sees as the tool result.
@@ -69,4 +76,9 @@ public protocol ToolExecutor: Sendable {
     func isReadOnly(_ call: ToolCall) -> Bool
     /// Runs one call; problems become an error outcome, only cancellation throws.
     func run(_ call: ToolCall, context: ToolContext, limit: Duration) async throws(CancellationError) -> ToolOutcome
+    /// What the call could do (``Tool/risk(of:)``); a call that would be refused before running
+    /// (unknown tool, invalid arguments) has none.
+    func risk(of call: ToolCall) -> ToolRisk
+    /// The call's arguments as a person reviewing it sees them: scrubbed, at most 8 KiB.
+    func reviewText(of call: ToolCall) -> String
 }

@@ -64,6 +64,11 @@ public enum ClientFrame: Sendable, Hashable {
     case listModels(requestID: String)
     /// The user's spending over the last `days` UTC days (today included).
     case getUsage(requestID: String, days: Int)
+    /// Answers an `approval_request`; the first answer wins.
+    case approve(requestID: String, approvalID: String, decision: ApprovalDecision, scope: ApprovalScope)
+    /// The user's standing grants (`session` and `always`).
+    case listGrants(requestID: String)
+    case revokeGrant(requestID: String, grantID: String)
 
     public struct Hello: Sendable, Hashable {
         public var requestID: String
@@ -73,11 +78,14 @@ public enum ClientFrame: Sendable, Hashable {
         public var sessionID: String?
         /// Start a new session instead of resuming the default one.
         public var createNewSession: Bool
+        /// What the client is (`tui`, `ask`, `web`): named with the connection in approvals and the audit log.
+        public var client: String?
 
         public init(
             requestID: String, protocolVersion: Int = GatewayProtocol.version, userID: String? = nil,
-            sessionID: String? = nil, createNewSession: Bool = false
+            sessionID: String? = nil, createNewSession: Bool = false, client: String? = nil
         ) {
+            self.client = client
             self.requestID = requestID
             self.protocolVersion = protocolVersion
             self.userID = userID
@@ -141,6 +149,9 @@ public enum ClientFrame: Sendable, Hashable {
         case .setModel: "set_model"
         case .listModels: "list_models"
         case .getUsage: "get_usage"
+        case .approve: "approve"
+        case .listGrants: "list_grants"
+        case .revokeGrant: "revoke_grant"
         }
     }
 
@@ -152,7 +163,8 @@ public enum ClientFrame: Sendable, Hashable {
             .createSession(let id, _, _), .listSessions(let id, _, _, _), .switchSession(let id, _),
             .getHistory(let id, _),
             .renameSession(let id, _, _), .archiveSession(let id, _, _), .deleteSession(let id, _),
-            .setModel(let id, _, _), .listModels(let id), .getUsage(let id, _):
+            .setModel(let id, _, _), .listModels(let id), .getUsage(let id, _), .approve(let id, _, _, _),
+            .listGrants(let id), .revokeGrant(let id, _):
             id
         }
     }
@@ -165,6 +177,7 @@ public enum ClientFrame: Sendable, Hashable {
                 "request_id": .string(hello.requestID), "protocol_version": .integer(hello.protocolVersion),
                 "user_id": hello.userID.map(JSONValue.string), "session_id": hello.sessionID.map(JSONValue.string),
                 "create_new_session": hello.createNewSession ? .bool(true) : nil,
+                "client": hello.client.map(JSONValue.string),
             ])
         case .sendTurn(let turn):
             payload = .compactObject([
@@ -210,6 +223,15 @@ public enum ClientFrame: Sendable, Hashable {
             payload = ["request_id": .string(id)]
         case .getUsage(let id, let days):
             payload = ["request_id": .string(id), "days": .integer(days)]
+        case .approve(let id, let approval, let decision, let scope):
+            payload = [
+                "request_id": .string(id), "approval_id": .string(approval), "decision": .string(decision.rawValue),
+                "scope": .string(scope.rawValue),
+            ]
+        case .listGrants(let id):
+            payload = ["request_id": .string(id)]
+        case .revokeGrant(let id, let grant):
+            payload = ["request_id": .string(id), "grant_id": .string(grant)]
         }
         return ["type": .string(type), "payload": payload]
     }
@@ -246,7 +268,8 @@ public enum ClientFrame: Sendable, Hashable {
                 Hello(
                     requestID: requestID, protocolVersion: try payload.int("protocol_version"),
                     userID: try payload.optionalString("user_id"), sessionID: try payload.optionalString("session_id"),
-                    createNewSession: try payload.bool("create_new_session", default: false)))
+                    createNewSession: try payload.bool("create_new_session", default: false),
+                    client: try payload.optionalString("client").map { String($0.prefix(32)) }))
         case "send_turn":
             let prompt = try payload.string("prompt")
             if prompt.trimmed.isEmpty { throw WireError("send_turn.payload.prompt: must not be empty") }
@@ -338,11 +361,29 @@ public enum ClientFrame: Sendable, Hashable {
                 throw WireError("get_usage.payload.days: must be 1…366, got \(days)")
             }
             return .getUsage(requestID: requestID, days: days)
+        case "approve":
+            let decision = try payload.string("decision")
+            guard let parsed = ApprovalDecision(rawValue: decision) else {
+                throw WireError("approve.payload.decision: must be \"allow\" or \"deny\", got `\(decision)`")
+            }
+            let scope = try payload.optionalString("scope") ?? "once"
+            guard let parsedScope = ApprovalScope(rawValue: scope) else {
+                throw WireError(
+                    "approve.payload.scope: must be one of "
+                        + ApprovalScope.allCases.map(\.rawValue).joined(separator: ", ") + ", got `\(scope)`")
+            }
+            return .approve(
+                requestID: requestID, approvalID: try payload.nonBlankString("approval_id"), decision: parsed,
+                scope: parsedScope)
+        case "list_grants":
+            return .listGrants(requestID: requestID)
+        case "revoke_grant":
+            return .revokeGrant(requestID: requestID, grantID: try payload.nonBlankString("grant_id"))
         default:
             let known = [
                 "hello", "send_turn", "cancel_active_turn", "cancel_all_active_turns", "health_check", "create_session",
                 "list_sessions", "switch_session", "get_history", "rename_session", "archive_session",
-                "delete_session", "set_model", "list_models", "get_usage",
+                "delete_session", "set_model", "list_models", "get_usage", "approve", "list_grants", "revoke_grant",
             ]
             throw WireError(
                 "unknown frame type `\(type)`" + Suggestions.phrase(Suggestions.closest(to: type, in: known))

@@ -123,6 +123,14 @@ extension ServerFrame {
             return ["request_id": .string(id), "current": current.json, "models": .array(models.map(\.json))]
         case .usageReport(let id, let report):
             return ["request_id": .string(id), "report": report.json]
+        case .approvalRequest(let header, let request):
+            return header.members(request.members)
+        case .approvalResolved(let header, let resolution):
+            return header.members(resolution.members)
+        case .grantList(let id, let grants):
+            return ["request_id": .string(id), "grants": .array(grants.map(\.json))]
+        case .grantRevoked(let id, let grant):
+            return ["request_id": .string(id), "grant_id": .string(grant)]
         }
     }
 
@@ -254,6 +262,18 @@ extension ServerFrame {
                 requestID: try p.string("request_id"), current: try ModelInfo(p.object("current")), models: models)
         case "usage_report":
             return .usageReport(requestID: try p.string("request_id"), report: try UsageReport(p.object("report")))
+        case "approval_request":
+            return .approvalRequest(try TurnHeader(p), try ApprovalRequest(p))
+        case "approval_resolved":
+            return .approvalResolved(try TurnHeader(p), try ApprovalResolution(p))
+        case "grant_list":
+            var grants: [ApprovalGrant] = []
+            for (index, item) in try p.array("grants").enumerated() {
+                grants.append(try ApprovalGrant(FieldReader(item, path: "grant_list.payload.grants[\(index)]")))
+            }
+            return .grantList(requestID: try p.string("request_id"), grants: grants)
+        case "grant_revoked":
+            return .grantRevoked(requestID: try p.string("request_id"), grantID: try p.string("grant_id"))
         default:
             throw WireError("unknown server frame type `\(type)`")
         }

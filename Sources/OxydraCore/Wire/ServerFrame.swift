@@ -337,6 +337,14 @@ public enum ServerFrame: Sendable, Hashable {
     case modelList(requestID: String, current: ModelInfo, models: [ModelInfo])
     /// The answer to `get_usage`.
     case usageReport(requestID: String, report: UsageReport)
+    /// A tool call waits for a person (to every client on the session).
+    case approvalRequest(TurnHeader, ApprovalRequest)
+    /// An approval ended: answered, timed out or cancelled (to every client on the session).
+    case approvalResolved(TurnHeader, ApprovalResolution)
+    /// The answer to `list_grants`.
+    case grantList(requestID: String, grants: [ApprovalGrant])
+    /// The answer to `revoke_grant`.
+    case grantRevoked(requestID: String, grantID: String)
 
     /// The turn the frame is about, when it is about one.
     public var turnID: TurnID? {
@@ -365,6 +373,10 @@ public enum ServerFrame: Sendable, Hashable {
         case .modelChanged: "model_changed"
         case .modelList: "model_list"
         case .usageReport: "usage_report"
+        case .approvalRequest: "approval_request"
+        case .approvalResolved: "approval_resolved"
+        case .grantList: "grant_list"
+        case .grantRevoked: "grant_revoked"
         }
     }
 
@@ -373,7 +385,7 @@ public enum ServerFrame: Sendable, Hashable {
         switch self {
         case .turnStarted(let header), .assistantDelta(let header, _), .turnProgress(let header, _),
             .toolCall(let header, _), .toolResult(let header, _), .turnCompleted(let header, _),
-            .turnCancelled(let header):
+            .turnCancelled(let header), .approvalRequest(let header, _), .approvalResolved(let header, _):
             header
         case .error(let info):
             info.session.flatMap { session in
@@ -396,7 +408,7 @@ public enum ServerFrame: Sendable, Hashable {
         switch self {
         case .helloAck(let id, _, _, _), .sessionCreated(let id, _, _, _), .sessionList(let id, _, _, _),
             .sessionSwitched(let id, _, _), .history(let id, _, _, _), .modelChanged(let id, _, _),
-            .modelList(let id, _, _), .usageReport(let id, _):
+            .modelList(let id, _, _), .usageReport(let id, _), .grantList(let id, _), .grantRevoked(let id, _):
             id
         case .healthStatus(let info): info.requestID
         case .error(let info): info.requestID

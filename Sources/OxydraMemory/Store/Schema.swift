@@ -4,6 +4,7 @@ import OxydraCore
 enum DatabaseSchema {
     static let requiredTables = [
         "sessions", "conversation_events", "session_state", "chunks", "chunks_fts", "chunk_vectors", "notes",
+        "usage_records", "approval_grants", "pending_approvals",
     ]
 
     static var migrator: SQLiteMigrator {
@@ -107,6 +108,34 @@ enum DatabaseSchema {
                     cost_nanousd INTEGER
                 );
                 CREATE INDEX idx_usage_user_at ON usage_records(user_id, at);
+                """)
+        }
+        // Approvals: standing grants (`session` and `always`) and the requests a turn waits on, kept
+        // so a restart offers them again.
+        migrator.registerMigration("v4_approvals") { db in
+            try db.executeScript(
+                """
+                CREATE TABLE approval_grants (
+                    grant_id TEXT PRIMARY KEY NOT NULL,
+                    user_id TEXT NOT NULL,
+                    scope TEXT NOT NULL CHECK (scope IN ('session', 'always')),
+                    session_id TEXT,
+                    tool TEXT NOT NULL,
+                    kind TEXT NOT NULL,
+                    label TEXT NOT NULL,
+                    created_at INTEGER NOT NULL,
+                    created_by TEXT
+                );
+                CREATE INDEX idx_grants_user ON approval_grants(user_id, created_at);
+                CREATE TABLE pending_approvals (
+                    approval_id TEXT PRIMARY KEY NOT NULL,
+                    user_id TEXT NOT NULL,
+                    session_id TEXT NOT NULL,
+                    turn_id TEXT NOT NULL,
+                    request_json TEXT NOT NULL CHECK (json_valid(request_json)),
+                    created_at INTEGER NOT NULL,
+                    expires_at INTEGER NOT NULL
+                );
                 """)
         }
         return migrator

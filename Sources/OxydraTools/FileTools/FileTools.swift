@@ -8,6 +8,23 @@ import OxydraCore
 
 /// The file tools, all confined to the workspace by ``PathConfinement``.
 public enum FileTools {
+    /// A change to a file: none under `/tmp` (scratch), medium anywhere else. A grant covers the
+    /// file's directory (`/shared/notes` covers `/shared/notes/a.md`, not `/shared/other`).
+    static func writeRisk(_ arguments: JSONValue, verb: String) -> ToolRisk {
+        let raw = arguments["path"]?.stringValue?.trimmed ?? ""
+        let absolute = raw.hasPrefix("/") ? raw : "/shared/" + raw
+        let parts = absolute.split(separator: "/", omittingEmptySubsequences: true).filter { $0 != "." }
+        let escapes = parts.contains("..")
+        if !escapes, parts.first == "tmp" { return .none }
+        let directory = escapes ? absolute : "/" + parts.dropLast().joined(separator: "/")
+        let key = escapes ? "file=" + absolute : "file:" + directory
+        return ToolRisk(
+            level: .medium, reason: "\(verb) \(absolute)",
+            kinds: [
+                ToolRisk.Kind(key: key, label: escapes ? "changes to `\(absolute)`" : "file changes in \(directory)")
+            ])
+    }
+
     /// `file_read`, `file_search`, `file_list`, `file_write`, `file_edit`, `file_delete`, `vault_copyto`.
     public static func all(confinement: PathConfinement, audit: AuditLog) -> [any Tool] {
         [
@@ -148,6 +165,7 @@ struct FileWrite: TypedTool {
     }
     let confinement: PathConfinement
     var safety: SafetyTier { .sideEffecting }
+    func risk(of arguments: JSONValue) -> ToolRisk { FileTools.writeRisk(arguments, verb: "writes") }
     var timeout: Duration { .seconds(15) }
     var declaration: ToolDeclaration {
         ToolDeclaration(
@@ -183,6 +201,7 @@ struct FileEdit: TypedTool {
     }
     let confinement: PathConfinement
     var safety: SafetyTier { .sideEffecting }
+    func risk(of arguments: JSONValue) -> ToolRisk { FileTools.writeRisk(arguments, verb: "edits") }
     var timeout: Duration { .seconds(15) }
     var declaration: ToolDeclaration {
         ToolDeclaration(
@@ -226,6 +245,7 @@ struct FileEdit: TypedTool {
 struct FileDelete: TypedTool {
     let confinement: PathConfinement
     var safety: SafetyTier { .sideEffecting }
+    func risk(of arguments: JSONValue) -> ToolRisk { FileTools.writeRisk(arguments, verb: "deletes") }
     var timeout: Duration { .seconds(15) }
     var declaration: ToolDeclaration {
         ToolDeclaration(

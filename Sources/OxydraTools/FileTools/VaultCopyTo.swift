@@ -45,6 +45,13 @@ struct VaultCopyTo: TypedTool {
     let confinement: PathConfinement
     let audit: AuditLog
     var safety: SafetyTier { .sideEffecting }
+    /// Always asks: it takes a secret out of the vault.
+    func risk(of arguments: JSONValue) -> ToolRisk {
+        let source = arguments["source_path"]?.stringValue ?? ""
+        return ToolRisk(
+            level: .high, reason: "copies \(source) out of the vault",
+            kinds: [ToolRisk.Kind(key: "vault:" + source, label: "copies of \(source)")])
+    }
     var timeout: Duration { .seconds(30) }
     var declaration: ToolDeclaration {
         ToolDeclaration(

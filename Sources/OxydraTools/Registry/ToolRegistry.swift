@@ -49,6 +49,19 @@ public struct ToolRegistry: ToolExecutor {
     /// Whether `call` may run concurrently with its read-only neighbours.
     public func isReadOnly(_ call: ToolCall) -> Bool { tools[call.name]?.safety == .readOnly }
 
+    public func risk(of call: ToolCall) -> ToolRisk {
+        guard let tool = tools[call.name], case .json(let arguments) = call.arguments, problem(with: call) == nil
+        else { return .none }
+        return tool.risk(of: arguments)
+    }
+
+    public func reviewText(of call: ToolCall) -> String {
+        var text = call.arguments.text
+        if case .json(let arguments) = call.arguments { text = JSONWriter.text(arguments, sortedKeys: true) }
+        if text.utf8.count > 8192 { text = Self.truncated(text, bytes: 8192) + "…" }
+        return scrubber.scrub(text)
+    }
+
     /// Validates arguments without running anything; nil when the call may run.
     public func problem(with call: ToolCall) -> String? {
         guard let tool = tools[call.name] else {

@@ -25,6 +25,15 @@ public struct ShellCommandLine: Sendable, Hashable {
     /// Operators and constructs in the order they appear: `&&`, `||`, `;`, `|`, `&`, `(`,
     /// `$(`, `` ` ``, `<(`, `>(`, redirections (`>`, `>>`, `<`, `<<`, `2>`, …) and line breaks (`\n`).
     public var operators: [String]
+    /// Redirections with a target word, in order (here-documents are not among them).
+    public var redirections: [Redirection] = []
+
+    /// A redirection: its operator with any descriptor (`>`, `2>>`, `>&`, `<`) and its target word
+    /// after quote removal.
+    public struct Redirection: Sendable, Hashable {
+        public var op: String
+        public var target: String
+    }
 
     /// The shell whose grammar this is; the sandbox runs commands with it.
     public static let shell = "/bin/dash"
@@ -35,7 +44,8 @@ public struct ShellCommandLine: Sendable, Hashable {
         if let pending = parser.pendingHeredocs.first {
             throw ShellParseError("here-document `<<\(pending.delimiter)` has no body before the end of the command")
         }
-        return ShellCommandLine(commands: parser.commands, operators: parser.operators)
+        return ShellCommandLine(
+            commands: parser.commands, operators: parser.operators, redirections: parser.redirections)
     }
 }
 
@@ -57,6 +67,7 @@ private struct Parser {
     var index = 0
     var commands: [ShellCommandLine.Command] = []
     var operators: [String] = []
+    var redirections: [ShellCommandLine.Redirection] = []
     var pendingHeredocs: [Heredoc] = []
 
     init(bytes: [UInt8]) { self.bytes = bytes }
@@ -387,7 +398,7 @@ private struct Parser {
             }
         }
         operators.append(prefix + op)
-        redirectTarget = op
+        redirectTarget = prefix + op
         if op == "<<" || op == "<<-" {
             try readHeredocDelimiter(stripTabs: op == "<<-")
             redirectTarget = nil
@@ -459,7 +470,8 @@ private struct Parser {
         guard let current = word else { return }
         word = nil
         let text = String(decoding: current, as: UTF8.self)
-        if redirectTarget != nil {
+        if let op = redirectTarget {
+            redirections.append(ShellCommandLine.Redirection(op: op, target: text))
             redirectTarget = nil
             return
         }

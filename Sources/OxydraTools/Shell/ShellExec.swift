@@ -174,6 +174,9 @@ public struct ShellExecTool: TypedTool {
 
     public var safety: SafetyTier { .sideEffecting }
     public var timeout: Duration { .seconds(maxTimeout + 15) }
+    public func risk(of arguments: JSONValue) -> ToolRisk {
+        ShellRisk.assess(arguments["command"]?.stringValue ?? "")
+    }
     public var declaration: ToolDeclaration {
         ToolDeclaration(
             name: "shell_exec",

@@ -126,10 +126,16 @@ public struct ShellPolicy: Sendable, Hashable {
     /// The programs one simple command runs, as the policy checks them: its name and, behind each
     /// wrapper (`env`, `time`, `xargs`, `command`…), the program the wrapper starts.
     public static func programs(of command: ShellCommandLine.Command) -> [String] {
+        stages(of: command).compactMap(\.first)
+    }
+
+    /// The words of each program one simple command runs: the command itself, then behind each
+    /// wrapper the wrapped program with its arguments. A wrapper that refuses (`env -S`) ends the list.
+    public static func stages(of command: ShellCommandLine.Command) -> [ArraySlice<String>] {
         var words = command.words[...]
-        var result: [String] = []
+        var result: [ArraySlice<String>] = []
         while let name = words.first {
-            result.append(name)
+            result.append(words)
             if transparentWrappers.contains(name) {
                 words = words.dropFirst()
                 continue

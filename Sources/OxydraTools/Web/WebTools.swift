@@ -23,6 +23,19 @@ struct WebFetch: TypedTool {
     static let defaultBodyChars = 12000
     let client: WebClient
     var safety: SafetyTier { .sideEffecting }
+    /// A host not fetched before in the session asks; once allowed, the session's later fetches
+    /// from it do not.
+    func risk(of arguments: JSONValue) -> ToolRisk {
+        let raw = arguments["url"]?.stringValue ?? ""
+        guard let host = URLComponents(string: raw)?.host?.lowercased(), !host.isEmpty else {
+            return ToolRisk(
+                level: .medium, reason: "fetches `\(raw.prefix(200))`",
+                kinds: [ToolRisk.Kind(key: "url=" + raw, label: "`\(raw.prefix(80))`")])
+        }
+        return ToolRisk(
+            level: .medium, reason: "fetches from \(host), new in this session",
+            kinds: [ToolRisk.Kind(key: "host:" + host, label: "fetches from \(host)")], rememberedForSession: true)
+    }
     var timeout: Duration { .seconds(30) }
     var declaration: ToolDeclaration {
         ToolDeclaration(
