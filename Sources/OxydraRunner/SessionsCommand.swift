@@ -222,16 +222,11 @@ public enum SessionsCommand {
                     throw .error(client.failure?.message ?? "the gateway closed the connection")
                 }
                 switch frame {
-                case .helloAck(let request, _, _, _) where request == id: return frame
-                case .sessionList(let request, _, _, _) where request == id: return frame
-                case .usageReport(let request, _) where request == id: return frame
-                case .sessionSwitched(let request, _, _) where request == id: return frame
-                case .history(let request, _, _, _) where request == id: return frame
-                case .sessionUpdated(let request, _) where request == id: return frame
-                case .sessionDeleted(let request, _) where request == id: return frame
                 case .error(let info) where info.requestID == id || info.requestID == nil:
                     throw .error("\(info.message) [\(info.code.rawValue)]")
-                default: continue
+                default:
+                    // Any reply to the request; turn frames carry their `send_turn`'s id instead.
+                    if frame.turnHeader == nil, frame.requestID == id { return frame }
                 }
             }
             throw .error("the gateway did not answer within 10 s")

@@ -16,7 +16,10 @@ public enum BuiltInTools {
         let client = WebClient(
             guardrail: SSRFGuard(allowlist: config.tools.web.egressAllowlist, resolver: resolver),
             maxBytes: config.tools.web.maxResponseBytes, timeout: .seconds(config.runtime.turnTimeoutSecs))
-        let policy = approval ?? (config.tools.privileged == .allow ? .allowAll : .denyPrivileged)
+        // With approvals on, a person decides privileged calls before they reach the registry.
+        let policy =
+            approval
+            ?? (config.tools.privileged == .allow || config.tools.approval.mode != .off ? .allowAll : .denyPrivileged)
         return ToolRegistry(
             FileTools.all(confinement: confinement, audit: audit)
                 + WebTools.all(client: client, search: config.tools.webSearch, environment: environment) + extra,

@@ -221,6 +221,39 @@ struct ApprovalTests {
         #expect(!other.frames.contains { $0.type == "approval_request" })
     }
 
+    /// `web_fetch` asks for a host new in the session; once allowed, the session's later fetches
+    /// from that host do not ask, another host does.
+    @Test func aHostFetchedBeforeInTheSessionDoesNotAskAgain() async throws {
+        let probe = try await ScriptedModelServer.start()
+        let host = "127.0.0.1:\(probe.port)"
+        let fixture = try await GatewayFixture.start(fileTools: true, egress: [host])
+        defer { Teardown.run { await fixture.stop() } }
+        func fetch(_ id: String, _ url: String) -> ScriptedReply {
+            .toolCalls([ScriptedToolCall(id: id, name: "web_fetch", arguments: #"{"url":"\#(url)"}"#)])
+        }
+        fixture.server.enqueue([fetch("f1", "http://\(host)/one"), .text("one")])
+        let client = try await Self.helloed(fixture, as: "tui")
+        client.send(turn("t1", "fetch one"))
+        let (_, request) = try await Self.request(client)
+        #expect(request.tool == "web_fetch" && request.reason == "fetches from 127.0.0.1, new in this session")
+        client.send(.approve(requestID: "a", approvalID: request.approvalID, decision: .allow, scope: .once))
+        try await client.next(isType("turn_completed"))
+
+        fixture.server.enqueue([fetch("f2", "http://\(host)/two"), .text("two")])
+        client.send(turn("t2", "fetch two"))
+        try await client.next(isType("turn_completed"))
+        #expect(!client.frames.contains { $0.type == "approval_request" && $0.turnID == "t2" })
+        #expect(probe.requests.count == 2, "both fetches reached the host")
+
+        fixture.server.enqueue([fetch("f3", "http://localhost:\(probe.port)/three"), .text("three")])
+        client.send(turn("t3", "fetch three"))
+        let (_, other) = try await Self.request(client)
+        #expect(other.reason == "fetches from localhost, new in this session")
+        client.send(.approve(requestID: "b", approvalID: other.approvalID, decision: .deny, scope: .once))
+        try await client.next(isType("turn_completed"))
+        try await probe.shutdown()
+    }
+
     /// The guest stops while a call waits: the request and the open call stay stored; the next
     /// start offers the same request to every client and, when allowed, the turn resumes.
     @Test func aPendingApprovalSurvivesARestartAndTheTurnResumes() async throws {

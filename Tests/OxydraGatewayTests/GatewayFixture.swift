@@ -54,7 +54,7 @@ final class GatewayFixture: Sendable {
         limits: (inout GatewayConfig) -> Void = { _ in }, bind: String = "127.0.0.1:0", remoteToken: String? = nil,
         origins: [String] = [], reusing: (ScriptedModelServer, TemporaryDirectory)? = nil, switching: Bool = false,
         titleModel: String? = nil, budget: BudgetConfig? = nil, fileTools: Bool = false,
-        approvals: ApprovalConfig = ApprovalConfig(), audit: Bool = false
+        approvals: ApprovalConfig = ApprovalConfig(), audit: Bool = false, egress: [String] = []
     ) async throws -> GatewayFixture {
         let server: ScriptedModelServer
         if let existing = reusing?.0 { server = existing } else { server = try await ScriptedModelServer.start() }
@@ -62,6 +62,7 @@ final class GatewayFixture: Sendable {
         var config = AgentConfig()
         config.providers.registry["openai"]?.baseURL = server.baseURL
         config.reliability.maxAttempts = 1
+        config.tools.web.egressAllowlist = egress
         limits(&config.gateway)
         let provider = try ProviderFactory.selected(config, catalog: .builtIn, environment: [:])
         let store = try SQLiteMemoryStore(path: directory.path + "/memory.db", user: "alice")

@@ -108,6 +108,38 @@ struct TUITests {
         #expect(state.entries.suffix(3).map(\.text) == ["Hel", "⚙ file_read(path=/a)", "lo"])
     }
 
+    @Test func anApprovalRequestIsShownWithItsKeysAndItsOutcome() {
+        var state = ChatState(user: "alice", color: false)
+        state.apply(.helloAck(requestID: "h", protocolVersion: 1, session: Self.ref, activeTurn: nil))
+        let header = TurnHeader(requestID: "r1", session: Self.ref, turn: TurnRef(turnID: "t1", state: .running))
+        state.apply(.turnStarted(header))
+        let request = ApprovalRequest(
+            approvalID: "ap_1", callID: "c1", tool: "shell_exec", summary: "shell_exec(command=rm -rf build)",
+            risk: .medium, reason: "runs `rm` commands", details: "{\"command\":\"rm -rf build\u{1B}[2J\"}",
+            expiresAt: "2026-12-03T10:00:00Z", kindLabel: "`rm` commands")
+        state.apply(.approvalRequest(header, request))
+        state.apply(.approvalRequest(header, request))  // offered again (a reconnect): shown once
+        #expect(state.approvals.map(\.approvalID) == ["ap_1"])
+        let prompt = state.entries.last?.text ?? ""
+        #expect(prompt.hasPrefix("⚠ approval needed: shell_exec(command=rm -rf build)"))
+        #expect(prompt.contains("y allow once · n deny · a allow `rm` commands for this session"))
+        #expect(!prompt.contains("\u{1B}"), "hostile arguments cannot drive the terminal")
+        #expect(TUIApp.approvalKeys["a"]! == (.allow, .session) && TUIApp.approvalKeys["n"]! == (.deny, .once))
+        state.apply(
+            .approvalResolved(
+                header,
+                ApprovalResolution(
+                    approvalID: "ap_1", decision: .allow, scope: .session, reason: .answered, answeredBy: "web#2")))
+        #expect(state.approvals.isEmpty)
+        #expect(state.entries.last?.text == "✓ allowed (session) by web#2: shell_exec(command=rm -rf build)")
+        // Another session's request is not this client's to answer.
+        let other = TurnHeader(
+            requestID: "r2", session: SessionRef(userID: "alice", sessionID: "other"),
+            turn: TurnRef(turnID: "t9", state: .running))
+        state.apply(.approvalRequest(other, request))
+        #expect(state.approvals.isEmpty)
+    }
+
     @Test func landingOnASessionShowsItsHistoryInPlaceOfTheReplay() {
         var state = ChatState(user: "alice", color: false)
         state.apply(.helloAck(requestID: "h", protocolVersion: 1, session: Self.ref, activeTurn: nil))

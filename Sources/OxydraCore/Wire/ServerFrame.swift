@@ -408,7 +408,8 @@ public enum ServerFrame: Sendable, Hashable {
         switch self {
         case .helloAck(let id, _, _, _), .sessionCreated(let id, _, _, _), .sessionList(let id, _, _, _),
             .sessionSwitched(let id, _, _), .history(let id, _, _, _), .modelChanged(let id, _, _),
-            .modelList(let id, _, _), .usageReport(let id, _), .grantList(let id, _), .grantRevoked(let id, _):
+            .modelList(let id, _, _), .usageReport(let id, _), .grantList(let id, _), .grantRevoked(let id, _),
+            .sessionUpdated(let id, _), .sessionDeleted(let id, _):
             id
         case .healthStatus(let info): info.requestID
         case .error(let info): info.requestID

@@ -1,0 +1,105 @@
+import Foundation
+import OxydraClient
+import OxydraCore
+import OxydraRunner
+import OxydraTesting
+import Synchronization
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Frames of one gateway connection, collected as they arrive.
+final class FrameLog: Sendable {
+    let client: GatewayClient
+    private let frames = Mutex<[ServerFrame]>([])
+
+    init(_ client: GatewayClient) {
+        self.client = client
+        Task { [self] in
+            for await frame in client.frames { frames.withLock { $0.append(frame) } }
+        }
+    }
+
+    /// The first frame so far (or within `timeout`) that `predicate` accepts.
+    func first(within timeout: Duration = .seconds(15), _ predicate: (ServerFrame) -> Bool) async throws -> ServerFrame
+    {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if let found = frames.withLock({ $0.first(where: predicate) }) { return found }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        throw TestSupportError(
+            "no matching frame; got: \(frames.withLock { $0.map(\.type) }) \(client.failure.map { "\($0)" } ?? "")")
+    }
+}
+
+/// A real guest killed with SIGKILL while a call waits for approval: after its supervisor restarts
+/// it, the same request is offered to a new client and, once allowed, the turn resumes and the
+/// file is written — nothing lost, nothing run unasked.
+@Suite("Approvals across a hard kill", .serialized)
+struct ApprovalEndToEndTests {
+    @Test func aWaitingCallSurvivesKillNineAndTheTurnResumes() async throws {
+        let server = try await ScriptedModelServer.start()
+        defer { Teardown.run { try? await server.shutdown() } }
+        let project = try Project(agent: scriptedAgent(server))
+        defer {
+            project.shutdownGuest()
+            project.directory.remove()
+        }
+        let started = try await project.run(["--insecure"])
+        try #require(started.exitCode == 0, "\(started.standardError)")
+        let pid = try await project.guestPID()
+        server.enqueue([
+            .toolCalls([
+                ScriptedToolCall(
+                    id: "call-w", name: "file_write", arguments: #"{"path":"/shared/kept.txt","content":"kept"}"#)
+            ]),
+            .text("written after the restart"),
+        ])
+        let gateway = try GatewayAccess.discover(ipcDirectory: project.workspace + "/ipc")
+        let first = FrameLog(GatewayClient(endpoint: gateway.endpoint, token: gateway.token))
+        first.client.send(.hello(.init(requestID: "h", userID: "alice", client: "tui")))
+        guard case .helloAck(_, _, let ref, _) = try await first.first({ $0.type == "hello_ack" }) else {
+            throw TestSupportError("no hello_ack")
+        }
+        first.client.send(
+            .sendTurn(.init(requestID: "t", sessionID: ref.sessionID, turnID: "turn-1", prompt: "keep it")))
+        guard case .approvalRequest(_, let request) = try await first.first({ $0.type == "approval_request" }) else {
+            throw TestSupportError("no approval_request")
+        }
+        #expect(request.tool == "file_write")
+        kill(pid, SIGKILL)
+        for _ in 0..<200 where kill(pid, 0) == 0 { usleep(10_000) }
+        first.client.close()
+        #expect(access(project.workspace + "/shared/kept.txt", F_OK) != 0)
+
+        _ = try await project.waitForRestart(replacing: pid)
+        let renewed = try GatewayAccess.discover(ipcDirectory: project.workspace + "/ipc")
+        let second = FrameLog(GatewayClient(endpoint: renewed.endpoint, token: renewed.token))
+        second.client.send(.hello(.init(requestID: "h2", userID: "alice", client: "web")))
+        guard case .helloAck(_, _, _, let active) = try await second.first({ $0.type == "hello_ack" }) else {
+            throw TestSupportError("no hello_ack after the restart")
+        }
+        #expect(active?.turnID == "turn-1")
+        guard case .approvalRequest(_, let offered) = try await second.first({ $0.type == "approval_request" }) else {
+            throw TestSupportError("the request was not offered again")
+        }
+        #expect(offered.approvalID == request.approvalID && offered.callID == "call-w")
+        second.client.send(.approve(requestID: "a", approvalID: offered.approvalID, decision: .allow, scope: .once))
+        guard case .turnCompleted(let header, let completion) = try await second.first({ $0.type == "turn_completed" })
+        else { throw TestSupportError("no turn_completed") }
+        #expect(header.turn.turnID == "turn-1" && completion.message == "written after the restart")
+        #expect(try String(contentsOfFile: project.workspace + "/shared/kept.txt", encoding: .utf8) == "kept")
+        second.client.close()
+
+        // The model saw the call's real result, right after the call.
+        let body = String(decoding: server.requests.last!.body, as: UTF8.self)
+        #expect(body.contains("wrote 4 bytes to /shared/kept.txt"), "\(body)")
+        let audit = try await project.run(["audit", "show", "--json"])
+        #expect(audit.standardOutput.contains("allowed_once") && audit.standardOutput.contains("web#"))
+        let grants = try await project.run(["approvals", "list"])
+        #expect(grants.exitCode == 0 && grants.standardOutput == "no standing approvals\n", "\(grants.standardError)")
+    }
+}
