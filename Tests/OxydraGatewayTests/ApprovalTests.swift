@@ -221,6 +221,45 @@ struct ApprovalTests {
         #expect(!other.frames.contains { $0.type == "approval_request" })
     }
 
+    /// `always` covers the kind in every session of the user, until revoked; `turn` only until the
+    /// turn ends.
+    @Test func anAlwaysGrantCoversOtherSessionsAndATurnGrantEndsWithItsTurn() async throws {
+        let fixture = try await GatewayFixture.start(fileTools: true, audit: true)
+        defer { Teardown.run { await fixture.stop() } }
+        fixture.server.enqueue([
+            Self.writeCall("c1", "/shared/notes/a.md"), Self.writeCall("c2", "/shared/notes/b.md"), .text("turn"),
+        ])
+        let client = try await Self.helloed(fixture, as: "tui")
+        client.send(turn("t1", "two notes"))
+        let (_, first) = try await Self.request(client)
+        client.send(.approve(requestID: "a1", approvalID: first.approvalID, decision: .allow, scope: .turn))
+        try await client.next(isType("turn_completed"))
+        #expect(client.frames.filter { $0.type == "approval_request" }.count == 1, "the turn grant covered c2")
+
+        fixture.server.enqueue([Self.writeCall("c3", "/shared/notes/c.md"), .text("next turn")])
+        client.send(turn("t2", "a third"))
+        let (_, third) = try await Self.request(client)
+        client.send(.approve(requestID: "a3", approvalID: third.approvalID, decision: .allow, scope: .always))
+        try await client.next(isType("turn_completed"))
+
+        let other = fixture.connect()
+        other.send(.hello(.init(requestID: "h2", userID: "alice", createNewSession: true, client: "tui")))
+        try await other.next(isType("hello_ack"))
+        fixture.server.enqueue([Self.writeCall("c4", "/shared/notes/deeper/d.md"), .text("other session")])
+        other.send(turn("t3", "a fourth elsewhere"))
+        try await other.next(isType("turn_completed"))
+        #expect(!other.frames.contains { $0.type == "approval_request" })
+        let decisions = AuditLog.records(directory: fixture.directory.path + "/logs").map {
+            $0.fields["decision"]?.stringValue ?? "-"
+        }
+        #expect(decisions == ["allowed_turn", "granted_turn", "allowed_always", "granted_always"])
+        other.send(.listGrants(requestID: "g"))
+        guard case .grantList(_, let grants) = try await other.next(isType("grant_list")) else {
+            throw TestSupportError("no grant_list")
+        }
+        #expect(grants.map(\.scope) == [.always] && grants.first?.session == nil)
+    }
+
     /// `web_fetch` asks for a host new in the session; once allowed, the session's later fetches
     /// from that host do not ask, another host does.
     @Test func aHostFetchedBeforeInTheSessionDoesNotAskAgain() async throws {

@@ -35,21 +35,39 @@ final class FrameLog: Sendable {
     }
 }
 
+/// The scripted model server and a project whose guest runs (process tier).
+struct RunningGuest {
+    let server: ScriptedModelServer
+    let project: Project
+
+    static func start() async throws -> RunningGuest {
+        let server = try await ScriptedModelServer.start()
+        let project = try Project(agent: scriptedAgent(server))
+        let guest = RunningGuest(server: server, project: project)
+        let started = try await project.run(["--insecure"])
+        guard started.exitCode == 0 else {
+            await guest.stop()
+            throw TestSupportError("the guest did not start: \(started.standardError)")
+        }
+        return guest
+    }
+
+    func stop() async {
+        project.shutdownGuest()
+        project.directory.remove()
+        try? await server.shutdown()
+    }
+}
+
 /// A real guest killed with SIGKILL while a call waits for approval: after its supervisor restarts
 /// it, the same request is offered to a new client and, once allowed, the turn resumes and the
 /// file is written — nothing lost, nothing run unasked.
 @Suite("Approvals across a hard kill", .serialized)
 struct ApprovalEndToEndTests {
     @Test func aWaitingCallSurvivesKillNineAndTheTurnResumes() async throws {
-        let server = try await ScriptedModelServer.start()
-        defer { Teardown.run { try? await server.shutdown() } }
-        let project = try Project(agent: scriptedAgent(server))
-        defer {
-            project.shutdownGuest()
-            project.directory.remove()
-        }
-        let started = try await project.run(["--insecure"])
-        try #require(started.exitCode == 0, "\(started.standardError)")
+        let guest = try await RunningGuest.start()
+        defer { Teardown.run { await guest.stop() } }
+        let (server, project) = (guest.server, guest.project)
         let pid = try await project.guestPID()
         server.enqueue([
             .toolCalls([
@@ -101,5 +119,62 @@ struct ApprovalEndToEndTests {
         #expect(audit.standardOutput.contains("allowed_once") && audit.standardOutput.contains("web#"))
         let grants = try await project.run(["approvals", "list"])
         #expect(grants.exitCode == 0 && grants.standardOutput == "no standing approvals\n", "\(grants.standardError)")
+    }
+
+    /// `runner ask` on a terminal asks on it: answering `a` allows the kind for the session, which
+    /// `runner approvals list` then shows and `revoke` removes.
+    @Test func askPromptsOnATerminalAndTheGrantIsListedAndRevoked() async throws {
+        let guest = try await RunningGuest.start()
+        defer { Teardown.run { await guest.stop() } }
+        let (server, project) = (guest.server, guest.project)
+        server.enqueue([
+            .toolCalls([
+                ScriptedToolCall(id: "w1", name: "file_write", arguments: #"{"path":"/shared/t.txt","content":"yes"}"#)
+            ]),
+            .text("written"),
+        ])
+        // A pseudo-terminal that answers `a` when asked.
+        let driver = #"""
+            import os, pty, select, sys, time
+            pid, fd = pty.fork()
+            if pid == 0:
+                os.execv(sys.argv[1], sys.argv[1:])
+            out, answered, deadline = b"", False, time.time() + 60
+            while time.time() < deadline:
+                ready, _, _ = select.select([fd], [], [], 0.1)
+                if fd in ready:
+                    try:
+                        data = os.read(fd, 4096)
+                    except OSError:
+                        break
+                    if not data:
+                        break
+                    out += data
+                    if not answered and b"Allow?" in out:
+                        os.write(fd, b"a\n")
+                        answered = True
+            _, status = os.waitpid(pid, 0)
+            sys.stdout.write(out.decode("utf-8", "replace"))
+            sys.exit(os.waitstatus_to_exitcode(status))
+            """#
+        let asked = try await ChildProcess.runTool(
+            "/usr/bin/python3", ["-c", driver, ChildProcess.path(of: "runner"), "ask", "write it"],
+            environment: project.environment, workingDirectory: project.root)
+        #expect(asked.exitCode == 0, "\(asked.standardOutput)\(asked.standardError)")
+        #expect(asked.standardOutput.contains("⚠ approval needed: file_write("), "\(asked.standardOutput)")
+        #expect(asked.standardOutput.contains("[a] file changes in /shared for this session"))
+        #expect(asked.standardOutput.contains("approved (session) by ask#"))
+        #expect(try String(contentsOfFile: project.workspace + "/shared/t.txt", encoding: .utf8) == "yes")
+
+        let listed = try await project.run(["approvals", "list", "--json"])
+        #expect(listed.exitCode == 0, "\(listed.standardError)")
+        let grants = try JSONValue(parsing: listed.standardOutput).arrayValue ?? []
+        #expect(grants.count == 1 && grants.first?["label"] == "file changes in /shared")
+        let id = try #require(grants.first?["grant_id"]?.stringValue)
+        let revoked = try await project.run(["approvals", "revoke", id])
+        #expect(revoked.exitCode == 0 && revoked.standardOutput == "revoked=\(id)\n", "\(revoked.standardError)")
+        let unknown = try await project.run(["approvals", "revoke", id])
+        #expect(unknown.exitCode == 1 && unknown.standardError.contains("no grant"), "\(unknown.standardError)")
+        #expect(try await project.run(["approvals", "list"]).standardOutput == "no standing approvals\n")
     }
 }
