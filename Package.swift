@@ -142,6 +142,14 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "OxydraWeb",
+            dependencies: ["OxydraCore", "OxydraConfig", "OxydraRunner", "OxydraClient", subprocess] + hummingbird + nio
+                + [
+                    nioWebSocket, serviceLifecycle, logging,
+                    .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                ],
+            swiftSettings: swiftSettings),
+        .target(
             name: "OxydraShellDaemon", dependencies: ["OxydraCore", "OxydraSandbox", "CSystemShims"],
             swiftSettings: swiftSettings),
         .target(
@@ -149,7 +157,10 @@ let package = Package(
 
         // executables
         .executableTarget(
-            name: "runner", dependencies: ["OxydraRunner", "OxydraClient", "OxydraContainer", argumentParser],
+            name: "runner",
+            dependencies: [
+                "OxydraRunner", "OxydraClient", "OxydraContainer", "OxydraWeb", "OxydraSandbox", argumentParser,
+            ],
             swiftSettings: swiftSettings),
         .executableTarget(
             name: "oxydra-vm", dependencies: ["OxydraGuest", "OxydraCore", argumentParser],
@@ -230,7 +241,7 @@ let package = Package(
             name: "RunnerCLITests",
             dependencies: [
                 "OxydraRunner", "OxydraClient", "OxydraContainer", "OxydraTesting", "OxydraSandbox", "OxydraTools",
-                "runner", "oxydra-vm",
+                "OxydraWeb", "runner", "oxydra-vm",
                 "shell-daemon",
                 "oxydra-tui",
             ] + nio,

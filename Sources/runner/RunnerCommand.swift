@@ -5,6 +5,8 @@ import OxydraConfig
 import OxydraContainer
 import OxydraCore
 import OxydraRunner
+import OxydraSandbox
+import OxydraWeb
 
 #if canImport(Glibc)
     import Glibc
@@ -56,7 +58,7 @@ struct RunnerCommand: AsyncParsableCommand {
         subcommands: [
             Start.self, Stop.self, Restart.self, Status.self, Logs.self, Ask.self, TUI.self, Config.self, Images.self,
             Sessions.self, Usage.self, Audit.self, Approvals.self, NotBuilt.Catalog.self, NotBuilt.CheckUpdate.self,
-            NotBuilt.Web.self,
+            Web.self,
             Supervise.self,
         ],
         defaultSubcommand: Start.self)
@@ -103,6 +105,25 @@ extension RunnerCommand {
             func run() throws {
                 AuditCommand.show(global.context, since: start ?? nil, tail: tail, json: json).emitAndExit()
             }
+        }
+    }
+
+    /// `runner web`.
+    struct Web: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Serve the web app (chat, sessions, approvals, guests) until Ctrl-C.",
+            discussion:
+                "Prints web_url=… and, when the token is made at start (no web.auth_token_env), web_login=… with the "
+                + "token in the link's fragment. Exit 0 after a clean stop, 1 on errors.")
+        @OptionGroup var global: GlobalOptions
+        @Option(help: "Listen address host:port (default: [web] bind, 127.0.0.1:9400).") var bind: String?
+        @Flag(help: "Guests started from the page run in the process tier (as `runner --insecure`).")
+        var insecure = false
+        func run() async throws {
+            let code = await WebCommand.run(
+                global.context, bind: bind, insecure: insecure,
+                runnerExecutable: ExecutableLocator.selfPath() ?? CommandLine.arguments[0])
+            throw ExitCode(code)
         }
     }
 
@@ -503,14 +524,6 @@ enum NotBuilt {
         func run() throws { refuse("check-update", "this build never contacts a release server") }
     }
 
-    struct Web: ParsableCommand {
-        static let configuration = CommandConfiguration(
-            abstract: "Not built yet: the web app (chat, sessions, approvals, configuration).")
-        @Argument(parsing: .captureForPassthrough) var rest: [String] = []
-        func run() throws {
-            refuse("web", "the web app is a later issue; use `runner --tui` or `runner ask` meanwhile")
-        }
-    }
 }
 
 extension RunnerCommand {

@@ -25,7 +25,7 @@ struct GlobalArgumentsTests {
     @Test(arguments: [
         ("status", Int32(3)), ("stop", 0), ("logs", 0), ("config show", 0), ("config check", 0), ("ask hi", 1),
         ("start --help", 0), ("restart --help", 0), ("tui --help", 0), ("images list --help", 0),
-        ("web --bind 127.0.0.1:9000", 2), ("catalog fetch --pinned", 2), ("check-update", 2),
+        ("web --help", 0), ("approvals list --help", 0), ("catalog fetch --pinned", 2), ("check-update", 2),
         ("usage --since 30d", 1), ("sessions list --limit 5", 1), ("audit verify", 0), ("audit show --tail 5", 0),
     ])
     func everySubcommandTakesThemFirst(_ command: String, _ expected: Int32) async throws {

@@ -1,8 +1,13 @@
+import Dispatch
 import Foundation
 import OxydraContainer
 import OxydraCore
 import OxydraTesting
 import Testing
+
+#if canImport(CDispatch)
+    import CDispatch
+#endif
 
 #if canImport(Glibc)
     import Glibc

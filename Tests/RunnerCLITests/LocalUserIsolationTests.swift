@@ -1,9 +1,14 @@
+import Dispatch
 import Foundation
 import OxydraClient
 import OxydraCore
 import OxydraRunner
 import OxydraTesting
 import Testing
+
+#if canImport(CDispatch)
+    import CDispatch
+#endif
 
 #if canImport(Glibc)
     import Glibc

@@ -17,6 +17,7 @@ public struct RunnerConfig: ConfigSection, Hashable {
     public var guestImages = GuestImages()
     public var users: [String: UserRegistration] = [:]
     public var runner = Supervision()
+    public var web = WebConfig()
 
     public init() {}
 
@@ -27,6 +28,7 @@ public struct RunnerConfig: ConfigSection, Hashable {
             .field("default_tier", \.defaultTier),
             .field("guest_images", \.guestImages),
             .field("runner", \.runner),
+            .field("web", \.web),
             .field("users", \.users),
         ]
     }
@@ -42,6 +44,35 @@ public struct RunnerConfig: ConfigSection, Hashable {
                     source: diagnostics.source(of: ["users", id]))
             }
         }
+    }
+}
+
+/// `web.auth_mode`.
+public enum WebAuthMode: String, ConfigEnum, Hashable, Codable {
+    /// Every request needs the token (a bearer header, or the session cookie the login gives).
+    case token
+    /// No token: only for a loopback bind on a single-user machine.
+    case disabled
+}
+
+/// `[web]`: `runner web`, the browser app.
+public struct WebConfig: ConfigSection, Hashable {
+    /// `false` makes `runner web` refuse to start.
+    public var enabled = true
+    public var bind = "127.0.0.1:9400"
+    public var authMode = WebAuthMode.token
+    /// The variable holding the token; unset: a new token is made at each start and printed once.
+    public var authTokenEnv: String?
+
+    public init() {}
+
+    public static var fields: [ConfigField<WebConfig>] {
+        [
+            .field("enabled", \.enabled),
+            .field("bind", \.bind, check: ConfigCheck { GatewayBind.parse($0).problem }),
+            .field("auth_mode", \.authMode),
+            .field("auth_token_env", \.authTokenEnv, check: .environmentVariableNameWhenSet),
+        ]
     }
 }
 

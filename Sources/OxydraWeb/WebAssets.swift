@@ -1,0 +1,114 @@
+/// The page and its assets, embedded in the binary (nothing is fetched from another origin; no build
+/// step). Hand-written: one HTML file, one stylesheet, one script.
+enum WebAssets {
+    struct Asset: Sendable {
+        var path: String
+        var contentType: String
+        var body: String
+    }
+
+    static let all = [
+        Asset(path: "/", contentType: "text/html; charset=utf-8", body: index),
+        Asset(path: "/app.css", contentType: "text/css; charset=utf-8", body: css),
+        Asset(path: "/app.js", contentType: "text/javascript; charset=utf-8", body: script),
+    ]
+
+    static let index = #"""
+        <!doctype html>
+        <html lang="en">
+        <head>
+        <meta charset="utf-8">
+        <meta name="viewport" content="width=device-width, initial-scale=1">
+        <title>Oxydra</title>
+        <link rel="stylesheet" href="/app.css">
+        <script type="module" src="/app.js"></script>
+        </head>
+        <body>
+        <div id="login" class="login" hidden>
+          <form id="login-form">
+            <h1>Oxydra</h1>
+            <label for="token">Access token (printed by <code>runner web</code>)</label>
+            <input id="token" type="password" autocomplete="current-password" required>
+            <button type="submit">Log in</button>
+            <p id="login-error" class="error" role="alert"></p>
+          </form>
+        </div>
+        <div id="app" class="app" hidden>
+          <header>
+            <strong class="brand">Oxydra</strong>
+            <label class="visually-hidden" for="user">User</label>
+            <select id="user" aria-label="User"></select>
+            <span id="guest" class="guest" aria-live="polite"></span>
+            <button id="start" type="button">Start</button>
+            <button id="stop" type="button">Stop</button>
+            <button id="restart" type="button">Restart</button>
+            <button id="theme" type="button" aria-label="Switch between dark and light">◐</button>
+          </header>
+          <nav aria-label="Sessions">
+            <button id="new-session" type="button">New session</button>
+            <ul id="sessions"></ul>
+          </nav>
+          <main>
+            <div id="messages" class="messages" aria-live="polite"></div>
+            <div id="progress" class="progress" aria-live="polite"></div>
+            <form id="composer" class="composer">
+              <label class="visually-hidden" for="prompt">Message</label>
+              <textarea id="prompt" rows="2" placeholder="Message (Enter sends, Shift+Enter new line)"></textarea>
+              <label class="attach">📎<input id="file" type="file" aria-label="Attach a file"></label>
+              <button id="send" type="submit">Send</button>
+              <button id="cancel" type="button" hidden>Cancel</button>
+            </form>
+          </main>
+        </div>
+        </body>
+        </html>
+        """#
+
+    static let css = #"""
+        :root { --bg: #fafafa; --fg: #1d1d1f; --muted: #6b6b70; --card: #fff; --line: #ddd; --accent: #2f6fde;
+          --warn: #b35c00; --bad: #c0392b; --good: #1e8449; font-family: system-ui, sans-serif; }
+        @media (prefers-color-scheme: dark) { :root:not([data-theme=light]) { --bg: #16171a; --fg: #e8e8ea;
+          --muted: #9a9aa0; --card: #1f2024; --line: #34353a; } }
+        :root[data-theme=dark] { --bg: #16171a; --fg: #e8e8ea; --muted: #9a9aa0; --card: #1f2024; --line: #34353a; }
+        * { box-sizing: border-box; }
+        body { margin: 0; background: var(--bg); color: var(--fg); }
+        [hidden] { display: none !important; }
+        .visually-hidden { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); }
+        button, select, input, textarea { font: inherit; color: inherit; background: var(--card);
+          border: 1px solid var(--line); border-radius: 6px; padding: .4em .7em; }
+        button { cursor: pointer; } button:focus-visible, textarea:focus-visible { outline: 2px solid var(--accent); }
+        .login { display: grid; place-items: center; min-height: 100vh; }
+        .login form { display: grid; gap: .6em; width: min(22em, 90vw); }
+        .error { color: var(--bad); min-height: 1.2em; }
+        .app { display: grid; grid-template-columns: 16em 1fr; grid-template-rows: auto 1fr; height: 100vh; }
+        header { grid-column: 1 / -1; display: flex; flex-wrap: wrap; gap: .5em; align-items: center; padding: .5em;
+          border-bottom: 1px solid var(--line); }
+        .brand { margin-right: .5em; } .guest { color: var(--muted); flex: 1; }
+        nav { border-right: 1px solid var(--line); overflow: auto; padding: .5em; }
+        nav ul { list-style: none; padding: 0; margin: .5em 0; }
+        nav li button { width: 100%; text-align: left; border: none; margin-bottom: 2px; }
+        nav li button[aria-current=true] { background: var(--accent); color: #fff; }
+        main { display: grid; grid-template-rows: 1fr auto auto; min-height: 0; }
+        .messages { overflow: auto; padding: 1em; display: flex; flex-direction: column; gap: .7em; }
+        .msg { max-width: 52em; line-height: 1.45; overflow-wrap: anywhere; }
+        .msg.user { align-self: flex-end; background: var(--card); border: 1px solid var(--line); border-radius: 10px;
+          padding: .5em .8em; white-space: pre-wrap; }
+        .msg.error { color: var(--bad); } .msg.note { color: var(--muted); font-size: .9em; }
+        .msg pre { background: var(--card); border: 1px solid var(--line); border-radius: 6px; padding: .6em;
+          overflow: auto; position: relative; } .msg pre button { position: absolute; top: .3em; right: .3em; }
+        .msg table { border-collapse: collapse; } .msg td, .msg th { border: 1px solid var(--line); padding: .2em .5em; }
+        details.tool { border: 1px solid var(--line); border-radius: 6px; padding: .3em .6em; font-size: .9em; }
+        details.tool pre { white-space: pre-wrap; max-height: 20em; overflow: auto; }
+        .tool.failed summary { color: var(--bad); }
+        .approval { border: 2px solid var(--warn); border-radius: 8px; padding: .6em; display: grid; gap: .4em; }
+        .approval pre { white-space: pre-wrap; max-height: 12em; overflow: auto; margin: 0; }
+        .approval .buttons { display: flex; flex-wrap: wrap; gap: .4em; }
+        .stats { color: var(--muted); font-size: .85em; }
+        .progress { color: var(--muted); padding: 0 1em; min-height: 1.3em; font-size: .9em; }
+        .composer { display: flex; gap: .5em; padding: .6em; border-top: 1px solid var(--line); align-items: end; }
+        .composer textarea { flex: 1; resize: vertical; }
+        .attach input { display: none; } .attach { cursor: pointer; padding: .4em; }
+        @media (max-width: 700px) { .app { grid-template-columns: 1fr; grid-template-rows: auto auto 1fr; }
+          nav { border-right: none; border-bottom: 1px solid var(--line); max-height: 8em; } }
+        """#
+}

@@ -1,0 +1,301 @@
+extension WebAssets {
+    /// The page's script: login, guests, sessions, the chat over the proxied gateway protocol
+    /// (docs/protocol.md), approvals. Model and tool text only ever reaches the page as text nodes
+    /// or through `markdown()`, which escapes everything and allows only http(s) links.
+    static let script = #"""
+        const $ = (id) => document.getElementById(id);
+        const state = { user: null, ws: null, session: null, turn: null, live: null, retry: 0, files: [] };
+        let counter = 0;
+        const rid = () => `w${Date.now().toString(36)}${(counter++).toString(36)}`;
+
+        async function api(path, options = {}) {
+          const init = { credentials: "same-origin", ...options };
+          if (init.body !== undefined) init.headers = { "Content-Type": "application/json" };
+          const response = await fetch(path, init);
+          const body = await response.json().catch(() => ({}));
+          if (!response.ok) throw Object.assign(new Error(body.error?.message ?? response.statusText), { status: response.status });
+          return body.data;
+        }
+
+        function escapeHTML(text) {
+          return text.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+        }
+
+        function inline(text) {
+          return escapeHTML(text)
+            .replace(/`([^`]+)`/g, "<code>$1</code>")
+            .replace(/\*\*([^*]+)\*\*/g, "<strong>$1</strong>")
+            .replace(/(^|[^*])\*([^*]+)\*/g, "$1<em>$2</em>")
+            .replace(/\[([^\]]+)\]\((https?:\/\/[^\s)]+)\)/g, '<a href="$2" rel="noopener noreferrer nofollow" target="_blank">$1</a>');
+        }
+
+        /// Markdown as safe HTML: everything escaped first; code blocks, headings, lists, quotes, tables.
+        function markdown(source) {
+          const out = [];
+          const lines = source.split("\n");
+          for (let i = 0; i < lines.length; i++) {
+            const line = lines[i];
+            if (line.startsWith("```")) {
+              const code = [];
+              for (i++; i < lines.length && !lines[i].startsWith("```"); i++) code.push(lines[i]);
+              out.push(`<pre><button type="button" class="copy">Copy</button><code>${escapeHTML(code.join("\n"))}</code></pre>`);
+            } else if (/^#{1,6} /.test(line)) {
+              const level = line.indexOf(" ");
+              out.push(`<h${level + 1}>${inline(line.slice(level + 1))}</h${level + 1}>`);
+            } else if (/^\s*([-*]|\d+\.) /.test(line)) {
+              const items = [];
+              for (; i < lines.length && /^\s*([-*]|\d+\.) /.test(lines[i]); i++) items.push(`<li>${inline(lines[i].replace(/^\s*([-*]|\d+\.) /, ""))}</li>`);
+              i--;
+              out.push(`<ul>${items.join("")}</ul>`);
+            } else if (line.startsWith("> ")) {
+              out.push(`<blockquote>${inline(line.slice(2))}</blockquote>`);
+            } else if (line.startsWith("|") && lines[i + 1]?.match(/^\|[\s:|-]+\|$/)) {
+              const cells = (row) => row.replace(/^\||\|$/g, "").split("|").map((c) => inline(c.trim()));
+              const head = cells(line).map((c) => `<th>${c}</th>`).join("");
+              const rows = [];
+              for (i += 2; i < lines.length && lines[i].startsWith("|"); i++) rows.push(`<tr>${cells(lines[i]).map((c) => `<td>${c}</td>`).join("")}</tr>`);
+              i--;
+              out.push(`<table><thead><tr>${head}</tr></thead><tbody>${rows.join("")}</tbody></table>`);
+            } else if (line.trim() !== "") {
+              out.push(`<p>${inline(line)}</p>`);
+            }
+          }
+          return out.join("");
+        }
+
+        function add(kind, text, html) {
+          const node = document.createElement("div");
+          node.className = `msg ${kind}`;
+          if (html !== undefined) node.innerHTML = html; else node.textContent = text;
+          $("messages").append(node);
+          node.scrollIntoView({ block: "end" });
+          return node;
+        }
+
+        function send(type, payload) {
+          if (state.ws?.readyState === WebSocket.OPEN) state.ws.send(JSON.stringify({ type, payload: { request_id: rid(), ...payload } }));
+        }
+
+        function busy(on) {
+          $("cancel").hidden = !on;
+          $("send").disabled = on;
+          if (!on) $("progress").textContent = "";
+        }
+
+        function toolCard(tool) {
+          const card = document.createElement("details");
+          card.className = "tool";
+          card.dataset.call = tool.call_id;
+          const summary = document.createElement("summary");
+          summary.textContent = `⚙ ${tool.summary} — running…`;
+          const args = document.createElement("pre");
+          args.textContent = tool.arguments ?? "";
+          card.append(summary, args);
+          $("messages").append(card);
+          return card;
+        }
+
+        function approvalCard(p) {
+          const card = document.createElement("div");
+          card.className = "approval";
+          card.dataset.approval = p.approval_id;
+          const title = document.createElement("strong");
+          title.textContent = `Approval needed: ${p.summary}`;
+          const reason = document.createElement("span");
+          reason.textContent = `${p.reason} · risk ${p.risk}`;
+          const details = document.createElement("pre");
+          details.textContent = p.details;
+          const buttons = document.createElement("div");
+          buttons.className = "buttons";
+          for (const [label, decision, scope] of [["Allow once", "allow", "once"], [`Allow ${p.kind_label} for this session`, "allow", "session"], ["Always allow", "allow", "always"], ["Deny", "deny", "once"]]) {
+            const button = document.createElement("button");
+            button.type = "button";
+            button.textContent = label;
+            button.onclick = () => send("approve", { approval_id: p.approval_id, decision, scope });
+            buttons.append(button);
+          }
+          card.append(title, reason, details, buttons);
+          $("messages").append(card);
+          card.scrollIntoView({ block: "end" });
+        }
+
+        function onFrame(frame) {
+          const p = frame.payload ?? {};
+          switch (frame.type) {
+            case "hello_ack":
+              state.session = p.session.session_id;
+              state.retry = 0;
+              $("messages").replaceChildren();
+              send("get_history", { limit: 100 });
+              send("list_sessions", { limit: 50 });
+              busy(Boolean(p.active_turn));
+              break;
+            case "session_switched": case "session_created":
+              state.session = p.session.session_id;
+              $("messages").replaceChildren();
+              send("get_history", { limit: 100 });
+              send("list_sessions", { limit: 50 });
+              break;
+            case "history":
+              for (const entry of p.entries) {
+                if (entry.role === "user") add("user", entry.text);
+                else if (entry.role === "assistant" && entry.text) add("assistant", "", markdown(entry.text));
+                else if (entry.role === "tool") add("note", `↳ ${(entry.tool_names ?? [])[0] ?? "tool"}: ${entry.text}`);
+              }
+              break;
+            case "session_list": {
+              const list = $("sessions");
+              list.replaceChildren();
+              for (const s of p.sessions) {
+                const item = document.createElement("li");
+                const button = document.createElement("button");
+                button.type = "button";
+                button.textContent = s.display_name ?? s.session_id.slice(0, 8);
+                button.title = s.session_id;
+                button.setAttribute("aria-current", String(s.session_id === state.session));
+                button.onclick = () => send("switch_session", { session_id: s.session_id });
+                item.append(button);
+                list.append(item);
+              }
+              break;
+            }
+            case "turn_started": busy(true); state.live = null; break;
+            case "assistant_delta":
+              if (!state.live) state.live = { node: add("assistant", ""), text: "" };
+              state.live.text += p.delta;
+              state.live.node.innerHTML = markdown(state.live.text);
+              state.live.node.scrollIntoView({ block: "end" });
+              break;
+            case "turn_progress": $("progress").textContent = p.progress.message; break;
+            case "tool_call": state.live = null; toolCard(p.tool); break;
+            case "tool_result": {
+              const card = document.querySelector(`details.tool[data-call="${CSS.escape(p.tool.call_id)}"]`) ?? toolCard(p.tool);
+              card.querySelector("summary").textContent = `${p.tool.is_error ? "✗" : "✓"} ${card.querySelector("summary").textContent.replace(/^⚙ /, "").replace(/ — running…$/, "")} — ${p.tool.duration_ms} ms`;
+              if (p.tool.is_error) card.classList.add("failed");
+              const output = document.createElement("pre");
+              output.textContent = p.tool.output ?? p.tool.summary;
+              card.append(output);
+              break;
+            }
+            case "approval_request":
+              if (!document.querySelector(`[data-approval="${CSS.escape(p.approval_id)}"]`)) approvalCard(p);
+              break;
+            case "approval_resolved": {
+              const card = document.querySelector(`[data-approval="${CSS.escape(p.approval_id)}"]`);
+              if (card) {
+                card.querySelector(".buttons").remove();
+                const outcome = document.createElement("span");
+                outcome.textContent = p.reason === "answered" ? `${p.decision === "allow" ? "Allowed" : "Denied"} (${p.scope})${p.answered_by ? ` by ${p.answered_by}` : ""}` : p.reason === "timed_out" ? "Not answered in time: denied" : "Cancelled with the turn";
+                card.append(outcome);
+              }
+              break;
+            }
+            case "turn_completed": {
+              const r = p.response;
+              if (!state.live && r.message) add("assistant", "", markdown(r.message));
+              const usage = r.usage ? `${r.usage.prompt_tokens ?? "?"} in / ${r.usage.completion_tokens ?? "?"} out tokens` : "";
+              const cost = r.cost_usd !== undefined ? ` · $${r.cost_usd.toFixed(4)}` : "";
+              add("stats", `${usage}${cost} · ${(r.duration_ms / 1000).toFixed(1)} s${r.model ? ` · ${r.provider}/${r.model}` : ""}`);
+              state.live = null;
+              busy(false);
+              send("list_sessions", { limit: 50 });
+              break;
+            }
+            case "turn_cancelled": add("note", "turn cancelled"); state.live = null; busy(false); break;
+            case "error":
+              add("error", p.message);
+              if (p.turn) { state.live = null; busy(false); }
+              break;
+          }
+        }
+
+        function connect() {
+          if (!state.user) return;
+          const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/api/v1/users/${encodeURIComponent(state.user)}/ws`);
+          state.ws = ws;
+          ws.onopen = () => ws.send(JSON.stringify({ type: "hello", payload: { request_id: rid(), protocol_version: 1, user_id: state.user, session_id: state.session ?? undefined, client: "web" } }));
+          ws.onmessage = (event) => onFrame(JSON.parse(event.data));
+          ws.onclose = () => {
+            if (state.ws !== ws) return;
+            const wait = Math.min(5000, 250 * 2 ** state.retry++);
+            $("progress").textContent = `disconnected; reconnecting in ${(wait / 1000).toFixed(1)} s…`;
+            setTimeout(connect, wait);
+          };
+        }
+
+        async function refreshGuests() {
+          try {
+            const status = await api("/api/v1/status");
+            const mine = status.users.find((u) => u.user_id === state.user);
+            const health = mine?.health;
+            $("guest").textContent = !mine?.running ? "guest stopped" : `${health.startup_status.sandbox_tier} · ${health.healthy ? "healthy" : "unhealthy"} · shell ${health.startup_status.shell_available ? "on" : "off"} · up ${health.uptime_secs ?? health.uptime_seconds ?? "?"} s · ${health.open_sessions ?? "?"} sessions`;
+          } catch (error) { $("guest").textContent = error.message; }
+        }
+
+        async function control(action) {
+          $("guest").textContent = `${action}…`;
+          try { await api(`/api/v1/users/${encodeURIComponent(state.user)}/${action}`, { method: "POST", body: "{}" }); }
+          catch (error) { add("error", error.message); }
+          await refreshGuests();
+          if (action !== "stop") { state.ws?.close(); connect(); }
+        }
+
+        async function start() {
+          const fragment = new URLSearchParams(location.hash.slice(1));
+          if (fragment.get("token")) {
+            history.replaceState(null, "", location.pathname);
+            await api("/api/v1/login", { method: "POST", body: JSON.stringify({ token: fragment.get("token") }) }).catch(() => {});
+          }
+          let meta;
+          try { meta = await api("/api/v1/meta"); } catch (error) {
+            if (error.status !== 401) throw error;
+            $("login").hidden = false;
+            return;
+          }
+          $("login").hidden = true;
+          $("app").hidden = false;
+          for (const user of meta.users) $("user").append(new Option(user, user));
+          state.user = meta.users[0] ?? null;
+          $("user").onchange = () => { state.user = $("user").value; state.session = null; state.ws?.close(); connect(); refreshGuests(); };
+          connect();
+          refreshGuests();
+          setInterval(refreshGuests, 5000);
+        }
+
+        $("login-form").onsubmit = async (event) => {
+          event.preventDefault();
+          try {
+            await api("/api/v1/login", { method: "POST", body: JSON.stringify({ token: $("token").value }) });
+            location.reload();
+          } catch (error) { $("login-error").textContent = error.message; }
+        };
+        $("composer").onsubmit = (event) => {
+          event.preventDefault();
+          const prompt = $("prompt").value.trim();
+          if (!prompt) return;
+          add("user", prompt);
+          send("send_turn", { turn_id: `turn-${rid()}`, prompt, attachments: state.files.length ? state.files : undefined });
+          state.files = [];
+          $("prompt").value = "";
+        };
+        $("prompt").onkeydown = (event) => { if (event.key === "Enter" && !event.shiftKey) { event.preventDefault(); $("composer").requestSubmit(); } };
+        $("cancel").onclick = () => send("cancel_active_turn", {});
+        $("new-session").onclick = () => send("create_session", {});
+        $("start").onclick = () => control("start");
+        $("stop").onclick = () => control("stop");
+        $("restart").onclick = () => control("restart");
+        $("theme").onclick = () => { document.documentElement.dataset.theme = document.documentElement.dataset.theme === "dark" ? "light" : "dark"; };
+        $("messages").onclick = (event) => { if (event.target.classList.contains("copy")) navigator.clipboard?.writeText(event.target.nextSibling.textContent); };
+        $("file").onchange = async () => {
+          for (const file of $("file").files) {
+            const bytes = new Uint8Array(await file.arrayBuffer());
+            let binary = "";
+            for (let i = 0; i < bytes.length; i += 32768) binary += String.fromCharCode(...bytes.subarray(i, i + 32768));
+            const data = btoa(binary);
+            state.files.push({ name: file.name, mime_type: file.type || "application/octet-stream", data });
+            add("note", `📎 ${file.name} will be sent with your next message`);
+          }
+        };
+        start();
+        """#
+}
