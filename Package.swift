@@ -176,12 +176,15 @@ let package = Package(
             swiftSettings: swiftSettings),
 
         // testing
-        .target(name: "OxydraTesting", dependencies: ["OxydraCore", subprocess] + nio, swiftSettings: swiftSettings),
+        .target(
+            name: "OxydraTesting", dependencies: ["OxydraCore", subprocess, webSocketClient, logging] + nio,
+            swiftSettings: swiftSettings),
         .executableTarget(
             name: "oxydra-benchmarks",
             dependencies: [
                 "OxydraProviders", "OxydraRuntime", "OxydraTools", "OxydraMemory", "OxydraTesting", "OxydraRunner",
-                "OxydraClient", "OxydraSandbox", "OxydraContainer", "OxydraTUI", "CSystemShims", "oxydra-vm",
+                "OxydraClient", "OxydraSandbox", "OxydraContainer", "OxydraTUI", "OxydraWeb", "CSystemShims",
+                "oxydra-vm",
                 "shell-daemon", "runner",
                 asyncHTTPClient,
             ] + nio,

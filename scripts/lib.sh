@@ -13,7 +13,8 @@ OXYDRA_APT_PACKAGES=(libc6-dev libstdc++-12-dev zlib1g-dev libsqlite3-dev bubble
 # (setpriv, script) create and act as a second OS user and give `runner ask` a terminal.
 # docker.io: the container engine the Docker Engine API tests talk to (started by ensure_docker_daemon);
 # mmdebstrap: assembles the shell-vm image's Debian root (`runner images build`).
-OXYDRA_TEST_APT_PACKAGES=(tmux dash python3 python3-pip passwd util-linux docker.io mmdebstrap)
+# chromium: the headless browser the web app tests drive over the DevTools protocol.
+OXYDRA_TEST_APT_PACKAGES=(tmux dash python3 python3-pip passwd util-linux docker.io mmdebstrap chromium)
 # Python packages for the tests: the official SDKs (OfficialSDKTests).
 OXYDRA_TEST_PYTHON_PACKAGES=(openai anthropic google-genai)
 

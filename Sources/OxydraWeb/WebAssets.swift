@@ -54,7 +54,7 @@ enum WebAssets {
             <form id="composer" class="composer">
               <label class="visually-hidden" for="prompt">Message</label>
               <textarea id="prompt" rows="2" placeholder="Message (Enter sends, Shift+Enter new line)"></textarea>
-              <label class="attach">📎<input id="file" type="file" aria-label="Attach a file"></label>
+              <label class="attach">Attach<input id="file" type="file" aria-label="Attach a file"></label>
               <button id="send" type="submit">Send</button>
               <button id="cancel" type="button" hidden>Cancel</button>
             </form>
@@ -107,7 +107,8 @@ enum WebAssets {
         .progress { color: var(--muted); padding: 0 1em; min-height: 1.3em; font-size: .9em; }
         .composer { display: flex; gap: .5em; padding: .6em; border-top: 1px solid var(--line); align-items: end; }
         .composer textarea { flex: 1; resize: vertical; }
-        .attach input { display: none; } .attach { cursor: pointer; padding: .4em; }
+        .attach input { display: none; } .attach { cursor: pointer; padding: .4em .7em; border: 1px solid var(--line);
+          border-radius: 6px; }
         @media (max-width: 700px) { .app { grid-template-columns: 1fr; grid-template-rows: auto auto 1fr; }
           nav { border-right: none; border-bottom: 1px solid var(--line); max-height: 8em; } }
         """#

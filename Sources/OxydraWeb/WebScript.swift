@@ -128,10 +128,13 @@ extension WebAssets {
               $("messages").replaceChildren();
               send("get_history", { limit: 100 });
               send("list_sessions", { limit: 50 });
+              state.turn = p.active_turn?.turn_id ?? null;
               busy(Boolean(p.active_turn));
               break;
             case "session_switched": case "session_created":
               state.session = p.session.session_id;
+              state.turn = p.active_turn?.turn_id ?? null;
+              busy(Boolean(p.active_turn));
               $("messages").replaceChildren();
               send("get_history", { limit: 100 });
               send("list_sessions", { limit: 50 });
@@ -159,7 +162,7 @@ extension WebAssets {
               }
               break;
             }
-            case "turn_started": busy(true); state.live = null; break;
+            case "turn_started": state.turn = p.turn.turn_id; busy(true); state.live = null; break;
             case "assistant_delta":
               if (!state.live) state.live = { node: add("assistant", ""), text: "" };
               state.live.text += p.delta;
@@ -191,6 +194,9 @@ extension WebAssets {
               break;
             }
             case "turn_completed": {
+              // The end of a turn from before this page joined is already in the history.
+              if (p.turn.turn_id !== state.turn) break;
+              state.turn = null;
               const r = p.response;
               if (!state.live && r.message) add("assistant", "", markdown(r.message));
               const usage = r.usage ? `${r.usage.prompt_tokens ?? "?"} in / ${r.usage.completion_tokens ?? "?"} out tokens` : "";
@@ -201,10 +207,16 @@ extension WebAssets {
               send("list_sessions", { limit: 50 });
               break;
             }
-            case "turn_cancelled": add("note", "turn cancelled"); state.live = null; busy(false); break;
+            case "turn_cancelled":
+              if (p.turn.turn_id !== state.turn) break;
+              state.turn = null;
+              add("note", "turn cancelled");
+              state.live = null;
+              busy(false);
+              break;
             case "error":
               add("error", p.message);
-              if (p.turn) { state.live = null; busy(false); }
+              if (p.turn && p.turn.turn_id === state.turn) { state.turn = null; state.live = null; busy(false); }
               break;
           }
         }
@@ -293,7 +305,7 @@ extension WebAssets {
             for (let i = 0; i < bytes.length; i += 32768) binary += String.fromCharCode(...bytes.subarray(i, i + 32768));
             const data = btoa(binary);
             state.files.push({ name: file.name, mime_type: file.type || "application/octet-stream", data });
-            add("note", `📎 ${file.name} will be sent with your next message`);
+            add("note", `${file.name} will be sent with your next message`);
           }
         };
         start();

@@ -1,0 +1,122 @@
+import Foundation
+import OxydraCore
+import OxydraTesting
+import Testing
+
+/// The web app in Debian's Chromium (headless, over the DevTools protocol) against a real guest:
+/// login, a streamed answer (seen while it streams), an approval answered with a button, a tool
+/// card, hostile Markdown rendered inert, cancel, sessions, guest stop/start, and the screenshots in
+/// docs/images/.
+@Suite("Web app in a real browser", .serialized)
+struct WebBrowserTests {
+    static let images = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("docs/images").path
+
+    /// The last assistant message's text, as a JavaScript expression.
+    static let lastAnswer = "([...document.querySelectorAll('.msg.assistant')].pop()?.textContent ?? '')"
+
+    static func send(_ page: BrowserPage, _ prompt: String) async throws {
+        try await page.evaluate(
+            "document.getElementById('prompt').value = \(JSONWriter.text(.string(prompt))); "
+                + "document.getElementById('composer').requestSubmit(); true")
+    }
+
+    static func click(_ page: BrowserPage, _ selector: String, text: String? = nil) async throws {
+        let filter = text.map { ".filter(b => b.textContent === \(JSONWriter.text(.string($0))))" } ?? ""
+        try await page.wait(
+            for:
+                "(() => { const b = [...document.querySelectorAll(\(JSONWriter.text(.string(selector))))]\(filter)[0]; "
+                + "if (!b || b.hidden) return false; b.click(); return true; })()")
+    }
+
+    @Test func chatApprovalsSessionsAndGuestsInChromium() async throws {
+        let web = try await WebFixture.start()
+        defer { Teardown.run { await web.stop() } }
+        let browser = try await HeadlessBrowser.launch()
+        defer { browser.close() }
+        try FileManager.default.createDirectory(atPath: Self.images, withIntermediateDirectories: true)
+        let page = try await browser.open(web.origin + "/")
+        defer { page.close() }
+
+        // Without the token: the login form. Typing the token logs in (the cookie is HttpOnly).
+        try await page.wait(for: "!document.getElementById('login').hidden")
+        #expect(try await page.evaluate("document.cookie") == "", "the session cookie is not readable by script")
+        try await page.evaluate(
+            "document.getElementById('token').value = '\(web.token)'; "
+                + "document.getElementById('login-form').requestSubmit(); true")
+        try await page.wait(for: "!document.getElementById('app').hidden")
+        try await page.wait(for: "document.getElementById('guest').textContent.includes('healthy')")
+
+        // A streamed answer: seen part-way, then whole, then the turn's figures.
+        var slow = ScriptedReply()
+        slow.text = ["Hello", " from", " the", " scripted", " model"]
+        slow.chunkDelay = .milliseconds(250)
+        web.guest.server.enqueue(slow)
+        try await Self.send(page, "say hello")
+        try await page.wait(for: "\(Self.lastAnswer).startsWith('Hello') && !\(Self.lastAnswer).includes('model')")
+        try await page.wait(for: "\(Self.lastAnswer) === 'Hello from the scripted model'")
+        try await page.wait(for: "document.querySelector('.msg.stats')?.textContent.includes('tokens')")
+
+        // A call that needs approval: the card's buttons answer it; the tool card shows the result;
+        // hostile Markdown stays text.
+        var writes = ScriptedReply()
+        writes.toolCalls = [
+            ScriptedToolCall(id: "w1", name: "file_write", arguments: #"{"path":"/shared/page.md","content":"hi"}"#)
+        ]
+        web.guest.server.enqueue([
+            writes,
+            .text(
+                "**Done.** <img src=x onerror=\"window.pwned=1\"> [click](javascript:window.pwned=2) "
+                    + "<script>window.pwned=3</script>\n\n```swift\nlet x = 1\n```\n\n| a | b |\n|---|---|\n| 1 | 2 |"),
+        ])
+        try await Self.send(page, "write the page")
+        try await page.wait(for: "document.querySelector('.approval strong')?.textContent.includes('file_write')")
+        try await page.screenshot(to: Self.images + "/web-desktop.png")
+        try await Self.click(page, ".approval button", text: "Allow once")
+        try await page.wait(for: "document.querySelector('details.tool summary')?.textContent.startsWith('✓')")
+        try await page.wait(for: "document.querySelector('.approval')?.textContent.includes('Allowed (once) by web#')")
+        try await page.wait(for: "\(Self.lastAnswer).includes('Done.')")
+        let inert = try await page.evaluate(
+            "window.pwned === undefined && !document.querySelector('.messages img, .messages script') "
+                + "&& !document.querySelector('.messages a[href^=\"javascript\"]') "
+                + "&& \(Self.lastAnswer).includes('<img src=x')")
+        #expect(inert == true, "model output must not run or load anything")
+        #expect(try await page.evaluate("document.querySelectorAll('.msg pre button.copy').length >= 1") == true)
+        #expect(try await page.evaluate("document.querySelectorAll('.msg table td').length") == 2)
+        #expect(FileManager.default.fileExists(atPath: web.guest.project.workspace + "/shared/page.md"))
+
+        // Cancel a long turn.
+        var long = ScriptedReply()
+        long.text = (0..<40).map { "word\($0) " }
+        long.chunkDelay = .milliseconds(200)
+        web.guest.server.enqueue(long)
+        try await Self.send(page, "talk for a while")
+        try await page.wait(for: "\(Self.lastAnswer).includes('word1 ')")
+        try await Self.click(page, "#cancel")
+        try await page.wait(
+            for: "[...document.querySelectorAll('.msg.note')].some(n => n.textContent === 'turn cancelled')")
+
+        // Sessions: a new one is empty; switching back shows the earlier conversation.
+        try await Self.click(page, "#new-session")
+        try await page.wait(for: "document.querySelectorAll('#sessions li').length >= 2")
+        try await page.wait(for: "document.querySelectorAll('.msg.assistant').length === 0")
+        try await Self.click(page, "#sessions button", text: "say hello")
+        try await page.wait(for: "[...document.querySelectorAll('.msg.user')].some(m => m.textContent === 'say hello')")
+
+        // The phone-sized layout.
+        try await page.resize(width: 390, height: 844, mobile: true)
+        try await page.wait(for: "window.innerWidth === 390")
+        try await page.screenshot(to: Self.images + "/web-phone.png")
+        try await page.resize(width: 1280, height: 800)
+
+        // Stop and start the guest from the page.
+        try await Self.click(page, "#stop")
+        try await page.wait(
+            for: "document.getElementById('guest').textContent === 'guest stopped'", timeout: .seconds(30))
+        #expect(try await web.guest.project.run(["status"]).exitCode == 3)
+        try await Self.click(page, "#start")
+        try await page.wait(
+            for: "document.getElementById('guest').textContent.includes('healthy')", timeout: .seconds(30))
+        #expect(try await web.guest.project.run(["status"]).exitCode == 0)
+    }
+}
