@@ -12,6 +12,9 @@ import Synchronization
 /// connection ends, ``frames`` finishes and ``failure`` says why (nil for a clean close).
 public final class GatewayClient: Sendable {
     public let frames: AsyncStream<ServerFrame>
+    /// With `raw`: the server's frames as the text they arrived in, unparsed (``frames`` stays empty).
+    /// A relay (the web app's proxy) forwards them without decoding and encoding each one.
+    public let texts: AsyncStream<String>
     private let outbound: AsyncStream<String>.Continuation
     private let shared = Shared()
 
@@ -26,8 +29,12 @@ public final class GatewayClient: Sendable {
     }
 
     /// Starts connecting to `endpoint` (`ws://127.0.0.1:PORT/ws`); frames flow once connected.
-    public init(endpoint: String, token: String? = nil, logger: Logger = Logger(label: "oxydra.client")) {
+    public init(
+        endpoint: String, token: String? = nil, raw: Bool = false, logger: Logger = Logger(label: "oxydra.client")
+    ) {
         let (inbound, inboundContinuation) = AsyncStream.makeStream(of: ServerFrame.self)
+        let (texts, textContinuation) = AsyncStream.makeStream(of: String.self)
+        self.texts = texts
         let (outgoing, outgoingContinuation) = AsyncStream.makeStream(of: String.self)
         frames = inbound
         outbound = outgoingContinuation
@@ -54,6 +61,10 @@ public final class GatewayClient: Sendable {
                             switch message {
                             case .text(let string): text = string
                             case .binary(let buffer): text = String(buffer: buffer)
+                            }
+                            if raw {
+                                textContinuation.yield(text)
+                                continue
                             }
                             do {
                                 inboundContinuation.yield(try ServerFrame(parsing: text))
@@ -82,6 +93,7 @@ public final class GatewayClient: Sendable {
                 }
             }
             inboundContinuation.finish()
+            textContinuation.finish()
         }
         shared.state.withLock { $0.task = running }
     }

@@ -147,6 +147,24 @@ struct WebAPI: Sendable {
         return Self.reply(body, status: code == 0 ? .ok : .badGateway)
     }
 
+    /// `GET /api/v1/users/<id>/logs?role=runtime&tail=200&offset=N`: log lines from the
+    /// workspace's `logs/` (the guest may be stopped); `next_offset` continues a follow.
+    func logs(user: String, role: String, tail: Int, offset: Int?) throws -> Response {
+        guard LogReader.roles.contains(role) else {
+            throw HTTPError(.badRequest, message: "unknown role `\(role)`; use runtime, stderr or sidecar")
+        }
+        guard (1...5000).contains(tail) else { throw HTTPError(.badRequest, message: "tail must be 1…5000") }
+        let target = try target(user)
+        switch LogReader.read(role: role, directory: target.logs, tail: tail, offset: offset) {
+        case .logs(let lines, let next, _):
+            return Self.reply(["lines": .array(lines.map(JSONValue.string)), "next_offset": .integer(next)])
+        case .failure(let message):
+            throw HTTPError(.notFound, message: message)
+        default:
+            throw HTTPError(.internalServerError, message: "unexpected log answer")
+        }
+    }
+
     /// The user's guest gateway: its endpoint and token from the workspace's `ipc/`.
     func gateway(_ user: String) throws -> GatewayAccess {
         let target = try target(user)
@@ -174,8 +192,8 @@ struct WebAPI: Sendable {
         throw HTTPError(.badGateway, message: client.failure?.message ?? "the guest closed the connection")
     }
 
-    /// Relays the page's WebSocket to the guest's gateway: client frames as they are (the guest
-    /// checks them), server frames re-encoded from their parsed form.
+    /// Relays the page's WebSocket to the guest's gateway: frames in both directions as the text
+    /// they arrived in (the guest checks every client frame; its own frames are its JSON).
     func proxy(user: String, inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter) async {
         let access: GatewayAccess
         do {
@@ -184,12 +202,12 @@ struct WebAPI: Sendable {
             try? await outbound.close(.unexpectedServerError, reason: "the guest is not running")
             return
         }
-        let client = GatewayClient(endpoint: access.endpoint, token: access.token)
+        let client = GatewayClient(endpoint: access.endpoint, token: access.token, raw: true)
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
-                for await frame in client.frames {
+                for await text in client.texts {
                     do {
-                        try await outbound.write(.text(frame.text))
+                        try await outbound.write(.text(text))
                     } catch {
                         break
                     }

@@ -42,10 +42,22 @@ enum WebAssets {
             <button id="start" type="button">Start</button>
             <button id="stop" type="button">Stop</button>
             <button id="restart" type="button">Restart</button>
+            <button id="show-logs" type="button" aria-expanded="false">Logs</button>
+            <button id="show-usage" type="button">Usage</button>
             <button id="theme" type="button" aria-label="Switch between dark and light">◐</button>
           </header>
+          <section id="panel" class="panel" hidden aria-live="polite">
+            <div class="panel-bar">
+              <label>Log <select id="log-role"><option>runtime</option><option>stderr</option><option>sidecar</option></select></label>
+              <label><input id="log-follow" type="checkbox" checked> follow</label>
+              <button id="close-panel" type="button">Close</button>
+            </div>
+            <pre id="panel-text"></pre>
+          </section>
           <nav aria-label="Sessions">
             <button id="new-session" type="button">New session</button>
+            <button id="rename-session" type="button">Rename</button>
+            <button id="archive-session" type="button">Archive</button>
             <ul id="sessions"></ul>
           </nav>
           <main>
@@ -109,6 +121,10 @@ enum WebAssets {
         .composer textarea { flex: 1; resize: vertical; }
         .attach input { display: none; } .attach { cursor: pointer; padding: .4em .7em; border: 1px solid var(--line);
           border-radius: 6px; }
+        .panel { grid-column: 1 / -1; border-bottom: 1px solid var(--line); padding: .5em; }
+        .panel-bar { display: flex; gap: .8em; align-items: center; flex-wrap: wrap; }
+        .panel pre { max-height: 40vh; overflow: auto; white-space: pre-wrap; font-size: .85em; margin: .4em 0 0; }
+        .app:has(.panel:not([hidden])) { grid-template-rows: auto auto 1fr; }
         @media (max-width: 700px) { .app { grid-template-columns: 1fr; grid-template-rows: auto auto 1fr; }
           nav { border-right: none; border-bottom: 1px solid var(--line); max-height: 8em; } }
         """#

@@ -4,7 +4,7 @@ extension WebAssets {
     /// or through `markdown()`, which escapes everything and allows only http(s) links.
     static let script = #"""
         const $ = (id) => document.getElementById(id);
-        const state = { user: null, ws: null, session: null, turn: null, live: null, retry: 0, files: [] };
+        const state = { user: null, ws: null, session: null, turn: null, live: null, retry: 0, files: [], queue: [] };
         let counter = 0;
         const rid = () => `w${Date.now().toString(36)}${(counter++).toString(36)}`;
 
@@ -72,8 +72,10 @@ extension WebAssets {
           return node;
         }
 
+        /// Sends a frame; before the connection has said hello, it waits in order.
         function send(type, payload) {
-          if (state.ws?.readyState === WebSocket.OPEN) state.ws.send(JSON.stringify({ type, payload: { request_id: rid(), ...payload } }));
+          const text = JSON.stringify({ type, payload: { request_id: rid(), ...payload } });
+          if (state.ws?.readyState === WebSocket.OPEN && state.ready) state.ws.send(text); else state.queue.push(text);
         }
 
         function busy(on) {
@@ -124,12 +126,15 @@ extension WebAssets {
           switch (frame.type) {
             case "hello_ack":
               state.session = p.session.session_id;
+              document.body.dataset.session = state.session;
+              state.ready = true;
               state.retry = 0;
               $("messages").replaceChildren();
               send("get_history", { limit: 100 });
               send("list_sessions", { limit: 50 });
               state.turn = p.active_turn?.turn_id ?? null;
               busy(Boolean(p.active_turn));
+              for (const text of state.queue.splice(0)) state.ws.send(text);
               break;
             case "session_switched": case "session_created":
               state.session = p.session.session_id;
@@ -162,6 +167,7 @@ extension WebAssets {
               }
               break;
             }
+            case "session_updated": send("list_sessions", { limit: 50 }); break;
             case "turn_started": state.turn = p.turn.turn_id; busy(true); state.live = null; break;
             case "assistant_delta":
               if (!state.live) state.live = { node: add("assistant", ""), text: "" };
@@ -229,6 +235,8 @@ extension WebAssets {
           ws.onmessage = (event) => onFrame(JSON.parse(event.data));
           ws.onclose = () => {
             if (state.ws !== ws) return;
+            state.ready = false;
+            delete document.body.dataset.session;
             const wait = Math.min(5000, 250 * 2 ** state.retry++);
             $("progress").textContent = `disconnected; reconnecting in ${(wait / 1000).toFixed(1)} s…`;
             setTimeout(connect, wait);
@@ -268,7 +276,7 @@ extension WebAssets {
           $("app").hidden = false;
           for (const user of meta.users) $("user").append(new Option(user, user));
           state.user = meta.users[0] ?? null;
-          $("user").onchange = () => { state.user = $("user").value; state.session = null; state.ws?.close(); connect(); refreshGuests(); };
+          $("user").onchange = () => { state.user = $("user").value; state.session = null; state.ready = false; state.queue = []; state.ws?.close(); connect(); refreshGuests(); };
           connect();
           refreshGuests();
           setInterval(refreshGuests, 5000);
@@ -298,6 +306,52 @@ extension WebAssets {
         $("restart").onclick = () => control("restart");
         $("theme").onclick = () => { document.documentElement.dataset.theme = document.documentElement.dataset.theme === "dark" ? "light" : "dark"; };
         $("messages").onclick = (event) => { if (event.target.classList.contains("copy")) navigator.clipboard?.writeText(event.target.nextSibling.textContent); };
+        let logTimer = null;
+        let logOffset = null;
+        async function pollLogs() {
+          const role = $("log-role").value;
+          const query = logOffset === null ? "tail=300" : `tail=5000&offset=${logOffset}`;
+          try {
+            const data = await api(`/api/v1/users/${encodeURIComponent(state.user)}/logs?role=${role}&${query}`);
+            if (logOffset === null) $("panel-text").textContent = "";
+            if (data.lines.length) $("panel-text").textContent += data.lines.join("\n") + "\n";
+            logOffset = data.next_offset;
+            $("panel-text").scrollTop = $("panel-text").scrollHeight;
+          } catch (error) { $("panel-text").textContent = error.message; }
+        }
+        function closePanel() {
+          clearInterval(logTimer);
+          logTimer = null;
+          $("panel").hidden = true;
+          $("show-logs").setAttribute("aria-expanded", "false");
+        }
+        $("show-logs").onclick = () => {
+          closePanel();
+          $("panel").hidden = false;
+          $("panel").querySelector(".panel-bar").hidden = false;
+          $("show-logs").setAttribute("aria-expanded", "true");
+          logOffset = null;
+          pollLogs();
+          logTimer = setInterval(() => { if ($("log-follow").checked) pollLogs(); }, 2000);
+        };
+        $("log-role").onchange = () => { logOffset = null; pollLogs(); };
+        $("close-panel").onclick = closePanel;
+        $("show-usage").onclick = async () => {
+          closePanel();
+          $("panel").hidden = false;
+          try {
+            const report = await api(`/api/v1/users/${encodeURIComponent(state.user)}/usage?days=30`);
+            const row = (r) => `${r.key.padEnd(28)} ${String(r.calls).padStart(5)} calls ${String(r.prompt_tokens).padStart(9)} in ${String(r.completion_tokens).padStart(8)} out  $${Number(r.cost_usd).toFixed(4)}`;
+            $("panel-text").textContent = [`since ${report.since} · total $${Number(report.total.cost_usd).toFixed(4)}`, "", "per day:", ...report.days.map(row), "", "per model:", ...report.models.map(row)].join("\n");
+          } catch (error) { $("panel-text").textContent = error.message; }
+        };
+        $("rename-session").onclick = () => {
+          const name = prompt("New title for this session");
+          if (name !== null) send("rename_session", { session_id: state.session, display_name: name });
+        };
+        $("archive-session").onclick = () => {
+          if (confirm("Archive this session? It leaves the list; its history is kept.")) send("archive_session", { session_id: state.session, archived: true });
+        };
         $("file").onchange = async () => {
           for (const file of $("file").files) {
             const bytes = new Uint8Array(await file.arrayBuffer());

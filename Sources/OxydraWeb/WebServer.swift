@@ -105,6 +105,13 @@ public struct WebServer: Sendable {
             let days = request.uri.queryParameters.get("days").flatMap { Int($0) } ?? 7
             return try await api.usage(user: try context.parameters.require("user"), days: days)
         }
+        router.get("/api/v1/users/:user/logs") { request, context -> Response in
+            try guardrails.check(request, changesState: false)
+            let query = request.uri.queryParameters
+            return try api.logs(
+                user: try context.parameters.require("user"), role: query.get("role").map { String($0) } ?? "runtime",
+                tail: query.get("tail").flatMap { Int($0) } ?? 200, offset: query.get("offset").flatMap { Int($0) })
+        }
         router.ws(
             RouterPath("/api/v1/users/:user/ws"),
             shouldUpgrade: { request, context in

@@ -238,6 +238,37 @@ struct WebAPITests {
         #expect(
             completed?.message == "hello through the proxy" && deltas == "hello through the proxy",
             "\(client.failure.map { "\($0)" } ?? "no failure")")
+        // An attachment named to climb out of the inbox lands inside it, under a safe name.
+        web.guest.server.enqueue(.text("got it"))
+        let proxied = GatewayClient(endpoint: "ws://127.0.0.1:\(web.port)/api/v1/users/alice/ws", token: web.token)
+        defer { proxied.close() }
+        proxied.send(.hello(.init(requestID: "h2", userID: "alice", client: "web")))
+        for await frame in proxied.frames {
+            if case .helloAck = frame {
+                proxied.send(
+                    .sendTurn(
+                        .init(
+                            requestID: "t2", turnID: "w2", prompt: "keep this",
+                            attachments: [
+                                .init(name: "../../../etc/evil.txt", mimeType: "text/plain", data: Data("x".utf8))
+                            ]
+                        )))
+            }
+            if case .turnCompleted(let header, _) = frame, header.turn.turnID == "w2" { break }
+            if case .error(let info) = frame { Issue.record("\(info.message)") }
+        }
+        let inbox = web.guest.project.workspace + "/shared/inbox"
+        let saved = try FileManager.default.contentsOfDirectory(atPath: inbox)
+        #expect(saved == ["evil.txt"], "\(saved)")
+        #expect(!FileManager.default.fileExists(atPath: web.guest.project.workspace + "/etc/evil.txt"))
+
+        let logs = try web.request(
+            "GET", "/api/v1/users/alice/logs?role=runtime&tail=50", headers: ["Authorization": "Bearer \(web.token)"])
+        #expect(logs.status == 200 && logs.body.contains("gateway ready"), "\(logs.body.prefix(300))")
+        let badRole = try web.request(
+            "GET", "/api/v1/users/alice/logs?role=../../x", headers: ["Authorization": "Bearer \(web.token)"])
+        #expect(badRole.status == 400)
+
         let anonymous = GatewayClient(endpoint: "ws://127.0.0.1:\(web.port)/api/v1/users/alice/ws")
         for await _ in anonymous.frames {}
         #expect(anonymous.failure != nil, "no token: no upgrade")

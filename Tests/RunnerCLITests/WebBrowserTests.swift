@@ -1,4 +1,5 @@
 import Foundation
+import OxydraClient
 import OxydraCore
 import OxydraTesting
 import Testing
@@ -46,6 +47,7 @@ struct WebBrowserTests {
                 + "document.getElementById('login-form').requestSubmit(); true")
         try await page.wait(for: "!document.getElementById('app').hidden")
         try await page.wait(for: "document.getElementById('guest').textContent.includes('healthy')")
+        try await page.wait(for: "document.body.dataset.session")
 
         // A streamed answer: seen part-way, then whole, then the turn's figures.
         var slow = ScriptedReply()
@@ -102,6 +104,29 @@ struct WebBrowserTests {
         try await page.wait(for: "document.querySelectorAll('.msg.assistant').length === 0")
         try await Self.click(page, "#sessions button", text: "say hello")
         try await page.wait(for: "[...document.querySelectorAll('.msg.user')].some(m => m.textContent === 'say hello')")
+
+        // A hostile session title stays text; the log panel shows the guest's log.
+        let renamer = GatewayClient(
+            endpoint: "ws://127.0.0.1:\(web.port)/api/v1/users/alice/ws", token: web.token)
+        defer { renamer.close() }
+        renamer.send(.hello(.init(requestID: "h", userID: "alice", client: "test")))
+        for await frame in renamer.frames {
+            if case .helloAck(_, _, let ref, _) = frame {
+                renamer.send(
+                    .renameSession(
+                        requestID: "r", session: ref.sessionID.rawValue,
+                        displayName: "<img src=x onerror=\"window.pwned=4\">"))
+            }
+            if case .sessionUpdated = frame { break }
+        }
+        try await Self.click(page, "#new-session")
+        try await page.wait(
+            for: "[...document.querySelectorAll('#sessions button')].some(b => b.textContent.startsWith('<img'))")
+        #expect(
+            try await page.evaluate("window.pwned === undefined && !document.querySelector('#sessions img')") == true)
+        try await Self.click(page, "#show-logs")
+        try await page.wait(for: "document.getElementById('panel-text').textContent.includes('gateway ready')")
+        try await Self.click(page, "#close-panel")
 
         // The phone-sized layout.
         try await page.resize(width: 390, height: 844, mobile: true)
