@@ -202,24 +202,9 @@ func turn(_ id: String, _ prompt: String, request: String = "r-\(Int.random(in: 
 
 /// Sends a raw HTTP/1.1 request to the gateway and returns the status line.
 func rawRequest(port: Int, _ request: String) throws -> String {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = in_port_t(UInt16(port).bigEndian)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    let connected = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-            connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-        }
-    }
-    guard connected == 0 else { throw TestSupportError("connect failed") }
-    let bytes = Array(request.utf8)
-    _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
-    var buffer = [UInt8](repeating: 0, count: 4096)
-    let got = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-    guard got > 0 else { throw TestSupportError("no response") }
-    return String(decoding: buffer[0..<got], as: UTF8.self).split(separator: "\r\n").first.map(String.init) ?? ""
+    let reply = try LoopbackHTTP.raw(port: port, request, untilClose: false)
+    guard !reply.isEmpty else { throw TestSupportError("no response") }
+    return reply.split(separator: "\r\n").first.map(String.init) ?? ""
 }
 
 func upgradeRequest(port: Int, authorization: String? = nil, host: String? = nil, origin: String? = nil) -> String {

@@ -12,74 +12,6 @@ import Testing
     import Glibc
 #endif
 
-/// One HTTP/1.1 exchange over a real loopback socket (`Connection: close`).
-struct HTTPExchange {
-    var status: Int
-    var headers: [(String, String)]
-    var body: String
-
-    func header(_ name: String) -> String? { headers.first { $0.0.lowercased() == name.lowercased() }?.1 }
-    var json: JSONValue? { try? JSONValue(parsing: body) }
-
-    static func send(port: Int, _ method: String, _ path: String, headers: [String: String] = [:], body: String? = nil)
-        throws -> HTTPExchange
-    {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
-        guard connected == 0 else { throw TestSupportError("connect failed") }
-        var limit = timeval(tv_sec: 5, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
-        var fields = ["Host": "127.0.0.1:\(port)", "Connection": "close"].merging(headers) { $1 }
-        if let body { fields["Content-Length"] = "\(body.utf8.count)" }
-        var request = "\(method) \(path) HTTP/1.1\r\n"
-        for (name, value) in fields where !value.isEmpty { request += "\(name): \(value)\r\n" }
-        request += "\r\n" + (body ?? "")
-        let bytes = Array(request.utf8)
-        _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, 0) }
-        var response: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let got = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if got <= 0 { break }
-            response += buffer[0..<got]
-        }
-        let text = String(decoding: response, as: UTF8.self)
-        guard let split = text.range(of: "\r\n\r\n") else { throw TestSupportError("no HTTP response: \(text)") }
-        let head = text[..<split.lowerBound].split(separator: "\r\n")
-        let status = Int(head.first?.split(separator: " ").dropFirst().first ?? "") ?? 0
-        let headerPairs = head.dropFirst().compactMap { line -> (String, String)? in
-            guard let colon = line.firstIndex(of: ":") else { return nil }
-            return (String(line[..<colon]), line[line.index(after: colon)...].trimmed)
-        }
-        var body = String(text[split.upperBound...])
-        if headerPairs.contains(where: { $0.0.lowercased() == "transfer-encoding" && $0.1 == "chunked" }) {
-            body = dechunk(body)
-        }
-        return HTTPExchange(status: status, headers: headerPairs, body: body)
-    }
-
-    static func dechunk(_ text: String) -> String {
-        var rest = Substring(text)
-        var out = ""
-        while let lineEnd = rest.range(of: "\r\n"), let size = Int(rest[..<lineEnd.lowerBound], radix: 16), size > 0 {
-            let start = lineEnd.upperBound
-            let chunk = rest.utf8[start...].prefix(size)
-            out += String(decoding: chunk, as: UTF8.self)
-            rest = rest[rest.utf8.index(start, offsetBy: size)...].dropFirst(2)
-        }
-        return out
-    }
-}
-
 /// `runner web`'s server in this process, over a real guest.
 struct WebFixture {
     let guest: RunningGuest
@@ -120,9 +52,9 @@ struct WebFixture {
     var origin: String { "http://127.0.0.1:\(port)" }
 
     func request(_ method: String, _ path: String, headers: [String: String] = [:], body: String? = nil) throws
-        -> HTTPExchange
+        -> LoopbackHTTP.Response
     {
-        try HTTPExchange.send(port: port, method, path, headers: headers, body: body)
+        try LoopbackHTTP.request(port: port, method, path, headers: headers, body: body)
     }
 }
 
@@ -142,11 +74,11 @@ struct WebAPITests {
         #expect(script.status == 200 && script.header("Content-Type")?.hasPrefix("text/javascript") == true)
 
         let anonymous = try web.request("GET", "/api/v1/meta")
-        #expect(anonymous.status == 401 && anonymous.json?["error"]?["code"] == "unauthorized")
+        #expect(anonymous.status == 401 && anonymous.jsonBody?["error"]?["code"] == "unauthorized")
         let wrong = try web.request("GET", "/api/v1/meta", headers: ["Authorization": "Bearer nope"])
         #expect(wrong.status == 401)
         let meta = try web.request("GET", "/api/v1/meta", headers: ["Authorization": "Bearer \(web.token)"])
-        #expect(meta.status == 200 && meta.json?["data"]?["users"] == ["alice"], "\(meta.body)")
+        #expect(meta.status == 200 && meta.jsonBody?["data"]?["users"] == ["alice"], "\(meta.body)")
         // A page whose DNS name was rebound to this address sends its own Host: refused.
         let rebound = try web.request(
             "GET", "/api/v1/meta",
@@ -171,7 +103,7 @@ struct WebAPITests {
 
         let status = try web.request("GET", "/api/v1/status", headers: ["Cookie": session])
         #expect(status.status == 200)
-        let alice = status.json?["data"]?["users"]?.arrayValue?.first
+        let alice = status.jsonBody?["data"]?["users"]?.arrayValue?.first
         #expect(alice?["running"] == true && alice?["health"]?["healthy"] == true, "\(status.body)")
 
         // State changes with the cookie need the page's own origin (CSRF).
@@ -181,7 +113,7 @@ struct WebAPITests {
         let foreign = try web.request(
             "POST", "/api/v1/users/alice/stop",
             headers: json.merging(["Cookie": session, "Origin": "http://evil.example"]) { $1 }, body: "{}")
-        #expect(foreign.status == 403 && foreign.json?["error"]?["message"]?.stringValue?.contains("evil") == true)
+        #expect(foreign.status == 403 && foreign.jsonBody?["error"]?["message"]?.stringValue?.contains("evil") == true)
         let unknown = try web.request(
             "POST", "/api/v1/users/mallory/stop",
             headers: json.merging(["Cookie": session, "Origin": web.origin]) { $1 },
@@ -275,6 +207,10 @@ struct WebAPITests {
 
         let usage = try web.request(
             "GET", "/api/v1/users/alice/usage?days=7", headers: ["Authorization": "Bearer \(web.token)"])
-        #expect(usage.status == 200 && usage.json?["data"]?["total"] != nil, "\(usage.body)")
+        #expect(usage.status == 200 && usage.jsonBody?["data"]?["total"] != nil, "\(usage.body)")
     }
+}
+
+extension LoopbackHTTP.Response {
+    var jsonBody: JSONValue? { try? JSONValue(parsing: body) }
 }

@@ -105,6 +105,14 @@ struct WebBrowserTests {
         try await Self.click(page, "#sessions button", text: "say hello")
         try await page.wait(for: "[...document.querySelectorAll('.msg.user')].some(m => m.textContent === 'say hello')")
 
+        // The phone-sized layout.
+        try await page.resize(width: 390, height: 844, mobile: true)
+        try await page.wait(for: "window.innerWidth === 390")
+        try await page.wait(for: "document.getElementById('guest').textContent.includes('sessions')")
+        try await page.evaluate("document.querySelector('.msg.assistant')?.scrollIntoView(); true")
+        try await page.screenshot(to: Self.images + "/web-phone.png")
+        try await page.resize(width: 1280, height: 800)
+
         // A hostile session title stays text; the log panel shows the guest's log.
         let renamer = GatewayClient(
             endpoint: "ws://127.0.0.1:\(web.port)/api/v1/users/alice/ws", token: web.token)
@@ -127,12 +135,6 @@ struct WebBrowserTests {
         try await Self.click(page, "#show-logs")
         try await page.wait(for: "document.getElementById('panel-text').textContent.includes('gateway ready')")
         try await Self.click(page, "#close-panel")
-
-        // The phone-sized layout.
-        try await page.resize(width: 390, height: 844, mobile: true)
-        try await page.wait(for: "window.innerWidth === 390")
-        try await page.screenshot(to: Self.images + "/web-phone.png")
-        try await page.resize(width: 1280, height: 800)
 
         // Stop and start the guest from the page.
         try await Self.click(page, "#stop")
