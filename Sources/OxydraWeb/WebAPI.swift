@@ -165,6 +165,20 @@ struct WebAPI: Sendable {
         }
     }
 
+    /// `GET /api/v1/users/<id>/config`: the effective agent configuration for the user with the layer
+    /// each value came from (secrets shown as `********`), and `runner config check`'s verdict.
+    func config(user: String) throws -> Response {
+        _ = try target(user)
+        var context = settings.context
+        context.requestedUser = user
+        let shown = ConfigCommands.show(context, sources: true, json: false)
+        let checked = ConfigCommands.check(context)
+        return Self.reply([
+            "effective": .string(shown.standardOutput + shown.standardError),
+            "check": .string(checked.standardOutput + checked.standardError), "valid": .bool(checked.exitCode == 0),
+        ])
+    }
+
     /// The user's guest gateway: its endpoint and token from the workspace's `ipc/`.
     func gateway(_ user: String) throws -> GatewayAccess {
         let target = try target(user)

@@ -44,6 +44,7 @@ enum WebAssets {
             <button id="restart" type="button">Restart</button>
             <button id="show-logs" type="button" aria-expanded="false">Logs</button>
             <button id="show-usage" type="button">Usage</button>
+            <button id="show-config" type="button">Config</button>
             <button id="theme" type="button" aria-label="Switch between dark and light">◐</button>
           </header>
           <section id="panel" class="panel" hidden aria-live="polite">

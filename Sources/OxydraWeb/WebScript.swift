@@ -345,6 +345,14 @@ extension WebAssets {
             $("panel-text").textContent = [`since ${report.since} · total $${Number(report.total.cost_usd).toFixed(4)}`, "", "per day:", ...report.days.map(row), "", "per model:", ...report.models.map(row)].join("\n");
           } catch (error) { $("panel-text").textContent = error.message; }
         };
+        $("show-config").onclick = async () => {
+          closePanel();
+          $("panel").hidden = false;
+          try {
+            const config = await api(`/api/v1/users/${encodeURIComponent(state.user)}/config`);
+            $("panel-text").textContent = `${config.valid ? "✓ configuration valid" : "✗ configuration problems"}\n${config.check}\n${config.effective}`;
+          } catch (error) { $("panel-text").textContent = error.message; }
+        };
         $("rename-session").onclick = () => {
           const name = prompt("New title for this session");
           if (name !== null) send("rename_session", { session_id: state.session, display_name: name });

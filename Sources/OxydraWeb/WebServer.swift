@@ -105,6 +105,10 @@ public struct WebServer: Sendable {
             let days = request.uri.queryParameters.get("days").flatMap { Int($0) } ?? 7
             return try await api.usage(user: try context.parameters.require("user"), days: days)
         }
+        router.get("/api/v1/users/:user/config") { request, context -> Response in
+            try guardrails.check(request, changesState: false)
+            return try api.config(user: try context.parameters.require("user"))
+        }
         router.get("/api/v1/users/:user/logs") { request, context -> Response in
             try guardrails.check(request, changesState: false)
             let query = request.uri.queryParameters

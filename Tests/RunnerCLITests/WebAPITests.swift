@@ -197,6 +197,13 @@ struct WebAPITests {
         let logs = try web.request(
             "GET", "/api/v1/users/alice/logs?role=runtime&tail=50", headers: ["Authorization": "Bearer \(web.token)"])
         #expect(logs.status == 200 && logs.body.contains("gateway ready"), "\(logs.body.prefix(300))")
+        let config = try web.request(
+            "GET", "/api/v1/users/alice/config", headers: ["Authorization": "Bearer \(web.token)"])
+        #expect(config.status == 200 && config.jsonBody?["data"]?["valid"] == true, "\(config.body.prefix(500))")
+        let effective = config.jsonBody?["data"]?["effective"]?.stringValue ?? ""
+        #expect(
+            effective.contains("[tools.approval]") && effective.contains("# built-in default"),
+            "\(effective.prefix(800))")
         let badRole = try web.request(
             "GET", "/api/v1/users/alice/logs?role=../../x", headers: ["Authorization": "Bearer \(web.token)"])
         #expect(badRole.status == 400)

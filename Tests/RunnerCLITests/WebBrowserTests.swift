@@ -135,6 +135,10 @@ struct WebBrowserTests {
         try await Self.click(page, "#show-logs")
         try await page.wait(for: "document.getElementById('panel-text').textContent.includes('gateway ready')")
         try await Self.click(page, "#close-panel")
+        try await Self.click(page, "#show-config")
+        try await page.wait(
+            for: "document.getElementById('panel-text').textContent.startsWith('✓ configuration valid')")
+        try await Self.click(page, "#close-panel")
 
         // Stop and start the guest from the page.
         try await Self.click(page, "#stop")
