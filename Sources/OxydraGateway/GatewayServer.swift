@@ -99,7 +99,7 @@ struct RequestGuard: Sendable {
         let presented = headers.count == 1 && headers[0].hasPrefix("Bearer ") ? String(headers[0].dropFirst(7)) : ""
         // Compare with every token (no early exit), so timing does not tell which one was close.
         var matched = false
-        for token in settings.tokens where Self.constantTimeEqual(presented, token) { matched = true }
+        for token in settings.tokens where GatewayProtocol.tokensEqual(presented, token) { matched = true }
         guard matched else {
             throw HTTPError(.unauthorized, message: "missing or wrong bearer token (Authorization: Bearer <token>)")
         }
@@ -139,15 +139,5 @@ struct RequestGuard: Sendable {
         if origin.hasPrefix("ws://") || origin.hasPrefix("wss://") { return true }
         guard settings.bind.isLoopback else { return false }
         return loopbackAuthorities.contains { origin == "http://\($0)" || origin == "https://\($0)" }
-    }
-
-    static func constantTimeEqual(_ lhs: String, _ rhs: String) -> Bool {
-        let a = Array(lhs.utf8)
-        let b = Array(rhs.utf8)
-        var difference = UInt8(a.count == b.count ? 0 : 1)
-        for index in 0..<max(a.count, b.count) {
-            difference |= (index < a.count ? a[index] : 0) ^ (index < b.count ? b[index] : 0)
-        }
-        return difference == 0
     }
 }

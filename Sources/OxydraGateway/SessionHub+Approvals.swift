@@ -76,12 +76,8 @@ extension SessionHub {
             }
             register(stored, header: header)
         }
-        guard pendingApprovals[id] != nil else {
-            // Answered while the request was being stored.
-            guard let parked = parkedResolutions.removeValue(forKey: call.id) else { throw CancellationError() }
-            return try await verdict(for: .resolved(parked), call: call, id: id)
-        }
-        let request = pendingApprovals[id]!.stored.request
+        // Registered just now, or restored: nothing between here and the wait below suspends.
+        guard let request = pendingApprovals[id]?.stored.request else { throw CancellationError() }
         publish(.approvalRequest(header, request), to: key.session)
         publish(
             .turnProgress(

@@ -202,7 +202,6 @@ struct WebGuard: Sendable {
         if let token {
             if let presented = Self.bearer(request) {
                 guard tokenMatches(presented) else { throw HTTPError(.unauthorized, message: "wrong bearer token") }
-                _ = token
             } else if let id = Self.cookie(request), sessions.contains(id) {
                 cookieAuth = true
             } else {
@@ -233,13 +232,7 @@ struct WebGuard: Sendable {
 
     func tokenMatches(_ presented: String) -> Bool {
         guard let token else { return true }
-        let a = Array(presented.utf8)
-        let b = Array(token.utf8)
-        var difference = UInt8(a.count == b.count ? 0 : 1)
-        for index in 0..<max(a.count, b.count) {
-            difference |= (index < a.count ? a[index] : 0) ^ (index < b.count ? b[index] : 0)
-        }
-        return difference == 0
+        return GatewayProtocol.tokensEqual(presented, token)
     }
 
     /// The Host must be the address the server is bound to (with its port), or `localhost` on a

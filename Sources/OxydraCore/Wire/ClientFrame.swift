@@ -32,6 +32,18 @@ public enum GatewayProtocol {
     }
 
     private static let hexDigits = Array("0123456789abcdef")
+
+    /// Compares a presented token with a known one in time that depends only on their lengths, so a
+    /// caller cannot learn how much of a guess was right.
+    public static func tokensEqual(_ presented: String, _ known: String) -> Bool {
+        let a = Array(presented.utf8)
+        let b = Array(known.utf8)
+        var difference = UInt8(a.count == b.count ? 0 : 1)
+        for index in 0..<max(a.count, b.count) {
+            difference |= (index < a.count ? a[index] : 0) ^ (index < b.count ? b[index] : 0)
+        }
+        return difference == 0
+    }
 }
 
 /// A frame a client sends to the gateway: `{"type": "...", "payload": {...}}` (docs/protocol.md).

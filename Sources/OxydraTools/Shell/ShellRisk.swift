@@ -9,15 +9,14 @@ import OxydraCore
 /// covers the programs that made it ask (`rm`, `git commit`), or the exact line when it could not
 /// be read.
 public enum ShellRisk {
-    /// Programs that only read (or only print).
-    static let readOnlyPrograms: Set<String> = [
-        "ls", "cat", "head", "tail", "grep", "egrep", "fgrep", "rg", "wc", "pwd", "echo", "printf", "true", "false",
-        "test", "[", "stat", "file", "du", "df", "tree", "which", "whoami", "id", "date", "uname", "printenv", "sort",
-        "uniq", "cut", "tr", "diff", "cmp", "comm", "basename", "dirname", "realpath", "readlink", "md5sum",
-        "sha1sum", "sha256sum", "sha512sum", "jq", "column", "nl", "od", "hexdump", "seq", "nproc", "uptime", "free",
-        "ps", "find", "git", "less", "more", "cd", "type", ":", "exit", "read", "wait", "export", "unset", "set",
-        "shift", "local", "declare", "readonly", "sleep", "command",
-    ]
+    /// Programs that only read (or only print), and the shell builtins the command policy already
+    /// treats as harmless.
+    static let readOnlyPrograms = ShellPolicy.harmlessBuiltins.union([
+        "ls", "cat", "head", "tail", "grep", "egrep", "fgrep", "rg", "wc", "stat", "file", "du", "df", "tree", "which",
+        "whoami", "id", "date", "uname", "printenv", "sort", "uniq", "cut", "tr", "diff", "cmp", "comm", "basename",
+        "dirname", "realpath", "readlink", "md5sum", "sha1sum", "sha256sum", "sha512sum", "jq", "column", "nl", "od",
+        "hexdump", "seq", "nproc", "uptime", "free", "ps", "find", "git", "less", "more", "sleep", "command",
+    ])
     /// Wrappers that run the program after them (checked as that program).
     static let wrappers: Set<String> = ["env", "xargs", "timeout", "nice", "nohup", "setsid", "time", "stdbuf"]
     /// `git` subcommands that only read.
