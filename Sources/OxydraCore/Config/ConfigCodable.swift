@@ -9,6 +9,8 @@ public protocol ConfigCodable: Sendable {
     static func decode(_ node: ConfigNode, base: Self?, at path: [String], in diagnostics: ConfigDiagnostics) -> Self?
     /// The tree form; nil for "unset" (an absent optional).
     func encode() -> ConfigNode?
+    /// What values look like, for forms (see ``ConfigShape``).
+    static var shape: ConfigShape { get }
 }
 
 extension ConfigCodable {

@@ -6,6 +6,9 @@ public struct ConfigField<Root> {
     public let key: String
     public let isSecret: Bool
     public let isRequired: Bool
+    /// Computed on demand: decoding never pays for it.
+    public var shape: ConfigShape { shapeOf() }
+    let shapeOf: () -> ConfigShape
     let decodeInto: (inout Root, ConfigNode, [String], ConfigDiagnostics) -> Void
     let encodeFrom: (Root) -> ConfigNode?
 
@@ -15,7 +18,7 @@ public struct ConfigField<Root> {
         check: ConfigCheck<Value>? = nil
     ) -> ConfigField<Root> {
         ConfigField(
-            key: key, isSecret: secret, isRequired: required,
+            key: key, isSecret: secret, isRequired: required, shapeOf: { Value.shape },
             decodeInto: { root, node, path, diagnostics in
                 let wasRedacting = diagnostics.redacting
                 diagnostics.redacting = wasRedacting || secret
