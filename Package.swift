@@ -143,7 +143,9 @@ let package = Package(
         ),
         .target(
             name: "OxydraWeb",
-            dependencies: ["OxydraCore", "OxydraConfig", "OxydraRunner", "OxydraClient", subprocess] + hummingbird + nio
+            dependencies: [
+                "OxydraCore", "OxydraConfig", "OxydraRunner", "OxydraClient", "OxydraProviders", subprocess,
+            ] + hummingbird + nio
                 + [
                     nioWebSocket, serviceLifecycle, logging,
                     .product(name: "UnixSignals", package: "swift-service-lifecycle"),

@@ -40,6 +40,9 @@ public struct AgentConfigLoader: Sendable {
     public var environment: [String: String]
     public var commandLineOverrides: [String]
     public var display: DisplayPath
+    /// Texts that stand in for files (absolute path → contents), to validate an edit before it is
+    /// written.
+    public var replacements: [String: String] = [:]
 
     public init(
         paths: ConfigSearchPaths, environment: [String: String], commandLineOverrides: [String] = [],
@@ -75,7 +78,10 @@ public struct AgentConfigLoader: Sendable {
                 let shown = display.render(path)
                 let source = ConfigSource.file(shown)
                 do {
-                    guard let text = try ConfigFiles.read(path, source: source) else {
+                    let replacement = replacements[path]
+                    let text: String? =
+                        if let replacement { replacement } else { try ConfigFiles.read(path, source: source) }
+                    guard let text else {
                         files.append(ConfigFileReport(path: path, displayPath: shown, found: false))
                         continue
                     }

@@ -82,7 +82,8 @@ public enum RunnerConfigLoader {
     /// The default location, relative to the working directory.
     public static let defaultPath = ".oxydra/runner.toml"
 
-    public static func load(path: String, display: DisplayPath) -> LoadedRunnerConfig {
+    /// `text` stands in for the file's contents (to validate an edit before it is written).
+    public static func load(path: String, display: DisplayPath, text replacement: String? = nil) -> LoadedRunnerConfig {
         let absolute = FilePaths.absolute(path, relativeTo: display.workingDirectory)
         let shown = display.render(absolute)
         let directory = FilePaths.parent(absolute)
@@ -91,7 +92,9 @@ public enum RunnerConfigLoader {
             config: RunnerConfig(), path: absolute, displayPath: shown, baseDirectory: base,
             tree: .table(source: .file(shown)), issues: [])
         do {
-            guard let text = try ConfigFiles.read(absolute, source: .file(shown)) else {
+            let text: String? =
+                if let replacement { replacement } else { try ConfigFiles.read(absolute, source: .file(shown)) }
+            guard let text else {
                 loaded.issues.append(
                     ConfigIssue(
                         path: "",
@@ -113,7 +116,10 @@ public enum RunnerConfigLoader {
     }
 
     /// Reads a user's own file. A missing file is an error that names the registration.
-    public static func loadUser(_ user: UserID, of runner: LoadedRunnerConfig, display: DisplayPath) -> (
+    /// `text` stands in for the file's contents (to validate an edit before it is written).
+    public static func loadUser(
+        _ user: UserID, of runner: LoadedRunnerConfig, display: DisplayPath, text replacement: String? = nil
+    ) -> (
         config: RunnerUserConfig, displayPath: String, issues: [ConfigIssue]
     ) {
         guard let path = runner.userConfigPath(user) else {
@@ -127,7 +133,9 @@ public enum RunnerConfigLoader {
         }
         let shown = display.render(path)
         do {
-            guard let text = try ConfigFiles.read(path, source: .file(shown)) else {
+            let text: String? =
+                if let replacement { replacement } else { try ConfigFiles.read(path, source: .file(shown)) }
+            guard let text else {
                 return (
                     RunnerUserConfig(), shown,
                     [

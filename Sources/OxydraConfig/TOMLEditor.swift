@@ -50,7 +50,7 @@ public struct TOMLEditor: Sendable {
 
     /// The value without sources and without empty tables (a table whose last key was removed
     /// means the same as no table), to compare trees.
-    static func plain(_ node: ConfigNode) -> ConfigValue {
+    public static func plain(_ node: ConfigNode) -> ConfigValue {
         switch node.value {
         case .array(let items): return .array(items.map { ConfigNode(plain($0), source: .builtInDefault) })
         case .table(let entries):

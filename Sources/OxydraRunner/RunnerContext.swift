@@ -38,7 +38,7 @@ public struct RunnerContext: Sendable {
         return FilePaths.lastComponent(directory) == ".oxydra" ? FilePaths.parent(directory) : workingDirectory
     }
 
-    var agentLoader: AgentConfigLoader {
+    public var agentLoader: AgentConfigLoader {
         AgentConfigLoader(
             paths: ConfigSearchPaths.standard(environment: environment, workingDirectory: projectDirectory),
             environment: environment, commandLineOverrides: overrides, display: display)

@@ -42,6 +42,7 @@ struct WebAPI: Sendable {
             case 404: "not_found"
             case 409: "conflict"
             case 415: "unsupported_media_type"
+            case 422: "invalid"
             case 502: "guest_error"
             default: "error"
             }
@@ -141,8 +142,8 @@ struct WebAPI: Sendable {
         }
         logger.info("guest \(action)", metadata: ["user": "\(user)", "exit": "\(code)"])
         let body: JSONValue = [
-            "exit_code": .integer(code), "output": .string(result.standardOutput ?? ""),
-            "error": .string(result.standardError ?? ""),
+            "exit_code": .integer(code), "output": .string(result.standardOutput),
+            "error": .string(result.standardError),
         ]
         return Self.reply(body, status: code == 0 ? .ok : .badGateway)
     }

@@ -109,6 +109,39 @@ public struct WebServer: Sendable {
             try guardrails.check(request, changesState: false)
             return try api.config(user: try context.parameters.require("user"))
         }
+        let configAPI = WebConfigAPI(settings: settings)
+        let onboarding = WebOnboarding(settings: settings)
+        router.get("/api/v1/config") { request, _ -> Response in
+            try guardrails.check(request, changesState: false)
+            return WebAPI.reply(configAPI.documents())
+        }
+        router.get("/api/v1/config/file") { request, _ -> Response in
+            try guardrails.check(request, changesState: false)
+            guard let id = request.uri.queryParameters.get("id") else {
+                throw HTTPError(.badRequest, message: "`id` is required")
+            }
+            return try configAPI.read(String(id))
+        }
+        router.post("/api/v1/config/file") { request, _ -> Response in
+            try guardrails.check(request, changesState: true)
+            return try configAPI.save(try await WebAPI.json(request))
+        }
+        router.post("/api/v1/config/users") { request, _ -> Response in
+            try guardrails.check(request, changesState: true)
+            return try configAPI.addUser(try await WebAPI.json(request))
+        }
+        router.get("/api/v1/onboarding") { request, _ -> Response in
+            try guardrails.check(request, changesState: false)
+            return WebAPI.reply(onboarding.status())
+        }
+        router.post("/api/v1/onboarding/test") { request, _ -> Response in
+            try guardrails.check(request, changesState: true)
+            return try await onboarding.test(try await WebAPI.json(request))
+        }
+        router.post("/api/v1/onboarding/save") { request, _ -> Response in
+            try guardrails.check(request, changesState: true)
+            return try onboarding.save(try await WebAPI.json(request))
+        }
         router.get("/api/v1/users/:user/logs") { request, context -> Response in
             try guardrails.check(request, changesState: false)
             let query = request.uri.queryParameters

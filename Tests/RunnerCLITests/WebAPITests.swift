@@ -20,8 +20,15 @@ struct WebFixture {
     let group: ServiceGroup
     let running: Task<Void, any Error>
 
-    static func start() async throws -> WebFixture {
-        let guest = try await RunningGuest.start()
+    /// `startGuest: false` serves a project whose guest is not running (configuration work).
+    static func start(startGuest: Bool = true, agent: String? = nil) async throws -> WebFixture {
+        let guest: RunningGuest
+        if startGuest {
+            guest = try await RunningGuest.start()
+        } else {
+            let server = try await ScriptedModelServer.start()
+            guest = RunningGuest(server: server, project: try Project(agent: agent ?? scriptedAgent(server)))
+        }
         let token = GatewayProtocol.newToken()
         let context = RunnerContext(
             configPath: guest.project.root + "/.oxydra/runner.toml", environment: guest.project.environment,
