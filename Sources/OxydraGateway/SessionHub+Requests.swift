@@ -115,7 +115,7 @@ extension SessionHub {
             } catch {
                 return [.error(error.info(requestID: requestID))]
             }
-        case .getHistory(let requestID, let limit):
+        case .getHistory(let requestID, let limit, let before):
             guard let id = currentSession(of: connection), let session = sessions[id] else {
                 return [error(requestID, .protocolError, "no session: send hello first")]
             }
@@ -129,10 +129,12 @@ extension SessionHub {
                     messages = stored.map(\.message)
                 }
                 let entries = Self.historyEntries(messages)
+                let end = min(before ?? entries.count, entries.count)
+                let first = max(0, end - limit)
                 return [
                     .history(
-                        requestID: requestID, session: ref(id), entries: Array(entries.suffix(limit)),
-                        truncated: entries.count > limit)
+                        requestID: requestID, session: ref(id), entries: Array(entries[first..<end]),
+                        truncated: first > 0, first: first)
                 ]
             } catch {
                 return [.error(error.info(requestID: requestID))]

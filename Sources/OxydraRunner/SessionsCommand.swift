@@ -172,7 +172,7 @@ public enum SessionsCommand {
         guard let info else { throw .error("session `\(ref.sessionID)` is not in the list") }
         let asked = FrameIDs.request()
         connection.client.send(.getHistory(requestID: asked, limit: min(max(limit, 1), 500)))
-        guard case .history(_, _, let entries, let truncated) = try await connection.reply(to: asked) else {
+        guard case .history(_, _, let entries, let truncated, _) = try await connection.reply(to: asked) else {
             throw .error("unexpected reply to get_history")
         }
         return (info, entries, truncated)

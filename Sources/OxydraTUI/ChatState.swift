@@ -246,7 +246,7 @@ public struct ChatState: Sendable {
             switchTo(ref.sessionID, note: "switched to session \(ref.sessionID)")
             needsHistory = true
             activeTurn = active.flatMap { $0.state == .running || $0.state == .queued ? $0.turnID : nil }
-        case .history(_, let ref, let history, let truncated):
+        case .history(_, let ref, let history, let truncated, _):
             guard ref.sessionID == session, historyPending == session else { return }
             historyPending = nil
             showHistory(history, truncated: truncated)

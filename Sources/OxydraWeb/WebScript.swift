@@ -63,13 +63,39 @@ extension WebAssets {
           return out.join("");
         }
 
-        function add(kind, text, html) {
+        function message(kind, text, html) {
           const node = document.createElement("div");
           node.className = `msg ${kind}`;
           if (html !== undefined) node.innerHTML = html; else node.textContent = text;
+          return node;
+        }
+
+        function add(kind, text, html) {
+          const node = message(kind, text, html);
           $("messages").append(node);
           node.scrollIntoView({ block: "end" });
           return node;
+        }
+
+        // History comes in pages: the latest on arrival, earlier ones as the reader scrolls up.
+        function historyNodes(entries) {
+          const nodes = [];
+          for (const entry of entries) {
+            if (entry.role === "user") nodes.push(message("user", entry.text));
+            else if (entry.role === "assistant" && entry.text) nodes.push(message("assistant", "", markdown(entry.text)));
+            else if (entry.role === "tool") nodes.push(message("note", `↳ ${(entry.tool_names ?? [])[0] ?? "tool"}: ${entry.text}`));
+          }
+          return nodes;
+        }
+        function loadEarlier() {
+          if (!state.history?.more || state.history.loading) return;
+          state.history.loading = true;
+          send("get_history", { limit: 50, before: state.history.first });
+        }
+        function earlierButton() {
+          const button = Object.assign(document.createElement("button"), { type: "button", id: "earlier", className: "earlier", textContent: "Load earlier messages" });
+          button.onclick = loadEarlier;
+          return button;
         }
 
         /// Sends a frame; before the connection has said hello, it waits in order.
@@ -130,7 +156,8 @@ extension WebAssets {
               state.ready = true;
               state.retry = 0;
               $("messages").replaceChildren();
-              send("get_history", { limit: 100 });
+              state.history = null;
+              send("get_history", { limit: 50 });
               send("list_sessions", { limit: 50 });
               state.turn = p.active_turn?.turn_id ?? null;
               busy(Boolean(p.active_turn));
@@ -141,16 +168,29 @@ extension WebAssets {
               state.turn = p.active_turn?.turn_id ?? null;
               busy(Boolean(p.active_turn));
               $("messages").replaceChildren();
-              send("get_history", { limit: 100 });
+              state.history = null;
+              send("get_history", { limit: 50 });
               send("list_sessions", { limit: 50 });
               break;
-            case "history":
-              for (const entry of p.entries) {
-                if (entry.role === "user") add("user", entry.text);
-                else if (entry.role === "assistant" && entry.text) add("assistant", "", markdown(entry.text));
-                else if (entry.role === "tool") add("note", `↳ ${(entry.tool_names ?? [])[0] ?? "tool"}: ${entry.text}`);
+            case "history": {
+              if (p.session?.session_id !== state.session) break;
+              const box = $("messages");
+              const older = state.history?.loading === true;
+              $("earlier")?.remove();
+              const nodes = historyNodes(p.entries);
+              if (older) {
+                // Keep what the reader looks at in place while earlier messages appear above it.
+                const fromBottom = box.scrollHeight - box.scrollTop;
+                box.prepend(...nodes);
+                box.scrollTop = box.scrollHeight - fromBottom;
+              } else {
+                box.prepend(...nodes);
+                box.scrollTop = box.scrollHeight;
               }
+              state.history = { first: p.first, more: p.truncated, loading: false };
+              if (p.truncated) box.prepend(earlierButton());
               break;
+            }
             case "session_list": {
               const list = $("sessions");
               list.replaceChildren();
@@ -248,7 +288,7 @@ extension WebAssets {
             const status = await api("/api/v1/status");
             const mine = status.users.find((u) => u.user_id === state.user);
             const health = mine?.health;
-            $("guest").textContent = !mine?.running ? "guest stopped" : `${health.startup_status.sandbox_tier} · ${health.healthy ? "healthy" : "unhealthy"} · shell ${health.startup_status.shell_available ? "on" : "off"} · up ${health.uptime_secs ?? health.uptime_seconds ?? "?"} s · ${health.open_sessions ?? "?"} sessions`;
+            $("guest").textContent = !mine?.running ? "guest stopped" : `${health.startup_status.sandbox_tier} · ${health.healthy ? "healthy" : "unhealthy"} · shell ${health.startup_status.shell_available ? "on" : "off"} · up ${health.uptime_secs ?? health.uptime_seconds ?? "?"} s · ${health.open_sessions} sessions open · ${health.active_turns} turns running`;
           } catch (error) { $("guest").textContent = error.message; }
         }
 
@@ -279,6 +319,7 @@ extension WebAssets {
           $("user").onchange = () => { state.user = $("user").value; state.session = null; state.ready = false; state.queue = []; state.ws?.close(); connect(); refreshGuests(); };
           connect();
           refreshGuests();
+          checkSetup();
           setInterval(refreshGuests, 5000);
         }
 
@@ -305,6 +346,7 @@ extension WebAssets {
         $("stop").onclick = () => control("stop");
         $("restart").onclick = () => control("restart");
         $("theme").onclick = () => { document.documentElement.dataset.theme = document.documentElement.dataset.theme === "dark" ? "light" : "dark"; };
+        $("messages").addEventListener("scroll", () => { if ($("messages").scrollTop < 60) loadEarlier(); });
         $("messages").onclick = (event) => { if (event.target.classList.contains("copy")) navigator.clipboard?.writeText(event.target.nextSibling.textContent); };
         let logTimer = null;
         let logOffset = null;
@@ -323,12 +365,17 @@ extension WebAssets {
           clearInterval(logTimer);
           logTimer = null;
           $("panel").hidden = true;
-          $("show-logs").setAttribute("aria-expanded", "false");
+          for (const id of ["show-logs", "show-config"]) $(id).setAttribute("aria-expanded", "false");
         }
-        $("show-logs").onclick = () => {
+        function openPanel(kind) {
           closePanel();
           $("panel").hidden = false;
-          $("panel").querySelector(".panel-bar").hidden = false;
+          $("panel").querySelector(".panel-bar").hidden = kind !== "logs";
+          $("panel-text").hidden = kind === "config";
+          $("config").hidden = kind !== "config";
+        }
+        $("show-logs").onclick = () => {
+          openPanel("logs");
           $("show-logs").setAttribute("aria-expanded", "true");
           logOffset = null;
           pollLogs();
@@ -337,22 +384,264 @@ extension WebAssets {
         $("log-role").onchange = () => { logOffset = null; pollLogs(); };
         $("close-panel").onclick = closePanel;
         $("show-usage").onclick = async () => {
-          closePanel();
-          $("panel").hidden = false;
+          openPanel("usage");
           try {
             const report = await api(`/api/v1/users/${encodeURIComponent(state.user)}/usage?days=30`);
             const row = (r) => `${r.key.padEnd(28)} ${String(r.calls).padStart(5)} calls ${String(r.prompt_tokens).padStart(9)} in ${String(r.completion_tokens).padStart(8)} out  $${Number(r.cost_usd).toFixed(4)}`;
             $("panel-text").textContent = [`since ${report.since} · total $${Number(report.total.cost_usd).toFixed(4)}`, "", "per day:", ...report.days.map(row), "", "per model:", ...report.models.map(row)].join("\n");
           } catch (error) { $("panel-text").textContent = error.message; }
         };
+        // Configuration: each file as a form generated from the schema the loaders validate with.
+        const cfg = { doc: null, changes: new Map(), rows: new Map(), seq: 0 };
+        const renderKey = (k) => (/^[A-Za-z0-9_-]+$/.test(k) ? k : JSON.stringify(k));
+        const renderPath = (path) => path.map(renderKey).join(".");
+        function toTOML(v) {
+          if (Array.isArray(v)) return `[${v.map(toTOML).join(", ")}]`;
+          if (v !== null && typeof v === "object") return `{ ${Object.keys(v).sort().map((k) => `${renderKey(k)} = ${toTOML(v[k])}`).join(", ")} }`;
+          return typeof v === "string" ? JSON.stringify(v) : String(v);
+        }
+        const scalar = (shape) => ["string", "integer", "number", "version", "choice"].includes(shape.type);
+        const shown = (shape, v) => (v === undefined || v === null ? "" : shape.type === "list" && scalar(shape.item) ? v.join("\n") : typeof v === "object" ? toTOML(v) : String(v));
+
+        function group(path, open) {
+          const details = document.createElement("details");
+          details.open = open;
+          const summary = document.createElement("summary");
+          summary.textContent = renderPath(path);
+          details.append(summary);
+          return details;
+        }
+
+        function section(parent, shape, path) {
+          for (const key of shape.keys) {
+            const p = [...path, key.key];
+            if (key.shape.type === "section") {
+              const d = group(p, false);
+              section(d, key.shape, p);
+              parent.append(d);
+            } else if (key.shape.type === "map" && key.shape.value.type === "section") {
+              const d = group(p, false);
+              entries(d, key, p);
+              parent.append(d);
+            } else parent.append(field(key, p));
+          }
+        }
+
+        function entries(parent, key, path) {
+          const prefix = `${renderPath(path)}.`;
+          const names = new Set(Object.keys(key.default ?? {}));
+          for (const source of [cfg.doc.values, cfg.doc.effective])
+            for (const v of Object.values(source)) if (v.path.length > path.length && renderPath(v.path.slice(0, path.length)) + "." === prefix) names.add(v.path[path.length]);
+          const add = (name, open) => {
+            const d = group([...path, name], open);
+            section(d, key.shape.value, [...path, name]);
+            parent.insertBefore(d, adder);
+          };
+          const adder = document.createElement("div");
+          adder.className = "inline-form";
+          const input = Object.assign(document.createElement("input"), { placeholder: "name of a new entry" });
+          input.setAttribute("aria-label", `New entry in ${renderPath(path)}`);
+          const button = Object.assign(document.createElement("button"), { type: "button", textContent: "Add entry" });
+          button.onclick = () => { const name = input.value.trim(); if (name) { add(name, true); input.value = ""; } };
+          adder.append(input, button);
+          parent.append(adder);
+          for (const name of [...names].sort()) add(name, false);
+        }
+
+        function field(key, path) {
+          const rendered = renderPath(path);
+          const own = cfg.doc.values[rendered];
+          const effective = cfg.doc.effective[rendered];
+          const shape = key.shape;
+          const id = `cfg-${cfg.seq++}`;
+          const row = document.createElement("div");
+          row.className = "field";
+          row.dataset.path = rendered;
+          const label = Object.assign(document.createElement("label"), { htmlFor: id, textContent: key.key + (key.required ? " (required)" : "") });
+          let input;
+          if (key.secret) {
+            input = Object.assign(document.createElement("input"), { type: "password", autocomplete: "off", placeholder: own?.set ? "set (write-only) — type to replace, clear to remove" : "not set" });
+          } else if (shape.type === "boolean" || shape.type === "choice") {
+            input = document.createElement("select");
+            input.append(new Option("(not set)", ""));
+            for (const option of shape.type === "boolean" ? ["true", "false"] : shape.options) input.append(new Option(option, option));
+            input.value = own ? String(own.value) : "";
+          } else if (shape.type === "list" && scalar(shape.item)) {
+            input = Object.assign(document.createElement("textarea"), { rows: 2, placeholder: "one per line" });
+            input.value = shown(shape, own?.value);
+          } else {
+            input = document.createElement("input");
+            if (shape.type === "integer" || shape.type === "number") input.inputMode = "decimal";
+            if (!scalar(shape)) input.placeholder = 'a TOML value, e.g. ["a", "b"] or { key = "value" }';
+            input.value = shown(shape, own?.value);
+          }
+          input.id = id;
+          input.setAttribute("aria-describedby", `${id}-hint ${id}-error`);
+          const hint = Object.assign(document.createElement("span"), { className: "hint", id: `${id}-hint` });
+          const notes = [];
+          if (key.default !== undefined) notes.push(`default ${toTOML(key.default)}`);
+          if (effective && (!own || effective.source !== cfg.doc.path)) notes.push(`in effect: ${effective.secret ? "(secret)" : toTOML(effective.value)} from ${effective.source}`);
+          if (own) notes.push("set in this file");
+          hint.textContent = notes.join(" · ");
+          const error = Object.assign(document.createElement("span"), { className: "field-error", id: `${id}-error` });
+          const read = () => {
+            const text = input.value;
+            if (key.secret) return text === "" ? null : text;
+            if (input.tagName === "SELECT") return text === "" ? null : shape.type === "boolean" ? text === "true" : text;
+            if (text.trim() === "") return null;
+            if (shape.type === "list" && scalar(shape.item)) return text.split("\n").map((line) => line.trim()).filter(Boolean);
+            if (!scalar(shape)) return { toml: text };
+            return text;
+          };
+          input.addEventListener("input", () => {
+            cfg.changes.set(rendered, { path, value: read() });
+            row.classList.add("changed");
+            $("config-status").textContent = `${cfg.changes.size} unsaved change${cfg.changes.size === 1 ? "" : "s"}`;
+          });
+          row.append(label, input, hint, error);
+          cfg.rows.set(rendered, row);
+          return row;
+        }
+
+        // The field an issue belongs to: its path, or the nearest enclosing one (`x.list[2]` → `x.list`).
+        function rowFor(path) {
+          for (let p = path; p; ) {
+            if (cfg.rows.has(p)) return cfg.rows.get(p);
+            const cut = p.search(/(\.[^.]*|\[\d+\])$/);
+            if (cut <= 0) return null;
+            p = p.slice(0, cut);
+          }
+          return null;
+        }
+
+        function showIssues(issues) {
+          for (const row of cfg.rows.values()) { row.querySelector(".field-error").textContent = ""; row.querySelector("input, select, textarea").removeAttribute("aria-invalid"); }
+          $("config-issues").replaceChildren();
+          for (const issue of issues) {
+            const row = rowFor(issue.path);
+            if (row) {
+              row.querySelector(".field-error").textContent = issue.message;
+              const control = row.querySelector("input, select, textarea");
+              control.setAttribute("aria-invalid", "true");
+              let parent = row.parentElement;
+              while (parent) { if (parent.tagName === "DETAILS") parent.open = true; parent = parent.parentElement; }
+            } else {
+              const item = document.createElement("li");
+              item.textContent = issue.message;
+              $("config-issues").append(item);
+            }
+          }
+          const first = document.querySelector("#config-fields [aria-invalid=true]");
+          if (first) first.focus();
+        }
+
+        async function openConfig(id) {
+          $("config-status").textContent = "";
+          const doc = await api(`/api/v1/config/file?id=${encodeURIComponent(id)}`);
+          Object.assign(cfg, { doc, changes: new Map(), rows: new Map() });
+          $("config-path").textContent = doc.exists ? doc.path : `${doc.path} (created when you save)`;
+          const fields = $("config-fields");
+          fields.replaceChildren();
+          section(fields, doc.schema, []);
+          for (const path of doc.unknown) {
+            const row = document.createElement("div");
+            row.className = "field";
+            const remove = Object.assign(document.createElement("button"), { type: "button", textContent: `Remove unknown key ${renderPath(path)}` });
+            remove.onclick = () => { cfg.changes.set(renderPath(path), { path, value: null }); row.remove(); };
+            row.append(remove);
+            fields.prepend(row);
+          }
+          showIssues(doc.issues);
+        }
+
+        async function loadConfigFiles(selected) {
+          const files = await api("/api/v1/config");
+          $("config-file").replaceChildren(...files.map((f) => new Option(`${f.title} — ${f.path}${f.exists ? "" : " (new)"}`, f.id)));
+          const preferred = selected ?? (files.find((f) => f.id === "agent/project/agent.toml") ?? files[0]).id;
+          $("config-file").value = preferred;
+          await openConfig(preferred);
+        }
+
         $("show-config").onclick = async () => {
-          closePanel();
-          $("panel").hidden = false;
+          openPanel("config");
+          $("show-config").setAttribute("aria-expanded", "true");
           try {
-            const config = await api(`/api/v1/users/${encodeURIComponent(state.user)}/config`);
-            $("panel-text").textContent = `${config.valid ? "✓ configuration valid" : "✗ configuration problems"}\n${config.check}\n${config.effective}`;
-          } catch (error) { $("panel-text").textContent = error.message; }
+            await loadConfigFiles($("config-file").value || undefined);
+            const check = await api(`/api/v1/users/${encodeURIComponent(state.user)}/config`);
+            $("config-check").querySelector("summary").textContent = check.valid ? "✓ runner config check: valid" : "✗ runner config check: problems";
+            $("config-check-text").textContent = `${check.check}\n${check.effective}`;
+          } catch (error) { $("config-status").textContent = error.message; }
         };
+        $("close-config").onclick = closePanel;
+        $("config-file").onchange = () => openConfig($("config-file").value).catch((error) => { $("config-status").textContent = error.message; });
+        $("config-reset").onclick = () => openConfig(cfg.doc.id);
+        $("config-form").onsubmit = async (event) => {
+          event.preventDefault();
+          if (!cfg.changes.size) { $("config-status").textContent = "nothing to save"; return; }
+          $("config-status").textContent = "checking…";
+          const response = await fetch("/api/v1/config/file", {
+            method: "POST", credentials: "same-origin", headers: { "Content-Type": "application/json" },
+            body: JSON.stringify({ id: cfg.doc.id, revision: cfg.doc.revision, changes: [...cfg.changes.values()] }),
+          });
+          const body = await response.json().catch(() => ({}));
+          if (response.status === 422 && body.error?.fields) {
+            showIssues(body.error.fields);
+            $("config-status").textContent = `not saved: ${body.error.fields.length} problem${body.error.fields.length === 1 ? "" : "s"} (see the marked fields)`;
+            return;
+          }
+          if (!response.ok) { $("config-status").textContent = `not saved: ${body.error?.message ?? response.statusText}`; return; }
+          const data = body.data;
+          await openConfig(cfg.doc.id);
+          $("config-status").textContent = `saved ${data.changed_fields.join(", ")}${data.backup_path ? ` (previous version: ${data.backup_path})` : ""}${data.restart_required ? " — restart the guest to apply" : ""}`;
+        };
+        $("add-user").onsubmit = async (event) => {
+          event.preventDefault();
+          const id = $("new-user").value.trim();
+          try {
+            await api("/api/v1/config/users", { method: "POST", body: JSON.stringify({ user_id: id }) });
+            $("new-user").value = "";
+            $("user").append(new Option(id, id));
+            await loadConfigFiles(`user/${id}`);
+            $("config-status").textContent = `added ${id}; start their guest from the user menu`;
+          } catch (error) { $("config-status").textContent = error.message; }
+        };
+
+        // First run: no usable provider → say how, try it, save it.
+        const setupModels = { openai: "gpt-4o-mini", anthropic: "claude-haiku-4-5", gemini: "gemini-2.5-flash", openai_compatible: "" };
+        function setupChoice() {
+          const kind = $("setup-kind").value;
+          return { kind, model: $("setup-model").value.trim(), api_key: $("setup-key").value, base_url: kind === "openai_compatible" ? $("setup-url").value.trim() : undefined };
+        }
+        $("setup-kind").onchange = () => {
+          $("setup-url-row").hidden = $("setup-kind").value !== "openai_compatible";
+          $("setup-model").value = setupModels[$("setup-kind").value];
+        };
+        $("setup-test").onclick = async () => {
+          $("setup-status").textContent = "sending one request…";
+          try {
+            const result = await api("/api/v1/onboarding/test", { method: "POST", body: JSON.stringify(setupChoice()) });
+            $("setup-status").textContent = result.ok ? `✓ ${result.message}` : `✗ ${result.message}`;
+          } catch (error) { $("setup-status").textContent = `✗ ${error.message}`; }
+        };
+        $("setup-form").onsubmit = async (event) => {
+          event.preventDefault();
+          try {
+            const result = await api("/api/v1/onboarding/save", { method: "POST", body: JSON.stringify(setupChoice()) });
+            $("setup-key").value = "";
+            $("setup-status").textContent = `saved to ${result.written.join(" and ")}; restart the guest to use ${result.provider}/${result.model}`;
+          } catch (error) { $("setup-status").textContent = `✗ ${error.message}`; }
+        };
+        async function checkSetup() {
+          try {
+            const status = await api("/api/v1/onboarding");
+            $("setup").hidden = !status.needs_setup;
+            if (status.needs_setup) {
+              $("setup-message").textContent = status.message;
+              if (!$("setup-model").value) $("setup-model").value = setupModels[$("setup-kind").value];
+            }
+          } catch (error) { $("setup").hidden = true; }
+        }
+
         $("rename-session").onclick = () => {
           const name = prompt("New title for this session");
           if (name !== null) send("rename_session", { session_id: state.session, display_name: name });

@@ -77,7 +77,7 @@ struct WireTests {
                 HistoryEntry(role: "assistant", text: "", toolNames: ["file_read"]),
                 HistoryEntry(role: "tool", text: "3 lines", toolNames: ["file_read"]),
                 HistoryEntry(role: "assistant", text: "done"),
-            ], truncated: true),
+            ], truncated: true, first: 7),
     ]
 
     @Test(arguments: serverFrames)
@@ -103,6 +103,7 @@ struct WireTests {
         .listSessions(requestID: "ls2", includeArchived: false, limit: 20, cursor: "1700000000000.42"),
         .switchSession(requestID: "ss", session: "ab"),
         .getHistory(requestID: "gh", limit: 20),
+        .getHistory(requestID: "gh2", limit: 20, before: 40),
     ]
 
     @Test(arguments: clientFrames)

@@ -331,7 +331,8 @@ struct GatewayTests {
 
         // A client that lands on the session can show the conversation so far.
         again.send(.getHistory(requestID: "g", limit: 50))
-        guard case .history(_, let ref, let entries, let truncated) = try await again.next(isType("history")) else {
+        guard case .history(_, let ref, let entries, let truncated, _) = try await again.next(isType("history")) else {
+            Issue.record("expected `.history`")
             return
         }
         #expect(ref.sessionID == work.sessionID)
@@ -339,11 +340,24 @@ struct GatewayTests {
         #expect(entries.map(\.role) == ["user", "assistant", "user", "assistant"])
         #expect(entries.map(\.text) == ["my locker code is 4711", "noted", "what is my locker code?", "4711"])
         again.send(.getHistory(requestID: "g2", limit: 1))
-        guard case .history(_, _, let last, let cut) = try await again.next(isType("history")) else {
+        guard case .history(_, _, let last, let cut, let first) = try await again.next(isType("history")) else {
             Issue.record("expected `.history`")
             return
         }
-        #expect(last.map(\.text) == ["4711"] && cut)
+        #expect(last.map(\.text) == ["4711"] && cut && first == 3)
+        // Earlier pages, as a client scrolling up asks for them.
+        again.send(.getHistory(requestID: "g3", limit: 2, before: 3))
+        guard case .history(_, _, let page, let more, let pageStart) = try await again.next(isType("history")) else {
+            Issue.record("expected `.history`")
+            return
+        }
+        #expect(page.map(\.text) == ["noted", "what is my locker code?"] && more && pageStart == 1)
+        again.send(.getHistory(requestID: "g4", limit: 50, before: 1))
+        guard case .history(_, _, let oldest, let beyond, let start) = try await again.next(isType("history")) else {
+            Issue.record("expected `.history`")
+            return
+        }
+        #expect(oldest.map(\.text) == ["my locker code is 4711"] && !beyond && start == 0)
     }
 
     /// The limit is on sessions in memory: sessions nobody is on are unloaded to make room (any

@@ -30,6 +30,16 @@ struct WebBrowserTests {
                 + "if (!b || b.hidden) return false; b.click(); return true; })()")
     }
 
+    /// Replaces the text of the element `expression` finds the way typing does (focus, select all,
+    /// then text through the DevTools input domain, which fires the page's input events).
+    static func type(_ page: BrowserPage, into expression: String, _ text: String) async throws {
+        try await page.wait(
+            for: "(() => { const i = \(expression); if (!i) return false; "
+                + "for (let d = i.closest('details'); d; d = d.parentElement?.closest('details')) d.open = true; "
+                + "i.focus(); i.select(); return document.activeElement === i; })()")
+        _ = try await page.send("Input.insertText", ["text": .string(text)])
+    }
+
     @Test func chatApprovalsSessionsAndGuestsInChromium() async throws {
         let web = try await WebFixture.start()
         defer { Teardown.run { await web.stop() } }
@@ -58,6 +68,8 @@ struct WebBrowserTests {
         try await page.wait(for: "\(Self.lastAnswer).startsWith('Hello') && !\(Self.lastAnswer).includes('model')")
         try await page.wait(for: "\(Self.lastAnswer) === 'Hello from the scripted model'")
         try await page.wait(for: "document.querySelector('.msg.stats')?.textContent.includes('tokens')")
+        try await page.wait(
+            for: "/ [1-9][0-9]* sessions open · 0 turns running/.test(document.getElementById('guest').textContent)")
 
         // A call that needs approval: the card's buttons answer it; the tool card shows the result;
         // hostile Markdown stays text.
@@ -132,13 +144,71 @@ struct WebBrowserTests {
             for: "[...document.querySelectorAll('#sessions button')].some(b => b.textContent.startsWith('<img'))")
         #expect(
             try await page.evaluate("window.pwned === undefined && !document.querySelector('#sessions img')") == true)
+        // A long conversation: its latest page first, earlier messages as the reader scrolls up.
+        let writer = GatewayClient(endpoint: "ws://127.0.0.1:\(web.port)/api/v1/users/alice/ws", token: web.token)
+        defer { writer.close() }
+        writer.send(.hello(.init(requestID: "h", userID: "alice", createNewSession: true, client: "test")))
+        var talk: SessionID?
+        var completed = 0
+        for await frame in writer.frames {
+            switch frame {
+            case .helloAck(_, _, let ref, _):
+                talk = ref.sessionID
+                writer.send(.renameSession(requestID: "n", session: ref.sessionID.rawValue, displayName: "long talk"))
+                for index in 0..<30 { web.guest.server.enqueue(.text("answer \(index)")) }
+            case .turnCompleted:
+                completed += 1
+            default:
+                continue
+            }
+            if completed == 30 { break }
+            writer.send(
+                .sendTurn(
+                    .init(
+                        requestID: "t\(completed)", sessionID: talk, turnID: TurnID(rawValue: "long-\(completed)"),
+                        prompt: "question \(completed)")))
+        }
+        #expect(completed == 30)
+        try await Self.click(page, "#new-session")
+        try await Self.click(page, "#sessions button", text: "long talk")
+        try await page.wait(for: "document.querySelectorAll('#messages .msg').length === 50")
+        #expect(try await page.evaluate("document.querySelector('#messages .msg').textContent") == "question 5")
+        #expect(try await page.evaluate("Boolean(document.getElementById('earlier'))") == true)
+        try await page.evaluate("document.getElementById('messages').scrollTop = 0; true")
+        try await page.wait(for: "document.querySelectorAll('#messages .msg').length === 60")
+        #expect(try await page.evaluate("document.querySelector('#messages .msg').textContent") == "question 0")
+        #expect(try await page.evaluate("Boolean(document.getElementById('earlier'))") == false)
+
         try await Self.click(page, "#show-logs")
         try await page.wait(for: "document.getElementById('panel-text').textContent.includes('gateway ready')")
         try await Self.click(page, "#close-panel")
+
+        // Configuration: a typo is shown next to its field and nothing is written; the fix is saved
+        // with the file's comments kept.
+        let agentFile = web.guest.project.root + "/.oxydra/agent.toml"
+        let original = try String(contentsOfFile: agentFile, encoding: .utf8)
+        try ("# edited from the browser test\n" + original).write(toFile: agentFile, atomically: true, encoding: .utf8)
         try await Self.click(page, "#show-config")
+        try await page.wait(for: "document.querySelector('#config-check summary').textContent.includes('valid')")
+        let maxTurns = "document.querySelector('[data-path=\"runtime.max_turns\"] input')"
+        try await Self.type(page, into: maxTurns, "1o")
+        try await Self.click(page, "#config-save")
         try await page.wait(
-            for: "document.getElementById('panel-text').textContent.startsWith('✓ configuration valid')")
-        try await Self.click(page, "#close-panel")
+            for: "document.querySelector('[data-path=\"runtime.max_turns\"] .field-error').textContent"
+                + ".includes('must be an integer')")
+        #expect(try await page.evaluate("\(maxTurns).getAttribute('aria-invalid')") == "true")
+        #expect(try await page.evaluate("document.activeElement === \(maxTurns)") == true, "the error takes the focus")
+        #expect(try String(contentsOfFile: agentFile, encoding: .utf8).hasPrefix("# edited from the browser test\n"))
+        #expect(!(try String(contentsOfFile: agentFile, encoding: .utf8)).contains("1o"))
+        try await page.screenshot(to: Self.images + "/web-config.png")
+        try await Self.type(page, into: maxTurns, "12")
+        try await Self.click(page, "#config-save")
+        try await page.wait(
+            for: "document.getElementById('config-status').textContent.startsWith('saved runtime.max_turns')")
+        let saved = try String(contentsOfFile: agentFile, encoding: .utf8)
+        #expect(saved.hasPrefix("# edited from the browser test\n") && saved.contains("max_turns = 12"), "\(saved)")
+        #expect(try await page.evaluate("\(maxTurns).value") == "12", "the form shows the saved file")
+        try await Self.click(page, "#close-config")
 
         // Stop and start the guest from the page.
         try await Self.click(page, "#stop")

@@ -62,7 +62,8 @@ public enum ClientFrame: Sendable, Hashable {
     case switchSession(requestID: String, session: String)
     /// The last `limit` messages of the connection's session (for a client that reconnects or
     /// switches sessions and wants to show the conversation so far).
-    case getHistory(requestID: String, limit: Int)
+    /// `before`: only entries older than this position (the `first` of an earlier `history`).
+    case getHistory(requestID: String, limit: Int, before: Int? = nil)
     /// Sets (or with nil clears) a session's title.
     case renameSession(requestID: String, session: String, displayName: String?)
     /// Archives (hides from lists) or unarchives a session.
@@ -173,7 +174,7 @@ public enum ClientFrame: Sendable, Hashable {
         case .sendTurn(let turn): turn.requestID
         case .cancelActiveTurn(let id, _, _), .cancelAllActiveTurns(let id), .healthCheck(let id),
             .createSession(let id, _, _), .listSessions(let id, _, _, _), .switchSession(let id, _),
-            .getHistory(let id, _),
+            .getHistory(let id, _, _),
             .renameSession(let id, _, _), .archiveSession(let id, _, _), .deleteSession(let id, _),
             .setModel(let id, _, _), .listModels(let id), .getUsage(let id, _), .approve(let id, _, _, _),
             .listGrants(let id), .revokeGrant(let id, _):
@@ -216,8 +217,10 @@ public enum ClientFrame: Sendable, Hashable {
             ])
         case .switchSession(let id, let session):
             payload = ["request_id": .string(id), "session_id": .string(session)]
-        case .getHistory(let id, let limit):
-            payload = ["request_id": .string(id), "limit": .integer(limit)]
+        case .getHistory(let id, let limit, let before):
+            payload = .compactObject([
+                "request_id": .string(id), "limit": .integer(limit), "before": before.map(JSONValue.integer),
+            ])
         case .renameSession(let id, let session, let name):
             payload = [
                 "request_id": .string(id), "session_id": .string(session),
@@ -346,7 +349,9 @@ public enum ClientFrame: Sendable, Hashable {
             guard (1...500).contains(limit) else {
                 throw WireError("get_history.payload.limit: must be between 1 and 500")
             }
-            return .getHistory(requestID: requestID, limit: limit)
+            let before = try payload.optionalInt("before")
+            if let before, before < 0 { throw WireError("get_history.payload.before: must be 0 or more") }
+            return .getHistory(requestID: requestID, limit: limit, before: before)
         case "rename_session":
             let name = try payload.optionalString("display_name")?.trimmed
             if let name, name.count > 200 { throw WireError("rename_session.payload.display_name: longer than 200") }

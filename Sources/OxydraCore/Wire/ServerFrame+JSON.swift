@@ -108,10 +108,10 @@ extension ServerFrame {
             ])
         case .sessionSwitched(let id, let session, let active):
             return .compactObject(["request_id": .string(id), "session": session.json, "active_turn": active?.json])
-        case .history(let id, let session, let entries, let truncated):
+        case .history(let id, let session, let entries, let truncated, let first):
             return [
                 "request_id": .string(id), "session": session.json, "entries": .array(entries.map(\.json)),
-                "truncated": .bool(truncated),
+                "truncated": .bool(truncated), "first": .integer(first),
             ]
         case .sessionUpdated(let id, let session):
             return ["request_id": .string(id), "session": session.json]
@@ -242,7 +242,7 @@ extension ServerFrame {
             }
             return .history(
                 requestID: try p.string("request_id"), session: try SessionRef(p.object("session")), entries: entries,
-                truncated: try p.bool("truncated", default: false))
+                truncated: try p.bool("truncated", default: false), first: try p.optionalInt("first") ?? 0)
         case "session_updated":
             return .sessionUpdated(
                 requestID: try p.string("request_id"),

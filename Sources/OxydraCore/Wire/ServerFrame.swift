@@ -327,7 +327,8 @@ public enum ServerFrame: Sendable, Hashable {
     case sessionList(requestID: String, sessions: [SessionInfo], nextCursor: String? = nil, total: Int? = nil)
     case sessionSwitched(requestID: String, session: SessionRef, activeTurn: TurnRef?)
     /// The answer to `get_history`: the session's last messages, oldest first.
-    case history(requestID: String, session: SessionRef, entries: [HistoryEntry], truncated: Bool)
+    /// `first`: the position of `entries[0]` in the whole history (a cursor for older entries).
+    case history(requestID: String, session: SessionRef, entries: [HistoryEntry], truncated: Bool, first: Int = 0)
     /// The session after `rename_session` or `archive_session`.
     case sessionUpdated(requestID: String, session: SessionInfo)
     case sessionDeleted(requestID: String, session: SessionRef)
@@ -407,7 +408,7 @@ public enum ServerFrame: Sendable, Hashable {
     public var requestID: String? {
         switch self {
         case .helloAck(let id, _, _, _), .sessionCreated(let id, _, _, _), .sessionList(let id, _, _, _),
-            .sessionSwitched(let id, _, _), .history(let id, _, _, _), .modelChanged(let id, _, _),
+            .sessionSwitched(let id, _, _), .history(let id, _, _, _, _), .modelChanged(let id, _, _),
             .modelList(let id, _, _), .usageReport(let id, _), .grantList(let id, _), .grantRevoked(let id, _),
             .sessionUpdated(let id, _), .sessionDeleted(let id, _):
             id
