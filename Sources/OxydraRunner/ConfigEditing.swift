@@ -285,6 +285,12 @@ public struct ConfigEditing: Sendable {
         throws(ConfigError) -> String?
     {
         let location = ConfigSource.file(document.displayPath)
+        // A file that is a symbolic link (a dotfiles checkout) is updated where it really is.
+        var document = document
+        if let resolved = realpath(document.path, nil) {
+            document.path = String(cString: resolved)
+            free(resolved)
+        }
         let directory = FilePaths.parent(document.path)
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)

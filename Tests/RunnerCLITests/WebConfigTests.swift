@@ -143,6 +143,22 @@ struct WebConfigTests {
         #expect(removed.status == 200 && !withoutKey.contains("max_turns"), "\(removed.body)")
     }
 
+    @Test func aSymlinkedFileIsUpdatedAtItsTarget() async throws {
+        let web = try await WebFixture.start(startGuest: false)
+        defer { Teardown.run { await web.stop() } }
+        let root = web.guest.project.root
+        try web.guest.project.directory.write(agent(web.guest.server), to: "dotfiles/agent.toml")
+        unlink(root + "/.oxydra/agent.toml")
+        #expect(symlink(root + "/dotfiles/agent.toml", root + "/.oxydra/agent.toml") == 0)
+        let saved = try post(
+            web, "/api/v1/config/file",
+            ["id": "agent/project/agent.toml", "changes": [["path": ["runtime", "max_turns"], "value": 9]]])
+        #expect(saved.status == 200, "\(saved.body)")
+        var info = stat()
+        #expect(lstat(root + "/.oxydra/agent.toml", &info) == 0 && (info.st_mode & S_IFMT) == S_IFLNK)
+        #expect(try file(web, "dotfiles/agent.toml").contains("max_turns = 9 # fewer loops"))
+    }
+
     @Test func secretsAreWriteOnly() async throws {
         let web = try await WebFixture.start(startGuest: false)
         defer { Teardown.run { await web.stop() } }
