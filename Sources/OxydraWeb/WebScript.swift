@@ -286,9 +286,15 @@ extension WebAssets {
         async function refreshGuests() {
           try {
             const status = await api("/api/v1/status");
+            for (const option of $("user").options) {
+              const entry = status.users.find((u) => u.user_id === option.value);
+              option.textContent = `${option.value} · ${entry?.running ? "running" : "stopped"}`;
+            }
             const mine = status.users.find((u) => u.user_id === state.user);
             const health = mine?.health;
-            $("guest").textContent = !mine?.running ? "guest stopped" : `${health.startup_status.sandbox_tier} · ${health.healthy ? "healthy" : "unhealthy"} · shell ${health.startup_status.shell_available ? "on" : "off"} · up ${health.uptime_secs ?? health.uptime_seconds ?? "?"} s · ${health.open_sessions} sessions open · ${health.active_turns} turns running`;
+            const degraded = health?.startup_status.degraded_reasons ?? [];
+            $("guest").textContent = !mine?.running ? "guest stopped" : `${health.startup_status.sandbox_tier} · ${health.healthy ? "healthy" : "unhealthy"} · shell ${health.startup_status.shell_available ? "on" : "off"} · up ${health.uptime_secs} s · ${health.open_sessions} sessions open · ${health.active_turns} turns running${degraded.length ? ` · degraded: ${degraded.map((r) => r.code).join(", ")}` : ""}`;
+            $("guest").title = degraded.map((r) => `${r.code}: ${r.detail}`).join("\n");
           } catch (error) { $("guest").textContent = error.message; }
         }
 

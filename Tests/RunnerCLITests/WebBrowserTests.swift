@@ -70,6 +70,7 @@ struct WebBrowserTests {
         try await page.wait(for: "document.querySelector('.msg.stats')?.textContent.includes('tokens')")
         try await page.wait(
             for: "/ [1-9][0-9]* sessions open · 0 turns running/.test(document.getElementById('guest').textContent)")
+        #expect(try await page.evaluate("document.getElementById('user').options[0].textContent") == "alice · running")
 
         // A call that needs approval: the card's buttons answer it; the tool card shows the result;
         // hostile Markdown stays text.
