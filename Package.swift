@@ -120,7 +120,9 @@ let package = Package(
                 nioWebSocket, serviceLifecycle, logging,
             ],
             swiftSettings: swiftSettings),
-        .target(name: "OxydraChannels", dependencies: ["OxydraCore"], swiftSettings: swiftSettings),
+        .target(
+            name: "OxydraChannels", dependencies: ["OxydraCore", asyncHTTPClient, nioCore, nioHTTP1],
+            swiftSettings: swiftSettings),
         .target(
             name: "OxydraGuest",
             dependencies: [
@@ -205,6 +207,10 @@ let package = Package(
             exclude: ["Fixtures"],
             swiftSettings: swiftSettings
         ),
+        .testTarget(
+            name: "OxydraChannelsTests",
+            dependencies: ["OxydraChannels", "OxydraMemory", "OxydraTesting"],
+            swiftSettings: swiftSettings),
         .testTarget(
             name: "OxydraContainerTests",
             dependencies: ["OxydraContainer", "OxydraTesting", nioCore],

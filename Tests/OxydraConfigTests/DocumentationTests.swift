@@ -56,6 +56,7 @@ struct DocumentationTests {
         user.behavior.sandboxTier = .process
         user.behavior.shellEnabled = true
         user.behavior.browserEnabled = true
+        user.channels.telegram.botTokenEnv = "X"
 
         var keys: [String] = []
         for tree in [agent.encode(), runner.encode(), user.encode()] { keys += documentedKeys(of: try #require(tree)) }

@@ -120,6 +120,14 @@ struct RunnerConfigTests {
             "behavior.browser_enabled = true is not supported yet: this build has no browser tool; remove it or set it to false in ./.oxydra/users/alice.toml"
         ),
         (
+            "[channels.telegram]\nenabled = true\nbot_token_env = \"BOT\"\nallowed_user_ids = [42]",
+            "channels.telegram.enabled = true is not supported yet: this build does not run the Telegram channel; remove it or set it to false in ./.oxydra/users/alice.toml"
+        ),
+        (
+            "[channels.telegram]\nsession_mode = \"per-chat\"",
+            "channels.telegram.session_mode must be one of \"per_chat\", \"shared\", got \"per-chat\" in ./.oxydra/users/alice.toml; did you mean `per_chat`?"
+        ),
+        (
             "[behavior]\nsandbox_tier = \"procss\"",
             "behavior.sandbox_tier must be one of \"process\", \"container\", \"micro_vm\", got \"procss\" in ./.oxydra/users/alice.toml; did you mean `process`?"
         ),

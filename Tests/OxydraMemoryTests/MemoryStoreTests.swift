@@ -43,7 +43,7 @@ struct MemoryStoreTests {
         #expect(
             migrations == [
                 "v1_sessions_events_state", "v1_chunks_fts_vectors_notes", "v2_session_listing_indexes",
-                "v3_usage_records", "v4_approvals",
+                "v3_usage_records", "v4_approvals", "v5_channels",
             ])
     }
 

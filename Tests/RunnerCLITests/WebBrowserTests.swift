@@ -175,7 +175,7 @@ struct WebBrowserTests {
         try await page.wait(for: "document.querySelectorAll('#messages .msg').length === 50")
         #expect(try await page.evaluate("document.querySelector('#messages .msg').textContent") == "question 5")
         #expect(try await page.evaluate("Boolean(document.getElementById('earlier'))") == true)
-        try await page.evaluate("document.getElementById('messages').scrollTop = 0; true")
+        _ = try await page.evaluate("document.getElementById('messages').scrollTop = 0; true")
         try await page.wait(for: "document.querySelectorAll('#messages .msg').length === 60")
         #expect(try await page.evaluate("document.querySelector('#messages .msg').textContent") == "question 0")
         #expect(try await page.evaluate("Boolean(document.getElementById('earlier'))") == false)

@@ -138,6 +138,7 @@ public struct RunnerUserConfig: ConfigSection, Hashable {
     public var credentialRefs: [String: String] = [:]
     public var behavior = UserBehavior()
     public var budget = BudgetConfig()
+    public var channels = ChannelsConfig()
 
     public init() {}
 
@@ -149,6 +150,7 @@ public struct RunnerUserConfig: ConfigSection, Hashable {
             .field("credential_refs", \.credentialRefs),
             .field("behavior", \.behavior),
             .field("budget", \.budget),
+            .field("channels", \.channels),
         ]
     }
 
@@ -163,6 +165,7 @@ public struct RunnerUserConfig: ConfigSection, Hashable {
                     + "remove the [credential_refs] table (provider keys come from agent.toml or environment variables)",
                 source: diagnostics.source(of: ["credential_refs"]))
         }
+        channels.telegram.validate(diagnostics, at: ["channels", "telegram"])
         if behavior.browserEnabled == true {
             diagnostics.report(
                 ["behavior", "browser_enabled"],
@@ -228,5 +231,93 @@ public struct UserBehavior: ConfigSection, Hashable {
             .field("shell_enabled", \.shellEnabled),
             .field("browser_enabled", \.browserEnabled),
         ]
+    }
+}
+
+/// `[channels]` in a user's file: chat channels the user's guest runs.
+public struct ChannelsConfig: ConfigSection, Hashable {
+    public var telegram = TelegramConfig()
+
+    public init() {}
+
+    public static var fields: [ConfigField<ChannelsConfig>] { [.field("telegram", \.telegram)] }
+}
+
+/// `channels.telegram.session_mode`.
+public enum TelegramSessionMode: String, ConfigEnum, Hashable, Codable {
+    /// Each Telegram chat has its own session (`/new` starts another).
+    case perChat = "per_chat"
+    /// Every chat talks in the user's default session, the one the terminal UI opens.
+    case shared
+}
+
+/// `[channels.telegram]`: a Telegram bot for this user, polled from the user's guest.
+public struct TelegramConfig: ConfigSection, Hashable, Codable {
+    public var enabled = false
+    /// The variable holding the bot token (from @BotFather). The token itself is never in a file,
+    /// the bootstrap envelope, a frame or a log.
+    public var botTokenEnv: String?
+    /// Telegram user ids allowed to talk to the agent; everyone else gets one refusal a day.
+    public var allowedUserIDs: [Int] = []
+    public var sessionMode = TelegramSessionMode.perChat
+    /// The Bot API's address (tests point it at a scripted server).
+    public var apiBaseURL = "https://api.telegram.org"
+    /// How long one `getUpdates` long poll waits.
+    public var pollingTimeoutSecs = 30
+
+    /// Whether this build runs the channel (until it does, enabling it is refused).
+    public static let isAvailable = false
+
+    public init() {}
+
+    public static var fields: [ConfigField<TelegramConfig>] {
+        [
+            .field("enabled", \.enabled),
+            .field("bot_token_env", \.botTokenEnv, check: .environmentVariableNameWhenSet),
+            .field("allowed_user_ids", \.allowedUserIDs),
+            .field("session_mode", \.sessionMode),
+            .field(
+                "api_base_url", \.apiBaseURL,
+                check: ConfigCheck { ConfigCheck<String?>.httpURLWhenSet.problem($0) }),
+            .field(
+                "polling_timeout_secs", \.pollingTimeoutSecs,
+                check: ConfigCheck { (1...50).contains($0) ? nil : "must be between 1 and 50" }),
+        ]
+    }
+
+    /// An enabled bot needs its token variable and at least one allowed sender.
+    public func validate(_ diagnostics: ConfigDiagnostics, at path: [String]) {
+        guard enabled else { return }
+        if !Self.isAvailable {
+            diagnostics.report(
+                path + ["enabled"],
+                "\(ConfigPath.render(path + ["enabled"])) = true is not supported yet: this build does not run the "
+                    + "Telegram channel; remove it or set it to false",
+                source: diagnostics.source(of: path + ["enabled"]))
+            return
+        }
+        if botTokenEnv == nil {
+            diagnostics.report(
+                path + ["bot_token_env"],
+                "\(ConfigPath.render(path + ["bot_token_env"])) is required when the bot is enabled: name the "
+                    + "environment variable that holds the token from @BotFather",
+                source: diagnostics.source(of: path + ["enabled"]))
+        }
+        if allowedUserIDs.isEmpty {
+            diagnostics.report(
+                path + ["allowed_user_ids"],
+                "\(ConfigPath.render(path + ["allowed_user_ids"])) is empty: nobody could talk to the bot; add your "
+                    + "Telegram user id (a number; @userinfobot tells you yours)",
+                source: diagnostics.source(of: path + ["enabled"]))
+        }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case enabled
+        case botTokenEnv = "bot_token_env"
+        case allowedUserIDs = "allowed_user_ids"
+        case sessionMode = "session_mode"
+        case apiBaseURL = "api_base_url"
+        case pollingTimeoutSecs = "polling_timeout_secs"
     }
 }

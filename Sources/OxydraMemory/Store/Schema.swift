@@ -4,7 +4,7 @@ import OxydraCore
 enum DatabaseSchema {
     static let requiredTables = [
         "sessions", "conversation_events", "session_state", "chunks", "chunks_fts", "chunk_vectors", "notes",
-        "usage_records", "approval_grants", "pending_approvals",
+        "usage_records", "approval_grants", "pending_approvals", "channel_updates", "channel_values",
     ]
 
     static var migrator: SQLiteMigrator {
@@ -135,6 +135,28 @@ enum DatabaseSchema {
                     request_json TEXT NOT NULL CHECK (json_valid(request_json)),
                     created_at INTEGER NOT NULL,
                     expires_at INTEGER NOT NULL
+                );
+                """)
+        }
+        migrator.registerMigration("v5_channels") { db in
+            try db.executeScript(
+                """
+                CREATE TABLE channel_updates (
+                    channel TEXT NOT NULL,
+                    update_id INTEGER NOT NULL,
+                    payload TEXT NOT NULL,
+                    state TEXT NOT NULL CHECK (state IN ('received', 'turn_started', 'done')),
+                    turn_id TEXT,
+                    received_at INTEGER NOT NULL,
+                    updated_at INTEGER NOT NULL,
+                    PRIMARY KEY (channel, update_id)
+                );
+                CREATE INDEX idx_channel_updates_pending ON channel_updates(channel, state, update_id);
+                CREATE TABLE channel_values (
+                    channel TEXT NOT NULL,
+                    key TEXT NOT NULL,
+                    value TEXT NOT NULL,
+                    PRIMARY KEY (channel, key)
                 );
                 """)
         }
