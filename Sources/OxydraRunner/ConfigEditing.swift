@@ -129,6 +129,10 @@ public struct ConfigEditing: Sendable {
         return text
     }
 
+    /// The refusal of a save whose `revision` no longer matches the file.
+    public static let staleRevision =
+        "the file changed on disk since it was opened; reload it and make the change again"
+
     /// A short fingerprint of the text, so a save can tell the file changed on disk since it was read.
     public static func revision(of text: String) -> String {
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
@@ -219,9 +223,7 @@ public struct ConfigEditing: Sendable {
     func plan(_ document: ConfigDocument, changes: [ConfigChange], revision: String?) throws(ConfigError) -> Plan {
         let before = try text(of: document)
         if let revision, revision != Self.revision(of: before) {
-            throw ConfigError(
-                message: "the file changed on disk since it was opened; reload it and make the change again",
-                location: .file(document.displayPath))
+            throw ConfigError(message: Self.staleRevision, location: .file(document.displayPath))
         }
         let source = ConfigSource.file(document.displayPath)
         let current = try TOMLDocument.parse(before, source: source)
@@ -302,7 +304,8 @@ public struct ConfigEditing: Sendable {
         if !ownerOnly, stat(document.path, &info) == 0 { mode = info.st_mode & 0o7777 }
         var backup: String?
         if let previous {
-            let stamp = Self.timestamp()
+            // `20261203T053140.123Z`: sorts by time, no characters a shell would trip on.
+            let stamp = Timestamp.rfc3339(Date(), milliseconds: true).filter { $0 != "-" && $0 != ":" }
             let path = "\(document.path).bak.\(stamp)"
             guard Self.writeFile(previous, to: path, mode: mode) else {
                 throw ConfigError(message: "cannot write the backup \(path): \(Self.errnoText())", location: location)
@@ -349,19 +352,6 @@ public struct ConfigEditing: Sendable {
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return }
         let backups = names.filter { $0.hasPrefix(prefix) }.sorted()
         for name in backups.dropLast(Self.backupsKept) { unlink(directory + "/" + name) }
-    }
-
-    static func timestamp() -> String {
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        var seconds = time_t(now.tv_sec)
-        var parts = tm()
-        gmtime_r(&seconds, &parts)
-        let milliseconds = Int(now.tv_nsec) / 1_000_000
-        func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
-        let millis = String(milliseconds + 1000).dropFirst()
-        return "\(parts.tm_year + 1900)\(two(parts.tm_mon + 1))\(two(parts.tm_mday))T"
-            + "\(two(parts.tm_hour))\(two(parts.tm_min))\(two(parts.tm_sec)).\(millis)Z"
     }
 
     static func errnoText() -> String { String(cString: strerror(errno)) }

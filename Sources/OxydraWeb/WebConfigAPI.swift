@@ -47,11 +47,9 @@ struct WebConfigAPI: Sendable {
         let schema = document.schema
         let text: String
         let tree: ConfigNode
-        var problems: [ConfigIssue]
         do {
             text = try editing.text(of: document)
             tree = try TOMLDocument.parse(text, source: .file(document.displayPath))
-            problems = editing.issues(of: document)
         } catch {
             throw HTTPError(.unprocessableContent, message: "\(error)")
         }
@@ -65,6 +63,7 @@ struct WebConfigAPI: Sendable {
             values[ConfigPath.render(path)] = Self.entry(path: path, node: node, schema: schema, source: nil)
         }
         var effective: [String: JSONValue] = [:]
+        let problems: [ConfigIssue]
         if document.kind == .agent {
             let loaded = editing.effectiveAgent()
             Self.flatten(loaded.tree, shape: schema, path: []) { path, node, known in
@@ -72,8 +71,10 @@ struct WebConfigAPI: Sendable {
                 effective[ConfigPath.render(path)] = Self.entry(
                     path: path, node: node, schema: schema, source: node.source.description)
             }
-            // Problems in other layers are shown but do not belong to this file.
-            problems = problems.filter { $0.location == .file(document.displayPath) || $0.location == nil }
+            // This file's problems only: another layer's belong to that layer's form.
+            problems = loaded.issues.filter { $0.location == .file(document.displayPath) || $0.location == nil }
+        } else {
+            problems = editing.issues(of: document)
         }
         return WebAPI.reply([
             "id": .string(document.id), "kind": .string(document.kind.rawValue), "title": .string(document.title),
@@ -116,7 +117,7 @@ struct WebConfigAPI: Sendable {
                 document, changes: changes, revision: body["revision"]?.stringValue,
                 dryRun: body["dry_run"]?.boolValue ?? false)
         } catch {
-            let stale = error.issues.contains { $0.message.contains("changed on disk") }
+            let stale = error.issues.contains { $0.message == ConfigEditing.staleRevision }
             throw HTTPError(stale ? .conflict : .unprocessableContent, message: "\(error)")
         }
         guard result.errors.isEmpty else { return Self.invalid(result.errors, warnings: result.warnings) }

@@ -60,7 +60,9 @@ struct WebOnboarding: Sendable {
         var isCompatible: Bool
     }
 
-    func choice(_ body: JSONValue) throws -> Choice {
+    /// The provider `body` describes, built on `registry` (the effective one: built-in entries keep
+    /// their endpoints).
+    func choice(_ body: JSONValue, registry: [String: ProviderEntry]) throws -> Choice {
         guard let kind = body["kind"]?.stringValue else {
             throw HTTPError(.badRequest, message: "`kind` is required: openai, anthropic, gemini or openai_compatible")
         }
@@ -69,7 +71,6 @@ struct WebOnboarding: Sendable {
         }
         let key = body["api_key"]?.stringValue?.trimmed
         let apiKey = key?.isEmpty == false ? key : nil
-        let registry = editing.effectiveAgent().config.providers.registry
         switch kind {
         case "openai", "anthropic", "gemini":
             let type = ProviderType(rawValue: kind)!
@@ -99,8 +100,8 @@ struct WebOnboarding: Sendable {
 
     /// One request, at most 30 s, through the provider code the guest uses.
     func test(_ body: JSONValue) async throws -> Response {
-        let choice = try choice(body)
         var config = editing.effectiveAgent().config
+        let choice = try choice(body, registry: config.providers.registry)
         config.runtime.turnTimeoutSecs = 30
         config.providers.registry[choice.name] = choice.entry
         let reply: JSONValue
@@ -128,7 +129,7 @@ struct WebOnboarding: Sendable {
     }
 
     func save(_ body: JSONValue) throws -> Response {
-        let choice = try choice(body)
+        let choice = try choice(body, registry: editing.effectiveAgent().config.providers.registry)
         guard let providers = editing.document("agent/project/providers.toml"),
             let agent = editing.document("agent/project/agent.toml")
         else { throw HTTPError(.internalServerError, message: "no project configuration directory") }

@@ -149,6 +149,22 @@ struct RunnerConfigTests {
         #expect(loaded.issues.map(\.description) == [message])
     }
 
+    @Test func anEnabledBotWithoutTokenOrSendersGetsEveryProblemAtOnce() throws {
+        let (directory, runner, display) = try layout(
+            "[users.alice]\nconfig_path = \".oxydra/users/alice.toml\"", user: "[channels.telegram]\nenabled = true")
+        defer { directory.remove() }
+        let loaded = RunnerConfigLoader.loadUser("alice", of: runner, display: display)
+        #expect(
+            loaded.issues.map(\.description) == [
+                "channels.telegram.bot_token_env is required when the bot is enabled: name the environment variable "
+                    + "that holds the token from @BotFather in ./.oxydra/users/alice.toml",
+                "channels.telegram.allowed_user_ids is empty: nobody could talk to the bot; add your Telegram user id "
+                    + "(a number; @userinfobot tells you yours) in ./.oxydra/users/alice.toml",
+                "channels.telegram.enabled = true is not supported yet: this build does not run the Telegram channel; "
+                    + "remove it or set it to false in ./.oxydra/users/alice.toml",
+            ])
+    }
+
     @Test func userSelection() throws {
         let (directory, runner, _) = try layout(
             "[users.alice]\nconfig_path = \"a.toml\"\n[users.bob]\nconfig_path = \"b.toml\"")

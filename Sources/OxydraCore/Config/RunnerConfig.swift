@@ -244,7 +244,7 @@ public struct ChannelsConfig: ConfigSection, Hashable {
 }
 
 /// `channels.telegram.session_mode`.
-public enum TelegramSessionMode: String, ConfigEnum, Hashable, Codable {
+public enum TelegramSessionMode: String, ConfigEnum, Hashable {
     /// Each Telegram chat has its own session (`/new` starts another).
     case perChat = "per_chat"
     /// Every chat talks in the user's default session, the one the terminal UI opens.
@@ -252,7 +252,7 @@ public enum TelegramSessionMode: String, ConfigEnum, Hashable, Codable {
 }
 
 /// `[channels.telegram]`: a Telegram bot for this user, polled from the user's guest.
-public struct TelegramConfig: ConfigSection, Hashable, Codable {
+public struct TelegramConfig: ConfigSection, Hashable {
     public var enabled = false
     /// The variable holding the bot token (from @BotFather). The token itself is never in a file,
     /// the bootstrap envelope, a frame or a log.
@@ -288,14 +288,6 @@ public struct TelegramConfig: ConfigSection, Hashable, Codable {
     /// An enabled bot needs its token variable and at least one allowed sender.
     public func validate(_ diagnostics: ConfigDiagnostics, at path: [String]) {
         guard enabled else { return }
-        if !Self.isAvailable {
-            diagnostics.report(
-                path + ["enabled"],
-                "\(ConfigPath.render(path + ["enabled"])) = true is not supported yet: this build does not run the "
-                    + "Telegram channel; remove it or set it to false",
-                source: diagnostics.source(of: path + ["enabled"]))
-            return
-        }
         if botTokenEnv == nil {
             diagnostics.report(
                 path + ["bot_token_env"],
@@ -310,14 +302,12 @@ public struct TelegramConfig: ConfigSection, Hashable, Codable {
                     + "Telegram user id (a number; @userinfobot tells you yours)",
                 source: diagnostics.source(of: path + ["enabled"]))
         }
-    }
-
-    enum CodingKeys: String, CodingKey {
-        case enabled
-        case botTokenEnv = "bot_token_env"
-        case allowedUserIDs = "allowed_user_ids"
-        case sessionMode = "session_mode"
-        case apiBaseURL = "api_base_url"
-        case pollingTimeoutSecs = "polling_timeout_secs"
+        if !Self.isAvailable {
+            diagnostics.report(
+                path + ["enabled"],
+                "\(ConfigPath.render(path + ["enabled"])) = true is not supported yet: this build does not run the "
+                    + "Telegram channel; remove it or set it to false",
+                source: diagnostics.source(of: path + ["enabled"]))
+        }
     }
 }

@@ -41,19 +41,6 @@ public struct ChannelHealth: Sendable, Hashable {
         self.lastUpdateAt = lastUpdateAt
         self.lastError = lastError
     }
-
-    public var json: JSONValue {
-        .compactObject([
-            "state": .string(state), "last_update_at": lastUpdateAt.map(JSONValue.string),
-            "last_error": lastError.map(JSONValue.string),
-        ])
-    }
-
-    public init(_ reader: FieldReader) throws(WireError) {
-        state = try reader.string("state")
-        lastUpdateAt = try reader.optionalString("last_update_at")
-        lastError = try reader.optionalString("last_error")
-    }
 }
 
 /// Durable state of channels in the user's store: where polling resumes, what arrived and what became
