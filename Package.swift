@@ -121,13 +121,13 @@ let package = Package(
             ],
             swiftSettings: swiftSettings),
         .target(
-            name: "OxydraChannels", dependencies: ["OxydraCore", asyncHTTPClient, nioCore, nioHTTP1],
+            name: "OxydraChannels", dependencies: ["OxydraCore", asyncHTTPClient, nioCore, nioHTTP1, logging],
             swiftSettings: swiftSettings),
         .target(
             name: "OxydraGuest",
             dependencies: [
                 "OxydraCore", "OxydraConfig", "OxydraProviders", "OxydraTools", "OxydraMemory", "OxydraRuntime",
-                "OxydraSandbox", "OxydraGateway", "OxydraAudit", serviceLifecycle, logging,
+                "OxydraSandbox", "OxydraGateway", "OxydraAudit", "OxydraChannels", serviceLifecycle, logging,
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ] + hummingbird,
             swiftSettings: swiftSettings),

@@ -97,37 +97,56 @@ public final class AuditLog: Sendable {
         state.withLock { state in
             guard let call = state.pending.removeValue(forKey: callID) else { return }
             var fields: [String: JSONValue] = [
-                "seq": .integer(state.sequence + 1), "at": .string(Timestamp.rfc3339(call.started, milliseconds: true)),
+                "at": .string(Timestamp.rfc3339(call.started, milliseconds: true)),
                 "session": .string(call.session), "turn": .string(call.turn), "tool": .string(call.tool),
                 "call_id": .string(callID), "arguments": .string(call.arguments), "decision": .string(call.decision),
                 "status": .string(isError ? "error" : "ok"), "result_bytes": .integer(resultBytes),
-                "duration_ms": .integer(durationMilliseconds), "prev": .string(state.previous),
+                "duration_ms": .integer(durationMilliseconds),
             ]
             if let by = call.approvedBy { fields["approved_by"] = .string(by) }
-            let hash = Self.hash(fields)
-            var record = fields
-            record["hash"] = .string(hash)
-            let line = Array((JSONWriter.text(.object(record), sortedKeys: true) + "\n").utf8)
-            if state.size + line.count > rotateBytes && state.size > 0 {
-                close(state.descriptor)
-                Self.rotate(directory)
-                state.descriptor = open(
-                    directory + "/" + Self.fileName, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
-                state.size = 0
-            }
-            var offset = 0
-            while offset < line.count {
-                let written = line[offset...].withUnsafeBytes { write(state.descriptor, $0.baseAddress, $0.count) }
-                if written < 0 {
-                    if errno == EINTR { continue }
-                    return
-                }
-                offset += written
-            }
-            state.size += line.count
-            state.sequence += 1
-            state.previous = hash
+            Self.append(fields, to: &state, directory: directory, rotateBytes: rotateBytes)
         }
+    }
+
+    /// Something done for the user that is not a tool call (`event`: `channel_refused`, …), with
+    /// its details, in the same chain.
+    public func event(_ event: String, _ details: [String: String]) {
+        state.withLock { state in
+            var fields = details.mapValues(JSONValue.string)
+            fields["event"] = .string(event)
+            fields["at"] = .string(Timestamp.rfc3339(Date(), milliseconds: true))
+            Self.append(fields, to: &state, directory: directory, rotateBytes: rotateBytes)
+        }
+    }
+
+    /// Writes one record after the last, linked to it.
+    private static func append(_ record: [String: JSONValue], to state: inout State, directory: String, rotateBytes: Int) {
+        var fields = record
+        fields["seq"] = .integer(state.sequence + 1)
+        fields["prev"] = .string(state.previous)
+        let hash = Self.hash(fields)
+        var record = fields
+        record["hash"] = .string(hash)
+        let line = Array((JSONWriter.text(.object(record), sortedKeys: true) + "\n").utf8)
+        if state.size + line.count > rotateBytes && state.size > 0 {
+            close(state.descriptor)
+            Self.rotate(directory)
+            state.descriptor = open(
+                directory + "/" + Self.fileName, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
+            state.size = 0
+        }
+        var offset = 0
+        while offset < line.count {
+            let written = line[offset...].withUnsafeBytes { write(state.descriptor, $0.baseAddress, $0.count) }
+            if written < 0 {
+                if errno == EINTR { continue }
+                return
+            }
+            offset += written
+        }
+        state.size += line.count
+        state.sequence += 1
+        state.previous = hash
     }
 
     // MARK: reading and verifying

@@ -18,8 +18,8 @@ public struct HubConnector: ChannelConnector {
     }
 }
 
-/// One channel connection. Frames are buffered without bound: the channel reads them as they come
-/// (a Telegram chat cannot lag the way a slow socket can).
+/// One channel connection. Published frames are buffered without bound: the channel reads them as
+/// they come (a Telegram chat cannot lag the way a slow socket can).
 final class HubConnection: ChannelConnection {
     let hub: SessionHub
     let id: ConnectionID
@@ -36,14 +36,14 @@ final class HubConnection: ChannelConnection {
         self.continuation = continuation
     }
 
-    func send(_ frame: ClientFrame) async {
-        let replies: [ServerFrame]
-        if case .hello(let hello) = frame {
-            replies = await hub.hello(hello, connection: id)
-        } else {
-            replies = await hub.handle(frame, connection: id)
-        }
-        for reply in replies { continuation.yield(reply) }
+    func send(_ frame: ClientFrame) async -> [ServerFrame] {
+        if case .hello(let hello) = frame { return await hub.hello(hello, connection: id) }
+        return await hub.handle(frame, connection: id)
+    }
+
+    func resumeTurn(requestID: String, turnID: TurnID) async -> ServerFrame? {
+        await hub.submit(
+            ClientFrame.SendTurn(requestID: requestID, turnID: turnID, prompt: ""), connection: id, resuming: true)
     }
 
     func close() async {

@@ -41,7 +41,10 @@ extension SessionHub {
             ]
         case .createSession(let requestID, let displayName, let agentName):
             do {
-                let session = try await createSession(displayName: displayName, agentName: agentName, origin: "tui")
+                let origin = connections[connection].map { String($0.label.prefix { $0 != "#" }) }
+                let session = try await createSession(
+                    displayName: displayName, agentName: agentName,
+                    origin: origin == nil || origin == "client" ? "tui" : origin!)
                 subscribe(connection, to: session)
                 let name = displayName?.trimmed
                 return [

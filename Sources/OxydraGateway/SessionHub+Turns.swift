@@ -5,7 +5,9 @@ import OxydraRuntime
 
 extension SessionHub {
     /// Accepts a turn on the connection's session, or returns the error frame that refuses it.
-    func submit(_ turn: ClientFrame.SendTurn, connection: ConnectionID) -> ServerFrame? {
+    /// `resuming`: no new prompt; the session's unfinished last turn continues (a channel recovering
+    /// a message whose answer a guest restart interrupted).
+    func submit(_ turn: ClientFrame.SendTurn, connection: ConnectionID, resuming: Bool = false) -> ServerFrame? {
         guard !shuttingDown else {
             return error(turn.requestID, .shuttingDown, "the guest is shutting down; reconnect after it restarts")
         }
@@ -56,7 +58,7 @@ extension SessionHub {
                             + "\(limits.maxConcurrentTurnsPerUser) running)", turn: 0,
                         maxTurns: runtime.settings.maxTurns)), to: sessionID)
         }
-        let prompt = turn.prompt
+        let prompt = resuming ? nil : turn.prompt
         let attachments = turn.attachments
         turnTasks[key] = Task {
             await self.execute(key: key, header: header, prompt: prompt, attachments: attachments, queued: queued)

@@ -111,7 +111,7 @@ public actor SessionHub {
         let target: LiveSession
         do {
             if hello.createNewSession {
-                target = try await createSession(displayName: nil, agentName: nil, origin: "tui")
+                target = try await createSession(displayName: nil, agentName: nil, origin: Self.origin(of: hello))
             } else if let requested = hello.sessionID {
                 target = try await resolve(requested)
             } else {
@@ -133,6 +133,12 @@ public actor SessionHub {
         ]
         if target.activeTurn == nil, let terminal = target.lastTerminal { frames.append(terminal) }
         return frames + pendingRequests(in: target.id)
+    }
+
+    /// What a new session records as its origin: the client's name (`tui`, `web`, `telegram`).
+    static func origin(of hello: ClientFrame.Hello) -> String {
+        let client = (hello.client ?? "").filter { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }
+        return client.isEmpty ? "tui" : String(client.prefix(32))
     }
 
     func subscribe(_ connection: ConnectionID, to session: LiveSession) {

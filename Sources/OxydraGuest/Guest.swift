@@ -2,6 +2,7 @@ import Dispatch
 import Hummingbird
 import Logging
 import OxydraAudit
+import OxydraChannels
 import OxydraConfig
 import OxydraCore
 import OxydraGateway
@@ -119,6 +120,15 @@ public struct Guest {
                     "selection.fallbacks[\(index)] (\(fallback.provider)/\(fallback.model)): \(error)")
             }
         }
+        let audit = try AuditLog(directory: prepared.workspace.logs)
+        let channels = ChannelRegistry.make(
+            telegram: prepared.envelope.telegram, environment: prepared.environment, store: store,
+            logger: Logger(label: "oxydra.channels")
+        ) { event, details in audit.event(event, details) }
+        for problem in channels.problems {
+            status.degradedReasons.append(problem)
+            logger.error("a chat channel cannot run", metadata: ["problem": "\(problem.detail)"])
+        }
         let finalStatus = status
         let runtime = AgentRuntime(
             provider: provider, tools: tools, model: model, settings: RuntimeSettings(config.runtime),
@@ -134,7 +144,7 @@ public struct Guest {
             user: user, runtime: runtime, store: store, limits: config.gateway, startupStatus: status,
             logger: Logger(label: "oxydra.gateway"), inbox: Inbox(shared: prepared.workspace.shared),
             switching: Self.modelSwitching(config, prepared: prepared, selected: model),
-            titleModel: config.sessions.titleModel, audit: try AuditLog(directory: prepared.workspace.logs),
+            titleModel: config.sessions.titleModel, audit: audit,
             approvals: config.tools.approval, approvalStore: store)
         let resumed = await hub.resumeSuspendedTurns()
         if resumed > 0 { logger.info("turns waiting for approval resumed", metadata: ["turns": "\(resumed)"]) }
@@ -152,7 +162,7 @@ public struct Guest {
             request in
             await Self.answer(
                 request, hub: hub, user: user, status: finalStatus, endpoint: endpoint.value, started: started,
-                paths: paths, group: groupBox)
+                paths: paths, group: groupBox, channels: channels)
         }.bind()
 
         let shown = prepared.advertise ?? prepared.bind
@@ -178,6 +188,8 @@ public struct Guest {
                     .init(
                         service: IdleHousekeeping(hub: hub, ttl: ttl)),
                     .init(service: TurnDrainer(hub: hub, logger: logger)),
+                    // Last: stopped first, so a turn the shutdown cancels stays pending for its chat.
+                    .init(service: ChannelService(registry: channels, connector: HubConnector(hub: hub))),
                 ], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         await groupBox.set(group)
         defer {
@@ -190,18 +202,19 @@ public struct Guest {
 
     static func answer(
         _ request: ControlRequest, hub: SessionHub, user: UserID, status: StartupStatus, endpoint: String,
-        started: ContinuousClock.Instant, paths: WorkspacePaths, group: ServiceGroupBox
+        started: ContinuousClock.Instant, paths: WorkspacePaths, group: ServiceGroupBox, channels: ChannelRegistry
     ) async -> ControlResponse {
         switch request {
         case .healthCheck:
             let shuttingDown = await hub.isShuttingDown
-            return .health(
-                GuestHealth(
-                    userID: user, healthy: !shuttingDown && !endpoint.isEmpty, startupStatus: status,
-                    gatewayEndpoint: endpoint, pid: Int(getpid()),
-                    uptimeSeconds: Int((ContinuousClock.now - started).components.seconds),
-                    openSessions: await hub.openSessionCount, activeTurns: await hub.activeTurnCount,
-                    logDirectory: paths.logs, shuttingDown: shuttingDown))
+            var health = GuestHealth(
+                userID: user, healthy: !shuttingDown && !endpoint.isEmpty, startupStatus: status,
+                gatewayEndpoint: endpoint, pid: Int(getpid()),
+                uptimeSeconds: Int((ContinuousClock.now - started).components.seconds),
+                openSessions: await hub.openSessionCount, activeTurns: await hub.activeTurnCount,
+                logDirectory: paths.logs, shuttingDown: shuttingDown)
+            health.channels = await channels.health()
+            return .health(health)
         case .shutdownUser:
             let active = await hub.activeTurnCount
             Task {
@@ -297,6 +310,18 @@ struct TurnDrainer: Service {
         try? await gracefulShutdown()
         let cancelled = await hub.shutdown()
         logger.info("turns drained", metadata: ["cancelled": "\(cancelled)"])
+    }
+}
+
+/// The user's chat channels, on the hub in process, until graceful shutdown.
+struct ChannelService: Service {
+    let registry: ChannelRegistry
+    let connector: HubConnector
+
+    func run() async throws {
+        // A service that returns would stop the guest: a channel that is off waits for shutdown too.
+        await cancelWhenGracefulShutdown { await registry.run(connector: connector) }
+        try? await gracefulShutdown()
     }
 }
 

@@ -160,6 +160,11 @@ enum ContainerGuest {
         for key in config.tools.shell.envKeys {
             if let value = context.environment[key] { plan.shellEnvironment[key] = value }
         }
+        // The bot token reaches the runtime container as its variable, never through a file.
+        let telegram = target.userConfig.channels.telegram
+        if telegram.enabled, let variable = telegram.botTokenEnv, let token = context.environment[variable] {
+            plan.runtimeEnvironment[variable] = token
+        }
         if let model = config.memory.model2vecPath, model.hasPrefix("/") { plan.readOnlyFiles.append(model) }
         if let problem = plan.problem { throw .error(problem) }
 
@@ -175,11 +180,12 @@ enum ContainerGuest {
         var policy = GuestLifecycle.runtimePolicy(target, protected: [])
         policy.mounts = [:]
         func writeEnvelope(_ status: StartupStatus) throws(CommandOutput) {
-            let envelope = BootstrapEnvelope(
+            var envelope = BootstrapEnvelope(
                 userID: target.user, sandboxTier: .container, workspaceRoot: "/workspace",
                 sidecarEndpoint: status.sidecarAvailable
                     ? .init(transport: "unix", address: ContainerPlan.shellSocket) : nil,
                 runtimePolicy: policy, startupStatus: status)
+            envelope.telegram = telegram.enabled ? telegram : nil
             do {
                 try writePrivate(envelope.json.prettyText + "\n", to: bootstrapFile)
             } catch {

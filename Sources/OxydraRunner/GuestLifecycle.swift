@@ -125,13 +125,14 @@ public enum GuestLifecycle {
             tier: tier, target: target, agent: agent.config, environment: context.environment,
             workingDirectory: context.workingDirectory)
         unlink(target.ipc + "/shell-daemon.sock")
-        let envelope = BootstrapEnvelope(
+        var envelope = BootstrapEnvelope(
             userID: target.user, sandboxTier: tier, workspaceRoot: target.workspace,
             sidecarEndpoint: shell.launch == nil
                 ? nil : .init(transport: "unix", address: target.ipc + "/shell-daemon.sock"),
             runtimePolicy: runtimePolicy(
                 target, protected: MountSafety.protectedPaths(context: context, runner: target.runner)),
             startupStatus: shell.status, shellSandbox: shell.launch)
+        envelope.telegram = target.userConfig.channels.telegram.enabled ? target.userConfig.channels.telegram : nil
         let arguments = ["--user-id", target.user.rawValue, "--workspace-root", target.workspace, "--bootstrap-stdin"]
         let supervision = target.runner.config.runner
         let supervised = supervision.restart == .onFailure
@@ -276,6 +277,11 @@ public enum GuestLifecycle {
             "control_socket=\(target.controlSocket)", "runtime_pid=\(health.pid)", "log_dir=\(health.logDirectory)",
         ]
         lines += status.degradedReasons.map { "degraded_reason=\($0)" }
+        for (name, channel) in health.channels.sorted(by: { $0.key < $1.key }) {
+            lines.append(
+                "channel_\(name)=\(channel.state)" + (channel.lastUpdateAt.map { " last_update_at=\($0)" } ?? "")
+                    + (channel.lastError.map { " last_error=\($0)" } ?? ""))
+        }
         if status.sandboxTier == .process {
             lines.append(
                 "warning=process tier: the guest runs as a host process confined by Landlock only; use the container "

@@ -79,8 +79,9 @@ public struct AgentRuntime: Sendable {
 
     /// Continues a turn that stopped while its tool calls waited (for an approval, across a guest
     /// restart): runs the calls of the last assistant message that have no result yet, then goes
-    /// on as ``run(session:user:history:input:approver:events:)`` would. The result's messages are
-    /// everything added after `history`.
+    /// on as ``run(session:user:history:input:approver:events:)`` would. A history that ends with
+    /// the user's message or tool results (the guest stopped before the model answered) goes
+    /// straight to the model. The result's messages are everything added after `history`.
     public func resume(
         session: SessionID, user: UserID? = nil, history: [Message], approver: (any ToolApprover)? = nil,
         events: @escaping @Sendable (RuntimeEvent) async -> Void = { _ in }
@@ -105,10 +106,17 @@ public struct AgentRuntime: Sendable {
             try await state.append(input, to: session, store: store)
         } else {
             let waiting = Self.unansweredCalls(history)
-            guard !waiting.isEmpty else { throw RuntimeError.nothingToResume }
-            try await runTools(
-                waiting, context: context, state: &state, session: session, turn: 0, approver: approver,
-                events: events)
+            if waiting.isEmpty {
+                // A turn the guest stopped before the model answered: the history ends with the
+                // user's message or tool results, and the model is simply asked again.
+                guard let last = history.last, last.role == .user || last.role == .tool else {
+                    throw RuntimeError.nothingToResume
+                }
+            } else {
+                try await runTools(
+                    waiting, context: context, state: &state, session: session, turn: 0, approver: approver,
+                    events: events)
+            }
         }
         var usage = Usage()
         var cost: Double? = model.pricing == nil ? nil : 0

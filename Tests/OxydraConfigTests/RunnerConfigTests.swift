@@ -120,8 +120,8 @@ struct RunnerConfigTests {
             "behavior.browser_enabled = true is not supported yet: this build has no browser tool; remove it or set it to false in ./.oxydra/users/alice.toml"
         ),
         (
-            "[channels.telegram]\nenabled = true\nbot_token_env = \"BOT\"\nallowed_user_ids = [42]",
-            "channels.telegram.enabled = true is not supported yet: this build does not run the Telegram channel; remove it or set it to false in ./.oxydra/users/alice.toml"
+            "[channels.telegram]\nenabled = true\nbot_token_env = \"bot token\"\nallowed_user_ids = [42]",
+            "channels.telegram.bot_token_env must be an environment variable name (letters, digits and _) (got \"bot token\") in ./.oxydra/users/alice.toml"
         ),
         (
             "[channels.telegram]\nsession_mode = \"per-chat\"",
@@ -160,8 +160,6 @@ struct RunnerConfigTests {
                     + "that holds the token from @BotFather in ./.oxydra/users/alice.toml",
                 "channels.telegram.allowed_user_ids is empty: nobody could talk to the bot; add your Telegram user id "
                     + "(a number; @userinfobot tells you yours) in ./.oxydra/users/alice.toml",
-                "channels.telegram.enabled = true is not supported yet: this build does not run the Telegram channel; "
-                    + "remove it or set it to false in ./.oxydra/users/alice.toml",
             ])
     }
 

@@ -265,8 +265,6 @@ public struct TelegramConfig: ConfigSection, Hashable {
     /// How long one `getUpdates` long poll waits.
     public var pollingTimeoutSecs = 30
 
-    /// Whether this build runs the channel (until it does, enabling it is refused).
-    public static let isAvailable = false
 
     public init() {}
 
@@ -288,7 +286,8 @@ public struct TelegramConfig: ConfigSection, Hashable {
     /// An enabled bot needs its token variable and at least one allowed sender.
     public func validate(_ diagnostics: ConfigDiagnostics, at path: [String]) {
         guard enabled else { return }
-        if botTokenEnv == nil {
+        // An invalid name was reported already (and dropped).
+        if botTokenEnv == nil && !diagnostics.issues.contains(where: { $0.path == ConfigPath.render(path + ["bot_token_env"]) }) {
             diagnostics.report(
                 path + ["bot_token_env"],
                 "\(ConfigPath.render(path + ["bot_token_env"])) is required when the bot is enabled: name the "
@@ -300,13 +299,6 @@ public struct TelegramConfig: ConfigSection, Hashable {
                 path + ["allowed_user_ids"],
                 "\(ConfigPath.render(path + ["allowed_user_ids"])) is empty: nobody could talk to the bot; add your "
                     + "Telegram user id (a number; @userinfobot tells you yours)",
-                source: diagnostics.source(of: path + ["enabled"]))
-        }
-        if !Self.isAvailable {
-            diagnostics.report(
-                path + ["enabled"],
-                "\(ConfigPath.render(path + ["enabled"])) = true is not supported yet: this build does not run the "
-                    + "Telegram channel; remove it or set it to false",
                 source: diagnostics.source(of: path + ["enabled"]))
         }
     }

@@ -135,7 +135,7 @@ public enum RuntimeError: Error, Sendable, Hashable, CustomStringConvertible {
     /// The guest stopped while the turn waited for an approval: the request and the unanswered
     /// call stay stored, and the turn resumes when the guest starts again.
     case suspended
-    /// `resume` found no tool call waiting for a result.
+    /// `resume` found nothing unfinished: the history ends with an answer.
     case nothingToResume
 
     public var description: String {
@@ -144,7 +144,8 @@ public enum RuntimeError: Error, Sendable, Hashable, CustomStringConvertible {
         case .memory(let error): error.description
         case .cancelled: "turn cancelled"
         case .suspended: "turn suspended while it waits for an approval; it resumes when the guest starts again"
-        case .nothingToResume: "nothing to resume: the session has no tool call waiting for a result"
+        case .nothingToResume:
+            "nothing to resume: the session's last message is an answer, and no tool call waits for a result"
         case .budgetExceeded(let detail): "turn budget exceeded: \(detail)"
         case .loopDetected(let detail): "turn stopped: \(detail)"
         case .contextOverflow(let error, let prompt, let window, let provider):

@@ -20,9 +20,15 @@ public protocol ChannelConnector: Sendable {
 
 /// One in-process connection to the session hub: the gateway protocol's frames, without a socket.
 public protocol ChannelConnection: Sendable {
-    /// Frames for this connection, in order (answers and its session's turn frames).
+    /// What the session publishes to its clients, in order: turn frames, approvals, model changes.
     var frames: AsyncStream<ServerFrame> { get }
-    func send(_ frame: ClientFrame) async
+    /// Sends a frame; returns the hub's direct answers to it (`hello_ack`, `session_list`, an
+    /// `error` refusing it, …). A turn's frames arrive on ``frames``.
+    func send(_ frame: ClientFrame) async -> [ServerFrame]
+    /// Continues the session's last turn without a new prompt, under `turnID`: for a message whose
+    /// answer a guest restart interrupted (its prompt is already in the history). Frames follow on
+    /// ``frames`` as for `send_turn`; the answer is the `error` frame refusing it, if any.
+    func resumeTurn(requestID: String, turnID: TurnID) async -> ServerFrame?
     /// Leaves the hub; `frames` ends.
     func close() async
 }
@@ -40,6 +46,19 @@ public struct ChannelHealth: Sendable, Hashable {
         self.state = state
         self.lastUpdateAt = lastUpdateAt
         self.lastError = lastError
+    }
+
+    public var json: JSONValue {
+        .compactObject([
+            "state": .string(state), "last_update_at": lastUpdateAt.map(JSONValue.string),
+            "last_error": lastError.map(JSONValue.string),
+        ])
+    }
+
+    public init(_ reader: FieldReader) throws(WireError) {
+        state = try reader.nonBlankString("state")
+        lastUpdateAt = try reader.optionalString("last_update_at")
+        lastError = try reader.optionalString("last_error")
     }
 }
 

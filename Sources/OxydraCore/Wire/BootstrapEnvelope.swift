@@ -10,6 +10,9 @@ public struct BootstrapEnvelope: Sendable, Hashable {
     /// Process tier: how the guest starts its shell sandbox (the runner found both programs and
     /// checked that bubblewrap works here). Absent when the shell is off or unavailable.
     public var shellSandbox: ShellSandboxLaunch?
+    /// The user's enabled `[channels.telegram]` (the token's variable name only; its value reaches
+    /// the guest as that environment variable).
+    public var telegram: TelegramConfig?
 
     public init(
         userID: UserID, sandboxTier: SandboxTier, workspaceRoot: String, sidecarEndpoint: SidecarEndpoint? = nil,
@@ -93,7 +96,40 @@ public struct BootstrapEnvelope: Sendable, Hashable {
             "shell_sandbox": shellSandbox.map {
                 ["bubblewrap": .string($0.bubblewrap), "executable": .string($0.executable)]
             },
+            "channels": telegram.map { ["telegram": Self.json($0)] },
         ])
+    }
+
+    static func json(_ telegram: TelegramConfig) -> JSONValue {
+        .compactObject([
+            "enabled": .bool(telegram.enabled), "bot_token_env": telegram.botTokenEnv.map(JSONValue.string),
+            "allowed_user_ids": .array(telegram.allowedUserIDs.map(JSONValue.integer)),
+            "session_mode": .string(telegram.sessionMode.rawValue), "api_base_url": .string(telegram.apiBaseURL),
+            "polling_timeout_secs": .integer(telegram.pollingTimeoutSecs),
+        ])
+    }
+
+    static func telegram(_ reader: FieldReader) throws(WireError) -> TelegramConfig {
+        var telegram = TelegramConfig()
+        telegram.enabled = try reader.bool("enabled", default: false)
+        telegram.botTokenEnv = try reader.optionalString("bot_token_env")
+        guard case .array(let ids)? = reader.members["allowed_user_ids"] else {
+            throw WireError("\(reader.path).allowed_user_ids: expected an array of integers")
+        }
+        telegram.allowedUserIDs = try ids.enumerated().map { (index, value) throws(WireError) in
+            guard let id = value.intValue else {
+                throw WireError("\(reader.path).allowed_user_ids[\(index)]: expected an integer")
+            }
+            return id
+        }
+        let mode = try reader.string("session_mode")
+        guard let parsed = TelegramSessionMode(rawValue: mode) else {
+            throw WireError("\(reader.path).session_mode: unknown mode `\(mode)` (per_chat or shared)")
+        }
+        telegram.sessionMode = parsed
+        telegram.apiBaseURL = try reader.nonBlankString("api_base_url")
+        telegram.pollingTimeoutSecs = try reader.optionalInt("polling_timeout_secs") ?? 30
+        return telegram
     }
 
     /// The framed form (4-byte big-endian length + compact JSON).
@@ -166,6 +202,11 @@ public struct BootstrapEnvelope: Sendable, Hashable {
                 throw WireError("bootstrap.shell_sandbox: bubblewrap and executable must be absolute paths")
             }
             shellSandbox = ShellSandboxLaunch(bubblewrap: bubblewrap, executable: executable)
+        }
+        if let channels = try reader.optionalObject("channels"),
+            let telegram = try channels.optionalObject("telegram")
+        {
+            self.telegram = try Self.telegram(telegram)
         }
         guard startupStatus.sandboxTier == sandboxTier else {
             throw WireError(

@@ -47,6 +47,8 @@ public struct GuestHealth: Sendable, Hashable {
     public var activeTurns: Int
     public var logDirectory: String
     public var shuttingDown: Bool
+    /// Chat channels running in the guest, by id (`telegram`).
+    public var channels: [String: ChannelHealth] = [:]
 
     public init(
         userID: UserID, healthy: Bool, startupStatus: StartupStatus, gatewayEndpoint: String, pid: Int,
@@ -70,6 +72,7 @@ public struct GuestHealth: Sendable, Hashable {
             "gateway_endpoint": .string(gatewayEndpoint), "pid": .integer(pid), "uptime_secs": .integer(uptimeSeconds),
             "open_sessions": .integer(openSessions), "active_turns": .integer(activeTurns),
             "log_dir": .string(logDirectory), "shutting_down": .bool(shuttingDown),
+            "channels": .object(channels.mapValues(\.json)),
         ]
     }
 
@@ -84,6 +87,9 @@ public struct GuestHealth: Sendable, Hashable {
         activeTurns = try reader.optionalInt("active_turns") ?? 0
         logDirectory = try reader.optionalString("log_dir") ?? ""
         shuttingDown = try reader.bool("shutting_down", default: false)
+        if let object = try reader.optionalObject("channels") {
+            for key in object.members.keys { channels[key] = try ChannelHealth(object.object(key)) }
+        }
     }
 }
 

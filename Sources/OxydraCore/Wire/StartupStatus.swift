@@ -57,6 +57,8 @@ public struct DegradedReason: Sendable, Hashable, CustomStringConvertible {
     public static let sidecarUnavailable = "sidecar_unavailable"
     public static let insecureProcessTier = "insecure_process_tier"
     public static let sidecarConnectionFailed = "sidecar_connection_failed"
+    /// A configured chat channel cannot run (its token is missing, the store cannot hold its state).
+    public static let channelUnavailable = "channel_unavailable"
 
     public var description: String { "\(code):\(detail)" }
 
