@@ -120,7 +120,9 @@ public final class AuditLog: Sendable {
     }
 
     /// Writes one record after the last, linked to it.
-    private static func append(_ record: [String: JSONValue], to state: inout State, directory: String, rotateBytes: Int) {
+    private static func append(
+        _ record: [String: JSONValue], to state: inout State, directory: String, rotateBytes: Int
+    ) {
         var fields = record
         fields["seq"] = .integer(state.sequence + 1)
         fields["prev"] = .string(state.previous)

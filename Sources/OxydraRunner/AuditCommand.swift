@@ -47,6 +47,12 @@ public enum AuditCommand {
         let lines = records.map { record in
             let fields = record.fields
             let text = { (key: String) in fields[key]?.stringValue ?? "-" }
+            if let event = fields["event"]?.stringValue {
+                // Not a tool call (a channel refusing a stranger, …): its details as key=value.
+                let details = fields.keys.filter { !["event", "at", "seq", "prev", "hash"].contains($0) }.sorted()
+                    .map { "\($0)=\(TerminalText.sanitize(text($0)))" }
+                return "\(record.sequence)  \(text("at"))  \(event)  " + details.joined(separator: " ")
+            }
             let arguments = TerminalText.sanitize(text("arguments")).replacing("\n", with: " ")
             return "\(record.sequence)  \(text("at"))  \(text("session"))  \(text("tool"))  \(text("status"))  "
                 + "\(fields["duration_ms"]?.intValue ?? 0) ms  \(ByteCount.display(fields["result_bytes"]?.intValue ?? 0))  "

@@ -21,7 +21,9 @@ struct HubConnectorTests {
         #expect(ref.sessionID == session)
 
         fixture.server.enqueue(.text("hi from the model"))
-        #expect(await channel.send(.sendTurn(.init(requestID: "t", sessionID: session, turnID: "tg-1", prompt: "hello"))).isEmpty)
+        #expect(
+            await channel.send(.sendTurn(.init(requestID: "t", sessionID: session, turnID: "tg-1", prompt: "hello")))
+                .isEmpty)
         var text = ""
         while let frame = await frames.next() {
             if case .assistantDelta(_, let delta) = frame { text += delta }

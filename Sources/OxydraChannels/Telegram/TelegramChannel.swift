@@ -156,7 +156,9 @@ public actor TelegramChannel: Channel {
         logger.error("telegram channel problem", metadata: ["error": "\(message)"])
     }
 
-    private func dispatch(_ update: ChannelUpdate, api: TelegramBotAPI, connector: any ChannelConnector, recovering: Bool)
+    private func dispatch(
+        _ update: ChannelUpdate, api: TelegramBotAPI, connector: any ChannelConnector, recovering: Bool
+    )
         async
     {
         let inbound = TelegramInbound(update)
@@ -200,7 +202,8 @@ public actor TelegramChannel: Channel {
             "telegram: refused a sender outside allowed_user_ids",
             metadata: ["telegram_user": "\(inbound.from)", "chat": "\(inbound.chat)"])
         if case .button(let query, _, _) = inbound.kind {
-            _ = try? await api.call("answerCallbackQuery", ["callback_query_id": .string(query), "text": "Not allowed"])
+            _ = try? await api.call(
+                "answerCallbackQuery", ["callback_query_id": .string(query), "text": "Not allowed"])
             return
         }
         guard (try? await store.channelValue(channel: id, key: key)) != day else { return }

@@ -105,7 +105,8 @@ actor TelegramChat {
             await markDone(update.id)
             return
         }
-        let finished = await turn(update, text: text, files: files, recovering: recovering && update.state != "received")
+        let finished = await turn(
+            update, text: text, files: files, recovering: recovering && update.state != "received")
         if finished { await markDone(update.id) }
     }
 
@@ -130,7 +131,8 @@ actor TelegramChat {
 
     private func open() async -> String? {
         let key = "session:\(chatID)"
-        let stored = config.sessionMode == .perChat ? try? await store.channelValue(channel: Self.channel, key: key) : nil
+        let stored =
+            config.sessionMode == .perChat ? try? await store.channelValue(channel: Self.channel, key: key) : nil
         for attempt in 0..<2 {
             let candidate = await connector.connect(client: "telegram")
             let resume = attempt == 0 ? stored : nil
@@ -203,7 +205,16 @@ actor TelegramChat {
             await say("⚠️ " + problem)
             return true
         }
-        let reply = TelegramReply(api: api, chat: chatID, interval: options.editInterval)
+        let store = store
+        let existing =
+            (try? await store.channelValue(channel: Self.channel, key: "reply:\(update.id)"))
+            .map { $0.split(separator: ",").compactMap { Int($0) } } ?? []
+        let reply = TelegramReply(
+            api: api, chat: chatID, interval: options.editInterval, existing: recovering ? existing : []
+        ) { ids in
+            try? await store.setChannelValue(
+                channel: Self.channel, key: "reply:\(update.id)", value: ids.map(String.init).joined(separator: ","))
+        }
         if recovering, let outcome = await recover(update, turnID: turnID, reply: reply) {
             if outcome == .render { return await render(stream, reply: reply, update: update) }
             return outcome == .done
@@ -267,7 +278,8 @@ actor TelegramChat {
         guard savedSession == session?.rawValue, let total = await historyCount() else { return nil }
         guard total > count else { return nil }  // the message never reached the history
         logger.info(
-            "telegram: resuming a turn a restart interrupted", metadata: ["update": "\(update.id)", "turn": "\(turnID)"])
+            "telegram: resuming a turn a restart interrupted",
+            metadata: ["update": "\(update.id)", "turn": "\(turnID)"])
         if let last = await history(last: total - count).last, last.role == "assistant", last.toolNames.isEmpty,
             !last.text.trimmed.isEmpty
         {
@@ -276,8 +288,9 @@ actor TelegramChat {
         }
         await reply.setWorking(true)
         if case .error(let info)? = await connection?.resumeTurn(requestID: turnID.rawValue, turnID: turnID) {
-            try? await reply.fail("the agent restarted while answering and could not continue (\(info.message)); "
-                + "send your message again")
+            try? await reply.fail(
+                "the agent restarted while answering and could not continue (\(info.message)); "
+                    + "send your message again")
             return .done
         }
         return .render
@@ -371,11 +384,15 @@ actor TelegramChat {
             "🔐 <b>Approval needed</b> (\(TelegramText.escape(request.risk.rawValue)) risk)\n"
             + "<code>\(TelegramText.escape(request.summary))</code>\n"
             + TelegramText.escape(request.reason)
-            + (request.kindLabel.isEmpty ? "" : "\n“This session”/“Always” cover \(TelegramText.escape(request.kindLabel)).")
+            + (request.kindLabel.isEmpty
+                ? "" : "\n“This session”/“Always” cover \(TelegramText.escape(request.kindLabel)).")
         do {
             let message = try await api.call(
                 "sendMessage",
-                ["chat_id": .integer(Int(chatID)), "text": .string(text), "parse_mode": "HTML", "reply_markup": keyboard])
+                [
+                    "chat_id": .integer(Int(chatID)), "text": .string(text), "parse_mode": "HTML",
+                    "reply_markup": keyboard,
+                ])
             keyboards[request.approvalID] = message["message_id"]?.intValue
         } catch {
             logger.error("telegram: cannot show an approval", metadata: ["error": "\(error)"])
@@ -446,29 +463,35 @@ actor TelegramChat {
                 await say("This bot shares one conversation with your other apps (session_mode = \"shared\").")
                 return
             }
-            guard case .sessionCreated(_, let ref, _, _)? = await request({
-                .createSession(requestID: $0, displayName: nil, agentName: nil)
-            }) else {
+            guard
+                case .sessionCreated(_, let ref, _, _)? = await request({
+                    .createSession(requestID: $0, displayName: nil, agentName: nil)
+                })
+            else {
                 await say("⚠️ Could not start a new conversation.")
                 return
             }
             await remember(ref.sessionID)
             await say("🆕 New conversation <code>\(TelegramText.escape(ref.sessionID.rawValue))</code>", html: true)
         case "sessions":
-            guard case .sessionList(_, let sessions, _, let total)? = await request({
-                .listSessions(requestID: $0, includeArchived: false, limit: 10)
-            }) else {
+            guard
+                case .sessionList(_, let sessions, _, let total)? = await request({
+                    .listSessions(requestID: $0, includeArchived: false, limit: 10)
+                })
+            else {
                 await say("⚠️ Could not list conversations.")
                 return
             }
             let lines = sessions.map { info -> String in
                 let mark = info.sessionID == session ? "▶︎ " : "• "
                 return mark + "<code>\(TelegramText.escape(String(info.sessionID.rawValue.prefix(12))))</code> "
-                    + TelegramText.escape(info.displayName ?? "untitled") + " (\(TelegramText.escape(info.channelOrigin)))"
+                    + TelegramText.escape(info.displayName ?? "untitled")
+                    + " (\(TelegramText.escape(info.channelOrigin)))"
             }
             let more = (total ?? sessions.count) > sessions.count ? "\n… and \((total ?? 0) - sessions.count) more" : ""
             await say(
-                lines.isEmpty ? "No conversations yet." : lines.joined(separator: "\n") + more + "\n\n/switch &lt;id&gt;",
+                lines.isEmpty
+                    ? "No conversations yet." : lines.joined(separator: "\n") + more + "\n\n/switch &lt;id&gt;",
                 html: true)
         case "switch":
             guard !argument.isEmpty else {
@@ -525,7 +548,8 @@ actor TelegramChat {
     /// A short message of the bot's own (not an answer).
     private func say(_ text: String, html: Bool = false) async {
         let parameters = JSONValue.compactObject([
-            "chat_id": .integer(Int(chatID)), "text": .string(String(text.prefix(4000))), "parse_mode": html ? "HTML" : nil,
+            "chat_id": .integer(Int(chatID)), "text": .string(String(text.prefix(4000))),
+            "parse_mode": html ? "HTML" : nil,
         ])
         for attempt in 1...5 {
             do {
@@ -551,6 +575,7 @@ actor TelegramChat {
             try await store.markUpdate(channel: channel, id: update, state: "done", turnID: nil)
             try await store.setChannelValue(channel: channel, key: "started:\(update)", value: nil)
             try await store.setChannelValue(channel: channel, key: "answer:\(update)", value: nil)
+            try await store.setChannelValue(channel: channel, key: "reply:\(update)", value: nil)
         } catch {
             logger.error("telegram: cannot record an update as done", metadata: ["error": "\(error)"])
         }

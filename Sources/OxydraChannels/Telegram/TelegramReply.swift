@@ -19,10 +19,20 @@ actor TelegramReply {
     private(set) var edits = 0
     private(set) var sends = 0
 
-    init(api: TelegramBotAPI, chat: Int64, interval: Duration) {
+    /// Told the answer's message ids whenever one is added (kept in the store, so an answer a
+    /// restart interrupted continues in the same message).
+    let remember: @Sendable ([Int]) async -> Void
+
+    /// `existing`: messages of this answer sent before a restart (they are edited, not sent again).
+    init(
+        api: TelegramBotAPI, chat: Int64, interval: Duration, existing: [Int] = [],
+        remember: @escaping @Sendable ([Int]) async -> Void = { _ in }
+    ) {
         self.api = api
         self.chat = chat
         self.interval = interval
+        self.remember = remember
+        shown = existing.map { ($0, "") }
     }
 
     func setWorking(_ value: Bool) async {
@@ -74,7 +84,7 @@ actor TelegramReply {
     func finish(_ answer: String, note: String? = nil) async throws(TelegramError) {
         var markdown = answer.trimmed.isEmpty ? text : answer
         if markdown.trimmed.isEmpty && note == nil { markdown = "(no answer text)" }
-        var parts = markdown.trimmed.isEmpty ? [] : TelegramText.split(markdown, limit: Self.partLimit)
+        var parts = markdown.trimmed.isEmpty ? [] : TelegramText.split(markdown.trimmed, limit: Self.partLimit)
         var rendered = parts.map(TelegramText.html)
         if let note {
             if rendered.isEmpty {
@@ -117,6 +127,9 @@ actor TelegramReply {
                 switch error {
                 case .refused(_, let description) where description.contains("not modified"):
                     return
+                case .refused(_, let description) where description.contains("message to edit not found"):
+                    // Deleted meanwhile: the rest of the answer goes into new messages.
+                    shown.removeSubrange(index...)
                 case .refused(let status, _) where status == 400 && useHTML:
                     useHTML = false
                 case .retryAfter(let seconds, _) where attempts < 8:
@@ -138,6 +151,7 @@ actor TelegramReply {
             let message = try await api.call("sendMessage", parameters)
             sends += 1
             shown.append((message["message_id"]?.intValue ?? 0, text))
+            await remember(shown.map(\.id))
         } catch {
             if case .retryAfter(let seconds, _) = error { nextEdit = .now + .seconds(seconds) }
             throw error

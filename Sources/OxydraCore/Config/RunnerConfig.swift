@@ -265,7 +265,6 @@ public struct TelegramConfig: ConfigSection, Hashable {
     /// How long one `getUpdates` long poll waits.
     public var pollingTimeoutSecs = 30
 
-
     public init() {}
 
     public static var fields: [ConfigField<TelegramConfig>] {
@@ -287,7 +286,9 @@ public struct TelegramConfig: ConfigSection, Hashable {
     public func validate(_ diagnostics: ConfigDiagnostics, at path: [String]) {
         guard enabled else { return }
         // An invalid name was reported already (and dropped).
-        if botTokenEnv == nil && !diagnostics.issues.contains(where: { $0.path == ConfigPath.render(path + ["bot_token_env"]) }) {
+        if botTokenEnv == nil
+            && !diagnostics.issues.contains(where: { $0.path == ConfigPath.render(path + ["bot_token_env"]) })
+        {
             diagnostics.report(
                 path + ["bot_token_env"],
                 "\(ConfigPath.render(path + ["bot_token_env"])) is required when the bot is enabled: name the "

@@ -8,7 +8,7 @@ import Synchronization
 /// polling with offsets (updates below the offset are acknowledged and dropped, as Telegram does),
 /// `sendMessage` / `editMessageText` with Telegram's own checks (4096 characters, the HTML parse
 /// mode's tags and entities, "message is not modified"), `answerCallbackQuery`, `sendChatAction`,
-/// `setMyCommands`, `getFile` and file downloads — and the faults: 409 Conflict, 429 with
+/// `setMyCommands`, `deleteMessage`, `getFile` and file downloads — and the faults: 409 Conflict, 429 with
 /// `retry_after`, 5xx, slow answers.
 ///
 /// Tests push updates (``sendText(from:chat:text:)``, ``pressButton(from:chat:messageID:data:)``)
@@ -96,6 +96,45 @@ public final class ScriptedTelegramServer: Sendable {
                     "text": .string(text),
                 ],
             ]
+        }
+    }
+
+    /// A document (`photo`: a photo instead) from a user, with an optional caption; its bytes are
+    /// served by `getFile` and the file download. Returns the update id.
+    @discardableResult
+    public func sendFile(
+        from user: Int, chat: Int? = nil, name: String, mimeType: String, bytes: [UInt8], caption: String? = nil,
+        photo: Bool = false
+    ) -> Int {
+        let fileID = "file\(GatewayProtocol.newToken().prefix(10))"
+        state.store(file: "documents/" + fileID, bytes)
+        return state.push { id, messageID in
+            let attachment: (String, JSONValue) =
+                photo
+                ? (
+                    "photo",
+                    [
+                        ["file_id": .string(fileID + "s"), "width": 90, "height": 90, "file_size": 100],
+                        [
+                            "file_id": .string(fileID), "width": 800, "height": 600,
+                            "file_size": .integer(bytes.count),
+                        ],
+                    ]
+                )
+                : (
+                    "document",
+                    [
+                        "file_id": .string(fileID), "file_name": .string(name), "mime_type": .string(mimeType),
+                        "file_size": .integer(bytes.count),
+                    ]
+                )
+            var message: [String: JSONValue] = [
+                "message_id": .integer(messageID), "date": .integer(1_790_000_000),
+                "from": ["id": .integer(user), "is_bot": false, "first_name": "Alice"],
+                "chat": ["id": .integer(chat ?? user), "type": "private"], attachment.0: attachment.1,
+            ]
+            if let caption { message["caption"] = .string(caption) }
+            return ["update_id": .integer(id), "message": .object(message)]
         }
     }
 
@@ -214,6 +253,8 @@ final class TelegramState: Sendable {
         for waiter in waiters { waiter.resume() }
     }
 
+    func store(file path: String, _ bytes: [UInt8]) { storage.withLock { $0.files[path] = bytes } }
+
     func inject(_ fault: ScriptedTelegramServer.Fault, _ method: String) {
         storage.withLock { $0.faults[method, default: []].append(fault) }
     }
@@ -274,6 +315,15 @@ final class TelegramState: Sendable {
         case "sendMessage": return send(parameters)
         case "editMessageText": return edit(parameters)
         case "answerCallbackQuery", "sendChatAction", "setMyCommands": return Self.ok(true)
+        case "deleteMessage":
+            let chat = parameters["chat_id"]?.intValue ?? 0
+            let id = parameters["message_id"]?.intValue ?? 0
+            let removed = storage.withLock { storage -> Bool in
+                guard let index = storage.messages[chat]?.firstIndex(where: { $0.id == id }) else { return false }
+                storage.messages[chat]!.remove(at: index)
+                return true
+            }
+            return removed ? Self.ok(true) : Self.failure(400, "Bad Request: message to delete not found")
         case "getFile":
             let id = parameters["file_id"]?.stringValue ?? ""
             return Self.ok(["file_id": .string(id), "file_path": .string("documents/\(id)")])
@@ -313,6 +363,8 @@ final class TelegramState: Sendable {
             case .failure(let problem): return (raw, "Bad Request: can't parse entities: \(problem.message)")
             }
         }
+        // Telegram drops leading and trailing white space.
+        text = text.trimmed
         if text.isEmpty { return (text, "Bad Request: message text is empty") }
         if text.utf16.count > 4096 { return (text, "Bad Request: message is too long") }
         return (text, nil)
