@@ -2,7 +2,7 @@ import Logging
 import OxydraCore
 
 /// The chat channels a user's guest runs, built from the bootstrap envelope's `channels`.
-public struct ChannelRegistry: Sendable {
+public struct ChannelRegistry: ChannelFileSender {
     public let channels: [any Channel]
     /// Why a configured channel cannot run, for the guest's startup status.
     public let problems: [DegradedReason]
@@ -46,6 +46,19 @@ public struct ChannelRegistry: Sendable {
         await withDiscardingTaskGroup { group in
             for channel in channels { group.addTask { await channel.run(connector: connector) } }
         }
+    }
+
+    /// Whether a channel can deliver files (`send_file` is offered only then).
+    public var sendsFiles: Bool { channels.contains { $0 is TelegramChannel } }
+
+    public func sendFile(session: SessionID, name: String, mimeType: String, data: [UInt8], caption: String?) async
+        -> Result<String, ChannelSendError>
+    {
+        for case let telegram as TelegramChannel in channels {
+            return await telegram.sendFile(
+                session: session, name: name, mimeType: mimeType, data: data, caption: caption)
+        }
+        return .failure(ChannelSendError("no chat channel is configured for this user"))
     }
 
     public func health() async -> [String: ChannelHealth] {

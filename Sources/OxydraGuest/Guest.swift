@@ -105,6 +105,16 @@ public struct Guest {
                 logger.info("shell sandbox ready", metadata: ["socket": "\(socket)"])
             }
         }
+        let audit = try AuditLog(directory: prepared.workspace.logs)
+        let channels = ChannelRegistry.make(
+            telegram: prepared.envelope.telegram, environment: prepared.environment, store: store,
+            logger: Logger(label: "oxydra.channels")
+        ) { event, details in audit.event(event, details) }
+        for problem in channels.problems {
+            status.degradedReasons.append(problem)
+            logger.error("a chat channel cannot run", metadata: ["problem": "\(problem.detail)"])
+        }
+        if channels.sendsFiles { extraTools.append(SendFile(workspace: workspace, sender: channels)) }
         let tools = BuiltInTools.registry(
             workspace: workspace, config: config, environment: prepared.environment, extra: extraTools,
             secrets: prepared.gatewayTokens)
@@ -119,15 +129,6 @@ public struct Guest {
                 throw GuestStartError(
                     "selection.fallbacks[\(index)] (\(fallback.provider)/\(fallback.model)): \(error)")
             }
-        }
-        let audit = try AuditLog(directory: prepared.workspace.logs)
-        let channels = ChannelRegistry.make(
-            telegram: prepared.envelope.telegram, environment: prepared.environment, store: store,
-            logger: Logger(label: "oxydra.channels")
-        ) { event, details in audit.event(event, details) }
-        for problem in channels.problems {
-            status.degradedReasons.append(problem)
-            logger.error("a chat channel cannot run", metadata: ["problem": "\(problem.detail)"])
         }
         let finalStatus = status
         let runtime = AgentRuntime(

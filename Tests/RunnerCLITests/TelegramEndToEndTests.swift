@@ -211,6 +211,37 @@ struct TelegramEndToEndTests {
         let decided = telegram.chat(owner).first { $0.messageID == keyboardMessage.messageID }?.text ?? ""
         #expect(decided.contains("Allowed (once)") && decided.contains("telegram#"), "\(decided)")
         #expect(telegram.calls("answerCallbackQuery").last?.parameters["text"]?.stringValue == "Allowed (once)")
+
+        // send_file: the file goes back to the chat as a document (asked first: a file leaves the
+        // workspace); a path outside /shared and /tmp is refused without asking.
+        model.enqueue([
+            .toolCalls([
+                ScriptedToolCall(id: "s0", name: "send_file", arguments: #"{"path":"/vault/secret.txt"}"#)
+            ]),
+            .toolCalls([
+                ScriptedToolCall(
+                    id: "s1", name: "send_file", arguments: #"{"path":"/shared/tg.txt","caption":"your file"}"#)
+            ]),
+            .text("sent"),
+        ])
+        telegram.sendText(from: owner, text: "send it to me")
+        let asked = try await guest.waitForChat { $0.contains("Approval needed") && $0.contains("send_file") }
+        let second = try #require(asked.last { $0.text.contains("send_file") })
+        let approve = try #require(
+            telegram.calls("sendMessage").last { $0.parameters["reply_markup"] != nil }?.parameters["reply_markup"]?
+                .compactText.firstMatch(of: /ap:[A-Za-z0-9_-]+:/)
+        )
+        telegram.pressButton(from: owner, messageID: second.messageID, data: String(approve.output) + "session")
+        try await guest.waitForChat { $0 == "sent" }
+        let document = try #require(telegram.calls("sendDocument").first)
+        #expect(document.parameters["chat_id"]?.stringValue == "\(owner)")
+        #expect(document.parameters["document_name"]?.stringValue == "tg.txt")
+        #expect(document.parameters["document_text"]?.stringValue == "from telegram")
+        #expect(document.parameters["document_type"]?.stringValue == "text/plain")
+        #expect(document.parameters["caption"]?.stringValue == "your file")
+        #expect(telegram.calls("sendDocument").count == 1)
+        let bodies = model.requests.map { String(decoding: $0.body, as: UTF8.self) }
+        #expect(bodies.contains { $0.contains("PathOutsideAllowedRoots") || $0.contains("/shared or /tmp only") })
     }
 
     /// Telegram asking to slow down (429) delays the answer but loses nothing; a guest killed with
@@ -260,6 +291,24 @@ struct TelegramEndToEndTests {
         try await Task.sleep(for: .seconds(3))
         #expect(model.requests.count == before + 2)
         #expect(telegram.chat(owner).count == 2)
+
+        // Killed after the update was stored (and acknowledged to Telegram) but before its turn
+        // started (while its file downloads): the restarted guest handles it from the store, once.
+        let second = try await guest.project.guestPID()
+        telegram.inject(.delay(.seconds(5)), into: "getFile")
+        model.enqueue(.text("file answered once"))
+        telegram.sendFile(
+            from: owner, name: "late.txt", mimeType: "text/plain", bytes: Array("late".utf8), caption: "keep this")
+        try await telegram.wait { $0.contains { $0.method == "getFile" } }
+        kill(second, SIGKILL)
+        _ = try await guest.project.waitForRestart(replacing: second)
+        try await guest.waitForChat(timeout: .seconds(40)) { $0 == "file answered once" }
+        try await Task.sleep(for: .seconds(2))
+        #expect(model.requests.count == before + 3)
+        let prompts = String(decoding: model.requests.last!.body, as: UTF8.self)
+        #expect(prompts.components(separatedBy: "keep this").count - 1 == 1)
+        let inbox = try FileManager.default.contentsOfDirectory(atPath: guest.project.workspace + "/shared/inbox")
+        #expect(inbox.filter { $0.contains("late") }.count == 1, "\(inbox)")
     }
 
     /// No token in the environment: the guest runs, the bot is off, and status says why.

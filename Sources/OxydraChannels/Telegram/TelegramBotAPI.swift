@@ -69,6 +69,38 @@ public struct TelegramBotAPI: Sendable {
         return try Self.result(status: status, body: String(buffer: body), method: method)
     }
 
+    /// Uploads a file (`sendDocument`): `multipart/form-data` with the fields and the file as `field`.
+    public func upload(
+        _ method: String, fields: [String: String], field: String, name: String, mimeType: String, data: [UInt8]
+    ) async throws(TelegramError) -> JSONValue {
+        let boundary = "oxydra-" + GatewayProtocol.newToken().prefix(24)
+        var body = ByteBuffer()
+        for (key, value) in fields.sorted(by: { $0.key < $1.key }) {
+            body.writeString("--\(boundary)\r\nContent-Disposition: form-data; name=\"\(key)\"\r\n\r\n\(value)\r\n")
+        }
+        // The name is quoted: quotes and line breaks in it would break the part's header.
+        let safe = name.filter { $0 != "\"" && $0 != "\r" && $0 != "\n" && $0 != "\\" }
+        body.writeString(
+            "--\(boundary)\r\nContent-Disposition: form-data; name=\"\(field)\"; filename=\"\(safe)\"\r\n"
+                + "Content-Type: \(mimeType)\r\n\r\n")
+        body.writeBytes(data)
+        body.writeString("\r\n--\(boundary)--\r\n")
+        var request = HTTPClientRequest(url: "\(baseURL)/bot\(token)/\(method)")
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "multipart/form-data; boundary=\(boundary)")
+        request.body = .bytes(body)
+        let status: Int
+        let answer: ByteBuffer
+        do {
+            let response = try await Self.client.execute(request, timeout: .seconds(120))
+            status = Int(response.status.code)
+            answer = try await response.body.collect(upTo: 1 << 20)
+        } catch {
+            throw .unavailable(scrub("\(error)"))
+        }
+        return try Self.result(status: status, body: String(buffer: answer), method: method)
+    }
+
     /// Downloads a file by the `file_path` `getFile` gave, refusing more than `limit` bytes.
     public func download(_ filePath: String, limit: Int) async throws(TelegramError) -> [UInt8] {
         guard !filePath.contains(".."), !filePath.hasPrefix("/") else {

@@ -218,6 +218,29 @@ public actor TelegramChannel: Channel {
             ])
     }
 
+    /// `send_file`: the document goes to every chat talking in `session`.
+    public func sendFile(session: SessionID, name: String, mimeType: String, data: [UInt8], caption: String?) async
+        -> Result<String, ChannelSendError>
+    {
+        guard api != nil else { return .failure(ChannelSendError("the Telegram bot is off: \(state.lastError ?? "")")) }
+        var targets: [(Int64, TelegramChat)] = []
+        for (id, chat) in chats where await chat.currentSession == session { targets.append((id, chat)) }
+        guard !targets.isEmpty else {
+            return .failure(
+                ChannelSendError(
+                    "no Telegram chat talks in this session; send_file delivers to the chat a conversation comes from"))
+        }
+        for (id, chat) in targets {
+            do {
+                try await chat.sendDocument(name: name, mimeType: mimeType, data: data, caption: caption)
+            } catch {
+                return .failure(ChannelSendError("Telegram did not take the file: \(error)"))
+            }
+            logger.info("telegram: file sent", metadata: ["chat": "\(id)", "bytes": "\(data.count)"])
+        }
+        return .success("sent \(name) (\(ByteCount.display(data.count))) to the Telegram chat")
+    }
+
     private func registerCommands(_ api: TelegramBotAPI) async {
         let commands: JSONValue = .array(
             TelegramChat.commands.map { ["command": .string($0.name), "description": .string($0.description)] })

@@ -65,6 +65,25 @@ actor TelegramChat {
         }
     }
 
+    /// The session this chat talks in (nil before its first message).
+    var currentSession: SessionID? { session }
+
+    /// Sends a document to the chat (`send_file`), waiting when Telegram asks to.
+    func sendDocument(name: String, mimeType: String, data: [UInt8], caption: String?) async throws(TelegramError) {
+        var fields = ["chat_id": String(chatID)]
+        if let caption, !caption.trimmed.isEmpty { fields["caption"] = String(caption.prefix(1024)) }
+        for attempt in 1...5 {
+            do {
+                _ = try await api.upload(
+                    "sendDocument", fields: fields, field: "document", name: name, mimeType: mimeType, data: data)
+                return
+            } catch {
+                guard case .retryAfter(let seconds, _) = error, attempt < 5 else { throw error }
+                try? await Task.sleep(for: .seconds(max(seconds, 1)))
+            }
+        }
+    }
+
     /// Ends the worker and the connection; turns in flight stay `turn_started` in the store.
     func stop() async {
         stopped = true

@@ -97,3 +97,16 @@ public struct ChannelUpdate: Sendable, Hashable {
         self.turnID = turnID
     }
 }
+
+/// Delivers a file the agent produced to the chat a session is talking in (`send_file`).
+public protocol ChannelFileSender: Sendable {
+    /// Sends `data` as a document to the chats on `session`; a sentence saying where it went, or
+    /// an error message the model can act on.
+    func sendFile(session: SessionID, name: String, mimeType: String, data: [UInt8], caption: String?) async
+        -> Result<String, ChannelSendError>
+}
+
+public struct ChannelSendError: Error, Sendable, Hashable, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}

@@ -198,7 +198,8 @@ public final class ScriptedTelegramServer: Sendable {
                 case .end:
                     guard let request = head else { continue }
                     let (status, contentType, payload) = await state.answer(
-                        method: request.method, uri: request.uri, body: String(buffer: body))
+                        method: request.method, uri: request.uri, body: String(buffer: body),
+                        bytes: Array(buffer: body), contentType: request.headers.first(name: "Content-Type"))
                     var headers = HTTPHeaders()
                     headers.add(name: "Content-Type", value: contentType)
                     headers.add(name: "Content-Length", value: String(payload.readableBytes))
@@ -281,7 +282,9 @@ final class TelegramState: Sendable {
 
     static func ok(_ result: JSONValue) -> (Int, String, ByteBuffer) { json(200, ["ok": true, "result": result]) }
 
-    func answer(method httpMethod: HTTPMethod, uri: String, body: String) async -> (Int, String, ByteBuffer) {
+    func answer(method httpMethod: HTTPMethod, uri: String, body: String, bytes: [UInt8], contentType: String?)
+        async -> (Int, String, ByteBuffer)
+    {
         let path = uri.split(separator: "?").first.map(String.init) ?? uri
         if httpMethod == .GET, path.hasPrefix("/file/bot\(token)/") {
             let file = String(path.dropFirst("/file/bot\(token)/".count))
@@ -294,7 +297,12 @@ final class TelegramState: Sendable {
             return Self.failure(401, "Unauthorized")
         }
         let method = String(rest[rest.index(after: slash)...])
-        let parameters = (try? JSONValue(parsing: body.isEmpty ? "{}" : body)) ?? [:]
+        var parameters = (try? JSONValue(parsing: body.isEmpty ? "{}" : body)) ?? [:]
+        if let contentType, contentType.hasPrefix("multipart/form-data"),
+            let boundary = contentType.split(separator: "boundary=").last
+        {
+            parameters = Self.multipart(bytes, boundary: String(boundary))
+        }
         let fault = storage.withLock { storage -> ScriptedTelegramServer.Fault? in
             storage.calls.append(.init(method: method, parameters: parameters, at: .now))
             guard var queue = storage.faults[method], !queue.isEmpty else { return nil }
@@ -315,6 +323,22 @@ final class TelegramState: Sendable {
         case "sendMessage": return send(parameters)
         case "editMessageText": return edit(parameters)
         case "answerCallbackQuery", "sendChatAction", "setMyCommands": return Self.ok(true)
+        case "sendDocument":
+            let chat = parameters["chat_id"]?.intValue ?? Int(parameters["chat_id"]?.stringValue ?? "") ?? 0
+            guard let name = parameters["document_name"]?.stringValue else {
+                return Self.failure(400, "Bad Request: there is no document in the request")
+            }
+            let id = storage.withLock { storage in
+                storage.nextMessage += 1
+                storage.messages[chat, default: []].append(
+                    (storage.nextMessage, "[document \(name)] " + (parameters["caption"]?.stringValue ?? "")))
+                return storage.nextMessage
+            }
+            return Self.ok([
+                "message_id": .integer(id), "date": .integer(1_790_000_000),
+                "chat": ["id": .integer(chat), "type": "private"],
+                "document": ["file_id": .string("sent\(id)"), "file_name": .string(name)],
+            ])
         case "deleteMessage":
             let chat = parameters["chat_id"]?.intValue ?? 0
             let id = parameters["message_id"]?.intValue ?? 0
@@ -351,6 +375,46 @@ final class TelegramState: Sendable {
                 }
             }
         }
+    }
+
+    /// A `multipart/form-data` body as parameters: each field's text; a file part as
+    /// `<field>_name`, `<field>_type` and `<field>_text` (its bytes as UTF-8).
+    static func multipart(_ bytes: [UInt8], boundary: String) -> JSONValue {
+        var result: [String: JSONValue] = [:]
+        let delimiter = Array(("--" + boundary).utf8)
+        var parts: [ArraySlice<UInt8>] = []
+        var start: Int?
+        var index = 0
+        while index + delimiter.count <= bytes.count {
+            if bytes[index..<index + delimiter.count].elementsEqual(delimiter) {
+                if let start { parts.append(bytes[start..<max(start, index - 2)]) }  // drop the CRLF before it
+                index += delimiter.count
+                start = index + 2  // after the CRLF that ends the delimiter line
+                continue
+            }
+            index += 1
+        }
+        for part in parts {
+            let separator = Array("\r\n\r\n".utf8)
+            guard
+                let split = (part.startIndex..<part.endIndex).first(where: { position in
+                    position + 4 <= part.endIndex && part[position..<position + 4].elementsEqual(separator)
+                })
+            else { continue }
+            let head = String(decoding: part[part.startIndex..<split], as: UTF8.self)
+            let content = part[(split + 4)...]
+            guard let nameRange = head.firstRange(of: "name=\"") else { continue }
+            let name = String(head[nameRange.upperBound...].prefix { $0 != "\"" })
+            if let fileRange = head.firstRange(of: "filename=\"") {
+                result[name + "_name"] = .string(String(head[fileRange.upperBound...].prefix { $0 != "\"" }))
+                result[name + "_text"] = .string(String(decoding: content, as: UTF8.self))
+                let type = head.split(separator: "\r\n").first { $0.lowercased().hasPrefix("content-type:") }
+                result[name + "_type"] = .string(type.map { $0.dropFirst(13).trimmed } ?? "")
+            } else {
+                result[name] = .string(String(decoding: content, as: UTF8.self))
+            }
+        }
+        return .object(result)
     }
 
     /// Telegram's checks on a message text: length after entity parsing, and the HTML parse mode.
