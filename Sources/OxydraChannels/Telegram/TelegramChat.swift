@@ -264,8 +264,9 @@ actor TelegramChat {
                 .init(requestID: key, sessionID: session, turnID: turnID, prompt: prompt, attachments: attachments))
             guard let connection else { return false }
             guard case .error(let info)? = await connection.send(frame).first else { break }
-            if info.code == .busy && ContinuousClock.now < deadline && !stopped {
-                // A turn started elsewhere (the terminal UI, another chat in shared mode) runs first.
+            if info.code == .busy || info.code == .queueFull, ContinuousClock.now < deadline, !stopped {
+                // A turn started elsewhere (the terminal UI, another chat in shared mode) runs first;
+                // or the user's turn queue is full: wait for room rather than drop the message.
                 try? await Task.sleep(for: .milliseconds(500))
                 await reply.tick()
                 continue

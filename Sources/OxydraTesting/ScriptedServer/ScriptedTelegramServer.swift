@@ -359,12 +359,14 @@ final class TelegramState: Sendable {
     private func getUpdates(_ parameters: JSONValue) async -> (Int, String, ByteBuffer) {
         let offset = parameters["offset"]?.intValue ?? 0
         let timeout = min(parameters["timeout"]?.intValue ?? 0, 50)
+        // Telegram answers at most `limit` (1–100, default 100) updates per call.
+        let limit = max(1, min(parameters["limit"]?.intValue ?? 100, 100))
         let deadline = ContinuousClock.now + .seconds(timeout)
         while true {
             let ready = storage.withLock { storage -> [JSONValue] in
                 // Telegram forgets updates below the offset: they are acknowledged.
                 storage.updates.removeAll { $0.id < offset }
-                return storage.updates.map(\.json)
+                return storage.updates.prefix(limit).map(\.json)
             }
             if !ready.isEmpty || ContinuousClock.now >= deadline { return Self.ok(.array(ready)) }
             await withCheckedContinuation { continuation in
