@@ -58,10 +58,14 @@ func benchmarkTelegram() async throws {
     }
     let access = try GatewayAccess.discover(ipcDirectory: directory.path + "/.oxydra/workspaces/alice/ipc")
 
-    func waitUntil(_ condition: () -> Bool) async throws {
+    func waitUntil(_ what: String, _ condition: () -> Bool) async throws {
         let deadline = clock.now + .seconds(120)
         while !condition() {
-            guard clock.now < deadline else { throw TestSupportError("the benchmark stalled") }
+            guard clock.now < deadline else {
+                throw TestSupportError(
+                    "the benchmark stalled waiting for \(what) (model requests: \(model.requests.count), Bot API "
+                        + "calls: \(telegram.calls().count))")
+            }
             try await Task.sleep(for: .milliseconds(1))
         }
     }
@@ -69,7 +73,9 @@ func benchmarkTelegram() async throws {
     let perChat = 10
     let total = chats * perChat
     func answered(_ round: Int) -> Int {
-        telegram.calls("sendMessage").filter { $0.parameters["text"]?.stringValue == "ok \(round)" }.count
+        (0..<chats).reduce(0) { sum, chat in
+            sum + telegram.chat(10_000 + chat).filter { $0.text == "ok \(round)" }.count
+        }
     }
 
     var telegramStart: [Double] = []
@@ -89,9 +95,9 @@ func benchmarkTelegram() async throws {
                 telegram.sendText(from: owner, chat: 10_000 + chat, text: "message \(message) of round \(round)")
             }
         }
-        try await waitUntil { model.requests.count >= before + total }
+        try await waitUntil("turn starts") { model.requests.count >= before + total }
         telegramStart.append(seconds(clock.now - begin))
-        try await waitUntil { answered(round) >= total }
+        try await waitUntil("answers") { answered(round) >= total }
         telegramDone.append(seconds(clock.now - begin))
 
         // The floor: the same turns from WebSocket clients.
@@ -131,7 +137,7 @@ func benchmarkTelegram() async throws {
         let editsBefore = telegram.calls("editMessageText").count
         let begin = clock.now
         telegram.sendText(from: owner, chat: chat, text: "a long answer please")
-        try await waitUntil {
+        try await waitUntil("the long answer") {
             telegram.calls("editMessageText").contains {
                 $0.parameters["parse_mode"]?.stringValue == "HTML" && $0.parameters["chat_id"]?.intValue == chat
                     && ($0.parameters["text"]?.stringValue ?? "").hasSuffix("end\(round)")
