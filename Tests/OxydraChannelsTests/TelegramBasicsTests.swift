@@ -112,10 +112,16 @@ struct TelegramBasicsTests {
         #expect(try await store.channelOffset("telegram") == 9)
         #expect(try await store.pendingUpdates("telegram").map(\.id) == [7, 8])
         #expect(try await store.pendingUpdates("telegram").last?.payload == "{}")
-        try await store.markUpdate(channel: "telegram", id: 7, state: "turn_started", turnID: "tg-7")
-        try await store.markUpdate(channel: "telegram", id: 8, state: "done", turnID: nil)
+        try await store.markUpdate(
+            channel: "telegram", id: 7, state: "turn_started", turnID: "tg-7", values: ["started:7": "s:3"])
+        try await store.markUpdate(channel: "telegram", id: 8, state: "done", turnID: nil, values: [:])
         let pending = try await store.pendingUpdates("telegram")
         #expect(pending.map(\.id) == [7] && pending.first?.turnID == "tg-7" && pending.first?.state == "turn_started")
+        #expect(try await store.channelValue(channel: "telegram", key: "started:7") == "s:3")
+        // Done, and what the turn kept forgotten, together.
+        try await store.markUpdate(channel: "telegram", id: 7, state: "done", turnID: nil, values: ["started:7": nil])
+        #expect(try await store.pendingUpdates("telegram").isEmpty)
+        #expect(try await store.channelValue(channel: "telegram", key: "started:7") == nil)
         try await store.setChannelValue(channel: "telegram", key: "session:42", value: "s1")
         #expect(try await store.channelValue(channel: "telegram", key: "session:42") == "s1")
         try await store.setChannelValue(channel: "telegram", key: "session:42", value: nil)

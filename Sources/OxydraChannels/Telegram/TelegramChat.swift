@@ -250,9 +250,9 @@ actor TelegramChat {
         // Where the history stands before the message: after a restart, more means it was committed.
         let count = await historyCount() ?? -1
         do {
-            try await store.setChannelValue(
-                channel: Self.channel, key: "started:\(update.id)", value: "\(session?.rawValue ?? ""):\(count)")
-            try await store.markUpdate(channel: Self.channel, id: update.id, state: "turn_started", turnID: key)
+            try await store.markUpdate(
+                channel: Self.channel, id: update.id, state: "turn_started", turnID: key,
+                values: ["started:\(update.id)": "\(session?.rawValue ?? ""):\(count)"])
         } catch {
             logger.error("telegram: cannot record a turn start", metadata: ["error": "\(error)"])
         }
@@ -592,10 +592,9 @@ actor TelegramChat {
     /// Records an update as handled and forgets what its turn kept.
     static func markDone(_ update: Int64, store: any ChannelStore, logger: Logger) async {
         do {
-            try await store.markUpdate(channel: channel, id: update, state: "done", turnID: nil)
-            try await store.setChannelValue(channel: channel, key: "started:\(update)", value: nil)
-            try await store.setChannelValue(channel: channel, key: "answer:\(update)", value: nil)
-            try await store.setChannelValue(channel: channel, key: "reply:\(update)", value: nil)
+            try await store.markUpdate(
+                channel: channel, id: update, state: "done", turnID: nil,
+                values: ["started:\(update)": nil, "answer:\(update)": nil, "reply:\(update)": nil])
         } catch {
             logger.error("telegram: cannot record an update as done", metadata: ["error": "\(error)"])
         }

@@ -75,8 +75,10 @@ public protocol ChannelStore: Sendable {
     func recordUpdates(channel: String, updates: [ChannelUpdate], nextOffset: Int64) async throws(MemoryError)
     /// Updates not yet `done`, oldest first.
     func pendingUpdates(_ channel: String) async throws(MemoryError) -> [ChannelUpdate]
-    /// Records progress on an update (`turn_started` with its turn id, `done`).
-    func markUpdate(channel: String, id: Int64, state: String, turnID: String?) async throws(MemoryError)
+    /// Records progress on an update (`turn_started` with its turn id, `done`) and, in the same
+    /// transaction, sets `values` (nil deletes one).
+    func markUpdate(channel: String, id: Int64, state: String, turnID: String?, values: [String: String?])
+        async throws(MemoryError)
     func channelValue(channel: String, key: String) async throws(MemoryError) -> String?
     func setChannelValue(channel: String, key: String, value: String?) async throws(MemoryError)
 }

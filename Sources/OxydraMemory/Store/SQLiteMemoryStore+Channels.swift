@@ -47,11 +47,14 @@ extension SQLiteMemoryStore: ChannelStore {
         }
     }
 
-    public func markUpdate(channel: String, id: Int64, state: String, turnID: String?) async throws(MemoryError) {
+    public func markUpdate(
+        channel: String, id: Int64, state: String, turnID: String?, values: [String: String?]
+    ) async throws(MemoryError) {
         try await write { db in
             try db.execute(
                 "UPDATE channel_updates SET state = ?, turn_id = COALESCE(?, turn_id), updated_at = ? WHERE channel = ? AND update_id = ?",
                 [state, turnID, Clock.now(), channel, id])
+            for (key, value) in values { try Self.set(db, channel: channel, key: key, value: value) }
         }
     }
 
@@ -63,16 +66,18 @@ extension SQLiteMemoryStore: ChannelStore {
     }
 
     public func setChannelValue(channel: String, key: String, value: String?) async throws(MemoryError) {
-        try await write { db in
-            if let value {
-                try db.execute(
-                    """
-                    INSERT INTO channel_values (channel, key, value) VALUES (?, ?, ?)
-                    ON CONFLICT(channel, key) DO UPDATE SET value = excluded.value
-                    """, [channel, key, value])
-            } else {
-                try db.execute("DELETE FROM channel_values WHERE channel = ? AND key = ?", [channel, key])
-            }
+        try await write { db in try Self.set(db, channel: channel, key: key, value: value) }
+    }
+
+    static func set(_ db: SQLiteConnection, channel: String, key: String, value: String?) throws {
+        if let value {
+            try db.execute(
+                """
+                INSERT INTO channel_values (channel, key, value) VALUES (?, ?, ?)
+                ON CONFLICT(channel, key) DO UPDATE SET value = excluded.value
+                """, [channel, key, value])
+        } else {
+            try db.execute("DELETE FROM channel_values WHERE channel = ? AND key = ?", [channel, key])
         }
     }
 }
