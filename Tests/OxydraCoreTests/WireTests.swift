@@ -177,6 +177,15 @@ struct WireTests {
             runtimePolicy: .init(mounts: ["shared": "/data"], resources: ["max_vcpus": 2], credentialRefs: ["k": "v"]),
             startupStatus: StartupStatus(sandboxTier: .process, degradedReasons: [.init(code: "c", detail: "d")]))
         #expect(try BootstrapEnvelope(framed: envelope.framed) == envelope)
+        var withBot = envelope
+        var telegram = TelegramConfig()
+        telegram.enabled = true
+        telegram.botTokenEnv = "BOT_TOKEN"
+        telegram.allowedUserIDs = [42, 7]
+        telegram.sessionMode = .shared
+        withBot.telegram = telegram
+        #expect(try BootstrapEnvelope(framed: withBot.framed) == withBot)
+        #expect(withBot.json.compactText.contains(#""bot_token_env":"BOT_TOKEN""#))
         let framed = envelope.framed
         let length = framed.prefix(4).reduce(0) { $0 << 8 | Int($1) }
         #expect(length == framed.count - 4)
@@ -191,6 +200,9 @@ struct WireTests {
         rejects(
             #"{"user_id":"../x","sandbox_tier":"process","workspace_root":"/w",\#(status)}"#,
             "bootstrap.user_id: invalid user id `../x`: it contains a path separator; use letters, digits, `-` or `_`")
+        rejects(
+            #"{"user_id":"a","sandbox_tier":"process","workspace_root":"/w",\#(status),"channels":{"telegram":{"allowed_user_ids":["42"],"session_mode":"per_chat","api_base_url":"x"}}}"#,
+            "bootstrap.channels.telegram.allowed_user_ids[0]: expected an integer")
         rejects(
             #"{"user_id":"a","sandbox_tier":"vm","workspace_root":"/w",\#(status)}"#,
             "bootstrap.sandbox_tier: unknown tier `vm` (process, container or micro_vm)")
