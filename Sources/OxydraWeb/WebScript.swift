@@ -293,8 +293,9 @@ extension WebAssets {
             const mine = status.users.find((u) => u.user_id === state.user);
             const health = mine?.health;
             const degraded = health?.startup_status.degraded_reasons ?? [];
-            $("guest").textContent = !mine?.running ? "guest stopped" : `${health.startup_status.sandbox_tier} · ${health.healthy ? "healthy" : "unhealthy"} · shell ${health.startup_status.shell_available ? "on" : "off"} · up ${health.uptime_secs} s · ${health.open_sessions} sessions open · ${health.active_turns} turns running${degraded.length ? ` · degraded: ${degraded.map((r) => r.code).join(", ")}` : ""}`;
-            $("guest").title = degraded.map((r) => `${r.code}: ${r.detail}`).join("\n");
+            const channels = Object.entries(health?.channels ?? {});
+            $("guest").textContent = !mine?.running ? "guest stopped" : `${health.startup_status.sandbox_tier} · ${health.healthy ? "healthy" : "unhealthy"} · shell ${health.startup_status.shell_available ? "on" : "off"} · up ${health.uptime_secs} s · ${health.open_sessions} sessions open · ${health.active_turns} turns running${channels.map(([name, c]) => ` · ${name} ${c.state}`).join("")}${degraded.length ? ` · degraded: ${degraded.map((r) => r.code).join(", ")}` : ""}`;
+            $("guest").title = degraded.map((r) => `${r.code}: ${r.detail}`).concat(channels.filter(([, c]) => c.last_error).map(([name, c]) => `${name}: ${c.last_error}`)).join("\n");
           } catch (error) { $("guest").textContent = error.message; }
         }
 

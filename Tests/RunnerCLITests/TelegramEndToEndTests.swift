@@ -117,6 +117,17 @@ struct TelegramEndToEndTests {
         #expect(parts.allSatisfy { $0.text.utf16.count <= 4096 })
         #expect(parts.map(\.text).joined().contains("8. lorem"))
 
+        // Telegram refusing the formatting: the answer stays, as written, never an error instead.
+        telegram.inject(
+            .status(400, description: "Bad Request: can't parse entities: unsupported start tag \"x\""),
+            into: "editMessageText")
+        model.enqueue(.text("**plain** fallback"))
+        telegram.sendText(from: owner, text: "format this")
+        try await guest.waitForChat { $0 == "**plain** fallback" }
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(!telegram.chat(owner).contains { $0.text.contains("⚠️") })
+        #expect(telegram.calls("editMessageText").last?.parameters["parse_mode"] == nil)
+
         // A document: saved to /shared/inbox and named in the prompt.
         model.enqueue(.text("got your file"))
         telegram.sendFile(
