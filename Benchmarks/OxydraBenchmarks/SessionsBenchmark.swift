@@ -40,15 +40,7 @@ func benchmarkSessions() async throws {
     }
 
     func timeList(_ directory: TemporaryDirectory, _ environment: [String: String]) async throws -> [Double] {
-        let started = try await ChildProcess.run(
-            "runner", ["--insecure", "start"], environment: environment, workingDirectory: directory.path)
-        precondition(started.exitCode == 0, "runner start failed: \(started.standardError)")
-        defer {
-            Task {
-                _ = try? await ChildProcess.run(
-                    "runner", ["stop"], environment: environment, workingDirectory: directory.path)
-            }
-        }
+        try await startGuest(in: directory.path, environment)
         var times: [Double] = []
         for _ in 0..<9 {
             let begin = clock.now
@@ -58,7 +50,7 @@ func benchmarkSessions() async throws {
             precondition(listed.exitCode == 0, "sessions list failed: \(listed.standardError)")
             precondition(listed.standardOutput.split(separator: "\n").count >= 1)
         }
-        _ = try await ChildProcess.run("runner", ["stop"], environment: environment, workingDirectory: directory.path)
+        await stopGuest(in: directory.path, environment)
         return times
     }
 
@@ -94,4 +86,15 @@ func benchmarkSessions() async throws {
         "sessions: `runner sessions list` (process, gateway, first page of 50) with 100,000 sessions stored "
             + "min/median/max \(spread(many, scale: 1000)) ms; with 1 session (floor) \(spread(one, scale: 1000)) ms; "
             + "ratio of medians \(String(format2: median(many) / median(one)))x (target ≤ 50 ms)")
+}
+
+/// `runner --insecure start` for the project in `directory` (stop it with ``stopGuest(in:_:)``).
+func startGuest(in directory: String, _ environment: [String: String]) async throws {
+    let started = try await ChildProcess.run(
+        "runner", ["--insecure", "start"], environment: environment, workingDirectory: directory)
+    precondition(started.exitCode == 0, "runner start failed: \(started.standardError)")
+}
+
+func stopGuest(in directory: String, _ environment: [String: String]) async {
+    _ = try? await ChildProcess.run("runner", ["stop"], environment: environment, workingDirectory: directory)
 }

@@ -24,15 +24,8 @@ func benchmarkTelegram() async throws {
     let owner = 4242
     try directory.write(SeedConfig.runnerTOML, to: ".oxydra/runner.toml")
     try directory.write(
-        SeedConfig.aliceTOML + """
-            [channels.telegram]
-            enabled = true
-            bot_token_env = "OXYDRA_BENCH_BOT_TOKEN"
-            allowed_user_ids = [\(owner)]
-            api_base_url = "\(telegram.baseURL)"
-            polling_timeout_secs = 5
-
-            """, to: ".oxydra/users/alice.toml")
+        SeedConfig.aliceTOML + telegram.userConfig(tokenVariable: "OXYDRA_BENCH_BOT_TOKEN", allowed: [owner]),
+        to: ".oxydra/users/alice.toml")
     try directory.write(
         model.agentConfig(
             """
@@ -47,15 +40,7 @@ func benchmarkTelegram() async throws {
         "HOME": directory.path + "/home", "OXYDRA_SYSTEM_CONFIG_DIR": directory.path + "/etc-oxydra",
         "PATH": "/usr/bin:/bin", "OXYDRA_BENCH_BOT_TOKEN": telegram.token,
     ]
-    let started = try await ChildProcess.run(
-        "runner", ["--insecure", "start"], environment: environment, workingDirectory: directory.path)
-    precondition(started.exitCode == 0, "runner start failed: \(started.standardError)")
-    defer {
-        Task {
-            _ = try? await ChildProcess.run(
-                "runner", ["stop"], environment: environment, workingDirectory: directory.path)
-        }
-    }
+    try await startGuest(in: directory.path, environment)
     let access = try GatewayAccess.discover(ipcDirectory: directory.path + "/.oxydra/workspaces/alice/ipc")
 
     func waitUntil(_ what: String, _ condition: () -> Bool) async throws {
@@ -156,6 +141,7 @@ func benchmarkTelegram() async throws {
         "telegram edits: a 2,000-token answer streamed in min/median/max \(spread(streaming)) s got "
             + "\(spread(perAnswer)) edits while streaming (then one HTML edit per message; 8,000 characters: 3 messages), "
             + "\(spread(perSecond)) edits per second (floor: 1 edit per second per chat; target ≤ 1)")
+    await stopGuest(in: directory.path, environment)
     await telegram.shutdown()
     try? await model.shutdown()
 }

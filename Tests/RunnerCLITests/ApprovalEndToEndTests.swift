@@ -44,12 +44,17 @@ struct RunningGuest {
         let server = try await ScriptedModelServer.start()
         let project = try Project(agent: scriptedAgent(server))
         let guest = RunningGuest(server: server, project: project)
+        try await launch(project) { await guest.stop() }
+        return guest
+    }
+
+    /// `runner --insecure` for `project`; on failure `cleanUp` runs and the guest's error is thrown.
+    static func launch(_ project: Project, cleanUp: () async -> Void) async throws {
         let started = try await project.run(["--insecure"])
         guard started.exitCode == 0 else {
-            await guest.stop()
+            await cleanUp()
             throw TestSupportError("the guest did not start: \(started.standardError)")
         }
-        return guest
     }
 
     func stop() async {

@@ -22,22 +22,11 @@ struct TelegramGuest {
         let telegram = try await ScriptedTelegramServer.start()
         var project = try Project(agent: scriptedAgent(model))
         try project.directory.write(
-            SeedConfig.aliceTOML + """
-                [channels.telegram]
-                enabled = true
-                bot_token_env = "\(tokenVariable)"
-                allowed_user_ids = [\(owner)]
-                api_base_url = "\(telegram.baseURL)"
-                polling_timeout_secs = 2
-
-                """, to: ".oxydra/users/alice.toml")
+            SeedConfig.aliceTOML + telegram.userConfig(tokenVariable: tokenVariable, allowed: [owner]),
+            to: ".oxydra/users/alice.toml")
         if withToken { project.environment[tokenVariable] = telegram.token }
         let guest = TelegramGuest(model: model, telegram: telegram, project: project)
-        let started = try await project.run(["--insecure"])
-        guard started.exitCode == 0 else {
-            await guest.stop()
-            throw TestSupportError("the guest did not start: \(started.standardError)")
-        }
+        try await RunningGuest.launch(project) { await guest.stop() }
         return guest
     }
 

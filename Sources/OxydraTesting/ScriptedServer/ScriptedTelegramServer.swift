@@ -80,6 +80,20 @@ public final class ScriptedTelegramServer: Sendable {
         state.wake()
     }
 
+    /// A user file's `[channels.telegram]` for this server: the token in `tokenVariable`, `allowed`
+    /// senders, short long polls.
+    public func userConfig(tokenVariable: String, allowed: [Int]) -> String {
+        """
+        [channels.telegram]
+        enabled = true
+        bot_token_env = "\(tokenVariable)"
+        allowed_user_ids = [\(allowed.map(String.init).joined(separator: ", "))]
+        api_base_url = "\(baseURL)"
+        polling_timeout_secs = 2
+
+        """
+    }
+
     // MARK: scripting
 
     /// A text message from a Telegram user in a private chat (chat id = user id unless given);
