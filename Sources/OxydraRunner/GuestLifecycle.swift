@@ -66,7 +66,27 @@ public enum GuestLifecycle {
                     + "container tier: the process tier's shell sandbox has no network of its own to give (bubblewrap "
                     + "would share the host's, loopback included); set default_tier = \"container\" or remove the key")
         }
+        if let other = sharedBotToken(target, context: context) {
+            throw CommandOutput.error(
+                "users `\(target.user)` and `\(other)` use the same Telegram bot token (channels.telegram.bot_token_env): "
+                    + "Telegram lets one program poll a bot token (the other would get 409 Conflict); give each user "
+                    + "their own bot (@BotFather, /newbot)")
+        }
         return (agent, target, tier)
+    }
+
+    /// Another user whose enabled bot has the same token as `target`'s.
+    static func sharedBotToken(_ target: UserTarget, context: RunnerContext) -> String? {
+        let mine = target.userConfig.channels.telegram
+        guard mine.enabled, let token = mine.botTokenEnv.flatMap({ context.environment[$0] }), !token.isEmpty else {
+            return nil
+        }
+        for id in target.runner.config.users.keys.sorted() where id != target.user.rawValue {
+            let other = RunnerConfigLoader.loadUser(UserID(id), of: target.runner, display: context.display).config
+                .channels.telegram
+            if other.enabled, other.botTokenEnv.flatMap({ context.environment[$0] }) == token { return id }
+        }
+        return nil
     }
 
     static func startProcessTier(

@@ -279,7 +279,13 @@ struct TelegramEndToEndTests {
         model.enqueue([interrupted, .text("the answer, after the restart")])
         let before = model.requests.count
         telegram.sendText(from: owner, text: "second question")
-        chat = try await guest.waitForChat { $0.hasPrefix("slow1") }
+        // Killed once the answer's message was edited (its id is then recorded; a kill in the instant
+        // before that would continue the answer in a new message — see docs/channels.md).
+        try await telegram.wait {
+            $0.contains {
+                $0.method == "editMessageText" && ($0.parameters["text"]?.stringValue ?? "").hasPrefix("slow1")
+            }
+        }
         kill(pid, SIGKILL)
         _ = try await guest.project.waitForRestart(replacing: pid)
         chat = try await guest.waitForChat(timeout: .seconds(40)) { $0.hasPrefix("the answer, after the restart") }
@@ -309,6 +315,29 @@ struct TelegramEndToEndTests {
         #expect(prompts.components(separatedBy: "keep this").count - 1 == 1)
         let inbox = try FileManager.default.contentsOfDirectory(atPath: guest.project.workspace + "/shared/inbox")
         #expect(inbox.filter { $0.contains("late") }.count == 1, "\(inbox)")
+    }
+
+    /// Two users with the same bot token would fight over it (409 Conflict): refused before start.
+    @Test func twoUsersCannotShareOneBotToken() async throws {
+        let telegram = try await ScriptedTelegramServer.start()
+        var project = try Project()
+        defer {
+            project.directory.remove()
+            Teardown.run { await telegram.shutdown() }
+        }
+        let bot = SeedConfig.aliceTOML + telegram.userConfig(tokenVariable: "SHARED_BOT", allowed: [1])
+        try project.directory.write(
+            SeedConfig.runnerTOML + "[users.bob]\nconfig_path = \".oxydra/users/bob.toml\"\n",
+            to: ".oxydra/runner.toml")
+        try project.directory.write(bot, to: ".oxydra/users/alice.toml")
+        try project.directory.write(bot, to: ".oxydra/users/bob.toml")
+        project.environment["SHARED_BOT"] = telegram.token
+        project.environment["OPENAI_API_KEY"] = "sk-test"
+        let started = try await project.run(["--user", "bob", "--insecure", "start"])
+        #expect(started.exitCode != 0)
+        #expect(
+            started.standardError.contains("users `bob` and `alice` use the same Telegram bot token"),
+            "\(started.standardError)")
     }
 
     /// No token in the environment: the guest runs, the bot is off, and status says why.

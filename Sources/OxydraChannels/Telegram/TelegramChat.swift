@@ -171,8 +171,9 @@ actor TelegramChat {
                 reader?.cancel()
                 await candidate.close()
                 if case .error(let info)? = answers.first, info.code == .notFound, resume != nil { continue }
-                let reason = answers.first.map { "\($0)" } ?? "no answer"
-                return "the session hub refused the chat's connection: \(reason)"
+                let reason: String
+                if case .error(let info)? = answers.first { reason = info.message } else { reason = "no answer" }
+                return "the agent refused the chat's connection: \(reason)"
             }
             connection = candidate
             session = ref.sessionID
