@@ -15,7 +15,8 @@
 // | client      | OxydraClient (gateway client, token discovery; for every front end)   |
 // | application | OxydraGateway, OxydraChannels, OxydraRunner, OxydraShellDaemon,      |
 // |             | OxydraTUI, OxydraGuest (the whole guest; oxydra-vm is its `main`),   |
-// |             | OxydraContainer (Docker Engine API client, image trees)              |
+// |             | OxydraContainer (Docker Engine API client, image trees),             |
+// |             | OxydraMicroVM (QEMU microvm plans, kernel modules, initramfs)        |
 // | executables | runner, oxydra-vm, shell-daemon, oxydra-tui (thin `main` files)      |
 // | testing     | OxydraTesting (fixtures, temp workspaces, child-process helpers)     |
 
@@ -123,6 +124,7 @@ let package = Package(
         .target(
             name: "OxydraChannels", dependencies: ["OxydraCore", asyncHTTPClient, nioCore, nioHTTP1, logging],
             swiftSettings: swiftSettings),
+        .target(name: "OxydraMicroVM", dependencies: ["OxydraCore"], swiftSettings: swiftSettings),
         .target(
             name: "OxydraGuest",
             dependencies: [
@@ -207,6 +209,9 @@ let package = Package(
             exclude: ["Fixtures"],
             swiftSettings: swiftSettings
         ),
+        .testTarget(
+            name: "OxydraMicroVMTests", dependencies: ["OxydraMicroVM", "OxydraTesting"],
+            swiftSettings: swiftSettings),
         .testTarget(
             name: "OxydraChannelsTests",
             dependencies: ["OxydraChannels", "OxydraMemory", "OxydraTesting"],

@@ -1,0 +1,102 @@
+import OxydraCore
+
+/// How one micro VM is started: QEMU's `microvm` machine (virtio-mmio devices, no PCI, no
+/// firmware: the kernel is loaded directly), the host kernel and an initramfs, an optional
+/// read-only root disk, 9p shares, user-mode networking with ports forwarded from the host's
+/// loopback only, and the serial console written to a file.
+public struct MicroVMPlan: Sendable, Hashable {
+    public enum Accelerator: String, Sendable, Hashable {
+        /// The host's hypervisor (`/dev/kvm`), when it can really run guests.
+        case kvm
+        /// QEMU's own CPU emulation: slow, but needs nothing of the host.
+        case tcg
+    }
+
+    /// A host directory the guest mounts with 9p (`mount -t 9p -o trans=virtio <tag> <where>`).
+    public struct Share: Sendable, Hashable {
+        public var tag: String
+        public var hostPath: String
+        public var readOnly: Bool
+
+        public init(tag: String, hostPath: String, readOnly: Bool) {
+            self.tag = tag
+            self.hostPath = hostPath
+            self.readOnly = readOnly
+        }
+    }
+
+    /// `127.0.0.1:<host>` on the host reaches `<guest>` in the VM (TCP).
+    public struct Forward: Sendable, Hashable {
+        public var host: Int
+        public var guest: Int
+
+        public init(host: Int, guest: Int) {
+            self.host = host
+            self.guest = guest
+        }
+    }
+
+    public var qemu: String
+    public var kernel: String
+    public var initramfs: String
+    /// A raw ext4 image, attached read-only as `/dev/vda`.
+    public var rootDisk: String?
+    public var shares: [Share] = []
+    public var forwards: [Forward] = []
+    public var memoryMiB = 512
+    public var vcpus = 1
+    public var accelerator = Accelerator.tcg
+    /// Where the serial console goes (the guest's early log).
+    public var consoleLog: String
+    /// Appended to the kernel command line (`key=value` words reach init as its environment).
+    public var kernelArguments: [String] = []
+
+    public init(qemu: String, kernel: String, initramfs: String, consoleLog: String) {
+        self.qemu = qemu
+        self.kernel = kernel
+        self.initramfs = initramfs
+        self.consoleLog = consoleLog
+    }
+
+    /// QEMU's command line (without the executable).
+    public var arguments: [String] {
+        var arguments = [
+            "-machine", "microvm,x-option-roms=off,isa-serial=on,rtc=on",
+            "-accel", accelerator.rawValue, "-cpu", accelerator == .kvm ? "host" : "max",
+            "-m", "\(memoryMiB)", "-smp", "\(vcpus)",
+            "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
+            "-serial", "file:" + consoleLog,
+            "-kernel", kernel, "-initrd", initramfs,
+            "-append", (["console=ttyS0", "quiet", "panic=-1", "reboot=t"] + kernelArguments).joined(separator: " "),
+        ]
+        if let rootDisk {
+            arguments += [
+                "-drive", "id=root,file=\(rootDisk),format=raw,if=none,readonly=on",
+                "-device", "virtio-blk-device,drive=root",
+            ]
+        }
+        for (index, share) in shares.enumerated() {
+            arguments += [
+                "-fsdev",
+                "local,id=fs\(index),path=\(share.hostPath),security_model=none"
+                    + (share.readOnly ? ",readonly=on" : ""),
+                "-device", "virtio-9p-device,fsdev=fs\(index),mount_tag=\(share.tag)",
+            ]
+        }
+        let forwarded = forwards.map { ",hostfwd=tcp:127.0.0.1:\($0.host)-:\($0.guest)" }.joined()
+        arguments += ["-netdev", "user,id=net0" + forwarded, "-device", "virtio-net-device,netdev=net0"]
+        return arguments
+    }
+
+    /// Problems QEMU would only report cryptically: option separators in paths and tags.
+    public var problem: String? {
+        let paths = [kernel, initramfs, consoleLog] + (rootDisk.map { [$0] } ?? []) + shares.map(\.hostPath)
+        if let bad = paths.first(where: { $0.contains(",") || !$0.hasPrefix("/") }) {
+            return "micro VM path `\(bad)` must be absolute and contain no comma (QEMU option syntax)"
+        }
+        if let bad = shares.first(where: { !$0.tag.allSatisfy { $0.isLetter || $0.isNumber || $0 == "_" } }) {
+            return "9p share tag `\(bad.tag)` must be letters, digits or _"
+        }
+        return nil
+    }
+}

@@ -1,0 +1,246 @@
+import Foundation
+import OxydraCore
+import OxydraMicroVM
+import OxydraTesting
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+@Suite("Micro VM building blocks")
+struct MicroVMPartsTests {
+    @Test func moduleClosureLoadsDependenciesFirstAndOnce() throws {
+        let dep = """
+            kernel/fs/ext4/ext4.ko: kernel/lib/crc16.ko kernel/fs/mbcache.ko kernel/fs/jbd2/jbd2.ko
+            kernel/fs/jbd2/jbd2.ko:
+            kernel/lib/crc16.ko:
+            kernel/fs/mbcache.ko:
+            kernel/net/9p/9pnet_virtio.ko: kernel/net/9p/9pnet.ko kernel/drivers/virtio/virtio.ko kernel/drivers/virtio/virtio_ring.ko
+            kernel/net/9p/9pnet.ko:
+            kernel/drivers/virtio/virtio.ko:
+            kernel/drivers/virtio/virtio_ring.ko:
+            kernel/drivers/virtio/virtio_mmio.ko: kernel/drivers/virtio/virtio.ko kernel/drivers/virtio/virtio_ring.ko
+            kernel/arch/x86/crypto/crc32c-intel.ko.xz:
+            """
+        let closure = try KernelModules.closure(
+            of: ["virtio_mmio", "9pnet_virtio", "ext4", "crc32c_intel"], modulesDep: dep)
+        #expect(
+            closure.files == [
+                "kernel/drivers/virtio/virtio.ko", "kernel/drivers/virtio/virtio_ring.ko",
+                "kernel/drivers/virtio/virtio_mmio.ko", "kernel/net/9p/9pnet.ko", "kernel/net/9p/9pnet_virtio.ko",
+                "kernel/lib/crc16.ko", "kernel/fs/mbcache.ko", "kernel/fs/jbd2/jbd2.ko", "kernel/fs/ext4/ext4.ko",
+                "kernel/arch/x86/crypto/crc32c-intel.ko.xz",
+            ])
+        #expect(throws: MicroVMError.self) { try KernelModules.closure(of: ["vsock"], modulesDep: dep) }
+        #expect(throws: MicroVMError("modules.dep has a dependency cycle: a.ko → b.ko → a.ko")) {
+            try KernelModules.closure(of: ["a"], modulesDep: "a.ko: b.ko\nb.ko: a.ko\n")
+        }
+    }
+
+    /// The archive unpacks with GNU cpio to the same tree: directories, modes, symbolic links.
+    @Test func initramfsIsANewcArchiveCpioUnpacks() async throws {
+        var image = Initramfs()
+        image.add(.file("bin/tool", Array("#!/bin/sh\necho hi\n".utf8), mode: 0o755))
+        image.add(.symlink("bin/alias", target: "tool"))
+        image.add(.file("etc/deep/config.txt", Array("a=1".utf8)))
+        image.add(.file("odd size", [1, 2, 3]))
+        let directory = try TemporaryDirectory(prefix: "oxydra-initramfs")
+        defer { directory.remove() }
+        try Data(image.archive).write(to: URL(fileURLWithPath: directory.path + "/image.cpio"))
+        _ = try directory.createDirectory("out")
+        let cpio = Process()
+        cpio.executableURL = URL(fileURLWithPath: "/bin/sh")
+        cpio.arguments = ["-c", "cpio -idm --quiet < ../image.cpio"]
+        cpio.currentDirectoryURL = URL(fileURLWithPath: directory.path + "/out")
+        try cpio.run()
+        cpio.waitUntilExit()
+        #expect(cpio.terminationStatus == 0)
+        let out = directory.path + "/out"
+        #expect(try String(contentsOfFile: out + "/bin/tool", encoding: .utf8) == "#!/bin/sh\necho hi\n")
+        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: out + "/bin/alias") == "tool")
+        #expect(try String(contentsOfFile: out + "/etc/deep/config.txt", encoding: .utf8) == "a=1")
+        #expect(FileManager.default.contents(atPath: out + "/odd size") == Data([1, 2, 3]))
+        var info = stat()
+        #expect(stat(out + "/bin/tool", &info) == 0 && info.st_mode & 0o777 == 0o755)
+    }
+
+    @Test func planBuildsQEMUsCommandLineAndRefusesAmbiguousPaths() {
+        var plan = MicroVMPlan(qemu: "/usr/bin/qemu-system-x86_64", kernel: "/k", initramfs: "/i", consoleLog: "/c.log")
+        plan.rootDisk = "/root.ext4"
+        plan.shares = [
+            .init(tag: "workspace", hostPath: "/ws", readOnly: false),
+            .init(tag: "config", hostPath: "/cfg", readOnly: true),
+        ]
+        plan.forwards = [.init(host: 40001, guest: 8080)]
+        plan.kernelArguments = ["OXYDRA=1"]
+        let line = plan.arguments.joined(separator: " ")
+        #expect(line.contains("-machine microvm,"))
+        #expect(line.contains("-accel tcg -cpu max"))
+        #expect(line.contains("-append console=ttyS0 quiet panic=-1 reboot=t OXYDRA=1"))
+        #expect(line.contains("file=/root.ext4,format=raw,if=none,readonly=on"))
+        #expect(line.contains("local,id=fs1,path=/cfg,security_model=none,readonly=on"))
+        #expect(line.contains("mount_tag=workspace"))
+        #expect(line.contains("user,id=net0,hostfwd=tcp:127.0.0.1:40001-:8080"))
+        #expect(plan.problem == nil)
+        plan.shares.append(.init(tag: "bad-tag", hostPath: "/x", readOnly: true))
+        #expect(plan.problem == "9p share tag `bad-tag` must be letters, digits or _")
+        plan.rootDisk = "/a,b"
+        #expect(plan.problem?.contains("`/a,b`") == true)
+    }
+}
+
+/// A real micro VM under TCG (what these machines can run; `/dev/kvm` is there but cannot run
+/// guests): the host kernel boots with an initramfs built here, loads the modules it needs, reads
+/// and writes a 9p share, and answers on a port forwarded from the host's loopback.
+@Suite(
+    "Micro VM boot (QEMU microvm, TCG)", .serialized,
+    .enabled(
+        if: Capability.shouldRun(microVMMissing), Comment(rawValue: Capability.skipReason("micro VM", microVMMissing)))
+)
+struct MicroVMBootTests {
+    static let qemu = "/usr/bin/qemu-system-x86_64"
+    static let busybox = "/bin/busybox"
+
+    @Test func theHostKernelBootsWithOurInitramfsSharesAndForwards() async throws {
+        if let missing = microVMMissing { Issue.record("micro VM boot needs: \(missing)") }
+        let kernel = try HostKernel.find()
+        let modules = try kernel.modules(["virtio_mmio", "virtio_net", "9pnet_virtio", "9p"])
+        var image = Initramfs()
+        image.add(.file("bin/busybox", Array(try Data(contentsOf: URL(fileURLWithPath: Self.busybox))), mode: 0o755))
+        for tool in ["sh", "mount", "insmod", "cat", "echo", "ip", "nc", "grep", "wc", "poweroff"] {
+            image.add(.symlink("bin/" + tool, target: "busybox"))
+        }
+        for file in modules.files {
+            let data = try Data(contentsOf: URL(fileURLWithPath: kernel.modulesDirectory + "/" + file))
+            image.add(.file("lib/modules/" + (file.split(separator: "/").last.map(String.init) ?? file), Array(data)))
+        }
+        let loads = modules.files.map { "insmod /lib/modules/\($0.split(separator: "/").last!)" }.joined(
+            separator: "\n")
+        image.add(
+            .file(
+                "init",
+                Array(
+                    """
+                    #!/bin/sh
+                    mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
+                    \(loads)
+                    mkdir -p /mnt && mount -t 9p -o trans=virtio,version=9p2000.L work /mnt
+                    echo "OXYDRA-TEST-INIT up $(cat /proc/uptime)"
+                    echo "seen: $(cat /mnt/in.txt); cpus: $(grep -c ^processor /proc/cpuinfo)" > /mnt/out.txt
+                    ip link set lo up; ip link set eth0 up; ip addr add 10.0.2.15/24 dev eth0
+                    echo pong | nc -l -p 7000
+                    echo "OXYDRA-TEST-INIT done"
+                    poweroff -f
+
+                    """.utf8), mode: 0o755))
+        for directory in ["proc", "sys", "dev"] { image.add(.directory(directory)) }
+
+        let directory = try TemporaryDirectory(prefix: "oxydra-microvm")
+        defer { directory.remove() }
+        let share = try directory.createDirectory("share")
+        try "hello from the host".write(toFile: share + "/in.txt", atomically: true, encoding: .utf8)
+        try Data(image.archive).write(to: URL(fileURLWithPath: directory.path + "/initramfs.cpio"))
+        let port = try LoopbackPort.free()
+        var plan = MicroVMPlan(
+            qemu: Self.qemu, kernel: kernel.image, initramfs: directory.path + "/initramfs.cpio",
+            consoleLog: directory.path + "/console.log")
+        plan.vcpus = 2
+        plan.memoryMiB = 256
+        plan.shares = [.init(tag: "work", hostPath: share, readOnly: false)]
+        plan.forwards = [.init(host: port, guest: 7000)]
+        #expect(plan.problem == nil)
+
+        let qemu = Process()
+        qemu.executableURL = URL(fileURLWithPath: plan.qemu)
+        qemu.arguments = plan.arguments
+        qemu.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
+        let errors = Pipe()
+        qemu.standardError = errors
+        let started = ContinuousClock.now
+        try qemu.run()
+        defer { if qemu.isRunning { qemu.terminate() } }
+
+        // The VM wrote to the share: it booted, loaded the modules and mounted 9p.
+        let deadline = ContinuousClock.now + .seconds(120)
+        while !FileManager.default.fileExists(atPath: share + "/out.txt") {
+            guard ContinuousClock.now < deadline, qemu.isRunning else {
+                let console = (try? String(contentsOfFile: plan.consoleLog, encoding: .utf8)) ?? ""
+                throw TestSupportError("the VM did not write to its share; console:\n\(console.suffix(3000))")
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        let booted = ContinuousClock.now - started
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(
+            try String(contentsOfFile: share + "/out.txt", encoding: .utf8) == "seen: hello from the host; cpus: 2\n")
+
+        // The forwarded port reaches the VM's listener.
+        var answer = ""
+        while answer.isEmpty && ContinuousClock.now < deadline {
+            answer = (try? LoopbackPort.read(port: port)) ?? ""
+            if answer.isEmpty { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        #expect(answer == "pong\n")
+        while qemu.isRunning && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(!qemu.isRunning, "the VM powered off by itself")
+        let console = try String(contentsOfFile: plan.consoleLog, encoding: .utf8)
+        #expect(console.contains("OXYDRA-TEST-INIT up") && console.contains("OXYDRA-TEST-INIT done"), "\(console)")
+        print("micro VM (TCG): boot to init writing its share in \(booted)")
+    }
+}
+
+/// What this machine lacks to boot a micro VM (nil: nothing).
+let microVMMissing: String? = {
+    if access(MicroVMBootTests.qemu, X_OK) != 0 { return "qemu-system-x86 is not installed" }
+    if access(MicroVMBootTests.busybox, X_OK) != 0 { return "busybox-static is not installed" }
+    if (try? HostKernel.find()) == nil { return "no kernel in /boot (linux-image-amd64)" }
+    return nil
+}()
+
+/// Loopback TCP helpers for the boot test.
+enum LoopbackPort {
+    /// A port nothing listens on now.
+    static func free() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0
+            }
+        }
+        guard bound else { throw TestSupportError("cannot find a free port") }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    /// Connects to 127.0.0.1:`port` and reads until the peer closes (at most 1 KiB).
+    static func read(port: Int) throws -> String {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var timeout = timeval(tv_sec: 5, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = UInt16(port).bigEndian
+        let connected = withUnsafePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+            }
+        }
+        guard connected else { throw TestSupportError("cannot connect to 127.0.0.1:\(port)") }
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 1024)
+        while bytes.count < 1024 {
+            let count = recv(fd, &buffer, buffer.count, 0)
+            if count <= 0 { break }
+            bytes += buffer[0..<count]
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}
