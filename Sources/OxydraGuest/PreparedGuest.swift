@@ -54,7 +54,10 @@ public struct PreparedGuest: Sendable {
         guard envelope.userID == user else {
             throw GuestStartError("the bootstrap envelope is for user `\(envelope.userID)`, but --user-id is `\(user)`")
         }
-        let workspace = WorkspacePaths(root: workspaceRoot, mounts: envelope.runtimePolicy?.mounts ?? [:])
+        var workspace = WorkspacePaths(root: workspaceRoot, mounts: envelope.runtimePolicy?.mounts ?? [:])
+        // In a micro VM the workspace is a 9p share, where Unix sockets cannot be bound: the
+        // control socket lives in the VM's own memory.
+        if envelope.sandboxTier == .microVM { workspace.controlSocketOverride = "/run/oxydra-control.sock" }
         try workspace.create()
 
         let environment = ProcessInfo.processInfo.environment
@@ -95,9 +98,9 @@ public struct PreparedGuest: Sendable {
                 )
             }
             tokens.append(value)
-        } else if !bind.isLoopback && !(envelope.sandboxTier == .container && (advertise?.isLoopback ?? false)) {
-            // In the container tier the gateway listens on the container's own interface and the
-            // runner publishes it on the host's loopback only (it still requires the token).
+        } else if !bind.isLoopback && !(envelope.sandboxTier != .process && (advertise?.isLoopback ?? false)) {
+            // In the container and micro_vm tiers the gateway listens on the guest's own interface
+            // and the runner publishes it on the host's loopback only (it still requires the token).
             throw GuestStartError(
                 "the gateway would listen on \(bindText), which is not loopback, without a token; set gateway.auth_token_env"
             )
@@ -257,7 +260,9 @@ struct WorkspacePaths: Sendable {
     var internalDirectory: String { root + "/.oxydra" }
     var marker: String { ipc + "/" + GatewayProtocol.endpointMarkerFile }
     var tokenFile: String { ipc + "/" + GatewayProtocol.tokenFile }
-    var controlSocket: String { ipc + "/runner-control.sock" }
+    /// Where the control socket is bound when not in `ipc/` (a micro VM's `ipc/` is a 9p share).
+    var controlSocketOverride: String?
+    var controlSocket: String { controlSocketOverride ?? ipc + "/runner-control.sock" }
 
     /// Mounts outside the workspace root need their own Landlock rules.
     var mountRules: [String] { [shared, tmp, vault].filter { !$0.hasPrefix(root + "/") } }
