@@ -124,7 +124,7 @@ let package = Package(
         .target(
             name: "OxydraChannels", dependencies: ["OxydraCore", asyncHTTPClient, nioCore, nioHTTP1, logging],
             swiftSettings: swiftSettings),
-        .target(name: "OxydraMicroVM", dependencies: ["OxydraCore"], swiftSettings: swiftSettings),
+        .target(name: "OxydraMicroVM", dependencies: ["OxydraCore", subprocess], swiftSettings: swiftSettings),
         .target(
             name: "OxydraGuest",
             dependencies: [

@@ -67,7 +67,7 @@ public struct MicroVMPlan: Sendable, Hashable {
             "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
             "-serial", "file:" + consoleLog,
             "-kernel", kernel, "-initrd", initramfs,
-            "-append", (["console=ttyS0", "quiet", "panic=-1", "reboot=t"] + kernelArguments).joined(separator: " "),
+            "-append", (baseKernelArguments + kernelArguments).joined(separator: " "),
         ]
         if let rootDisk {
             arguments += [
@@ -86,6 +86,15 @@ public struct MicroVMPlan: Sendable, Hashable {
         let forwarded = forwards.map { ",hostfwd=tcp:127.0.0.1:\($0.host)-:\($0.guest)" }.joined()
         arguments += ["-netdev", "user,id=net0" + forwarded, "-device", "virtio-net-device,netdev=net0"]
         return arguments
+    }
+
+    /// The kernel's own arguments: the serial console, no reboot loop. Under TCG the kernel's
+    /// timer calibration against the emulated PIT fails when the host is busy and early boot then
+    /// hangs (seen here with a compile on both cores): the TSC is declared reliable, the timer
+    /// check skipped and the delay loop given instead of measured.
+    var baseKernelArguments: [String] {
+        ["console=ttyS0", "quiet", "panic=-1", "reboot=t"]
+            + (accelerator == .tcg ? ["tsc=reliable", "no_timer_check", "lpj=2000000"] : [])
     }
 
     /// Problems QEMU would only report cryptically: option separators in paths and tags.
