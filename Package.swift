@@ -124,7 +124,9 @@ let package = Package(
         .target(
             name: "OxydraChannels", dependencies: ["OxydraCore", asyncHTTPClient, nioCore, nioHTTP1, logging],
             swiftSettings: swiftSettings),
-        .target(name: "OxydraMicroVM", dependencies: ["OxydraCore", subprocess], swiftSettings: swiftSettings),
+        .target(
+            name: "OxydraMicroVM", dependencies: ["OxydraCore", "OxydraContainer", subprocess],
+            swiftSettings: swiftSettings),
         .target(
             name: "OxydraGuest",
             dependencies: [
@@ -210,7 +212,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
-            name: "OxydraMicroVMTests", dependencies: ["OxydraMicroVM", "OxydraTesting"],
+            name: "OxydraMicroVMTests", dependencies: ["OxydraMicroVM", "OxydraTesting", "OxydraClient"],
             swiftSettings: swiftSettings),
         .testTarget(
             name: "OxydraChannelsTests",

@@ -14,10 +14,10 @@ OXYDRA_APT_PACKAGES=(libc6-dev libstdc++-12-dev zlib1g-dev libsqlite3-dev bubble
 # docker.io: the container engine the Docker Engine API tests talk to (started by ensure_docker_daemon);
 # mmdebstrap: assembles the shell-vm image's Debian root (`runner images build`).
 # chromium: the headless browser the web app tests drive over the DevTools protocol.
-# qemu-system-x86, linux-image-amd64, busybox-static, cpio: the micro VM tests boot the host's
-# kernel under QEMU's microvm machine with an initramfs built by the tests.
+# qemu-system-x86, linux-image-amd64, busybox-static, cpio, e2fsprogs: the micro VM tests boot the
+# host's kernel under QEMU's microvm machine with an initramfs and an ext4 root disk (mke2fs -d).
 OXYDRA_TEST_APT_PACKAGES=(tmux dash python3 python3-pip passwd util-linux docker.io mmdebstrap chromium
-  qemu-system-x86 linux-image-amd64 busybox-static cpio)
+  qemu-system-x86 linux-image-amd64 busybox-static cpio e2fsprogs)
 # Python packages for the tests: the official SDKs (OfficialSDKTests).
 OXYDRA_TEST_PYTHON_PACKAGES=(openai anthropic google-genai)
 

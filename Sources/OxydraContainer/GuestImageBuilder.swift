@@ -126,7 +126,8 @@ public enum GuestImageBuilder {
             role: role, reference: "\(repository):\(tag)", id: id, contentHash: hash, reused: false, sizeBytes: size)
     }
 
-    static func runtimeTree(executable: String, root: String) async throws(DockerError) {
+    /// The runtime image's tree (also the base of the micro VM root disk).
+    public static func runtimeTree(executable: String, root: String) async throws(DockerError) {
         let tree = try ImageTree(root: root)
         try await tree.copyLibraries(of: executable)
         try tree.copy(executable, to: "/usr/local/bin/oxydra-vm")

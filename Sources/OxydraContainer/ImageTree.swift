@@ -115,7 +115,7 @@ public struct ImageTree: Sendable {
         }
     }
 
-    static func run(_ executable: String, _ arguments: [String]) async throws(DockerError) -> String {
+    public static func run(_ executable: String, _ arguments: [String]) async throws(DockerError) -> String {
         do {
             let result = try await Subprocess.run(
                 .path(FilePath(executable)), arguments: Arguments(arguments),

@@ -89,12 +89,14 @@ public struct MicroVMPlan: Sendable, Hashable {
     }
 
     /// The kernel's own arguments: the serial console, no reboot loop. Under TCG the kernel's
-    /// timer calibration against the emulated PIT fails when the host is busy and early boot then
-    /// hangs (seen here with a compile on both cores): the TSC is declared reliable, the timer
-    /// check skipped and the delay loop given instead of measured.
+    /// TSC calibration against the emulated PIT fails when the host is busy, the clock then never
+    /// starts and early boot hangs (seen here with a compile on both cores): TCG's TSC counts
+    /// nanoseconds, so its frequency is given (1 GHz), declared reliable, the timer check skipped
+    /// and the delay loop given instead of measured.
     var baseKernelArguments: [String] {
         ["console=ttyS0", "quiet", "panic=-1", "reboot=t"]
-            + (accelerator == .tcg ? ["tsc=reliable", "no_timer_check", "lpj=2000000"] : [])
+            + (accelerator == .tcg
+                ? ["tsc_early_khz=1000000", "tsc=reliable", "no_timer_check", "lpj=2000000"] : [])
     }
 
     /// Problems QEMU would only report cryptically: option separators in paths and tags.

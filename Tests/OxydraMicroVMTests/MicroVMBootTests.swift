@@ -1,4 +1,5 @@
 import Foundation
+import OxydraClient
 import OxydraCore
 import OxydraMicroVM
 import OxydraTesting
@@ -79,7 +80,8 @@ struct MicroVMPartsTests {
         #expect(line.contains("-accel tcg -cpu max"))
         #expect(
             line.contains(
-                "-append console=ttyS0 quiet panic=-1 reboot=t tsc=reliable no_timer_check lpj=2000000 OXYDRA=1"))
+                "-append console=ttyS0 quiet panic=-1 reboot=t tsc_early_khz=1000000 tsc=reliable no_timer_check lpj=2000000 OXYDRA=1"
+            ))
         #expect(line.contains("file=/root.ext4,format=raw,if=none,readonly=on"))
         #expect(line.contains("local,id=fs1,path=/cfg,security_model=none,readonly=on"))
         #expect(line.contains("mount_tag=workspace"))
@@ -212,6 +214,99 @@ extension MicroVMBootTests {
             #expect(kvm.contains("kvm") || kvm.contains("/dev/kvm"), "\(kvm)")
         }
         print("micro VM accelerator probe: tcg boots; kvm: \(kvm ?? "boots")")
+    }
+}
+
+extension MicroVMBootTests {
+    /// The real guest in a micro VM: the root disk built from the runtime tree (this build's
+    /// `oxydra-vm`), the initramfs with the modules, the workspace and configuration as 9p shares;
+    /// its gateway, published on the host's loopback, answers a turn streamed by a scripted model on
+    /// the host, and the conversation is in the workspace's memory on the host.
+    @Test func oxydraVMServesATurnFromInsideAMicroVM() async throws {
+        let kernel = try HostKernel.find()
+        let model = try await ScriptedModelServer.start()
+        let directory = try TemporaryDirectory(prefix: "oxydra-microvm-guest")
+        defer {
+            directory.remove()
+            Teardown.run { try? await model.shutdown() }
+        }
+        let root = directory.path + "/root"
+        try await MicroVMImage.rootTree(oxydraVM: ChildProcess.path(of: "oxydra-vm"), busybox: Self.busybox, at: root)
+        try await MicroVMImage.rootDisk(tree: root, output: directory.path + "/root.ext4")
+        try Data(try MicroVMImage.initramfs(kernel: kernel, busybox: Self.busybox).archive)
+            .write(to: URL(fileURLWithPath: directory.path + "/initramfs.cpio"))
+
+        let workspace = try directory.createDirectory("workspace")
+        let config = try directory.createDirectory("config")
+        for sub in ["home", "project", "project/.oxydra"] { _ = try directory.createDirectory("config/" + sub) }
+        // The host's loopback, as the VM reaches it.
+        try model.agentConfig().replacing("127.0.0.1", with: "10.0.2.2")
+            .write(toFile: config + "/project/.oxydra/agent.toml", atomically: true, encoding: .utf8)
+        try "API_KEY=scripted\n".write(toFile: config + "/environment", atomically: true, encoding: .utf8)
+        let envelope = BootstrapEnvelope(
+            userID: "alice", sandboxTier: .microVM, workspaceRoot: "/workspace",
+            startupStatus: StartupStatus(sandboxTier: .microVM))
+        try envelope.json.compactText.write(toFile: config + "/bootstrap.json", atomically: true, encoding: .utf8)
+
+        let port = try LoopbackPort.free()
+        var plan = MicroVMPlan(
+            qemu: Self.qemu, kernel: kernel.image, initramfs: directory.path + "/initramfs.cpio",
+            consoleLog: directory.path + "/console.log")
+        plan.rootDisk = directory.path + "/root.ext4"
+        plan.vcpus = 2
+        plan.memoryMiB = 512
+        plan.shares = [
+            .init(tag: MicroVMImage.workspaceTag, hostPath: workspace, readOnly: false),
+            .init(tag: MicroVMImage.configTag, hostPath: config, readOnly: true),
+        ]
+        plan.forwards = [.init(host: port, guest: MicroVMImage.gatewayPort)]
+        plan.kernelArguments = ["OXYDRA_USER=alice", "OXYDRA_GATEWAY_ADVERTISE=127.0.0.1:\(port)"]
+        #expect(plan.problem == nil)
+        let qemu = Process()
+        qemu.executableURL = URL(fileURLWithPath: plan.qemu)
+        qemu.arguments = plan.arguments
+        let started = ContinuousClock.now
+        try qemu.run()
+        defer { if qemu.isRunning { kill(qemu.processIdentifier, SIGKILL) } }
+
+        let marker = workspace + "/ipc/" + GatewayProtocol.endpointMarkerFile
+        let deadline = ContinuousClock.now + .seconds(180)
+        while (try? String(contentsOfFile: marker, encoding: .utf8))?.isEmpty ?? true {
+            guard ContinuousClock.now < deadline, qemu.isRunning else {
+                let console = (try? String(contentsOfFile: plan.consoleLog, encoding: .utf8)) ?? ""
+                let log = (try? String(contentsOfFile: workspace + "/logs/oxydra-vm.log", encoding: .utf8)) ?? ""
+                throw TestSupportError(
+                    "the guest did not come up; console:\n\(console.suffix(3000))\nlog:\n\(log.suffix(2000))")
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        let ready = ContinuousClock.now - started
+        let access = try GatewayAccess.discover(ipcDirectory: workspace + "/ipc")
+        #expect(access.endpoint == "ws://127.0.0.1:\(port)/ws")
+
+        model.enqueue(.text("hello from inside the VM"))
+        let client = GatewayClient(endpoint: access.endpoint, token: access.token)
+        var frames = client.frames.makeAsyncIterator()
+        client.send(.hello(.init(requestID: "h", userID: "alice", client: "test")))
+        let turnStarted = ContinuousClock.now
+        var text = ""
+        var completed = false
+        while let frame = await frames.next() {
+            if case .helloAck = frame {
+                client.send(.sendTurn(.init(requestID: "t", turnID: "vm-1", prompt: "are you in a VM?")))
+            }
+            if case .assistantDelta(_, let delta) = frame { text += delta }
+            if case .turnCompleted = frame {
+                completed = true
+                break
+            }
+            if case .error(let info) = frame { throw TestSupportError("the turn failed: \(info.message)") }
+        }
+        let turn = ContinuousClock.now - turnStarted
+        client.close()
+        #expect(completed && text == "hello from inside the VM")
+        #expect(FileManager.default.fileExists(atPath: workspace + "/.oxydra/memory.db"))
+        print("micro VM guest (TCG): boot to gateway ready \(ready), first turn \(turn)")
     }
 }
 
