@@ -17,12 +17,12 @@ struct TelegramGuest {
     let telegram: ScriptedTelegramServer
     let project: Project
 
-    static func start(withToken: Bool = true) async throws -> TelegramGuest {
+    static func start(withToken: Bool = true, extra: String = "") async throws -> TelegramGuest {
         let model = try await ScriptedModelServer.start()
         let telegram = try await ScriptedTelegramServer.start()
         var project = try Project(agent: scriptedAgent(model))
         try project.directory.write(
-            SeedConfig.aliceTOML + telegram.userConfig(tokenVariable: tokenVariable, allowed: [owner]),
+            SeedConfig.aliceTOML + telegram.userConfig(tokenVariable: tokenVariable, allowed: [owner]) + extra,
             to: ".oxydra/users/alice.toml")
         if withToken { project.environment[tokenVariable] = telegram.token }
         let guest = TelegramGuest(model: model, telegram: telegram, project: project)
@@ -315,6 +315,24 @@ struct TelegramEndToEndTests {
         #expect(prompts.components(separatedBy: "keep this").count - 1 == 1)
         let inbox = try FileManager.default.contentsOfDirectory(atPath: guest.project.workspace + "/shared/inbox")
         #expect(inbox.filter { $0.contains("late") }.count == 1, "\(inbox)")
+    }
+
+    /// `session_mode = "shared"`: the chat talks in the user's default session, the one the terminal
+    /// opens, so the conversation is one across the phone and the terminal.
+    @Test func sharedModeTalksInTheDefaultSession() async throws {
+        let guest = try await TelegramGuest.start(extra: "session_mode = \"shared\"\n")
+        defer { Teardown.run { await guest.stop() } }
+        guest.model.enqueue(.text("answered on the phone"))
+        guest.telegram.sendText(from: TelegramGuest.owner, text: "sent from the phone")
+        try await guest.waitForChat { $0 == "answered on the phone" }
+        let shown = try await guest.project.run(["sessions", "show", "runtime-alice"])
+        #expect(shown.exitCode == 0, "\(shown.standardError)")
+        #expect(
+            shown.standardOutput.contains("sent from the phone")
+                && shown.standardOutput.contains("answered on the phone"),
+            "\(shown.standardOutput)")
+        guest.telegram.sendText(from: TelegramGuest.owner, text: "/new")
+        try await guest.waitForChat { $0.contains("shares one conversation") }
     }
 
     /// Two users with the same bot token would fight over it (409 Conflict): refused before start.
