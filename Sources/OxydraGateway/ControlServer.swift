@@ -12,8 +12,14 @@ import ServiceLifecycle
 
 /// The guest's control socket (`<ws>/ipc/runner-control.sock`, mode 0600): one length-prefixed
 /// JSON request per connection, one reply.
+///
+/// In the micro_vm tier the same protocol is also served on a TCP port of the VM (QEMU publishes it
+/// on the host's loopback only): every request there must carry the guest's control `token`.
 public struct ControlServer: Service {
     public let path: String
+    /// The TCP port (micro_vm tier) instead of the Unix socket; requests must carry ``token``.
+    let tcpPort: Int?
+    let token: String?
     let handler: @Sendable (ControlRequest) async -> ControlResponse
     let logger: Logger
 
@@ -21,19 +27,52 @@ public struct ControlServer: Service {
         self.path = path
         self.logger = logger
         self.handler = handler
+        tcpPort = nil
+        token = nil
+    }
+
+    /// The control protocol on `0.0.0.0:<tcpPort>` of a micro VM, for requests that carry `token`.
+    public init(
+        tcpPort: Int, token: String, logger: Logger,
+        handler: @escaping @Sendable (ControlRequest) async -> ControlResponse
+    ) {
+        path = ""
+        self.tcpPort = tcpPort
+        self.token = token
+        self.logger = logger
+        self.handler = handler
     }
 
     /// Binds the socket now (so its existence means the guest is up), returning the running service.
     public func bind() async throws -> BoundControlServer {
-        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.backlog, value: 16)
-            .bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true) { child in
+        let channel: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>
+        if let tcpPort {
+            channel = try await bootstrap.serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .bind(host: "0.0.0.0", port: tcpPort) { child in
+                    child.eventLoop.makeCompletedFuture {
+                        try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: child)
+                    }
+                }
+        } else {
+            channel = try await bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true) { child in
                 child.eventLoop.makeCompletedFuture {
                     try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: child)
                 }
             }
-        _ = path.withCString { chmod($0, 0o600) }
+            _ = path.withCString { chmod($0, 0o600) }
+        }
         return BoundControlServer(server: self, channel: channel)
+    }
+
+    /// Whether `request` carries the token (always, for the Unix socket: its mode is the check).
+    func authorized(_ request: JSONValue) -> Bool {
+        guard let token else { return true }
+        let given = Array((request["token"]?.stringValue ?? "").utf8)
+        let expected = Array(token.utf8)
+        guard given.count == expected.count else { return false }
+        return zip(given, expected).reduce(0) { $0 | ($1.0 ^ $1.1) } == 0
     }
 
     public func run() async throws {
@@ -52,7 +91,11 @@ public struct ControlServer: Service {
                         let value = try body.withUnsafeBufferPointer { buffer throws(JSONSyntaxError) in
                             try JSONParser.parse(buffer)
                         }
-                        response = await handler(try ControlRequest(value))
+                        if authorized(value) {
+                            response = await handler(try ControlRequest(value))
+                        } else {
+                            response = .failure("unauthorized: this control port needs the guest's control token")
+                        }
                     } catch let error as WireError {
                         response = .failure("bad control request: \(error.message)")
                     } catch {
@@ -85,6 +128,6 @@ public struct BoundControlServer: Service {
         } onGracefulShutdown: {
             channel.channel.close(promise: nil)
         }
-        _ = server.path.withCString { unlink($0) }
+        if !server.path.isEmpty { _ = server.path.withCString { unlink($0) } }
     }
 }

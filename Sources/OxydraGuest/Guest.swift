@@ -166,6 +166,18 @@ public struct Guest {
                 paths: paths, group: groupBox, channels: channels)
         }.bind()
 
+        // micro_vm: the control protocol also on a TCP port of the VM (the Unix socket is not
+        // reachable from the host through a 9p share), for requests that carry the token.
+        let remoteControl = prepared.envelope.controlListen.map { listen in
+            ControlServer(tcpPort: listen.port, token: listen.token, logger: Logger(label: "oxydra.control")) {
+                request in
+                await Self.answer(
+                    request, hub: hub, user: user, status: finalStatus, endpoint: endpoint.value, started: started,
+                    paths: paths, group: groupBox, channels: channels)
+            }
+        }
+        let boundRemote = try await remoteControl?.bind()
+
         let shown = prepared.advertise ?? prepared.bind
         let host = shown.host.contains(":") ? "[\(shown.host)]" : shown.host
         let advertisedPort = prepared.advertise?.port
@@ -186,6 +198,7 @@ public struct Guest {
             configuration: ServiceGroupConfiguration(
                 services: [
                     .init(service: application), .init(service: control),
+                    .init(service: OptionalService(boundRemote)),
                     .init(
                         service: IdleHousekeeping(hub: hub, ttl: ttl)),
                     .init(service: TurnDrainer(hub: hub, logger: logger)),
@@ -311,6 +324,16 @@ struct TurnDrainer: Service {
         try? await gracefulShutdown()
         let cancelled = await hub.shutdown()
         logger.info("turns drained", metadata: ["cancelled": "\(cancelled)"])
+    }
+}
+
+/// A service that may not exist (the micro_vm control port): without one, it waits for shutdown.
+struct OptionalService<Wrapped: Service>: Service {
+    let wrapped: Wrapped?
+    init(_ wrapped: Wrapped?) { self.wrapped = wrapped }
+
+    func run() async throws {
+        if let wrapped { try await wrapped.run() } else { try? await gracefulShutdown() }
     }
 }
 

@@ -204,6 +204,18 @@ struct WireTests {
             #"{"user_id":"a","sandbox_tier":"process","workspace_root":"/w",\#(status),"channels":{"telegram":{"allowed_user_ids":["42"],"session_mode":"per_chat","api_base_url":"x"}}}"#,
             "bootstrap.channels.telegram.allowed_user_ids[0]: expected an integer")
         rejects(
+            #"{"user_id":"a","sandbox_tier":"process","workspace_root":"/w",\#(status),"control_listen":{"port":8081,"token":"0123456789abcdef"}}"#,
+            "bootstrap.control_listen: only the micro_vm tier serves control over TCP")
+        let vm = #""startup_status":{"sandbox_tier":"micro_vm"}"#
+        rejects(
+            #"{"user_id":"a","sandbox_tier":"micro_vm","workspace_root":"/w",\#(vm),"control_listen":{"port":8081,"token":"short"}}"#,
+            "bootstrap.control_listen.token: must be at least 16 characters")
+        var inVM = BootstrapEnvelope(
+            userID: "alice", sandboxTier: .microVM, workspaceRoot: "/workspace",
+            startupStatus: StartupStatus(sandboxTier: .microVM))
+        inVM.controlListen = .init(port: 8081, token: "0123456789abcdef0123")
+        #expect(try BootstrapEnvelope(framed: inVM.framed) == inVM)
+        rejects(
             #"{"user_id":"a","sandbox_tier":"vm","workspace_root":"/w",\#(status)}"#,
             "bootstrap.sandbox_tier: unknown tier `vm` (process, container or micro_vm)")
         rejects(

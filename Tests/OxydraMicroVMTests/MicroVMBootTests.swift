@@ -243,12 +243,16 @@ extension MicroVMBootTests {
         try model.agentConfig().replacing("127.0.0.1", with: "10.0.2.2")
             .write(toFile: config + "/project/.oxydra/agent.toml", atomically: true, encoding: .utf8)
         try "API_KEY=scripted\n".write(toFile: config + "/environment", atomically: true, encoding: .utf8)
-        let envelope = BootstrapEnvelope(
+        var envelope = BootstrapEnvelope(
             userID: "alice", sandboxTier: .microVM, workspaceRoot: "/workspace",
             startupStatus: StartupStatus(sandboxTier: .microVM))
+        let controlToken = GatewayProtocol.newToken()
+        envelope.controlListen = .init(port: 8081, token: controlToken)
         try envelope.json.compactText.write(toFile: config + "/bootstrap.json", atomically: true, encoding: .utf8)
 
         let port = try LoopbackPort.free()
+        var controlPort = try LoopbackPort.free()
+        while controlPort == port { controlPort = try LoopbackPort.free() }
         var plan = MicroVMPlan(
             qemu: Self.qemu, kernel: kernel.image, initramfs: directory.path + "/initramfs.cpio",
             consoleLog: directory.path + "/console.log")
@@ -259,7 +263,7 @@ extension MicroVMBootTests {
             .init(tag: MicroVMImage.workspaceTag, hostPath: workspace, readOnly: false),
             .init(tag: MicroVMImage.configTag, hostPath: config, readOnly: true),
         ]
-        plan.forwards = [.init(host: port, guest: MicroVMImage.gatewayPort)]
+        plan.forwards = [.init(host: port, guest: MicroVMImage.gatewayPort), .init(host: controlPort, guest: 8081)]
         plan.kernelArguments = ["OXYDRA_USER=alice", "OXYDRA_GATEWAY_ADVERTISE=127.0.0.1:\(port)"]
         #expect(plan.problem == nil)
         let qemu = Process()
@@ -305,6 +309,19 @@ extension MicroVMBootTests {
         let turn = ContinuousClock.now - turnStarted
         client.close()
         #expect(completed && text == "hello from inside the VM")
+
+        // The control protocol on the VM's control port: refused without the token, answered with it.
+        func control(_ request: JSONValue) throws -> JSONValue {
+            let reply = try LoopbackPort.exchange(port: controlPort, LengthPrefixedFrame.encode(request))
+            return try JSONValue(parsing: String(decoding: reply.dropFirst(4), as: UTF8.self))
+        }
+        let refused = try control(["op": "health_check"])
+        #expect(refused["ok"] == false && refused["error"]?.stringValue?.contains("unauthorized") == true)
+        let wrong = try control(["op": "health_check", "token": .string(String(controlToken.reversed()))])
+        #expect(wrong["ok"] == false)
+        let health = try control(["op": "health_check", "token": .string(controlToken)])
+        #expect(health["ok"] == true && health["health"]?["user_id"] == "alice", "\(health)")
+        #expect(health["health"]?["startup_status"]?["sandbox_tier"] == "micro_vm")
         #expect(FileManager.default.fileExists(atPath: workspace + "/.oxydra/memory.db"))
         print("micro VM guest (TCG): boot to gateway ready \(ready), first turn \(turn)")
     }
@@ -336,6 +353,41 @@ enum LoopbackPort {
         }
         guard bound else { throw TestSupportError("cannot find a free port") }
         return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    /// Sends `bytes` to 127.0.0.1:`port` and reads the answer until the peer closes.
+    static func exchange(port: Int, _ bytes: [UInt8]) throws -> [UInt8] {
+        let fd = try connected(port)
+        defer { close(fd) }
+        guard send(fd, bytes, bytes.count, 0) == bytes.count else { throw TestSupportError("cannot send") }
+        var answer: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while answer.count < 1 << 20 {
+            let count = recv(fd, &buffer, buffer.count, 0)
+            if count <= 0 { break }
+            answer += buffer[0..<count]
+        }
+        return answer
+    }
+
+    static func connected(_ port: Int) throws -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = UInt16(port).bigEndian
+        let done = withUnsafePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+            }
+        }
+        guard done else {
+            close(fd)
+            throw TestSupportError("cannot connect to 127.0.0.1:\(port)")
+        }
+        return fd
     }
 
     /// Connects to 127.0.0.1:`port` and reads until the peer closes (at most 1 KiB).

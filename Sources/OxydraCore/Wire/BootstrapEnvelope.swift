@@ -13,6 +13,19 @@ public struct BootstrapEnvelope: Sendable, Hashable {
     /// The user's enabled `[channels.telegram]` (the token's variable name only; its value reaches
     /// the guest as that environment variable).
     public var telegram: TelegramConfig?
+    /// micro_vm tier: also serve the control protocol on this TCP port of the VM, for requests that
+    /// carry `token` (QEMU publishes the port on the host's loopback only).
+    public var controlListen: ControlListen?
+
+    public struct ControlListen: Sendable, Hashable {
+        public var port: Int
+        public var token: String
+
+        public init(port: Int, token: String) {
+            self.port = port
+            self.token = token
+        }
+    }
 
     public init(
         userID: UserID, sandboxTier: SandboxTier, workspaceRoot: String, sidecarEndpoint: SidecarEndpoint? = nil,
@@ -97,6 +110,7 @@ public struct BootstrapEnvelope: Sendable, Hashable {
                 ["bubblewrap": .string($0.bubblewrap), "executable": .string($0.executable)]
             },
             "channels": telegram.map { ["telegram": Self.json($0)] },
+            "control_listen": controlListen.map { ["port": .integer($0.port), "token": .string($0.token)] },
         ])
     }
 
@@ -207,6 +221,18 @@ public struct BootstrapEnvelope: Sendable, Hashable {
             let telegram = try channels.optionalObject("telegram")
         {
             self.telegram = try Self.telegram(telegram)
+        }
+        if let listen = try reader.optionalObject("control_listen") {
+            let port = try listen.int("port")
+            let token = try listen.string("token")
+            guard sandboxTier == .microVM else {
+                throw WireError("bootstrap.control_listen: only the micro_vm tier serves control over TCP")
+            }
+            guard (1...65535).contains(port) else { throw WireError("bootstrap.control_listen.port: must be 1–65535") }
+            guard token.count >= 16 else {
+                throw WireError("bootstrap.control_listen.token: must be at least 16 characters")
+            }
+            controlListen = ControlListen(port: port, token: token)
         }
         guard startupStatus.sandboxTier == sandboxTier else {
             throw WireError(
