@@ -212,7 +212,8 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
-            name: "OxydraMicroVMTests", dependencies: ["OxydraMicroVM", "OxydraTesting", "OxydraClient"],
+            name: "OxydraMicroVMTests",
+            dependencies: ["OxydraMicroVM", "OxydraTesting", "OxydraClient", "OxydraRunner"],
             swiftSettings: swiftSettings),
         .testTarget(
             name: "OxydraChannelsTests",

@@ -22,12 +22,48 @@ public enum ControlClient {
             throw .failed(error.description)
         }
         defer { close(fd) }
+        return try exchange(request, on: fd, token: nil, timeout: timeout)
+    }
+
+    /// The micro_vm tier's control port: `127.0.0.1:<port>` (QEMU's forward to the VM), each
+    /// request carrying the guest's control `token`.
+    public static func request(
+        _ request: ControlRequest, port: Int, token: String, timeout: Duration = .seconds(10)
+    ) throws(ControlClientError) -> ControlResponse {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw .failed("cannot create a socket: \(errorText())") }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = UInt16(clamping: port).bigEndian
+        let connected = withUnsafePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+            }
+        }
+        guard connected else {
+            if errno == ECONNREFUSED { throw .notRunning("no guest is listening on 127.0.0.1:\(port)") }
+            throw .failed("cannot connect to 127.0.0.1:\(port): \(errorText())")
+        }
+        return try exchange(request, on: fd, token: token, timeout: timeout)
+    }
+
+    /// Sends one framed request (with `token` when given) and reads the framed reply.
+    private static func exchange(_ request: ControlRequest, on fd: Int32, token: String?, timeout: Duration)
+        throws(ControlClientError) -> ControlResponse
+    {
         var seconds = timeval(
             tv_sec: Int(timeout.components.seconds),
             tv_usec: Int(timeout.components.attoseconds / 1_000_000_000_000))
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &seconds, socklen_t(MemoryLayout<timeval>.size))
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &seconds, socklen_t(MemoryLayout<timeval>.size))
-        let frame = LengthPrefixedFrame.encode(request.json)
+        var json = request.json
+        if let token, case .object(var members) = json {
+            members["token"] = .string(token)
+            json = .object(members)
+        }
+        let frame = LengthPrefixedFrame.encode(json)
         var sent = 0
         while sent < frame.count {
             let written = frame[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
@@ -48,7 +84,10 @@ public enum ControlClient {
                 }
                 throw .failed("reading the guest's reply failed: \(errorText())")
             }
-            if got == 0 { throw .failed("the guest closed the control connection without a reply") }
+            if got == 0 {
+                // A port QEMU forwards accepts connections before the guest listens, then closes them.
+                throw .notRunning("the guest closed the control connection without a reply")
+            }
             decoder.append(buffer[0..<got])
             do {
                 guard let body = try decoder.next() else { continue }

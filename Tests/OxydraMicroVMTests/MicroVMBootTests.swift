@@ -2,6 +2,7 @@ import Foundation
 import OxydraClient
 import OxydraCore
 import OxydraMicroVM
+import OxydraRunner
 import OxydraTesting
 import Testing
 
@@ -322,6 +323,19 @@ extension MicroVMBootTests {
         let health = try control(["op": "health_check", "token": .string(controlToken)])
         #expect(health["ok"] == true && health["health"]?["user_id"] == "alice", "\(health)")
         #expect(health["health"]?["startup_status"]?["sandbox_tier"] == "micro_vm")
+        // The runner's own client, as `runner status` will use it.
+        guard
+            case .health(let reported) = try ControlClient.request(.healthCheck, port: controlPort, token: controlToken)
+        else { throw TestSupportError("no health from the runner's control client") }
+        #expect(reported.userID == "alice" && reported.healthy && reported.startupStatus.sandboxTier == .microVM)
+        // And `shutdown_user` ends the guest, and with it the VM (its init powers off).
+        guard case .shutdownAccepted = try ControlClient.request(.shutdownUser, port: controlPort, token: controlToken)
+        else { throw TestSupportError("shutdown_user was not accepted") }
+        let stopping = ContinuousClock.now + .seconds(60)
+        while qemu.isRunning && ContinuousClock.now < stopping { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(!qemu.isRunning, "the VM powered off after the guest stopped")
+        let console = try String(contentsOfFile: plan.consoleLog, encoding: .utf8)
+        #expect(console.contains("OXYDRA-INIT: oxydra-vm exited with status 0"), "\(console.suffix(2000))")
         #expect(FileManager.default.fileExists(atPath: workspace + "/.oxydra/memory.db"))
         print("micro VM guest (TCG): boot to gateway ready \(ready), first turn \(turn)")
     }
