@@ -48,8 +48,9 @@ public struct ChannelRegistry: ChannelFileSender {
         }
     }
 
-    /// Whether a channel can deliver files (`send_file` is offered only then).
-    public var sendsFiles: Bool { channels.contains { $0 is TelegramChannel } }
+    /// Whether a channel can deliver files (`send_file` is offered only then: not for a bot that is
+    /// off for want of its token).
+    public var sendsFiles: Bool { channels.contains { ($0 as? TelegramChannel)?.api != nil } }
 
     public func sendFile(session: SessionID, name: String, mimeType: String, data: [UInt8], caption: String?) async
         -> Result<String, ChannelSendError>

@@ -370,6 +370,9 @@ struct TelegramEndToEndTests {
         guest.model.enqueue(.text("still here"))
         let ask = try await guest.project.run(["ask", "hello"])
         #expect(ask.exitCode == 0 && ask.standardOutput.contains("still here"), "\(ask.standardError)")
+        // A bot that is off cannot deliver files: the model is not offered send_file.
+        let offered = String(decoding: try #require(guest.model.requests.last).body, as: UTF8.self)
+        #expect(!offered.contains("send_file") && offered.contains("file_read"))
         #expect(guest.telegram.calls().isEmpty)
     }
 }

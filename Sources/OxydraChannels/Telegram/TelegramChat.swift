@@ -376,7 +376,7 @@ actor TelegramChat {
                 ticker.cancel()
                 try? await reply.finish(await reply.text, note: "⏹ cancelled")
                 return true
-            case .error(let info) where info.turn != nil || info.requestID == key:
+            case .error(let info):  // only this turn's errors are routed here
                 ticker.cancel()
                 try? await reply.fail(info.message)
                 return true
