@@ -143,7 +143,7 @@ let package = Package(
             name: "OxydraRunner",
             dependencies: [
                 "OxydraCore", "OxydraConfig", "OxydraSandbox", "OxydraClient", "OxydraContainer", "OxydraAudit",
-                "CSystemShims",
+                "OxydraMicroVM", "CSystemShims",
             ],
             swiftSettings: swiftSettings
         ),

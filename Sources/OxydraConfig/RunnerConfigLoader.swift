@@ -15,6 +15,10 @@ public struct LoadedRunnerConfig: Sendable {
 
     /// `workspace_root` as an absolute path.
     public var workspaceRoot: String { FilePaths.absolute(config.workspaceRoot, relativeTo: baseDirectory) }
+    /// `[guest_images] micro_vm_dir`, absolute.
+    public var microVMImageDirectory: String {
+        FilePaths.absolute(config.guestImages.microVMDirectory, relativeTo: baseDirectory)
+    }
 
     /// Where a relative `users.<id>.config_path` may point, in the order tried: the runner config's
     /// own directory (the seed's table), then the project root (the seed's quick start writes

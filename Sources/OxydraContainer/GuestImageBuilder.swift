@@ -144,7 +144,11 @@ public enum GuestImageBuilder {
         }
     }
 
-    static func sidecarTarball(executable: String, staging: String, tarball: String) async throws(DockerError) {
+    /// The sidecar's Debian root (``sidecarPackages`` and `extraPackages`) with `shell-daemon`, as a
+    /// tarball (also the base of the micro VM root disk).
+    public static func sidecarTarball(
+        executable: String, staging: String, tarball: String, extraPackages: [String] = []
+    ) async throws(DockerError) {
         // shell-daemon and the libraries Debian does not ship (the Swift runtime), staged for copy-in.
         let tree = try ImageTree(root: staging)
         try tree.copy(executable, to: "/usr/local/bin/shell-daemon")
@@ -160,7 +164,7 @@ public enum GuestImageBuilder {
         hooks.append("rm -rf \"$1\"/var/cache/apt/archives/*.deb \"$1\"/var/lib/apt/lists/*")
         _ = try await ImageTree.run(
             "/usr/bin/mmdebstrap",
-            ["--quiet", "--variant=minbase", "--include=" + sidecarPackages.joined(separator: ",")]
+            ["--quiet", "--variant=minbase", "--include=" + (sidecarPackages + extraPackages).joined(separator: ",")]
                 + hooks.map { "--customize-hook=" + $0 } + [debianSuite, tarball, debianMirror])
     }
 

@@ -126,6 +126,10 @@ public struct PreparedGuest: Sendable {
             // the sandbox starts first.
             prepared.startShellSandbox()
             prepared.confine()
+        } else if envelope.sandboxTier == .microVM && envelope.shellSandbox != nil {
+            // The micro VM is the boundary around the guest; inside it the shell still gets its own
+            // bubblewrap sandbox (no network, only shared and tmp), started by the guest.
+            prepared.startShellSandbox()
         } else if let endpoint = envelope.sidecarEndpoint, endpoint.transport == "unix", config.tools.shell.enabled {
             // Container and micro_vm tiers: the runner started the shell sidecar; the guest only connects.
             prepared.shellSocket = endpoint.address
@@ -142,6 +146,12 @@ public struct PreparedGuest: Sendable {
             "--sandbox", "--socket", endpoint.address, "--bwrap", launch.bubblewrap, "--shared", workspace.shared,
             "--tmp", workspace.tmp, "--etc", workspace.ipc + "/shell-sandbox", "--parent", String(getpid()),
         ]
+        // In a micro VM the guest is root and the shares show the host account as their owner: the
+        // sandbox runs as that owner, or it could not enter them.
+        var owner = stat()
+        if getuid() == 0, envelope.sandboxTier == .microVM, stat(workspace.shared, &owner) == 0, owner.st_uid != 0 {
+            arguments += ["--run-as", "\(owner.st_uid):\(owner.st_gid)"]
+        }
         // Values travel in the supervisor's environment, not its arguments (which `ps` shows).
         var childEnvironment = ["PATH=\(ShellSandbox.path)"]
         for key in config.tools.shell.envKeys {

@@ -1,5 +1,9 @@
 import OxydraCore
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// The host's installed kernel, which micro VMs boot (Debian's `linux-image-amd64`): its image and
 /// its modules.
 public struct HostKernel: Sendable, Hashable {
@@ -34,6 +38,25 @@ public struct HostKernel: Sendable, Hashable {
         }
         return HostKernel(
             image: "\(boot)/vmlinuz-\(release)", release: release, modulesDirectory: "\(modules)/\(release)")
+    }
+
+    /// A configured kernel (`[guest_images] kernel`): `…/vmlinuz-<release>` with its modules in
+    /// `modules/<release>`.
+    public static func at(_ image: String, modules: String = "/lib/modules") throws(MicroVMError) -> HostKernel {
+        guard access(image, R_OK) == 0 else {
+            throw MicroVMError("the kernel \(image) ([guest_images] kernel) is missing or not readable")
+        }
+        let name = image.split(separator: "/").last.map(String.init) ?? image
+        guard name.hasPrefix("vmlinuz-") else {
+            throw MicroVMError(
+                "the kernel \(image) ([guest_images] kernel) must be named vmlinuz-<release>, so its modules are found "
+                    + "in \(modules)/<release>")
+        }
+        let release = String(name.dropFirst("vmlinuz-".count))
+        guard FileManager.default.fileExists(atPath: modules + "/" + release + "/modules.dep") else {
+            throw MicroVMError("the kernel \(image) has no modules in \(modules)/\(release) (modules.dep)")
+        }
+        return HostKernel(image: image, release: release, modulesDirectory: modules + "/" + release)
     }
 
     /// `6.1.0-57-amd64` → `[6, 1, 0, 57]`: releases compare by their numbers.

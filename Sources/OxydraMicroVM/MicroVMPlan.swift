@@ -36,6 +36,21 @@ public struct MicroVMPlan: Sendable, Hashable {
         }
     }
 
+    /// A TCP service the guest reaches at `address:port`: each connection starts `command` on the
+    /// host with the connection as its standard input and output (QEMU's `guestfwd`; the only way
+    /// out of a ``restricted`` network).
+    public struct GuestForward: Sendable, Hashable {
+        public var address: String
+        public var port: Int
+        public var command: [String]
+
+        public init(address: String, port: Int, command: [String]) {
+            self.address = address
+            self.port = port
+            self.command = command
+        }
+    }
+
     public var qemu: String
     public var kernel: String
     public var initramfs: String
@@ -43,6 +58,12 @@ public struct MicroVMPlan: Sendable, Hashable {
     public var rootDisk: String?
     public var shares: [Share] = []
     public var forwards: [Forward] = []
+    /// The guest reaches neither the host nor the internet (QEMU `restrict=on`); only
+    /// ``guestForwards`` lead out.
+    public var restricted = true
+    public var guestForwards: [GuestForward] = []
+    /// TCG's translation cache (MiB): QEMU's default grows to a gigabyte of host memory.
+    public var tcgCacheMiB = 64
     public var memoryMiB = 512
     public var vcpus = 1
     public var accelerator = Accelerator.tcg
@@ -62,7 +83,8 @@ public struct MicroVMPlan: Sendable, Hashable {
     public var arguments: [String] {
         var arguments = [
             "-machine", "microvm,x-option-roms=off,isa-serial=on,rtc=on",
-            "-accel", accelerator.rawValue, "-cpu", accelerator == .kvm ? "host" : "max",
+            "-accel", accelerator == .tcg ? "tcg,tb-size=\(tcgCacheMiB)" : "kvm", "-cpu",
+            accelerator == .kvm ? "host" : "max",
             "-m", "\(memoryMiB)", "-smp", "\(vcpus)",
             "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
             "-serial", "file:" + consoleLog,
@@ -84,7 +106,13 @@ public struct MicroVMPlan: Sendable, Hashable {
             ]
         }
         let forwarded = forwards.map { ",hostfwd=tcp:127.0.0.1:\($0.host)-:\($0.guest)" }.joined()
-        arguments += ["-netdev", "user,id=net0" + forwarded, "-device", "virtio-net-device,netdev=net0"]
+        let outward = guestForwards.map {
+            ",guestfwd=tcp:\($0.address):\($0.port)-cmd:" + $0.command.joined(separator: " ")
+        }.joined()
+        arguments += [
+            "-netdev", "user,id=net0" + (restricted ? ",restrict=on" : "") + forwarded + outward,
+            "-device", "virtio-net-device,netdev=net0",
+        ]
         return arguments
     }
 
@@ -107,6 +135,11 @@ public struct MicroVMPlan: Sendable, Hashable {
         }
         if let bad = shares.first(where: { !$0.tag.allSatisfy { $0.isLetter || $0.isNumber || $0 == "_" } }) {
             return "9p share tag `\(bad.tag)` must be letters, digits or _"
+        }
+        for forward in guestForwards {
+            if let bad = forward.command.first(where: { $0.isEmpty || $0.contains { ", '\"\\\t\n".contains($0) } }) {
+                return "guest forward command word `\(bad)` must not be empty or hold commas, quotes or spaces"
+            }
         }
         return nil
     }

@@ -118,7 +118,10 @@ enum ContainerGuest {
         let socketDirectory = target.ipc + "/shell"
         let configDirectory = target.ipc + "/guest-config"
         let bootstrapFile = target.ipc + "/bootstrap.json"
-        for path in [target.marker, target.controlSocket, socketDirectory + "/shell-daemon.sock", bootstrapFile] {
+        for path in [
+            target.marker, target.controlSocket, socketDirectory + "/shell-daemon.sock", bootstrapFile,
+            MicroVMGuest.stateFile(target),
+        ] {
             unlink(path)
         }
         let export = GuestConfigExport.make(

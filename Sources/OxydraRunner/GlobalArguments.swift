@@ -7,7 +7,7 @@ public enum GlobalArguments {
     public static let subcommands: [String: [String]] = [
         "start": [], "stop": [], "restart": [], "status": [], "logs": [], "ask": [], "tui": [], "usage": [],
         "audit": ["verify", "show"],
-        "supervise": [],
+        "supervise": [], "vm-connect": [],
         "config": ["show", "check"], "images": ["build", "list"], "catalog": [], "check-update": [], "web": [],
         "sessions": ["list", "show", "export", "rename", "archive", "unarchive", "delete"],
     ]

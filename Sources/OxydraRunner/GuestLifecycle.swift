@@ -27,6 +27,7 @@ public enum GuestLifecycle {
     static func startOrThrow(_ context: RunnerContext, insecure: Bool) async throws(CommandOutput) -> CommandOutput {
         let (agent, target, tier) = try preflight(context, insecure: insecure)
         if tier == .container { return try await ContainerGuest.start(context, target: target, agent: agent) }
+        if tier == .microVM { return try await MicroVMGuest.start(context, target: target, agent: agent) }
         return try startProcessTier(context, target: target, agent: agent, tier: tier)
     }
 
@@ -54,17 +55,17 @@ public enum GuestLifecycle {
         let tier =
             insecure
             ? SandboxTier.process : (target.userConfig.behavior.sandboxTier ?? target.runner.config.defaultTier)
-        guard tier == .process || tier == .container else {
-            throw CommandOutput.error(
-                "sandbox tier `\(tier.rawValue)` (\(insecure ? "" : tierSource(target))) cannot be started on this "
-                    + "machine by this build: \(tierGap(tier)); pass --insecure to use the process tier "
-                    + "(a host process confined with Landlock)")
-        }
         if tier == .process && agent.config.tools.shell.network == .egress {
             throw CommandOutput.error(
                 "tools.shell.network = \"egress\" (\(agent.source(of: ["tools", "shell", "network"]))) needs the "
                     + "container tier: the process tier's shell sandbox has no network of its own to give (bubblewrap "
                     + "would share the host's, loopback included); set default_tier = \"container\" or remove the key")
+        }
+        if tier == .microVM && agent.config.tools.shell.network == .egress {
+            throw CommandOutput.error(
+                "tools.shell.network = \"egress\" (\(agent.source(of: ["tools", "shell", "network"]))) is not supported yet "
+                    + "in the micro_vm tier: the VM's network leads only to the configured providers; use the container "
+                    + "tier for a shell with network, or remove the key")
         }
         if let other = sharedBotToken(target, context: context) {
             throw CommandOutput.error(
@@ -132,6 +133,7 @@ public enum GuestLifecycle {
         }
         unlink(target.marker)
         unlink(target.controlSocket)
+        unlink(MicroVMGuest.stateFile(target))
 
         guard
             let executable = ExecutableLocator.find(
@@ -221,15 +223,6 @@ public enum GuestLifecycle {
     static func tierSource(_ target: UserTarget) -> String {
         target.userConfig.behavior.sandboxTier != nil
             ? "behavior.sandbox_tier in the user's file" : "default_tier in \(target.runner.displayPath)"
-    }
-
-    static func tierGap(_ tier: SandboxTier) -> String {
-        switch tier {
-        case .process: ""
-        case .container: ""
-        case .microVM:
-            "the micro_vm backend (Firecracker, or QEMU microvm with /dev/kvm) is not part of this build yet"
-        }
     }
 
     /// Whether the user gets a shell and how: the tier must allow it, the configuration must want
@@ -362,7 +355,11 @@ public enum GuestLifecycle {
             return CommandOutput(standardOutput: lines.joined(separator: "\n") + "\n")
         }
         switch health {
-        case .success(.health(let health)): pid = Int32(health.pid)
+        case .success(.health(let health)):
+            // A micro VM's guest pid is the VM's own: on the host, QEMU is what ends.
+            pid =
+                health.startupStatus.sandboxTier == .microVM
+                ? Supervisor.readState(ipc: target.ipc)?.guestPID ?? 0 : Int32(health.pid)
         case .success(let other): throw CommandOutput.error("unexpected reply from the guest: \(other)")
         case .failure(.notRunning):
             unlink(target.marker)
@@ -391,8 +388,8 @@ public enum GuestLifecycle {
         }
         var lines = ["user_id=\(target.user)", "shutdown=true", "active_turns_cancelled=\(cancelled)"]
         let deadline = ContinuousClock.now + stopTimeout
-        while DetachedProcess.isAlive(pid) && ContinuousClock.now < deadline { usleep(20_000) }
-        if DetachedProcess.isAlive(pid) {
+        while pid > 0 && DetachedProcess.isAlive(pid) && ContinuousClock.now < deadline { usleep(20_000) }
+        if pid > 0 && DetachedProcess.isAlive(pid) {
             kill(pid, SIGKILL)
             lines.append("forced=true")
         }
@@ -448,6 +445,8 @@ public enum GuestLifecycle {
                 lines += await ContainerGuest.statusLines(
                     health, target: target, context: context, found: found, engine: engine)
                 containers = ContainerGuest.containerLines(found)
+            } else if health.startupStatus.sandboxTier == .microVM {
+                lines += MicroVMGuest.statusLines(health, target: target, context: context)
             } else {
                 lines += statusLines(health, target: target, context: context)
             }

@@ -59,6 +59,16 @@ public enum GuestLogs {
                         return 1
                     }
                 }
+                if role == "runtime" && offsets[role] == nil && MicroVMGuest.readFacts(target) != nil,
+                    let console = try? String(contentsOfFile: MicroVMGuest.consoleLog(target), encoding: .utf8)
+                {
+                    // A micro VM's serial console (its kernel and init) is the early part of its log.
+                    let lines = console.split(separator: "\n", omittingEmptySubsequences: true).suffix(tail)
+                    if !lines.isEmpty {
+                        emit("==> \(MicroVMGuest.consoleLog(target)) (micro VM console) <==\n", 1)
+                        emit(lines.joined(separator: "\n") + "\n==> runtime <==\n", 1)
+                    }
+                }
                 let response: ControlResponse
                 let request = ControlRequest.logs(role: role, tail: tail, offset: offsets[role])
                 do {

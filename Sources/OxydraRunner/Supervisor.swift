@@ -34,6 +34,19 @@ public enum Supervisor {
         public var ipc: String
         public var maxRestarts: Int
         public var windowSeconds: Int
+        /// A micro VM (the executable is QEMU): the supervisor serves the control socket for it,
+        /// writes its boot-time secrets before each boot and removes them once it is up, and
+        /// reads the guest's own exit status from ``MicroVM/exitStatusFile`` (a powered-off VM
+        /// always ends QEMU with status 0).
+        public var microVM: MicroVM?
+
+        public struct MicroVM: Codable, Sendable {
+            public var relay: ControlRelay
+            /// A file (0600) of the configuration share the guest reads at boot: the provider keys.
+            public var secretsFile: String
+            public var secrets: String
+            public var exitStatusFile: String
+        }
     }
 
     /// What `runner status` reads.
@@ -105,13 +118,38 @@ public enum Supervisor {
         }
         _ = oxydra_watch_stop_signals()
         let input = Array(Data(base64Encoded: spec.input) ?? Data())
+        if let vm = spec.microVM {
+            do {
+                try vm.relay.start()
+            } catch {
+                Log(path: spec.runtimeLog).line(level: "error", "cannot serve the control socket: \(error)")
+                write(State(supervisorPID: getpid(), guestPID: nil, phase: .startFailed, restarts: 0), ipc: spec.ipc)
+                return 1
+            }
+        }
+        defer {
+            if let vm = spec.microVM {
+                unlink(vm.relay.socket)
+                unlink(vm.secretsFile)
+            }
+        }
         var state = State(supervisorPID: getpid(), guestPID: nil, phase: .starting, restarts: 0)
         var crashes: [ContinuousClock.Instant] = []
         let log = Log(path: spec.runtimeLog)
 
         while true {
             unlink(spec.marker)
-            unlink(spec.controlSocket)
+            if let vm = spec.microVM {
+                unlink(vm.exitStatusFile)
+                guard (try? ContainerGuest.writePrivate(vm.secrets, to: vm.secretsFile)) != nil else {
+                    log.line(level: "error", "cannot write \(vm.secretsFile)")
+                    state.phase = .startFailed
+                    write(state, ipc: spec.ipc)
+                    return 1
+                }
+            } else {
+                unlink(spec.controlSocket)
+            }
             let pid: Int32
             do {
                 pid = try DetachedProcess.launch(
@@ -132,16 +170,38 @@ public enum Supervisor {
             // Ready once it wrote its endpoint marker (after its gateway listens); then only wait.
             var ready = false
             var status: Int32 = 0
+            var stopSince: ContinuousClock.Instant?
             while true {
-                let result = waitpid(pid, &status, ready ? 0 : WNOHANG)
+                // A VM is watched, not waited for: a stop request gives its guest time to power
+                // off, then QEMU is told to quit (SIGTERM), then killed.
+                let result = waitpid(pid, &status, ready && spec.microVM == nil ? 0 : WNOHANG)
                 if result == pid { break }
                 if result < 0 && errno != EINTR { break }
                 if !ready && access(spec.marker, F_OK) == 0 {
                     ready = true
                     state.phase = .running
                     write(state, ipc: spec.ipc)
+                    if let vm = spec.microVM { unlink(vm.secretsFile) }
                 }
-                if !ready { usleep(50_000) }
+                if spec.microVM != nil && oxydra_stop_requested() != 0 {
+                    let since = stopSince ?? ContinuousClock.now
+                    stopSince = since
+                    let waited = ContinuousClock.now - since
+                    if waited > Self.vmStopGrace + .seconds(5) {
+                        kill(pid, SIGKILL)
+                    } else if waited > Self.vmStopGrace {
+                        kill(pid, SIGTERM)
+                    }
+                }
+                if !ready || spec.microVM != nil { usleep(50_000) }
+            }
+            if let vm = spec.microVM {
+                unlink(vm.secretsFile)
+                // QEMU ends with 0 whenever the guest powers off: the guest's own status decides.
+                if (status & 0x7F) == 0 && ((status >> 8) & 0xFF) == 0 {
+                    let reported = (try? String(contentsOfFile: vm.exitStatusFile, encoding: .utf8))?.trimmed
+                    status = reported.flatMap { Int32($0) }.map { ($0 & 0xFF) << 8 } ?? (1 << 8)
+                }
             }
             // It may have become ready between two looks (a guest killed on SIGKILL leaves its marker).
             ready = ready || access(spec.marker, F_OK) == 0
@@ -195,6 +255,9 @@ public enum Supervisor {
             }
         }
     }
+
+    /// How long a stopping micro VM's guest gets to power off before QEMU is told to quit.
+    static let vmStopGrace = Duration.seconds(12)
 
     /// `exit 1`, `signal 9 (SIGKILL)`.
     static func describe(_ status: Int32) -> String {

@@ -46,7 +46,7 @@ public struct UserTarget: Sendable {
     public func startHint(_ context: RunnerContext) -> String {
         let tier = userConfig.behavior.sandboxTier ?? runner.config.defaultTier
         return "start it with `runner --config \(context.configPath) --user \(user)"
-            + (tier == .container ? " start`" : " --insecure`")
+            + (tier == .process ? " --insecure`" : " start`")
     }
 
     /// The `NoRunningGuest` error of `--tui` and `ask`.

@@ -12,9 +12,13 @@ import OxydraCore
 /// with backoff if it dies (for example when a command kills the daemon). It dies with its parent,
 /// the guest, and bubblewrap dies with it.
 public enum ShellSandboxSupervisor {
-    public static func run(_ spec: ShellSandbox.Spec, socketPath: String, etcDirectory: String, parent: pid_t)
-        -> Never
-    {
+    /// `runAs`: started as root (a micro VM's guest), the identity to drop to once the cgroup,
+    /// the socket and the `/etc` files exist — the owner of the shared directories, which a
+    /// sandbox mapped to root could not enter (9p shows the host's owner).
+    public static func run(
+        _ spec: ShellSandbox.Spec, socketPath: String, etcDirectory: String, parent: pid_t,
+        runAs: (uid: uid_t, gid: gid_t)? = nil
+    ) -> Never {
         _ = oxydra_set_death_signal(SIGKILL)
         if getppid() != parent { fail("the guest that started the shell sandbox is gone") }
         if let cpus = spec.maxVCPUs, oxydra_limit_cpus(Int32(clamping: cpus)) != 0 {
@@ -34,6 +38,14 @@ public enum ShellSandboxSupervisor {
             listener = try UnixSocket.listen(at: socketPath)
         } catch {
             fail(error.description)
+        }
+        if let runAs {
+            guard setgroups(0, nil) == 0, setgid(runAs.gid) == 0, setuid(runAs.uid) == 0 else {
+                fail("cannot run the sandbox as \(runAs.uid):\(runAs.gid): \(String(cString: strerror(errno)))")
+            }
+            // A change of identity clears the parent-death signal.
+            _ = oxydra_set_death_signal(SIGKILL)
+            if getppid() != parent { fail("the guest that started the shell sandbox is gone") }
         }
         let devNull = open("/dev/null", O_RDWR | O_CLOEXEC)
         var options = ProcessSpawner.Options(standardInput: devNull, standardOutput: 2, standardError: 2)

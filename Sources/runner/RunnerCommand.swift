@@ -48,7 +48,7 @@ struct RunnerCommand: AsyncParsableCommand {
             runner ask "<prompt>" [--session <id> | --new-session] [--json]
             runner config show [--config <path>] [--user <id>] [--sources] [--json] [--set <key=value> ...]
             runner config check [--config <path>] [--user <id>] [--set <key=value> ...]
-            runner images build [--only runtime|sidecar] [--json] | images list [--json]
+            runner images build [--tier container|micro_vm] [--only runtime|sidecar] [--json] | images list [--json]
             """,
         discussion: """
             Configuration: .oxydra/runner.toml (users, tiers), the user's own file, and the layered \
@@ -59,7 +59,7 @@ struct RunnerCommand: AsyncParsableCommand {
             Start.self, Stop.self, Restart.self, Status.self, Logs.self, Ask.self, TUI.self, Config.self, Images.self,
             Sessions.self, Usage.self, Audit.self, Approvals.self, NotBuilt.Catalog.self, NotBuilt.CheckUpdate.self,
             Web.self,
-            Supervise.self,
+            Supervise.self, VMConnectCommand.self,
         ],
         defaultSubcommand: Start.self)
 
@@ -188,6 +188,17 @@ extension RunnerCommand {
             }
             throw ExitCode(Supervisor.run(spec))
         }
+    }
+
+    /// `runner vm-connect <host> <port>`: one connection of a micro VM to a provider (QEMU runs it
+    /// per connection; not for people).
+    struct VMConnectCommand: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "vm-connect",
+            abstract: "Internal: carries one micro VM connection to a configured provider.", shouldDisplay: false)
+        @Argument var host: String
+        @Argument var port: Int
+        func run() throws { throw ExitCode(VMConnect.run(host: host, port: port)) }
     }
 
     /// `runner [--insecure] [--tui]` (the default command).
@@ -446,12 +457,13 @@ extension RunnerCommand {
 extension RunnerCommand {
     struct Images: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Build and inspect the container tier's guest images (oxydra-vm, shell-vm).",
+            abstract: "Build and inspect the guest images (container: oxydra-vm, shell-vm; micro_vm: root disk).",
             discussion: """
                 Images are assembled on this host — no registry: oxydra-vm from the oxydra-vm binary beside \
                 runner and its libraries, shell-vm from a Debian minbase made by mmdebstrap plus shell-daemon — \
-                and imported through the Docker Engine API ($DOCKER_HOST or /var/run/docker.sock). \
-                Exit 0 on success, 1 on errors.
+                and imported through the Docker Engine API ($DOCKER_HOST or /var/run/docker.sock). The micro_vm \
+                form is both in one ext4 root disk plus an initramfs for the kernel, in [guest_images] \
+                micro_vm_dir. Exit 0 on success, 1 on errors.
                 """,
             subcommands: [Build.self, List.self])
 
@@ -464,6 +476,13 @@ extension RunnerCommand {
             @Option(help: "Only this image: runtime (oxydra-vm) or sidecar (shell-vm).")
             var only: String?
 
+            @Option(
+                help: """
+                    The tier to build for: container (images in the engine) or micro_vm (root disk and initramfs); \
+                    default: the tiers runner.toml and the users' files use (container when only process).
+                    """)
+            var tier: String?
+
             @Flag(help: "Print the result as JSON.")
             var json = false
 
@@ -471,11 +490,15 @@ extension RunnerCommand {
                 if let only, GuestImageBuilder.Role(rawValue: only) == nil {
                     throw ValidationError("--only takes `runtime` or `sidecar`, not `\(only)`")
                 }
+                if let tier, tier != "container" && tier != "micro_vm" {
+                    throw ValidationError("--tier takes `container` or `micro_vm`, not `\(tier)`")
+                }
             }
 
             func run() async throws {
                 let output = await ImagesCommand.build(
-                    global.context, only: only.flatMap(GuestImageBuilder.Role.init(rawValue:)), json: json
+                    global.context, only: only.flatMap(GuestImageBuilder.Role.init(rawValue:)),
+                    tier: tier.flatMap(SandboxTier.init(rawValue:)), json: json
                 ) { line in
                     StandardStreams.write("==> " + line + "\n", to: 2)
                 }

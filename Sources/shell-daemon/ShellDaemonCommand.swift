@@ -40,6 +40,10 @@ struct ShellDaemonCommand: ParsableCommand {
     @Option(name: .long, help: "With --sandbox: the process that must stay alive (the guest).") var parent: Int32?
     @Option(
         name: .long,
+        help: "With --sandbox, started as root: the UID:GID the sandbox runs as after its cgroup is set up (the owner of --shared).")
+    var runAs: String?
+    @Option(
+        name: .long,
         help: "With --sandbox: a host path inside --shared or --tmp that commands must not see (repeatable).")
     var mask: [String] = []
     @Option(
@@ -110,6 +114,14 @@ struct ShellDaemonCommand: ParsableCommand {
             bubblewrap: bwrap!, daemonExecutable: executable, sharedDirectory: shared!, tmpDirectory: tmp!,
             environment: environment, maxVCPUs: maxVcpus, maxMemoryMiB: maxMemoryMib, maxProcesses: maxProcesses,
             maskedPaths: mask)
-        ShellSandboxSupervisor.run(spec, socketPath: socket!, etcDirectory: etc!, parent: parent!)
+        var identity: (uid: uid_t, gid: gid_t)?
+        if let runAs {
+            let parts = runAs.split(separator: ":")
+            guard parts.count == 2, let uid = uid_t(parts[0]), let gid = gid_t(parts[1]) else {
+                throw ValidationError("--run-as takes UID:GID, not `\(runAs)`")
+            }
+            identity = (uid, gid)
+        }
+        ShellSandboxSupervisor.run(spec, socketPath: socket!, etcDirectory: etc!, parent: parent!, runAs: identity)
     }
 }

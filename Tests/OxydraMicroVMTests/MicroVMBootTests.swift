@@ -4,6 +4,7 @@ import OxydraCore
 import OxydraMicroVM
 import OxydraRunner
 import OxydraTesting
+import Synchronization
 import Testing
 
 #if canImport(Glibc)
@@ -76,9 +77,10 @@ struct MicroVMPartsTests {
         ]
         plan.forwards = [.init(host: 40001, guest: 8080)]
         plan.kernelArguments = ["OXYDRA=1"]
+        plan.guestForwards = [.init(address: "10.0.2.100", port: 443, command: ["/r", "vm-connect", "api.x", "443"])]
         let line = plan.arguments.joined(separator: " ")
         #expect(line.contains("-machine microvm,"))
-        #expect(line.contains("-accel tcg -cpu max"))
+        #expect(line.contains("-accel tcg,tb-size=64 -cpu max"))
         #expect(
             line.contains(
                 "-append console=ttyS0 quiet panic=-1 reboot=t tsc_early_khz=1000000 tsc=reliable no_timer_check lpj=2000000 OXYDRA=1"
@@ -86,8 +88,14 @@ struct MicroVMPartsTests {
         #expect(line.contains("file=/root.ext4,format=raw,if=none,readonly=on"))
         #expect(line.contains("local,id=fs1,path=/cfg,security_model=none,readonly=on"))
         #expect(line.contains("mount_tag=workspace"))
-        #expect(line.contains("user,id=net0,hostfwd=tcp:127.0.0.1:40001-:8080"))
+        #expect(
+            line.contains(
+                "user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:40001-:8080,"
+                    + "guestfwd=tcp:10.0.2.100:443-cmd:/r vm-connect api.x 443"))
         #expect(plan.problem == nil)
+        plan.guestForwards[0].command[2] = "a,b"
+        #expect(plan.problem?.contains("`a,b`") == true)
+        plan.guestForwards = []
         plan.shares.append(.init(tag: "bad-tag", hostPath: "/x", readOnly: true))
         #expect(plan.problem == "9p share tag `bad-tag` must be letters, digits or _")
         plan.rootDisk = "/a,b"
@@ -111,6 +119,10 @@ struct MicroVMBootTests {
         if let missing = microVMMissing { Issue.record("micro VM boot needs: \(missing)") }
         let kernel = try HostKernel.find()
         let modules = try kernel.modules(["virtio_mmio", "virtio_net", "9pnet_virtio", "9p"])
+        // Two services on the host's loopback: the restricted VM must not reach the first (as it
+        // must not reach other users' guests), and reaches the second only through its forward.
+        let forbidden = try LoopbackPort.serve(reply: "host-service")
+        let allowed = try LoopbackPort.serve(reply: "provider")
         var image = Initramfs()
         image.add(.file("bin/busybox", Array(try Data(contentsOf: URL(fileURLWithPath: Self.busybox))), mode: 0o755))
         for tool in ["sh", "mount", "insmod", "cat", "echo", "ip", "nc", "grep", "wc", "poweroff"] {
@@ -134,6 +146,10 @@ struct MicroVMBootTests {
                     echo "OXYDRA-TEST-INIT up $(cat /proc/uptime)"
                     echo "seen: $(cat /mnt/in.txt); cpus: $(grep -c ^processor /proc/cpuinfo)" > /mnt/out.txt
                     ip link set lo up; ip link set eth0 up; ip addr add 10.0.2.15/24 dev eth0
+                    ip route add default via 10.0.2.2
+                    direct=$(nc -w 3 10.0.2.2 \(forbidden.port) </dev/null)
+                    forwarded=$(nc -w 10 10.0.2.100 \(allowed.port) </dev/null)
+                    echo "direct=$direct forwarded=$forwarded" > /mnt/net.txt
                     echo pong | nc -l -p 7000
                     echo "OXYDRA-TEST-INIT done"
                     poweroff -f
@@ -154,6 +170,11 @@ struct MicroVMBootTests {
         plan.memoryMiB = 256
         plan.shares = [.init(tag: "work", hostPath: share, readOnly: false)]
         plan.forwards = [.init(host: port, guest: 7000)]
+        plan.guestForwards = [
+            .init(
+                address: "10.0.2.100", port: allowed.port,
+                command: [ChildProcess.path(of: "runner"), "vm-connect", "127.0.0.1", "\(allowed.port)"])
+        ]
         #expect(plan.problem == nil)
 
         let qemu = Process()
@@ -187,6 +208,9 @@ struct MicroVMBootTests {
             if answer.isEmpty { try await Task.sleep(for: .milliseconds(100)) }
         }
         #expect(answer == "pong\n")
+        // Restricted: the host's loopback service was not reached; the forward was.
+        #expect(try String(contentsOfFile: share + "/net.txt", encoding: .utf8) == "direct= forwarded=provider\n")
+        #expect(forbidden.connections() == 0 && allowed.connections() == 1)
         while qemu.isRunning && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
         #expect(!qemu.isRunning, "the VM powered off by itself")
         let console = try String(contentsOfFile: plan.consoleLog, encoding: .utf8)
@@ -238,11 +262,16 @@ extension MicroVMBootTests {
             .write(to: URL(fileURLWithPath: directory.path + "/initramfs.cpio"))
 
         let workspace = try directory.createDirectory("workspace")
+        for sub in ["shared", "tmp", "vault", "ipc", "logs", ".oxydra"] {
+            _ = try directory.createDirectory("workspace/" + sub)
+        }
         let config = try directory.createDirectory("config")
         for sub in ["home", "project", "project/.oxydra"] { _ = try directory.createDirectory("config/" + sub) }
-        // The host's loopback, as the VM reaches it.
-        try model.agentConfig().replacing("127.0.0.1", with: "10.0.2.2")
+        // The scripted model on the host's loopback, as the restricted VM reaches it: a forward
+        // address named in the VM's hosts file.
+        try model.agentConfig().replacing("127.0.0.1", with: "host.docker.internal")
             .write(toFile: config + "/project/.oxydra/agent.toml", atomically: true, encoding: .utf8)
+        try "10.0.2.100 host.docker.internal\n".write(toFile: config + "/hosts", atomically: true, encoding: .utf8)
         try "API_KEY=scripted\n".write(toFile: config + "/environment", atomically: true, encoding: .utf8)
         var envelope = BootstrapEnvelope(
             userID: "alice", sandboxTier: .microVM, workspaceRoot: "/workspace",
@@ -260,11 +289,19 @@ extension MicroVMBootTests {
         plan.rootDisk = directory.path + "/root.ext4"
         plan.vcpus = 2
         plan.memoryMiB = 512
-        plan.shares = [
-            .init(tag: MicroVMImage.workspaceTag, hostPath: workspace, readOnly: false),
-            .init(tag: MicroVMImage.configTag, hostPath: config, readOnly: true),
-        ]
+        plan.shares = MicroVMImage.mounts.map { mount in
+            let host =
+                mount.tag == MicroVMImage.configTag
+                ? config : workspace + "/" + (mount.tag == "state" ? ".oxydra" : mount.tag)
+            return .init(tag: mount.tag, hostPath: host, readOnly: mount.readOnly)
+        }
         plan.forwards = [.init(host: port, guest: MicroVMImage.gatewayPort), .init(host: controlPort, guest: 8081)]
+        let modelPort = model.port
+        plan.guestForwards = [
+            .init(
+                address: "10.0.2.100", port: modelPort,
+                command: [ChildProcess.path(of: "runner"), "vm-connect", "127.0.0.1", "\(modelPort)"])
+        ]
         plan.kernelArguments = ["OXYDRA_USER=alice", "OXYDRA_GATEWAY_ADVERTISE=127.0.0.1:\(port)"]
         #expect(plan.problem == nil)
         let qemu = Process()
@@ -336,6 +373,7 @@ extension MicroVMBootTests {
         #expect(!qemu.isRunning, "the VM powered off after the guest stopped")
         let console = try String(contentsOfFile: plan.consoleLog, encoding: .utf8)
         #expect(console.contains("OXYDRA-INIT: oxydra-vm exited with status 0"), "\(console.suffix(2000))")
+        #expect(try String(contentsOfFile: workspace + "/ipc/" + MicroVMImage.exitStatusFile, encoding: .utf8) == "0\n")
         #expect(FileManager.default.fileExists(atPath: workspace + "/.oxydra/memory.db"))
         print("micro VM guest (TCG): boot to gateway ready \(ready), first turn \(turn)")
     }
@@ -402,6 +440,32 @@ enum LoopbackPort {
             throw TestSupportError("cannot connect to 127.0.0.1:\(port)")
         }
         return fd
+    }
+
+    /// A service on 127.0.0.1 answering `reply` to each connection, for the life of the process.
+    static func serve(reply: String) throws -> (port: Int, connections: @Sendable () -> Int) {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 && listen(fd, 8) == 0
+            }
+        }
+        guard bound else { throw TestSupportError("cannot listen on loopback") }
+        let count = Mutex(0)
+        Thread.detachNewThread {
+            while true {
+                let client = accept(fd, nil, nil)
+                if client < 0 { return }
+                count.withLock { $0 += 1 }
+                _ = reply.utf8CString.withUnsafeBufferPointer { send(client, $0.baseAddress, $0.count - 1, 0) }
+                close(client)
+            }
+        }
+        return (Int(UInt16(bigEndian: address.sin_port)), { count.withLock { $0 } })
     }
 
     /// Connects to 127.0.0.1:`port` and reads until the peer closes (at most 1 KiB).

@@ -15,6 +15,7 @@ public struct RunnerConfig: ConfigSection, Hashable {
     public var workspaceRoot = ".oxydra/workspaces"
     public var defaultTier = SandboxTier.microVM
     public var guestImages = GuestImages()
+    public var microVM = MicroVMConfig()
     public var users: [String: UserRegistration] = [:]
     public var runner = Supervision()
     public var web = WebConfig()
@@ -27,6 +28,7 @@ public struct RunnerConfig: ConfigSection, Hashable {
             .field("workspace_root", \.workspaceRoot, check: .nonBlank),
             .field("default_tier", \.defaultTier),
             .field("guest_images", \.guestImages),
+            .field("micro_vm", \.microVM),
             .field("runner", \.runner),
             .field("web", \.web),
             .field("users", \.users),
@@ -107,6 +109,12 @@ public struct Supervision: ConfigSection, Hashable {
 public struct GuestImages: ConfigSection, Hashable {
     public var oxydraVM = "oxydra-vm:latest"
     public var shellVM = "shell-vm:latest"
+    /// The micro_vm tier's kernel (a bzImage/vmlinuz with its modules under
+    /// `/lib/modules/<version>`); unset: the newest `/boot/vmlinuz-*` (Debian's `linux-image-amd64`).
+    public var kernel: String?
+    /// Where `runner images build` writes the micro VM form (root disk, initramfs); relative paths
+    /// resolve against the runner config's base directory.
+    public var microVMDirectory = ".oxydra/vm-images"
 
     public init() {}
 
@@ -114,6 +122,26 @@ public struct GuestImages: ConfigSection, Hashable {
         [
             .field("oxydra_vm", \.oxydraVM, check: .nonBlank),
             .field("shell_vm", \.shellVM, check: .nonBlank),
+            .field("kernel", \.kernel, check: .nonBlankWhenSet),
+            .field("micro_vm_dir", \.microVMDirectory, check: .nonBlank),
+        ]
+    }
+}
+
+/// `[micro_vm]`: how micro VMs are run.
+public struct MicroVMConfig: ConfigSection, Hashable {
+    /// Without a working KVM, run guests under QEMU's CPU emulation (TCG: real isolation, slow)
+    /// instead of refusing to start.
+    public var allowTCG = false
+    /// The QEMU executable; unset: `qemu-system-x86_64` on PATH.
+    public var qemu: String?
+
+    public init() {}
+
+    public static var fields: [ConfigField<MicroVMConfig>] {
+        [
+            .field("allow_tcg", \.allowTCG),
+            .field("qemu", \.qemu, check: .nonBlankWhenSet),
         ]
     }
 }

@@ -59,6 +59,9 @@ public struct DegradedReason: Sendable, Hashable, CustomStringConvertible {
     public static let sidecarConnectionFailed = "sidecar_connection_failed"
     /// A configured chat channel cannot run (its token is missing, the store cannot hold its state).
     public static let channelUnavailable = "channel_unavailable"
+    /// A micro VM runs under QEMU's CPU emulation (TCG) because KVM cannot run guests here:
+    /// isolated, but several times slower.
+    public static let emulatedMicroVM = "micro_vm_emulated"
 
     public var description: String { "\(code):\(detail)" }
 
