@@ -40,7 +40,7 @@ struct ShellDaemonCommand: ParsableCommand {
     @Option(name: .long, help: "With --sandbox: the process that must stay alive (the guest).") var parent: Int32?
     @Option(
         name: .long,
-        help: "With --sandbox, started as root: the UID:GID the sandbox runs as after its cgroup is set up (the owner of --shared).")
+        help: "With --sandbox, started as root: the UID:GID the sandbox runs as once its cgroup is set up.")
     var runAs: String?
     @Option(
         name: .long,

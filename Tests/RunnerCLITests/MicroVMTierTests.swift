@@ -145,7 +145,8 @@ struct MicroVMTierTests {
         try #require(started.exitCode == 0, "\(started.standardError)")
         let output = started.standardOutput
         #expect(value("sandbox_tier", in: output) == "micro_vm", "\(output)")
-        let shellLog = (try? String(contentsOfFile: project.workspace + "/logs/shell-daemon.log", encoding: .utf8)) ?? ""
+        let shellLog =
+            (try? String(contentsOfFile: project.workspace + "/logs/shell-daemon.log", encoding: .utf8)) ?? ""
         #expect(value("shell_available", in: output) == "true", "\(output)\nshell-daemon.log:\n\(shellLog)")
         #expect(value("vm_memory_mib", in: output) == "512" && value("vm_vcpus", in: output) == "2", "\(output)")
         let accelerator = try #require(value("vm_accelerator", in: output))
