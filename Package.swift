@@ -191,8 +191,8 @@ let package = Package(
             name: "oxydra-benchmarks",
             dependencies: [
                 "OxydraProviders", "OxydraRuntime", "OxydraTools", "OxydraMemory", "OxydraTesting", "OxydraRunner",
-                "OxydraClient", "OxydraSandbox", "OxydraContainer", "OxydraTUI", "OxydraWeb", "CSystemShims",
-                "oxydra-vm",
+                "OxydraClient", "OxydraSandbox", "OxydraContainer", "OxydraTUI", "OxydraWeb", "OxydraMicroVM",
+                "CSystemShims", "oxydra-vm",
                 "shell-daemon", "runner",
                 asyncHTTPClient,
             ] + nio,

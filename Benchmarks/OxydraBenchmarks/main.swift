@@ -1,6 +1,6 @@
 // Oxydra benchmarks. Build and run in release:
 //
-//     swift run -c release oxydra-benchmarks [sse|provider|runtime|memory|guest|shell|container|json|tui|sessions|budget|approval|web|telegram|all]
+//     swift run -c release oxydra-benchmarks [sse|provider|runtime|memory|guest|shell|container|micro_vm|json|tui|sessions|budget|approval|web|telegram|all]
 //
 // Each benchmark prints absolute figures and a ratio against a floor measured in the same run
 // on the same data, because absolute times on a shared machine are noise.
@@ -320,6 +320,7 @@ if which == "provider" || which == "all" { try await benchmarkProvider() }
 if which == "guest" || which == "all" { try await benchmarkGuest() }
 if which == "shell" || which == "all" { try await benchmarkShell() }
 if which == "container" || which == "all" { try await benchmarkContainer() }
+if which == "micro_vm" || which == "all" { try await benchmarkMicroVM() }
 
 /// The hand-written JSON parser must earn its place: reading the fields of a streamed OpenAI chunk
 /// with `JSONParser` against `JSONDecoder` into a `Decodable` struct of exactly those fields (the

@@ -115,9 +115,18 @@ public struct Guest {
             logger.error("a chat channel cannot run", metadata: ["problem": "\(problem.detail)"])
         }
         if channels.sendsFiles { extraTools.append(SendFile(workspace: workspace, sender: channels)) }
+        // A micro VM's network leads only to the configured providers: no web tools to offer there.
+        let web = prepared.envelope.sandboxTier != .microVM
+        if !web {
+            status.degradedReasons.append(
+                DegradedReason(
+                    code: DegradedReason.webUnavailable,
+                    detail: "the micro VM's network leads only to the configured providers, so web_fetch and "
+                        + "web_search are not offered in this tier yet; use the container tier for web tools"))
+        }
         let tools = BuiltInTools.registry(
             workspace: workspace, config: config, environment: prepared.environment, extra: extraTools,
-            secrets: prepared.gatewayTokens)
+            secrets: prepared.gatewayTokens, web: web)
         var fallbacks: [FallbackModel] = []
         for (index, fallback) in config.selection.fallbacks.enumerated() {
             do {

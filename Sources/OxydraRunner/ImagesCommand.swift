@@ -141,15 +141,14 @@ public enum ImagesCommand {
 
     /// What is installed for each role and whether it was built from this build's binaries.
     public static func list(_ context: RunnerContext, json: Bool) async -> CommandOutput {
-        let images: OxydraCore.GuestImages
-        switch guestImages(context) {
-        case .success(let configured): images = configured
-        case .failure(let output): return output
-        }
+        let runner = RunnerConfigLoader.load(path: context.configPath, display: context.display)
+        guard runner.issues.isEmpty else { return .error(runner.issues.map(\.description).joined(separator: "\n")) }
+        let images = runner.config.guestImages
+        let tiers = usedTiers(runner, context: context)
         let engine = ContainerGuest.engine(context)
         var rows: [JSONValue] = []
         var lines: [String] = []
-        for role in GuestImageBuilder.Role.allCases {
+        for role in GuestImageBuilder.Role.allCases where tiers.contains(.container) {
             let reference = images.reference(role)
             let image: JSONValue?
             do {
@@ -179,20 +178,35 @@ public enum ImagesCommand {
                     } ?? "")
             )
         }
+        if tiers.contains(.microVM) {
+            let directory = runner.microVMImageDirectory
+            let set = MicroVMImageSet.read(directory)
+            var current: String?
+            if let oxydraVM = executable(for: .runtime, context), let kernel = try? MicroVMGuest.kernel(runner) {
+                current = try? await MicroVMImageSet.contentHash(
+                    .init(
+                        oxydraVM: oxydraVM, shellDaemon: set?.shell == false ? nil : executable(for: .sidecar, context),
+                        busybox: "/bin/busybox", kernel: kernel, version: OxydraVersion.current))
+            }
+            let state =
+                set == nil ? "missing" : current == nil ? "unknown" : set?.contentHash == current ? "current" : "stale"
+            rows.append([
+                "role": "micro_vm", "reference": .string(directory), "state": .string(state),
+                "id": set.map { .string($0.contentHash) } ?? .null, "version": set.map { .string($0.version) } ?? .null,
+                "size_bytes": set.map { .integer($0.rootDiskBytes) } ?? .null,
+            ])
+            lines.append(
+                "micro_vm \(directory) \(state)"
+                    + (set.map {
+                        " \($0.contentHash) version=\($0.version) kernel=\($0.kernelRelease) shell=\($0.shell)"
+                    }
+                        ?? ""))
+        }
         if json { return CommandOutput(standardOutput: JSONValue.array(rows).prettyText + "\n") }
         let hint =
             rows.contains { $0["state"]?.stringValue != "current" }
             ? "build or refresh them with `runner images build`\n" : ""
         return CommandOutput(standardOutput: lines.joined(separator: "\n") + "\n", standardError: hint)
-    }
-
-    /// `[guest_images]` of the runner config; its problems (a missing file included) are the error.
-    static func guestImages(_ context: RunnerContext) -> Result<OxydraCore.GuestImages, CommandOutput> {
-        let runner = RunnerConfigLoader.load(path: context.configPath, display: context.display)
-        guard runner.issues.isEmpty else {
-            return .failure(.error(runner.issues.map(\.description).joined(separator: "\n")))
-        }
-        return .success(runner.config.guestImages)
     }
 
     static func variable(for role: GuestImageBuilder.Role) -> String {

@@ -194,6 +194,10 @@ struct MicroVMTierTests {
         #expect(ask.exitCode == 0, "\(ask.standardError)")
         #expect(ask.standardOutput == "probed it\n")
         #expect(server.requests.first?.header("authorization") == "Bearer \(Self.secret)")
+        // The VM reaches only its provider: no web tools are offered, and the status says why.
+        let offered = String(decoding: server.requests.first?.body ?? Data(), as: UTF8.self)
+        #expect(offered.contains("\"shell_exec\"") && !offered.contains("\"web_fetch\""))
+        #expect(output.contains("degraded_reason=web_unavailable:"), "\(output)")
         let toolResult = String(decoding: server.requests.last?.body ?? Data(), as: UTF8.self)
         try #require(toolResult.contains("probed"), "\(toolResult)")
         let probed = try JSONValue(

@@ -62,6 +62,8 @@ public struct DegradedReason: Sendable, Hashable, CustomStringConvertible {
     /// A micro VM runs under QEMU's CPU emulation (TCG) because KVM cannot run guests here:
     /// isolated, but several times slower.
     public static let emulatedMicroVM = "micro_vm_emulated"
+    /// The web tools are not offered (a micro VM reaches only its providers).
+    public static let webUnavailable = "web_unavailable"
 
     public var description: String { "\(code):\(detail)" }
 
