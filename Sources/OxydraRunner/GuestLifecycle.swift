@@ -308,7 +308,8 @@ public enum GuestLifecycle {
         guard let state = Supervisor.readState(ipc: target.ipc), Supervisor.isActive(ipc: target.ipc) else {
             return []
         }
-        return ["restart_policy=on-failure", "restarts=\(state.restarts)"] + crashLines(state)
+        return ["restart_policy=\(target.runner.config.runner.restart.rawValue)", "restarts=\(state.restarts)"]
+            + crashLines(state)
     }
 
     static func crashLines(_ state: Supervisor.State) -> [String] {

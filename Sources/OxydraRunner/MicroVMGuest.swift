@@ -97,13 +97,29 @@ enum MicroVMGuest {
     static func accelerator(
         _ target: UserTarget, qemu: String, kernel: HostKernel, busybox: String
     ) async throws(CommandOutput) -> (MicroVMPlan.Accelerator, DegradedReason?) {
-        let work = target.ipc + "/probe"
-        try? FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: work) }
-        guard
-            let problem = await AcceleratorProbe.problem(
+        // The verdict holds until the host reboots or something about KVM changes: it is kept.
+        let cache = target.ipc + "/kvm-probe.json"
+        let bootID = (try? String(contentsOfFile: "/proc/sys/kernel/random/boot_id", encoding: .utf8))?.trimmed ?? ""
+        let key = "\(bootID) \(qemu) \(kernel.image) \(access("/dev/kvm", R_OK | W_OK) == 0)"
+        var problem: String?
+        if let data = FileManager.default.contents(atPath: cache),
+            let cached = try? JSONValue(parsing: String(decoding: data, as: UTF8.self)),
+            cached["key"]?.stringValue == key
+        {
+            problem = cached["problem"]?.stringValue
+        } else {
+            let work = target.ipc + "/probe"
+            try? FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(atPath: work) }
+            problem = await AcceleratorProbe.problem(
                 .kvm, qemu: qemu, kernel: kernel.image, busybox: busybox, workDirectory: work, timeout: .seconds(10))
-        else { return (.kvm, nil) }
+            // A probe that ran out of time on a busy host says nothing lasting.
+            if !(problem?.contains("did not boot within") ?? false) {
+                let verdict = JSONValue.compactObject(["key": .string(key), "problem": problem.map(JSONValue.string)])
+                try? ContainerGuest.writePrivate(verdict.compactText, to: cache)
+            }
+        }
+        guard let problem else { return (.kvm, nil) }
         guard target.runner.config.microVM.allowTCG else {
             throw .error(
                 "KVM cannot run guests on this machine (\(problem)); set [micro_vm] allow_tcg = true in "

@@ -241,6 +241,11 @@ struct MicroVMTierTests {
         let history = String(decoding: server.requests.last?.body ?? Data(), as: UTF8.self)
         #expect(history.contains("probe the sandbox"), "the session survived the VM's crash")
 
+        let restarted = try await Self.runAs(account, project, ["restart"])
+        #expect(restarted.exitCode == 0, "\(restarted.standardError)")
+        #expect(restarted.standardOutput.contains("shutdown=true") && restarted.standardOutput.contains("boot_ms="))
+        #expect(Self.qemuProcesses("alice").count == 1)
+
         let stop = try await Self.runAs(account, project, ["stop"])
         #expect(stop.exitCode == 0, "\(stop.standardError)")
         #expect(!stop.standardOutput.contains("forced=true"), "\(stop.standardOutput)")
@@ -284,6 +289,28 @@ struct MicroVMTierTests {
             server.agentConfig("[tools.shell]\nnetwork = \"egress\"\n"), to: ".oxydra/agent.toml")
         let refused = try await Self.runAs(account, egress, ["start"])
         #expect(refused.exitCode == 1 && refused.standardError.contains("not supported yet in the micro_vm tier"))
+
+        // A VM that ends during boot (a root disk that is not a file system): the console says why.
+        try await Self.ensureImages(noQEMU)
+        let broken = try Self.project(server, account: account)
+        defer { broken.directory.remove() }
+        let brokenImages = broken.root + "/broken-images"
+        try FileManager.default.createDirectory(atPath: brokenImages, withIntermediateDirectories: true)
+        for file in ["manifest.json", "initramfs.cpio"] {
+            try FileManager.default.copyItem(
+                atPath: Self.imageDirectory + "/" + file, toPath: brokenImages + "/" + file)
+        }
+        try Data(repeating: 0, count: 1 << 20).write(to: URL(fileURLWithPath: brokenImages + "/root.ext4"))
+        try broken.directory.write(
+            try String(contentsOfFile: broken.root + "/.oxydra/runner.toml", encoding: .utf8).replacing(
+                Self.imageDirectory, with: brokenImages), to: ".oxydra/runner.toml")
+        _ = ChildProcess.runToolSynchronously("/bin/chown", ["-R", "\(account.uid):\(account.gid)", broken.root])
+        let failed = try await Self.runAs(account, broken, ["start"])
+        #expect(failed.exitCode == 1)
+        #expect(failed.standardError.contains("the micro VM exited during boot"), "\(failed.standardError)")
+        #expect(failed.standardError.contains("last console lines:"))
+        #expect(failed.standardError.contains("OXYDRA-INIT-FAILED: cannot mount the root disk"))
+        #expect(Self.qemuProcesses("alice").isEmpty)
 
         // Without allow_tcg: refused with the reason when KVM cannot run guests, booted when it can.
         let strict = try Self.project(server, account: account)
