@@ -9,7 +9,7 @@ public struct KernelModules: Sendable, Hashable {
     /// What the guest needs: the virtio-mmio transport of QEMU's `microvm` machine, its block,
     /// network and 9p devices, ext4 for the root disk and the checksum ext4 asks for at mount.
     public static let guestModules = [
-        "crc32c_generic", "virtio_mmio", "virtio_blk", "virtio_net", "9pnet_virtio", "9p", "ext4",
+        "crc32c_generic", "virtio_mmio", "virtio_blk", "virtio_net", "9pnet_virtio", "9p", "ext4", "virtio_balloon",
     ]
 
     /// Paths relative to the modules directory (`kernel/fs/ext4/ext4.ko`), dependencies first.

@@ -105,6 +105,9 @@ public struct MicroVMPlan: Sendable, Hashable {
                 "-device", "virtio-9p-device,fsdev=fs\(index),mount_tag=\(share.tag)",
             ]
         }
+        // Memory the guest frees goes back to the host (free page reporting): without it QEMU keeps
+        // every page the guest ever touched.
+        arguments += ["-device", "virtio-balloon-device,free-page-reporting=on"]
         let forwarded = forwards.map { ",hostfwd=tcp:127.0.0.1:\($0.host)-:\($0.guest)" }.joined()
         let outward = guestForwards.map {
             ",guestfwd=tcp:\($0.address):\($0.port)-cmd:" + $0.command.joined(separator: " ")
