@@ -283,8 +283,10 @@ enum MicroVMGuest {
             try? ContainerGuest.writePrivate(String(decoding: data, as: UTF8.self), to: stateFile(target))
         }
         let supervision = target.runner.config.runner
+        // One malloc arena: QEMU's own heap stays a few MiB smaller per VM.
         var spec = Supervisor.Spec(
-            executable: qemu, arguments: plan.arguments, environment: ["PATH": "/usr/bin:/bin"],
+            executable: qemu, arguments: plan.arguments,
+            environment: ["PATH": "/usr/bin:/bin", "MALLOC_ARENA_MAX": "1"],
             workingDirectory: target.ipc, input: "",
             standardOutput: target.logs + "/qemu.log", standardError: target.logs + "/qemu.log",
             runtimeLog: target.logs + "/oxydra-vm.log", marker: target.marker, controlSocket: target.controlSocket,
