@@ -131,7 +131,8 @@ public enum MicroVMImage {
     }
 
     /// `/usr/local/sbin/oxydra-init` on the root disk: memory file systems, the network, then
-    /// `oxydra-vm` (as root: the VM is the boundary; the shell runs in its bubblewrap sandbox);
+    /// `oxydra-vm` (as root: the VM is the boundary; the shell runs in its bubblewrap sandbox;
+    /// its output goes to `logs/oxydra-vm.stderr.log` as in the other tiers);
     /// when it exits the VM powers off. `OXYDRA_USER` and `OXYDRA_GATEWAY_ADVERTISE` come from the
     /// kernel command line; the provider keys from `/etc/oxydra/environment` (the runner removes
     /// that file once the guest is up).
@@ -151,7 +152,7 @@ public enum MicroVMImage {
         cd /etc/oxydra/project
         /usr/local/bin/oxydra-vm --user-id "$OXYDRA_USER" --workspace-root /workspace \\
             --bootstrap-file /etc/oxydra/bootstrap.json --gateway-bind 0.0.0.0:\(gatewayPort) \\
-            --gateway-advertise "$OXYDRA_GATEWAY_ADVERTISE"
+            --gateway-advertise "$OXYDRA_GATEWAY_ADVERTISE" >> /workspace/logs/oxydra-vm.stderr.log 2>&1
         status=$?
         echo "OXYDRA-INIT: oxydra-vm exited with status $status"
         # QEMU ends with 0 however the guest ended: the runner's supervisor reads this instead.

@@ -460,6 +460,18 @@ public enum GuestLifecycle {
                     object["supervisor"] = supervisorJSON(state)
                 }
                 if !containers.isEmpty { object["containers"] = .array(containers.map(JSONValue.string)) }
+                if health.startupStatus.sandboxTier == .microVM {
+                    // The pid on the host is QEMU's (the guest's own is inside the VM).
+                    if let qemu = Supervisor.readState(ipc: target.ipc)?.guestPID {
+                        object["pid"] = .integer(Int(qemu))
+                    }
+                    if let facts = MicroVMGuest.readFacts(target) {
+                        object["micro_vm"] = [
+                            "accelerator": .string(facts.accelerator), "memory_mib": .integer(facts.memoryMiB),
+                            "vcpus": .integer(facts.vcpus), "kernel": .string(facts.kernel),
+                        ]
+                    }
+                }
                 return CommandOutput(standardOutput: JSONValue.object(object).prettyText + "\n")
             }
             lines += [

@@ -299,6 +299,7 @@ enum MicroVMGuest {
         unlink(Supervisor.statePath(ipc: target.ipc))
         unlink(target.marker)
         let consoleStart = ContinuousClock.now
+        let stderrStart = GuestLifecycle.fileSize(target.logs + "/oxydra-vm.stderr.log")
         let pid: Int32
         do {
             let input = (try? JSONEncoder().encode(spec)).map { Array($0) } ?? []
@@ -317,7 +318,8 @@ enum MicroVMGuest {
                 throw .error(
                     "the micro VM exited during boot"
                         + (Supervisor.readState(ipc: target.ipc)?.lastCrash.map { " (\($0.status))" } ?? "")
-                        + bootOutput(target) + "\nlogs: \(context.display.render(target.logs))")
+                        + bootOutput(target, stderrStart: stderrStart)
+                        + "\nlogs: \(context.display.render(target.logs))")
             }
             if access(target.marker, F_OK) == 0,
                 case .health(let health)? = try? ControlClient.request(
@@ -335,17 +337,20 @@ enum MicroVMGuest {
         let end = ContinuousClock.now + .seconds(5)
         while !DetachedProcess.hasExited(pid).exited && ContinuousClock.now < end { usleep(20_000) }
         throw .error(
-            "the micro VM did not report a healthy gateway within \(timeout) and was stopped" + bootOutput(target)
+            "the micro VM did not report a healthy gateway within \(timeout) and was stopped"
+                + bootOutput(target, stderrStart: stderrStart)
                 + "\nlogs: \(context.display.render(target.logs))")
     }
 
     /// The last console lines and QEMU's own errors, for a VM that did not come up.
-    static func bootOutput(_ target: UserTarget) -> String {
+    static func bootOutput(_ target: UserTarget, stderrStart: Int) -> String {
         let console = (try? String(contentsOfFile: consoleLog(target), encoding: .utf8)) ?? ""
         let lastLines = console.split(separator: "\n", omittingEmptySubsequences: true).suffix(15)
         let qemuErrors = (try? String(contentsOfFile: target.logs + "/qemu.log", encoding: .utf8))?.trimmed ?? ""
+        let guestErrors = GuestLifecycle.tail(of: target.logs + "/oxydra-vm.stderr.log", from: stderrStart).trimmed
         var text = ""
         if !lastLines.isEmpty { text += "\nlast console lines:\n" + lastLines.joined(separator: "\n") }
+        if !guestErrors.isEmpty { text += "\noxydra-vm:\n" + String(guestErrors.suffix(2000)) }
         if !qemuErrors.isEmpty { text += "\nQEMU: " + String(qemuErrors.suffix(1500)) }
         return text
     }

@@ -211,13 +211,22 @@ struct MicroVMTierTests {
         #expect(probed["interfaces"] == ["lo"], "the shell has a network: \(probed["interfaces"]?.compactText ?? "")")
         #expect(probed["host_loopback"]?.stringValue != "connected")
 
+        let json = try await Self.runAs(account, project, ["status", "--json"])
+        let reported = try JSONValue(parsing: json.standardOutput)
+        #expect(
+            reported["pid"]?.intValue == Int(qemu[0])
+                && reported["micro_vm"]?["accelerator"]?.stringValue == accelerator)
         let running = try await Self.runAs(account, project, ["status"])
         #expect(running.exitCode == 0 && value("vm_accelerator", in: running.standardOutput) == accelerator)
         #expect(running.standardOutput.contains("restart_policy=on-failure\nrestarts=0\n"), "\(running.standardOutput)")
         let logs = try await Self.runAs(account, project, ["logs", "--role", "runtime", "--tail", "200"])
         #expect(
             logs.standardOutput.contains("(micro VM console)") && logs.standardOutput.contains("OXYDRA-INIT: starting"))
-        #expect(logs.standardOutput.contains("gateway_endpoint=\(endpoint)"), "\(logs.standardOutput.suffix(2000))")
+        #expect(logs.standardOutput.contains("oxydra.guest: guest starting"), "\(logs.standardOutput.suffix(2000))")
+        let stderrLog = try await Self.runAs(account, project, ["logs", "--role", "stderr", "--tail", "50"])
+        #expect(
+            stderrLog.standardOutput.contains("gateway_endpoint=\(endpoint)"),
+            "\(stderrLog.standardOutput.suffix(2000))")
 
         // QEMU killed from the host: the supervisor boots the VM again, and the session is still there.
         kill(qemu[0], SIGKILL)
