@@ -23,12 +23,9 @@ func benchmarkContainer() async throws {
     let engine = DockerEngine(socketPath: DockerEngine.socketPath(environment: ProcessInfo.processInfo.environment))
     _ = try await engine.ping()
 
-    let account = "oxybench"
-    _ = try await ChildProcess.runTool(
-        "/usr/sbin/useradd", ["--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "-G", "docker", account])
-    defer { _ = ChildProcess.runToolSynchronously("/usr/sbin/userdel", [account]) }
-    guard let entry = getpwnam(account) else { throw TestSupportError("useradd did not create \(account)") }
-    let (uid, gid) = (entry.pointee.pw_uid, entry.pointee.pw_gid)
+    let account = try await BenchAccount.create("oxybench", groups: ["docker"])
+    defer { account.remove() }
+    let (uid, gid) = (account.uid, account.gid)
 
     let server = try await ScriptedModelServer.start(host: "0.0.0.0")
     let directory = try TemporaryDirectory(prefix: "oxydra-bench-container")
@@ -57,9 +54,7 @@ func benchmarkContainer() async throws {
         "HOME": directory.path + "/home", "OXYDRA_SYSTEM_CONFIG_DIR": directory.path + "/etc", "PATH": "/usr/bin:/bin",
     ]
     func runAs(_ arguments: [String]) async throws -> ProcessResult {
-        try await ChildProcess.runTool(
-            "/usr/bin/setpriv", ["--reuid=\(uid)", "--regid=\(gid)", "--init-groups", "--", runner] + arguments,
-            environment: environment, workingDirectory: directory.path)
+        try await account.run(runner, arguments, environment: environment, directory: directory.path)
     }
     func timed(_ arguments: [String]) async throws -> Double {
         let start = clock.now
@@ -117,37 +112,11 @@ func benchmarkContainer() async throws {
     // Turns: the same scripted reply through the container's gateway and the process tier's.
     _ = try await timed(["start", "--user", "alice"])
     _ = try await timed(["start", "--user", "bob", "--insecure"])
-    defer {
-        for user in ["alice", "bob"] {
-            _ = ChildProcess.runToolSynchronously(
-                "/usr/bin/setpriv",
-                [
-                    "--reuid=\(uid)", "--regid=\(gid)", "--init-groups", "--", runner, "stop", "--config",
-                    directory.path + "/.oxydra/runner.toml", "--user", user,
-                ])
-        }
-    }
+    defer { account.stop(runner, config: directory.path + "/.oxydra/runner.toml", users: ["alice", "bob"]) }
     let inContainer = try GatewayAccess.discover(ipcDirectory: directory.path + "/.oxydra/workspaces/alice/ipc")
     let inProcess = try GatewayAccess.discover(ipcDirectory: directory.path + "/.oxydra/workspaces/bob/ipc")
-    let reply = ScriptedReply.text(String(repeating: "token ", count: 20))
-    var counter = 0
-    func turn(_ access: GatewayAccess, user: UserID) async throws -> Double {
-        let session = try await GatewaySession.connect(access, user: user, newSession: true)
-        defer { session.client.close() }
-        server.enqueue(reply)
-        counter += 1
-        return try await session.timedTurn("c\(counter)")
-    }
-    for _ in 0..<10 {
-        _ = try await turn(inContainer, user: "alice")
-        _ = try await turn(inProcess, user: "bob")
-    }
-    var container: [Double] = []
-    var process: [Double] = []
-    for _ in 0..<150 {
-        container.append(try await turn(inContainer, user: "alice"))
-        process.append(try await turn(inProcess, user: "bob"))
-    }
+    let (container, process) = try await interleavedTurns(
+        server, (inContainer, "alice"), (inProcess, "bob"), count: 150)
     print(
         "container: a turn through the container's gateway min/median/max \(spread(container, scale: 1000)) ms vs the "
             + "process tier's \(spread(process, scale: 1000)) ms (150 interleaved turns each); ratio of medians "

@@ -21,16 +21,10 @@ func benchmarkMicroVM() async throws {
     guard geteuid() == 0 else { throw TestSupportError("the micro VM benchmark needs root (to create its account)") }
     let binaries = FilePaths.parent(ExecutableLocator.selfPath() ?? "")
     let runner = binaries + "/runner"
-    let account = "oxybenchvm"
     // In the kvm group where there is one, so KVM is used when it can run guests.
-    _ = try await ChildProcess.runTool(
-        "/usr/sbin/useradd",
-        ["--system", "--no-create-home", "--shell", "/usr/sbin/nologin"]
-            + (getgrnam("kvm") != nil ? ["-G", "kvm"] : [])
-            + [account])
-    defer { _ = ChildProcess.runToolSynchronously("/usr/sbin/userdel", [account]) }
-    guard let entry = getpwnam(account) else { throw TestSupportError("useradd did not create \(account)") }
-    let (uid, gid) = (entry.pointee.pw_uid, entry.pointee.pw_gid)
+    let account = try await BenchAccount.create("oxybenchvm", groups: ["kvm"])
+    defer { account.remove() }
+    let (uid, gid) = (account.uid, account.gid)
 
     let server = try await ScriptedModelServer.start()
     let directory = try TemporaryDirectory(prefix: "oxydra-bench-microvm")
@@ -67,9 +61,7 @@ func benchmarkMicroVM() async throws {
     _ = ChildProcess.runToolSynchronously("/bin/chown", ["-R", "\(uid):\(gid)", directory.path])
 
     func runAs(_ arguments: [String]) async throws -> ProcessResult {
-        try await ChildProcess.runTool(
-            "/usr/bin/setpriv", ["--reuid=\(uid)", "--regid=\(gid)", "--init-groups", "--", runner] + arguments,
-            environment: environment, workingDirectory: directory.path)
+        try await account.run(runner, arguments, environment: environment, directory: directory.path)
     }
     func timed(_ arguments: [String]) async throws -> (Double, String) {
         let start = clock.now
@@ -120,37 +112,10 @@ func benchmarkMicroVM() async throws {
     // Turns and memory: both guests up, the same scripted reply through each gateway.
     let (_, vmStatus) = try await timed(["start", "--user", "alice"])
     let (_, processStatus) = try await timed(["start", "--user", "bob", "--insecure"])
-    defer {
-        for user in ["alice", "bob"] {
-            _ = ChildProcess.runToolSynchronously(
-                "/usr/bin/setpriv",
-                [
-                    "--reuid=\(uid)", "--regid=\(gid)", "--init-groups", "--", runner, "stop", "--config",
-                    directory.path + "/.oxydra/runner.toml", "--user", user,
-                ])
-        }
-    }
+    defer { account.stop(runner, config: directory.path + "/.oxydra/runner.toml", users: ["alice", "bob"]) }
     let inVM = try GatewayAccess.discover(ipcDirectory: directory.path + "/.oxydra/workspaces/alice/ipc")
     let inProcess = try GatewayAccess.discover(ipcDirectory: directory.path + "/.oxydra/workspaces/bob/ipc")
-    let reply = ScriptedReply.text(String(repeating: "token ", count: 20))
-    var counter = 0
-    func turn(_ access: GatewayAccess, user: UserID) async throws -> Double {
-        let session = try await GatewaySession.connect(access, user: user, newSession: true)
-        defer { session.client.close() }
-        server.enqueue(reply)
-        counter += 1
-        return try await session.timedTurn("m\(counter)")
-    }
-    for _ in 0..<10 {
-        _ = try await turn(inVM, user: "alice")
-        _ = try await turn(inProcess, user: "bob")
-    }
-    var vm: [Double] = []
-    var process: [Double] = []
-    for _ in 0..<60 {
-        vm.append(try await turn(inVM, user: "alice"))
-        process.append(try await turn(inProcess, user: "bob"))
-    }
+    let (vm, process) = try await interleavedTurns(server, (inVM, "alice"), (inProcess, "bob"), count: 60)
     print(
         "micro_vm (\(accelerator.rawValue)): a turn through the VM's gateway min/median/max \(spread(vm, scale: 1000)) "
             + "ms vs the process tier's \(spread(process, scale: 1000)) ms (60 interleaved turns each, new session each); "

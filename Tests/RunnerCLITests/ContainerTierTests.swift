@@ -56,16 +56,7 @@ struct ContainerTierTests {
     /// A project whose users run in the container tier, owned by `account`.
     static func project(_ server: ScriptedModelServer, account: Account, users: [String] = ["alice"]) throws -> Project
     {
-        let agent = server.agentConfig(
-            """
-            [reliability]
-            max_attempts = 1
-            [tools.shell]
-            env_keys = ["PROJECT_NAME"]
-            """
-        ).replacing(
-            "skip_catalog_validation = true", with: "skip_catalog_validation = true\napi_key_env = \"SCRIPTED_KEY\"")
-        let project = try Project(agent: agent)
+        let project = try Project(agent: agentTOML(server))
         var runner = SeedConfig.runnerTOML.replacing("default_tier = \"process\"", with: "default_tier = \"container\"")
         for user in users where user != "alice" {
             runner += "\n[users.\(user)]\nconfig_path = \".oxydra/users/\(user).toml\"\n"
@@ -85,13 +76,30 @@ struct ContainerTierTests {
         return project
     }
 
+    /// The agent configuration of the tier tests: the scripted server with a key read from
+    /// `SCRIPTED_KEY`, one attempt, and `PROJECT_NAME` passed to the shell.
+    static func agentTOML(_ server: ScriptedModelServer) -> String {
+        server.agentConfig(
+            """
+            [reliability]
+            max_attempts = 1
+            [tools.shell]
+            env_keys = ["PROJECT_NAME"]
+            """
+        ).replacing(
+            "skip_catalog_validation = true", with: "skip_catalog_validation = true\napi_key_env = \"SCRIPTED_KEY\"")
+    }
+
     static let secret = "sk-container-secret-\(UInt32.random(in: 0...UInt32.max))"
 
     /// `runner` as the account, with the project's environment plus the key and a shell variable.
-    static func runAs(_ account: Account, _ project: Project, _ arguments: [String]) async throws -> ProcessResult {
+    static func runAs(
+        _ account: Account, _ project: Project, _ arguments: [String], secret: String = secret,
+        projectName: String = "oxydra-container-test"
+    ) async throws -> ProcessResult {
         var environment = project.environment
         environment["SCRIPTED_KEY"] = secret
-        environment["PROJECT_NAME"] = "oxydra-container-test"
+        environment["PROJECT_NAME"] = projectName
         return try await ChildProcess.runTool(
             "/usr/bin/setpriv",
             [

@@ -35,16 +35,7 @@ struct MicroVMTierTests {
     static func project(_ server: ScriptedModelServer, account: ContainerTierTests.Account, extra: String = "")
         throws -> Project
     {
-        let agent = server.agentConfig(
-            """
-            [reliability]
-            max_attempts = 1
-            [tools.shell]
-            env_keys = ["PROJECT_NAME"]
-            """
-        ).replacing(
-            "skip_catalog_validation = true", with: "skip_catalog_validation = true\napi_key_env = \"SCRIPTED_KEY\"")
-        let project = try Project(agent: agent)
+        let project = try Project(agent: ContainerTierTests.agentTOML(server))
         let runner =
             SeedConfig.runnerTOML.replacing("default_tier = \"process\"", with: "default_tier = \"micro_vm\"")
             .replacing(
@@ -67,15 +58,7 @@ struct MicroVMTierTests {
     static func runAs(_ account: ContainerTierTests.Account, _ project: Project, _ arguments: [String]) async throws
         -> ProcessResult
     {
-        var environment = project.environment
-        environment["SCRIPTED_KEY"] = secret
-        environment["PROJECT_NAME"] = "oxydra-vm-test"
-        return try await ChildProcess.runTool(
-            "/usr/bin/setpriv",
-            [
-                "--reuid=\(account.uid)", "--regid=\(account.gid)", "--init-groups", "--",
-                ChildProcess.path(of: "runner"),
-            ] + arguments, environment: environment, workingDirectory: project.root)
+        try await ContainerTierTests.runAs(account, project, arguments, secret: secret, projectName: "oxydra-vm-test")
     }
 
     /// QEMU processes booting `user`'s VM.
