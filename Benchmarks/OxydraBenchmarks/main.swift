@@ -264,6 +264,21 @@ func benchmarkMemory() async throws {
             + "pragmas) \(spread(floorTimes, scale: 1000)) ms; ratio of medians "
             + "\(String(format2: median(appendTimes) / median(floorTimes)))x")
 
+    // memory.durability = "normal": the same appends without an fsync per commit.
+    let normalStore = try SQLiteMemoryStore(
+        path: directory.path + "/append-normal.db", user: "bench", durability: .normal)
+    var normalTimes: [Double] = []
+    for index in 0..<1000 {
+        let start = clock.now
+        _ = try await normalStore.append(
+            [.user("message \(index) about the quarterly report and the kafka consumer lag")], to: "s")
+        normalTimes.append(seconds(clock.now - start))
+    }
+    print(
+        "memory: append with durability = \"normal\" min/median/max of 1000 \(spread(normalTimes, scale: 1000)) ms, "
+            + "p99 \(String(format2: percentile(normalTimes, 0.99) * 1000)) ms; \"full\" costs "
+            + "\(String(format2: median(appendTimes) / median(normalTimes)))x that (median)")
+
     let vocabulary = (0..<5000).map { "term\($0)" }
     var generator = SystemRandomNumberGenerator()
     for size in [10_000, 100_000] {

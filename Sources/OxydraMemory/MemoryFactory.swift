@@ -26,6 +26,6 @@ public enum MemoryFactory {
         }
         return try SQLiteMemoryStore(
             path: path, user: user, embedder: embedder, indexing: config.enabled,
-            retrieval: RetrievalSettings(config.retrieval))
+            retrieval: RetrievalSettings(config.retrieval), durability: config.durability)
     }
 }

@@ -268,15 +268,34 @@ struct MemoryStoreTests {
 
 @Suite("Durability")
 struct DurabilityTests {
+    /// `memory.durability` is SQLite's `synchronous` on every connection of the pool.
+    @Test(arguments: [(MemoryDurability.full, 2), (.normal, 1)])
+    func durabilitySetsSynchronous(_ durability: MemoryDurability, _ expected: Int) async throws {
+        let fixture = try StoreFixture()
+        defer { fixture.remove() }
+        var config = MemoryConfig()
+        config.dbPath = fixture.path
+        config.durability = durability
+        let store = try MemoryFactory.open(config, workspaceRoot: fixture.directory.path, user: "probe")
+        let read = try await store.pool.read { db in try db.value(as: Int.self, "PRAGMA synchronous") }
+        let written = try await store.pool.write { db in try db.value(as: Int.self, "PRAGMA synchronous") }
+        #expect(read == expected && written == expected)
+    }
+
     /// A real child process appends and is SIGKILLed mid-stream; everything it reported as
     /// committed must be there, the history must restore, and the store must keep working.
-    @Test(arguments: [5, 37, 120])
-    func sigkillLosesNothingCommitted(_ killAfter: Int) async throws {
+    /// `memory.durability = "normal"` syncs the write-ahead log only at checkpoints: still nothing
+    /// committed is lost when the process is killed (the kernel holds the log's pages).
+    @Test(arguments: [
+        (5, MemoryDurability.full), (37, .full), (120, .full), (37, .normal), (120, .normal),
+    ])
+    func sigkillLosesNothingCommitted(_ killAfter: Int, _ durability: MemoryDurability) async throws {
         let fixture = try StoreFixture()
         defer { fixture.remove() }
         _ = try fixture.open()
         let (committed, exitCode) = try await ChildProcess.launch(
-            "oxydra-memory-probe", [fixture.path, "crash-session"], environment: ["HOME": fixture.directory.path],
+            "oxydra-memory-probe", [fixture.path, "crash-session", durability.rawValue],
+            environment: ["HOME": fixture.directory.path],
             workingDirectory: fixture.directory.path
         ) { process, lines in
             var last = 0

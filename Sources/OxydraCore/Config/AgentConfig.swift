@@ -197,6 +197,10 @@ public struct MemoryConfig: ConfigSection, Hashable {
     /// resolve against the user's workspace.
     public var model2vecPath: String?
     public var retrieval = RetrievalConfig()
+    /// When a committed message is on disk: `full` (every commit is fsynced: it survives a power
+    /// loss) or `normal` (the write-ahead log is fsynced at checkpoints only: a commit survives the
+    /// guest being killed, not the machine losing power).
+    public var durability = MemoryDurability.full
 
     public init() {}
 
@@ -204,6 +208,7 @@ public struct MemoryConfig: ConfigSection, Hashable {
         [
             .field("enabled", \.enabled),
             .field("db_path", \.dbPath, check: .nonBlank),
+            .field("durability", \.durability),
             .field("embedder", \.embedder),
             .field("model2vec_path", \.model2vecPath, check: .nonBlankWhenSet),
             .field("remote_url", \.remoteURL),
@@ -215,6 +220,11 @@ public struct MemoryConfig: ConfigSection, Hashable {
 
 public enum EmbedderKind: String, ConfigEnum, Hashable {
     case hashing, model2vec
+}
+
+/// `memory.durability`: SQLite's `synchronous` for the memory database (in WAL mode).
+public enum MemoryDurability: String, ConfigEnum, Hashable {
+    case full, normal
 }
 
 /// `[memory.retrieval]`: hybrid search weights.

@@ -60,7 +60,7 @@ public final class SQLiteMemoryStore: MemoryStore, Sendable {
     /// Opens (creating) the database at `path` and runs the migrations.
     public init(
         path: String, user: UserID, embedder: any Embedder = HashingEmbedder(), indexing: Bool = true,
-        retrieval: RetrievalSettings = RetrievalSettings()
+        retrieval: RetrievalSettings = RetrievalSettings(), durability: MemoryDurability = .full
     ) throws(MemoryError) {
         self.path = path
         self.user = user
@@ -79,8 +79,11 @@ public final class SQLiteMemoryStore: MemoryStore, Sendable {
             pool = try SQLiteDatabasePool(
                 path: path,
                 setUp: { connection throws(SQLiteError) in
-                    // Committed means on disk: an acknowledged message survives a crash or power loss.
-                    try connection.executeScript("PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL")
+                    // `full`: committed means on disk — an acknowledged message survives a crash or a
+                    // power loss. `normal` (WAL): it survives the process dying; the log is synced
+                    // at checkpoints.
+                    let synchronous = durability == .full ? "FULL" : "NORMAL"
+                    try connection.executeScript("PRAGMA foreign_keys = ON; PRAGMA synchronous = \(synchronous)")
                 },
                 prepare: { connection in
                     try DatabaseSchema.migrator.migrate(connection)

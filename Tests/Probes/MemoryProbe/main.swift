@@ -2,7 +2,7 @@
 // time and prints `committed <sequence>` after each, until it is killed. The crash test SIGKILLs
 // it at an arbitrary point and checks that every printed sequence survived.
 //
-//     oxydra-memory-probe <database path> <session id>
+//     oxydra-memory-probe <database path> <session id> [full|normal]
 
 import OxydraCore
 import OxydraMemory
@@ -12,11 +12,13 @@ import OxydraMemory
 #endif
 
 let arguments = CommandLine.arguments
-guard arguments.count == 3 else {
-    print("usage: oxydra-memory-probe <database> <session>")
+guard arguments.count == 3 || arguments.count == 4,
+    let durability = MemoryDurability(rawValue: arguments.count == 4 ? arguments[3] : "full")
+else {
+    print("usage: oxydra-memory-probe <database> <session> [full|normal]")
     exit(2)
 }
-let store = try SQLiteMemoryStore(path: arguments[1], user: "probe", indexing: true)
+let store = try SQLiteMemoryStore(path: arguments[1], user: "probe", indexing: true, durability: durability)
 let session = SessionID(arguments[2])
 var turn = 0
 while true {
