@@ -235,14 +235,20 @@ func benchmarkMemory() async throws {
         return sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]
     }
 
-    let appendStore = try SQLiteMemoryStore(path: directory.path + "/append.db", user: "bench")
-    var appendTimes: [Double] = []
-    for index in 0..<1000 {
-        let start = clock.now
-        _ = try await appendStore.append(
-            [.user("message \(index) about the quarterly report and the kafka consumer lag")], to: "s")
-        appendTimes.append(seconds(clock.now - start))
+    /// 1,000 one-message appends to a new database with `durability`, each timed.
+    func appends(_ name: String, durability: MemoryDurability) async throws -> [Double] {
+        let store = try SQLiteMemoryStore(
+            path: directory.path + "/\(name).db", user: "bench", durability: durability)
+        var times: [Double] = []
+        for index in 0..<1000 {
+            let start = clock.now
+            _ = try await store.append(
+                [.user("message \(index) about the quarterly report and the kafka consumer lag")], to: "s")
+            times.append(seconds(clock.now - start))
+        }
+        return times
     }
+    let appendTimes = try await appends("append", durability: .full)
     // The floor: the same durable commit of one row, by hand on a bare connection (same pragmas).
     let floorDatabase = try SQLiteConnection(path: directory.path + "/floor.db")
     try floorDatabase.executeScript(
@@ -265,15 +271,7 @@ func benchmarkMemory() async throws {
             + "\(String(format2: median(appendTimes) / median(floorTimes)))x")
 
     // memory.durability = "normal": the same appends without an fsync per commit.
-    let normalStore = try SQLiteMemoryStore(
-        path: directory.path + "/append-normal.db", user: "bench", durability: .normal)
-    var normalTimes: [Double] = []
-    for index in 0..<1000 {
-        let start = clock.now
-        _ = try await normalStore.append(
-            [.user("message \(index) about the quarterly report and the kafka consumer lag")], to: "s")
-        normalTimes.append(seconds(clock.now - start))
-    }
+    let normalTimes = try await appends("append-normal", durability: .normal)
     print(
         "memory: append with durability = \"normal\" min/median/max of 1000 \(spread(normalTimes, scale: 1000)) ms, "
             + "p99 \(String(format2: percentile(normalTimes, 0.99) * 1000)) ms; \"full\" costs "
