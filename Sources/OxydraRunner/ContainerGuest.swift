@@ -133,16 +133,7 @@ enum ContainerGuest {
             throw .error(error.description)
         }
 
-        let bind = GatewayBind.parse(config.gateway.bind).bind
-        let port: Int
-        if let fixed = bind?.port, fixed != 0 {
-            port = fixed
-        } else {
-            guard let free = freeLoopbackPort() else {
-                throw .error("cannot find a free TCP port on 127.0.0.1 for the gateway")
-            }
-            port = free
-        }
+        let port = try publishedGatewayPort(config)
         let resources = target.userConfig.resources
         let mounts = GuestLifecycle.runtimePolicy(target, protected: []).mounts
         var plan = ContainerPlan(
@@ -466,6 +457,15 @@ enum ContainerGuest {
         defer { close(descriptor) }
         let bytes = Array(text.utf8)
         _ = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+    }
+
+    /// The host port the gateway is published on: `gateway.bind`'s, or a free one when it is 0.
+    static func publishedGatewayPort(_ config: AgentConfig) throws(CommandOutput) -> Int {
+        if let fixed = GatewayBind.parse(config.gateway.bind).bind?.port, fixed != 0 { return fixed }
+        guard let free = freeLoopbackPort() else {
+            throw .error("cannot find a free TCP port on 127.0.0.1 for the gateway")
+        }
+        return free
     }
 
     /// A TCP port nobody listens on at 127.0.0.1 right now (the kernel's choice).

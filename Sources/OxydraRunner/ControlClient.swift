@@ -30,22 +30,12 @@ public enum ControlClient {
     public static func request(
         _ request: ControlRequest, port: Int, token: String, timeout: Duration = .seconds(10)
     ) throws(ControlClientError) -> ControlResponse {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw .failed("cannot create a socket: \(errorText())") }
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = UInt16(clamping: port).bigEndian
-        let connected = withUnsafePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
-            }
-        }
-        guard connected else {
+        let fd = connectLoopback(port)
+        guard fd >= 0 else {
             if errno == ECONNREFUSED { throw .notRunning("no guest is listening on 127.0.0.1:\(port)") }
             throw .failed("cannot connect to 127.0.0.1:\(port): \(errorText())")
         }
+        defer { close(fd) }
         return try exchange(request, on: fd, token: token, timeout: timeout)
     }
 
@@ -53,26 +43,72 @@ public enum ControlClient {
     private static func exchange(_ request: ControlRequest, on fd: Int32, token: String?, timeout: Duration)
         throws(ControlClientError) -> ControlResponse
     {
-        var seconds = timeval(
-            tv_sec: Int(timeout.components.seconds),
-            tv_usec: Int(timeout.components.attoseconds / 1_000_000_000_000))
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &seconds, socklen_t(MemoryLayout<timeval>.size))
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &seconds, socklen_t(MemoryLayout<timeval>.size))
+        setTimeout(fd, timeout)
         var json = request.json
         if let token, case .object(var members) = json {
             members["token"] = .string(token)
             json = .object(members)
         }
-        let frame = LengthPrefixedFrame.encode(json)
+        try send(LengthPrefixedFrame.encode(json), on: fd)
+        let body = try receiveFrame(on: fd, timeout: timeout)
+        do {
+            let value = try body.withUnsafeBufferPointer { buffer throws(JSONSyntaxError) in
+                try JSONParser.parse(buffer)
+            }
+            return try ControlResponse(value, replyingTo: request)
+        } catch {
+            throw .failed("the guest's reply is malformed: \(error)")
+        }
+    }
+
+    // MARK: the pieces the micro VM's relay shares
+
+    /// A TCP socket connected to `127.0.0.1:port`, or -1 with `errno` set.
+    static func connectLoopback(_ port: Int) -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return -1 }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+        address.sin_port = UInt16(clamping: port).bigEndian
+        let connected = withUnsafePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+            }
+        }
+        guard connected else {
+            let saved = errno
+            close(fd)
+            errno = saved
+            return -1
+        }
+        return fd
+    }
+
+    static func setTimeout(_ fd: Int32, _ timeout: Duration) {
+        var value = timeval(
+            tv_sec: Int(timeout.components.seconds),
+            tv_usec: Int(timeout.components.attoseconds / 1_000_000_000_000))
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &value, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &value, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    static func send(_ frame: [UInt8], on fd: Int32) throws(ControlClientError) {
         var sent = 0
         while sent < frame.count {
-            let written = frame[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            let written = frame[sent...].withUnsafeBytes {
+                Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL))
+            }
             if written < 0 {
                 if errno == EINTR { continue }
                 throw .failed("sending to the guest failed: \(errorText())")
             }
             sent += written
         }
+    }
+
+    /// The body of one length-prefixed frame (at most 64 MiB).
+    static func receiveFrame(on fd: Int32, timeout: Duration) throws(ControlClientError) -> [UInt8] {
         var decoder = LengthPrefixedDecoder(maxLength: 64 << 20)
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
@@ -90,11 +126,7 @@ public enum ControlClient {
             }
             decoder.append(buffer[0..<got])
             do {
-                guard let body = try decoder.next() else { continue }
-                let value = try body.withUnsafeBufferPointer { buffer throws(JSONSyntaxError) in
-                    try JSONParser.parse(buffer)
-                }
-                return try ControlResponse(value, replyingTo: request)
+                if let body = try decoder.next() { return Array(body) }
             } catch {
                 throw .failed("the guest's reply is malformed: \(error)")
             }

@@ -435,7 +435,10 @@ public enum GuestLifecycle {
         switch Result(catching: { () throws(ControlClientError) in
             try ControlClient.request(.healthCheck, socket: target.controlSocket, timeout: .seconds(5))
         }) {
-        case .success(.health(let health)):
+        case .success(.health(let reported)):
+            let health =
+                reported.startupStatus.sandboxTier == .microVM
+                ? MicroVMGuest.hostView(reported, target: target) : reported
             var lines = ["user_id=\(target.user)", "running=true", "healthy=\(health.healthy)"]
             var containers: [String] = []
             if health.startupStatus.sandboxTier == .container {
@@ -461,10 +464,6 @@ public enum GuestLifecycle {
                 }
                 if !containers.isEmpty { object["containers"] = .array(containers.map(JSONValue.string)) }
                 if health.startupStatus.sandboxTier == .microVM {
-                    // The pid on the host is QEMU's (the guest's own is inside the VM).
-                    if let qemu = Supervisor.readState(ipc: target.ipc)?.guestPID {
-                        object["pid"] = .integer(Int(qemu))
-                    }
                     if let facts = MicroVMGuest.readFacts(target) {
                         object["micro_vm"] = [
                             "accelerator": .string(facts.accelerator), "memory_mib": .integer(facts.memoryMiB),

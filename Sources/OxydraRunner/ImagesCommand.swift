@@ -16,8 +16,11 @@ public enum ImagesCommand {
         _ context: RunnerContext, only: GuestImageBuilder.Role?, tier: SandboxTier? = nil, json: Bool,
         progress: @escaping @Sendable (String) -> Void
     ) async -> CommandOutput {
-        let runner = RunnerConfigLoader.load(path: context.configPath, display: context.display)
-        guard runner.issues.isEmpty else { return .error(runner.issues.map(\.description).joined(separator: "\n")) }
+        let runner: LoadedRunnerConfig
+        switch runnerConfig(context) {
+        case .success(let loaded): runner = loaded
+        case .failure(let output): return output
+        }
         let tiers = tier.map { [$0] } ?? usedTiers(runner, context: context)
         var rows: [JSONValue] = []
         var lines: [String] = []
@@ -141,8 +144,11 @@ public enum ImagesCommand {
 
     /// What is installed for each role and whether it was built from this build's binaries.
     public static func list(_ context: RunnerContext, json: Bool) async -> CommandOutput {
-        let runner = RunnerConfigLoader.load(path: context.configPath, display: context.display)
-        guard runner.issues.isEmpty else { return .error(runner.issues.map(\.description).joined(separator: "\n")) }
+        let runner: LoadedRunnerConfig
+        switch runnerConfig(context) {
+        case .success(let loaded): runner = loaded
+        case .failure(let output): return output
+        }
         let images = runner.config.guestImages
         let tiers = usedTiers(runner, context: context)
         let engine = ContainerGuest.engine(context)
@@ -182,11 +188,13 @@ public enum ImagesCommand {
             let directory = runner.microVMImageDirectory
             let set = MicroVMImageSet.read(directory)
             var current: String?
-            if let oxydraVM = executable(for: .runtime, context), let kernel = try? MicroVMGuest.kernel(runner) {
+            if let oxydraVM = executable(for: .runtime, context), let kernel = try? MicroVMGuest.kernel(runner),
+                let busybox = try? MicroVMGuest.busybox()
+            {
                 current = try? await MicroVMImageSet.contentHash(
                     .init(
                         oxydraVM: oxydraVM, shellDaemon: set?.shell == false ? nil : executable(for: .sidecar, context),
-                        busybox: "/bin/busybox", kernel: kernel, version: OxydraVersion.current))
+                        busybox: busybox, kernel: kernel, version: OxydraVersion.current))
             }
             let state =
                 set == nil ? "missing" : current == nil ? "unknown" : set?.contentHash == current ? "current" : "stale"
@@ -207,6 +215,15 @@ public enum ImagesCommand {
             rows.contains { $0["state"]?.stringValue != "current" }
             ? "build or refresh them with `runner images build`\n" : ""
         return CommandOutput(standardOutput: lines.joined(separator: "\n") + "\n", standardError: hint)
+    }
+
+    /// The runner config; its problems (a missing file included) are the error.
+    static func runnerConfig(_ context: RunnerContext) -> Result<LoadedRunnerConfig, CommandOutput> {
+        let runner = RunnerConfigLoader.load(path: context.configPath, display: context.display)
+        guard runner.issues.isEmpty else {
+            return .failure(.error(runner.issues.map(\.description).joined(separator: "\n")))
+        }
+        return .success(runner)
     }
 
     static func variable(for role: GuestImageBuilder.Role) -> String {

@@ -33,7 +33,6 @@ enum MicroVMGuest {
         var accelerator: String
         var memoryMiB: Int
         var vcpus: Int
-        var gatewayPort: Int
         var kernel: String
     }
 
@@ -212,21 +211,14 @@ enum MicroVMGuest {
                             + "rebuild them with `runner images build --tier micro_vm` — shell tools are disabled"))
             }
         }
-        let gatewayPort: Int
-        if let fixed = GatewayBind.parse(config.gateway.bind).bind?.port, fixed != 0 {
-            gatewayPort = fixed
-        } else {
-            guard let free = ContainerGuest.freeLoopbackPort() else {
-                throw .error("cannot find a free TCP port on 127.0.0.1 for the gateway")
-            }
-            gatewayPort = free
-        }
+        let gatewayPort = try ContainerGuest.publishedGatewayPort(config)
         var controlPort = ContainerGuest.freeLoopbackPort() ?? 0
         while controlPort == gatewayPort { controlPort = ContainerGuest.freeLoopbackPort() ?? 0 }
         guard controlPort != 0 else { throw .error("cannot find a free TCP port on 127.0.0.1 for the control port") }
         let token = GatewayProtocol.newToken()
 
-        var policy = GuestLifecycle.runtimePolicy(target, protected: [])
+        let hostPolicy = GuestLifecycle.runtimePolicy(target, protected: [])
+        var policy = hostPolicy
         policy.mounts = [:]
         var envelope = BootstrapEnvelope(
             userID: target.user, sandboxTier: .microVM, workspaceRoot: "/workspace",
@@ -251,7 +243,7 @@ enum MicroVMGuest {
             if let value = context.environment[key] { secrets[key] = value }
         }
 
-        let mounts = GuestLifecycle.runtimePolicy(target, protected: []).mounts
+        let mounts = hostPolicy.mounts
         var plan = MicroVMPlan(
             qemu: qemu, kernel: kernel.image, initramfs: images + "/" + MicroVMImageSet.initramfsFile,
             consoleLog: consoleLog(target))
@@ -277,8 +269,7 @@ enum MicroVMGuest {
         if let problem = plan.problem { throw .error(problem) }
 
         let facts = Facts(
-            accelerator: accelerator.rawValue, memoryMiB: plan.memoryMiB, vcpus: plan.vcpus, gatewayPort: gatewayPort,
-            kernel: kernel.release)
+            accelerator: accelerator.rawValue, memoryMiB: plan.memoryMiB, vcpus: plan.vcpus, kernel: kernel.release)
         if let data = try? JSONEncoder().encode(facts) {
             try? ContainerGuest.writePrivate(String(decoding: data, as: UTF8.self), to: stateFile(target))
         }
@@ -364,13 +355,19 @@ enum MicroVMGuest {
 
     // MARK: status
 
-    /// The guest's status lines with the host's view: QEMU's pid as `runtime_pid`, the host's log
-    /// directory, and the VM's accelerator and size.
-    static func statusLines(_ health: GuestHealth, target: UserTarget, context: RunnerContext) -> [String] {
+    /// The guest's health as the host sees it: QEMU's pid (the guest's own is inside the VM) and
+    /// the host's log directory.
+    static func hostView(_ health: GuestHealth, target: UserTarget) -> GuestHealth {
         var health = health
         health.logDirectory = target.logs
         if let qemuPID = Supervisor.readState(ipc: target.ipc)?.guestPID { health.pid = Int(qemuPID) }
-        var lines = GuestLifecycle.statusLines(health, target: target, context: context)
+        return health
+    }
+
+    /// The guest's status lines with the host's view (``hostView(_:target:)``) and the VM's
+    /// accelerator and size.
+    static func statusLines(_ health: GuestHealth, target: UserTarget, context: RunnerContext) -> [String] {
+        var lines = GuestLifecycle.statusLines(hostView(health, target: target), target: target, context: context)
         if let facts = readFacts(target) {
             lines += [
                 "vm_accelerator=\(facts.accelerator)", "vm_memory_mib=\(facts.memoryMiB)", "vm_vcpus=\(facts.vcpus)",
@@ -392,14 +389,15 @@ enum MicroVMGuest {
             var addresses: [String: String] = [:]
             var seen: Set<String> = []
             for (_, entry) in config.providers.registry.sorted(by: { $0.key < $1.key }) {
-                guard let type = entry.providerType,
-                    let endpoint = Self.endpoint(entry.baseURL ?? type.defaultBaseURL)
+                guard let type = entry.providerType, let url = URL(string: entry.normalizedBaseURL(for: type)),
+                    let host = url.host, !host.isEmpty
                 else { continue }
+                let port = url.port ?? (url.scheme?.lowercased() == "https" ? 443 : 80)
                 // A provider on the host's loopback keeps its port; the guest's configuration
                 // names it host.docker.internal (as in the container tier).
-                let loopback = GuestConfigExport.hostReachable(entry.baseURL ?? "") != nil
-                let name = loopback ? CredentialResolver.containerHostName : endpoint.host
-                let target = loopback ? "127.0.0.1" : endpoint.host
+                let name =
+                    GuestConfigExport.hostReachable(entry.baseURL ?? "") != nil
+                    ? CredentialResolver.containerHostName : host
                 let address: String
                 if let known = addresses[name] {
                     address = known
@@ -408,33 +406,10 @@ enum MicroVMGuest {
                     addresses[name] = address
                     hosts += "\(address) \(name)\n"
                 }
-                guard seen.insert("\(address):\(endpoint.port)").inserted else { continue }
+                guard seen.insert("\(address):\(port)").inserted else { continue }
                 forwards.append(
-                    .init(
-                        address: address, port: endpoint.port,
-                        command: [runner, "vm-connect", target, "\(endpoint.port)"]))
+                    .init(address: address, port: port, command: [runner, "vm-connect", host, "\(port)"]))
             }
-        }
-
-        /// `https://api.openai.com/v1` → (`api.openai.com`, 443).
-        static func endpoint(_ url: String) -> (host: String, port: Int)? {
-            guard let schemeEnd = url.firstRange(of: "://") else { return nil }
-            let scheme = url[..<schemeEnd.lowerBound].lowercased()
-            let rest = url[schemeEnd.upperBound...]
-            let authority = rest[..<(rest.firstIndex { $0 == "/" || $0 == "?" } ?? rest.endIndex)]
-            let hostPart = authority.split(separator: "@").last ?? authority
-            var host = hostPart
-            var port = scheme == "https" ? 443 : 80
-            if hostPart.hasPrefix("["), let close = hostPart.firstIndex(of: "]") {
-                host = hostPart[hostPart.index(after: hostPart.startIndex)..<close]
-                if let value = Int(hostPart[close...].dropFirst(2)) { port = value }
-            } else if let colon = hostPart.lastIndex(of: ":") {
-                host = hostPart[..<colon]
-                guard let value = Int(hostPart[hostPart.index(after: colon)...]) else { return nil }
-                port = value
-            }
-            guard !host.isEmpty, (1...65535).contains(port) else { return nil }
-            return (String(host), port)
         }
     }
 }
