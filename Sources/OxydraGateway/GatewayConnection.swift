@@ -11,7 +11,18 @@ struct GatewayConnection: Sendable {
     let logger: Logger
     let bufferFrames: Int
 
-    func serve(_ inbound: WebSocketInboundStream, _ outbound: WebSocketOutboundWriter) async {
+    /// Serves the connection with its reads, writes and the turns it starts running on
+    /// `eventLoop`, the loop its socket belongs to (see ``EventLoopTaskExecutor``).
+    func serve(_ inbound: WebSocketInboundStream, _ outbound: WebSocketOutboundWriter, on eventLoop: any EventLoop)
+        async
+    {
+        let executor = EventLoopTaskExecutor(eventLoop)
+        await EventLoopTaskExecutor.$current.withValue(executor) {
+            await withTaskExecutorPreference(executor) { await serveOnLoop(inbound, outbound) }
+        }
+    }
+
+    private func serveOnLoop(_ inbound: WebSocketInboundStream, _ outbound: WebSocketOutboundWriter) async {
         let id = ConnectionID.next()
         let queue = OutboundQueue(limit: bufferFrames)
         let send: @Sendable (ServerFrame) -> Bool = { queue.push($0) }

@@ -41,7 +41,7 @@ public struct GatewayServer: Sendable {
 
     /// The Hummingbird application; `onRunning` receives the bound port.
     public func application(onRunning: @escaping @Sendable (Int) async -> Void) -> some ApplicationProtocol {
-        let router = Router(context: BasicWebSocketRequestContext.self)
+        let router = Router(context: GatewayRequestContext.self)
         let port = Mutex<Int>(settings.bind.port)
         let guardrails = RequestGuard(settings: settings, port: { port.withLock { $0 } })
         let hub = self.hub
@@ -64,8 +64,9 @@ public struct GatewayServer: Sendable {
                 try guardrails.check(request)
                 return .upgrade([:])
             },
-            onUpgrade: { inbound, outbound, _ in
-                await GatewayConnection(hub: hub, logger: logger, bufferFrames: bufferFrames).serve(inbound, outbound)
+            onUpgrade: { inbound, outbound, context in
+                await GatewayConnection(hub: hub, logger: logger, bufferFrames: bufferFrames).serve(
+                    inbound, outbound, on: context.requestContext.eventLoop)
             })
         return Application(
             router: router,
@@ -84,6 +85,20 @@ public struct GatewayServer: Sendable {
                 await onRunning(bound)
             },
             logger: logger)
+    }
+}
+
+/// Hummingbird's WebSocket request context plus the connection's event loop, which the
+/// connection's work then runs on (``EventLoopTaskExecutor``).
+struct GatewayRequestContext: RequestContext, WebSocketRequestContext {
+    var coreContext: CoreRequestContextStorage
+    let webSocket: WebSocketHandlerReference<Self>
+    let eventLoop: any EventLoop
+
+    init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        webSocket = .init()
+        eventLoop = source.channel.eventLoop
     }
 }
 
