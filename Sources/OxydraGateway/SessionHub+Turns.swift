@@ -60,7 +60,7 @@ extension SessionHub {
         }
         let prompt = resuming ? nil : turn.prompt
         let attachments = turn.attachments
-        turnTasks[key] = Task {
+        turnTasks[key] = Task(executorPreference: EventLoopTaskExecutor.current) {
             await self.execute(key: key, header: header, prompt: prompt, attachments: attachments, queued: queued)
         }
         return nil
@@ -73,10 +73,8 @@ extension SessionHub {
     func giveTitle(to session: LiveSession, from prompt: String) async -> String? {
         guard !session.titled else { return nil }
         session.titled = true
-        let id = session.id
-        guard let record = try? await store.session(id), record.displayName == nil else { return nil }
         let title = Self.title(from: prompt)
-        guard (try? await store.renameSession(id, to: title)) != nil else { return nil }
+        guard (try? await store.titleSession(session.id, title)) == true else { return nil }
         return title
     }
 

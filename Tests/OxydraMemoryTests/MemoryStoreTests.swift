@@ -1,5 +1,6 @@
 import OxydraCore
 import OxydraTesting
+import Synchronization
 import Testing
 
 @testable import OxydraMemory
@@ -280,6 +281,12 @@ struct DurabilityTests {
         let read = try await store.pool.read { db in try db.value(as: Int.self, "PRAGMA synchronous") }
         let written = try await store.pool.write { db in try db.value(as: Int.self, "PRAGMA synchronous") }
         #expect(read == expected && written == expected)
+        // A write that does not sync on its own runs with NORMAL, and the setting comes back after it.
+        let deferred = try await store.pool.write(syncNow: false) { db in
+            try db.value(as: Int.self, "PRAGMA synchronous")
+        }
+        let after = try await store.pool.write { db in try db.value(as: Int.self, "PRAGMA synchronous") }
+        #expect(deferred == 1 && after == expected)
     }
 
     /// A real child process appends and is SIGKILLed mid-stream; everything it reported as
@@ -290,6 +297,7 @@ struct DurabilityTests {
         (5, MemoryDurability.full), (37, .full), (120, .full), (37, .normal), (120, .normal),
     ])
     func sigkillLosesNothingCommitted(_ killAfter: Int, _ durability: MemoryDurability) async throws {
+        let sessions = Mutex<[String]>([])
         let fixture = try StoreFixture()
         defer { fixture.remove() }
         _ = try fixture.open()
@@ -300,6 +308,7 @@ struct DurabilityTests {
         ) { process, lines in
             var last = 0
             for try await line in lines {
+                if line.hasPrefix("session ") { sessions.withLock { $0.append(String(line.dropFirst(8))) } }
                 guard line.hasPrefix("committed "), let sequence = Int(line.dropFirst(10)) else { continue }
                 last = sequence
                 if sequence >= killAfter {
@@ -311,6 +320,15 @@ struct DurabilityTests {
         }
         #expect(exitCode == 128 + SIGKILL)
         let store = try fixture.open()
+        // Sessions created and titled without a sync of their own are there, titled.
+        let created = sessions.withLock { $0 }
+        #expect(!created.isEmpty)
+        for id in created {
+            let record = try await store.session(SessionID(id))
+            #expect(
+                record?.displayName == "title \(id.dropFirst(2))",
+                "session \(id) after the crash: \(String(describing: record))")
+        }
         let restored = try await store.restore("crash-session")
         #expect(restored.count >= committed)
         #expect(restored.map(\.sequence) == Array(1...restored.count))

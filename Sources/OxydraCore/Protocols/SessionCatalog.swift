@@ -61,6 +61,10 @@ public protocol SessionCatalog: MemoryStore {
     /// (`.notFound` / `.conflict` otherwise).
     func resolveSession(_ idOrPrefix: String) async throws(MemoryError) -> SessionRecord
     func renameSession(_ id: SessionID, to name: String?) async throws(MemoryError)
+    /// Gives an untitled session its automatic title: sets `title` only when the session has no
+    /// name (someone may have named it meanwhile); true when it did. The store may make this
+    /// durable with its next synced write instead of syncing it on its own.
+    func titleSession(_ id: SessionID, _ title: String) async throws(MemoryError) -> Bool
     func archiveSession(_ id: SessionID, archived: Bool) async throws(MemoryError)
     /// Removes the session, its history, its memory chunks and its state in one transaction.
     func deleteSession(_ id: SessionID) async throws(MemoryError)

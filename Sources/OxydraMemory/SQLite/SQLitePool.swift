@@ -47,8 +47,16 @@ public final class SQLiteDatabasePool: Sendable {
 
     /// Runs `body` in a write transaction; its changes are committed (and, with
     /// `synchronous = FULL`, on disk) before this returns, or rolled back when it throws.
-    public func write<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) throws -> T) async throws -> T {
-        try await writer.transaction("BEGIN IMMEDIATE", body)
+    ///
+    /// `syncNow: false` commits without waiting for the disk (`synchronous = NORMAL` for this one
+    /// transaction): the change survives the process being killed at once, and reaches the disk
+    /// with the next synced commit (the write-ahead log is one file, synced as a whole). For
+    /// bookkeeping that always comes right before a synced write — a new session before its first
+    /// message — so that a turn pays one `fdatasync` where it paid two.
+    public func write<T: Sendable>(
+        syncNow: Bool = true, _ body: @escaping @Sendable (SQLiteConnection) throws -> T
+    ) async throws -> T {
+        try await writer.transaction("BEGIN IMMEDIATE", syncNow: syncNow, body)
     }
 
     /// Runs `body` in a read transaction on one of the reader connections.
@@ -97,12 +105,21 @@ actor SQLiteWorker {
 
     deinit { thread.stop() }
 
-    func transaction<T: Sendable>(_ begin: String, _ body: @Sendable (SQLiteConnection) throws -> T) throws -> T {
+    func transaction<T: Sendable>(
+        _ begin: String, syncNow: Bool = true, _ body: @Sendable (SQLiteConnection) throws -> T
+    ) throws -> T {
         let connection = try self.connection ?? opened()
-        try connection.executeScript(begin)
+        // `synchronous` cannot change inside a transaction: set it around this one, and put the
+        // connection's own setting (FULL = 2, or already NORMAL = 1) back afterwards.
+        let synchronous = syncNow ? nil : try connection.value(as: Int.self, "PRAGMA synchronous")
+        let relaxed = synchronous.map { $0 > 1 } ?? false
+        if relaxed { try connection.execute("PRAGMA synchronous = NORMAL") }
+        defer { if relaxed, let synchronous { try? connection.execute("PRAGMA synchronous = \(synchronous)") } }
+        // Prepared once per connection (`execute` caches statements), not parsed per transaction.
+        try connection.execute(begin)
         do {
             let value = try body(connection)
-            try connection.executeScript("COMMIT")
+            try connection.execute("COMMIT")
             return value
         } catch {
             try? connection.executeScript("ROLLBACK")

@@ -8,7 +8,8 @@ extension SQLiteMemoryStore: SessionCatalog {
         channelOrigin: String = "tui"
     ) async throws(MemoryError) -> SessionRecord {
         let user = self.user
-        return try await write { db in
+        // Not synced on its own: a new session's row reaches the disk with its first message.
+        return try await write(syncNow: false) { db in
             let now = Clock.now()
             try db.execute(
                 """
@@ -97,6 +98,16 @@ extension SQLiteMemoryStore: SessionCatalog {
 
     public func renameSession(_ id: SessionID, to name: String?) async throws(MemoryError) {
         try await update(id, sql: "UPDATE sessions SET display_name = ? WHERE session_id = ? AND user_id = ?", name)
+    }
+
+    public func titleSession(_ id: SessionID, _ title: String) async throws(MemoryError) -> Bool {
+        let user = self.user
+        return try await write(syncNow: false) { db in
+            try db.execute(
+                "UPDATE sessions SET display_name = ? WHERE session_id = ? AND user_id = ? AND display_name IS NULL",
+                [title, id.rawValue, user.rawValue])
+            return db.changes > 0
+        }
     }
 
     public func archiveSession(_ id: SessionID, archived: Bool = true) async throws(MemoryError) {

@@ -242,11 +242,11 @@ public final class SQLiteMemoryStore: MemoryStore, Sendable {
 
     // MARK: Database access with typed errors
 
-    func write<T: Sendable>(_ updates: @escaping @Sendable (SQLiteConnection) throws -> T) async throws(MemoryError)
-        -> T
-    {
+    func write<T: Sendable>(
+        syncNow: Bool = true, _ updates: @escaping @Sendable (SQLiteConnection) throws -> T
+    ) async throws(MemoryError) -> T {
         do {
-            return try await pool.write(updates)
+            return try await pool.write(syncNow: syncNow, updates)
         } catch let error as MemoryError {
             throw error
         } catch {

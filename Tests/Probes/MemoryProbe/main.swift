@@ -1,6 +1,8 @@
 // A test helper process: appends messages to a memory database one committed transaction at a
 // time and prints `committed <sequence>` after each, until it is killed. The crash test SIGKILLs
-// it at an arbitrary point and checks that every printed sequence survived.
+// it at an arbitrary point and checks that every printed sequence survived. Every fifth turn it
+// also creates and titles a session (writes that are not synced on their own) and prints
+// `session <id>` once both returned.
 //
 //     oxydra-memory-probe <database path> <session id> [full|normal]
 
@@ -34,7 +36,13 @@ while true {
             .toolResult(callID: "call-\(turn)", content: "contents of file \(turn)"),
         ]
         : [.user("message number \(turn) with some text to index")]
+    var lines = ""
+    if turn % 5 == 1 {
+        let created = try await store.createSession(SessionID("s-\(turn)"))
+        guard try await store.titleSession(created.id, "title \(turn)") else { exit(3) }
+        lines += "session \(created.id)\n"
+    }
     // write(2) directly: the line must leave the process the moment the commit returns.
-    let lines = try await store.append(messages, to: session).map { "committed \($0.sequence)\n" }.joined()
+    lines += try await store.append(messages, to: session).map { "committed \($0.sequence)\n" }.joined()
     _ = lines.utf8CString.withUnsafeBufferPointer { write(1, $0.baseAddress, $0.count - 1) }
 }
