@@ -572,10 +572,11 @@ public struct AgentRuntime: Sendable {
                     afterCancellation: true)
                 throw RuntimeError.cancelled
             }
-            for outcome in outcomes {
-                try await state.append(
-                    .toolResult(callID: outcome.callID, content: outcome.text), to: session, store: store)
-            }
+            // One transaction for the batch's results, reaching the disk with the next synced
+            // commit (normally the model's next message); a result lost to a power cut before
+            // that is repaired like any unanswered call at the session's next turn.
+            try await state.appendResults(
+                outcomes.map { .toolResult(callID: $0.callID, content: $0.text) }, to: session, store: store)
         }
     }
 
@@ -731,6 +732,21 @@ struct TurnState {
         }
         messages.append(message)
         if messages.count > baseCount + 1 { added.append(message) }
+    }
+
+    mutating func appendResults(_ results: [Message], to session: SessionID, store: (any MemoryStore)?) async throws {
+        guard !results.isEmpty else { return }
+        if let store {
+            do {
+                _ = try await store.appendWithoutSync(results, to: session)
+            } catch {
+                throw RuntimeError.memory(error)
+            }
+        }
+        for result in results {
+            messages.append(result)
+            if messages.count > baseCount + 1 { added.append(result) }
+        }
     }
 
     /// Appends after the turn's task was cancelled: the write runs in its own task so the

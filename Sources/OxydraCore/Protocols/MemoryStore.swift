@@ -52,6 +52,10 @@ public struct SessionSummary: Sendable, Hashable, Codable {
 public protocol MemoryStore: Sendable {
     /// Appends messages after the session's last sequence; returns their stored form.
     func append(_ messages: [Message], to session: SessionID) async throws(MemoryError) -> [StoredMessage]
+    /// The same, but the store may leave the write to reach the disk with its next synced commit
+    /// (it still survives the process being killed): for messages that another synced write
+    /// always follows, such as tool results before the model's next answer.
+    func appendWithoutSync(_ messages: [Message], to session: SessionID) async throws(MemoryError) -> [StoredMessage]
     /// The whole history of a session, oldest first; empty for an unknown session.
     func restore(_ session: SessionID) async throws(MemoryError) -> [StoredMessage]
     /// The best snippets for `query` within a session and the user's notes.
@@ -62,4 +66,12 @@ public protocol MemoryStore: Sendable {
     /// `summary.epoch` is greater; returns false for a stale write, which is discarded.
     func replaceSummary(of session: SessionID, expectedEpoch: Int, with summary: SessionSummary)
         async throws(MemoryError) -> Bool
+}
+
+extension MemoryStore {
+    public func appendWithoutSync(_ messages: [Message], to session: SessionID) async throws(MemoryError)
+        -> [StoredMessage]
+    {
+        try await append(messages, to: session)
+    }
 }

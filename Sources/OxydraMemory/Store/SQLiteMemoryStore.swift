@@ -108,9 +108,15 @@ public final class SQLiteMemoryStore: MemoryStore, Sendable {
         try await append(messages, to: session, recording: usage)
     }
 
-    private func append(_ messages: [Message], to session: SessionID, recording usage: UsageRecord?)
-        async throws(MemoryError) -> [StoredMessage]
+    public func appendWithoutSync(_ messages: [Message], to session: SessionID) async throws(MemoryError)
+        -> [StoredMessage]
     {
+        try await append(messages, to: session, recording: nil, syncNow: false)
+    }
+
+    private func append(
+        _ messages: [Message], to session: SessionID, recording usage: UsageRecord?, syncNow: Bool = true
+    ) async throws(MemoryError) -> [StoredMessage] {
         let payloads = try messages.map { message throws(MemoryError) in (message, try Self.encode(message)) }
         let prepared =
             indexing
@@ -119,7 +125,7 @@ public final class SQLiteMemoryStore: MemoryStore, Sendable {
         let user = self.user
         let embedderID = embedder.id
         let dimension = embedder.dimension
-        let result: ([StoredMessage], [(Int64, [Float])]) = try await write { db in
+        let result: ([StoredMessage], [(Int64, [Float])]) = try await write(syncNow: syncNow) { db in
             let now = Clock.now()
             try db.execute(
                 """

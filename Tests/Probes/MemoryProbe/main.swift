@@ -2,7 +2,7 @@
 // time and prints `committed <sequence>` after each, until it is killed. The crash test SIGKILLs
 // it at an arbitrary point and checks that every printed sequence survived. Every fifth turn it
 // also creates and titles a session (writes that are not synced on their own) and prints
-// `session <id>` once both returned.
+// `session <id>` once both returned; tool results are appended without a sync of their own.
 //
 //     oxydra-memory-probe <database path> <session id> [full|normal]
 
@@ -42,7 +42,13 @@ while true {
         guard try await store.titleSession(created.id, "title \(turn)") else { exit(3) }
         lines += "session \(created.id)\n"
     }
+    // A tool result is written without a sync of its own, as the runtime writes them.
+    let stored =
+        messages.count == 2
+        ? try await store.append([messages[0]], to: session)
+            + store.appendWithoutSync([messages[1]], to: session)
+        : try await store.append(messages, to: session)
     // write(2) directly: the line must leave the process the moment the commit returns.
-    lines += try await store.append(messages, to: session).map { "committed \($0.sequence)\n" }.joined()
+    lines += stored.map { "committed \($0.sequence)\n" }.joined()
     _ = lines.utf8CString.withUnsafeBufferPointer { write(1, $0.baseAddress, $0.count - 1) }
 }
