@@ -61,6 +61,9 @@ public struct Guest {
                 "degraded": "\(status.degradedReasons.map(\.description).joined(separator: "; "))",
             ])
 
+        // The shell sandbox comes up while the rest is set up (its readiness is awaited below).
+        let shellSocket = prepared.shellSocket
+        async let shellProblem = Self.waitForShell(socket: shellSocket, timeout: .seconds(10))
         let provider = try ProviderFactory.selected(
             config, catalog: prepared.catalog, environment: prepared.environment, keySource: prepared.keySource)
         var model = try ModelSelection.resolve(config, catalog: prepared.catalog)
@@ -90,7 +93,7 @@ public struct Guest {
             vault: prepared.workspace.vault)
         var extraTools: [any Tool] = config.memory.enabled ? MemoryTools.all(store: store) : []
         if let socket = prepared.shellSocket {
-            if let problem = await Self.waitForShell(socket: socket, timeout: .seconds(10)) {
+            if let problem = await shellProblem {
                 status.shellAvailable = false
                 status.sidecarAvailable = false
                 status.degradedReasons.append(
@@ -286,11 +289,13 @@ public struct Guest {
         }
     }
 
-    /// Waits until the shell daemon answers a `spawn_session`; nil when it does, else why not.
-    static func waitForShell(socket: String, timeout: Duration) async -> String? {
+    /// Waits until the shell daemon answers a `spawn_session`; nil when it does (or there is no
+    /// shell to wait for), else why not.
+    static func waitForShell(socket: String?, timeout: Duration) async -> String? {
+        guard let socket else { return nil }
         let deadline = ContinuousClock.now + timeout
         var last = "the shell daemon did not answer within \(timeout)"
-        while ContinuousClock.now < deadline {
+        while ContinuousClock.now < deadline && !Task.isCancelled {
             do {
                 let connection = try await ShellDaemonConnection.connect(to: socket)
                 defer { connection.close() }
@@ -317,7 +322,8 @@ public struct Guest {
             } catch {
                 last = "\(error)"
             }
-            try? await Task.sleep(for: .milliseconds(15))
+            // It listens within tens of milliseconds of its start: look again soon.
+            try? await Task.sleep(for: .milliseconds(2))
         }
         return last
     }

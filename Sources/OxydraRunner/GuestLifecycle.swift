@@ -207,7 +207,8 @@ public enum GuestLifecycle {
                 let lines = ["user_id=\(target.user)"] + statusLines(health, target: target, context: context)
                 return CommandOutput(standardOutput: lines.joined(separator: "\n") + "\n")
             }
-            usleep(20_000)
+            // A guest is up in tens of milliseconds: look often (a stat per look until the marker exists).
+            usleep(2_000)
         }
         if supervised, let guest = Supervisor.readState(ipc: target.ipc)?.guestPID {
             kill(pid, SIGTERM)
@@ -245,8 +246,15 @@ public enum GuestLifecycle {
                 "bubblewrap (bwrap) is not installed, so shell tools are disabled; install it "
                     + "(`sudo apt-get install bubblewrap`) and run `runner restart`")
         }
-        if let problem = ShellSandbox.probe(bubblewrap: bubblewrap) {
-            return unavailable("\(problem); shell tools are disabled")
+        // A sandbox that worked once this boot is not probed again (a failure always is: it may
+        // have been fixed); should it stop working, the guest reports its own launch failure.
+        let cache = target.ipc + "/bwrap-probe.json"
+        let key = "\(ProbeCache.bootID) \(ProbeCache.identity(of: bubblewrap)) uid=\(getuid())"
+        if ProbeCache.verdict(at: cache, key: key) != .some(nil) {
+            if let problem = ShellSandbox.probe(bubblewrap: bubblewrap) {
+                return unavailable("\(problem); shell tools are disabled")
+            }
+            ProbeCache.store(at: cache, key: key, problem: nil)
         }
         guard
             let executable = ExecutableLocator.find(

@@ -98,14 +98,10 @@ enum MicroVMGuest {
     ) async throws(CommandOutput) -> (MicroVMPlan.Accelerator, DegradedReason?) {
         // The verdict holds until the host reboots or something about KVM changes: it is kept.
         let cache = target.ipc + "/kvm-probe.json"
-        let bootID = (try? String(contentsOfFile: "/proc/sys/kernel/random/boot_id", encoding: .utf8))?.trimmed ?? ""
-        let key = "\(bootID) \(qemu) \(kernel.image) \(access("/dev/kvm", R_OK | W_OK) == 0)"
+        let key = "\(ProbeCache.bootID) \(qemu) \(kernel.image) \(access("/dev/kvm", R_OK | W_OK) == 0)"
         var problem: String?
-        if let data = FileManager.default.contents(atPath: cache),
-            let cached = try? JSONValue(parsing: String(decoding: data, as: UTF8.self)),
-            cached["key"]?.stringValue == key
-        {
-            problem = cached["problem"]?.stringValue
+        if let cached = ProbeCache.verdict(at: cache, key: key) {
+            problem = cached
         } else {
             let work = target.ipc + "/probe"
             try? FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
@@ -114,8 +110,7 @@ enum MicroVMGuest {
                 .kvm, qemu: qemu, kernel: kernel.image, busybox: busybox, workDirectory: work, timeout: .seconds(10))
             // A probe that ran out of time on a busy host says nothing lasting.
             if !(problem?.contains("did not boot within") ?? false) {
-                let verdict = JSONValue.compactObject(["key": .string(key), "problem": problem.map(JSONValue.string)])
-                try? ContainerGuest.writePrivate(verdict.compactText, to: cache)
+                ProbeCache.store(at: cache, key: key, problem: problem)
             }
         }
         guard let problem else { return (.kvm, nil) }
