@@ -7,7 +7,7 @@ one `file_read` tool call), starts the example user's guest with `runner start` 
 drives the guest's WebSocket gateway with the `websockets` library, as any outside client would:
 
   (a) sequential fresh-session turns: connect, hello with a new session, one turn, close;
-  (s) steady turns: 50 turns in a row on one session (the history grows);
+  (s) steady turns: turns in a row on one session (the history grows; a new session every 50);
   (b) tool round trips: a fresh session, the model asks for `file_read`, the guest runs it and
       calls the model again;
   (c) 50 sessions x 5 turns at once (each session keeps its history);
@@ -16,7 +16,8 @@ drives the guest's WebSocket gateway with the `websockets` library, as any outsi
 Next to each, the provider-alone floor measured by this client in the same run: the same requests
 straight to the scripted server, on a fresh connection (raw HTTP, the least a client can do) and
 through the `openai` SDK (what a bare agent loop does). Guest CPU comes from /proc (user + system
-time of the guest's processes), client CPU from this process; memory is USS/PSS/RSS from
+time of the guest's processes, in clock ticks: --turns operations per sample keep that coarse
+clock within a few percent), client CPU from this process; memory is USS/PSS/RSS from
 smaps_rollup. Every figure is min/median/max over --samples samples (>= 5).
 """
 
@@ -475,24 +476,34 @@ async def sequential_shapes(guest, raw, sdk, samples, count, report):
             "ratio_openai_sdk": round(ratio_sdk, 3),
         }
 
-    # Steady: turns in a row on one session whose history grows (50 turns per sample).
+    # Steady: turns in a row on one session whose history grows, a new session every 50 turns.
     steady, floor = Series(), Series()
     for _ in range(samples):
-        client = await GatewayClient.connect(access)
-        wall, guest_cpu, client_cpu = await timed(guest, 50, lambda _: client.turn())
-        await client.close()
+        client = [None]
+
+        async def steady_turn(index):
+            if index % 50 == 0:
+                if client[0] is not None:
+                    await client[0].close()
+                client[0] = await GatewayClient.connect(access)
+            await client[0].turn()
+
+        wall, guest_cpu, client_cpu = await timed(guest, count, steady_turn)
+        await client[0].close()
         steady.wall.append(wall)
         steady.guest_cpu.append(guest_cpu)
         steady.client_cpu.append(client_cpu)
-        history = [[{"role": "system", "content": "x"}]]
+        history = [None]
 
-        async def sdk_steady(_):
+        async def sdk_steady(index):
+            if index % 50 == 0:
+                history[0] = [{"role": "system", "content": "x"}]
             history[0] = await sdk.turn(history=history[0])
 
-        wall, _, client_cpu = await timed(guest, 50, sdk_steady)
+        wall, _, client_cpu = await timed(guest, count, sdk_steady)
         floor.wall.append(wall)
         floor.client_cpu.append(client_cpu)
-    print("compare: (s) steady turn (50 in a row on one session) through the gateway: %s" % steady.line())
+    print("compare: (s) steady turn (50 in a row on each session) through the gateway: %s" % steady.line())
     print("compare: (s) steady turn provider alone, openai SDK with the same history: wall %s ms, client CPU %s ms; ratio of medians %.2fx" % (spread(floor.wall, 1000), spread(floor.client_cpu, 1000), median(steady.wall) / median(floor.wall)))
     report["steady"] = {
         "gateway": steady.data(),
@@ -592,7 +603,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bin", default=".build/release", help="directory with runner, oxydra-vm and shell-daemon")
     parser.add_argument("--samples", type=int, default=5, help="samples per figure (at least 5)")
-    parser.add_argument("--turns", type=int, default=100, help="operations per sample in the sequential shapes")
+    parser.add_argument("--turns", type=int, default=150, help="operations per sample in the sequential shapes")
     parser.add_argument("--json", action="store_true", help="also print every figure as JSON")
     parser.add_argument("--keep", action="store_true", help="keep the scratch project")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
