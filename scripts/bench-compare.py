@@ -320,7 +320,26 @@ class GatewayClient:
         await self.connection.close()
 
 
-class RawProvider:
+class ProviderClient:
+    """A turn straight to the provider: the request, and when the model asks for the file, the
+    file read here and a second request with its content. Returns the history with the answer."""
+
+    async def turn(self, prompt="Hi", history=None):
+        messages = (history if history is not None else [{"role": "system", "content": "x"}]) + [{"role": "user", "content": prompt}]
+        reply = await self.request(messages)
+        if reply["tool"]:
+            with open(SCRATCH_NOTES) as notes:
+                result = notes.read()
+            messages += [
+                {"role": "assistant", "tool_calls": [{"id": "call_bench", "type": "function", "function": {"name": "file_read", "arguments": "{}"}}]},
+                {"role": "tool", "tool_call_id": "call_bench", "content": result},
+            ]
+            reply = await self.request(messages)
+        messages.append({"role": "assistant", "content": reply["content"]})
+        return messages
+
+
+class RawProvider(ProviderClient):
     """The least a client can do: a fresh HTTP connection, one streamed request, read to [DONE]."""
 
     def __init__(self, port):
@@ -339,24 +358,12 @@ class RawProvider:
         if "[DONE]" not in text:
             raise SystemExit("the scripted server's answer was cut short")
         if '"tool_calls":[' in text:
-            return {"tool": True}
-        return {"content": "".join(json.loads(line[6:])["choices"][0]["delta"].get("content", "") for line in text.split("\n") if line.startswith("data: {"))}
-
-    async def turn(self, prompt="Hi"):
-        messages = [{"role": "system", "content": "x"}, {"role": "user", "content": prompt}]
-        reply = await self.request(messages)
-        if reply.get("tool"):
-            with open(SCRATCH_NOTES) as notes:
-                result = notes.read()
-            messages += [
-                {"role": "assistant", "tool_calls": [{"id": "call_bench", "type": "function", "function": {"name": "file_read", "arguments": "{}"}}]},
-                {"role": "tool", "tool_call_id": "call_bench", "content": result},
-            ]
-            reply = await self.request(messages)
-        return reply
+            return {"tool": True, "content": ""}
+        content = "".join(json.loads(line[6:])["choices"][0]["delta"].get("content", "") for line in text.split("\n") if line.startswith("data: {"))
+        return {"tool": False, "content": content}
 
 
-class SDKProvider:
+class SDKProvider(ProviderClient):
     """A bare agent loop on the `openai` SDK (one client, keep-alive, streamed)."""
 
     def __init__(self, port):
@@ -374,19 +381,6 @@ class SDKProvider:
                 tool = True
         return {"tool": tool, "content": "".join(content)}
 
-    async def turn(self, prompt="Hi", history=None):
-        messages = (history if history is not None else [{"role": "system", "content": "x"}]) + [{"role": "user", "content": prompt}]
-        reply = await self.request(messages)
-        if reply["tool"]:
-            with open(SCRATCH_NOTES) as notes:
-                result = notes.read()
-            messages += [
-                {"role": "assistant", "tool_calls": [{"id": "call_bench", "type": "function", "function": {"name": "file_read", "arguments": "{}"}}]},
-                {"role": "tool", "tool_call_id": "call_bench", "content": result},
-            ]
-            reply = await self.request(messages)
-        messages.append({"role": "assistant", "content": reply["content"]})
-        return messages
 
 
 SCRATCH_NOTES = None

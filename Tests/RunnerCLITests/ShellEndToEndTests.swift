@@ -114,6 +114,52 @@ struct ShellEndToEndTests {
     /// `ipc/bwrap-probe.json` (private) and reused while the bwrap binary is the same; a failing
     /// one is never kept, so a fixed host is noticed at the next start.
     @Test func aPassingBubblewrapProbeIsKeptAndAFailingOneIsNot() async throws {
+        try await Self.withShellUser { project, _ in
+            // A bwrap that logs its probe runs (they end with `env true`) and then is the real one;
+            // `failing: true` makes the probe fail.
+            let log = project.root + "/probes.log"
+            let wrapper = project.root + "/bwrap"
+            func writeWrapper(failing: Bool) throws {
+                let script = """
+                    #!/bin/sh
+                    case "$*" in *"/usr/bin/env true") echo probe >> \(log); \(failing ? "exit 1;" : "") ;; esac
+                    exec \(ShellSandbox.findBubblewrap(environment: ProcessInfo.processInfo.environment) ?? "/usr/bin/bwrap") "$@"
+                    """
+                unlink(wrapper)
+                try script.write(toFile: wrapper, atomically: false, encoding: .utf8)
+                chmod(wrapper, 0o755)
+            }
+            func probes() -> Int {
+                ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n").count
+            }
+            func start() async throws -> String {
+                let started = try await project.run(["--insecure"], extraEnvironment: ["OXYDRA_BWRAP": wrapper])
+                #expect(started.exitCode == 0, "\(started.standardError)")
+                let stop = try await project.run(["stop"])
+                #expect(stop.exitCode == 0, "\(stop.standardError)")
+                return started.standardOutput
+            }
+            try writeWrapper(failing: false)
+            #expect(value("shell_available", in: try await start()) == "true")
+            #expect(probes() == 1)
+            var info = stat()
+            #expect(stat(project.workspace + "/ipc/bwrap-probe.json", &info) == 0 && info.st_mode & 0o777 == 0o600)
+            #expect(value("shell_available", in: try await start()) == "true")
+            #expect(probes() == 1, "a passing probe is not repeated within the boot")
+
+            // Another bwrap binary is probed again; a failure is reported and probed again next time.
+            try writeWrapper(failing: true)
+            let failed = try await start()
+            #expect(value("shell_available", in: failed) == "false")
+            #expect(value("degraded_reason", in: failed)?.contains("bubblewrap cannot create the sandbox here") == true)
+            #expect(probes() == 2)
+            #expect(value("shell_available", in: try await start()) == "false")
+            #expect(probes() == 3, "a failing probe is never kept")
+        }
+    }
+
+    /// A project whose user has the shell on, on a scripted model, stopped and removed afterwards.
+    static func withShellUser(_ body: (Project, ScriptedModelServer) async throws -> Void) async throws {
         let server = try await ScriptedModelServer.start()
         defer { Teardown.run { try? await server.shutdown() } }
         let project = try Project(agent: scriptedAgent(server))
@@ -122,68 +168,24 @@ struct ShellEndToEndTests {
             project.shutdownGuest()
             project.directory.remove()
         }
-        // A bwrap that logs its probe runs (they end with `env true`) and then is the real one;
-        // `fail` makes the probe fail.
-        let log = project.root + "/probes.log"
-        let wrapper = project.root + "/bwrap"
-        func writeWrapper(failing: Bool) throws {
-            let script = """
-                #!/bin/sh
-                case "$*" in *"/usr/bin/env true") echo probe >> \(log); \(failing ? "exit 1;" : "") ;; esac
-                exec \(ShellSandbox.findBubblewrap(environment: ProcessInfo.processInfo.environment) ?? "/usr/bin/bwrap") "$@"
-                """
-            unlink(wrapper)
-            try script.write(toFile: wrapper, atomically: false, encoding: .utf8)
-            chmod(wrapper, 0o755)
-        }
-        func probes() -> Int {
-            ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n").count
-        }
-        func start() async throws -> String {
-            let started = try await project.run(["--insecure"], extraEnvironment: ["OXYDRA_BWRAP": wrapper])
-            #expect(started.exitCode == 0, "\(started.standardError)")
-            let stop = try await project.run(["stop"])
-            #expect(stop.exitCode == 0, "\(stop.standardError)")
-            return started.standardOutput
-        }
-        try writeWrapper(failing: false)
-        #expect(value("shell_available", in: try await start()) == "true")
-        #expect(probes() == 1)
-        var info = stat()
-        #expect(stat(project.workspace + "/ipc/bwrap-probe.json", &info) == 0 && info.st_mode & 0o777 == 0o600)
-        #expect(value("shell_available", in: try await start()) == "true")
-        #expect(probes() == 1, "a passing probe is not repeated within the boot")
-
-        // Another bwrap binary is probed again; a failure is reported and probed again next time.
-        try writeWrapper(failing: true)
-        let failed = try await start()
-        #expect(value("shell_available", in: failed) == "false")
-        #expect(value("degraded_reason", in: failed)?.contains("bubblewrap cannot create the sandbox here") == true)
-        #expect(probes() == 2)
-        #expect(value("shell_available", in: try await start()) == "false")
-        #expect(probes() == 3, "a failing probe is never kept")
+        try await body(project, server)
     }
 
     @Test func withoutBubblewrapTheShellIsOffAndStatusSaysHowToFixIt() async throws {
-        let server = try await ScriptedModelServer.start()
-        defer { Teardown.run { try? await server.shutdown() } }
-        let project = try Project(agent: scriptedAgent(server))
-        try project.directory.write(Self.shellUser, to: ".oxydra/users/alice.toml")
-        defer {
-            project.shutdownGuest()
-            project.directory.remove()
+        try await Self.withShellUser { project, server in
+            let started = try await project.run(
+                ["--insecure"], extraEnvironment: ["OXYDRA_BWRAP": "/nonexistent/bwrap"])
+            #expect(started.exitCode == 0, "\(started.standardError)")
+            #expect(value("shell_available", in: started.standardOutput) == "false")
+            let reason = value("degraded_reason", in: started.standardOutput) ?? ""
+            #expect(reason.hasPrefix("sidecar_unavailable:bubblewrap (bwrap) is not installed"), "\(reason)")
+            #expect(reason.contains("apt-get install bubblewrap"))
+            // The model is not offered a shell it cannot use.
+            server.enqueue(.text("no shell"))
+            _ = try await project.run(["ask", "hi"])
+            let request = String(decoding: server.requests.last!.body, as: UTF8.self)
+            #expect(!request.contains("\"shell_exec\""))
         }
-        let started = try await project.run(["--insecure"], extraEnvironment: ["OXYDRA_BWRAP": "/nonexistent/bwrap"])
-        #expect(started.exitCode == 0, "\(started.standardError)")
-        #expect(value("shell_available", in: started.standardOutput) == "false")
-        let reason = value("degraded_reason", in: started.standardOutput) ?? ""
-        #expect(reason.hasPrefix("sidecar_unavailable:bubblewrap (bwrap) is not installed"), "\(reason)")
-        #expect(reason.contains("apt-get install bubblewrap"))
-        // The model is not offered a shell it cannot use.
-        server.enqueue(.text("no shell"))
-        _ = try await project.run(["ask", "hi"])
-        let request = String(decoding: server.requests.last!.body, as: UTF8.self)
-        #expect(!request.contains("\"shell_exec\""))
     }
 }
 
