@@ -31,16 +31,27 @@ public enum JSONWriter {
         case .object(let members):
             out += "{"
             var first = true
-            let keys = sortedKeys ? members.keys.sorted() : Array(members.keys)
-            for key in keys {
-                if !first { out += "," }
-                first = false
-                writeString(key, into: &out)
-                out += ":"
-                write(members[key]!, into: &out, sortedKeys: sortedKeys)
+            // Members in place (no second lookup per key); sorted by their UTF-8 bytes, which is
+            // code point order — String's own order for the normalized keys JSON carries.
+            if sortedKeys {
+                for (key, member) in members.sorted(by: { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }) {
+                    writeMember(key, member, first: &first, into: &out, sortedKeys: true)
+                }
+            } else {
+                for (key, member) in members { writeMember(key, member, first: &first, into: &out, sortedKeys: false) }
             }
             out += "}"
         }
+    }
+
+    private static func writeMember(
+        _ key: String, _ member: JSONValue, first: inout Bool, into out: inout String, sortedKeys: Bool
+    ) {
+        if !first { out += "," }
+        first = false
+        writeString(key, into: &out)
+        out += ":"
+        write(member, into: &out, sortedKeys: sortedKeys)
     }
 
     /// A JSON string literal: quotes, backslashes and control characters escaped; everything else
