@@ -208,14 +208,18 @@ public struct Guest {
         let ttl = Duration.seconds(config.gateway.sessionIdleTTLMinutes * 60)
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
+                // Named: without a name, service-lifecycle describes each service by reflecting
+                // over all of its state (`"\(service)"`), several milliseconds of every start.
                 services: [
-                    .init(service: application), .init(service: control),
-                    .init(service: OptionalService(boundRemote)),
-                    .init(
-                        service: IdleHousekeeping(hub: hub, ttl: ttl)),
-                    .init(service: TurnDrainer(hub: hub, logger: logger)),
+                    .init(service: application, serviceName: "gateway"),
+                    .init(service: control, serviceName: "control"),
+                    .init(service: OptionalService(boundRemote), serviceName: "control-tcp"),
+                    .init(service: IdleHousekeeping(hub: hub, ttl: ttl), serviceName: "idle-housekeeping"),
+                    .init(service: TurnDrainer(hub: hub, logger: logger), serviceName: "turn-drainer"),
                     // Last: stopped first, so a turn the shutdown cancels stays pending for its chat.
-                    .init(service: ChannelService(registry: channels, connector: HubConnector(hub: hub))),
+                    .init(
+                        service: ChannelService(registry: channels, connector: HubConnector(hub: hub)),
+                        serviceName: "channels"),
                 ], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         await groupBox.set(group)
         defer {
