@@ -407,8 +407,9 @@ class Series:
         return {"wall_ms": ms(self.wall), "guest_cpu_ms": ms(self.guest_cpu), "client_cpu_ms": ms(self.client_cpu)}
 
 
-def ms(values):
-    values = sorted(v * 1000 for v in values)
+def ms(values, scale=1000):
+    """min/median/max of `values` (seconds) times `scale` (default: milliseconds), for --json."""
+    values = sorted(v * scale for v in values)
     return {"min": round(values[0], 3), "median": round(statistics.median(values), 3), "max": round(values[-1], 3)}
 
 
@@ -536,9 +537,9 @@ async def concurrent_shape(guest, sdk, samples, report):
     print("compare: (c) 50 sessions x 5 turns at once through the gateway: wall %s s, guest CPU per turn %s ms; provider alone (openai SDK, same concurrency and history) %s s; ratio of medians %.2fx" % (spread(gateway_walls, 1, 3), spread(guest_cpus, 1000), spread(floor_walls, 1, 3), median(gateway_walls) / median(floor_walls)))
     print("compare: guest memory with 50 sessions open: %s" % memory_line)
     report["concurrent"] = {
-        "gateway_wall_s": ms([w / 1000 for w in gateway_walls]),
+        "gateway_wall_s": ms(gateway_walls, scale=1),
         "guest_cpu_per_turn_ms": ms(guest_cpus),
-        "provider_openai_sdk_wall_s": ms([w / 1000 for w in floor_walls]),
+        "provider_openai_sdk_wall_s": ms(floor_walls, scale=1),
         "memory_50_sessions": memory,
     }
 

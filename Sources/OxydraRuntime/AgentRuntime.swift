@@ -730,10 +730,16 @@ struct TurnState {
                 throw RuntimeError.memory(error)
             }
         }
+        remember(message)
+    }
+
+    /// A message now in the history: everything after the input counts as added by the turn.
+    private mutating func remember(_ message: Message) {
         messages.append(message)
         if messages.count > baseCount + 1 { added.append(message) }
     }
 
+    /// A tool batch's results in one write without a sync of its own (``MemoryStore/appendWithoutSync(_:to:)``).
     mutating func appendResults(_ results: [Message], to session: SessionID, store: (any MemoryStore)?) async throws {
         guard !results.isEmpty else { return }
         if let store {
@@ -743,10 +749,7 @@ struct TurnState {
                 throw RuntimeError.memory(error)
             }
         }
-        for result in results {
-            messages.append(result)
-            if messages.count > baseCount + 1 { added.append(result) }
-        }
+        for result in results { remember(result) }
     }
 
     /// Appends after the turn's task was cancelled: the write runs in its own task so the

@@ -23,9 +23,6 @@ struct GlobalOptions: ParsableArguments {
     var context: RunnerContext { RunnerContext(configPath: config, requestedUser: user) }
 }
 
-/// Ends the process (the C library's `exit`, which commands' own `exit` methods hide).
-func terminate(_ code: Int32) -> Never { exit(code) }
-
 /// Everything on standard input, or nil when it holds more than `limit` bytes.
 func readStandardInput(limit: Int) -> [UInt8]? {
     var bytes: [UInt8] = []
@@ -68,20 +65,7 @@ struct RunnerCommand: AsyncParsableCommand {
 
     /// Global options also work before the subcommand (`runner --config C --user U status`).
     static func main() async {
-        let arguments = Array(CommandLine.arguments.dropFirst())
-        // The supervisor `runner start` launches skips the parser, whose reflection over the whole
-        // command tree costs milliseconds on the path to a running guest.
-        if arguments == ["supervise"] {
-            do {
-                try Supervise().run()
-            } catch let code as ExitCode {
-                terminate(code.rawValue)
-            } catch {
-                terminate(1)
-            }
-            terminate(0)
-        }
-        await main(GlobalArguments.hoisted(arguments))
+        await main(GlobalArguments.hoisted(Array(CommandLine.arguments.dropFirst())))
     }
 }
 

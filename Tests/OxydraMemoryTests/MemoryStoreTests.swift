@@ -173,6 +173,11 @@ struct MemoryStoreTests {
             "\(error)" == "not found in memory: session `zzz` not found for user `alice`"
         }
         await #expect(throws: MemoryError.self) { try await store.resolveSession("%") }
+        // The automatic title goes only to a session nobody has named.
+        #expect(try await store.titleSession("0a1b9999-second", "Automatic") == true)
+        #expect(try await store.titleSession("0a1b2c3d-first", "Automatic") == false)
+        #expect(try await store.session("0a1b2c3d-first")?.displayName == "Taxes")
+        #expect(try await store.session("0a1b9999-second")?.displayName == "Automatic")
         try await store.renameSession("ffff-third", to: "Groceries")
         try await store.archiveSession("0a1b9999-second")
         let listed = try await store.listSessions().sessions

@@ -53,8 +53,8 @@ public protocol MemoryStore: Sendable {
     /// Appends messages after the session's last sequence; returns their stored form.
     func append(_ messages: [Message], to session: SessionID) async throws(MemoryError) -> [StoredMessage]
     /// The same, but the store may leave the write to reach the disk with its next synced commit
-    /// (it still survives the process being killed): for messages that another synced write
-    /// always follows, such as tool results before the model's next answer.
+    /// (it still survives the process being killed): for messages that a synced write normally
+    /// follows soon, such as tool results before the model's next answer.
     func appendWithoutSync(_ messages: [Message], to session: SessionID) async throws(MemoryError) -> [StoredMessage]
     /// The whole history of a session, oldest first; empty for an unknown session.
     func restore(_ session: SessionID) async throws(MemoryError) -> [StoredMessage]

@@ -87,6 +87,8 @@ public final class SQLiteDatabasePool: Sendable {
 actor SQLiteWorker {
     private let thread: SQLiteThread
     private var connection: SQLiteConnection?
+    /// The connection's own `synchronous` setting, once a transaction needed it.
+    private var synchronous: Int?
     private let open: (@Sendable () throws(SQLiteError) -> SQLiteConnection)?
 
     nonisolated var unownedExecutor: UnownedSerialExecutor { thread.asUnownedSerialExecutor() }
@@ -110,11 +112,11 @@ actor SQLiteWorker {
     ) throws -> T {
         let connection = try self.connection ?? opened()
         // `synchronous` cannot change inside a transaction: set it around this one, and put the
-        // connection's own setting (FULL = 2, or already NORMAL = 1) back afterwards.
-        let synchronous = syncNow ? nil : try connection.value(as: Int.self, "PRAGMA synchronous")
-        let relaxed = synchronous.map { $0 > 1 } ?? false
-        if relaxed { try connection.execute("PRAGMA synchronous = NORMAL") }
-        defer { if relaxed, let synchronous { try? connection.execute("PRAGMA synchronous = \(synchronous)") } }
+        // connection's own setting (FULL = 2, or already NORMAL = 1; read once) back afterwards.
+        if !syncNow && synchronous == nil { synchronous = try connection.value(as: Int.self, "PRAGMA synchronous") }
+        let restored = syncNow ? nil : synchronous.flatMap { $0 > 1 ? $0 : nil }
+        if restored != nil { try connection.execute("PRAGMA synchronous = NORMAL") }
+        defer { if let restored { try? connection.execute("PRAGMA synchronous = \(restored)") } }
         // Prepared once per connection (`execute` caches statements), not parsed per transaction.
         try connection.execute(begin)
         do {
