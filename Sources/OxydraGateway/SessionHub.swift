@@ -16,7 +16,8 @@ import Synchronization
 ///   after the turn ended.
 public actor SessionHub {
     public let user: UserID
-    public let startupStatus: StartupStatus
+    /// What the guest reported at start, updated when a sidecar it did not wait for fails.
+    public private(set) var startupStatus: StartupStatus
     let runtime: AgentRuntime
     let store: any SessionCatalog
     let limits: GatewayConfig
@@ -357,4 +358,9 @@ final class Fanout: Sendable {
         if !lagging.isEmpty { sinks.withLock { for connection in lagging { $0[connection] = nil } } }
         return lagging
     }
+}
+
+extension SessionHub {
+    /// Replaces the status shown to clients (`hello_ack`) from now on.
+    public func update(startupStatus: StartupStatus) { self.startupStatus = startupStatus }
 }

@@ -61,9 +61,15 @@ public struct Guest {
                 "degraded": "\(status.degradedReasons.map(\.description).joined(separator: "; "))",
             ])
 
-        // The shell sandbox comes up while the rest is set up (its readiness is awaited below).
-        let shellSocket = prepared.shellSocket
-        async let shellProblem = Self.waitForShell(socket: shellSocket, timeout: .seconds(10))
+        // The shell sandbox comes up while the guest sets up and serves: the guest does not wait
+        // for it (a bubblewrap sandbox with its cgroup and two process starts takes tens of
+        // milliseconds). A shell call made before then waits for it; should it never come up,
+        // the shell tool is withdrawn and the status says why (see `watchShell`).
+        let shellReadiness = prepared.shellSocket.map { socket in
+            Task { [supervisor = prepared.shellSupervisor] in
+                await Self.waitForShell(socket: socket, supervisor: supervisor, timeout: .seconds(10))
+            }
+        }
         let provider = try ProviderFactory.selected(
             config, catalog: prepared.catalog, environment: prepared.environment, keySource: prepared.keySource)
         var model = try ModelSelection.resolve(config, catalog: prepared.catalog)
@@ -93,20 +99,8 @@ public struct Guest {
             vault: prepared.workspace.vault)
         var extraTools: [any Tool] = config.memory.enabled ? MemoryTools.all(store: store) : []
         if let socket = prepared.shellSocket {
-            if let problem = await shellProblem {
-                status.shellAvailable = false
-                status.sidecarAvailable = false
-                status.degradedReasons.append(
-                    DegradedReason(
-                        code: DegradedReason.sidecarConnectionFailed,
-                        detail: "\(problem); shell tools are disabled (see \(prepared.workspace.logs)/shell-daemon.log)"
-                    ))
-                logger.error("the shell sandbox did not come up", metadata: ["problem": "\(problem)"])
-            } else {
-                let sessions = ShellSessions(socketPath: socket)
-                extraTools.append(ShellExecTool(config: config.tools.shell, sessions: sessions))
-                logger.info("shell sandbox ready", metadata: ["socket": "\(socket)"])
-            }
+            let sessions = ShellSessions(socketPath: socket, readiness: shellReadiness)
+            extraTools.append(ShellExecTool(config: config.tools.shell, sessions: sessions))
         }
         let audit = try AuditLog(directory: prepared.workspace.logs)
         let channels = ChannelRegistry.make(
@@ -142,7 +136,7 @@ public struct Guest {
                     "selection.fallbacks[\(index)] (\(fallback.provider)/\(fallback.model)): \(error)")
             }
         }
-        let finalStatus = status
+        let liveStatus = StatusBox(status)
         let runtime = AgentRuntime(
             provider: provider, tools: tools, model: model, settings: RuntimeSettings(config.runtime),
             systemPrompt: SystemPrompt.build(
@@ -159,6 +153,14 @@ public struct Guest {
             switching: Self.modelSwitching(config, prepared: prepared, selected: model),
             titleModel: config.sessions.titleModel, audit: audit,
             approvals: config.tools.approval, approvalStore: store)
+        if let shellReadiness, let socket = prepared.shellSocket {
+            let logs = prepared.workspace.logs
+            Task { [tools] in
+                await Self.watchShell(
+                    shellReadiness, socket: socket, tools: tools, hub: hub, status: liveStatus, logs: logs,
+                    logger: logger)
+            }
+        }
         let resumed = await hub.resumeSuspendedTurns()
         if resumed > 0 { logger.info("turns waiting for approval resumed", metadata: ["turns": "\(resumed)"]) }
 
@@ -174,7 +176,7 @@ public struct Guest {
         let control = try await ControlServer(path: paths.controlSocket, logger: Logger(label: "oxydra.control")) {
             request in
             await Self.answer(
-                request, hub: hub, user: user, status: finalStatus, endpoint: endpoint.value, started: started,
+                request, hub: hub, user: user, status: liveStatus.value, endpoint: endpoint.value, started: started,
                 paths: paths, group: groupBox, channels: channels)
         }.bind()
 
@@ -184,7 +186,7 @@ public struct Guest {
             ControlServer(tcpPort: listen.port, token: listen.token, logger: Logger(label: "oxydra.control")) {
                 request in
                 await Self.answer(
-                    request, hub: hub, user: user, status: finalStatus, endpoint: endpoint.value, started: started,
+                    request, hub: hub, user: user, status: liveStatus.value, endpoint: endpoint.value, started: started,
                     paths: paths, group: groupBox, channels: channels)
             }
         }
@@ -293,9 +295,31 @@ public struct Guest {
         }
     }
 
+    /// Logs the shell sandbox's readiness; if it never comes up, withdraws the shell tool and
+    /// reports the guest degraded (in `health` and the next `hello_ack`).
+    static func watchShell(
+        _ readiness: Task<String?, Never>, socket: String, tools: ToolRegistry, hub: SessionHub, status: StatusBox,
+        logs: String, logger: Logger
+    ) async {
+        guard let problem = await readiness.value else {
+            logger.info("shell sandbox ready", metadata: ["socket": "\(socket)"])
+            return
+        }
+        let detail = "\(problem); shell tools are disabled (see \(logs)/shell-daemon.log)"
+        logger.error("the shell sandbox did not come up", metadata: ["problem": "\(problem)"])
+        tools.withdrawals.withdraw(ShellExecTool.name, reason: detail)
+        let updated = status.update { status in
+            status.shellAvailable = false
+            status.sidecarAvailable = false
+            status.degradedReasons.append(DegradedReason(code: DegradedReason.sidecarConnectionFailed, detail: detail))
+        }
+        await hub.update(startupStatus: updated)
+    }
+
     /// Waits until the shell daemon answers a `spawn_session`; nil when it does (or there is no
-    /// shell to wait for), else why not.
-    static func waitForShell(socket: String?, timeout: Duration) async -> String? {
+    /// shell to wait for), else why not — also as soon as `supervisor` (the sandbox's supervisor
+    /// this guest started) has exited.
+    static func waitForShell(socket: String?, supervisor: pid_t? = nil, timeout: Duration) async -> String? {
         guard let socket else { return nil }
         let deadline = ContinuousClock.now + timeout
         var last = "the shell daemon did not answer within \(timeout)"
@@ -325,6 +349,13 @@ public struct Guest {
                 last = "the shell daemon answered `\(reply.op)` to a readiness check"
             } catch {
                 last = "\(error)"
+            }
+            if let supervisor {
+                var status: Int32 = 0
+                if waitpid(supervisor, &status, WNOHANG) == supervisor {
+                    let how = status & 0x7f == 0 ? "with status \((status >> 8) & 0xff)" : "on signal \(status & 0x7f)"
+                    return "the shell sandbox's supervisor exited \(how) before it served"
+                }
             }
             // It listens within tens of milliseconds of its start: look again soon.
             try? await Task.sleep(for: .milliseconds(2))
@@ -403,6 +434,23 @@ actor ServiceGroupBox {
 }
 
 /// The gateway URL once the server is listening.
+/// The guest's status as health checks report it: set at start, changed when the shell sandbox
+/// it did not wait for fails.
+final class StatusBox: Sendable {
+    private let storage: Mutex<StartupStatus>
+
+    init(_ status: StartupStatus) { storage = Mutex(status) }
+
+    var value: StartupStatus { storage.withLock { $0 } }
+
+    func update(_ change: (inout StartupStatus) -> Void) -> StartupStatus {
+        storage.withLock { status in
+            change(&status)
+            return status
+        }
+    }
+}
+
 final class EndpointBox: Sendable {
     private let storage = Mutex<String>("")
     var value: String {

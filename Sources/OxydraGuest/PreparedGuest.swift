@@ -35,6 +35,8 @@ public struct PreparedGuest: Sendable {
     var landlockABI: Int?
     /// The shell daemon's socket, when its sandbox was started.
     var shellSocket: String?
+    /// The shell sandbox's supervisor, when this guest started it.
+    var shellSupervisor: pid_t?
 
     var startupStatus: StartupStatus {
         var status = envelope.startupStatus
@@ -185,7 +187,7 @@ public struct PreparedGuest: Sendable {
             standardInput: devNull, standardOutput: log >= 0 ? log : 2, standardError: log >= 0 ? log : 2)
         options.deathSignal = SIGKILL
         do {
-            _ = try ProcessSpawner.spawn(
+            shellSupervisor = try ProcessSpawner.spawn(
                 launch.executable, arguments: arguments, environment: childEnvironment, options: options)
             shellSocket = endpoint.address
         } catch {

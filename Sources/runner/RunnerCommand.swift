@@ -73,11 +73,13 @@ extension RunnerCommand {
     /// `runner audit verify|show`.
     struct Audit: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "audit",
             abstract: "The user's tamper-evident log of tool calls: check its hash chain, or show records.",
             subcommands: [Verify.self, Show.self])
 
         struct Verify: ParsableCommand {
             static let configuration = CommandConfiguration(
+                commandName: "verify",
                 abstract: "Check every record's hash and link (exit 0: the chain holds, 1: broken).")
             @OptionGroup var global: GlobalOptions
             @Flag(help: "Print JSON.") var json = false
@@ -85,7 +87,8 @@ extension RunnerCommand {
         }
 
         struct Show: ParsableCommand {
-            static let configuration = CommandConfiguration(abstract: "The newest records, oldest first.")
+            static let configuration = CommandConfiguration(
+                commandName: "show", abstract: "The newest records, oldest first.")
             @OptionGroup var global: GlobalOptions
             @Option(help: "Only records from the last `7d`, `12h`…") var since: String?
             @Option(help: "At most this many records.") var tail = 50
@@ -111,6 +114,7 @@ extension RunnerCommand {
     /// `runner web`.
     struct Web: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "web",
             abstract: "Serve the web app (chat, sessions, approvals, guests) until Ctrl-C.",
             discussion:
                 "Prints web_url=… and, when the token is made at start (no web.auth_token_env), web_login=… with the "
@@ -130,12 +134,14 @@ extension RunnerCommand {
     /// `runner approvals list|revoke`.
     struct Approvals: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "approvals",
             abstract: "Standing approvals (\"allow for this session\" and \"always\"): list or revoke them "
                 + "(needs the running guest).",
             subcommands: [List.self, Revoke.self])
 
         struct List: AsyncParsableCommand {
-            static let configuration = CommandConfiguration(abstract: "Every standing approval of the user.")
+            static let configuration = CommandConfiguration(
+                commandName: "list", abstract: "Every standing approval of the user.")
             @OptionGroup var global: GlobalOptions
             @Flag(help: "Print JSON.") var json = false
             func run() async throws { await SessionsCommand.run(global.context, .grants, json: json).emitAndExit() }
@@ -143,6 +149,7 @@ extension RunnerCommand {
 
         struct Revoke: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
+                commandName: "revoke",
                 abstract: "Remove a standing approval: that kind of call asks again.")
             @OptionGroup var global: GlobalOptions
             @Argument(help: "The grant id (`runner approvals list` shows them).") var grant: String
@@ -155,6 +162,7 @@ extension RunnerCommand {
     /// `runner usage [--since 7d] [--json]`.
     struct Usage: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "usage",
             abstract: "Tokens and dollars per UTC day, model and session, and the budget (needs the running guest).")
         @OptionGroup var global: GlobalOptions
         @Option(help: "How far back: `7d` (the default), `30d`, or a number of days (1…366).")
@@ -178,6 +186,7 @@ extension RunnerCommand {
     /// (not for people: it reads its instructions from standard input).
     struct Supervise: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "supervise",
             abstract: "Internal: keeps a process-tier guest running ([runner] restart).", shouldDisplay: false)
         func run() throws {
             guard let bytes = readStandardInput(limit: 16 << 20),
@@ -204,6 +213,7 @@ extension RunnerCommand {
     /// `runner [--insecure] [--tui]` (the default command).
     struct Start: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "start",
             abstract: "Start the user's guest (default), or connect the terminal UI to it with --tui.")
 
         @OptionGroup var global: GlobalOptions
@@ -222,6 +232,7 @@ extension RunnerCommand {
 
     struct Stop: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "stop",
             abstract: "Stop the user's guest (running turns are cancelled and their progress saved).")
 
         @OptionGroup var global: GlobalOptions
@@ -230,7 +241,8 @@ extension RunnerCommand {
     }
 
     struct Restart: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Stop the user's guest if it runs, then start it.")
+        static let configuration = CommandConfiguration(
+            commandName: "restart", abstract: "Stop the user's guest if it runs, then start it.")
 
         @OptionGroup var global: GlobalOptions
 
@@ -242,6 +254,7 @@ extension RunnerCommand {
 
     struct Status: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "status",
             abstract: "Show whether the user's guest runs and what it could set up (exit 3 when not running).")
 
         @OptionGroup var global: GlobalOptions
@@ -253,7 +266,7 @@ extension RunnerCommand {
     }
 
     struct Logs: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Print the guest's logs.")
+        static let configuration = CommandConfiguration(commandName: "logs", abstract: "Print the guest's logs.")
 
         @OptionGroup var global: GlobalOptions
 
@@ -280,6 +293,7 @@ extension RunnerCommand {
 
     struct Ask: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "ask",
             abstract: "Run one turn through the user's running guest and stream the answer.",
             discussion:
                 "Ctrl-C cancels the turn (twice quits at once). Exit 0 on success, 1 on failure, 130 if cancelled.")
@@ -412,10 +426,12 @@ enum Interrupts {
 extension RunnerCommand {
     struct Config: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "config",
             abstract: "Inspect and validate configuration.", subcommands: [Show.self, Check.self])
 
         struct Show: ParsableCommand {
             static let configuration = CommandConfiguration(
+                commandName: "show",
                 abstract: "Print the effective agent configuration for the user (secrets redacted).")
 
             @OptionGroup var global: GlobalOptions
@@ -438,6 +454,7 @@ extension RunnerCommand {
 
         struct Check: ParsableCommand {
             static let configuration = CommandConfiguration(
+                commandName: "check",
                 abstract: "Validate runner, user and agent configuration; exit 1 listing every problem.")
 
             @OptionGroup var global: GlobalOptions
@@ -457,6 +474,7 @@ extension RunnerCommand {
 extension RunnerCommand {
     struct Images: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "images",
             abstract: "Build and inspect the guest images (container: oxydra-vm, shell-vm; micro_vm: root disk).",
             discussion: """
                 Images are assembled on this host — no registry: oxydra-vm from the oxydra-vm binary beside \
@@ -469,6 +487,7 @@ extension RunnerCommand {
 
         struct Build: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
+                commandName: "build",
                 abstract: "Build the guest images (skipped when their inputs are unchanged).")
 
             @OptionGroup var global: GlobalOptions
@@ -508,6 +527,7 @@ extension RunnerCommand {
 
         struct List: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
+                commandName: "list",
                 abstract: "Show the installed guest images and whether they match this build's binaries.")
 
             @OptionGroup var global: GlobalOptions
@@ -530,6 +550,7 @@ enum NotBuilt {
 
     struct Catalog: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "catalog",
             abstract: "Not built yet: fetch, verify or show the model catalog (the original's `catalog`).")
         @Argument(parsing: .captureForPassthrough) var rest: [String] = []
         func run() throws {
@@ -553,11 +574,13 @@ extension RunnerCommand {
     /// `runner sessions …`: the user's sessions, through the running guest.
     struct Sessions: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "sessions",
             abstract: "List, show, export, rename, archive or delete the user's sessions (needs the running guest).",
             subcommands: [List.self, Show.self, Export.self, Rename.self, Archive.self, Unarchive.self, Delete.self])
 
         struct List: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
+                commandName: "list",
                 abstract: "Sessions, most recently active first, a page at a time.")
             @OptionGroup var global: GlobalOptions
             @Flag(help: "Include archived sessions.") var archived = false
@@ -576,7 +599,7 @@ extension RunnerCommand {
         }
 
         struct Show: AsyncParsableCommand {
-            static let configuration = CommandConfiguration(abstract: "A session's conversation.")
+            static let configuration = CommandConfiguration(commandName: "show", abstract: "A session's conversation.")
             @OptionGroup var global: GlobalOptions
             @Argument(help: "Session id or unique prefix.") var session: String
             @Option(help: "Messages from the end (1–500).") var limit = 50
@@ -587,7 +610,8 @@ extension RunnerCommand {
         }
 
         struct Export: AsyncParsableCommand {
-            static let configuration = CommandConfiguration(abstract: "A session's conversation as Markdown or JSON.")
+            static let configuration = CommandConfiguration(
+                commandName: "export", abstract: "A session's conversation as Markdown or JSON.")
             @OptionGroup var global: GlobalOptions
             @Argument(help: "Session id or unique prefix.") var session: String
             @Option(help: "markdown or json.") var format = "markdown"
@@ -604,7 +628,8 @@ extension RunnerCommand {
         }
 
         struct Rename: AsyncParsableCommand {
-            static let configuration = CommandConfiguration(abstract: "Set a session's title (empty clears it).")
+            static let configuration = CommandConfiguration(
+                commandName: "rename", abstract: "Set a session's title (empty clears it).")
             @OptionGroup var global: GlobalOptions
             @Argument(help: "Session id or unique prefix.") var session: String
             @Argument(help: "The new title.") var title: [String] = []
@@ -618,7 +643,8 @@ extension RunnerCommand {
         }
 
         struct Archive: AsyncParsableCommand {
-            static let configuration = CommandConfiguration(abstract: "Hide a session from lists (kept).")
+            static let configuration = CommandConfiguration(
+                commandName: "archive", abstract: "Hide a session from lists (kept).")
             @OptionGroup var global: GlobalOptions
             @Argument(help: "Session id or unique prefix.") var session: String
             @Flag(help: "Print JSON.") var json = false
@@ -628,7 +654,8 @@ extension RunnerCommand {
         }
 
         struct Unarchive: AsyncParsableCommand {
-            static let configuration = CommandConfiguration(abstract: "Show an archived session in lists again.")
+            static let configuration = CommandConfiguration(
+                commandName: "unarchive", abstract: "Show an archived session in lists again.")
             @OptionGroup var global: GlobalOptions
             @Argument(help: "Session id or unique prefix.") var session: String
             @Flag(help: "Print JSON.") var json = false
@@ -639,6 +666,7 @@ extension RunnerCommand {
 
         struct Delete: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
+                commandName: "delete",
                 abstract: "Delete a session: its history, memory and state (asks first; --yes when not a terminal).")
             @OptionGroup var global: GlobalOptions
             @Argument(help: "Session id or unique prefix.") var session: String

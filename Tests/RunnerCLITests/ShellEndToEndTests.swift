@@ -157,6 +157,77 @@ struct ShellEndToEndTests {
         }
     }
 
+    /// The guest does not wait for its shell sandbox to serve: `runner start` returns while the
+    /// sandbox is still coming up, and a shell call made meanwhile waits for it.
+    @Test func theGuestServesBeforeItsShellSandboxIsUpAndAShellCallWaitsForIt() async throws {
+        try await Self.withShellUser { project, server in
+            // A shell-daemon that takes three seconds to start, then is the real one.
+            let wrapper = project.root + "/slow-shell-daemon"
+            try """
+            #!/bin/sh
+            sleep 3
+            exec \(ChildProcess.path(of: "shell-daemon")) "$@"
+            """.write(toFile: wrapper, atomically: false, encoding: .utf8)
+            chmod(wrapper, 0o755)
+            let clock = ContinuousClock()
+            let begin = clock.now
+            let started = try await project.run(
+                ["--insecure"], extraEnvironment: ["OXYDRA_SHELL_DAEMON_EXECUTABLE": wrapper])
+            let took = clock.now - begin
+            #expect(started.exitCode == 0, "\(started.standardError)")
+            #expect(took < .seconds(3), "runner start waited for the shell sandbox (\(took))")
+            #expect(value("shell_available", in: started.standardOutput) == "true", "\(started.standardOutput)")
+
+            server.enqueue(
+                .toolCalls([ScriptedToolCall(id: "c1", name: "shell_exec", arguments: #"{"command": "echo ready"}"#)]))
+            server.enqueue(.text("done"))
+            let ask = try await project.run(["ask", "--approve-all", "run it"])
+            #expect(ask.exitCode == 0, "\(ask.standardError)")
+            let result = String(decoding: server.requests.last!.body, as: UTF8.self)
+            #expect(result.contains("exit_status: 0\\nstdout:\\nready"), "\(result)")
+            let log = try String(contentsOfFile: project.workspace + "/logs/oxydra-vm.log", encoding: .utf8)
+            #expect(log.contains("shell sandbox ready"), "\(log)")
+        }
+    }
+
+    /// A shell sandbox that never comes up, although the runner's checks passed: the guest
+    /// serves anyway, then withdraws the shell tool and reports itself degraded with the reason.
+    @Test func aShellSandboxThatNeverComesUpIsWithdrawnAndTheStatusSaysWhy() async throws {
+        try await Self.withShellUser { project, server in
+            let wrapper = project.root + "/broken-shell-daemon"
+            try "#!/bin/sh\necho 'broken on purpose' >&2\nexit 3\n".write(
+                toFile: wrapper, atomically: false, encoding: .utf8)
+            chmod(wrapper, 0o755)
+            let started = try await project.run(
+                ["--insecure"], extraEnvironment: ["OXYDRA_SHELL_DAEMON_EXECUTABLE": wrapper])
+            #expect(started.exitCode == 0, "\(started.standardError)")
+            var status = ""
+            for _ in 0..<100 {
+                status = try await project.run(["status"]).standardOutput
+                if value("shell_available", in: status) == "false" { break }
+                usleep(50_000)
+            }
+            #expect(value("shell_available", in: status) == "false", "\(status)")
+            #expect(value("sidecar_available", in: status) == "false")
+            let reason = value("degraded_reason", in: status) ?? ""
+            #expect(
+                reason.hasPrefix("sidecar_connection_failed:") && reason.contains("exited with status 3"), "\(reason)")
+            let log = try String(contentsOfFile: project.workspace + "/logs/shell-daemon.log", encoding: .utf8)
+            #expect(log.contains("broken on purpose"))
+
+            // The model is no longer offered the shell; a call it makes anyway gets the reason.
+            server.enqueue(
+                .toolCalls([ScriptedToolCall(id: "c1", name: "shell_exec", arguments: #"{"command": "echo hi"}"#)]))
+            server.enqueue(.text("no shell"))
+            let ask = try await project.run(["ask", "--approve-all", "run it"])
+            #expect(ask.exitCode == 0, "\(ask.standardError)")
+            let first = String(decoding: server.requests[server.requests.count - 2].body, as: UTF8.self)
+            #expect(!first.contains("\"shell_exec\""), "\(first)")
+            let result = String(decoding: server.requests.last!.body, as: UTF8.self)
+            #expect(result.contains("not available: the shell sandbox's supervisor exited"), "\(result)")
+        }
+    }
+
     /// A project whose user has the shell on, on a scripted model, stopped and removed afterwards.
     static func withShellUser(_ body: (Project, ScriptedModelServer) async throws -> Void) async throws {
         let server = try await ScriptedModelServer.start()

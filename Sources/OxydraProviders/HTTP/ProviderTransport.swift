@@ -200,14 +200,28 @@ struct ProviderTransport: Sendable {
     }
 }
 
-/// Process-wide HTTP clients, one per idle timeout (normally exactly one). They live for the
-/// whole process, so they are never shut down.
+/// Process-wide HTTP clients, one per idle timeout (normally exactly one) and event loop of the
+/// shared group. They live for the whole process, so they are never shut down.
+///
+/// A request made on one of the shared loops (the gateway runs each connection's turns on its
+/// socket's loop) gets that loop's client, whose connections live on the same loop: the streamed
+/// response is read, parsed and forwarded without a thread hop per chunk. One client over the whole
+/// group would hand out whichever idle connection it has, often on the other loop.
 enum ProviderHTTPClients {
-    private static let clients = Mutex<[Int64: HTTPClient]>([:])
+    private struct Key: Hashable {
+        let idleTimeoutMilliseconds: Int64
+        let loop: Int
+    }
+    private static let clients = Mutex<[Key: HTTPClient]>([:])
+    private static let loops: [any EventLoop] = Array(HTTPClient.defaultEventLoopGroup.makeIterator())
 
     static func client(idleTimeout: Duration) -> HTTPClient {
-        let key = Int64(
+        let milliseconds = Int64(
             idleTimeout.components.seconds * 1000 + idleTimeout.components.attoseconds / 1_000_000_000_000_000)
+        // Only the shared group's loops (they live as long as the process) get a client of their own.
+        let current = MultiThreadedEventLoopGroup.currentEventLoop
+        let index = current.flatMap { current in loops.firstIndex { $0 === current } }
+        let key = Key(idleTimeoutMilliseconds: milliseconds, loop: index ?? -1)
         return clients.withLock { clients in
             if let client = clients[key] { return client }
             var configuration = HTTPClient.Configuration(
@@ -218,7 +232,8 @@ enum ProviderHTTPClients {
             // refused connection for the whole connect timeout behind its back.
             configuration.connectionPool.retryConnectionEstablishment = false
             configuration.httpVersion = .automatic
-            let client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+            let group: any EventLoopGroup = index.map { loops[$0] } ?? HTTPClient.defaultEventLoopGroup
+            let client = HTTPClient(eventLoopGroup: group, configuration: configuration)
             clients[key] = client
             return client
         }

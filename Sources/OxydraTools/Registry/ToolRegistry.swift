@@ -1,4 +1,5 @@
 import OxydraCore
+import Synchronization
 
 /// Decides whether a privileged call may run (the human-approval hook).
 public struct ApprovalPolicy: Sendable {
@@ -22,8 +23,9 @@ public struct ToolRegistry: ToolExecutor {
     public static let outputLimit = 16 * 1024
 
     private let tools: [String: any Tool]
-    /// Declarations sorted by name (stable prompts, stable caching).
-    public let declarations: [ToolDeclaration]
+    private let allDeclarations: [ToolDeclaration]
+    /// Tools taken out after start (a sidecar that never came up), shared by every copy.
+    public let withdrawals = ToolWithdrawals()
     public let scrubber: OutputScrubber
     public let approval: ApprovalPolicy
 
@@ -37,9 +39,15 @@ public struct ToolRegistry: ToolExecutor {
             byName[tool.declaration.name] = tool
         }
         self.tools = byName
-        self.declarations = byName.values.map(\.declaration).sorted { $0.name < $1.name }
+        self.allDeclarations = byName.values.map(\.declaration).sorted { $0.name < $1.name }
         self.scrubber = scrubber
         self.approval = approval
+    }
+
+    /// Declarations sorted by name (stable prompts, stable caching), without withdrawn tools.
+    public var declarations: [ToolDeclaration] {
+        let withdrawn = withdrawals.names
+        return withdrawn.isEmpty ? allDeclarations : allDeclarations.filter { !withdrawn.contains($0.name) }
     }
 
     public var names: [String] { declarations.map(\.name) }
@@ -66,6 +74,9 @@ public struct ToolRegistry: ToolExecutor {
     public func problem(with call: ToolCall) -> String? {
         guard let tool = tools[call.name] else {
             return ToolError.unknownTool(name: call.name, available: names).description
+        }
+        if let reason = withdrawals.reason(call.name) {
+            return ToolError.executionFailed(tool: call.name, message: "not available: \(reason)").description
         }
         switch call.arguments {
         case .malformed(let raw, let error):
@@ -173,4 +184,18 @@ public struct ToolRegistry: ToolExecutor {
         }
         return String(text[..<end])
     }
+}
+
+/// Tools withdrawn from a registry after it was built, with why: their declarations are no longer
+/// offered and a call to one is answered with the reason.
+public final class ToolWithdrawals: Sendable {
+    private let storage = Mutex<[String: String]>([:])
+
+    public init() {}
+
+    public func withdraw(_ name: String, reason: String) { storage.withLock { $0[name] = reason } }
+
+    public func reason(_ name: String) -> String? { storage.withLock { $0.isEmpty ? nil : $0[name] } }
+
+    var names: Set<String> { storage.withLock { $0.isEmpty ? [] : Set($0.keys) } }
 }

@@ -24,9 +24,15 @@ public actor ShellSessions {
     private var entries: [String: Entry] = [:]
     private var requestCounter = 0
 
-    public init(socketPath: String, maxConnections: Int = 32) {
+    /// Settles once the daemon first answers (nil) or gives up (why not); nil when there is
+    /// nothing to wait for. The guest serves before its shell sandbox is up: a call made
+    /// meanwhile waits for it here.
+    private let readiness: Task<String?, Never>?
+
+    public init(socketPath: String, maxConnections: Int = 32, readiness: Task<String?, Never>? = nil) {
         self.socketPath = socketPath
         self.maxConnections = maxConnections
+        self.readiness = readiness
     }
 
     private func nextID(_ prefix: String) -> String {
@@ -124,6 +130,9 @@ public actor ShellSessions {
         {
             drop(oldest)
         }
+        if let problem = await readiness?.value {
+            throw ShellClientError.unavailable("the shell sandbox did not come up: \(problem)")
+        }
         let connection = try await ShellDaemonConnection.connect(to: socketPath)
         let reply = try await connection.call(
             ShellRequest(requestID: nextID("spawn"), .spawnSession(shell: nil, cwd: "/shared", env: [:])))
@@ -177,9 +186,11 @@ public struct ShellExecTool: TypedTool {
     public func risk(of arguments: JSONValue) -> ToolRisk {
         ShellRisk.assess(arguments["command"]?.stringValue ?? "")
     }
+    public static let name = "shell_exec"
+
     public var declaration: ToolDeclaration {
         ToolDeclaration(
-            name: "shell_exec",
+            name: Self.name,
             description: "Run a shell command line (POSIX sh: dash) in a sandbox that sees only /shared (the working "
                 + "directory) and /tmp, with no network. Returns the exit status, stdout and stderr. Only "
                 + "allowed programs may run; every program in a pipeline or list is checked.",
