@@ -393,7 +393,8 @@ public struct AgentRuntime: Sendable {
         let estimator = estimator(for: session)
         let window = contextTokens
         let system = Message.system(systemPrompt)
-        let fixed = estimator.tokens(system) + estimator.tokens(tools.declarations) + settings.safetyBufferTokens
+        let fixed =
+            estimator.tokens(system) + estimator.tokens(toolBytes: tools.declarationBytes) + settings.safetyBufferTokens
         guard fixed < window else {
             throw RuntimeError.budgetExceeded(
                 detail: "the system prompt and tools (\(fixed) tokens) do not fit the \(window)-token context window")
@@ -437,7 +438,7 @@ public struct AgentRuntime: Sendable {
         let request = ModelRequest(
             model: model.id, messages: messages, tools: model.capabilities.tools ? tools.declarations : [],
             maxOutputTokens: nil, session: session)
-        return (request, estimator.tokens(messages) + estimator.tokens(tools.declarations))
+        return (request, estimator.tokens(messages) + estimator.tokens(toolBytes: tools.declarationBytes))
     }
 
     /// `Retrieved memory snippets:` for the latest user message — notes and older messages that

@@ -19,11 +19,11 @@ public struct TokenEstimator: Sendable, Hashable {
     public func tokens(_ messages: some Sequence<Message>) -> Int { messages.reduce(0) { $0 + tokens($1) } }
 
     public func tokens(_ tools: [ToolDeclaration]) -> Int {
-        let bytes = tools.reduce(0) {
-            $0 + $1.name.utf8.count + $1.description.utf8.count + $1.parameters.compactText.utf8.count
-        }
-        return Int((Double(bytes) / 4 * calibration).rounded(.up))
+        tokens(toolBytes: tools.reduce(0) { $0 + $1.estimatedBytes })
     }
+
+    /// Tools whose ``ToolDeclaration/estimatedBytes`` sum to `toolBytes`.
+    public func tokens(toolBytes: Int) -> Int { Int((Double(toolBytes) / 4 * calibration).rounded(.up)) }
 
     /// Learns from one provider call: `estimated` tokens were sent, the provider counted `reported`.
     public mutating func learn(estimated: Int, reported: Int) {

@@ -57,6 +57,40 @@ struct RequestBodyTests {
         #expect(body == expected)
     }
 
+    /// The tools array is encoded once per guest and spliced into each body: the bytes are exactly
+    /// those of encoding the whole body, and changed tools are encoded again.
+    @Test func cachedToolsEncodeExactlyLikeTheWholeBody() {
+        let members: [String: JSONValue] = [
+            "model": "m", "stream": true, "tool_choice": "auto",
+            "messages": [["role": "user", "content": "hi \"there\"\n"]],
+        ]
+        let tools: JSONValue = [["type": "function", "function": ["name": "a", "parameters": ["type": "object"]]]]
+        var whole = members
+        whole["tools"] = tools
+        #expect(
+            WireJSON.encode(members, last: "tools", encoded: JSONWriter.text(tools, sortedKeys: true))
+                == WireJSON.encode(.object(whole)))
+        #expect(WireJSON.encode([:], last: "tools", encoded: "[]") == WireJSON.encode(["tools": []]))
+
+        let cache = EncodedToolsCache()
+        var encodings = 0
+        func text(_ tools: [ToolDeclaration]) -> String {
+            cache.text(for: tools) { tools in
+                encodings += 1
+                return .array(tools.map { .string($0.name) })
+            }
+        }
+        let first = [readTool]
+        #expect(text(first) == #"["file_read"]"#)
+        #expect(text(first) == #"["file_read"]"#)
+        #expect(text([readTool]) == #"["file_read"]"#)
+        #expect(encodings == 1)
+        var renamed = readTool
+        renamed.name = "other"
+        #expect(text([renamed]) == #"["other"]"#)
+        #expect(encodings == 2)
+    }
+
     @Test func anthropic() async throws {
         let (body, request) = try await sentBody(.anthropic)
         #expect(request.path == "/v1/messages")

@@ -68,10 +68,17 @@ public struct ToolOutcome: Sendable, Hashable {
     }
 }
 
+extension ToolExecutor {
+    public var declarationBytes: Int { declarations.reduce(0) { $0 + $1.estimatedBytes } }
+}
+
 /// Runs the model's tool calls: the runtime's view of a tool registry.
 public protocol ToolExecutor: Sendable {
     /// What the model is told, sorted by name.
     var declarations: [ToolDeclaration] { get }
+    /// `declarations`' ``ToolDeclaration/estimatedBytes`` summed (asked for every provider call:
+    /// an executor with fixed tools answers from a cache).
+    var declarationBytes: Int { get }
     /// Whether the call may run concurrently with neighbouring read-only calls.
     func isReadOnly(_ call: ToolCall) -> Bool
     /// Runs one call; problems become an error outcome, only cancellation throws.

@@ -30,4 +30,7 @@ public struct ToolDeclaration: Sendable, Hashable, Codable {
         self.description = description
         self.parameters = parameters
     }
+
+    /// The bytes the token estimator counts: name, description and the compact schema.
+    public var estimatedBytes: Int { name.utf8.count + description.utf8.count + parameters.compactText.utf8.count }
 }

@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import NIOCore
 import OxydraCore
+import Synchronization
 
 /// Turns one provider's event-stream payloads into ``ModelEvent``s.
 protocol StreamTranslator: Sendable {
@@ -182,4 +183,38 @@ enum WireJSON {
 
     /// Request bodies: the project's writer (sorted keys, so bodies are stable).
     static func encode(_ value: JSONValue) -> Data { Data(JSONWriter.text(value, sortedKeys: true).utf8) }
+
+    /// `members` plus `key` whose value is the already encoded `encoded`, exactly as ``encode(_:)``
+    /// would write them all: `key` must sort after every other member (it is written last).
+    static func encode(_ members: [String: JSONValue], last key: String, encoded: String) -> Data {
+        precondition(members.keys.allSatisfy { $0.utf8.lexicographicallyPrecedes(key.utf8) })
+        var text = JSONWriter.text(.object(members), sortedKeys: true)
+        text.removeLast()  // the closing brace
+        if !members.isEmpty { text += "," }
+        JSONWriter.writeString(key, into: &text)
+        text += ":" + encoded + "}"
+        return Data(text.utf8)
+    }
+}
+
+/// A request's tool declarations, encoded once: a guest sends the same tools on every call.
+final class EncodedToolsCache: Sendable {
+    private let storage = Mutex<(tools: [ToolDeclaration], text: String)?>(nil)
+
+    init() {}
+
+    /// The encoding of `encode(tools)`, reused while `tools` stays the same.
+    func text(for tools: [ToolDeclaration], encode: ([ToolDeclaration]) -> JSONValue) -> String {
+        if let cached = storage.withLock({ $0 }), Self.same(cached.tools, tools) { return cached.text }
+        let text = JSONWriter.text(encode(tools), sortedKeys: true)
+        storage.withLock { $0 = (tools, text) }
+        return text
+    }
+
+    /// The same array storage (the registry hands out one array while its tools stay the same),
+    /// or equal contents.
+    private static func same(_ a: [ToolDeclaration], _ b: [ToolDeclaration]) -> Bool {
+        let shared = a.withUnsafeBufferPointer { a in b.withUnsafeBufferPointer { a.baseAddress == $0.baseAddress } }
+        return (shared && a.count == b.count) || a == b
+    }
 }

@@ -4,6 +4,8 @@ import OxydraCore
 /// (Ollama, llama.cpp, vLLM, LM Studio, OpenRouter). `POST {base}/v1/chat/completions`.
 public struct OpenAIChatProvider: WireProvider {
     let setup: ProviderSetup
+    /// The `tools` array as sent: the same on every call of a guest, encoded once.
+    let encodedTools = EncodedToolsCache()
 
     init(setup: ProviderSetup) { self.setup = setup }
 
@@ -36,9 +38,12 @@ public struct OpenAIChatProvider: WireProvider {
             "stream": .bool(streaming),
         ]
         if streaming { body["stream_options"] = ["include_usage": true] }
-        if !request.tools.isEmpty {
-            body["tools"] = .array(
-                request.tools.map { tool in
+        if let maxOutputTokens = request.maxOutputTokens { body["max_tokens"] = .integer(maxOutputTokens) }
+        if request.tools.isEmpty { return setup.encode(.object(body)) }
+        body["tool_choice"] = "auto"
+        let tools = encodedTools.text(for: request.tools) { tools in
+            .array(
+                tools.map { tool in
                     [
                         "type": "function",
                         "function": [
@@ -47,10 +52,8 @@ public struct OpenAIChatProvider: WireProvider {
                         ],
                     ]
                 })
-            body["tool_choice"] = "auto"
         }
-        if let maxOutputTokens = request.maxOutputTokens { body["max_tokens"] = .integer(maxOutputTokens) }
-        return setup.encode(.object(body))
+        return WireJSON.encode(body, last: "tools", encoded: tools)
     }
 
     static func wireMessage(_ message: Message) -> JSONValue {

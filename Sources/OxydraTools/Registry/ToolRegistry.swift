@@ -24,6 +24,8 @@ public struct ToolRegistry: ToolExecutor {
 
     private let tools: [String: any Tool]
     private let allDeclarations: [ToolDeclaration]
+    private let bytesByName: [String: Int]
+    private let allBytes: Int
     /// Tools taken out after start (a sidecar that never came up), shared by every copy.
     public let withdrawals = ToolWithdrawals()
     public let scrubber: OutputScrubber
@@ -40,6 +42,8 @@ public struct ToolRegistry: ToolExecutor {
         }
         self.tools = byName
         self.allDeclarations = byName.values.map(\.declaration).sorted { $0.name < $1.name }
+        self.bytesByName = Dictionary(uniqueKeysWithValues: allDeclarations.map { ($0.name, $0.estimatedBytes) })
+        self.allBytes = bytesByName.values.reduce(0, +)
         self.scrubber = scrubber
         self.approval = approval
     }
@@ -48,6 +52,11 @@ public struct ToolRegistry: ToolExecutor {
     public var declarations: [ToolDeclaration] {
         let withdrawn = withdrawals.names
         return withdrawn.isEmpty ? allDeclarations : allDeclarations.filter { !withdrawn.contains($0.name) }
+    }
+
+    public var declarationBytes: Int {
+        let withdrawn = withdrawals.names
+        return withdrawn.reduce(allBytes) { $0 - (bytesByName[$1] ?? 0) }
     }
 
     public var names: [String] { declarations.map(\.name) }
