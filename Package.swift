@@ -104,7 +104,8 @@ let package = Package(
             dependencies: ["OxydraCore", "OxydraConfig", "CSystemShims", asyncHTTPClient, httpCompression] + nio,
             swiftSettings: swiftSettings),
         .target(
-            name: "OxydraMemory", dependencies: ["OxydraCore", "OxydraTools", "CSQLite"], swiftSettings: swiftSettings),
+            name: "OxydraMemory", dependencies: ["OxydraCore", "OxydraTools", "CSQLite", "CSystemShims"],
+            swiftSettings: swiftSettings),
         .target(name: "OxydraRuntime", dependencies: ["OxydraCore"], swiftSettings: swiftSettings),
         .target(name: "OxydraSandbox", dependencies: ["OxydraCore", "CSystemShims"], swiftSettings: swiftSettings),
 

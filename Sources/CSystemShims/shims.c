@@ -252,6 +252,8 @@ int oxydra_pidfd_open(int pid) {
 
 int oxydra_set_death_signal(int signal) { return prctl(PR_SET_PDEATHSIG, signal, 0, 0, 0); }
 
+int oxydra_set_thread_name(const char *name) { return prctl(PR_SET_NAME, (unsigned long)name, 0, 0, 0); }
+
 int oxydra_limit_cpus(int count) {
     cpu_set_t online;
     CPU_ZERO(&online);
@@ -327,6 +329,7 @@ int oxydra_pipe_cloexec(int fds[2]) {
 }
 int oxydra_pidfd_open(int pid) { (void)pid; errno = ENOSYS; return -1; }
 int oxydra_set_death_signal(int signal) { (void)signal; errno = ENOSYS; return -1; }
+int oxydra_set_thread_name(const char *name) { (void)name; errno = ENOSYS; return -1; }
 int oxydra_limit_cpus(int count) { (void)count; errno = ENOSYS; return -1; }
 #endif
 

@@ -4,6 +4,7 @@ import HummingbirdWebSocket
 import Logging
 import NIOCore
 import OxydraCore
+import ServiceLifecycle
 import Synchronization
 
 /// The guest's HTTP + WebSocket server: `GET /ws` (protocol v1, docs/protocol.md) and `GET /healthz`.
@@ -37,6 +38,12 @@ public struct GatewayServer: Sendable {
         self.hub = hub
         self.settings = settings
         self.logger = logger
+    }
+
+    /// The application as a guest runs it: its tasks on the loops of their sockets
+    /// (``LoopAffineService``); `onRunning` receives the bound port.
+    public func service(onRunning: @escaping @Sendable (Int) async -> Void) -> some Service {
+        LoopAffineService(application(onRunning: onRunning))
     }
 
     /// The Hummingbird application; `onRunning` receives the bound port.

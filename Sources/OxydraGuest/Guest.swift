@@ -195,7 +195,7 @@ public struct Guest {
         let shown = prepared.advertise ?? prepared.bind
         let host = shown.host.contains(":") ? "[\(shown.host)]" : shown.host
         let advertisedPort = prepared.advertise?.port
-        let application = gateway.application { port in
+        let application = gateway.service { port in
             let url = "ws://\(host):\(advertisedPort ?? port)\(GatewayProtocol.path)"
             endpoint.value = url
             do {

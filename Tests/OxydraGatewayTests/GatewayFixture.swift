@@ -96,7 +96,7 @@ final class GatewayFixture: Sendable {
                 bind: GatewayBind.parse(bind).bind!, tokens: [token] + (remoteToken.map { [$0] } ?? []),
                 allowedOrigins: origins),
             logger: logger)
-        let application = gateway.application { port in portContinuation.yield(port) }
+        let application = gateway.service { port in portContinuation.yield(port) }
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(services: [.init(service: application)], logger: logger))
         let running = Task { try await group.run() }

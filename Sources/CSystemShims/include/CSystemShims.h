@@ -71,6 +71,8 @@ int oxydra_pidfd_open(int pid);
 
 /// PR_SET_PDEATHSIG for the calling process; returns 0 or -1.
 int oxydra_set_death_signal(int signal);
+/// Names the calling thread (at most 15 bytes are kept), as `ps -L` and profilers show it.
+int oxydra_set_thread_name(const char *name);
 
 /// Restricts the calling process (and its future children) to the first `count` online CPUs.
 int oxydra_limit_cpus(int count);

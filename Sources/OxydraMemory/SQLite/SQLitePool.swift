@@ -1,4 +1,5 @@
 import CSQLite
+import CSystemShims
 import OxydraCore
 import Synchronization
 
@@ -158,6 +159,9 @@ final class SQLiteThread: SerialExecutor, @unchecked Sendable {
                 #else
                     let start = Unmanaged<ThreadStart>.fromOpaque(raw!).takeRetainedValue()
                 #endif
+                // Named (it would inherit its creator's name, often a pool thread's) so that
+                // `ps -L` and profiles tell the database thread apart.
+                _ = oxydra_set_thread_name("oxydra-sqlite")
                 start.executor.loop()
                 return nil
             }, box.toOpaque())
