@@ -61,10 +61,14 @@ public struct Guest {
                 "degraded": "\(status.degradedReasons.map(\.description).joined(separator: "; "))",
             ])
 
-        // The shell sandbox comes up while the guest sets up and serves: the guest does not wait
-        // for it (a bubblewrap sandbox with its cgroup and two process starts takes tens of
-        // milliseconds). A shell call made before then waits for it; should it never come up,
-        // the shell tool is withdrawn and the status says why (see `watchShell`).
+        // A shell sandbox this guest starts (process tier, micro VM) comes up while the guest sets
+        // up and serves: the guest does not wait for it (bubblewrap, its cgroup and two process
+        // starts take tens of milliseconds). A shell call made before then waits for it; should it
+        // never come up, the shell tool is withdrawn and the status says why (see `watchShell`).
+        // A sidecar the runner started (container tier) is waited for before serving, as the
+        // runner takes a healthy guest to mean a working sidecar (and starts the guest again
+        // without one that exited).
+        let ownsShell = prepared.shellSupervisor != nil
         let shellReadiness = prepared.shellSocket.map { socket in
             Task { [supervisor = prepared.shellSupervisor] in
                 await Self.waitForShell(socket: socket, supervisor: supervisor, timeout: .seconds(10))
@@ -99,8 +103,16 @@ public struct Guest {
             vault: prepared.workspace.vault)
         var extraTools: [any Tool] = config.memory.enabled ? MemoryTools.all(store: store) : []
         if let socket = prepared.shellSocket {
-            let sessions = ShellSessions(socketPath: socket, readiness: shellReadiness)
-            extraTools.append(ShellExecTool(config: config.tools.shell, sessions: sessions))
+            if !ownsShell, let problem = await shellReadiness?.value {
+                status.shellAvailable = false
+                status.sidecarAvailable = false
+                status.degradedReasons.append(Self.shellDown(problem, logs: prepared.workspace.logs))
+                logger.error("the shell sandbox did not come up", metadata: ["problem": "\(problem)"])
+            } else {
+                let sessions = ShellSessions(socketPath: socket, readiness: shellReadiness)
+                extraTools.append(ShellExecTool(config: config.tools.shell, sessions: sessions))
+                if !ownsShell { logger.info("shell sandbox ready", metadata: ["socket": "\(socket)"]) }
+            }
         }
         let audit = try AuditLog(directory: prepared.workspace.logs)
         let channels = ChannelRegistry.make(
@@ -153,7 +165,7 @@ public struct Guest {
             switching: Self.modelSwitching(config, prepared: prepared, selected: model),
             titleModel: config.sessions.titleModel, audit: audit,
             approvals: config.tools.approval, approvalStore: store)
-        if let shellReadiness, let socket = prepared.shellSocket {
+        if ownsShell, let shellReadiness, let socket = prepared.shellSocket {
             let logs = prepared.workspace.logs
             Task { [tools] in
                 await Self.watchShell(
@@ -305,15 +317,21 @@ public struct Guest {
             logger.info("shell sandbox ready", metadata: ["socket": "\(socket)"])
             return
         }
-        let detail = "\(problem); shell tools are disabled (see \(logs)/shell-daemon.log)"
+        let reason = shellDown(problem, logs: logs)
         logger.error("the shell sandbox did not come up", metadata: ["problem": "\(problem)"])
-        tools.withdrawals.withdraw(ShellExecTool.name, reason: detail)
+        tools.withdrawals.withdraw(ShellExecTool.name, reason: reason.detail)
         let updated = status.update { status in
             status.shellAvailable = false
             status.sidecarAvailable = false
-            status.degradedReasons.append(DegradedReason(code: DegradedReason.sidecarConnectionFailed, detail: detail))
+            status.degradedReasons.append(reason)
         }
         await hub.update(startupStatus: updated)
+    }
+
+    static func shellDown(_ problem: String, logs: String) -> DegradedReason {
+        DegradedReason(
+            code: DegradedReason.sidecarConnectionFailed,
+            detail: "\(problem); shell tools are disabled (see \(logs)/shell-daemon.log)")
     }
 
     /// Waits until the shell daemon answers a `spawn_session`; nil when it does (or there is no
