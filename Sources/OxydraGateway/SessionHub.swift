@@ -214,7 +214,11 @@ public actor SessionHub {
     private func load(_ record: SessionRecord, new: Bool = false) -> LiveSession {
         if let live = sessions[record.id] { return live }
         let live = LiveSession(record)
-        if new { live.history = [] }
+        if new {
+            // Nothing stored yet: no history and no model of its own to read back.
+            live.history = []
+            live.modelLoaded = true
+        }
         sessions[record.id] = live
         return live
     }
