@@ -44,16 +44,16 @@ final class CurrentLoopTaskExecutor: TaskExecutor {
 
 /// A service (the gateway's Hummingbird application) whose tasks prefer the loops of `group`
 /// (``CurrentLoopTaskExecutor``); child tasks inherit the preference.
-public struct LoopAffineService<Base: Service>: Service {
+struct LoopAffineService<Base: Service>: Service {
     let base: Base
     let executor: CurrentLoopTaskExecutor
 
-    public init(_ base: Base, group: any EventLoopGroup = NIOSingletons.posixEventLoopGroup) {
+    init(_ base: Base, group: any EventLoopGroup = NIOSingletons.posixEventLoopGroup) {
         self.base = base
         executor = CurrentLoopTaskExecutor(group)
     }
 
-    public func run() async throws {
+    func run() async throws {
         try await withTaskExecutorPreference(executor) { try await base.run() }
     }
 }

@@ -16,7 +16,8 @@ import Synchronization
 ///   after the turn ended.
 public actor SessionHub {
     public let user: UserID
-    /// What the guest reported at start, updated when a sidecar it did not wait for fails.
+    /// What the guest reported at start (in `hello_ack` and the guest's health replies), updated
+    /// when a sidecar it did not wait for fails.
     public private(set) var startupStatus: StartupStatus
     let runtime: AgentRuntime
     let store: any SessionCatalog
@@ -365,6 +366,6 @@ final class Fanout: Sendable {
 }
 
 extension SessionHub {
-    /// Replaces the status shown to clients (`hello_ack`) from now on.
-    public func update(startupStatus: StartupStatus) { self.startupStatus = startupStatus }
+    /// Changes the status reported from now on.
+    public func updateStartupStatus(_ change: @Sendable (inout StartupStatus) -> Void) { change(&startupStatus) }
 }

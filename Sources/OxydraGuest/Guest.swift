@@ -148,7 +148,6 @@ public struct Guest {
                     "selection.fallbacks[\(index)] (\(fallback.provider)/\(fallback.model)): \(error)")
             }
         }
-        let liveStatus = StatusBox(status)
         let runtime = AgentRuntime(
             provider: provider, tools: tools, model: model, settings: RuntimeSettings(config.runtime),
             systemPrompt: SystemPrompt.build(
@@ -169,7 +168,7 @@ public struct Guest {
             let logs = prepared.workspace.logs
             Task { [tools] in
                 await Self.watchShell(
-                    shellReadiness, socket: socket, tools: tools, hub: hub, status: liveStatus, logs: logs,
+                    shellReadiness, socket: socket, tools: tools, hub: hub, logs: logs,
                     logger: logger)
             }
         }
@@ -188,7 +187,7 @@ public struct Guest {
         let control = try await ControlServer(path: paths.controlSocket, logger: Logger(label: "oxydra.control")) {
             request in
             await Self.answer(
-                request, hub: hub, user: user, status: liveStatus.value, endpoint: endpoint.value, started: started,
+                request, hub: hub, user: user, endpoint: endpoint.value, started: started,
                 paths: paths, group: groupBox, channels: channels)
         }.bind()
 
@@ -198,7 +197,7 @@ public struct Guest {
             ControlServer(tcpPort: listen.port, token: listen.token, logger: Logger(label: "oxydra.control")) {
                 request in
                 await Self.answer(
-                    request, hub: hub, user: user, status: liveStatus.value, endpoint: endpoint.value, started: started,
+                    request, hub: hub, user: user, endpoint: endpoint.value, started: started,
                     paths: paths, group: groupBox, channels: channels)
             }
         }
@@ -245,14 +244,14 @@ public struct Guest {
     }
 
     static func answer(
-        _ request: ControlRequest, hub: SessionHub, user: UserID, status: StartupStatus, endpoint: String,
+        _ request: ControlRequest, hub: SessionHub, user: UserID, endpoint: String,
         started: ContinuousClock.Instant, paths: WorkspacePaths, group: ServiceGroupBox, channels: ChannelRegistry
     ) async -> ControlResponse {
         switch request {
         case .healthCheck:
             let shuttingDown = await hub.isShuttingDown
             var health = GuestHealth(
-                userID: user, healthy: !shuttingDown && !endpoint.isEmpty, startupStatus: status,
+                userID: user, healthy: !shuttingDown && !endpoint.isEmpty, startupStatus: await hub.startupStatus,
                 gatewayEndpoint: endpoint, pid: Int(getpid()),
                 uptimeSeconds: Int((ContinuousClock.now - started).components.seconds),
                 openSessions: await hub.openSessionCount, activeTurns: await hub.activeTurnCount,
@@ -310,8 +309,8 @@ public struct Guest {
     /// Logs the shell sandbox's readiness; if it never comes up, withdraws the shell tool and
     /// reports the guest degraded (in `health` and the next `hello_ack`).
     static func watchShell(
-        _ readiness: Task<String?, Never>, socket: String, tools: ToolRegistry, hub: SessionHub, status: StatusBox,
-        logs: String, logger: Logger
+        _ readiness: Task<String?, Never>, socket: String, tools: ToolRegistry, hub: SessionHub, logs: String,
+        logger: Logger
     ) async {
         guard let problem = await readiness.value else {
             logger.info("shell sandbox ready", metadata: ["socket": "\(socket)"])
@@ -320,12 +319,11 @@ public struct Guest {
         let reason = shellDown(problem, logs: logs)
         logger.error("the shell sandbox did not come up", metadata: ["problem": "\(problem)"])
         tools.withdrawals.withdraw(ShellExecTool.name, reason: reason.detail)
-        let updated = status.update { status in
+        await hub.updateStartupStatus { status in
             status.shellAvailable = false
             status.sidecarAvailable = false
             status.degradedReasons.append(reason)
         }
-        await hub.update(startupStatus: updated)
     }
 
     static func shellDown(_ problem: String, logs: String) -> DegradedReason {
@@ -452,23 +450,6 @@ actor ServiceGroupBox {
 }
 
 /// The gateway URL once the server is listening.
-/// The guest's status as health checks report it: set at start, changed when the shell sandbox
-/// it did not wait for fails.
-final class StatusBox: Sendable {
-    private let storage: Mutex<StartupStatus>
-
-    init(_ status: StartupStatus) { storage = Mutex(status) }
-
-    var value: StartupStatus { storage.withLock { $0 } }
-
-    func update(_ change: (inout StartupStatus) -> Void) -> StartupStatus {
-        storage.withLock { status in
-            change(&status)
-            return status
-        }
-    }
-}
-
 final class EndpointBox: Sendable {
     private let storage = Mutex<String>("")
     var value: String {

@@ -125,13 +125,13 @@ public actor ShellSessions {
             return entry
         }
         drop(session)
+        if let problem = await readiness?.value {
+            throw ShellClientError.unavailable("the shell sandbox did not come up: \(problem)")
+        }
         if entries.count >= maxConnections,
             let oldest = entries.min(by: { $0.value.lastUsed < $1.value.lastUsed })?.key
         {
             drop(oldest)
-        }
-        if let problem = await readiness?.value {
-            throw ShellClientError.unavailable("the shell sandbox did not come up: \(problem)")
         }
         let connection = try await ShellDaemonConnection.connect(to: socketPath)
         let reply = try await connection.call(
