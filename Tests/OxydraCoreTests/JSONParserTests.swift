@@ -44,6 +44,49 @@ struct JSONParserTests {
         }
     }
 
+    /// Only the named top-level members are built; the result is the full parse without the others.
+    @Test(arguments: [
+        #"{"id":"chatcmpl-123456789012345678","object":"chat.completion.chunk","created":1700000000,"model":"m","choices":[{"index":0,"delta":{"content":"token "},"finish_reason":null}],"usage":null}"#,
+        #"{"skip":{"deep":[1,{"z":"caf\u00e9 \ud83c\udf89"}],"e":"a\"b"},"choices":[],"skip2":"日本 \n","usage":{"prompt_tokens":3}}"#,
+        #"{"choices":1,"choices":2}"#, #"{}"#, #"[{"skip":1}]"#, #""text""#, "12",
+    ])
+    func keepingMembersBuildsOnlyThoseAndChecksTheRest(_ text: String) throws {
+        let kept = ["choices", "usage", "error"]
+        let full = try JSONParser.parse(text)
+        let expected = full.objectValue.map { JSONValue.object($0.filter { kept.contains($0.key) }) } ?? full
+        #expect(try JSONParser.parse(text, keepingMembers: kept) == expected)
+    }
+
+    /// A member left out is checked as strictly as one that is built: the same error at the same byte.
+    @Test(arguments: [
+        #"{"x":"a\#u{1}"}"#, #"{"x":"\x"}"#, #"{"x":[1,]}"#, #"{"x":{"y" 1}}"#, #"{"x":{"y":1,}}"#,
+        #"{"x":"\ud83c"}"#, #"{"x":"abc"#, #"{"x":[1 2]}"#, #"{"x":{"y":1 "z":2}}"#, #"{"x":tru}"#, #"{"x":-}"#,
+        #"{"x":{1:2}}"#, #"{"x":[1],}"#, #"{"x":1} 2"#,
+        #"{"x":"# + String(repeating: "[", count: 600) + String(repeating: "]", count: 600) + "}",
+    ])
+    func keepingMembersReportsTheSameErrors(_ text: String) {
+        var full: String?
+        var filtered: String?
+        do { _ = try JSONParser.parse(text) } catch { full = error.description }
+        do { _ = try JSONParser.parse(text, keepingMembers: ["choices"]) } catch { filtered = error.description }
+        #expect(full != nil)
+        #expect(filtered == full)
+    }
+
+    /// Strings written by ``JSONWriter`` read back the same through Foundation, whatever they hold:
+    /// escapes next to combining marks, CR LF, control characters, emoji sequences.
+    @Test(arguments: [
+        "plain", "", "a\"\u{301}b", "line\r\nnext\n", "tab\tand\u{1}\u{1F}", "\\ back \\",
+        "\u{1F600}\"\u{200D}\u{1F600}", "ends with quote\"", "\"starts", "日本語 \u{7F}",
+        String(repeating: "You are Oxydra.\n", count: 200),
+    ])
+    func writerStringsRoundTrip(_ text: String) throws {
+        let written = JSONWriter.text(.string(text))
+        let decoded = try JSONSerialization.jsonObject(with: Data(written.utf8), options: .fragmentsAllowed)
+        #expect((decoded as? String).map { Array($0.unicodeScalars) } == Array(text.unicodeScalars))
+        #expect(!written.utf8.contains { $0 < 0x20 })
+    }
+
     @Test func depthIsLimited() {
         let deep = String(repeating: "[", count: 600) + String(repeating: "]", count: 600)
         #expect(throws: JSONSyntaxError.self) { try JSONParser.parse(deep) }

@@ -255,6 +255,50 @@ struct MemoryStoreTests {
         #expect(try await fixture.open().summary(of: "s") == SessionSummary(epoch: 1, upperSequence: 10, text: "one"))
     }
 
+    /// A summary is read from the database once per session, then follows the store's own writes:
+    /// a replacement (kept or refused) and a deleted session are read again.
+    @Test func summariesAreReadOnceAndFollowTheStoresWrites() async throws {
+        let fixture = try StoreFixture()
+        defer { fixture.remove() }
+        let store = try fixture.open()
+        #expect(try await store.summary(of: "s") == nil)
+        #expect(
+            try await store.replaceSummary(
+                of: "s", expectedEpoch: 0, with: SessionSummary(epoch: 1, upperSequence: 2, text: "one")))
+        #expect(try await store.summary(of: "s")?.text == "one")
+        // Served from memory: the guest is the database's only writer, so a row changed behind the
+        // store's back (only a test does that) is not read again…
+        try await store.pool.write { db in
+            try db.execute(
+                "UPDATE session_state SET state_json = ? WHERE session_id = 's'",
+                [#"{"summary":{"epoch":3,"upper_sequence":4,"text":"three"}}"#])
+        }
+        #expect(try await store.summary(of: "s")?.text == "one")
+        // …until the store writes the summary itself, even when its compare-and-swap is refused.
+        #expect(
+            try await store.replaceSummary(
+                of: "s", expectedEpoch: 1, with: SessionSummary(epoch: 2, upperSequence: 3, text: "two")) == false)
+        #expect(try await store.summary(of: "s")?.text == "three")
+        try await store.deleteSession("s")
+        #expect(try await store.summary(of: "s") == nil)
+    }
+
+    /// A read that began before a write forgot the entry does not keep what it read.
+    @Test func aSummaryReadThatRacedAWriteIsNotKept() {
+        let cache = SummaryCache(limit: 2)
+        let old = SessionSummary(epoch: 1, upperSequence: 1, text: "old")
+        let ticket = cache.ticket()
+        cache.forget("a")
+        cache.keep(old, for: "a", ticket: ticket)
+        #expect(cache["a"] == nil)
+        cache.keep(old, for: "a", ticket: cache.ticket())
+        #expect(cache["a"] == .some(old))
+        cache.keep(nil, for: "b", ticket: cache.ticket())
+        #expect(cache["b"] == .some(nil))
+        cache.keep(nil, for: "c", ticket: cache.ticket())  // past the limit: starts over
+        #expect(cache["a"] == nil && cache["b"] == nil && cache["c"] == .some(nil))
+    }
+
     @Test func notesKeepTheirCreationTime() async throws {
         let fixture = try StoreFixture()
         defer { fixture.remove() }

@@ -20,7 +20,23 @@ public struct JSONParser {
     }
 
     public static func parse(_ bytes: UnsafeBufferPointer<UInt8>) throws(JSONSyntaxError) -> JSONValue {
-        var parser = JSONParser(bytes: bytes)
+        try parse(bytes, keeping: nil)
+    }
+
+    /// Like ``parse(_:)-(String)``, but when the document is an object only its members named in
+    /// `members` are built; the others are checked exactly as strictly and left out. A stream chunk
+    /// carries an id, a model name and a timestamp in every event that its reader never looks at.
+    public static func parse(_ text: String, keepingMembers members: [String]) throws(JSONSyntaxError) -> JSONValue {
+        var text = text
+        return try text.withUTF8 { bytes in
+            Result { () throws(JSONSyntaxError) in try parse(bytes, keeping: members) }
+        }.get()
+    }
+
+    private static func parse(_ bytes: UnsafeBufferPointer<UInt8>, keeping members: [String]?)
+        throws(JSONSyntaxError) -> JSONValue
+    {
+        var parser = JSONParser(bytes: bytes, keeping: members)
         parser.skipWhitespace()
         let value = try parser.parseValue(depth: 0)
         parser.skipWhitespace()
@@ -30,8 +46,13 @@ public struct JSONParser {
 
     private let bytes: UnsafeBufferPointer<UInt8>
     private var position = 0
+    /// The top-level members to build (all when nil).
+    private let keptMembers: [String]?
 
-    private init(bytes: UnsafeBufferPointer<UInt8>) { self.bytes = bytes }
+    private init(bytes: UnsafeBufferPointer<UInt8>, keeping members: [String]? = nil) {
+        self.bytes = bytes
+        keptMembers = members
+    }
 
     private func error(_ message: String) -> JSONSyntaxError { JSONSyntaxError(message: message, offset: position) }
 
@@ -86,7 +107,11 @@ public struct JSONParser {
             guard position < bytes.count, bytes[position] == UInt8(ascii: ":") else { throw error("expected `:`") }
             position += 1
             skipWhitespace()
-            object[key] = try parseValue(depth: depth)
+            if depth == 1, let keptMembers, !keptMembers.contains(key) {
+                try skipValue(depth: depth)
+            } else {
+                object[key] = try parseValue(depth: depth)
+            }
             skipWhitespace()
             guard position < bytes.count else { throw error("unexpected end of JSON") }
             if bytes[position] == UInt8(ascii: ",") {
@@ -121,6 +146,69 @@ public struct JSONParser {
             position += 1
             return .array(array)
         }
+    }
+
+    /// Moves past a value, checking it exactly as ``parseValue(depth:)`` would, without building it.
+    private mutating func skipValue(depth: Int) throws(JSONSyntaxError) {
+        guard position < bytes.count else { throw error("unexpected end of JSON") }
+        switch bytes[position] {
+        case UInt8(ascii: "{"): try skipContainer(closing: UInt8(ascii: "}"), depth: depth + 1)
+        case UInt8(ascii: "["): try skipContainer(closing: UInt8(ascii: "]"), depth: depth + 1)
+        case UInt8(ascii: "\""): try skipString()
+        default: _ = try parseValue(depth: depth)  // literals and numbers build nothing on the heap
+        }
+    }
+
+    private mutating func skipContainer(closing: UInt8, depth: Int) throws(JSONSyntaxError) {
+        guard depth <= Self.maxDepth else { throw error("JSON nested too deeply") }
+        let isObject = closing == UInt8(ascii: "}")
+        position += 1
+        skipWhitespace()
+        if position < bytes.count && bytes[position] == closing {
+            position += 1
+            return
+        }
+        while true {
+            skipWhitespace()
+            if isObject {
+                guard position < bytes.count, bytes[position] == UInt8(ascii: "\"") else {
+                    throw error("expected a key")
+                }
+                try skipString()
+                skipWhitespace()
+                guard position < bytes.count, bytes[position] == UInt8(ascii: ":") else { throw error("expected `:`") }
+                position += 1
+                skipWhitespace()
+            }
+            try skipValue(depth: depth)
+            skipWhitespace()
+            guard position < bytes.count else { throw error("unexpected end of JSON") }
+            if bytes[position] == UInt8(ascii: ",") {
+                position += 1
+                continue
+            }
+            guard bytes[position] == closing else {
+                throw error(isObject ? "expected `,` or `}`" : "expected `,` or `]`")
+            }
+            position += 1
+            return
+        }
+    }
+
+    /// An ASCII string without escapes is only scanned; anything else goes through ``parseString()``
+    /// so that it is checked the same way.
+    private mutating func skipString() throws(JSONSyntaxError) {
+        var scan = position + 1
+        while scan < bytes.count {
+            let byte = bytes[scan]
+            if byte == UInt8(ascii: "\"") {
+                position = scan + 1
+                return
+            }
+            if byte == UInt8(ascii: "\\") || byte >= 0x80 || byte < 0x20 { break }
+            scan += 1
+        }
+        _ = try parseString()
     }
 
     private mutating func parseString() throws(JSONSyntaxError) -> String {

@@ -118,6 +118,8 @@ extension SQLiteMemoryStore: SessionCatalog {
     /// trigger), then the session (its events and state follow by cascade).
     public func deleteSession(_ id: SessionID) async throws(MemoryError) {
         let user = self.user
+        summaries.forget(id)
+        defer { summaries.forget(id) }
         let removed = try await write { db in
             guard try Self.record(db, id)?.userID == user else { return false }
             try db.execute("DELETE FROM chunks WHERE scope = ?", [id.rawValue])

@@ -1,4 +1,5 @@
 import OxydraCore
+import Synchronization
 
 /// Per-session state (`session_state.state_json`): the rolling summary and the scratchpad.
 extension SQLiteMemoryStore {
@@ -26,11 +27,16 @@ extension SQLiteMemoryStore {
             """, [session.rawValue, JSONValue.object(state).compactText, now])
     }
 
+    /// The session's rolling summary; read from the database once, then kept (see ``SummaryCache``).
     public func summary(of session: SessionID) async throws(MemoryError) -> SessionSummary? {
-        try await read { db in
+        let ticket = summaries.ticket()
+        if let known = summaries[session] { return known }
+        let summary = try await read { db -> SessionSummary? in
             guard let summary = try Self.state(db, session)["summary"] else { return nil }
             return try JSONDecoder().decode(SessionSummary.self, from: Data(summary.compactText.utf8))
         }
+        summaries.keep(summary, for: session, ticket: ticket)
+        return summary
     }
 
     public func replaceSummary(of session: SessionID, expectedEpoch: Int, with summary: SessionSummary)
@@ -44,6 +50,8 @@ extension SQLiteMemoryStore {
             "epoch": .integer(summary.epoch), "upper_sequence": .integer(summary.upperSequence),
             "text": .string(summary.text),
         ]
+        summaries.forget(session)
+        defer { summaries.forget(session) }
         return try await write { db in
             var state = try Self.state(db, session)
             let current = state["summary"]
@@ -115,6 +123,45 @@ extension SQLiteMemoryStore {
             }
             try Self.saveState(db, session, state, user: user)
             return previous != next
+        }
+    }
+}
+
+/// The rolling summaries of a store's sessions as last read. A summary changes only through
+/// ``SQLiteMemoryStore/replaceSummary(of:expectedEpoch:with:)`` or goes with its session, and each
+/// of those forgets the entry before and after it writes; a read keeps what it found only when
+/// nothing was forgotten since it began (its ticket), so a read that raced a write never keeps the
+/// older text. At most `limit` sessions are kept; past that the cache starts over.
+final class SummaryCache: Sendable {
+    private struct State {
+        var entries: [SessionID: SessionSummary?] = [:]
+        var generation = 0
+    }
+
+    private let state = Mutex(State())
+    let limit: Int
+
+    init(limit: Int = 512) { self.limit = limit }
+
+    struct Ticket { fileprivate let generation: Int }
+
+    func ticket() -> Ticket { Ticket(generation: state.withLock { $0.generation }) }
+
+    /// `.some(nil)` for a session known to have no summary; nil when unknown.
+    subscript(session: SessionID) -> SessionSummary?? { state.withLock { $0.entries[session] } }
+
+    func keep(_ summary: SessionSummary?, for session: SessionID, ticket: Ticket) {
+        state.withLock { state in
+            guard state.generation == ticket.generation else { return }
+            if state.entries.count >= limit { state.entries.removeAll() }
+            state.entries[session] = .some(summary)
+        }
+    }
+
+    func forget(_ session: SessionID) {
+        state.withLock { state in
+            state.generation += 1
+            state.entries[session] = nil
         }
     }
 }

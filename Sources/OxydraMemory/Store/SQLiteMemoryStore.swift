@@ -54,6 +54,8 @@ public final class SQLiteMemoryStore: MemoryStore, Sendable {
     public let retrieval: RetrievalSettings
     public let pool: SQLiteDatabasePool
     let vectors = VectorIndex()
+    /// Rolling summaries as last read or written: every provider call asks for one.
+    let summaries = SummaryCache()
 
     public var notesScope: String { "notes:" + user.rawValue }
 

@@ -169,6 +169,9 @@ struct OpenAIChatTranslator: StreamTranslator {
     var acceptsEndOfInput: Bool { isComplete || sawFinish }
     var incompleteReason: String { "OpenAI-compatible stream ended before [DONE]" }
 
+    /// The members of a chunk this translator reads (an id, model name and timestamp come with every chunk).
+    static let readMembers = ["choices", "usage", "error"]
+
     mutating func translate(_ event: SSEEvent) throws -> [ModelEvent] {
         let payload = event.data.trimmed
         if payload.isEmpty { return [] }
@@ -177,7 +180,7 @@ struct OpenAIChatTranslator: StreamTranslator {
             return []
         }
         // Stream chunks go through the fast parser: this is the hot path of every OpenAI-compatible server.
-        let chunk = try WireJSON.parse(payload, provider: provider)
+        let chunk = try WireJSON.parse(payload, provider: provider, keepingMembers: Self.readMembers)
         if let error = chunk["error"], error != .null {
             let message = error["message"]?.stringValue ?? error.stringValue ?? error["type"]?.stringValue
             throw ProviderError.requestFailed(provider: provider, message: message ?? "the stream reported an error")
