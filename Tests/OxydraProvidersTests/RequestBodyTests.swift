@@ -1,3 +1,4 @@
+import Foundation
 import OxydraConfig
 import OxydraCore
 import OxydraTesting
@@ -68,9 +69,15 @@ struct RequestBodyTests {
         var whole = members
         whole["tools"] = tools
         #expect(
-            WireJSON.encode(members, last: "tools", encoded: JSONWriter.text(tools, sortedKeys: true))
+            WireJSON.encode(members, encoded: ["tools": JSONWriter.text(tools, sortedKeys: true)])
                 == WireJSON.encode(.object(whole)))
-        #expect(WireJSON.encode([:], last: "tools", encoded: "[]") == WireJSON.encode(["tools": []]))
+        var withoutMessages = whole
+        withoutMessages["messages"] = nil
+        #expect(
+            WireJSON.encode(
+                withoutMessages, encoded: ["messages": JSONWriter.text(whole["messages"]!, sortedKeys: true)])
+                == WireJSON.encode(.object(whole)))
+        #expect(WireJSON.encode([:], encoded: ["tools": "[]"]) == WireJSON.encode(["tools": []]))
 
         let cache = EncodedToolsCache()
         var encodings = 0
@@ -89,6 +96,31 @@ struct RequestBodyTests {
         renamed.name = "other"
         #expect(text([renamed]) == #"["other"]"#)
         #expect(encodings == 2)
+    }
+
+    /// Messages written straight out are byte for byte what the writer makes of their wire form.
+    @Test func openAIMessagesWrittenDirectlyMatchTheWriter() {
+        var messages =
+            fullConversation + [
+                .assistant(nil, toolCalls: [ToolCall(id: "a\"1", name: "x", arguments: ToolArguments(parsing: "{}"))]),
+                .assistant(
+                    "two calls\n",
+                    toolCalls: [
+                        ToolCall(
+                            id: "c1", name: "file_read", arguments: ToolArguments(parsing: #"{"path":"é \"q\""}"#)),
+                        ToolCall(id: "c2", name: "web_fetch", arguments: ToolArguments(parsing: "not json")),
+                    ]),
+                Message(role: .tool, content: nil),
+                .system("Rules:\n\t- one\u{1}"),
+            ]
+        var image = Message.user("look")
+        image.attachments = [Attachment(mimeType: "image/png", data: Data([1, 2, 3]))]
+        messages.append(image)
+        for message in messages {
+            var direct = ""
+            OpenAIChatProvider.writeWireMessage(message, into: &direct)
+            #expect(direct == JSONWriter.text(OpenAIChatProvider.wireMessage(message), sortedKeys: true))
+        }
     }
 
     @Test func anthropic() async throws {

@@ -33,9 +33,17 @@ public enum JSONWriter {
             var first = true
             // Members in place (no second lookup per key); sorted by their UTF-8 bytes, which is
             // code point order — String's own order for the normalized keys JSON carries.
+            // The order is sorted in a buffer on the stack: no array of members per object.
             if sortedKeys {
-                for (key, member) in members.sorted(by: { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }) {
-                    writeMember(key, member, first: &first, into: &out, sortedKeys: true)
+                withUnsafeTemporaryAllocation(of: [String: JSONValue].Index.self, capacity: members.count) { buffer in
+                    var order = buffer
+                    _ = order.initialize(from: members.indices)
+                    order.sort { members[$0].key.utf8.lexicographicallyPrecedes(members[$1].key.utf8) }
+                    for index in order {
+                        let (key, member) = members[index]
+                        writeMember(key, member, first: &first, into: &out, sortedKeys: true)
+                    }
+                    order.deinitialize()
                 }
             } else {
                 for (key, member) in members { writeMember(key, member, first: &first, into: &out, sortedKeys: false) }

@@ -187,15 +187,23 @@ enum WireJSON {
     /// Request bodies: the project's writer (sorted keys, so bodies are stable).
     static func encode(_ value: JSONValue) -> Data { Data(JSONWriter.text(value, sortedKeys: true).utf8) }
 
-    /// `members` plus `key` whose value is the already encoded `encoded`, exactly as ``encode(_:)``
-    /// would write them all: `key` must sort after every other member (it is written last).
-    static func encode(_ members: [String: JSONValue], last key: String, encoded: String) -> Data {
-        precondition(members.keys.allSatisfy { $0.utf8.lexicographicallyPrecedes(key.utf8) })
-        var text = JSONWriter.text(.object(members), sortedKeys: true)
-        text.removeLast()  // the closing brace
-        if !members.isEmpty { text += "," }
-        JSONWriter.writeString(key, into: &text)
-        text += ":" + encoded + "}"
+    /// `members` plus members whose values are already encoded (`encoded`: key → JSON text),
+    /// exactly as ``encode(_:)`` would write them all, in one sorted object.
+    static func encode(_ members: [String: JSONValue], encoded: [String: String]) -> Data {
+        precondition(Set(members.keys).isDisjoint(with: encoded.keys))
+        let keys = (Array(members.keys) + Array(encoded.keys)).sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+        var text = "{"
+        for (position, key) in keys.enumerated() {
+            if position > 0 { text += "," }
+            JSONWriter.writeString(key, into: &text)
+            text += ":"
+            if let value = members[key] {
+                JSONWriter.write(value, into: &text, sortedKeys: true)
+            } else if let value = encoded[key] {
+                text += value
+            }
+        }
+        text += "}"
         return Data(text.utf8)
     }
 }

@@ -32,14 +32,16 @@ public struct OpenAIChatProvider: WireProvider {
     /// The JSON body for `request`.
     func requestBody(_ request: ModelRequest, streaming: Bool) throws(ProviderError) -> Data {
         _ = try setup.checkedDescriptor(for: request, transportAccepts: Self.transportModalities)
-        var body: [String: JSONValue] = [
-            "model": .string(request.model.rawValue),
-            "messages": .array(request.messages.map(Self.wireMessage)),
-            "stream": .bool(streaming),
-        ]
+        var body: [String: JSONValue] = ["model": .string(request.model.rawValue), "stream": .bool(streaming)]
         if streaming { body["stream_options"] = ["include_usage": true] }
         if let maxOutputTokens = request.maxOutputTokens { body["max_tokens"] = .integer(maxOutputTokens) }
-        if request.tools.isEmpty { return setup.encode(.object(body)) }
+        var messages = "["
+        for (position, message) in request.messages.enumerated() {
+            if position > 0 { messages += "," }
+            Self.writeWireMessage(message, into: &messages)
+        }
+        messages += "]"
+        if request.tools.isEmpty { return WireJSON.encode(body, encoded: ["messages": messages]) }
         body["tool_choice"] = "auto"
         let tools = encodedTools.text(for: request.tools) { tools in
             .array(
@@ -53,7 +55,41 @@ public struct OpenAIChatProvider: WireProvider {
                     ]
                 })
         }
-        return WireJSON.encode(body, last: "tools", encoded: tools)
+        return WireJSON.encode(body, encoded: ["messages": messages, "tools": tools])
+    }
+
+    /// ``wireMessage(_:)`` written straight out, exactly as the writer would write it (keys in
+    /// order): a request carries the whole history, and building a dictionary per message only to
+    /// sort and write it again was most of a request body's cost.
+    static func writeWireMessage(_ message: Message, into out: inout String) {
+        if message.role == .user && !message.attachments.isEmpty {
+            JSONWriter.write(wireMessage(message), into: &out, sortedKeys: true)
+            return
+        }
+        out += #"{"content":"#
+        JSONWriter.writeString(message.content ?? "", into: &out)
+        out += #","role":"#
+        JSONWriter.writeString(message.role.rawValue, into: &out)
+        switch message.role {
+        case .assistant where !message.toolCalls.isEmpty:
+            out += #","tool_calls":["#
+            for (position, call) in message.toolCalls.enumerated() {
+                if position > 0 { out += "," }
+                out += #"{"function":{"arguments":"#
+                JSONWriter.writeString(call.arguments.text, into: &out)
+                out += #","name":"#
+                JSONWriter.writeString(call.name, into: &out)
+                out += #"},"id":"#
+                JSONWriter.writeString(call.id, into: &out)
+                out += #","type":"function"}"#
+            }
+            out += "]"
+        case .tool:
+            out += #","tool_call_id":"#
+            JSONWriter.writeString(message.toolCallID ?? "", into: &out)
+        default: break
+        }
+        out += "}"
     }
 
     static func wireMessage(_ message: Message) -> JSONValue {
