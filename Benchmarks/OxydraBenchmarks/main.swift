@@ -1,6 +1,6 @@
 // Oxydra benchmarks. Build and run in release:
 //
-//     swift run -c release oxydra-benchmarks [sse|provider|runtime|memory|guest|shell|container|micro_vm|json|tui|sessions|budget|approval|web|telegram|all]
+//     swift run -c release oxydra-benchmarks [sse|provider|runtime|memory|guest|shell|container|micro_vm|json|tui|sessions|budget|approval|web|telegram|scrub|all]
 //
 // Each benchmark prints absolute figures and a ratio against a floor measured in the same run
 // on the same data, because absolute times on a shared machine are noise.
@@ -386,3 +386,4 @@ if which == "budget" || which == "all" { try await benchmarkBudget() }
 if which == "approval" || which == "all" { try benchmarkApproval() }
 if which == "web" || which == "all" { try await benchmarkWeb() }
 if which == "telegram" || which == "all" { try await benchmarkTelegram() }
+if which == "scrub" || which == "all" { benchmarkScrub() }

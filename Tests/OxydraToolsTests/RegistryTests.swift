@@ -230,6 +230,53 @@ struct ScrubberTests {
         #expect(OutputScrubber(workspace: nil, secrets: ["abc"]).scrub("abc def") == "abc def")
     }
 
+    /// The patterns run on windows of lines, not the whole text; on thousands of generated texts —
+    /// keys in any case and spelling, values on the next lines, quotes, URLs, query strings,
+    /// non-ASCII look-alikes (the Kelvin sign) — the result is what the patterns give on the whole
+    /// text (the reference below is the scrubber's keyword, query and URL passes applied whole).
+    @Test func windowsGiveWhatTheWholeTextGives() {
+        let pieces = [
+            "api_key", "API-KEY", "apiKey", "x-api-key", "access_token", "Refresh-Token", "token", "TOKEN",
+            "password", "passwd", "PassWord", "client_secret", "secret", "Bearer", "basic", "monkey", "tokenizer",
+            "api_\u{212A}ey", "pa\u{017F}\u{017F}word", "=", ":", " = ", ": ", " is ", "\"", "'", "{", "}", ",",
+            ";", "&", "?", "@", "://", "https://alice:pw12@host/x", "?api_key=XYZ&page=2", "&sig=abc#frag",
+            "value123", "hunter2", "s3cr3t-value", "\n", "\n\n", "  ", "\t", "é", "日本", "🙂", "[REDACTED]",
+            "/etc/passwd",
+            "db:\n  password: hunter2\n", #"{"password":"x"}"#, "Authorization: Bearer abc.def",
+        ]
+        var generator = SystemRandomNumberGenerator()
+        var seed = UInt64.random(in: 0...UInt64.max, using: &generator)
+        func next(_ bound: Int) -> Int {
+            seed = seed &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return Int((seed >> 33) % UInt64(bound))
+        }
+        let initialSeed = seed
+        for round in 0..<3_000 {
+            var text = ""
+            for _ in 0..<(1 + next(24)) { text += pieces[next(pieces.count)] }
+            let windowed = scrubber.scrub(text)
+            let whole = Self.wholeText(text)
+            #expect(windowed == whole, "round \(round) (seed \(initialSeed)): \(text.debugDescription)")
+            if windowed != whole { return }
+        }
+    }
+
+    /// The scrubber as it was before windows: every pattern over the whole text.
+    static func wholeText(_ text: String) -> String {
+        var result = text
+        if result.firstMatch(of: OutputScrubber.keyword) != nil {
+            result = OutputScrubber.keepingGroup(OutputScrubber.jsonSecret, in: result, suffix: "\"")
+            result = OutputScrubber.keepingGroup(OutputScrubber.quotedAssignment, in: result)
+            result = OutputScrubber.keepingGroup(OutputScrubber.assignment, in: result)
+            result = OutputScrubber.keepingGroup(OutputScrubber.bearer, in: result)
+        }
+        result = OutputScrubber.keepingGroup(OutputScrubber.querySecret, in: result)
+        if result.contains("@") {
+            result = OutputScrubber.keepingGroup(OutputScrubber.urlPassword, in: result, suffix: "@")
+        }
+        return OutputScrubber.redactHighEntropy(result)
+    }
+
     @Test func awsStyleKeysAreCaughtByEntropy() {
         let text = "aws_secret_access_key wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
         #expect(scrubber.scrub(text) == "aws_secret_access_key [REDACTED]")
