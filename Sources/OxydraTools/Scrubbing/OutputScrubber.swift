@@ -57,10 +57,10 @@ public struct OutputScrubber: Sendable {
 
     public func scrub(_ text: String) -> String {
         var result = text
-        for (host, virtual) in pathMappings where result.contains(host) {
+        for (host, virtual) in pathMappings where Self.mayContain(result, host) && result.contains(host) {
             result = result.replacing(host, with: virtual)
         }
-        for secret in secrets where result.contains(secret) {
+        for secret in secrets where Self.mayContain(result, secret) && result.contains(secret) {
             result = result.replacing(secret, with: Self.redacted)
         }
         // The patterns run only on the lines that can match them (see ``Windows``): Swift's regex
@@ -195,6 +195,31 @@ public struct OutputScrubber: Sendable {
         }
     }
 
+    /// False only when `text` cannot contain `needle`: an ASCII needle absent from the bytes
+    /// (`memchr` for its first byte, then `memcmp`) is absent from the characters too — `String.contains` compares characters,
+    /// grapheme by grapheme, hundreds of times slower. A non-ASCII needle is not decided here.
+    static func mayContain(_ text: String, _ needle: String) -> Bool {
+        guard needle.utf8.allSatisfy({ $0 < 0x80 }), !needle.isEmpty else { return true }
+        var text = text
+        var needle = needle
+        return text.withUTF8 { haystack in
+            needle.withUTF8 { needle in
+                guard let base = haystack.baseAddress, let wanted = needle.baseAddress, let first = needle.first,
+                    haystack.count >= needle.count
+                else { return false }
+                var offset = 0
+                let last = haystack.count - needle.count
+                while offset <= last {
+                    guard let found = memchr(base + offset, Int32(first), last - offset + 1) else { return false }
+                    let position = UnsafeRawPointer(base).distance(to: UnsafeRawPointer(found))
+                    if memcmp(base + position, wanted, needle.count) == 0 { return true }
+                    offset = position + 1
+                }
+                return false
+            }
+        }
+    }
+
     // MARK: Keyword pass
 
     /// Replaces every match of `regex` with its first capture group + `[REDACTED]` + `suffix`.
@@ -289,15 +314,19 @@ public struct OutputScrubber: Sendable {
                 || (UInt8(ascii: "a")...UInt8(ascii: "z")).contains($0))
         }
         guard hasLetter && hasDigitOrSymbol else { return false }
-        var counts: [UInt8: Int] = [:]
-        for byte in core { counts[byte, default: 0] += 1 }
-        guard counts.count >= 8 else { return false }
-        let total = Double(core.count)
-        let entropy = counts.values.reduce(0.0) { sum, count in
-            let p = Double(count) / total
-            return sum - p * log2(p)
+        // Token characters are ASCII: a count per byte value below 128, on the stack.
+        return withUnsafeTemporaryAllocation(of: Int.self, capacity: 128) { counts in
+            counts.initialize(repeating: 0)
+            for byte in core { counts[Int(byte & 0x7F)] += 1 }
+            guard counts.lazy.filter({ $0 > 0 }).count >= 8 else { return false }
+            let total = Double(core.count)
+            let entropy = counts.reduce(0.0) { sum, count in
+                guard count > 0 else { return sum }
+                let p = Double(count) / total
+                return sum - p * log2(p)
+            }
+            return entropy >= 3.8
         }
-        return entropy >= 3.8
     }
 
     static func isHex(_ byte: UInt8) -> Bool {
