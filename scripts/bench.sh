@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the benchmarks in release mode and runs them. Not part of CI (a release build of the
-# whole stack takes several minutes on 2 cores). Usage: scripts/bench.sh [compare [--json] [--samples N] [--turns N]|sse|provider|runtime|memory|guest|shell|container|micro_vm|json|tui|sessions|budget|approval|web|telegram|all]
+# whole stack takes several minutes on 2 cores). Usage: scripts/bench.sh [compare [--json] [--samples N] [--turns N]|sse|provider|runtime|memory|guest|shell|container|micro_vm|json|tui|sessions|budget|approval|web|telegram|scrub|all]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
