@@ -281,6 +281,16 @@ struct MemoryStoreTests {
         #expect(try await store.summary(of: "s")?.text == "three")
         try await store.deleteSession("s")
         #expect(try await store.summary(of: "s") == nil)
+
+        // A session this store created is known to have none, without a read.
+        let created = try await store.createSession()
+        try await store.pool.write { db in
+            try db.execute(
+                "INSERT INTO session_state (session_id, state_json, updated_at) VALUES (?, ?, 0)",
+                [created.id.rawValue, #"{"summary":{"epoch":1,"upper_sequence":1,"text":"behind"}}"#])
+        }
+        #expect(try await store.summary(of: created.id) == nil)
+        #expect(try await fixture.open().summary(of: created.id)?.text == "behind")
     }
 
     /// A read that began before a write forgot the entry does not keep what it read.

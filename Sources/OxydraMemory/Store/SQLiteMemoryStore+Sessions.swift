@@ -8,8 +8,9 @@ extension SQLiteMemoryStore: SessionCatalog {
         channelOrigin: String = "tui"
     ) async throws(MemoryError) -> SessionRecord {
         let user = self.user
+        let ticket = summaries.ticket()
         // Not synced on its own: a new session's row reaches the disk with its first message.
-        return try await write(syncNow: false) { db in
+        let record = try await write(syncNow: false) { db in
             let now = Clock.now()
             try db.execute(
                 """
@@ -18,6 +19,10 @@ extension SQLiteMemoryStore: SessionCatalog {
                 """, [id.rawValue, user.rawValue, displayName, agentName, channelOrigin, now, now])
             return try Self.record(db, id)!
         }
+        // The row is new (a plain INSERT) and state rows cannot outlive theirs: no summary yet, so
+        // the session's first provider call need not ask the database.
+        summaries.keep(nil, for: id, ticket: ticket)
+        return record
     }
 
     /// A page of the user's sessions, most recently active first (ties: newest row first). Each
