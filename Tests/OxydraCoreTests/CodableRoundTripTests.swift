@@ -45,6 +45,32 @@ struct CodableRoundTripTests {
         #expect(try roundTrip(message) == message)
     }
 
+    /// The stored form written without an encoder is the encoder's JSON (compared as values: key
+    /// order and slash escaping may differ) and decodes back to the same message.
+    @Test func storedJSONIsTheEncodersJSON() throws {
+        let messages: [Message] = [
+            .user("hi"), .system("Rules:\n\t1. \"quoted\" / slashed é 🙂\u{1}"),
+            .toolResult(callID: "c1", content: ""), Message(role: .assistant, content: nil),
+            Message(
+                role: .assistant, content: "Let me look.",
+                toolCalls: [
+                    ToolCall(id: "call_1", name: "file_read", arguments: ["path": "/shared/a.txt", "n": 3, "r": 0.25]),
+                    ToolCall(
+                        id: "call_2", name: "web_fetch",
+                        arguments: .malformed(raw: #"{"url": "#, error: "unexpected end"),
+                        metadata: ["thought_signature": "abc", "nested": ["k": [1, 2]]]),
+                ],
+                attachments: [Attachment(mimeType: "image/png", data: Data([0, 1, 2, 255]))]),
+            Message(role: .user, content: "see", attachments: [Attachment(mimeType: "application/pdf", data: Data())]),
+        ]
+        for message in messages {
+            let stored = message.storedJSON
+            let encoded = String(decoding: try JSONEncoder().encode(message), as: UTF8.self)
+            #expect(try JSONValue(parsing: stored) == JSONValue(parsing: encoded), "\(stored)")
+            #expect(try JSONDecoder().decode(Message.self, from: Data(stored.utf8)) == message)
+        }
+    }
+
     @Test func messageOmitsEmptyFieldsAndIgnoresUnknownOnes() throws {
         #expect(try json(Message.user("hi")) == #"{"content":"hi","role":"user"}"#)
         #expect(

@@ -188,6 +188,34 @@ public struct Message: Sendable, Hashable, Codable {
         attachments = try container.decodeIfPresent([Attachment].self, forKey: .attachments) ?? []
     }
 
+    /// The same JSON as ``encode(to:)`` (what ``init(from:)`` reads back), written without an
+    /// `Encoder`: every message a turn adds is stored this way, and `JSONEncoder` costs several
+    /// times more.
+    public var storedJSON: String {
+        var members: [String: JSONValue] = ["role": .string(role.rawValue)]
+        if let content { members["content"] = .string(content) }
+        if !toolCalls.isEmpty {
+            members["tool_calls"] = .array(
+                toolCalls.map { call in
+                    var wire: [String: JSONValue] = ["id": .string(call.id), "name": .string(call.name)]
+                    switch call.arguments {
+                    case .json(let value): wire["arguments"] = value
+                    case .malformed(let raw, let error):
+                        wire["arguments"] = .string(raw)
+                        wire["arguments_error"] = .string(error)
+                    }
+                    if let metadata = call.metadata { wire["metadata"] = metadata }
+                    return .object(wire)
+                })
+        }
+        if let toolCallID { members["tool_call_id"] = .string(toolCallID) }
+        if !attachments.isEmpty {
+            members["attachments"] = .array(
+                attachments.map { ["mime_type": .string($0.mimeType), "data": .string($0.data.base64EncodedString())] })
+        }
+        return JSONWriter.text(.object(members), sortedKeys: true)
+    }
+
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(role, forKey: .role)

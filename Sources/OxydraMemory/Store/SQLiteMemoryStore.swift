@@ -201,11 +201,7 @@ public final class SQLiteMemoryStore: MemoryStore, Sendable {
         var stored = message
         // Attachment bytes are not kept in the log (their type is).
         stored.attachments = message.attachments.map { Attachment(mimeType: $0.mimeType, data: Data()) }
-        do {
-            return String(decoding: try JSONEncoder().encode(stored), as: UTF8.self)
-        } catch {
-            throw .serialization("cannot encode a message: \(error)")
-        }
+        return stored.storedJSON
     }
 
     static func decode(_ payload: String, session: SessionID, sequence: Int) throws(MemoryError) -> Message {
