@@ -237,14 +237,20 @@ struct MemoryStoreTests {
         }
     }
 
-    @Test func summaryCompareAndSwap() async throws {
+    /// A new store whose session `s` has the summary "one" at epoch 1, written by the store.
+    private func storeWithSummary(upperSequence: Int) async throws -> (StoreFixture, SQLiteMemoryStore) {
         let fixture = try StoreFixture()
-        defer { fixture.remove() }
         let store = try fixture.open()
         #expect(try await store.summary(of: "s") == nil)
         #expect(
             try await store.replaceSummary(
-                of: "s", expectedEpoch: 0, with: SessionSummary(epoch: 1, upperSequence: 10, text: "one")))
+                of: "s", expectedEpoch: 0, with: SessionSummary(epoch: 1, upperSequence: upperSequence, text: "one")))
+        return (fixture, store)
+    }
+
+    @Test func summaryCompareAndSwap() async throws {
+        let (fixture, store) = try await storeWithSummary(upperSequence: 10)
+        defer { fixture.remove() }
         #expect(
             try await store.replaceSummary(
                 of: "s", expectedEpoch: 0, with: SessionSummary(epoch: 1, upperSequence: 12, text: "stale")) == false)
@@ -258,13 +264,8 @@ struct MemoryStoreTests {
     /// A summary is read from the database once per session, then follows the store's own writes:
     /// a replacement (kept or refused) and a deleted session are read again.
     @Test func summariesAreReadOnceAndFollowTheStoresWrites() async throws {
-        let fixture = try StoreFixture()
+        let (fixture, store) = try await storeWithSummary(upperSequence: 2)
         defer { fixture.remove() }
-        let store = try fixture.open()
-        #expect(try await store.summary(of: "s") == nil)
-        #expect(
-            try await store.replaceSummary(
-                of: "s", expectedEpoch: 0, with: SessionSummary(epoch: 1, upperSequence: 2, text: "one")))
         #expect(try await store.summary(of: "s")?.text == "one")
         // Served from memory: the guest is the database's only writer, so a row changed behind the
         // store's back (only a test does that) is not read again…
