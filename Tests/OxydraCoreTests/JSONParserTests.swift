@@ -87,6 +87,23 @@ struct JSONParserTests {
         #expect(!written.utf8.contains { $0 < 0x20 })
     }
 
+    /// Sorted objects of every size (the keys are ordered in a stack buffer) read back as written,
+    /// with their keys in byte order.
+    @Test(arguments: [0, 1, 2, 5, 40, 300])
+    func sortedObjectsOfEverySize(_ count: Int) throws {
+        var members: [String: JSONValue] = [:]
+        for index in 0..<count { members["k\((index * 7919) % 1000)-é"] = .integer(index) }
+        let text = JSONWriter.text(.object(["outer": .object(members)]), sortedKeys: true)
+        #expect(try JSONParser.parse(text) == .object(["outer": .object(members)]))
+        let keys = try #require(
+            (JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])?["outer"] as? [String: Any]
+        ).keys
+        #expect(keys.count == count)
+        let positions = members.keys.map { text.utf8.firstRange(of: Array("\"\($0)\"".utf8))!.lowerBound }
+        let order = zip(members.keys, positions).sorted { $0.1 < $1.1 }.map(\.0)
+        #expect(order == members.keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) })
+    }
+
     @Test func depthIsLimited() {
         let deep = String(repeating: "[", count: 600) + String(repeating: "]", count: 600)
         #expect(throws: JSONSyntaxError.self) { try JSONParser.parse(deep) }
