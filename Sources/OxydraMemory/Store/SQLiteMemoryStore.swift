@@ -119,7 +119,7 @@ public final class SQLiteMemoryStore: MemoryStore, Sendable {
     private func append(
         _ messages: [Message], to session: SessionID, recording usage: UsageRecord?, syncNow: Bool = true
     ) async throws(MemoryError) -> [StoredMessage] {
-        let payloads = try messages.map { message throws(MemoryError) in (message, try Self.encode(message)) }
+        let payloads = messages.map { ($0, Self.encode($0)) }
         let prepared =
             indexing
             ? messages.map { Self.indexText($0) }.map { text in text.map { ($0.source, Chunker.chunks($0.text)) } } : []
@@ -197,7 +197,7 @@ public final class SQLiteMemoryStore: MemoryStore, Sendable {
         return stored[0]
     }
 
-    static func encode(_ message: Message) throws(MemoryError) -> String {
+    static func encode(_ message: Message) -> String {
         var stored = message
         // Attachment bytes are not kept in the log (their type is).
         stored.attachments = message.attachments.map { Attachment(mimeType: $0.mimeType, data: Data()) }

@@ -162,12 +162,8 @@ public struct OutputScrubber: Sendable {
                 let byte = line[index]
                 if byte >= 0x80 { return true }
                 let lower = byte | 0x20
-                if lower == UInt8(ascii: "k") || lower == UInt8(ascii: "t") || lower == UInt8(ascii: "p")
-                    || lower == UInt8(ascii: "s") || lower == UInt8(ascii: "b")
-                {
-                    for stem in keywordStems where stem[0] == lower && index + stem.count <= line.endIndex {
-                        if (0..<stem.count).allSatisfy({ line[index + $0] | 0x20 == stem[$0] }) { return true }
-                    }
+                for stem in keywordStems where stem[0] == lower && index + stem.count <= line.endIndex {
+                    if (0..<stem.count).allSatisfy({ line[index + $0] | 0x20 == stem[$0] }) { return true }
                 }
                 index += 1
             }
@@ -181,23 +177,14 @@ public struct OutputScrubber: Sendable {
 
         /// `scheme://user:password@host`.
         static func mayHoldURLPassword(_ line: ArraySlice<UInt8>) -> Bool {
-            guard line.contains(UInt8(ascii: "@")) else { return false }
-            var index = line.startIndex
-            while index + 2 < line.endIndex {
-                if line[index] == UInt8(ascii: ":") && line[index + 1] == UInt8(ascii: "/")
-                    && line[index + 2] == UInt8(ascii: "/")
-                {
-                    return true
-                }
-                index += 1
-            }
-            return false
+            line.contains(UInt8(ascii: "@")) && line.firstRange(of: "://".utf8) != nil
         }
     }
 
     /// False only when `text` cannot contain `needle`: an ASCII needle absent from the bytes
-    /// (`memchr` for its first byte, then `memcmp`) is absent from the characters too — `String.contains` compares characters,
-    /// grapheme by grapheme, hundreds of times slower. A non-ASCII needle is not decided here.
+    /// (`memchr` for its first byte, then `memcmp`) is absent from the characters too.
+    /// `String.contains` compares characters, grapheme by grapheme, hundreds of times slower.
+    /// A non-ASCII needle is not decided here.
     static func mayContain(_ text: String, _ needle: String) -> Bool {
         guard needle.utf8.allSatisfy({ $0 < 0x80 }), !needle.isEmpty else { return true }
         var text = text
