@@ -72,5 +72,16 @@ public enum DetachedProcess {
         return kill(pid, 0) == 0
     }
 
+    /// The parent of `pid` (from `/proc`), or nil when it is gone: tells whether a pid read from a
+    /// state file is still the child it was written for, not a later process with a reused pid.
+    public static func parent(of pid: Int32) -> Int32? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let close = stat.lastIndex(of: ")")
+        else { return nil }
+        // "pid (comm) state ppid …": the command name may hold spaces and parentheses.
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        return fields.count > 1 ? Int32(fields[1]) : nil
+    }
+
     private static func errorText() -> String { String(cString: strerror(errno)) }
 }

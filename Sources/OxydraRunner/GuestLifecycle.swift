@@ -173,7 +173,8 @@ public enum GuestLifecycle {
                     standardError: target.logs + "/oxydra-vm.stderr.log", runtimeLog: target.logs + "/oxydra-vm.log",
                     marker: target.marker,
                     controlSocket: target.controlSocket, ipc: target.ipc, maxRestarts: supervision.maxRestarts,
-                    windowSeconds: supervision.restartWindowSecs)
+                    windowSeconds: supervision.restartWindowSecs,
+                    readySeconds: Int(startTimeout.components.seconds) + 5)
                 let input = (try? JSONEncoder().encode(spec)).map { Array($0) } ?? []
                 pid = try DetachedProcess.launch(
                     runner, arguments: ["supervise"], environment: context.environment,
@@ -381,7 +382,14 @@ public enum GuestLifecycle {
             return CommandOutput(
                 standardOutput: "user_id=\(target.user)\nalready_stopped=true\n",
                 standardError: "note: no running guest found for user `\(target.user)`\n")
-        case .failure(let error): throw CommandOutput.error(error.description)
+        case .failure(let error):
+            // Hung, or a micro VM stuck while booting: its supervisor knows the process to end.
+            guard let forced = forceStop(target, because: error) else {
+                throw CommandOutput.error(
+                    "\(error.description); no supervisor runs this guest (`restart = \"no\"`), so its process must be "
+                        + "ended by hand")
+            }
+            return forced
         }
         // First tell the supervisor (if any) that this exit is wanted.
         let supervised = Supervisor.stop(ipc: target.ipc, wait: false)
@@ -409,6 +417,27 @@ public enum GuestLifecycle {
         unlink(target.marker)
         unlink(target.controlSocket)
         return CommandOutput(standardOutput: lines.joined(separator: "\n") + "\n")
+    }
+
+    /// Stops a supervised guest that does not answer its control socket: supervision ends first (so
+    /// nothing is restarted), then the guest process (QEMU for a micro VM) is killed. A committed
+    /// message survives that as it survives any crash. Nil when no supervisor runs the guest.
+    static func forceStop(_ target: UserTarget, because error: ControlClientError) -> CommandOutput? {
+        guard Supervisor.isActive(ipc: target.ipc), let state = Supervisor.readState(ipc: target.ipc) else {
+            return nil
+        }
+        Supervisor.stop(ipc: target.ipc, wait: false)
+        if let guest = state.guestPID, DetachedProcess.parent(of: guest) == state.supervisorPID {
+            kill(guest, SIGKILL)
+        }
+        let end = ContinuousClock.now + .seconds(10)
+        while Supervisor.isActive(ipc: target.ipc) && ContinuousClock.now < end { usleep(20_000) }
+        if Supervisor.isActive(ipc: target.ipc) { kill(state.supervisorPID, SIGKILL) }
+        unlink(target.marker)
+        unlink(target.controlSocket)
+        return CommandOutput(
+            standardOutput: "user_id=\(target.user)\nshutdown=true\nforced=true\n",
+            standardError: "note: the guest did not answer (\(error.description)); it was killed\n")
     }
 
     public static func restart(_ context: RunnerContext, insecure: Bool) async -> CommandOutput {

@@ -269,6 +269,7 @@ enum MicroVMGuest {
             try? ContainerGuest.writePrivate(String(decoding: data, as: UTF8.self), to: stateFile(target))
         }
         let supervision = target.runner.config.runner
+        let timeout = accelerator == .kvm ? GuestLifecycle.startTimeout : .seconds(120)
         // One malloc arena: QEMU's own heap stays a few MiB smaller per VM.
         var spec = Supervisor.Spec(
             executable: qemu, arguments: plan.arguments,
@@ -277,7 +278,7 @@ enum MicroVMGuest {
             standardOutput: target.logs + "/qemu.log", standardError: target.logs + "/qemu.log",
             runtimeLog: target.logs + "/oxydra-vm.log", marker: target.marker, controlSocket: target.controlSocket,
             ipc: target.ipc, maxRestarts: supervision.restart == .onFailure ? supervision.maxRestarts : 0,
-            windowSeconds: supervision.restartWindowSecs)
+            windowSeconds: supervision.restartWindowSecs, readySeconds: Int(timeout.components.seconds) + 5)
         spec.microVM = .init(
             relay: ControlRelay(socket: target.controlSocket, port: controlPort, token: token),
             secretsFile: configDirectory + "/environment", secrets: shellAssignments(secrets),
@@ -297,7 +298,6 @@ enum MicroVMGuest {
             throw .error(error.description)
         }
 
-        let timeout = accelerator == .kvm ? GuestLifecycle.startTimeout : .seconds(120)
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             if DetachedProcess.hasExited(pid).exited {

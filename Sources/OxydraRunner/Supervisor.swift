@@ -9,8 +9,12 @@ import OxydraCore
 /// this supervisor (the runner executable itself, `runner supervise`), which launches the guest as
 /// its child and waits for it. A guest that exits with an error or is killed after it became ready
 /// is started again after a pause (1 s, doubling to 30 s); more than `max_restarts` crashes within
-/// `restart_window_secs` is a crash loop, and the guest is left stopped. A clean exit (the guest
-/// was asked to shut down) or SIGTERM to the supervisor (`runner stop`) ends supervision.
+/// `restart_window_secs` is a crash loop, and the guest is left stopped. A guest that is not ready
+/// within ``Spec/readySeconds`` is killed: at the first start that is a failed start (`runner start`
+/// has given up on it already), after a crash it is one more crash, so a restarted guest that hangs
+/// while booting (seen with QEMU under TCG) is retried, never left spinning. A clean exit (the
+/// guest was asked to shut down) or SIGTERM to the supervisor (`runner stop`) ends supervision; a
+/// guest that is not ready yet is then ended at once.
 ///
 /// The supervisor holds an exclusive lock on `ipc/supervisor.lock` for its whole life (so a second
 /// `runner start` waits for its guest instead of starting another) and writes what it does to
@@ -34,6 +38,9 @@ public enum Supervisor {
         public var ipc: String
         public var maxRestarts: Int
         public var windowSeconds: Int
+        /// How long a start may take before the guest is killed as hung: a little longer than
+        /// `runner start` waits, so that its own message is the one a user sees.
+        public var readySeconds: Int
         /// A micro VM (the executable is QEMU): the supervisor serves the control socket for it,
         /// writes its boot-time secrets before each boot and removes them once it is up, and
         /// reads the guest's own exit status from ``MicroVM/exitStatusFile`` (a powered-off VM
@@ -169,6 +176,7 @@ public enum Supervisor {
 
             // Ready once it wrote its endpoint marker (after its gateway listens); then only wait.
             var ready = false
+            var hung = false
             var status: Int32 = 0
             var stopSince: ContinuousClock.Instant?
             while true {
@@ -183,13 +191,20 @@ public enum Supervisor {
                     write(state, ipc: spec.ipc)
                     if let vm = spec.microVM { unlink(vm.secretsFile) }
                 }
-                if spec.microVM != nil && oxydra_stop_requested() != 0 {
+                if !ready && !hung && ContinuousClock.now - started > .seconds(spec.readySeconds) {
+                    // Hung while starting: nothing in it can be lost, and nothing else would end it.
+                    hung = true
+                    kill(pid, SIGKILL)
+                }
+                if (spec.microVM != nil || !ready) && oxydra_stop_requested() != 0 {
+                    // A guest that is not up cannot shut itself down: it gets no grace.
                     let since = stopSince ?? ContinuousClock.now
                     stopSince = since
                     let waited = ContinuousClock.now - since
-                    if waited > Self.vmStopGrace + .seconds(5) {
+                    let grace = ready ? Self.vmStopGrace : .zero
+                    if waited > grace + .seconds(5) {
                         kill(pid, SIGKILL)
-                    } else if waited > Self.vmStopGrace {
+                    } else if waited >= grace {
                         kill(pid, SIGTERM)
                     }
                 }
@@ -213,9 +228,9 @@ public enum Supervisor {
                 write(state, ipc: spec.ipc)
                 return 0
             }
-            let description = describe(status)
-            guard ready else {
-                // `runner start` reports a guest that fails during start-up; nothing to restart.
+            let description = hung ? "not ready within \(spec.readySeconds) s, killed" : describe(status)
+            guard ready || state.restarts > 0 else {
+                // `runner start` reports a guest that fails during its first start; nothing to restart.
                 state.phase = .startFailed
                 state.lastCrash = .init(at: Timestamp.rfc3339(Date()), status: description, uptimeSeconds: uptime)
                 write(state, ipc: spec.ipc)

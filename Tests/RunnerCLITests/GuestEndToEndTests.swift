@@ -523,6 +523,32 @@ struct GuestEndToEndTests {
         }
     }
 
+    /// A guest that stops answering (here: SIGSTOP) is still ended by `runner restart` and
+    /// `runner stop`: its supervisor knows the process, which is killed.
+    @Test func aGuestThatDoesNotAnswerIsStoppedByForce() async throws {
+        try await Project.withGuest { project, server in
+            var pid = try await project.guestPID()
+            kill(pid, SIGSTOP)
+            let restarted = try await project.run(["restart", "--insecure"])
+            #expect(restarted.exitCode == 0, "\(restarted.standardError)")
+            #expect(restarted.standardOutput.contains("forced=true"), "\(restarted.standardOutput)")
+            #expect(restarted.standardError.contains("note: the guest did not answer ("), "\(restarted.standardError)")
+            #expect(kill(pid, 0) != 0, "the stopped guest was killed")
+            server.enqueue(.text("back"))
+            let asked = try await project.run(["ask", "hello?"])
+            #expect(asked.standardOutput == "back\n", "\(asked.standardError)")
+
+            pid = try await project.guestPID()
+            kill(pid, SIGSTOP)
+            let stopped = try await project.run(["stop"])
+            #expect(stopped.exitCode == 0, "\(stopped.standardError)")
+            #expect(stopped.standardOutput.contains("forced=true"), "\(stopped.standardOutput)")
+            #expect(kill(pid, 0) != 0, "the stopped guest was killed")
+            #expect(!Supervisor.isActive(ipc: project.workspace + "/ipc"))
+            #expect(try await project.run(["status"]).exitCode == 3)
+        }
+    }
+
     @Test func landlockConfinesTheGuestToItsWorkspace() async throws {
         let project = try Project()
         defer { project.directory.remove() }
