@@ -1,6 +1,6 @@
 import Foundation
 import OxydraCore
-import OxydraRunner
+@testable import OxydraRunner
 import OxydraTesting
 import Testing
 
