@@ -1,8 +1,9 @@
 import Foundation
 import OxydraCore
-@testable import OxydraRunner
 import OxydraTesting
 import Testing
+
+@testable import OxydraRunner
 
 #if canImport(Glibc)
     import Glibc
