@@ -69,21 +69,28 @@ final class OutboundQueue: Sendable {
         }
     }
 
-    /// Merges runs of `assistant_delta` frames of the same turn into one.
+    /// Merges runs of `assistant_delta` frames of the same turn into one (each run's text is
+    /// appended into one string, not rebuilt per delta).
     static func coalesce(_ frames: [ServerFrame]) -> [ServerFrame] {
         guard frames.count > 1 else { return frames }
         var out: [ServerFrame] = []
         out.reserveCapacity(frames.count)
+        var run: (header: TurnHeader, text: String)?
         for frame in frames {
-            if case .assistantDelta(let header, let delta) = frame,
-                case .assistantDelta(let previous, let text)? = out.last,
-                previous == header
-            {
-                out[out.count - 1] = .assistantDelta(header, delta: text + delta)
-            } else {
-                out.append(frame)
+            if case .assistantDelta(let header, let delta) = frame {
+                if run?.header == header {
+                    run!.text += delta
+                    continue
+                }
+                if let (header, text) = run { out.append(.assistantDelta(header, delta: text)) }
+                run = (header, delta)
+                continue
             }
+            if let (header, text) = run { out.append(.assistantDelta(header, delta: text)) }
+            run = nil
+            out.append(frame)
         }
+        if let (header, text) = run { out.append(.assistantDelta(header, delta: text)) }
         return out
     }
 }

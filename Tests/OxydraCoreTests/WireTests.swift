@@ -10,6 +10,10 @@ struct WireTests {
         .helloAck(
             requestID: "h", protocolVersion: 1, session: session, activeTurn: TurnRef(turnID: "t0", state: .queued)),
         .turnStarted(header),
+        .assistantDelta(
+            TurnHeader(
+                requestID: "r\"1\\", session: SessionRef(userID: "al ice", sessionID: "s\u{01}é"),
+                turn: TurnRef(turnID: "t\n", state: .queued)), delta: ""),
         .assistantDelta(header, delta: "quote \" backslash \\ newline \n tab \t bell \u{07} é 漢字 🎉"),
         .turnProgress(
             header,

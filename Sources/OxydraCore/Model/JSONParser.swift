@@ -218,9 +218,9 @@ public struct JSONParser {
         while position < bytes.count {
             let byte = bytes[position]
             if byte == UInt8(ascii: "\"") {
-                guard
-                    let text = String(validating: UnsafeBufferPointer(rebasing: bytes[start..<position]), as: UTF8.self)
-                else { throw error("string is not valid UTF-8") }
+                guard let text = String(exactUTF8: UnsafeBufferPointer(rebasing: bytes[start..<position])) else {
+                    throw error("string is not valid UTF-8")
+                }
                 position += 1
                 return text
             }
@@ -234,7 +234,7 @@ public struct JSONParser {
             switch byte {
             case UInt8(ascii: "\""):
                 position += 1
-                guard let text = String(validating: scratch, as: UTF8.self) else {
+                guard let text = String(exactUTF8: scratch[...]) else {
                     throw error("string is not valid UTF-8")
                 }
                 return text

@@ -67,35 +67,98 @@ public enum JSONWriter {
     public static func writeString(_ text: String, into out: inout String) {
         out += "\""
         // Runs without anything to escape are appended whole: the characters that need escaping are
-        // all ASCII, so every run starts and ends on a character boundary.
-        let utf8 = text.utf8
-        var runStart = utf8.startIndex
-        var index = runStart
-        while index != utf8.endIndex {
-            let byte = utf8[index]
-            guard byte < 0x20 || byte == 0x22 || byte == 0x5C else {
-                utf8.formIndex(after: &index)
-                continue
+        // all ASCII, so every run starts and ends on a character boundary. The bytes are scanned
+        // eight at a time; most strings (a prompt, an answer) have nothing or little to escape.
+        let done = text.utf8.withContiguousStorageIfAvailable { bytes -> Bool in
+            var runStart = 0
+            var index = 0
+            while let found = nextEscape(in: bytes, from: index) {
+                if runStart != found { out += text[offset(runStart, in: text)..<offset(found, in: text)] }
+                writeEscape(bytes[found], into: &out)
+                index = found + 1
+                runStart = index
             }
-            if runStart != index { out += text[runStart..<index] }
-            switch byte {
-            case 0x22: out += "\\\""
-            case 0x5C: out += "\\\\"
-            case 0x0A: out += "\\n"
-            case 0x0D: out += "\\r"
-            case 0x09: out += "\\t"
-            default:
-                let hex = String(byte, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            if runStart == 0 {
+                out += text
+            } else if runStart != bytes.count {
+                out += text[offset(runStart, in: text)...]
             }
-            utf8.formIndex(after: &index)
-            runStart = index
+            return true
         }
-        if runStart == utf8.startIndex {
-            out += text
-        } else if runStart != index {
-            out += text[runStart..<index]
+        if done == nil {
+            let utf8 = text.utf8
+            var runStart = utf8.startIndex
+            var index = runStart
+            while index != utf8.endIndex {
+                let byte = utf8[index]
+                guard needsEscape(byte) else {
+                    utf8.formIndex(after: &index)
+                    continue
+                }
+                if runStart != index { out += text[runStart..<index] }
+                writeEscape(byte, into: &out)
+                utf8.formIndex(after: &index)
+                runStart = index
+            }
+            if runStart == utf8.startIndex {
+                out += text
+            } else if runStart != index {
+                out += text[runStart..<index]
+            }
         }
         out += "\""
+    }
+
+    @inline(__always)
+    private static func needsEscape(_ byte: UInt8) -> Bool { byte < 0x20 || byte == 0x22 || byte == 0x5C }
+
+    @inline(__always)
+    private static func offset(_ offset: Int, in text: String) -> String.Index {
+        text.utf8.index(text.utf8.startIndex, offsetBy: offset)
+    }
+
+    /// The offset of the first byte at or after `start` that must be escaped (a control
+    /// character, `"` or `\`). Eight bytes at a time: a byte of the word is flagged when it is
+    /// below 0x20 or equal to 0x22 or 0x5C (the classic "has zero byte" test on the word XORed with
+    /// each needle; bytes ≥ 0x80 are never flagged, so a flag is exact for its lowest byte).
+    @inline(__always)
+    static func nextEscape(in bytes: UnsafeBufferPointer<UInt8>, from start: Int) -> Int? {
+        var index = start
+        let count = bytes.count
+        if let base = bytes.baseAddress {
+            let ones: UInt64 = 0x0101_0101_0101_0101
+            let highs: UInt64 = 0x8080_8080_8080_8080
+            while index + 8 <= count {
+                let word = UInt64(littleEndian: UnsafeRawPointer(base + index).loadUnaligned(as: UInt64.self))
+                let quote = word ^ (ones &* 0x22)
+                let backslash = word ^ (ones &* 0x5C)
+                let flags =
+                    ((word &- ones &* 0x20) | (quote &- ones) | (backslash &- ones)) & ~word & highs
+                guard flags == 0 else {
+                    // Borrows only travel upwards: the lowest flagged byte is a real match.
+                    return index + flags.trailingZeroBitCount / 8
+                }
+                index += 8
+            }
+        }
+        while index < count {
+            if needsEscape(bytes[index]) { return index }
+            index += 1
+        }
+        return nil
+    }
+
+    @inline(__always)
+    private static func writeEscape(_ byte: UInt8, into out: inout String) {
+        switch byte {
+        case 0x22: out += "\\\""
+        case 0x5C: out += "\\\\"
+        case 0x0A: out += "\\n"
+        case 0x0D: out += "\\r"
+        case 0x09: out += "\\t"
+        default:
+            let hex = String(byte, radix: 16)
+            out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+        }
     }
 }

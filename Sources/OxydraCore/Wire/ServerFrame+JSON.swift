@@ -8,7 +8,19 @@ extension ServerFrame {
         var out = "{\"type\":\""
         out += type
         out += "\",\"payload\":"
-        JSONWriter.write(payload, into: &out)
+        // The frames of every streamed turn are written straight out; the rest go through `payload`.
+        switch self {
+        case .turnStarted(let header), .turnCancelled(let header):
+            header.write(into: &out)
+            out += "}"
+        case .assistantDelta(let header, let delta):
+            header.write(into: &out)
+            out += ",\"delta\":"
+            JSONWriter.writeString(delta, into: &out)
+            out += "}"
+        default:
+            JSONWriter.write(payload, into: &out)
+        }
         out += "}"
         return out
     }
@@ -281,6 +293,22 @@ extension ServerFrame {
 }
 
 extension TurnHeader {
+    /// ``members(_:)`` without extra members, written straight out and left open (no closing
+    /// brace) for the frame's own members.
+    fileprivate func write(into out: inout String) {
+        out += "{\"request_id\":"
+        JSONWriter.writeString(requestID, into: &out)
+        out += ",\"session\":{\"user_id\":"
+        JSONWriter.writeString(session.userID.rawValue, into: &out)
+        out += ",\"session_id\":"
+        JSONWriter.writeString(session.sessionID.rawValue, into: &out)
+        out += "},\"turn\":{\"turn_id\":"
+        JSONWriter.writeString(turn.turnID.rawValue, into: &out)
+        out += ",\"state\":\""
+        out += turn.state.rawValue
+        out += "\"}"
+    }
+
     fileprivate func members(_ extra: [(String, JSONValue)]) -> JSONValue {
         var object: [String: JSONValue] = [
             "request_id": .string(requestID), "session": session.json, "turn": turn.json,

@@ -140,7 +140,7 @@ public struct SSEParser: Sendable {
     }
 
     private static func text(_ bytes: ArraySlice<UInt8>) throws(SSEError) -> String {
-        guard let text = String(validating: bytes, as: UTF8.self) else { throw .invalidUTF8 }
+        guard let text = String(exactUTF8: bytes) else { throw .invalidUTF8 }
         return text
     }
 }
