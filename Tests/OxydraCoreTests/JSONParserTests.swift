@@ -44,33 +44,81 @@ struct JSONParserTests {
         }
     }
 
-    /// Only the named top-level members are built; the result is the full parse without the others.
+    /// A value read piece by piece (``JSONParser/read(_:_:)``): members taken are what a full parse
+    /// holds, the others are skipped; reading everything rebuilds the full parse.
     @Test(arguments: [
         #"{"id":"chatcmpl-123456789012345678","object":"chat.completion.chunk","created":1700000000,"model":"m","choices":[{"index":0,"delta":{"content":"token "},"finish_reason":null}],"usage":null}"#,
         #"{"skip":{"deep":[1,{"z":"caf\u00e9 \ud83c\udf89"}],"e":"a\"b"},"choices":[],"skip2":"日本 \n","usage":{"prompt_tokens":3}}"#,
-        #"{"choices":1,"choices":2}"#, #"{}"#, #"[{"skip":1}]"#, #""text""#, "12",
+        #"{"choices":1,"choices":2}"#, #"{}"#, #"[{"skip":1}]"#, #""text""#, "12", " [ ] ",
+        #"{"a":{"b":[{},[],{"c":null}]}}"#,
     ])
-    func keepingMembersBuildsOnlyThoseAndChecksTheRest(_ text: String) throws {
+    func theReaderTakesWhatItReadsAndChecksTheRest(_ text: String) throws {
         let kept = ["choices", "usage", "error"]
         let full = try JSONParser.parse(text)
+        var taken: [String: JSONValue] = [:]
+        var top: JSONValue?
+        try JSONParser.read(text) { (reader: inout JSONParser) throws(JSONSyntaxError) in
+            guard reader.atObject else {
+                top = try reader.readValue()
+                return
+            }
+            try reader.readObject { (key: String, reader: inout JSONParser) throws(JSONSyntaxError) in
+                if kept.contains(key) { taken[key] = try reader.readValue() }
+            }
+        }
         let expected = full.objectValue.map { JSONValue.object($0.filter { kept.contains($0.key) }) } ?? full
-        #expect(try JSONParser.parse(text, keepingMembers: kept) == expected)
+        #expect((top ?? .object(taken)) == expected)
+        #expect(try Self.rebuilt(text) == full)
     }
 
-    /// A member left out is checked as strictly as one that is built: the same error at the same byte.
+    /// The whole value through the reader's containers.
+    static func rebuilt(_ text: String) throws(JSONSyntaxError) -> JSONValue {
+        var value = JSONValue.null
+        try JSONParser.read(text) { (reader: inout JSONParser) throws(JSONSyntaxError) in value = try rebuild(&reader) }
+        return value
+    }
+
+    static func rebuild(_ reader: inout JSONParser) throws(JSONSyntaxError) -> JSONValue {
+        if reader.atObject {
+            var members: [String: JSONValue] = [:]
+            try reader.readObject { (key: String, reader: inout JSONParser) throws(JSONSyntaxError) in
+                members[key] = try rebuild(&reader)
+            }
+            return .object(members)
+        }
+        if reader.atArray {
+            var elements: [JSONValue] = []
+            try reader.readArray { (reader: inout JSONParser) throws(JSONSyntaxError) in
+                elements.append(try rebuild(&reader))
+            }
+            return .array(elements)
+        }
+        return try reader.readValue()
+    }
+
+    /// What the reader skips is checked as strictly as what it builds: the same error at the same
+    /// byte as a full parse, whether it skips everything or takes everything.
     @Test(arguments: [
         #"{"x":"a\#u{1}"}"#, #"{"x":"\x"}"#, #"{"x":[1,]}"#, #"{"x":{"y" 1}}"#, #"{"x":{"y":1,}}"#,
         #"{"x":"\ud83c"}"#, #"{"x":"abc"#, #"{"x":[1 2]}"#, #"{"x":{"y":1 "z":2}}"#, #"{"x":tru}"#, #"{"x":-}"#,
-        #"{"x":{1:2}}"#, #"{"x":[1],}"#, #"{"x":1} 2"#,
+        #"{"x":{1:2}}"#, #"{"x":[1],}"#, #"{"x":1} 2"#, "[1,[2,]]", "{", "",
         #"{"x":"# + String(repeating: "[", count: 600) + String(repeating: "]", count: 600) + "}",
+        String(repeating: "[", count: 600) + String(repeating: "]", count: 600),
     ])
-    func keepingMembersReportsTheSameErrors(_ text: String) {
+    func theReaderReportsTheSameErrors(_ text: String) {
         var full: String?
-        var filtered: String?
+        var skipped: String?
+        var taken: String?
         do { _ = try JSONParser.parse(text) } catch { full = error.description }
-        do { _ = try JSONParser.parse(text, keepingMembers: ["choices"]) } catch { filtered = error.description }
+        do {
+            try JSONParser.read(text) { (reader: inout JSONParser) throws(JSONSyntaxError) in
+                if reader.atObject { try reader.readObject { _, _ in } }
+            }
+        } catch { skipped = error.description }
+        do { _ = try Self.rebuilt(text) } catch { taken = error.description }
         #expect(full != nil)
-        #expect(filtered == full)
+        #expect(skipped == full)
+        #expect(taken == full)
     }
 
     /// Strings written by ``JSONWriter`` read back the same through Foundation, whatever they hold:

@@ -20,23 +20,7 @@ public struct JSONParser {
     }
 
     public static func parse(_ bytes: UnsafeBufferPointer<UInt8>) throws(JSONSyntaxError) -> JSONValue {
-        try parse(bytes, keeping: nil)
-    }
-
-    /// Like ``parse(_:)-(String)``, but when the document is an object only its members named in
-    /// `members` are built; the others are checked exactly as strictly and left out. A stream chunk
-    /// carries an id, a model name and a timestamp in every event that its reader never looks at.
-    public static func parse(_ text: String, keepingMembers members: [String]) throws(JSONSyntaxError) -> JSONValue {
-        var text = text
-        return try text.withUTF8 { bytes in
-            Result { () throws(JSONSyntaxError) in try parse(bytes, keeping: members) }
-        }.get()
-    }
-
-    private static func parse(_ bytes: UnsafeBufferPointer<UInt8>, keeping members: [String]?)
-        throws(JSONSyntaxError) -> JSONValue
-    {
-        var parser = JSONParser(bytes: bytes, keeping: members)
+        var parser = JSONParser(bytes: bytes)
         parser.skipWhitespace()
         let value = try parser.parseValue(depth: 0)
         parser.skipWhitespace()
@@ -46,13 +30,9 @@ public struct JSONParser {
 
     private let bytes: UnsafeBufferPointer<UInt8>
     private var position = 0
-    /// The top-level members to build (all when nil).
-    private let keptMembers: [String]?
-
-    private init(bytes: UnsafeBufferPointer<UInt8>, keeping members: [String]? = nil) {
-        self.bytes = bytes
-        keptMembers = members
-    }
+    /// How many containers the reader (``read(_:_:)``) is inside.
+    private var readerDepth = 0
+    private init(bytes: UnsafeBufferPointer<UInt8>) { self.bytes = bytes }
 
     private func error(_ message: String) -> JSONSyntaxError { JSONSyntaxError(message: message, offset: position) }
 
@@ -107,11 +87,7 @@ public struct JSONParser {
             guard position < bytes.count, bytes[position] == UInt8(ascii: ":") else { throw error("expected `:`") }
             position += 1
             skipWhitespace()
-            if depth == 1, let keptMembers, !keptMembers.contains(key) {
-                try skipValue(depth: depth)
-            } else {
-                object[key] = try parseValue(depth: depth)
-            }
+            object[key] = try parseValue(depth: depth)
             skipWhitespace()
             guard position < bytes.count else { throw error("unexpected end of JSON") }
             if bytes[position] == UInt8(ascii: ",") {
@@ -337,5 +313,116 @@ public struct JSONParser {
         if isInteger, let integer = Int(text) { return .integer(integer) }
         guard let number = Double(text) else { throw error("invalid number") }
         return .number(number)
+    }
+}
+
+// MARK: reading a document piece by piece
+
+extension JSONParser {
+    /// Reads one JSON document with `body`, which takes what it wants and leaves the rest: a value
+    /// it does not take is skipped. Everything is checked exactly as ``parse(_:)-(String)`` checks it
+    /// (same errors at the same byte), but nothing is built that `body` does not ask for — a stream
+    /// chunk's reader needs three strings, not three dictionaries.
+    public static func read(_ text: String, _ body: (inout JSONParser) throws(JSONSyntaxError) -> Void)
+        throws(JSONSyntaxError)
+    {
+        var text = text
+        try text.withUTF8 { bytes in
+            Result { () throws(JSONSyntaxError) in
+                var parser = JSONParser(bytes: bytes)
+                parser.skipWhitespace()
+                try parser.consume(body)
+                parser.skipWhitespace()
+                guard parser.position == bytes.count else { throw parser.error("unexpected data after the JSON value") }
+            }
+        }.get()
+    }
+
+    /// Whether the next value is an object (then ``readObject(_:)`` reads it).
+    public var atObject: Bool { position < bytes.count && bytes[position] == UInt8(ascii: "{") }
+
+    /// Whether the next value is an array (then ``readArray(_:)`` reads it).
+    public var atArray: Bool { position < bytes.count && bytes[position] == UInt8(ascii: "[") }
+
+    /// Calls `member` with each key of the object that comes next (``atObject``) and the reader
+    /// placed at its value; a value `member` does not read is skipped. Keys come in document order,
+    /// repeated keys as often as they appear.
+    public mutating func readObject(_ member: (String, inout JSONParser) throws(JSONSyntaxError) -> Void)
+        throws(JSONSyntaxError)
+    {
+        guard atObject else { throw error("expected an object") }
+        let depth = readerDepth + 1
+        guard depth <= Self.maxDepth else { throw error("JSON nested too deeply") }
+        readerDepth = depth
+        defer { readerDepth = depth - 1 }
+        position += 1
+        skipWhitespace()
+        if position < bytes.count && bytes[position] == UInt8(ascii: "}") {
+            position += 1
+            return
+        }
+        while true {
+            skipWhitespace()
+            guard position < bytes.count, bytes[position] == UInt8(ascii: "\"") else { throw error("expected a key") }
+            let key = try parseString()
+            skipWhitespace()
+            guard position < bytes.count, bytes[position] == UInt8(ascii: ":") else { throw error("expected `:`") }
+            position += 1
+            skipWhitespace()
+            try consume { (reader: inout JSONParser) throws(JSONSyntaxError) in try member(key, &reader) }
+            skipWhitespace()
+            guard position < bytes.count else { throw error("unexpected end of JSON") }
+            if bytes[position] == UInt8(ascii: ",") {
+                position += 1
+                continue
+            }
+            guard bytes[position] == UInt8(ascii: "}") else { throw error("expected `,` or `}`") }
+            position += 1
+            return
+        }
+    }
+
+    /// Calls `element` with the reader placed at each element of the array that comes next
+    /// (``atArray``); an element `element` does not read is skipped.
+    public mutating func readArray(_ element: (inout JSONParser) throws(JSONSyntaxError) -> Void)
+        throws(JSONSyntaxError)
+    {
+        guard atArray else { throw error("expected an array") }
+        let depth = readerDepth + 1
+        guard depth <= Self.maxDepth else { throw error("JSON nested too deeply") }
+        readerDepth = depth
+        defer { readerDepth = depth - 1 }
+        position += 1
+        skipWhitespace()
+        if position < bytes.count && bytes[position] == UInt8(ascii: "]") {
+            position += 1
+            return
+        }
+        while true {
+            skipWhitespace()
+            try consume(element)
+            skipWhitespace()
+            guard position < bytes.count else { throw error("unexpected end of JSON") }
+            if bytes[position] == UInt8(ascii: ",") {
+                position += 1
+                continue
+            }
+            guard bytes[position] == UInt8(ascii: "]") else { throw error("expected `,` or `]`") }
+            position += 1
+            return
+        }
+    }
+
+    /// The value that comes next, built.
+    public mutating func readValue() throws(JSONSyntaxError) -> JSONValue { try parseValue(depth: readerDepth) }
+
+    /// Moves past the value that comes next, checking it without building it.
+    public mutating func skipValue() throws(JSONSyntaxError) { try skipValue(depth: readerDepth) }
+
+    /// Runs `body` at a value and skips the value if `body` left it where it was.
+    private mutating func consume(_ body: (inout JSONParser) throws(JSONSyntaxError) -> Void) throws(JSONSyntaxError) {
+        let start = position
+        try body(&self)
+        if position == start { try skipValue(depth: readerDepth) }
     }
 }

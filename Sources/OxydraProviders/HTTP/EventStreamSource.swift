@@ -173,11 +173,8 @@ enum WireJSON {
     }
 
     /// Parses a stream payload with the fast parser.
-    static func parse(_ text: String, provider: ProviderID, keepingMembers members: [String]? = nil)
-        throws(ProviderError) -> JSONValue
-    {
+    static func parse(_ text: String, provider: ProviderID) throws(ProviderError) -> JSONValue {
         do {
-            if let members { return try JSONParser.parse(text, keepingMembers: members) }
             return try JSONParser.parse(text)
         } catch {
             throw .responseParse(provider: provider, message: "not valid JSON (\(error)) in `\(text.prefix(200))`")

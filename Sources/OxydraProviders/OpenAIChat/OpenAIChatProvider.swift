@@ -205,9 +205,6 @@ struct OpenAIChatTranslator: StreamTranslator {
     var acceptsEndOfInput: Bool { isComplete || sawFinish }
     var incompleteReason: String { "OpenAI-compatible stream ended before [DONE]" }
 
-    /// The members of a chunk this translator reads (an id, model name and timestamp come with every chunk).
-    static let readMembers = ["choices", "usage", "error"]
-
     mutating func translate(_ event: SSEEvent) throws -> [ModelEvent] {
         let payload = event.data.trimmed
         if payload.isEmpty { return [] }
@@ -215,20 +212,28 @@ struct OpenAIChatTranslator: StreamTranslator {
             isComplete = true
             return []
         }
-        // Stream chunks go through the fast parser: this is the hot path of every OpenAI-compatible server.
-        let chunk = try WireJSON.parse(payload, provider: provider, keepingMembers: Self.readMembers)
-        if let error = chunk["error"], error != .null {
+        // Stream chunks are the hot path of every OpenAI-compatible server: they are read in place
+        // (``Chunk``), checked as strictly as a full parse, with no dictionary built per chunk.
+        let chunk: Chunk
+        do {
+            chunk = try Chunk(payload)
+        } catch {
+            throw ProviderError.responseParse(
+                provider: provider, message: "not valid JSON (\(error)) in `\(payload.prefix(200))`")
+        }
+        if let error = chunk.error, error != .null {
             let message = error["message"]?.stringValue ?? error.stringValue ?? error["type"]?.stringValue
             throw ProviderError.requestFailed(provider: provider, message: message ?? "the stream reported an error")
         }
         var events: [ModelEvent] = []
-        for choice in chunk["choices"]?.arrayValue ?? [] where (choice["index"]?.intValue ?? 0) == 0 {
-            if let delta = choice["delta"] ?? choice["message"] {
-                if let reasoning = (delta["reasoning_content"] ?? delta["reasoning"])?.stringValue, !reasoning.isEmpty {
+        for choice in chunk.choices where (choice.index?.intValue ?? 0) == 0 {
+            // `delta` when the choice has one (whatever its value), else `message`.
+            if let delta = choice.delta ?? choice.message {
+                if let reasoning = (delta.reasoningContent ?? delta.reasoning)?.stringValue, !reasoning.isEmpty {
                     events.append(.reasoningDelta(reasoning))
                 }
-                if let content = delta["content"]?.stringValue, !content.isEmpty { events.append(.textDelta(content)) }
-                for (position, call) in (delta["tool_calls"]?.arrayValue ?? []).enumerated() {
+                if let content = delta.content?.stringValue, !content.isEmpty { events.append(.textDelta(content)) }
+                for (position, call) in (delta.toolCalls?.arrayValue ?? []).enumerated() {
                     let function = call["function"]
                     let id = call["id"]?.stringValue
                     let name = function?["name"]?.stringValue
@@ -240,12 +245,12 @@ struct OpenAIChatTranslator: StreamTranslator {
                         .toolCallDelta(ToolCallDelta(index: index, id: id, name: name, argumentsFragment: fragment)))
                 }
             }
-            if let finish = choice["finish_reason"]?.stringValue, !finish.isEmpty {
+            if let finish = choice.finishReason?.stringValue, !finish.isEmpty {
                 sawFinish = true
                 events.append(.finish(FinishReason(providerValue: finish)))
             }
         }
-        if let usage = chunk["usage"], usage != .null {
+        if let usage = chunk.usage, usage != .null {
             events.append(
                 .usage(
                     Usage(
@@ -254,6 +259,84 @@ struct OpenAIChatTranslator: StreamTranslator {
                         totalTokens: usage["total_tokens"]?.intValue)))
         }
         return events
+    }
+
+    /// What a stream chunk says, read in place: the members the translator uses, each as the
+    /// dictionary of a full parse would hold it (a repeated key: its last value; a member of the
+    /// wrong type: as it came, for the translator to ignore as before). Everything else (the id,
+    /// model name and timestamp every chunk repeats) is checked and skipped.
+    struct Chunk {
+        struct Delta {
+            var content: JSONValue?
+            var reasoningContent: JSONValue?
+            var reasoning: JSONValue?
+            var toolCalls: JSONValue?
+        }
+
+        struct Choice {
+            var index: JSONValue?
+            /// Present (an object or not) when the choice has the member.
+            var delta: Delta?
+            var message: Delta?
+            var finishReason: JSONValue?
+        }
+
+        var choices: [Choice] = []
+        var usage: JSONValue?
+        var error: JSONValue?
+
+        private init() {}
+
+        init(_ payload: String) throws(JSONSyntaxError) {
+            var chunk = Chunk()
+            try JSONParser.read(payload) { (reader: inout JSONParser) throws(JSONSyntaxError) in
+                guard reader.atObject else { return }
+                try reader.readObject { (key: String, reader: inout JSONParser) throws(JSONSyntaxError) in
+                    switch key {
+                    case "choices":
+                        chunk.choices = []
+                        guard reader.atArray else { return }
+                        try reader.readArray { (reader: inout JSONParser) throws(JSONSyntaxError) in
+                            chunk.choices.append(try Self.choice(&reader))
+                        }
+                    case "usage": chunk.usage = try reader.readValue()
+                    case "error": chunk.error = try reader.readValue()
+                    default: break
+                    }
+                }
+            }
+            self = chunk
+        }
+
+        private static func choice(_ reader: inout JSONParser) throws(JSONSyntaxError) -> Choice {
+            var choice = Choice()
+            guard reader.atObject else { return choice }
+            try reader.readObject { (key: String, reader: inout JSONParser) throws(JSONSyntaxError) in
+                switch key {
+                case "index": choice.index = try reader.readValue()
+                case "delta": choice.delta = try delta(&reader)
+                case "message": choice.message = try delta(&reader)
+                case "finish_reason": choice.finishReason = try reader.readValue()
+                default: break
+                }
+            }
+            return choice
+        }
+
+        private static func delta(_ reader: inout JSONParser) throws(JSONSyntaxError) -> Delta {
+            var delta = Delta()
+            guard reader.atObject else { return delta }
+            try reader.readObject { (key: String, reader: inout JSONParser) throws(JSONSyntaxError) in
+                switch key {
+                case "content": delta.content = try reader.readValue()
+                case "reasoning_content": delta.reasoningContent = try reader.readValue()
+                case "reasoning": delta.reasoning = try reader.readValue()
+                case "tool_calls": delta.toolCalls = try reader.readValue()
+                default: break
+                }
+            }
+            return delta
+        }
     }
 
     private mutating func slot(serverIndex: Int?, id: String?, position: Int) -> Int {
