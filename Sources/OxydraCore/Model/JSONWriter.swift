@@ -149,16 +149,60 @@ public enum JSONWriter {
     }
 
     @inline(__always)
-    private static func writeEscape(_ byte: UInt8, into out: inout String) {
+    private static func writeEscape(_ byte: UInt8, into out: inout String) { out += escape(byte) }
+
+    /// How a byte that must be escaped is written.
+    static func escape(_ byte: UInt8) -> String {
         switch byte {
-        case 0x22: out += "\\\""
-        case 0x5C: out += "\\\\"
-        case 0x0A: out += "\\n"
-        case 0x0D: out += "\\r"
-        case 0x09: out += "\\t"
+        case 0x22: return "\\\""
+        case 0x5C: return "\\\\"
+        case 0x0A: return "\\n"
+        case 0x0D: return "\\r"
+        case 0x09: return "\\t"
         default:
             let hex = String(byte, radix: 16)
-            out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            return "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
         }
     }
+}
+
+/// JSON written as UTF-8 bytes, for documents written often and large: a provider request body
+/// carries the whole conversation on every call. Appending bytes to an array costs a capacity check
+/// and a copy; appending to a `String` also re-checks what it appends (is it all ASCII) each time,
+/// which was a tenth of a turn's instructions. Strings are escaped exactly as
+/// ``JSONWriter/writeString(_:into:)`` escapes them.
+public struct JSONBytes: Sendable {
+    public private(set) var bytes: [UInt8] = []
+
+    public init(capacity: Int = 256) { bytes.reserveCapacity(capacity) }
+
+    /// Text that is already JSON (punctuation, keys, an encoded value).
+    public mutating func raw(_ text: StaticString) {
+        text.withUTF8Buffer { bytes.append(contentsOf: $0) }
+    }
+
+    public mutating func raw(_ text: String) {
+        var text = text
+        text.withUTF8 { bytes.append(contentsOf: $0) }
+    }
+
+    public mutating func raw(_ other: [UInt8]) { bytes.append(contentsOf: other) }
+
+    /// A JSON string literal.
+    public mutating func string(_ text: String) {
+        bytes.append(0x22)
+        var text = text
+        text.withUTF8 { utf8 in
+            var runStart = 0
+            while let found = JSONWriter.nextEscape(in: utf8, from: runStart) {
+                bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart..<found]))
+                raw(JSONWriter.escape(utf8[found]))
+                runStart = found + 1
+            }
+            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart...]))
+        }
+        bytes.append(0x22)
+    }
+
+    public var text: String { String(decoding: bytes, as: UTF8.self) }
 }

@@ -184,39 +184,40 @@ enum WireJSON {
     /// Request bodies: the project's writer (sorted keys, so bodies are stable).
     static func encode(_ value: JSONValue) -> Data { Data(JSONWriter.text(value, sortedKeys: true).utf8) }
 
-    /// `members` plus members whose values are already encoded (`encoded`: key → JSON text),
+    /// `members` plus members whose values are already encoded (`encoded`: key → JSON as UTF-8),
     /// exactly as ``encode(_:)`` would write them all, in one sorted object.
-    static func encode(_ members: [String: JSONValue], encoded: [String: String]) -> Data {
+    static func encode(_ members: [String: JSONValue], encoded: [String: [UInt8]]) -> Data {
         precondition(Set(members.keys).isDisjoint(with: encoded.keys))
         let keys = (Array(members.keys) + Array(encoded.keys)).sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
-        var text = "{"
+        var body = JSONBytes(capacity: encoded.values.reduce(256) { $0 + $1.count })
+        body.raw("{")
         for (position, key) in keys.enumerated() {
-            if position > 0 { text += "," }
-            JSONWriter.writeString(key, into: &text)
-            text += ":"
+            if position > 0 { body.raw(",") }
+            body.string(key)
+            body.raw(":")
             if let value = members[key] {
-                JSONWriter.write(value, into: &text, sortedKeys: true)
+                body.raw(JSONWriter.text(value, sortedKeys: true))
             } else if let value = encoded[key] {
-                text += value
+                body.raw(value)
             }
         }
-        text += "}"
-        return Data(text.utf8)
+        body.raw("}")
+        return Data(body.bytes)
     }
 }
 
 /// A request's tool declarations, encoded once: a guest sends the same tools on every call.
 final class EncodedToolsCache: Sendable {
-    private let storage = Mutex<(tools: [ToolDeclaration], text: String)?>(nil)
+    private let storage = Mutex<(tools: [ToolDeclaration], bytes: [UInt8])?>(nil)
 
     init() {}
 
     /// The encoding of `encode(tools)`, reused while `tools` stays the same.
-    func text(for tools: [ToolDeclaration], encode: ([ToolDeclaration]) -> JSONValue) -> String {
-        if let cached = storage.withLock({ $0 }), Self.same(cached.tools, tools) { return cached.text }
-        let text = JSONWriter.text(encode(tools), sortedKeys: true)
-        storage.withLock { $0 = (tools, text) }
-        return text
+    func bytes(for tools: [ToolDeclaration], encode: ([ToolDeclaration]) -> JSONValue) -> [UInt8] {
+        if let cached = storage.withLock({ $0 }), Self.same(cached.tools, tools) { return cached.bytes }
+        let bytes = Array(JSONWriter.text(encode(tools), sortedKeys: true).utf8)
+        storage.withLock { $0 = (tools, bytes) }
+        return bytes
     }
 
     /// The same array storage (the registry hands out one array while its tools stay the same),

@@ -35,15 +35,18 @@ public struct OpenAIChatProvider: WireProvider {
         var body: [String: JSONValue] = ["model": .string(request.model.rawValue), "stream": .bool(streaming)]
         if streaming { body["stream_options"] = ["include_usage": true] }
         if let maxOutputTokens = request.maxOutputTokens { body["max_tokens"] = .integer(maxOutputTokens) }
-        var messages = "["
+        // Room for the history's text plus its punctuation: no regrowth while it is written.
+        var messages = JSONBytes(
+            capacity: request.messages.reduce(64) { $0 + ($1.content?.utf8.count ?? 0) + 64 })
+        messages.raw("[")
         for (position, message) in request.messages.enumerated() {
-            if position > 0 { messages += "," }
+            if position > 0 { messages.raw(",") }
             Self.writeWireMessage(message, into: &messages)
         }
-        messages += "]"
-        if request.tools.isEmpty { return WireJSON.encode(body, encoded: ["messages": messages]) }
+        messages.raw("]")
+        if request.tools.isEmpty { return WireJSON.encode(body, encoded: ["messages": messages.bytes]) }
         body["tool_choice"] = "auto"
-        let tools = encodedTools.text(for: request.tools) { tools in
+        let tools = encodedTools.bytes(for: request.tools) { tools in
             .array(
                 tools.map { tool in
                     [
@@ -55,41 +58,41 @@ public struct OpenAIChatProvider: WireProvider {
                     ]
                 })
         }
-        return WireJSON.encode(body, encoded: ["messages": messages, "tools": tools])
+        return WireJSON.encode(body, encoded: ["messages": messages.bytes, "tools": tools])
     }
 
     /// ``wireMessage(_:)`` written straight out, exactly as the writer would write it (keys in
     /// order): a request carries the whole history, and building a dictionary per message only to
     /// sort and write it again was most of a request body's cost.
-    static func writeWireMessage(_ message: Message, into out: inout String) {
+    static func writeWireMessage(_ message: Message, into out: inout JSONBytes) {
         if message.role == .user && !message.attachments.isEmpty {
-            JSONWriter.write(wireMessage(message), into: &out, sortedKeys: true)
+            out.raw(JSONWriter.text(wireMessage(message), sortedKeys: true))
             return
         }
-        out += #"{"content":"#
-        JSONWriter.writeString(message.content ?? "", into: &out)
-        out += #","role":"#
-        JSONWriter.writeString(message.role.rawValue, into: &out)
+        out.raw(#"{"content":"#)
+        out.string(message.content ?? "")
+        out.raw(#","role":"#)
+        out.string(message.role.rawValue)
         switch message.role {
         case .assistant where !message.toolCalls.isEmpty:
-            out += #","tool_calls":["#
+            out.raw(#","tool_calls":["#)
             for (position, call) in message.toolCalls.enumerated() {
-                if position > 0 { out += "," }
-                out += #"{"function":{"arguments":"#
-                JSONWriter.writeString(call.arguments.text, into: &out)
-                out += #","name":"#
-                JSONWriter.writeString(call.name, into: &out)
-                out += #"},"id":"#
-                JSONWriter.writeString(call.id, into: &out)
-                out += #","type":"function"}"#
+                if position > 0 { out.raw(",") }
+                out.raw(#"{"function":{"arguments":"#)
+                out.string(call.arguments.text)
+                out.raw(#","name":"#)
+                out.string(call.name)
+                out.raw(#"},"id":"#)
+                out.string(call.id)
+                out.raw(#","type":"function"}"#)
             }
-            out += "]"
+            out.raw("]")
         case .tool:
-            out += #","tool_call_id":"#
-            JSONWriter.writeString(message.toolCallID ?? "", into: &out)
+            out.raw(#","tool_call_id":"#)
+            out.string(message.toolCallID ?? "")
         default: break
         }
-        out += "}"
+        out.raw("}")
     }
 
     static func wireMessage(_ message: Message) -> JSONValue {
