@@ -62,13 +62,25 @@ struct SSEParserTests {
     @Test func randomFragmentation() throws {
         var generator = SystemRandomNumberGenerator()
         var text = ""
+        // Every kind of line break, at every offset within an eight-byte word (the scanner's unit).
         for index in 0..<200 {
+            let end = ["\n", "\r\n", "\r"][index % 3]
             text += index % 7 == 0 ? ": note \(index)\r\n" : ""
-            text += "event: e\(index % 3)\ndata: {\"i\":\(index),\"s\":\"é🎉\(index)\"}\n\n"
+            text += "event: e\(index % 3)" + end + "data: {\"i\":\(index),\"s\":\"é🎉\(index)\"}" + end
+            text +=
+                String(repeating: "x", count: index % 8).isEmpty
+                ? end : "data: " + String(repeating: "x", count: index % 8) + end + end
         }
         let bytes = Array(text.utf8)
         let whole = try parse([bytes])
         #expect(whole.count == 200)
+        #expect(
+            whole.map(\.data)
+                == (0..<200).map { index in
+                    "{\"i\":\(index),\"s\":\"é🎉\(index)\"}"
+                        + (index % 8 == 0 ? "" : "\n" + String(repeating: "x", count: index % 8))
+                })
+        #expect(whole.map(\.event) == (0..<200).map { "e\($0 % 3)" })
         for _ in 0..<50 {
             var pieces: [[UInt8]] = []
             var position = 0

@@ -68,8 +68,24 @@ public struct SSEParser: Sendable {
                     continue
                 }
             }
-            // Find the next line break in the remaining bytes.
+            // Find the next line break in the remaining bytes: eight at a time (the lowest byte
+            // flagged by the "has a zero byte" test on the word XORed with LF or CR is a real one),
+            // then one at a time.
             var end = position
+            if let base = buffer.baseAddress {
+                let ones: UInt64 = 0x0101_0101_0101_0101
+                while end + 8 <= count {
+                    let word = UInt64(littleEndian: UnsafeRawPointer(base + end).loadUnaligned(as: UInt64.self))
+                    let lf = word ^ (ones &* 0x0A)
+                    let cr = word ^ (ones &* 0x0D)
+                    let flags = (((lf &- ones) & ~lf) | ((cr &- ones) & ~cr)) & (ones &* 0x80)
+                    if flags != 0 {
+                        end += flags.trailingZeroBitCount / 8
+                        break
+                    }
+                    end += 8
+                }
+            }
             while end < count {
                 let byte = buffer[end]
                 if byte == 0x0A || byte == 0x0D { break }
