@@ -351,34 +351,18 @@ extension JSONParser {
         throws(JSONSyntaxError)
     {
         guard atObject else { throw error("expected an object") }
-        let depth = readerDepth + 1
-        guard depth <= Self.maxDepth else { throw error("JSON nested too deeply") }
-        readerDepth = depth
-        defer { readerDepth = depth - 1 }
-        position += 1
-        skipWhitespace()
-        if position < bytes.count && bytes[position] == UInt8(ascii: "}") {
-            position += 1
-            return
-        }
-        while true {
-            skipWhitespace()
-            guard position < bytes.count, bytes[position] == UInt8(ascii: "\"") else { throw error("expected a key") }
-            let key = try parseString()
-            skipWhitespace()
-            guard position < bytes.count, bytes[position] == UInt8(ascii: ":") else { throw error("expected `:`") }
-            position += 1
-            skipWhitespace()
-            try consume { (reader: inout JSONParser) throws(JSONSyntaxError) in try member(key, &reader) }
-            skipWhitespace()
-            guard position < bytes.count else { throw error("unexpected end of JSON") }
-            if bytes[position] == UInt8(ascii: ",") {
-                position += 1
-                continue
+        try readContainer(closing: UInt8(ascii: "}")) { (reader: inout JSONParser) throws(JSONSyntaxError) in
+            guard reader.position < reader.bytes.count, reader.bytes[reader.position] == UInt8(ascii: "\"") else {
+                throw reader.error("expected a key")
             }
-            guard bytes[position] == UInt8(ascii: "}") else { throw error("expected `,` or `}`") }
-            position += 1
-            return
+            let key = try reader.parseString()
+            reader.skipWhitespace()
+            guard reader.position < reader.bytes.count, reader.bytes[reader.position] == UInt8(ascii: ":") else {
+                throw reader.error("expected `:`")
+            }
+            reader.position += 1
+            reader.skipWhitespace()
+            try reader.consume { (value: inout JSONParser) throws(JSONSyntaxError) in try member(key, &value) }
         }
     }
 
@@ -388,26 +372,38 @@ extension JSONParser {
         throws(JSONSyntaxError)
     {
         guard atArray else { throw error("expected an array") }
+        try readContainer(closing: UInt8(ascii: "]")) { (reader: inout JSONParser) throws(JSONSyntaxError) in
+            try reader.consume(element)
+        }
+    }
+
+    /// The container that comes next, one item (a member or an element) at a time, with
+    /// ``parseObject(depth:)``'s and ``parseArray(depth:)``'s checks and errors.
+    private mutating func readContainer(
+        closing: UInt8, _ item: (inout JSONParser) throws(JSONSyntaxError) -> Void
+    ) throws(JSONSyntaxError) {
         let depth = readerDepth + 1
         guard depth <= Self.maxDepth else { throw error("JSON nested too deeply") }
         readerDepth = depth
         defer { readerDepth = depth - 1 }
         position += 1
         skipWhitespace()
-        if position < bytes.count && bytes[position] == UInt8(ascii: "]") {
+        if position < bytes.count && bytes[position] == closing {
             position += 1
             return
         }
         while true {
             skipWhitespace()
-            try consume(element)
+            try item(&self)
             skipWhitespace()
             guard position < bytes.count else { throw error("unexpected end of JSON") }
             if bytes[position] == UInt8(ascii: ",") {
                 position += 1
                 continue
             }
-            guard bytes[position] == UInt8(ascii: "]") else { throw error("expected `,` or `]`") }
+            guard bytes[position] == closing else {
+                throw error(closing == UInt8(ascii: "}") ? "expected `,` or `}`" : "expected `,` or `]`")
+            }
             position += 1
             return
         }
