@@ -136,8 +136,35 @@ public struct JSONParser {
     }
 
     private mutating func skipContainer(closing: UInt8, depth: Int) throws(JSONSyntaxError) {
+        try walkContainer(closing: closing, depth: depth) { (parser: inout JSONParser) throws(JSONSyntaxError) in
+            if closing == UInt8(ascii: "}") {
+                _ = try parser.memberKey { (parser: inout JSONParser) throws(JSONSyntaxError) in try parser.skipString()
+                }
+            }
+            try parser.skipValue(depth: depth)
+        }
+    }
+
+    /// The key of an object member and its `:`, through `key` (which reads or skips the string),
+    /// leaving the parser at the member's value.
+    private mutating func memberKey<Key>(_ key: (inout JSONParser) throws(JSONSyntaxError) -> Key)
+        throws(JSONSyntaxError) -> Key
+    {
+        guard position < bytes.count, bytes[position] == UInt8(ascii: "\"") else { throw error("expected a key") }
+        let result = try key(&self)
+        skipWhitespace()
+        guard position < bytes.count, bytes[position] == UInt8(ascii: ":") else { throw error("expected `:`") }
+        position += 1
+        skipWhitespace()
+        return result
+    }
+
+    /// The container that comes next (its opening bracket at `position`), one item — a member or
+    /// an element, which `item` reads — at a time: the checks and errors of a container.
+    private mutating func walkContainer(
+        closing: UInt8, depth: Int, _ item: (inout JSONParser) throws(JSONSyntaxError) -> Void
+    ) throws(JSONSyntaxError) {
         guard depth <= Self.maxDepth else { throw error("JSON nested too deeply") }
-        let isObject = closing == UInt8(ascii: "}")
         position += 1
         skipWhitespace()
         if position < bytes.count && bytes[position] == closing {
@@ -146,17 +173,7 @@ public struct JSONParser {
         }
         while true {
             skipWhitespace()
-            if isObject {
-                guard position < bytes.count, bytes[position] == UInt8(ascii: "\"") else {
-                    throw error("expected a key")
-                }
-                try skipString()
-                skipWhitespace()
-                guard position < bytes.count, bytes[position] == UInt8(ascii: ":") else { throw error("expected `:`") }
-                position += 1
-                skipWhitespace()
-            }
-            try skipValue(depth: depth)
+            try item(&self)
             skipWhitespace()
             guard position < bytes.count else { throw error("unexpected end of JSON") }
             if bytes[position] == UInt8(ascii: ",") {
@@ -164,7 +181,7 @@ public struct JSONParser {
                 continue
             }
             guard bytes[position] == closing else {
-                throw error(isObject ? "expected `,` or `}`" : "expected `,` or `]`")
+                throw error(closing == UInt8(ascii: "}") ? "expected `,` or `}`" : "expected `,` or `]`")
             }
             position += 1
             return
@@ -352,16 +369,9 @@ extension JSONParser {
     {
         guard atObject else { throw error("expected an object") }
         try readContainer(closing: UInt8(ascii: "}")) { (reader: inout JSONParser) throws(JSONSyntaxError) in
-            guard reader.position < reader.bytes.count, reader.bytes[reader.position] == UInt8(ascii: "\"") else {
-                throw reader.error("expected a key")
+            let key = try reader.memberKey { (reader: inout JSONParser) throws(JSONSyntaxError) in
+                try reader.parseString()
             }
-            let key = try reader.parseString()
-            reader.skipWhitespace()
-            guard reader.position < reader.bytes.count, reader.bytes[reader.position] == UInt8(ascii: ":") else {
-                throw reader.error("expected `:`")
-            }
-            reader.position += 1
-            reader.skipWhitespace()
             try reader.consume { (value: inout JSONParser) throws(JSONSyntaxError) in try member(key, &value) }
         }
     }
@@ -377,36 +387,14 @@ extension JSONParser {
         }
     }
 
-    /// The container that comes next, one item (a member or an element) at a time, with
-    /// ``parseObject(depth:)``'s and ``parseArray(depth:)``'s checks and errors.
+    /// A container of the reader's, one level deeper than the reader is.
     private mutating func readContainer(
         closing: UInt8, _ item: (inout JSONParser) throws(JSONSyntaxError) -> Void
     ) throws(JSONSyntaxError) {
         let depth = readerDepth + 1
-        guard depth <= Self.maxDepth else { throw error("JSON nested too deeply") }
         readerDepth = depth
         defer { readerDepth = depth - 1 }
-        position += 1
-        skipWhitespace()
-        if position < bytes.count && bytes[position] == closing {
-            position += 1
-            return
-        }
-        while true {
-            skipWhitespace()
-            try item(&self)
-            skipWhitespace()
-            guard position < bytes.count else { throw error("unexpected end of JSON") }
-            if bytes[position] == UInt8(ascii: ",") {
-                position += 1
-                continue
-            }
-            guard bytes[position] == closing else {
-                throw error(closing == UInt8(ascii: "}") ? "expected `,` or `}`" : "expected `,` or `]`")
-            }
-            position += 1
-            return
-        }
+        try walkContainer(closing: closing, depth: depth, item)
     }
 
     /// The value that comes next, built.
