@@ -212,12 +212,14 @@ struct MicroVMTierTests {
             "\(stderrLog.standardOutput.suffix(2000))")
 
         // QEMU killed from the host: the supervisor boots the VM again, and the session is still there.
+        // Under TCG a boot now and then hangs in the emulated kernel; the supervisor kills a boot
+        // that is not ready by its deadline (125 s) and boots again, so allow for one such retry.
         kill(qemu[0], SIGKILL)
         var back = ""
-        let deadline = ContinuousClock.now + .seconds(120)
+        let deadline = ContinuousClock.now + .seconds(accelerator == "kvm" ? 60 : 240)
         while ContinuousClock.now < deadline {
             let now = try await Self.runAs(account, project, ["status"])
-            if now.exitCode == 0, now.standardOutput.contains("restarts=1\n"),
+            if now.exitCode == 0, Int(value("restarts", in: now.standardOutput) ?? "") ?? 0 >= 1,
                 now.standardOutput.contains("healthy=true")
             {
                 back = now.standardOutput
@@ -225,8 +227,17 @@ struct MicroVMTierTests {
             }
             try await Task.sleep(for: .milliseconds(250))
         }
-        #expect(back.contains("restarts=1"), "the VM was not booted again")
-        #expect(back.contains("last_crash=") && back.contains("signal 9 (SIGKILL)"), "\(back)")
+        #expect(back.contains("restarts="), "the VM was not booted again")
+        let restartLog = try await Self.runAs(account, project, ["logs", "--role", "runtime", "--tail", "400"])
+        #expect(
+            restartLog.standardOutput.contains("oxydra.supervisor: the guest ended (signal 9 (SIGKILL))"),
+            "\(restartLog.standardOutput.suffix(2000))")
+        if back.contains("restarts=1\n") {
+            #expect(back.contains("last_crash=") && back.contains("signal 9 (SIGKILL)"), "\(back)")
+        } else {
+            // A retried boot: its crash is the one that hung.
+            #expect(back.contains("not ready within 125 s, killed"), "\(back)")
+        }
         server.enqueue(.text("still here"))
         let again = try await Self.runAs(account, project, ["ask", "still there?"])
         #expect(again.standardOutput == "still here\n", "\(again.standardError)")
