@@ -1,29 +1,16 @@
 import OxydraCore
 import Synchronization
 
-/// The frames waiting to be written to one client, in order. Consecutive text deltas of a turn are
-/// merged as they are queued, so a client that reads slower than the model streams gets fewer,
-/// larger `assistant_delta` frames instead of falling behind (and a streamed delta costs an append,
-/// not a frame of its own). More than `limit` frames pushed since the writer last took (a merged
-/// delta counts as one) means the client has stopped reading: the queue closes and reports it as
-/// lagging.
+/// The frames waiting to be written to one client, in order. The writer takes everything queued at
+/// once and merges consecutive text deltas of a turn, so a client that reads slower than the model
+/// streams gets fewer, larger `assistant_delta` frames instead of falling behind. More than `limit`
+/// frames waiting means the client has stopped reading: the queue closes and reports it as lagging.
 final class OutboundQueue: Sendable {
     private struct State {
         var frames: [ServerFrame] = []
-        /// The run of deltas of one turn being merged: the newest frame, not yet in `frames`.
-        var run: (header: TurnHeader, text: String)?
-        var pushed = 0
         var waiter: CheckedContinuation<Void, Never>?
         var closed = false
         var lagging = false
-
-        var isEmpty: Bool { frames.isEmpty && run == nil }
-
-        mutating func endRun() {
-            guard let (header, text) = run else { return }
-            frames.append(.assistantDelta(header, delta: text))
-            run = nil
-        }
     }
 
     private let state = Mutex(State())
@@ -35,24 +22,14 @@ final class OutboundQueue: Sendable {
     func push(_ frame: ServerFrame) -> Bool {
         let (accepted, waiter) = state.withLock { state -> (Bool, CheckedContinuation<Void, Never>?) in
             guard !state.closed else { return (false, nil) }
-            defer { state.waiter = nil }
-            if state.pushed >= limit {
+            if state.frames.count >= limit {
                 state.closed = true
                 state.lagging = true
+                defer { state.waiter = nil }
                 return (false, state.waiter)
             }
-            state.pushed += 1
-            if case .assistantDelta(let header, let delta) = frame {
-                if state.run?.header == header {
-                    state.run!.text += delta
-                } else {
-                    state.endRun()
-                    state.run = (header, delta)
-                }
-            } else {
-                state.endRun()
-                state.frames.append(frame)
-            }
+            state.frames.append(frame)
+            defer { state.waiter = nil }
             return (true, state.waiter)
         }
         waiter?.resume()
@@ -75,22 +52,45 @@ final class OutboundQueue: Sendable {
     func take() async -> [ServerFrame]? {
         while true {
             let batch = state.withLock { state -> [ServerFrame]? in
-                guard !state.isEmpty else { return nil }
-                state.endRun()
-                state.pushed = 0
+                guard !state.frames.isEmpty else { return nil }
                 defer { state.frames.removeAll(keepingCapacity: true) }
                 return state.frames
             }
-            if let batch { return batch }
+            if let batch { return Self.coalesce(batch) }
             if state.withLock({ $0.closed }) { return nil }
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
                 let ready = state.withLock { state -> Bool in
-                    if !state.isEmpty || state.closed { return true }
+                    if !state.frames.isEmpty || state.closed { return true }
                     state.waiter = continuation
                     return false
                 }
                 if ready { continuation.resume() }
             }
         }
+    }
+
+    /// Merges runs of `assistant_delta` frames of the same turn into one (each run's text is
+    /// appended into one string, not rebuilt per delta).
+    static func coalesce(_ frames: [ServerFrame]) -> [ServerFrame] {
+        guard frames.count > 1 else { return frames }
+        var out: [ServerFrame] = []
+        out.reserveCapacity(frames.count)
+        var run: (header: TurnHeader, text: String)?
+        for frame in frames {
+            if case .assistantDelta(let header, let delta) = frame {
+                if run?.header == header {
+                    run!.text += delta
+                    continue
+                }
+                if let (header, text) = run { out.append(.assistantDelta(header, delta: text)) }
+                run = (header, delta)
+                continue
+            }
+            if let (header, text) = run { out.append(.assistantDelta(header, delta: text)) }
+            run = nil
+            out.append(frame)
+        }
+        if let (header, text) = run { out.append(.assistantDelta(header, delta: text)) }
+        return out
     }
 }
