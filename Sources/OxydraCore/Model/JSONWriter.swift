@@ -66,47 +66,37 @@ public enum JSONWriter {
     /// (including non-ASCII) verbatim as UTF-8.
     public static func writeString(_ text: String, into out: inout String) {
         out += "\""
-        // Runs without anything to escape are appended whole: the characters that need escaping are
-        // all ASCII, so every run starts and ends on a character boundary. The bytes are scanned
-        // eight at a time; most strings (a prompt, an answer) have nothing or little to escape.
-        let done = text.utf8.withContiguousStorageIfAvailable { bytes -> Bool in
-            var runStart = 0
-            var index = 0
-            while let found = nextEscape(in: bytes, from: index) {
-                if runStart != found { out += text[offset(runStart, in: text)..<offset(found, in: text)] }
-                writeEscape(bytes[found], into: &out)
-                index = found + 1
-                runStart = index
-            }
-            if runStart == 0 {
-                out += text
-            } else if runStart != bytes.count {
-                out += text[offset(runStart, in: text)...]
-            }
-            return true
-        }
-        if done == nil {
-            let utf8 = text.utf8
-            var runStart = utf8.startIndex
-            var index = runStart
-            while index != utf8.endIndex {
-                let byte = utf8[index]
-                guard needsEscape(byte) else {
-                    utf8.formIndex(after: &index)
-                    continue
+        // Runs without anything to escape are appended whole (as a slice of `text`): the characters
+        // that need escaping are all ASCII, so every run starts and ends on a character boundary.
+        var contiguous = text
+        contiguous.withUTF8 { utf8 in
+            forEachRun(in: utf8) { run in
+                if run.count == utf8.count {
+                    out += text
+                } else {
+                    out += text[offset(run.lowerBound, in: text)..<offset(run.upperBound, in: text)]
                 }
-                if runStart != index { out += text[runStart..<index] }
-                writeEscape(byte, into: &out)
-                utf8.formIndex(after: &index)
-                runStart = index
-            }
-            if runStart == utf8.startIndex {
-                out += text
-            } else if runStart != index {
-                out += text[runStart..<index]
+            } escape: { byte in
+                out += escape(byte)
             }
         }
         out += "\""
+    }
+
+    /// Walks a string's UTF-8 in order: `run` gets each range with nothing to escape, `escape` each
+    /// byte that must be escaped. The bytes are scanned eight at a time (``nextEscape(in:from:)``);
+    /// most strings (a prompt, an answer) have nothing or little to escape.
+    @inline(__always)
+    static func forEachRun(
+        in utf8: UnsafeBufferPointer<UInt8>, run: (Range<Int>) -> Void, escape: (UInt8) -> Void
+    ) {
+        var runStart = 0
+        while let found = nextEscape(in: utf8, from: runStart) {
+            if runStart != found { run(runStart..<found) }
+            escape(utf8[found])
+            runStart = found + 1
+        }
+        if runStart != utf8.count { run(runStart..<utf8.count) }
     }
 
     @inline(__always)
@@ -147,9 +137,6 @@ public enum JSONWriter {
         }
         return nil
     }
-
-    @inline(__always)
-    private static func writeEscape(_ byte: UInt8, into out: inout String) { out += escape(byte) }
 
     /// How a byte that must be escaped is written.
     static func escape(_ byte: UInt8) -> String {
@@ -193,13 +180,11 @@ public struct JSONBytes: Sendable {
         bytes.append(0x22)
         var text = text
         text.withUTF8 { utf8 in
-            var runStart = 0
-            while let found = JSONWriter.nextEscape(in: utf8, from: runStart) {
-                bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart..<found]))
-                raw(JSONWriter.escape(utf8[found]))
-                runStart = found + 1
+            JSONWriter.forEachRun(in: utf8) { run in
+                bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[run]))
+            } escape: { byte in
+                raw(JSONWriter.escape(byte))
             }
-            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart...]))
         }
         bytes.append(0x22)
     }
