@@ -30,7 +30,7 @@ bench = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(bench)
 
 
-async def count(binaries, shape, turns, scratch):
+async def count(binaries, shape, turns, scratch, keep=None):
     for old in glob.glob(scratch + "/callgrind.*"):
         os.remove(old)
     server = subprocess.Popen([sys.executable, os.path.join(here, "bench-compare.py"), "--serve"], stdout=subprocess.PIPE, text=True)
@@ -75,8 +75,11 @@ async def count(binaries, shape, turns, scratch):
     totals = []
     for path in glob.glob(scratch + "/callgrind.*"):
         with open(path) as dump:
-            totals += [int(line.split()[1]) for line in dump if line.startswith(("summary:", "totals:"))]
-    if not totals:
+            total = max([int(line.split()[1]) for line in dump if line.startswith(("summary:", "totals:"))], default=0)
+        totals.append(total)
+        if keep and total > 0:
+            shutil.copy(path, keep)
+    if not any(totals):
         raise SystemExit("callgrind wrote no counts (see the guest's logs)")
     return max(totals) / turns
 
@@ -95,7 +98,10 @@ async def main(options):
         os.chmod(scratch + "/oxydra-vm-under-callgrind", 0o755)
         counts = []
         for run in range(options.runs):
-            counts.append(await count(options.bin, options.shape, options.turns, scratch))
+            keep = None
+            if options.keep:
+                keep = "%s/callgrind.%s.%d" % (options.keep, options.shape, run + 1)
+            counts.append(await count(options.bin, options.shape, options.turns, scratch, keep))
             print("instructions: run %d: %.0f per %s turn" % (run + 1, counts[-1], options.shape), flush=True)
         counts.sort()
         print("instructions: %s turn, %d runs of %d: min/median/max %.0f/%.0f/%.0f per turn"
@@ -110,6 +116,10 @@ if __name__ == "__main__":
     parser.add_argument("--bin", default=".build/release", help="directory with runner, oxydra-vm and shell-daemon")
     parser.add_argument("--turns", type=int, default=100, help="operations counted per run")
     parser.add_argument("--runs", type=int, default=5, help="runs (at least 5 for min/median/max)")
+    parser.add_argument("--keep", help="directory to keep each run's callgrind dump in (for callgrind_annotate)")
     options = parser.parse_args()
     options.bin = os.path.abspath(options.bin)
+    if options.keep:
+        os.makedirs(options.keep, exist_ok=True)
+        options.keep = os.path.abspath(options.keep)
     asyncio.run(main(options))

@@ -198,6 +198,59 @@ struct ProviderFaultTests {
         }
     }
 
+    /// The timeout is the longest silence, not the longest answer: a stream that keeps coming for
+    /// three times the timeout is read to the end.
+    @Test func aStreamThatKeepsComingOutlivesTheTimeout() async throws {
+        let fixture = try await ProviderFixture.start(.openai, maxAttempts: 1, timeoutSecs: 1)
+        defer { Teardown.run { await fixture.stop() } }
+        var steady = ScriptedReply.text("one two three four five six seven eight")
+        steady.chunkDelay = .milliseconds(400)
+        fixture.server.enqueue(steady)
+        let clock = ContinuousClock()
+        let started = clock.now
+        let response = try await fixture.stream()
+        #expect(response.message.content == "one two three four five six seven eight")
+        #expect(clock.now - started > .seconds(2))
+    }
+
+    /// A stream read to the provider's end marker gives its connection back for the next call,
+    /// also when the body's own end comes a moment after the marker (the reader has let go by then).
+    @Test func theConnectionIsReusedAfterTheEndMarker() async throws {
+        let fixture = try await ProviderFixture.start(.openai, maxAttempts: 1)
+        defer { Teardown.run { await fixture.stop() } }
+        var opened: [Int] = []
+        for _ in 0..<4 {
+            var reply = ScriptedReply.text("kept alive")
+            reply.keepAlive = true
+            reply.chunkDelay = .milliseconds(20)
+            fixture.server.enqueue(reply)
+            #expect(try await fixture.stream().message.content == "kept alive")
+            try await Task.sleep(for: .milliseconds(60))
+            opened.append(fixture.server.connections)
+        }
+        #expect(fixture.server.requests.count == 4)
+        // The first call opens the pool's connection; the others take it again.
+        #expect(opened.dropFirst().allSatisfy { $0 == opened[0] })
+    }
+
+    /// A reader that does not read holds the connection back (the body is not all kept in memory)
+    /// and is not timed out for it; what it reads later is the whole body, byte for byte.
+    @Test func aSlowReaderPausesTheConnectionWithoutTimingOut() async throws {
+        let server = try await ScriptedModelServer.start()
+        defer { Teardown.run { try? await server.shutdown() } }
+        let line = String(repeating: "0123456789abcdef", count: 64)
+        let body = "[" + Array(repeating: "\"\(line)\"", count: 6 * 1024).joined(separator: ",") + "]"
+        server.enqueue(.raw(body, contentType: "application/json"))
+        let transport = ProviderTransport(
+            provider: ProviderID("scripted"), baseURL: server.baseURL, headers: [], secrets: [], timeout: .seconds(1))
+        let response = try await transport.post(
+            "/v1/chat/completions", json: Data("{}".utf8), accept: "application/json")
+        try await Task.sleep(for: .milliseconds(2500))
+        let read = try await transport.readBody(response)
+        #expect(read.count == body.utf8.count)
+        #expect(read == Data(body.utf8))
+    }
+
     @Test(arguments: ProviderType.every)
     func cancellingTheConsumerClosesTheConnection(_ type: ProviderType) async throws {
         let fixture = try await ProviderFixture.start(type)

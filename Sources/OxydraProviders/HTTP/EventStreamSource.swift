@@ -33,7 +33,7 @@ final class EventStreamSource<Translator: StreamTranslator>: ModelEventSource, @
     // All state is touched only from `next()`, which one consumer calls sequentially.
     private enum State {
         case notStarted
-        case streaming(HTTPClientResponse.Body.AsyncIterator)
+        case streaming(ProviderResponse)
         case finished
     }
 
@@ -74,12 +74,13 @@ final class EventStreamSource<Translator: StreamTranslator>: ModelEventSource, @
                 return nil
             case .notStarted:
                 try await start()
-            case .streaming(var iterator):
+            case .streaming(let response):
                 let chunk: ByteBuffer?
                 do {
-                    chunk = try await iterator.next()
+                    chunk = try await response.nextPart()
                 } catch {
                     state = .finished
+                    if error is CancellationError { throw error }
                     try Task.checkCancellation()
                     let mapped = transport.mapTransportError(error)
                     if case .timedOut = mapped { throw mapped }
@@ -93,7 +94,6 @@ final class EventStreamSource<Translator: StreamTranslator>: ModelEventSource, @
                     try await endOfInput()
                     continue
                 }
-                state = .streaming(iterator)
                 let events: [SSEEvent]
                 do {
                     events = try chunk.withUnsafeReadableBytes { bytes throws(SSEError) in try parser.feed(bytes) }
@@ -111,7 +111,7 @@ final class EventStreamSource<Translator: StreamTranslator>: ModelEventSource, @
         let response = try await transport.post(path, json: body, accept: "text/event-stream")
         switch try await transport.requireEventStream(response) {
         case .eventStream:
-            state = .streaming(response.body.makeAsyncIterator())
+            state = .streaming(response)
         case .json:
             let data = try await transport.readBody(response)
             pending = try translator.translateCompleteBody(data)

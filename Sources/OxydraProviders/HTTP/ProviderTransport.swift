@@ -36,88 +36,56 @@ struct ProviderTransport: Sendable {
 
     /// POSTs JSON to `path` (appended to the base URL) and returns the response once its head is in;
     /// non-2xx statuses become ``ProviderError/httpStatus(provider:status:message:retryAfter:)``.
-    func post(_ path: String, json body: Data, accept: String) async throws -> HTTPClientResponse {
-        var request = HTTPClientRequest(url: baseURL + path)
-        request.method = .POST
-        request.headers.add(name: "Content-Type", value: "application/json")
-        request.headers.add(name: "Accept", value: accept)
-        request.headers.add(name: "User-Agent", value: "oxydra/0.1")
-        for (name, value) in headers { request.headers.replaceOrAdd(name: name, value: value) }
-        request.body = .bytes(ByteBuffer(bytes: body))
-        let response: HTTPClientResponse
+    func post(_ path: String, json body: Data, accept: String) async throws -> ProviderResponse {
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: "application/json")
+        headers.add(name: "Accept", value: accept)
+        headers.add(name: "User-Agent", value: "oxydra/0.1")
+        for (name, value) in self.headers { headers.replaceOrAdd(name: name, value: value) }
+        let response: ProviderResponse
         do {
-            response = try await ProviderHTTPClients.client(idleTimeout: timeout).execute(
-                request, timeout: TimeAmount(timeout))
+            let request = try HTTPClient.Request(
+                url: baseURL + path, method: .POST, headers: headers, body: .data(body))
+            let (client, loop) = ProviderHTTPClients.client()
+            let exchange = ProviderExchange.start(request, on: client, loop: loop, timeout: TimeAmount(timeout))
+            response = ProviderResponse(head: try await exchange.head(), exchange: exchange)
+        } catch is CancellationError {
+            throw CancellationError()
         } catch {
             throw mapTransportError(error)
         }
-        guard (200..<300).contains(Int(response.status.code)) else {
+        guard (200..<300).contains(response.status) else {
             let body = (try? await readBody(response, limit: Self.errorBodyLimit)) ?? Data()
             throw ProviderError.httpStatus(
-                provider: provider, status: Int(response.status.code), message: errorMessage(body),
+                provider: provider, status: response.status, message: errorMessage(body),
                 retryAfter: Self.retryAfter(response.headers.first(name: "Retry-After")))
         }
         return response
     }
 
     /// The whole body, up to `limit` bytes.
-    func readBody(_ response: HTTPClientResponse, limit: Int = ProviderTransport.responseBodyLimit) async throws -> Data
-    {
+    func readBody(_ response: ProviderResponse, limit: Int = ProviderTransport.responseBodyLimit) async throws -> Data {
         var data = Data()
         do {
-            for try await chunk in response.body {
-                if data.count + chunk.readableBytes > limit {
+            while let part = try await response.nextPart() {
+                if data.count + part.readableBytes > limit {
                     throw ProviderError.responseParse(
                         provider: provider, message: "response larger than \(limit) bytes")
                 }
-                chunk.withUnsafeReadableBytes { data.append(contentsOf: $0) }
+                part.withUnsafeReadableBytes { data.append(contentsOf: $0) }
             }
         } catch let error as ProviderError {
             throw error
+        } catch is CancellationError {
+            throw CancellationError()
         } catch {
             throw mapTransportError(error)
         }
         return data
     }
 
-    /// Reads an event stream, calling `handle` for every event until it returns false or the body
-    /// ends. Returns true when the body ended (EOF), false when `handle` stopped early.
-    /// A transport failure mid-stream is returned as `.dropped(reason)` rather than thrown, so the
-    /// provider can report ``ModelEvent/connectionLost(_:)``.
-    func readEvents(_ response: HTTPClientResponse, _ handle: (SSEEvent) throws -> Bool) async throws -> StreamEnd {
-        var parser = SSEParser()
-        do {
-            for try await chunk in response.body {
-                let events = try chunk.withUnsafeReadableBytes { bytes throws(SSEError) in try parser.feed(bytes) }
-                for event in events where try !handle(event) { return .stopped }
-            }
-        } catch let error as SSEError {
-            throw ProviderError.responseParse(provider: provider, message: error.description)
-        } catch let error as ProviderError {
-            throw error
-        } catch is CancellationError {
-            throw CancellationError()
-        } catch {
-            if Task.isCancelled { throw CancellationError() }
-            let mapped = mapTransportError(error)
-            if case .timedOut = mapped { throw mapped }
-            return .dropped(describe(error))
-        }
-        do {
-            for event in try parser.finish() where try !handle(event) { return .stopped }
-        } catch let error as SSEError {
-            throw ProviderError.responseParse(provider: provider, message: error.description)
-        }
-        return .ended
-    }
-
-    enum StreamEnd: Sendable, Equatable {
-        case ended, stopped
-        case dropped(String)
-    }
-
     /// Whether `response` is an event stream; other content types are read whole for the error.
-    func requireEventStream(_ response: HTTPClientResponse) async throws -> ContentKind {
+    func requireEventStream(_ response: ProviderResponse) async throws -> ContentKind {
         let type = response.headers.first(name: "Content-Type")?.lowercased() ?? ""
         if type.hasPrefix("text/event-stream") { return .eventStream }
         if type.hasPrefix("application/json") { return .json }
@@ -200,46 +168,38 @@ struct ProviderTransport: Sendable {
     }
 }
 
-/// Process-wide HTTP clients, one per idle timeout (normally exactly one) and event loop of the
-/// shared group. They live for the whole process, so they are never shut down.
+/// Process-wide HTTP clients, one per event loop of the shared group. They live for the whole
+/// process, so they are never shut down.
 ///
 /// A request made on one of the shared loops (the gateway runs each connection's turns on its
 /// socket's loop) gets that loop's client, whose connections live on the same loop: the streamed
 /// response is read, parsed and forwarded without a thread hop per chunk. One client over the whole
 /// group would hand out whichever idle connection it has, often on the other loop.
+///
+/// The clients have no read timeout of their own: ``ProviderExchange`` keeps the provider's
+/// `timeout` with one timer per request instead of one per read.
 enum ProviderHTTPClients {
-    private struct Key: Hashable {
-        let idleTimeoutMilliseconds: Int64
-        let loop: Int
-    }
-    private static let clients = Mutex<[Key: HTTPClient]>([:])
     private static let loops: [any EventLoop] = Array(HTTPClient.defaultEventLoopGroup.makeIterator())
+    private static let clients: [HTTPClient] = loops.map { loop in
+        var configuration = HTTPClient.Configuration(
+            redirectConfiguration: .disallow, timeout: .init(connect: .seconds(10), read: nil))
+        configuration.decompression = .enabled(limit: .ratio(50))
+        // ReliableProvider retries with the configured backoff; the pool must not retry a
+        // refused connection for the whole connect timeout behind its back.
+        configuration.connectionPool.retryConnectionEstablishment = false
+        configuration.httpVersion = .automatic
+        // No tracing system is set up in the guest: the default no-op tracer would still build
+        // a span and its attributes for every request (about 2 % of a steady turn's CPU).
+        configuration.tracing.tracer = nil
+        return HTTPClient(eventLoopGroup: loop, configuration: configuration)
+    }
 
-    static func client(idleTimeout: Duration) -> HTTPClient {
-        let milliseconds = Int64(
-            idleTimeout.components.seconds * 1000 + idleTimeout.components.attoseconds / 1_000_000_000_000_000)
-        // Only the shared group's loops (they live as long as the process) get a client of their own.
+    /// The client for the calling thread's loop and that loop; callers on other threads (the
+    /// one-shot CLI, tests) share the first loop's, so their calls reuse its connections too.
+    static func client() -> (HTTPClient, any EventLoop) {
         let current = MultiThreadedEventLoopGroup.currentEventLoop
-        let index = current.flatMap { current in loops.firstIndex { $0 === current } }
-        let key = Key(idleTimeoutMilliseconds: milliseconds, loop: index ?? -1)
-        return clients.withLock { clients in
-            if let client = clients[key] { return client }
-            var configuration = HTTPClient.Configuration(
-                redirectConfiguration: .disallow,
-                timeout: .init(connect: .seconds(10), read: TimeAmount(idleTimeout)))
-            configuration.decompression = .enabled(limit: .ratio(50))
-            // ReliableProvider retries with the configured backoff; the pool must not retry a
-            // refused connection for the whole connect timeout behind its back.
-            configuration.connectionPool.retryConnectionEstablishment = false
-            configuration.httpVersion = .automatic
-            // No tracing system is set up in the guest: the default no-op tracer would still build
-            // a span and its attributes for every request (about 2 % of a steady turn's CPU).
-            configuration.tracing.tracer = nil
-            let group: any EventLoopGroup = index.map { loops[$0] } ?? HTTPClient.defaultEventLoopGroup
-            let client = HTTPClient(eventLoopGroup: group, configuration: configuration)
-            clients[key] = client
-            return client
-        }
+        let index = current.flatMap { current in loops.firstIndex { $0 === current } } ?? 0
+        return (clients[index], loops[index])
     }
 }
 

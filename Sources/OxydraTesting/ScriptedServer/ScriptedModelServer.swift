@@ -77,6 +77,8 @@ public final class ScriptedModelServer: Sendable {
     public var requests: [RecordedRequest] { state.requests }
     /// Connections closed by the client before their reply was fully written.
     public var disconnects: Int { state.disconnects }
+    /// Connections accepted so far.
+    public var connections: Int { state.connections }
     /// Replies still queued.
     public var pendingReplies: Int { state.pending }
 
@@ -103,6 +105,7 @@ final class ServerState: Sendable {
         var cursor = 0
         var requests: [RecordedRequest] = []
         var disconnects = 0
+        var connections = 0
         /// Fixed answers by path, outside the queue and the recorded requests: the metadata a
         /// local server offers (llama.cpp `/props`, `/v1/models`, Ollama `/api/show`), 404 unless set.
         var routes: [String: ScriptedReply] = Dictionary(
@@ -135,6 +138,8 @@ final class ServerState: Sendable {
 
     var requests: [RecordedRequest] { storage.withLock { $0.requests } }
     var disconnects: Int { storage.withLock { $0.disconnects } }
+    var connections: Int { storage.withLock { $0.connections } }
+    func recordConnection() { storage.withLock { $0.connections += 1 } }
     var pending: Int { storage.withLock { $0.queue.count - $0.cursor } }
     func recordDisconnect() { storage.withLock { $0.disconnects += 1 } }
 }
@@ -151,6 +156,8 @@ final class ScriptedConnectionHandler: ChannelInboundHandler {
     private var finished = true
 
     init(state: ServerState) { self.state = state }
+
+    func handlerAdded(context: ChannelHandlerContext) { state.recordConnection() }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
@@ -191,6 +198,8 @@ final class ScriptedConnectionHandler: ChannelInboundHandler {
         var steps: [Step]
         /// Close after the steps without finishing the response properly.
         var abort: Bool
+        /// Leave the connection open for the next request.
+        var keepAlive = false
     }
 
     private func plan(for request: RecordedRequest, reply: ScriptedReply?) -> Plan {
@@ -227,7 +236,8 @@ final class ScriptedConnectionHandler: ChannelInboundHandler {
         }
         let status = reply.rawBody == nil && detected == nil ? 404 : reply.status
         var headerLines = "HTTP/1.1 \(status) \(HTTPResponseStatus(statusCode: status).reasonPhrase)\r\n"
-        headerLines += "Content-Type: \(rendered.contentType)\r\nConnection: close\r\n"
+        headerLines +=
+            "Content-Type: \(rendered.contentType)\r\nConnection: \(reply.keepAlive ? "keep-alive" : "close")\r\n"
         for (name, value) in reply.headers { headerLines += "\(name): \(value)\r\n" }
 
         // Body pieces: one per event, or re-split at arbitrary byte boundaries.
@@ -263,7 +273,7 @@ final class ScriptedConnectionHandler: ChannelInboundHandler {
             headerLines += "Content-Length: \(body.count)\r\n\r\n"
             steps.append(Step(delay: reply.headDelay, bytes: Array(headerLines.utf8) + body))
         }
-        return Plan(steps: steps, abort: false)
+        return Plan(steps: steps, abort: false, keepAlive: reply.keepAlive)
     }
 
     private func response(status: Int, contentType: String, body: String) -> [UInt8] {
@@ -279,7 +289,14 @@ final class ScriptedConnectionHandler: ChannelInboundHandler {
             guard context.channel.isActive else { return }
             guard let step = steps.popFirst() else {
                 if !plan.abort { finished = true }
-                context.close(promise: nil)
+                if plan.keepAlive {
+                    replying = false
+                    return
+                }
+                // Closed once all of it has left: a close with writes still queued (a client that
+                // reads slowly) would drop them.
+                context.writeAndFlush(self.wrapOutboundOut(context.channel.allocator.buffer(capacity: 0)))
+                    .assumeIsolated().whenComplete { _ in context.close(promise: nil) }
                 return
             }
             let write = {

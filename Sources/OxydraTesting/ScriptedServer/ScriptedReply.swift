@@ -50,6 +50,9 @@ public struct ScriptedReply: Sendable {
     public var chunkDelay: Duration = .zero
     /// Re-split the body into pieces of this many bytes (splits land anywhere, even inside UTF-8).
     public var fragmentBytes: Int?
+    /// Keep the connection open after the reply (`Connection: keep-alive`) for the client's next
+    /// request, instead of closing it.
+    public var keepAlive = false
     /// Close the connection after this many body bytes (mid-chunk: the client sees a broken transfer).
     public var dropAfterBytes: Int?
     /// Omit the format's end marker (`[DONE]`, `message_stop`, `response.completed`, Gemini's finishReason).
