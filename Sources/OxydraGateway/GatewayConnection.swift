@@ -32,7 +32,11 @@ struct GatewayConnection: Sendable {
             group.addTask {
                 do {
                     while let batch = await queue.take() {
-                        for frame in batch { try await outbound.write(.text(frame.text)) }
+                        for frame in batch {
+                            // Written as UTF-8 bytes: no String in between.
+                            try await outbound.write(
+                                .custom(WebSocketFrame(fin: true, opcode: .text, data: ByteBuffer(bytes: frame.bytes))))
+                        }
                     }
                     if queue.isLagging {
                         let notice = ServerFrame.error(

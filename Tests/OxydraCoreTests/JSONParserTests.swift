@@ -62,13 +62,37 @@ struct JSONParserTests {
                 top = try reader.readValue()
                 return
             }
-            try reader.readObject { (key: String, reader: inout JSONParser) throws(JSONSyntaxError) in
-                if kept.contains(key) { taken[key] = try reader.readValue() }
+            try reader.readObject { (key: JSONKey, reader: inout JSONParser) throws(JSONSyntaxError) in
+                if kept.contains(key.string) { taken[key.string] = try reader.readValue() }
             }
         }
         let expected = full.objectValue.map { JSONValue.object($0.filter { kept.contains($0.key) }) } ?? full
         #expect((top ?? .object(taken)) == expected)
         #expect(try Self.rebuilt(text) == full)
+    }
+
+    /// A key compares with a literal exactly as its decoded text does, whether the reader kept it
+    /// as the document's bytes (plain ASCII) or decoded it (escapes, non-ASCII).
+    @Test(arguments: [
+        #""choices""#, #""ch\u006fices""#, #""choices ""#, #""choice""#, #""Choices""#, #""ch\"oices""#,
+        #""chöices""#, #""\u0063hoices""#, #""""#, #""choices\u0000""#, #""\u212Aey""#, #""Key""#,
+    ])
+    func keysCompareAsTheirDecodedText(_ key: String) throws {
+        let decoded = try #require(try JSONParser.parse(key).stringValue)
+        var matched: [Bool] = []
+        var texts: [String] = []
+        try JSONParser.read("{\(key):1}") { (reader: inout JSONParser) throws(JSONSyntaxError) in
+            try reader.readObject { (key: JSONKey, _: inout JSONParser) throws(JSONSyntaxError) in
+                texts.append(key.string)
+                switch key {
+                case "choices": matched.append(true)
+                case "Key": matched.append(true)
+                default: matched.append(false)
+                }
+            }
+        }
+        #expect(texts == [decoded])
+        #expect(matched == [decoded == "choices" || decoded == "Key"])
     }
 
     /// The whole value through the reader's containers.
@@ -81,8 +105,8 @@ struct JSONParserTests {
     static func rebuild(_ reader: inout JSONParser) throws(JSONSyntaxError) -> JSONValue {
         if reader.atObject {
             var members: [String: JSONValue] = [:]
-            try reader.readObject { (key: String, reader: inout JSONParser) throws(JSONSyntaxError) in
-                members[key] = try rebuild(&reader)
+            try reader.readObject { (key: JSONKey, reader: inout JSONParser) throws(JSONSyntaxError) in
+                members[key.string] = try rebuild(&reader)
             }
             return .object(members)
         }

@@ -20,6 +20,9 @@ struct WireTests {
             ProgressInfo(
                 kind: "tool_heartbeat", toolNames: ["a", "b"], elapsedSeconds: 5, message: "[1/8] Still", turn: 1,
                 maxTurns: 8)),
+        .turnProgress(
+            header,
+            ProgressInfo(kind: "provider_call", message: "[1/8] \"Calling\" provider\n", turn: 1, maxTurns: 8)),
         .toolCall(header, ToolCallInfo(callID: "c1", name: "file_read", summary: "file_read(path=/shared/a)")),
         .toolCall(
             header,
@@ -45,6 +48,14 @@ struct WireTests {
             TurnCompletion(
                 message: "m", providerCalls: 1, contextTokens: 1200, contextWindow: 128_000, provider: "backup",
                 model: "claude-haiku-4-5")),
+        .turnCompleted(
+            header,
+            TurnCompletion(
+                message: "line \"one\"\n\ttwo \u{1F} é 🎉", finishReason: nil,
+                usage: Usage(promptTokens: nil, completionTokens: 5, totalTokens: 5), costUSD: 2.5,
+                providerCalls: 3, durationMilliseconds: 0, contextTokens: nil, contextWindow: 8192)),
+        .turnCompleted(
+            header, TurnCompletion(message: "", usage: Usage(promptTokens: 1, completionTokens: nil, totalTokens: 1))),
         .turnCancelled(header),
         .error(
             GatewayErrorInfo(

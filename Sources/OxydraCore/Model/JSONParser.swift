@@ -363,17 +363,33 @@ extension JSONParser {
 
     /// Calls `member` with each key of the object that comes next (``atObject``) and the reader
     /// placed at its value; a value `member` does not read is skipped. Keys come in document order,
-    /// repeated keys as often as they appear.
-    public mutating func readObject(_ member: (String, inout JSONParser) throws(JSONSyntaxError) -> Void)
+    /// repeated keys as often as they appear. A key is valid only during its call.
+    public mutating func readObject(_ member: (JSONKey, inout JSONParser) throws(JSONSyntaxError) -> Void)
         throws(JSONSyntaxError)
     {
         guard atObject else { throw error("expected an object") }
         try readContainer(closing: UInt8(ascii: "}")) { (reader: inout JSONParser) throws(JSONSyntaxError) in
-            let key = try reader.memberKey { (reader: inout JSONParser) throws(JSONSyntaxError) in
-                try reader.parseString()
+            let key = try reader.memberKey { (reader: inout JSONParser) throws(JSONSyntaxError) in try reader.readKey()
             }
             try reader.consume { (value: inout JSONParser) throws(JSONSyntaxError) in try member(key, &value) }
         }
+    }
+
+    /// A key of printable ASCII without escapes (nearly every key) is taken as the bytes it is;
+    /// anything else goes through ``parseString()``, decoded and checked the same way.
+    private mutating func readKey() throws(JSONSyntaxError) -> JSONKey {
+        var scan = position + 1
+        while scan < bytes.count {
+            let byte = bytes[scan]
+            if byte == UInt8(ascii: "\"") {
+                let key = JSONKey(bytes: UnsafeBufferPointer(rebasing: bytes[(position + 1)..<scan]))
+                position = scan + 1
+                return key
+            }
+            if byte == UInt8(ascii: "\\") || byte >= 0x80 || byte < 0x20 { break }
+            scan += 1
+        }
+        return JSONKey(decoded: try parseString())
     }
 
     /// Calls `element` with the reader placed at each element of the array that comes next
@@ -408,5 +424,33 @@ extension JSONParser {
         let start = position
         try body(&self)
         if position == start { try skipValue(depth: readerDepth) }
+    }
+}
+
+/// An object member's key as ``JSONParser/readObject(_:)`` found it: the document's own bytes when
+/// the key is plain ASCII (no `String` is made for keys a reader only compares), else the decoded
+/// text. Compared with a literal in a `switch` (`case "choices":`) exactly as the decoded `String`
+/// would be. Valid only during the call it is passed to.
+public struct JSONKey {
+    private let bytes: UnsafeBufferPointer<UInt8>
+    private let decoded: String?
+
+    init(bytes: UnsafeBufferPointer<UInt8>) {
+        self.bytes = bytes
+        decoded = nil
+    }
+
+    init(decoded: String) {
+        bytes = UnsafeBufferPointer(start: nil, count: 0)
+        self.decoded = decoded
+    }
+
+    /// The key as text.
+    public var string: String { decoded ?? String(decoding: bytes, as: UTF8.self) }
+
+    public static func ~= (pattern: StaticString, key: JSONKey) -> Bool {
+        if let decoded = key.decoded { return decoded == pattern.description }
+        let literal = UnsafeBufferPointer(start: pattern.utf8Start, count: pattern.utf8CodeUnitCount)
+        return literal.elementsEqual(key.bytes)
     }
 }

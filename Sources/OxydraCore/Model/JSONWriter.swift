@@ -190,4 +190,26 @@ public struct JSONBytes: Sendable {
     }
 
     public var text: String { String(decoding: bytes, as: UTF8.self) }
+
+    /// `,"key":value` for an object member after the first, left out when `value` is nil.
+    public mutating func member(_ key: StaticString, _ value: Int?) {
+        guard let value else { return }
+        memberKey(key)
+        raw(String(value))
+    }
+
+    /// `,"key":"value"` for an object member after the first, left out when `value` is nil.
+    public mutating func member(_ key: StaticString, _ value: String?) {
+        guard let value else { return }
+        memberKey(key)
+        string(value)
+    }
+
+    private mutating func memberKey(_ key: StaticString) {
+        bytes.append(UInt8(ascii: ","))
+        bytes.append(0x22)
+        raw(key)
+        bytes.append(0x22)
+        bytes.append(UInt8(ascii: ":"))
+    }
 }

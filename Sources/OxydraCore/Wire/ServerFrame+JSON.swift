@@ -4,25 +4,79 @@ extension ServerFrame {
     }
 
     /// The frame as compact JSON text, as sent on the WebSocket.
-    public var text: String {
-        var out = "{\"type\":\""
-        out += type
-        out += "\",\"payload\":"
-        // The frames of every streamed turn are written straight out; the rest go through `payload`.
+    public var text: String { String(decoding: bytes, as: UTF8.self) }
+
+    /// The frame as compact JSON in UTF-8 (``text``'s bytes). The frames of every streamed turn are
+    /// written straight out, the rest through ``json``'s payload.
+    public var bytes: [UInt8] {
+        var out = JSONBytes(capacity: 192)
+        out.raw("{\"type\":\"")
+        out.raw(type)
+        out.raw("\",\"payload\":")
         switch self {
         case .turnStarted(let header), .turnCancelled(let header):
             header.write(into: &out)
-            out += "}"
+            out.raw("}")
         case .assistantDelta(let header, let delta):
             header.write(into: &out)
-            out += ",\"delta\":"
-            JSONWriter.writeString(delta, into: &out)
-            out += "}"
+            out.raw(",\"delta\":")
+            out.string(delta)
+            out.raw("}")
+        case .turnProgress(let header, let progress):
+            header.write(into: &out)
+            out.raw(",\"progress\":{\"kind\":{\"kind\":")
+            out.string(progress.kind)
+            if !progress.toolNames.isEmpty {
+                out.raw(",\"tool_names\":[")
+                for (index, name) in progress.toolNames.enumerated() {
+                    if index > 0 { out.raw(",") }
+                    out.string(name)
+                }
+                out.raw("]")
+            }
+            out.member("elapsed_secs", progress.elapsedSeconds)
+            out.raw("},\"message\":")
+            out.string(progress.message)
+            out.member("turn", progress.turn)
+            out.member("max_turns", progress.maxTurns)
+            out.raw("}}")
+        case .turnCompleted(let header, let completion):
+            header.write(into: &out)
+            out.raw(",\"response\":{\"message\":")
+            out.string(completion.message)
+            out.member("finish_reason", completion.finishReason)
+            if let usage = completion.usage {
+                out.raw(",\"usage\":{")
+                var first = true
+                for (key, value) in [
+                    ("prompt_tokens", usage.promptTokens), ("completion_tokens", usage.completionTokens),
+                    ("total_tokens", usage.effectiveTotal),
+                ] {
+                    guard let value else { continue }
+                    if !first { out.raw(",") }
+                    first = false
+                    out.string(key)
+                    out.raw(":")
+                    out.raw(String(value))
+                }
+                out.raw("}")
+            }
+            if let cost = completion.costUSD {
+                out.raw(",\"cost_usd\":")
+                out.raw(JSONWriter.text(.number(cost)))
+            }
+            out.member("provider_calls", completion.providerCalls)
+            out.member("duration_ms", completion.durationMilliseconds)
+            out.member("context_tokens", completion.contextTokens)
+            out.member("context_window", completion.contextWindow)
+            out.member("provider", completion.provider)
+            out.member("model", completion.model)
+            out.raw("}}")
         default:
-            JSONWriter.write(payload, into: &out)
+            out.raw(JSONWriter.text(payload))
         }
-        out += "}"
-        return out
+        out.raw("}")
+        return out.bytes
     }
 
     private var payload: JSONValue {
@@ -295,18 +349,18 @@ extension ServerFrame {
 extension TurnHeader {
     /// ``members(_:)`` without extra members, written straight out and left open (no closing
     /// brace) for the frame's own members.
-    fileprivate func write(into out: inout String) {
-        out += "{\"request_id\":"
-        JSONWriter.writeString(requestID, into: &out)
-        out += ",\"session\":{\"user_id\":"
-        JSONWriter.writeString(session.userID.rawValue, into: &out)
-        out += ",\"session_id\":"
-        JSONWriter.writeString(session.sessionID.rawValue, into: &out)
-        out += "},\"turn\":{\"turn_id\":"
-        JSONWriter.writeString(turn.turnID.rawValue, into: &out)
-        out += ",\"state\":\""
-        out += turn.state.rawValue
-        out += "\"}"
+    fileprivate func write(into out: inout JSONBytes) {
+        out.raw("{\"request_id\":")
+        out.string(requestID)
+        out.raw(",\"session\":{\"user_id\":")
+        out.string(session.userID.rawValue)
+        out.raw(",\"session_id\":")
+        out.string(session.sessionID.rawValue)
+        out.raw("},\"turn\":{\"turn_id\":")
+        out.string(turn.turnID.rawValue)
+        out.raw(",\"state\":\"")
+        out.raw(turn.state.rawValue)
+        out.raw("\"}")
     }
 
     fileprivate func members(_ extra: [(String, JSONValue)]) -> JSONValue {

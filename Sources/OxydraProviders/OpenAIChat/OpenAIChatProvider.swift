@@ -294,7 +294,7 @@ struct OpenAIChatTranslator: StreamTranslator {
             var chunk = Chunk()
             try JSONParser.read(payload) { (reader: inout JSONParser) throws(JSONSyntaxError) in
                 guard reader.atObject else { return }
-                try reader.readObject { (key: String, reader: inout JSONParser) throws(JSONSyntaxError) in
+                try reader.readObject { (key: JSONKey, reader: inout JSONParser) throws(JSONSyntaxError) in
                     switch key {
                     case "choices":
                         chunk.choices = []
@@ -314,7 +314,7 @@ struct OpenAIChatTranslator: StreamTranslator {
         private static func choice(_ reader: inout JSONParser) throws(JSONSyntaxError) -> Choice {
             var choice = Choice()
             guard reader.atObject else { return choice }
-            try reader.readObject { (key: String, reader: inout JSONParser) throws(JSONSyntaxError) in
+            try reader.readObject { (key: JSONKey, reader: inout JSONParser) throws(JSONSyntaxError) in
                 switch key {
                 case "index": choice.index = try reader.readValue()
                 case "delta": choice.delta = try delta(&reader)
@@ -329,7 +329,7 @@ struct OpenAIChatTranslator: StreamTranslator {
         private static func delta(_ reader: inout JSONParser) throws(JSONSyntaxError) -> Delta {
             var delta = Delta()
             guard reader.atObject else { return delta }
-            try reader.readObject { (key: String, reader: inout JSONParser) throws(JSONSyntaxError) in
+            try reader.readObject { (key: JSONKey, reader: inout JSONParser) throws(JSONSyntaxError) in
                 switch key {
                 case "content": delta.content = try reader.readValue()
                 case "reasoning_content": delta.reasoningContent = try reader.readValue()
