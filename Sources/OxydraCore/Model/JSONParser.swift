@@ -450,7 +450,10 @@ public struct JSONKey {
 
     public static func ~= (pattern: StaticString, key: JSONKey) -> Bool {
         if let decoded = key.decoded { return decoded == pattern.description }
-        let literal = UnsafeBufferPointer(start: pattern.utf8Start, count: pattern.utf8CodeUnitCount)
-        return literal.elementsEqual(key.bytes)
+        let count = pattern.utf8CodeUnitCount
+        guard count == key.bytes.count else { return false }
+        let literal = pattern.utf8Start
+        for offset in 0..<count where literal[offset] != key.bytes[offset] { return false }
+        return true
     }
 }
