@@ -28,14 +28,33 @@ public struct FileLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
-        var line = Timestamp.rfc3339(Date(), milliseconds: true)
-        line += " \(event.level.rawValue) \(label): \(event.message)"
-        if let error = event.error { line += " error=\(error)" }
-        let merged = metadata.merging(event.metadata ?? [:]) { _, new in new }
-        for key in merged.keys.sorted() {
-            line += " \(key)=\(merged[key]!)"
+        // Built as bytes: a turn logs two lines, and string appends were most of their cost.
+        var line: [UInt8] = []
+        line.reserveCapacity(160)
+        func add(_ text: String) {
+            var text = text
+            text.withUTF8 { line.append(contentsOf: $0) }
         }
-        line += "\n"
+        add(Timestamp.rfc3339(Date(), milliseconds: true))
+        line.append(UInt8(ascii: " "))
+        add(event.level.rawValue)
+        line.append(UInt8(ascii: " "))
+        add(label)
+        line.append(UInt8(ascii: ":"))
+        line.append(UInt8(ascii: " "))
+        add(event.message.description)
+        if let error = event.error { add(" error=\(error)") }
+        let merged =
+            if metadata.isEmpty { event.metadata ?? [:] } else {
+                metadata.merging(event.metadata ?? [:]) { _, new in new }
+            }
+        for key in merged.keys.sorted() {
+            line.append(UInt8(ascii: " "))
+            add(key)
+            line.append(UInt8(ascii: "="))
+            add(merged[key]!.description)
+        }
+        line.append(UInt8(ascii: "\n"))
         sink.write(line)
     }
 }
@@ -53,9 +72,11 @@ public final class LogSink: Sendable {
         descriptor = Mutex(fd)
     }
 
-    public func write(_ line: String) {
+    public func write(_ line: String) { write(Array(line.utf8)) }
+
+    public func write(_ line: [UInt8]) {
         descriptor.withLock { fd in
-            var bytes = Array(line.utf8)[...]
+            var bytes = line[...]
             while !bytes.isEmpty {
                 let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
                 if written < 0 {
