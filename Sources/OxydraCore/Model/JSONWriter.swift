@@ -3,63 +3,15 @@
 public enum JSONWriter {
     /// Compact text; object keys sorted when `sortedKeys` (stable output), else in hash order.
     public static func text(_ value: JSONValue, sortedKeys: Bool = false) -> String {
-        var out = ""
-        out.reserveCapacity(64)
-        write(value, into: &out, sortedKeys: sortedKeys)
-        return out
+        var out = JSONBytes(capacity: 64)
+        out.value(value, sortedKeys: sortedKeys)
+        return out.text
     }
 
+    /// Appends `value`'s text to `out` (written as bytes first: appending to a `String` piece by
+    /// piece re-checks every piece).
     public static func write(_ value: JSONValue, into out: inout String, sortedKeys: Bool = false) {
-        switch value {
-        case .null: out += "null"
-        case .bool(let flag): out += flag ? "true" : "false"
-        case .integer(let number): out += String(number)
-        case .number(let number):
-            if number.isFinite {
-                out += number.rounded() == number && abs(number) < 1e15 ? String(Int(number)) : String(number)
-            } else {
-                out += "null"
-            }
-        case .string(let text): writeString(text, into: &out)
-        case .array(let items):
-            out += "["
-            for (index, item) in items.enumerated() {
-                if index > 0 { out += "," }
-                write(item, into: &out, sortedKeys: sortedKeys)
-            }
-            out += "]"
-        case .object(let members):
-            out += "{"
-            var first = true
-            // Members in place (no second lookup per key); sorted by their UTF-8 bytes, which is
-            // code point order — String's own order for the normalized keys JSON carries.
-            // The order is sorted in a buffer on the stack: no array of members per object.
-            if sortedKeys {
-                withUnsafeTemporaryAllocation(of: [String: JSONValue].Index.self, capacity: members.count) { buffer in
-                    var order = buffer
-                    _ = order.initialize(from: members.indices)
-                    order.sort { members[$0].key.utf8.lexicographicallyPrecedes(members[$1].key.utf8) }
-                    for index in order {
-                        let (key, member) = members[index]
-                        writeMember(key, member, first: &first, into: &out, sortedKeys: true)
-                    }
-                    order.deinitialize()
-                }
-            } else {
-                for (key, member) in members { writeMember(key, member, first: &first, into: &out, sortedKeys: false) }
-            }
-            out += "}"
-        }
-    }
-
-    private static func writeMember(
-        _ key: String, _ member: JSONValue, first: inout Bool, into out: inout String, sortedKeys: Bool
-    ) {
-        if !first { out += "," }
-        first = false
-        writeString(key, into: &out)
-        out += ":"
-        write(member, into: &out, sortedKeys: sortedKeys)
+        out += text(value, sortedKeys: sortedKeys)
     }
 
     /// A JSON string literal: quotes, backslashes and control characters escaped; everything else
@@ -190,6 +142,58 @@ public struct JSONBytes: Sendable {
     }
 
     public var text: String { String(decoding: bytes, as: UTF8.self) }
+
+    /// A value: compact, object keys sorted when `sortedKeys` (stable output), else in hash order.
+    public mutating func value(_ value: JSONValue, sortedKeys: Bool = false) {
+        switch value {
+        case .null: raw("null")
+        case .bool(let flag): flag ? raw("true") : raw("false")
+        case .integer(let number): raw(String(number))
+        case .number(let number):
+            if number.isFinite {
+                raw(number.rounded() == number && abs(number) < 1e15 ? String(Int(number)) : String(number))
+            } else {
+                raw("null")
+            }
+        case .string(let text): string(text)
+        case .array(let items):
+            bytes.append(UInt8(ascii: "["))
+            for (index, item) in items.enumerated() {
+                if index > 0 { bytes.append(UInt8(ascii: ",")) }
+                self.value(item, sortedKeys: sortedKeys)
+            }
+            bytes.append(UInt8(ascii: "]"))
+        case .object(let members):
+            bytes.append(UInt8(ascii: "{"))
+            var first = true
+            // Members in place (no second lookup per key); sorted by their UTF-8 bytes, which is
+            // code point order — String's own order for the normalized keys JSON carries.
+            // The order is sorted in a buffer on the stack: no array of members per object.
+            if sortedKeys {
+                withUnsafeTemporaryAllocation(of: [String: JSONValue].Index.self, capacity: members.count) { buffer in
+                    var order = buffer
+                    _ = order.initialize(from: members.indices)
+                    order.sort { members[$0].key.utf8.lexicographicallyPrecedes(members[$1].key.utf8) }
+                    for index in order {
+                        let (key, member) = members[index]
+                        self.member(key, member, first: &first, sortedKeys: true)
+                    }
+                    order.deinitialize()
+                }
+            } else {
+                for (key, member) in members { self.member(key, member, first: &first, sortedKeys: false) }
+            }
+            bytes.append(UInt8(ascii: "}"))
+        }
+    }
+
+    private mutating func member(_ key: String, _ member: JSONValue, first: inout Bool, sortedKeys: Bool) {
+        if !first { bytes.append(UInt8(ascii: ",")) }
+        first = false
+        string(key)
+        bytes.append(UInt8(ascii: ":"))
+        value(member, sortedKeys: sortedKeys)
+    }
 
     /// `,"key":value` for an object member after the first, left out when `value` is nil.
     public mutating func member(_ key: StaticString, _ value: Int?) {

@@ -63,7 +63,7 @@ extension ServerFrame {
             }
             if let cost = completion.costUSD {
                 out.raw(",\"cost_usd\":")
-                out.raw(JSONWriter.text(.number(cost)))
+                out.value(.number(cost))
             }
             out.member("provider_calls", completion.providerCalls)
             out.member("duration_ms", completion.durationMilliseconds)
@@ -73,7 +73,7 @@ extension ServerFrame {
             out.member("model", completion.model)
             out.raw("}}")
         default:
-            out.raw(JSONWriter.text(payload))
+            out.value(payload)
         }
         out.raw("}")
         return out.bytes

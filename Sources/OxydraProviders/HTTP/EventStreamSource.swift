@@ -196,7 +196,7 @@ enum WireJSON {
             body.string(key)
             body.raw(":")
             if let value = members[key] {
-                body.raw(JSONWriter.text(value, sortedKeys: true))
+                body.value(value, sortedKeys: true)
             } else if let value = encoded[key] {
                 body.raw(value)
             }
