@@ -341,26 +341,40 @@ struct HubError: Error {
 /// The sinks of one session's subscribers behind a lock, so a running turn publishes its stream
 /// without a hop onto the hub's actor for every delta.
 final class Fanout: Sendable {
-    private let sinks = Mutex<[ConnectionID: @Sendable (ServerFrame) -> Bool]>([:])
+    private struct Sinks {
+        var byConnection: [ConnectionID: @Sendable (ServerFrame) -> Bool] = [:]
+        /// The same sinks as an array, rebuilt when one comes or goes: every streamed frame is
+        /// published, and copying the dictionary per frame cost more than sending it.
+        var all: [(ConnectionID, @Sendable (ServerFrame) -> Bool)] = []
+
+        mutating func set(_ connection: ConnectionID, _ sink: (@Sendable (ServerFrame) -> Bool)?) {
+            byConnection[connection] = sink
+            all = Array(byConnection)
+        }
+    }
+
+    private let sinks = Mutex(Sinks())
 
     func add(_ connection: ConnectionID, _ sink: @escaping @Sendable (ServerFrame) -> Bool) {
-        sinks.withLock { $0[connection] = sink }
+        sinks.withLock { $0.set(connection, sink) }
     }
 
     func remove(_ connection: ConnectionID) {
-        _ = sinks.withLock { $0.removeValue(forKey: connection) }
+        sinks.withLock { $0.set(connection, nil) }
     }
 
-    var isEmpty: Bool { sinks.withLock { $0.isEmpty } }
+    var isEmpty: Bool { sinks.withLock { $0.all.isEmpty } }
     /// Whether any connection other than `connection` is on the session.
-    func hasOthers(than connection: ConnectionID) -> Bool { sinks.withLock { $0.keys.contains { $0 != connection } } }
+    func hasOthers(than connection: ConnectionID) -> Bool {
+        sinks.withLock { $0.all.contains { $0.0 != connection } }
+    }
 
     /// Sends `frame` to every subscriber; returns those whose buffer overflowed (now removed).
     func publish(_ frame: ServerFrame) -> [ConnectionID] {
-        let targets = sinks.withLock { Array($0) }
+        let targets = sinks.withLock { $0.all }
         var lagging: [ConnectionID] = []
         for (connection, sink) in targets where !sink(frame) { lagging.append(connection) }
-        if !lagging.isEmpty { sinks.withLock { for connection in lagging { $0[connection] = nil } } }
+        if !lagging.isEmpty { sinks.withLock { for connection in lagging { $0.set(connection, nil) } } }
         return lagging
     }
 }
