@@ -18,7 +18,10 @@ struct GatewayConnection: Sendable {
     {
         let executor = EventLoopTaskExecutor(eventLoop)
         await EventLoopTaskExecutor.$current.withValue(executor) {
-            await withTaskExecutorPreference(executor) { await serveOnLoop(inbound, outbound) }
+            // Tool time limits and heartbeats wait on this loop's timer, not through dispatch.
+            await Sleep.$timer.withValue({ try await LoopTimer.sleep(for: $0, on: eventLoop) }) {
+                await withTaskExecutorPreference(executor) { await serveOnLoop(inbound, outbound) }
+            }
         }
     }
 

@@ -639,7 +639,7 @@ public struct AgentRuntime: Sendable {
             group.addTask {
                 var elapsed = Duration.zero
                 while true {
-                    try await Task.sleep(for: interval)
+                    try await Sleep.for(interval)
                     elapsed += interval
                     let seconds = Int(elapsed.components.seconds)
                     await events(

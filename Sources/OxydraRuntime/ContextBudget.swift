@@ -68,6 +68,8 @@ enum ContextBudget {
             used += cost
             chosen.append(group)
         }
+        // Everything fits (the usual case): the history itself, not a copy of it group by group.
+        if chosen.count == groups.count { return history }
         return chosen.reversed().flatMap { Array(history[$0]) }
     }
 }

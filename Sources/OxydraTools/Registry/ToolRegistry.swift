@@ -158,7 +158,7 @@ public struct ToolRegistry: ToolExecutor {
         try await withThrowingTaskGroup(of: T.self) { group in
             group.addTask { try await work() }
             group.addTask {
-                try await Task.sleep(for: timeout)
+                try await Sleep.for(timeout)
                 throw TimeoutError()
             }
             defer { group.cancelAll() }
