@@ -1,5 +1,6 @@
 import NIOCore
 import NIOPosix
+import OxydraCore
 import ServiceLifecycle
 import Synchronization
 
@@ -61,7 +62,11 @@ struct LoopAffineService<Base: Service>: Service {
 
 /// A wait on an event loop's own timer (``Sleep/timer`` for a connection's tasks): scheduled and,
 /// when the task is cancelled, unscheduled on the loop — no other thread takes part.
-enum LoopTimer {
+struct LoopTimer: TaskTimer {
+    let loop: any EventLoop
+
+    func sleep(for duration: Duration) async throws { try await Self.sleep(for: duration, on: loop) }
+
     static func sleep(for duration: Duration, on loop: any EventLoop) async throws {
         let wait = Wait()
         try await withTaskCancellationHandler {

@@ -19,7 +19,7 @@ struct GatewayConnection: Sendable {
         let executor = EventLoopTaskExecutor(eventLoop)
         await EventLoopTaskExecutor.$current.withValue(executor) {
             // Tool time limits and heartbeats wait on this loop's timer, not through dispatch.
-            await Sleep.$timer.withValue({ try await LoopTimer.sleep(for: $0, on: eventLoop) }) {
+            await Sleep.$timer.withValue(LoopTimer(loop: eventLoop)) {
                 await withTaskExecutorPreference(executor) { await serveOnLoop(inbound, outbound) }
             }
         }

@@ -58,11 +58,16 @@ struct TaskExecutorTests {
         }
         await #expect(throws: CancellationError.self) { try await cancelledFirst.value }
 
-        let asked = Mutex<[Duration]>([])
-        let timer: @Sendable (Duration) async throws -> Void = { duration in
-            asked.withLock { $0.append(duration) }
-            try await LoopTimer.sleep(for: duration, on: loop)
+        final class Recording: TaskTimer {
+            let asked = Mutex<[Duration]>([])
+            let loop: any EventLoop
+            init(loop: any EventLoop) { self.loop = loop }
+            func sleep(for duration: Duration) async throws {
+                asked.withLock { $0.append(duration) }
+                try await LoopTimer(loop: loop).sleep(for: duration)
+            }
         }
+        let timer = Recording(loop: loop)
         try await Sleep.$timer.withValue(timer) {
             try await Sleep.for(.milliseconds(1))
             try await withThrowingTaskGroup(of: Void.self) { group in
@@ -71,6 +76,6 @@ struct TaskExecutorTests {
             }
         }
         try await Sleep.for(.milliseconds(3))
-        #expect(asked.withLock { $0 } == [.milliseconds(1), .milliseconds(2)])
+        #expect(timer.asked.withLock { $0 } == [.milliseconds(1), .milliseconds(2)])
     }
 }
