@@ -22,5 +22,13 @@ check_guest_link "$(swift build --show-bin-path)"
 
 log "running tests"
 swift test --skip-build --no-parallel
+tests_end=$(now)
+
+# The tests run a debug build; the optimized guest is what users run, and it can fail where the
+# debug one passes. Build it and drive a few of every kind of turn through it.
+log "building the guest (release) for the release smoke test"
+for product in runner oxydra-vm shell-daemon; do swift build -c release --product "$product"; done
+log "release smoke test (scripts/release-smoke.py)"
+python3 scripts/release-smoke.py --bin "$(swift build -c release --show-bin-path)"
 end=$(now)
-log "build $((build_end - build_start))s, tests $((end - build_end))s, total $((end - start))s"
+log "build $((build_end - build_start))s, tests $((tests_end - build_end))s, release smoke $((end - tests_end))s, total $((end - start))s"
