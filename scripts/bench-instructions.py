@@ -36,11 +36,11 @@ def control(command, access):
     """Sends `command` to the guest's valgrind. Valgrind reads it only while the guest runs code:
     a guest idle in epoll_wait would leave callgrind_control waiting for ever, so the gateway's
     port is knocked on (a TCP connect, closed at once) until the command is taken."""
-    host, port = urllib.parse.urlsplit(access[0]).hostname, urllib.parse.urlsplit(access[0]).port
+    endpoint = urllib.parse.urlsplit(access[0])
     sender = subprocess.Popen(["callgrind_control", command], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     while sender.poll() is None:
         try:
-            socket.create_connection((host, port), timeout=1).close()
+            socket.create_connection((endpoint.hostname, endpoint.port), timeout=1).close()
         except OSError:
             pass
         time.sleep(0.02)

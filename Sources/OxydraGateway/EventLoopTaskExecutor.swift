@@ -71,12 +71,7 @@ struct LoopTimer: TaskTimer {
         let wait = Wait()
         try await withTaskCancellationHandler {
             try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Void, any Error>) in
-                let (seconds, attoseconds) = duration.components
-                let scheduled = loop.scheduleTask(
-                    in: .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
-                ) {
-                    wait.end(nil)
-                }
+                let scheduled = loop.scheduleTask(in: TimeAmount(duration)) { wait.end(nil) }
                 wait.begin(continuation, scheduled)
             }
         } onCancel: {
@@ -106,12 +101,7 @@ struct LoopTimer: TaskTimer {
                 return .some(error)
             }
             guard case .some(let error) = early else { return }
-            if let error {
-                scheduled.cancel()
-                continuation.resume(throwing: error)
-            } else {
-                continuation.resume()
-            }
+            Self.resume(continuation, scheduled, error)
         }
 
         /// The timer fired (`error` nil) or the task was cancelled.
@@ -129,6 +119,13 @@ struct LoopTimer: TaskTimer {
                 }
             }
             guard let (continuation, scheduled) = waiting else { return }
+            Self.resume(continuation, scheduled, error)
+        }
+
+        /// Ends the wait: returns when the timer fired (`error` nil), else unschedules it and throws.
+        private static func resume(
+            _ continuation: UnsafeContinuation<Void, any Error>, _ scheduled: Scheduled<Void>, _ error: (any Error)?
+        ) {
             if let error {
                 scheduled.cancel()
                 continuation.resume(throwing: error)

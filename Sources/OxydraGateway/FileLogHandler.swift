@@ -72,8 +72,6 @@ public final class LogSink: Sendable {
         descriptor = Mutex(fd)
     }
 
-    public func write(_ line: String) { write(Array(line.utf8)) }
-
     public func write(_ line: [UInt8]) {
         descriptor.withLock { fd in
             var bytes = line[...]

@@ -341,40 +341,31 @@ struct HubError: Error {
 /// The sinks of one session's subscribers behind a lock, so a running turn publishes its stream
 /// without a hop onto the hub's actor for every delta.
 final class Fanout: Sendable {
-    private struct Sinks {
-        var byConnection: [ConnectionID: @Sendable (ServerFrame) -> Bool] = [:]
-        /// The same sinks as an array, rebuilt when one comes or goes: every streamed frame is
-        /// published, and copying the dictionary per frame cost more than sending it.
-        var all: [(ConnectionID, @Sendable (ServerFrame) -> Bool)] = []
+    /// An array, not a dictionary: every streamed frame is published to all of them (copying a
+    /// dictionary per frame cost more than sending it), and a session has a few subscribers.
+    private let sinks = Mutex<[(ConnectionID, @Sendable (ServerFrame) -> Bool)]>([])
 
-        mutating func set(_ connection: ConnectionID, _ sink: (@Sendable (ServerFrame) -> Bool)?) {
-            byConnection[connection] = sink
-            all = Array(byConnection)
+    func add(_ connection: ConnectionID, _ sink: @escaping @Sendable (ServerFrame) -> Bool) {
+        sinks.withLock { sinks in
+            sinks.removeAll { $0.0 == connection }
+            sinks.append((connection, sink))
         }
     }
 
-    private let sinks = Mutex(Sinks())
-
-    func add(_ connection: ConnectionID, _ sink: @escaping @Sendable (ServerFrame) -> Bool) {
-        sinks.withLock { $0.set(connection, sink) }
-    }
-
     func remove(_ connection: ConnectionID) {
-        sinks.withLock { $0.set(connection, nil) }
+        sinks.withLock { $0.removeAll { $0.0 == connection } }
     }
 
-    var isEmpty: Bool { sinks.withLock { $0.all.isEmpty } }
+    var isEmpty: Bool { sinks.withLock { $0.isEmpty } }
     /// Whether any connection other than `connection` is on the session.
-    func hasOthers(than connection: ConnectionID) -> Bool {
-        sinks.withLock { $0.all.contains { $0.0 != connection } }
-    }
+    func hasOthers(than connection: ConnectionID) -> Bool { sinks.withLock { $0.contains { $0.0 != connection } } }
 
     /// Sends `frame` to every subscriber; returns those whose buffer overflowed (now removed).
     func publish(_ frame: ServerFrame) -> [ConnectionID] {
-        let targets = sinks.withLock { $0.all }
+        let targets = sinks.withLock { $0 }
         var lagging: [ConnectionID] = []
         for (connection, sink) in targets where !sink(frame) { lagging.append(connection) }
-        if !lagging.isEmpty { sinks.withLock { for connection in lagging { $0.set(connection, nil) } } }
+        if !lagging.isEmpty { sinks.withLock { $0.removeAll { lagging.contains($0.0) } } }
         return lagging
     }
 }

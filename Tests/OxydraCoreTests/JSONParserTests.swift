@@ -160,9 +160,9 @@ struct JSONParserTests {
     }
 
     /// The writer's eight-bytes-at-a-time scan finds every byte to escape wherever it falls in a
-    /// word (next to multi-byte characters, runs of them, at the ends): its output (as a `String`,
-    /// and as the bytes of ``JSONBytes``) equals a character-by-character escaper's on generated
-    /// strings.
+    /// word (next to multi-byte characters, runs of them, at the ends): its output (as a `String`
+    /// from ``JSONWriter``, and as the bytes of ``JSONBytes``) equals a character-by-character
+    /// escaper's on generated strings.
     @Test func writerEscapesMatchACharacterByCharacterEscaper() {
         let pieces = [
             "a", "\"", "\\", "\n", "\r", "\t", "\u{01}", "\u{1F}", " ", "é", "€", "😀", "\u{7F}", "~", "]", "|",
@@ -187,9 +187,7 @@ struct JSONParserTests {
                 }
             }
             expected += "\""
-            var written = ""
-            JSONWriter.writeString(text, into: &written)
-            #expect(written == expected, "\(text.debugDescription)")
+            #expect(JSONWriter.text(.string(text)) == expected, "\(text.debugDescription)")
             var bytes = JSONBytes(capacity: 0)
             bytes.string(text)
             #expect(bytes.text == expected, "\(text.debugDescription)")

@@ -8,33 +8,6 @@ public enum JSONWriter {
         return out.text
     }
 
-    /// Appends `value`'s text to `out` (written as bytes first: appending to a `String` piece by
-    /// piece re-checks every piece).
-    public static func write(_ value: JSONValue, into out: inout String, sortedKeys: Bool = false) {
-        out += text(value, sortedKeys: sortedKeys)
-    }
-
-    /// A JSON string literal: quotes, backslashes and control characters escaped; everything else
-    /// (including non-ASCII) verbatim as UTF-8.
-    public static func writeString(_ text: String, into out: inout String) {
-        out += "\""
-        // Runs without anything to escape are appended whole (as a slice of `text`): the characters
-        // that need escaping are all ASCII, so every run starts and ends on a character boundary.
-        var contiguous = text
-        contiguous.withUTF8 { utf8 in
-            forEachRun(in: utf8) { run in
-                if run.count == utf8.count {
-                    out += text
-                } else {
-                    out += text[offset(run.lowerBound, in: text)..<offset(run.upperBound, in: text)]
-                }
-            } escape: { byte in
-                out += escape(byte)
-            }
-        }
-        out += "\""
-    }
-
     /// Walks a string's UTF-8 in order: `run` gets each range with nothing to escape, `escape` each
     /// byte that must be escaped. The bytes are scanned eight at a time (``nextEscape(in:from:)``);
     /// most strings (a prompt, an answer) have nothing or little to escape.
@@ -53,11 +26,6 @@ public enum JSONWriter {
 
     @inline(__always)
     private static func needsEscape(_ byte: UInt8) -> Bool { byte < 0x20 || byte == 0x22 || byte == 0x5C }
-
-    @inline(__always)
-    private static func offset(_ offset: Int, in text: String) -> String.Index {
-        text.utf8.index(text.utf8.startIndex, offsetBy: offset)
-    }
 
     /// The offset of the first byte at or after `start` that must be escaped (a control
     /// character, `"` or `\`). Eight bytes at a time: a byte of the word is flagged when it is
@@ -108,8 +76,8 @@ public enum JSONWriter {
 /// JSON written as UTF-8 bytes, for documents written often and large: a provider request body
 /// carries the whole conversation on every call. Appending bytes to an array costs a capacity check
 /// and a copy; appending to a `String` also re-checks what it appends (is it all ASCII) each time,
-/// which was a tenth of a turn's instructions. Strings are escaped exactly as
-/// ``JSONWriter/writeString(_:into:)`` escapes them.
+/// which was a tenth of a turn's instructions. ``JSONWriter/text(_:sortedKeys:)`` writes through
+/// it too.
 public struct JSONBytes: Sendable {
     public private(set) var bytes: [UInt8] = []
 

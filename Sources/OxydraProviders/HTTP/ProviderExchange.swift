@@ -51,7 +51,7 @@ final class ProviderExchange: HTTPClientResponseDelegate, Sendable {
 
     private let state: Mutex<State>
     private let timeout: TimeAmount
-    let loop: any EventLoop
+    private let loop: any EventLoop
 
     private init(timeout: TimeAmount, loop: any EventLoop) {
         self.timeout = timeout
@@ -66,18 +66,14 @@ final class ProviderExchange: HTTPClientResponseDelegate, Sendable {
     ) -> ProviderExchange {
         let exchange = ProviderExchange(timeout: timeout, loop: loop)
         let task = client.execute(request: request, delegate: exchange, eventLoop: .delegateAndChannel(on: loop))
-        let ended = exchange.state.withLock { state in
-            state.task = task
-            return state.finished
+        let running = exchange.state.withLock { state in
+            if !state.finished { state.task = task }
+            return !state.finished
         }
         // Failures before the delegate hears of the request (a refused connection, a bad URL)
         // reach only the task's future.
         task.futureResult.whenFailure { exchange.end(failure: $0) }
-        if ended {
-            exchange.state.withLock { $0.task = nil }
-        } else {
-            exchange.watch(at: .now() + timeout)
-        }
+        if running { exchange.watch(at: .now() + timeout) }
         return exchange
     }
 
@@ -196,26 +192,25 @@ final class ProviderExchange: HTTPClientResponseDelegate, Sendable {
     }
 
     func didFinishRequest(task: HTTPClient.Task<Void>) throws {
-        let (headWaiter, partWaiter, watchdog) = state.withLock { state in
-            guard !state.finished else {
-                return (nil, nil, nil)
-                    as (
-                        UnsafeContinuation<HTTPResponseHead, any Error>?, UnsafeContinuation<ByteBuffer?, any Error>?,
-                        Scheduled<Void>?
-                    )
+        let ended:
+            (
+                head: UnsafeContinuation<HTTPResponseHead, any Error>?,
+                part: UnsafeContinuation<ByteBuffer?, any Error>?, watchdog: Scheduled<Void>?
+            )? = state.withLock { state in
+                guard !state.finished else { return nil }
+                state.complete = true
+                state.task = nil
+                defer {
+                    state.headWaiter = nil
+                    state.partWaiter = nil
+                    state.watchdog = nil
+                }
+                return (state.headWaiter, state.partWaiter, state.watchdog)
             }
-            state.complete = true
-            state.task = nil
-            defer {
-                state.headWaiter = nil
-                state.partWaiter = nil
-                state.watchdog = nil
-            }
-            return (state.headWaiter, state.partWaiter, state.watchdog)
-        }
-        watchdog?.cancel()
-        headWaiter?.resume(throwing: HTTPClientError.remoteConnectionClosed)
-        partWaiter?.resume(returning: nil)
+        guard let ended else { return }
+        ended.watchdog?.cancel()
+        ended.head?.resume(throwing: HTTPClientError.remoteConnectionClosed)
+        ended.part?.resume(returning: nil)
     }
 
     // MARK: Ending
@@ -276,8 +271,8 @@ final class ProviderExchange: HTTPClientResponseDelegate, Sendable {
     }
 }
 
-/// A provider's response as its reader holds it: the head, then the body part by part. A reader
-/// that lets go of it before the end cancels the request.
+/// A provider's response as its reader holds it: the head, then the body part by part. Letting go
+/// of it before the end abandons the rest (``ProviderExchange/abandon()``).
 final class ProviderResponse: Sendable {
     let head: HTTPResponseHead
     private let exchange: ProviderExchange

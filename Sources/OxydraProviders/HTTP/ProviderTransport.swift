@@ -203,13 +203,6 @@ enum ProviderHTTPClients {
     }
 }
 
-extension TimeAmount {
-    init(_ duration: Duration) {
-        let (seconds, attoseconds) = duration.components
-        self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
-    }
-}
-
 /// IMF-fixdate parsing for `Retry-After` (`Wed, 21 Oct 2015 07:28:00 GMT`).
 enum HTTPDate {
     static func parse(_ text: String) -> Date? {
