@@ -101,9 +101,24 @@ public struct AgentRuntime: Sendable {
         events: @escaping @Sendable (RuntimeEvent) async -> Void
     ) async throws -> TurnResult {
         var state = TurnState(history: history, resuming: input == nil)
+        do {
+            return try await turn(
+                state: &state, session: session, user: user, input: input, approver: approver, events: events)
+        } catch {
+            // A turn that stops before its next synced write still leaves its messages on disk.
+            await state.syncIfNeeded(session: session, store: store)
+            throw error
+        }
+    }
+
+    private func turn(
+        state: inout TurnState, session: SessionID, user: UserID?, input: Message?, approver: (any ToolApprover)?,
+        events: @escaping @Sendable (RuntimeEvent) async -> Void
+    ) async throws -> TurnResult {
+        let history = state.messages
         let context = ToolContext(user: user, session: session)
         if let input {
-            try await state.append(input, to: session, store: store)
+            try await state.appendInput(input, to: session, store: store)
         } else {
             let waiting = Self.unansweredCalls(history)
             if waiting.isEmpty {
@@ -706,10 +721,18 @@ final class CalibrationTable: Sendable {
 }
 
 /// Messages of the turn so far, committed to the store as they are added.
+///
+/// Two kinds of write are committed without a sync of their own: the user's message and a tool
+/// batch's results. Each is followed by a synced write — the model's answer, committed before it is
+/// shown or any of its tool calls runs — and the write-ahead log reaches the disk as a whole, so a
+/// turn pays one `fdatasync` per answer. A turn that ends before that answer (a failed provider
+/// call, a cancellation) syncs on its way out (``syncIfNeeded(session:store:)``).
 struct TurnState {
     var messages: [Message]
     var added: [Message] = []
     private let baseCount: Int
+    /// A write of the turn was committed without a sync and no synced write followed it yet.
+    private(set) var unsynced = false
 
     /// `resuming`: no input message comes first, so everything appended counts as added.
     init(history: [Message], resuming: Bool = false) {
@@ -730,8 +753,31 @@ struct TurnState {
             } catch {
                 throw RuntimeError.memory(error)
             }
+            unsynced = false
         }
         remember(message)
+    }
+
+    /// The user's message, committed without a sync of its own (see the type's notes).
+    mutating func appendInput(_ message: Message, to session: SessionID, store: (any MemoryStore)?) async throws {
+        if let store {
+            do {
+                _ = try await store.appendWithoutSync([message], to: session)
+            } catch {
+                throw RuntimeError.memory(error)
+            }
+            unsynced = true
+        }
+        remember(message)
+    }
+
+    /// Syncs what the turn committed without a sync, after it stopped short of its next synced
+    /// write; in a task of its own so that the turn's cancellation does not stop it. A failure
+    /// here leaves the writes where `kill -9` would (committed, not yet synced).
+    func syncIfNeeded(session: SessionID, store: (any MemoryStore)?) async {
+        guard unsynced, let store else { return }
+        let write = Task { try await store.sync(session) }
+        _ = try? await write.value
     }
 
     /// A message now in the history: everything after the input counts as added by the turn.
@@ -749,6 +795,7 @@ struct TurnState {
             } catch {
                 throw RuntimeError.memory(error)
             }
+            unsynced = true
         }
         for result in results { remember(result) }
     }
@@ -760,7 +807,7 @@ struct TurnState {
     {
         if let store {
             let write = Task { try await store.append([message], to: session) }
-            _ = try? await write.value
+            if (try? await write.value) != nil { unsynced = false }
         }
         messages.append(message)
         added.append(message)

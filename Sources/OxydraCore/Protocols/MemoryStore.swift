@@ -56,6 +56,10 @@ public protocol MemoryStore: Sendable {
     /// (it still survives the process being killed): for messages that a synced write normally
     /// follows soon, such as tool results before the model's next answer.
     func appendWithoutSync(_ messages: [Message], to session: SessionID) async throws(MemoryError) -> [StoredMessage]
+    /// Puts on disk everything of `session` that ``appendWithoutSync(_:to:)`` committed and no synced
+    /// write has carried there since: for a turn that ends (fails, is cancelled) before its next
+    /// synced write.
+    func sync(_ session: SessionID) async throws(MemoryError)
     /// The whole history of a session, oldest first; empty for an unknown session.
     func restore(_ session: SessionID) async throws(MemoryError) -> [StoredMessage]
     /// The best snippets for `query` within a session and the user's notes.
@@ -74,4 +78,7 @@ extension MemoryStore {
     {
         try await append(messages, to: session)
     }
+
+    /// Nothing to do where ``appendWithoutSync(_:to:)`` syncs like ``append(_:to:)``.
+    public func sync(_ session: SessionID) async throws(MemoryError) {}
 }

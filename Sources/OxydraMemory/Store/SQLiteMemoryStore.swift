@@ -116,6 +116,18 @@ public final class SQLiteMemoryStore: MemoryStore, Sendable {
         try await append(messages, to: session, recording: nil, syncNow: false)
     }
 
+    /// A synced write that changes a page (SQLite leaves a page that would not change unwritten, and
+    /// a commit that writes nothing syncs nothing): the session's `last_active_at` moves on by at
+    /// least a millisecond. The write-ahead log is synced as a whole, so everything committed before
+    /// it reaches the disk with it.
+    public func sync(_ session: SessionID) async throws(MemoryError) {
+        try await write { db in
+            try db.execute(
+                "UPDATE sessions SET last_active_at = MAX(last_active_at + 1, ?) WHERE session_id = ?",
+                [Clock.now(), session.rawValue])
+        }
+    }
+
     private func append(
         _ messages: [Message], to session: SessionID, recording usage: UsageRecord?, syncNow: Bool = true
     ) async throws(MemoryError) -> [StoredMessage] {

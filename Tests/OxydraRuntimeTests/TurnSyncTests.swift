@@ -1,0 +1,96 @@
+import OxydraCore
+import OxydraRuntime
+import OxydraTesting
+import Synchronization
+import Testing
+
+/// A store that records which writes asked for a sync, in order.
+actor SyncRecordingStore: MemoryStore {
+    let inner = EphemeralMemoryStore()
+    private(set) var writes: [String] = []
+
+    private func record(_ kind: String, _ messages: [Message]) {
+        writes += messages.map { "\(kind) \($0.role.rawValue)" }
+    }
+
+    func append(_ messages: [Message], to session: SessionID) async throws(MemoryError) -> [StoredMessage] {
+        record("synced", messages)
+        return try await inner.append(messages, to: session)
+    }
+    func appendWithoutSync(_ messages: [Message], to session: SessionID) async throws(MemoryError) -> [StoredMessage] {
+        record("unsynced", messages)
+        return try await inner.append(messages, to: session)
+    }
+    func sync(_ session: SessionID) async throws(MemoryError) { writes.append("sync") }
+    func restore(_ session: SessionID) async throws(MemoryError) -> [StoredMessage] { try await inner.restore(session) }
+    func search(_ query: String, in session: SessionID, limit: Int) async throws(MemoryError) -> [MemoryHit] { [] }
+    func summary(of session: SessionID) async throws(MemoryError) -> SessionSummary? { nil }
+    func replaceSummary(of session: SessionID, expectedEpoch: Int, with summary: SessionSummary)
+        async throws(MemoryError) -> Bool
+    {
+        try await inner.replaceSummary(of: session, expectedEpoch: expectedEpoch, with: summary)
+    }
+}
+
+/// A turn pays one sync per answer: the user's message and tool results ride on the next synced
+/// write, and a turn that ends before it syncs on its way out.
+@Suite("Turn syncs")
+struct TurnSyncTests {
+    func runtime(_ server: ScriptedModelServer, store: SyncRecordingStore) throws -> AgentRuntime {
+        var config = AgentConfig()
+        config.providers.registry["openai"]?.baseURL = server.baseURL
+        config.selection.model = "gpt-4o-mini"
+        config.reliability.maxAttempts = 1
+        return try makeRuntime(config, store: store)
+    }
+
+    @Test func theUsersMessageReachesTheDiskWithTheAnswer() async throws {
+        let server = try await ScriptedModelServer.start()
+        defer { Teardown.run { try? await server.shutdown() } }
+        server.enqueue(.text("hello"))
+        let store = SyncRecordingStore()
+        _ = try await runtime(server, store: store).run(session: "s", history: [], input: .user("hi"))
+        #expect(await store.writes == ["unsynced user", "synced assistant"])
+    }
+
+    @Test func toolResultsRideOnTheNextAnswer() async throws {
+        let server = try await ScriptedModelServer.start()
+        defer { Teardown.run { try? await server.shutdown() } }
+        server.enqueue(.toolCalls([call("c1", "no_such_tool", "{}")]))
+        server.enqueue(.text("done"))
+        let store = SyncRecordingStore()
+        let result = try await runtime(server, store: store).run(session: "s", history: [], input: .user("go"))
+        #expect(result.answer.content == "done")
+        #expect(
+            await store.writes == ["unsynced user", "synced assistant", "unsynced tool", "synced assistant"])
+    }
+
+    /// The provider fails before any answer: the user's message is synced as the turn ends.
+    @Test func aFailedTurnSyncsWhatItWroteWithoutASync() async throws {
+        let server = try await ScriptedModelServer.start()
+        defer { Teardown.run { try? await server.shutdown() } }
+        server.enqueue(.status(400, message: "bad request"))
+        let store = SyncRecordingStore()
+        await #expect(throws: (any Error).self) {
+            _ = try await runtime(server, store: store).run(session: "s", history: [], input: .user("hi"))
+        }
+        #expect(await store.writes == ["unsynced user", "sync"])
+    }
+
+    /// Cancelled while the model streams: the partial answer is a synced write, so nothing more.
+    @Test func aCancelledTurnEndsSynced() async throws {
+        let server = try await ScriptedModelServer.start()
+        defer { Teardown.run { try? await server.shutdown() } }
+        var slow = ScriptedReply.text("one two three four five six seven eight nine ten")
+        slow.chunkDelay = .milliseconds(200)
+        server.enqueue(slow)
+        let store = SyncRecordingStore()
+        let runtime = try runtime(server, store: store)
+        let turn = Task { try await runtime.run(session: "s", history: [], input: .user("hi")) }
+        while try await store.inner.restore("s").isEmpty { try await Task.sleep(for: .milliseconds(5)) }
+        try await Task.sleep(for: .milliseconds(500))
+        turn.cancel()
+        _ = try? await turn.value
+        #expect(await store.writes == ["unsynced user", "synced assistant"])
+    }
+}
