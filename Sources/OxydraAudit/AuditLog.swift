@@ -127,9 +127,11 @@ public final class AuditLog: Sendable {
         fields["seq"] = .integer(state.sequence + 1)
         fields["prev"] = .string(state.previous)
         let hash = Self.hash(fields)
-        var record = fields
-        record["hash"] = .string(hash)
-        let line = Array((JSONWriter.text(.object(record), sortedKeys: true) + "\n").utf8)
+        fields["hash"] = .string(hash)
+        var writer = JSONBytes(capacity: 512)
+        writer.value(.object(fields), sortedKeys: true)
+        writer.raw("\n")
+        let line = writer.bytes
         if state.size + line.count > rotateBytes && state.size > 0 {
             close(state.descriptor)
             Self.rotate(directory)
@@ -181,11 +183,19 @@ public final class AuditLog: Sendable {
     }
 
     static func hash(_ fields: [String: JSONValue]) -> String {
-        let digest = SHA256.hash(data: Array(JSONWriter.text(.object(fields), sortedKeys: true).utf8))
-        return digest.map { byte in
-            let text = String(byte, radix: 16)
-            return byte < 16 ? "0" + text : text
-        }.joined()
+        var canonical = JSONBytes(capacity: 512)
+        canonical.value(.object(fields), sortedKeys: true)
+        let digest = SHA256.hash(data: canonical.bytes)
+        let digits: StaticString = "0123456789abcdef"
+        return String(unsafeUninitializedCapacity: SHA256.byteCount * 2) { text in
+            digits.withUTF8Buffer { digits in
+                for (index, byte) in digest.enumerated() {
+                    text[2 * index] = digits[Int(byte >> 4)]
+                    text[2 * index + 1] = digits[Int(byte & 0x0F)]
+                }
+            }
+            return SHA256.byteCount * 2
+        }
     }
 
     static func rotate(_ directory: String) {

@@ -13,6 +13,26 @@ struct AuditLogTests {
         }
     }
 
+    /// Records hashed elsewhere (Python's `hashlib` over `json.dumps(sort_keys=True,
+    /// separators=(",", ":"))`) verify, and a log opened on them continues their chain: the hash is
+    /// SHA-256 of the canonical JSON, in lowercase hex, whoever wrote it.
+    @Test func recordsHashedElsewhereVerifyAndTheChainContinues() throws {
+        let directory = try TemporaryDirectory(prefix: "oxydra-audit")
+        defer { directory.remove() }
+        let fixture = [
+            #"{"arguments":"{\"path\":\"/shared/notes.txt\"}","at":"2026-12-04T21:00:01.000Z","call_id":"c1","decision":"not_asked","duration_ms":3,"hash":"2e185d36575b1a4f43d6d5cd235bbb0c6c3aa9e19e2bbc723779d6e0e20e332c","prev":"0000000000000000000000000000000000000000000000000000000000000000","result_bytes":10,"seq":1,"session":"s","status":"ok","tool":"file_read","turn":"t"}"#,
+            #"{"arguments":"{\"path\":\"/shared/notes.txt\"}","at":"2026-12-04T21:00:02.000Z","call_id":"c2","decision":"not_asked","duration_ms":3,"hash":"1bbbc4819198afff18dbfb44b454185e23f9d5560fc375e883fda1f45b1d7299","prev":"2e185d36575b1a4f43d6d5cd235bbb0c6c3aa9e19e2bbc723779d6e0e20e332c","result_bytes":10,"seq":2,"session":"s","status":"error","tool":"file_read","turn":"t"}"#,
+        ]
+        try directory.write(fixture.joined(separator: "\n") + "\n", to: AuditLog.fileName)
+        let before = AuditLog.verify(directory: directory.path)
+        #expect(before.problem == nil && before.records == 2, "\(before.problem ?? "")")
+        Self.write(try AuditLog(directory: directory.path), 1, from: 2)
+        let after = AuditLog.verify(directory: directory.path)
+        #expect(after.problem == nil && after.records == 3 && after.lastSequence == 3, "\(after.problem ?? "")")
+        let records = AuditLog.records(directory: directory.path)
+        #expect(records.last?.fields["prev"] == "1bbbc4819198afff18dbfb44b454185e23f9d5560fc375e883fda1f45b1d7299")
+    }
+
     @Test func theChainHoldsAcrossReopeningAndRotation() throws {
         let directory = try TemporaryDirectory(prefix: "oxydra-audit")
         defer { directory.remove() }
