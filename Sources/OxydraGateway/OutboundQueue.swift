@@ -51,10 +51,13 @@ final class OutboundQueue: Sendable {
     /// Everything queued (deltas merged), waiting while the queue is empty; nil once closed and drained.
     func take() async -> [ServerFrame]? {
         while true {
+            // The queue's array itself is handed over: emptying one that is also returned would
+            // allocate a new buffer of the whole capacity on every take.
             let batch = state.withLock { state -> [ServerFrame]? in
                 guard !state.frames.isEmpty else { return nil }
-                defer { state.frames.removeAll(keepingCapacity: true) }
-                return state.frames
+                var batch: [ServerFrame] = []
+                swap(&batch, &state.frames)
+                return batch
             }
             if let batch { return Self.coalesce(batch) }
             if state.withLock({ $0.closed }) { return nil }

@@ -99,13 +99,14 @@ public struct ReliableProvider: ModelProvider {
 
 /// The stream side of ``ReliableProvider``.
 final class RetryingSource: ModelEventSource, @unchecked Sendable {
-    // Touched only from `next()`, called sequentially by one consumer.
+    // Touched only from `next()`, called sequentially by one consumer (no runtime exclusivity
+    // checks, as in `EventStreamSource`).
     private let inner: any ModelProvider
     private let request: ModelRequest
     private let policy: RetryPolicy
-    private var iterator: ModelEventStream.Iterator?
-    private var attempt = 0
-    private var emittedOutput = false
+    @exclusivity(unchecked) private var iterator: ModelEventStream.Iterator?
+    @exclusivity(unchecked) private var attempt = 0
+    @exclusivity(unchecked) private var emittedOutput = false
 
     init(inner: any ModelProvider, request: ModelRequest, policy: RetryPolicy) {
         self.inner = inner
@@ -116,9 +117,9 @@ final class RetryingSource: ModelEventSource, @unchecked Sendable {
     var hasBufferedEvent: Bool { iterator?.hasBufferedEvent ?? false }
 
     /// The wait announced by the last `.retrying` notice, slept before the next attempt.
-    private var pendingWait: Duration?
+    @exclusivity(unchecked) private var pendingWait: Duration?
     /// Everything waited between attempts so far (for the final error).
-    private var waited = Duration.zero
+    @exclusivity(unchecked) private var waited = Duration.zero
 
     func next() async throws -> ModelEvent? {
         while true {

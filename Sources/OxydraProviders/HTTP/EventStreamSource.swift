@@ -7,6 +7,9 @@ import Synchronization
 protocol StreamTranslator: Sendable {
     /// Events for one SSE event. Throwing ends the stream with that error.
     mutating func translate(_ event: SSEEvent) throws -> [ModelEvent]
+    /// The same, appended to `events` (no array per event); what it appended before throwing is
+    /// taken back by the caller.
+    mutating func translate(_ event: SSEEvent, into events: inout [ModelEvent]) throws
     /// True once the provider's end marker was seen (`[DONE]`, `message_stop`, ...): stop reading.
     var isComplete: Bool { get }
     /// True when the body may end here without the connection counting as lost (for servers that
@@ -16,6 +19,12 @@ protocol StreamTranslator: Sendable {
     mutating func translateCompleteBody(_ body: Data) throws -> [ModelEvent]
     /// Why an end of input before the end marker is a lost connection.
     var incompleteReason: String { get }
+}
+
+extension StreamTranslator {
+    mutating func translate(_ event: SSEEvent, into events: inout [ModelEvent]) throws {
+        events += try translate(event)
+    }
 }
 
 /// A pull-based model event stream over an HTTP event-stream response.
@@ -30,7 +39,10 @@ protocol StreamTranslator: Sendable {
 /// while the same request without streaming returns the tool call. Nothing was delivered, so
 /// nothing is repeated.
 final class EventStreamSource<Translator: StreamTranslator>: ModelEventSource, @unchecked Sendable {
-    // All state is touched only from `next()`, which one consumer calls sequentially.
+    // All state is touched only from `next()`, which one consumer calls sequentially, so no two
+    // accesses can overlap: the runtime's exclusivity checks (about ten per streamed token, each a
+    // thread-local lookup) are left out with `@exclusivity(unchecked)`; the compiler still checks
+    // what it can see.
     private enum State {
         case notStarted
         case streaming(ProviderResponse)
@@ -41,12 +53,12 @@ final class EventStreamSource<Translator: StreamTranslator>: ModelEventSource, @
     private let path: String
     private let body: Data
     private let fallbackBody: (@Sendable () throws(ProviderError) -> Data)?
-    private var sawEvent = false
-    private var translator: Translator
-    private var state = State.notStarted
-    private var parser = SSEParser()
-    private var pending: [ModelEvent] = []
-    private var cursor = 0
+    @exclusivity(unchecked) private var sawEvent = false
+    @exclusivity(unchecked) private var translator: Translator
+    @exclusivity(unchecked) private var state = State.notStarted
+    @exclusivity(unchecked) private var parser = SSEParser()
+    @exclusivity(unchecked) private var pending: [ModelEvent] = []
+    @exclusivity(unchecked) private var cursor = 0
 
     init(
         transport: ProviderTransport, path: String, body: Data, translator: Translator,
@@ -121,12 +133,15 @@ final class EventStreamSource<Translator: StreamTranslator>: ModelEventSource, @
     private func translate(_ events: [SSEEvent]) throws {
         if !events.isEmpty { sawEvent = true }
         for event in events {
+            let count = pending.count
             do {
-                pending += try translator.translate(event)
+                try translator.translate(event, into: &pending)
             } catch let error as ProviderError {
+                pending.removeSubrange(count...)
                 state = .finished
                 throw error
             } catch {
+                pending.removeSubrange(count...)
                 state = .finished
                 throw ProviderError.responseParse(provider: transport.provider, message: "\(error)")
             }

@@ -209,11 +209,17 @@ struct OpenAIChatTranslator: StreamTranslator {
     var incompleteReason: String { "OpenAI-compatible stream ended before [DONE]" }
 
     mutating func translate(_ event: SSEEvent) throws -> [ModelEvent] {
+        var events: [ModelEvent] = []
+        try translate(event, into: &events)
+        return events
+    }
+
+    mutating func translate(_ event: SSEEvent, into events: inout [ModelEvent]) throws {
         let payload = event.data.trimmed
-        if payload.isEmpty { return [] }
+        if payload.isEmpty { return }
         if payload == "[DONE]" {
             isComplete = true
-            return []
+            return
         }
         // Stream chunks are the hot path of every OpenAI-compatible server: they are read in place
         // (``Chunk``), checked as strictly as a full parse, with no dictionary built per chunk.
@@ -228,7 +234,6 @@ struct OpenAIChatTranslator: StreamTranslator {
             let message = error["message"]?.stringValue ?? error.stringValue ?? error["type"]?.stringValue
             throw ProviderError.requestFailed(provider: provider, message: message ?? "the stream reported an error")
         }
-        var events: [ModelEvent] = []
         for choice in chunk.choices where (choice.index?.intValue ?? 0) == 0 {
             // `delta` when the choice has one (whatever its value), else `message`.
             if let delta = choice.delta ?? choice.message {
@@ -261,7 +266,6 @@ struct OpenAIChatTranslator: StreamTranslator {
                         completionTokens: usage["completion_tokens"]?.intValue,
                         totalTokens: usage["total_tokens"]?.intValue)))
         }
-        return events
     }
 
     /// What a stream chunk says, read in place: the members the translator uses, each as the
