@@ -432,8 +432,10 @@ extension JSONParser {
 /// text. Compared with a literal in a `switch` (`case "choices":`) exactly as the decoded `String`
 /// would be. Valid only during the call it is passed to.
 public struct JSONKey {
-    private let bytes: UnsafeBufferPointer<UInt8>
-    private let decoded: String?
+    // Inlinable, so that a `switch` over keys in another module compares with each literal's
+    // length and bytes known at compile time.
+    @usableFromInline let bytes: UnsafeBufferPointer<UInt8>
+    @usableFromInline let decoded: String?
 
     init(bytes: UnsafeBufferPointer<UInt8>) {
         self.bytes = bytes
@@ -448,6 +450,7 @@ public struct JSONKey {
     /// The key as text.
     public var string: String { decoded ?? String(decoding: bytes, as: UTF8.self) }
 
+    @inlinable
     public static func ~= (pattern: StaticString, key: JSONKey) -> Bool {
         if let decoded = key.decoded { return decoded == pattern.description }
         let count = pattern.utf8CodeUnitCount

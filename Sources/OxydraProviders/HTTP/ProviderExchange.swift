@@ -30,7 +30,9 @@ final class ProviderExchange: HTTPClientResponseDelegate, Sendable {
 
     private struct State {
         var head: HTTPResponseHead?
-        var parts = CircularBuffer<ByteBuffer>()
+        /// Room for the parts of a whole short answer that arrive before the reader runs (the
+        /// default 16 was doubled once per exchange).
+        var parts = CircularBuffer<ByteBuffer>(initialCapacity: 64)
         var kept = 0
         /// The whole body is in `parts` (or was read).
         var complete = false
