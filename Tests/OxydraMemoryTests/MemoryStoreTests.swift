@@ -349,25 +349,30 @@ struct DurabilityTests {
         #expect(deferred == 1 && after == expected)
     }
 
-    /// `sync` must write a page (a commit that changes nothing syncs nothing): the session's
-    /// `last_active_at` moves on each time, even twice within one millisecond.
+    /// A write without a sync leaves the session's row alone (its `last_active_at` moves with the
+    /// synced write that follows). `sync` must write a page (a commit that changes nothing syncs
+    /// nothing): `last_active_at` moves on each time, even twice within one millisecond.
     @Test func syncWritesAPageEveryTime() async throws {
         let fixture = try StoreFixture()
         defer { fixture.remove() }
         let store = try fixture.open()
-        _ = try await store.appendWithoutSync([.user("hi")], to: "s")
         func lastActive() async throws -> Int64 {
             try await store.pool.read { db in
                 try db.value(as: Int64.self, "SELECT last_active_at FROM sessions WHERE session_id = 's'") ?? 0
             }
         }
+        _ = try await store.append([.user("first")], to: "s")
+        let created = try await lastActive()
+        try await Task.sleep(for: .milliseconds(5))
+        _ = try await store.appendWithoutSync([.user("hi")], to: "s")
         let before = try await lastActive()
+        #expect(before == created)
         try await store.sync("s")
         let once = try await lastActive()
         try await store.sync("s")
         let twice = try await lastActive()
         #expect(before < once && once < twice)
-        #expect(try await store.restore("s").map(\.message.content) == ["hi"])
+        #expect(try await store.restore("s").map(\.message.content) == ["first", "hi"])
     }
 
     /// A real child process appends and is SIGKILLed mid-stream; everything it reported as

@@ -141,11 +141,19 @@ public final class SQLiteMemoryStore: MemoryStore, Sendable {
         let dimension = embedder.dimension
         let result: ([StoredMessage], [(Int64, [Float])]) = try await write(syncNow: syncNow) { db in
             let now = Clock.now()
+            // `last_active_at` moves with synced writes only: a write without a sync (the user's
+            // message, tool results) is followed by one (the answer, or `sync`), and leaving the
+            // session's row and both listing indexes alone halves the pages it writes.
             try db.execute(
-                """
-                INSERT INTO sessions (session_id, user_id, created_at, last_active_at) VALUES (?, ?, ?, ?)
-                ON CONFLICT(session_id) DO UPDATE SET last_active_at = excluded.last_active_at
-                """, [session.rawValue, user.rawValue, now, now])
+                syncNow
+                    ? """
+                    INSERT INTO sessions (session_id, user_id, created_at, last_active_at) VALUES (?, ?, ?, ?)
+                    ON CONFLICT(session_id) DO UPDATE SET last_active_at = excluded.last_active_at
+                    """
+                    : """
+                    INSERT INTO sessions (session_id, user_id, created_at, last_active_at) VALUES (?, ?, ?, ?)
+                    ON CONFLICT(session_id) DO NOTHING
+                    """, [session.rawValue, user.rawValue, now, now])
             var sequence =
                 try db.value(
                     as: Int.self, "SELECT MAX(sequence) FROM conversation_events WHERE session_id = ?",
