@@ -57,6 +57,25 @@ struct ProviderFaultTests {
         }
     }
 
+    /// Requests ask for bodies as they are; a server (or proxy) that compresses anyway is refused
+    /// with an error that says so, not a parse error about binary data.
+    @Test(arguments: ProviderType.every)
+    func bodiesAreAskedForAsTheyAreAndACompressedOneIsRefused(_ type: ProviderType) async throws {
+        let fixture = try await ProviderFixture.start(type, maxAttempts: 1)
+        defer { Teardown.run { await fixture.stop() } }
+        var compressed = ScriptedReply.text("never read")
+        compressed.headers.append(("Content-Encoding", "gzip"))
+        fixture.server.enqueue([.text("plain"), compressed])
+        #expect(try await fixture.stream().message.content == "plain")
+        let asked = fixture.server.requests[0].headers.filter { $0.0.lowercased() == "accept-encoding" }.map(\.1)
+        #expect(asked == ["identity"])
+        await #expect {
+            try await fixture.stream()
+        } throws: { error in
+            "\(error)".contains("`gzip`-encoded body") && "\(error)".contains("asked for `identity`")
+        }
+    }
+
     @Test func rateLimitHonoursRetryAfter() async throws {
         let fixture = try await ProviderFixture.start(.openai)
         defer { Teardown.run { await fixture.stop() } }

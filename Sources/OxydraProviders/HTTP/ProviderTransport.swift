@@ -41,6 +41,9 @@ struct ProviderTransport: Sendable {
         headers.add(name: "Content-Type", value: "application/json")
         headers.add(name: "Accept", value: accept)
         headers.add(name: "User-Agent", value: "oxydra/0.1")
+        // Bodies come as they are (see `ProviderHTTPClients`): said out loud, because a request
+        // without `Accept-Encoding` leaves a server free to pick any coding.
+        headers.add(name: "Accept-Encoding", value: "identity")
         for (name, value) in self.headers { headers.replaceOrAdd(name: name, value: value) }
         let response: ProviderResponse
         do {
@@ -53,6 +56,13 @@ struct ProviderTransport: Sendable {
             throw CancellationError()
         } catch {
             throw mapTransportError(error)
+        }
+        if let coding = response.headers.first(name: "Content-Encoding")?.lowercased(), coding != "identity" {
+            throw ProviderError.responseParse(
+                provider: provider,
+                message:
+                    "the server sent a `\(coding)`-encoded body although the request asked for `identity` (Accept-Encoding); a proxy in between may be compressing responses"
+            )
         }
         guard (200..<300).contains(response.status) else {
             let body = (try? await readBody(response, limit: Self.errorBodyLimit)) ?? Data()
@@ -183,7 +193,11 @@ enum ProviderHTTPClients {
     private static let clients: [HTTPClient] = loops.map { loop in
         var configuration = HTTPClient.Configuration(
             redirectConfiguration: .disallow, timeout: .init(connect: .seconds(10), read: nil))
-        configuration.decompression = .enabled(limit: .ratio(50))
+        // No decompression: with it, every request advertised gzip and every body part of a
+        // streamed answer went through one more handler (and an inflate when a server took the
+        // offer) — per streamed token, for answers a few hundred bytes long. Requests ask for
+        // `identity`, and a compressed answer is refused with a clear error.
+        configuration.decompression = .disabled
         // ReliableProvider retries with the configured backoff; the pool must not retry a
         // refused connection for the whole connect timeout behind its back.
         configuration.connectionPool.retryConnectionEstablishment = false
