@@ -22,6 +22,23 @@ struct ConfinementTests {
         #expect(try await registry.call("file_read", #"{"path":"/shared/./notes.txt"}"#).isError == false)
     }
 
+    /// A file longer than one read comes back whole; one past the limit is refused.
+    @Test(arguments: modes)
+    func longFilesAreReadWholeUpToTheLimit(_ fallback: Bool) throws {
+        let fixture = try WorkspaceFixture()
+        defer { fixture.remove() }
+        let confinement = PathConfinement(workspace: fixture.workspace, forceFallback: fallback)
+        let text = (0..<30_000).map { "\($0 % 10)" }.joined() + "\n" + String(repeating: "é", count: 60_000)
+        _ = try fixture.directory.write(text, to: "ws/alice/shared/long.txt")
+        let bytes = try confinement.readFile(
+            VirtualPath(root: .shared, relative: "long.txt"), limit: 1 << 20, tool: "file_read")
+        #expect(bytes.count > 64 * 1024 && bytes == Array(text.utf8))
+        #expect(throws: ToolError.self) {
+            try confinement.readFile(
+                VirtualPath(root: .shared, relative: "long.txt"), limit: text.utf8.count - 1, tool: "file_read")
+        }
+    }
+
     @Test(
         arguments: modes,
         [
