@@ -103,7 +103,21 @@ public struct JSONBytes: Sendable {
             JSONWriter.forEachRun(in: utf8) { run in
                 bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[run]))
             } escape: { byte in
-                raw(JSONWriter.escape(byte))
+                // The common escapes as two bytes (a system prompt has a newline every line).
+                let short: UInt8? =
+                    switch byte {
+                    case 0x22, 0x5C: byte
+                    case 0x0A: UInt8(ascii: "n")
+                    case 0x0D: UInt8(ascii: "r")
+                    case 0x09: UInt8(ascii: "t")
+                    default: nil
+                    }
+                if let short {
+                    bytes.append(0x5C)
+                    bytes.append(short)
+                } else {
+                    raw(JSONWriter.escape(byte))
+                }
             }
         }
         bytes.append(0x22)
