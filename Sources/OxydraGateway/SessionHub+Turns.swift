@@ -133,8 +133,41 @@ extension SessionHub {
     }
 
     public nonisolated static func title(from prompt: String) -> String {
+        shorten(asciiFirstLine(of: prompt) ?? characterFirstLine(of: prompt))
+    }
+
+    /// The first non-empty line with its whitespace collapsed, read as `Character`s (a prompt's
+    /// every grapheme: costly for a long one, and only the first line is needed).
+    nonisolated static func characterFirstLine(of prompt: String) -> String {
         let line = prompt.split(whereSeparator: \.isNewline).first.map { $0.trimmed } ?? ""
-        let collapsed = line.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+        return line.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+    }
+
+    /// The same when that line is ASCII, read as bytes up to its end; nil for anything else.
+    nonisolated static func asciiFirstLine(of prompt: String) -> String? {
+        var words: [UInt8] = []
+        var pendingSpace = false
+        var inLine = false
+        for byte in prompt.utf8 {
+            guard byte < 0x80 else { return nil }
+            if byte >= 0x0A && byte <= 0x0D {
+                // Empty lines are passed over; a line of blanks is the first line (and empty).
+                if inLine { break }
+                continue
+            }
+            inLine = true
+            if byte == 0x20 || byte == 0x09 {
+                pendingSpace = !words.isEmpty
+                continue
+            }
+            if pendingSpace { words.append(0x20) }
+            pendingSpace = false
+            words.append(byte)
+        }
+        return String(decoding: words, as: UTF8.self)
+    }
+
+    nonisolated static func shorten(_ collapsed: String) -> String {
         guard collapsed.count > 60 else { return collapsed.isEmpty ? "untitled" : collapsed }
         var cut = String(collapsed.prefix(60))
         if let space = cut.lastIndex(of: " "), cut.distance(from: cut.startIndex, to: space) >= 30 {

@@ -103,6 +103,29 @@ struct SessionManagementTests {
         let long = String(repeating: "word ", count: 30)
         let title = SessionHub.title(from: long)
         #expect(title.hasSuffix("…") && title.count <= 61)
+        #expect(SessionHub.title(from: "\u{2028} café\u{00A0} au  lait\nmore") == "café au lait")
+    }
+
+    /// The byte-wise reading of an ASCII first line gives what the `Character` one gives.
+    @Test func asciiTitlesMatchTheCharacterReading() {
+        let pieces = [
+            "a", "Z", "7", " ", "  ", "\t", "\n", "\r", "\r\n", "\u{0B}", "\u{0C}", "\u{1C}", "\u{01}", ".", "…",
+        ]
+        var generator = SystemRandomNumberGenerator()
+        var compared = 0
+        for _ in 0..<5_000 {
+            let prompt = (0..<Int.random(in: 0...30, using: &generator)).map { _ in
+                pieces[Int.random(in: 0..<pieces.count, using: &generator)]
+            }.joined()
+            let fast = SessionHub.asciiFirstLine(of: prompt)
+            if let fast {
+                compared += 1
+                #expect(fast == SessionHub.characterFirstLine(of: prompt), "\(prompt.debugDescription)")
+            } else {
+                #expect(prompt.utf8.contains { $0 >= 0x80 }, "\(prompt.debugDescription)")
+            }
+        }
+        #expect(compared > 1_000)
     }
 
     @Test func framesRoundTrip() throws {
