@@ -100,6 +100,26 @@ struct RequestBodyTests {
         #expect(encodings == 2)
     }
 
+    /// The system prompt's encoding is kept and reused: each request carries its own prompt, the
+    /// same one twice and then a changed one, written exactly as the writer writes it.
+    @Test func theCachedSystemPromptWritesTheSameBody() async throws {
+        let fixture = try await ProviderFixture.start(.openai)
+        defer { Teardown.run { await fixture.stop() } }
+        let prompts = ["Rules:\n\t- one \"two\"\u{1}", "Rules:\n\t- one \"two\"\u{1}", "changed é\n"]
+        for prompt in prompts {
+            fixture.server.enqueue(.text("ok"))
+            _ = try await fixture.stream([.system(prompt), .user("hi")], tools: [])
+        }
+        #expect(fixture.server.requests.count == 3)
+        for (request, prompt) in zip(fixture.server.requests, prompts) {
+            let first = try #require(request.json?["messages"]?.arrayValue?.first)
+            #expect(first == ["role": "system", "content": .string(prompt)])
+            var direct = JSONBytes()
+            OpenAIChatProvider.writeWireMessage(.system(prompt), into: &direct)
+            #expect(String(decoding: request.body, as: UTF8.self).contains(#"["# + direct.text + ","))
+        }
+    }
+
     /// Messages written straight out are byte for byte what the writer makes of their wire form.
     @Test func openAIMessagesWrittenDirectlyMatchTheWriter() {
         var messages =

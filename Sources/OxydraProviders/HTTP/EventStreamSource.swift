@@ -222,6 +222,22 @@ enum WireJSON {
 }
 
 /// A request's tool declarations, encoded once: a guest sends the same tools on every call.
+/// A system prompt as a JSON string, kept while the prompt stays the same: every request starts
+/// with it, and it is the longest text a request carries (tool rules, one line each).
+final class EncodedTextCache: Sendable {
+    private let storage = Mutex<(text: String, bytes: [UInt8])?>(nil)
+
+    init() {}
+
+    func bytes(for text: String) -> [UInt8] {
+        if let cached = storage.withLock({ $0 }), cached.text == text { return cached.bytes }
+        var encoded = JSONBytes(capacity: text.utf8.count + 16)
+        encoded.string(text)
+        storage.withLock { $0 = (text, encoded.bytes) }
+        return encoded.bytes
+    }
+}
+
 final class EncodedToolsCache: Sendable {
     private let storage = Mutex<(tools: [ToolDeclaration], bytes: [UInt8])?>(nil)
 

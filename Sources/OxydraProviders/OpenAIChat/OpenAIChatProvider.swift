@@ -6,6 +6,7 @@ public struct OpenAIChatProvider: WireProvider {
     let setup: ProviderSetup
     /// The `tools` array as sent: the same on every call of a guest, encoded once.
     let encodedTools = EncodedToolsCache()
+    let encodedSystemPrompt = EncodedTextCache()
 
     init(setup: ProviderSetup) { self.setup = setup }
 
@@ -41,7 +42,14 @@ public struct OpenAIChatProvider: WireProvider {
         messages.raw("[")
         for (position, message) in request.messages.enumerated() {
             if position > 0 { messages.raw(",") }
-            Self.writeWireMessage(message, into: &messages)
+            if position == 0 && message.role == .system && message.attachments.isEmpty {
+                // What `writeWireMessage` writes for it, with the prompt's encoding reused.
+                messages.raw(#"{"content":"#)
+                messages.raw(encodedSystemPrompt.bytes(for: message.content ?? ""))
+                messages.raw(#","role":"system"}"#)
+            } else {
+                Self.writeWireMessage(message, into: &messages)
+            }
         }
         messages.raw("]")
         if request.tools.isEmpty { return WireJSON.encode(body, encoded: ["messages": messages.bytes]) }
