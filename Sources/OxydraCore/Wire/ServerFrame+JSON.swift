@@ -372,9 +372,9 @@ extension TurnHeader {
     }
 
     fileprivate init(_ reader: FieldReader) throws(WireError) {
-        self.init(
-            requestID: try reader.optionalString("request_id") ?? "",
-            session: try SessionRef(reader.object("session")), turn: try TurnRef(reader.object("turn")))
+        requestID = try reader.optionalString("request_id") ?? ""
+        session = try SessionRef(reader.object("session"))
+        turn = try TurnRef(reader.object("turn"))
     }
 }
 

@@ -45,42 +45,16 @@ public struct TurnRef: Sendable, Hashable {
 }
 
 /// The fields every turn frame carries.
-///
-/// Its parts live in one shared box: a header goes into every frame of its turn and is copied
-/// along with the frame on its way out, and one reference is one retain where four strings were four.
 public struct TurnHeader: Sendable, Hashable {
-    private final class Parts: Sendable {
-        let requestID: String
-        let session: SessionRef
-        let turn: TurnRef
-
-        init(requestID: String, session: SessionRef, turn: TurnRef) {
-            self.requestID = requestID
-            self.session = session
-            self.turn = turn
-        }
-    }
-
-    private let parts: Parts
-
     /// The `request_id` of the `send_turn` that started the turn.
-    public var requestID: String { parts.requestID }
-    public var session: SessionRef { parts.session }
-    public var turn: TurnRef { parts.turn }
+    public var requestID: String
+    public var session: SessionRef
+    public var turn: TurnRef
 
     public init(requestID: String, session: SessionRef, turn: TurnRef) {
-        parts = Parts(requestID: requestID, session: session, turn: turn)
-    }
-
-    public static func == (lhs: TurnHeader, rhs: TurnHeader) -> Bool {
-        lhs.parts === rhs.parts
-            || (lhs.requestID == rhs.requestID && lhs.session == rhs.session && lhs.turn == rhs.turn)
-    }
-
-    public func hash(into hasher: inout Hasher) {
-        hasher.combine(requestID)
-        hasher.combine(session)
-        hasher.combine(turn)
+        self.requestID = requestID
+        self.session = session
+        self.turn = turn
     }
 }
 
