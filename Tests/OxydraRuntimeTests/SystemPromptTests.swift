@@ -27,12 +27,13 @@ struct SystemPromptTests {
     }
 }
 
-/// A store whose reads lag behind its writes, like a second guest process that summarised first.
-actor LaggingStore: MemoryStore {
-    let inner = EphemeralMemoryStore()
-    func append(_ messages: [Message], to session: SessionID) async throws(MemoryError) -> [StoredMessage] {
-        try await inner.append(messages, to: session)
-    }
+/// A test store that keeps its messages in an ``EphemeralMemoryStore`` and reads no summary back
+/// and finds nothing (a summary read lags behind the writes); conformers decide how writes go.
+protocol EphemeralBackedStore: MemoryStore {
+    var inner: EphemeralMemoryStore { get }
+}
+
+extension EphemeralBackedStore {
     func restore(_ session: SessionID) async throws(MemoryError) -> [StoredMessage] { try await inner.restore(session) }
     func search(_ query: String, in session: SessionID, limit: Int) async throws(MemoryError) -> [MemoryHit] { [] }
     func summary(of session: SessionID) async throws(MemoryError) -> SessionSummary? { nil }
@@ -40,6 +41,14 @@ actor LaggingStore: MemoryStore {
         async throws(MemoryError) -> Bool
     {
         try await inner.replaceSummary(of: session, expectedEpoch: expectedEpoch, with: summary)
+    }
+}
+
+/// A store whose reads lag behind its writes, like a second guest process that summarised first.
+actor LaggingStore: EphemeralBackedStore {
+    let inner = EphemeralMemoryStore()
+    func append(_ messages: [Message], to session: SessionID) async throws(MemoryError) -> [StoredMessage] {
+        try await inner.append(messages, to: session)
     }
 }
 

@@ -5,7 +5,7 @@ import Synchronization
 import Testing
 
 /// A store that records which writes asked for a sync, in order.
-actor SyncRecordingStore: MemoryStore {
+actor SyncRecordingStore: EphemeralBackedStore {
     let inner = EphemeralMemoryStore()
     private(set) var writes: [String] = []
 
@@ -22,14 +22,6 @@ actor SyncRecordingStore: MemoryStore {
         return try await inner.append(messages, to: session)
     }
     func sync(_ session: SessionID) async throws(MemoryError) { writes.append("sync") }
-    func restore(_ session: SessionID) async throws(MemoryError) -> [StoredMessage] { try await inner.restore(session) }
-    func search(_ query: String, in session: SessionID, limit: Int) async throws(MemoryError) -> [MemoryHit] { [] }
-    func summary(of session: SessionID) async throws(MemoryError) -> SessionSummary? { nil }
-    func replaceSummary(of session: SessionID, expectedEpoch: Int, with summary: SessionSummary)
-        async throws(MemoryError) -> Bool
-    {
-        try await inner.replaceSummary(of: session, expectedEpoch: expectedEpoch, with: summary)
-    }
 }
 
 /// A turn pays one sync per answer: the user's message and tool results ride on the next synced
