@@ -136,14 +136,11 @@ final class EventStreamSource<Translator: StreamTranslator>: ModelEventSource, @
             let count = pending.count
             do {
                 try translator.translate(event, into: &pending)
-            } catch let error as ProviderError {
-                pending.removeSubrange(count...)
-                state = .finished
-                throw error
             } catch {
                 pending.removeSubrange(count...)
                 state = .finished
-                throw ProviderError.responseParse(provider: transport.provider, message: "\(error)")
+                throw error as? ProviderError
+                    ?? ProviderError.responseParse(provider: transport.provider, message: "\(error)")
             }
             if translator.isComplete {
                 state = .finished
@@ -221,7 +218,6 @@ enum WireJSON {
     }
 }
 
-/// A request's tool declarations, encoded once: a guest sends the same tools on every call.
 /// A system prompt as a JSON string, kept while the prompt stays the same: every request starts
 /// with it, and it is the longest text a request carries (tool rules, one line each).
 final class EncodedTextCache: Sendable {
@@ -238,6 +234,7 @@ final class EncodedTextCache: Sendable {
     }
 }
 
+/// A request's tool declarations, encoded once: a guest sends the same tools on every call.
 final class EncodedToolsCache: Sendable {
     private let storage = Mutex<(tools: [ToolDeclaration], bytes: [UInt8])?>(nil)
 

@@ -35,14 +35,15 @@ extension PathConfinement {
                 tool: tool,
                 message: "\(path) is \(info.st_size) bytes, more than the \(limit)-byte limit; use file_search")
         }
-        return try Self.readAll(fd, limit: limit, display: path, tool: tool)
+        return try Self.readAll(fd, size: Int(info.st_size), limit: limit, display: path, tool: tool)
     }
 
-    static func readAll(_ fd: Int32, limit: Int, display: VirtualPath, tool: String) throws(ToolError) -> [UInt8] {
-        // Room for the whole of a regular file up front; the read buffer is not zeroed first (a
-        // zeroed 64 KiB per call was most of a small file_read's cost).
-        var info = stat()
-        let size = fstat(fd, &info) == 0 && info.st_mode & S_IFMT == S_IFREG ? Int(info.st_size) : 0
+    /// Reads `fd` to its end; `size` (the regular file's size when opened) is room reserved up
+    /// front, and the read buffer is not zeroed first (a zeroed 64 KiB per call was most of a small
+    /// file_read's cost).
+    static func readAll(_ fd: Int32, size: Int, limit: Int, display: VirtualPath, tool: String) throws(ToolError)
+        -> [UInt8]
+    {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(min(size, limit) + 1)
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 1)
