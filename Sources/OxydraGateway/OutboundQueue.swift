@@ -1,14 +1,21 @@
 import OxydraCore
 import Synchronization
 
-/// The frames waiting to be written to one client, in order. The writer takes everything queued at
-/// once and merges consecutive text deltas of a turn, so a client that reads slower than the model
-/// streams gets fewer, larger `assistant_delta` frames instead of falling behind. More than `limit`
-/// frames waiting means the client has stopped reading: the queue closes and reports it as lagging.
+/// The frames waiting to be written to one client, in order. A text delta pushed right after a
+/// delta of the same turn that is still waiting is appended to it, so a client that reads slower
+/// than the model streams gets fewer, larger `assistant_delta` frames instead of falling behind,
+/// and the writer takes everything queued at once. More than `limit` frames pushed since the last
+/// take (merged ones count) means the client has stopped reading: the queue closes and reports it
+/// as lagging.
 final class OutboundQueue: Sendable {
     private struct State {
         var frames: [ServerFrame] = []
-        var waiter: CheckedContinuation<Void, Never>?
+        /// Frames pushed since the last take, merged deltas included.
+        var pushed = 0
+        /// The writer waiting for a frame; resumed exactly once, by whoever takes it out.
+        /// (`UnsafeContinuation` has a layout the compiler knows: a checked one is copied and
+        /// destroyed through generic witnesses on every push.)
+        var waiter: UnsafeContinuation<Void, Never>?
         var closed = false
         var lagging = false
     }
@@ -20,25 +27,45 @@ final class OutboundQueue: Sendable {
 
     /// Queues a frame; false when the queue is closed (or just closed because it overflowed).
     func push(_ frame: ServerFrame) -> Bool {
-        let (accepted, waiter) = state.withLock { state -> (Bool, CheckedContinuation<Void, Never>?) in
+        let (accepted, waiter) = state.withLock { state -> (Bool, UnsafeContinuation<Void, Never>?) in
             guard !state.closed else { return (false, nil) }
-            if state.frames.count >= limit {
+            let waiter = state.waiter
+            state.waiter = nil
+            guard state.pushed < limit else {
                 state.closed = true
                 state.lagging = true
-                defer { state.waiter = nil }
-                return (false, state.waiter)
+                return (false, waiter)
             }
-            state.frames.append(frame)
-            defer { state.waiter = nil }
-            return (true, state.waiter)
+            state.pushed += 1
+            if case .assistantDelta(let header, let delta) = frame, !state.frames.isEmpty {
+                Self.append(delta, of: header, after: &state.frames, or: frame)
+            } else {
+                state.frames.append(frame)
+            }
+            return (true, waiter)
         }
         waiter?.resume()
         return accepted
     }
 
+    /// Appends `delta` to the last frame when that is a delta of the same turn (its text is
+    /// uniquely held there, so it grows in place); otherwise queues `frame` after it.
+    private static func append(
+        _ delta: String, of header: TurnHeader, after frames: inout [ServerFrame], or frame: ServerFrame
+    ) {
+        switch frames.removeLast() {
+        case .assistantDelta(let last, var text) where last == header:
+            text += delta
+            frames.append(.assistantDelta(last, delta: text))
+        case let other:
+            frames.append(other)
+            frames.append(frame)
+        }
+    }
+
     /// No more frames will be queued; the writer drains what is left and stops.
     func close() {
-        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+        let waiter = state.withLock { state -> UnsafeContinuation<Void, Never>? in
             state.closed = true
             defer { state.waiter = nil }
             return state.waiter
@@ -48,7 +75,7 @@ final class OutboundQueue: Sendable {
 
     var isLagging: Bool { state.withLock { $0.lagging } }
 
-    /// Everything queued (deltas merged), waiting while the queue is empty; nil once closed and drained.
+    /// Everything queued, waiting while the queue is empty; nil once closed and drained.
     func take() async -> [ServerFrame]? {
         while true {
             // The queue's array itself is handed over: emptying one that is also returned would
@@ -57,11 +84,12 @@ final class OutboundQueue: Sendable {
                 guard !state.frames.isEmpty else { return nil }
                 var batch: [ServerFrame] = []
                 swap(&batch, &state.frames)
+                state.pushed = 0
                 return batch
             }
-            if let batch { return Self.coalesce(batch) }
+            if let batch { return batch }
             if state.withLock({ $0.closed }) { return nil }
-            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
                 let ready = state.withLock { state -> Bool in
                     if !state.frames.isEmpty || state.closed { return true }
                     state.waiter = continuation
@@ -70,30 +98,5 @@ final class OutboundQueue: Sendable {
                 if ready { continuation.resume() }
             }
         }
-    }
-
-    /// Merges runs of `assistant_delta` frames of the same turn into one (each run's text is
-    /// appended into one string, not rebuilt per delta).
-    static func coalesce(_ frames: [ServerFrame]) -> [ServerFrame] {
-        guard frames.count > 1 else { return frames }
-        var out: [ServerFrame] = []
-        out.reserveCapacity(frames.count)
-        var run: (header: TurnHeader, text: String)?
-        for frame in frames {
-            if case .assistantDelta(let header, let delta) = frame {
-                if run?.header == header {
-                    run!.text += delta
-                    continue
-                }
-                if let (header, text) = run { out.append(.assistantDelta(header, delta: text)) }
-                run = (header, delta)
-                continue
-            }
-            if let (header, text) = run { out.append(.assistantDelta(header, delta: text)) }
-            run = nil
-            out.append(frame)
-        }
-        if let (header, text) = run { out.append(.assistantDelta(header, delta: text)) }
-        return out
     }
 }
