@@ -116,6 +116,11 @@ final class RetryingSource: ModelEventSource, @unchecked Sendable {
 
     var hasBufferedEvent: Bool { iterator?.hasBufferedEvent ?? false }
 
+    func nextBuffered() throws -> ModelEvent? {
+        guard pendingWait == nil, let event = try iterator?.nextBuffered() else { return nil }
+        return try checked(event)
+    }
+
     /// The wait announced by the last `.retrying` notice, slept before the next attempt.
     @exclusivity(unchecked) private var pendingWait: Duration?
     /// Everything waited between attempts so far (for the final error).
@@ -150,21 +155,28 @@ final class RetryingSource: ModelEventSource, @unchecked Sendable {
                 }
                 return retry(after: wait, because: error.shortReason)
             }
-            switch event {
-            case .connectionLost(let reason):
-                iterator = nil
-                if emittedOutput { throw ProviderError.streamInterrupted(provider: inner.id, message: reason) }
-                let error = ProviderError.transport(provider: inner.id, message: reason)
-                guard let wait = ReliableProvider.retryDelay(for: error, attempt: attempt, policy: policy) else {
-                    throw ProviderError.transport(provider: inner.id, message: reason + gaveUp)
-                }
-                return retry(after: wait, because: reason)
-            case .textDelta, .reasoningDelta, .toolCallDelta:
-                emittedOutput = true
-                return event
-            default:
-                return event
+            guard let event else { return nil }
+            return try checked(event)
+        }
+    }
+
+    /// An event of the current attempt as the consumer gets it: a lost connection becomes a retry
+    /// notice, or an error once output was passed on or the attempts are used up.
+    private func checked(_ event: ModelEvent) throws(ProviderError) -> ModelEvent {
+        switch event {
+        case .connectionLost(let reason):
+            iterator = nil
+            if emittedOutput { throw .streamInterrupted(provider: inner.id, message: reason) }
+            let error = ProviderError.transport(provider: inner.id, message: reason)
+            guard let wait = ReliableProvider.retryDelay(for: error, attempt: attempt, policy: policy) else {
+                throw .transport(provider: inner.id, message: reason + gaveUp)
             }
+            return retry(after: wait, because: reason)
+        case .textDelta, .reasoningDelta, .toolCallDelta:
+            emittedOutput = true
+            return event
+        default:
+            return event
         }
     }
 

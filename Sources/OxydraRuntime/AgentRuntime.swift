@@ -346,7 +346,17 @@ public struct AgentRuntime: Sendable {
         var held = ""
         do {
             var iterator = provider.stream(request).makeAsyncIterator()
-            while let event = try await iterator.next() {
+            // Events that already arrived (most of a read's worth of deltas) are taken without an
+            // `await`; the loop suspends only for the network.
+            while true {
+                let event: ModelEvent
+                if let buffered = try iterator.nextBuffered() {
+                    event = buffered
+                } else if let next = try await iterator.next() {
+                    event = next
+                } else {
+                    break
+                }
                 try builder.add(event, provider: provider.id)
                 switch event {
                 case .textDelta, .reasoningDelta, .toolCallDelta: emitted = true

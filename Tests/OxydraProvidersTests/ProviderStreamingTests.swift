@@ -23,6 +23,47 @@ struct ProviderStreamingTests {
         #expect(fixture.server.requests.count == 1)
     }
 
+    /// Events whose chunks already arrived are taken without waiting (`nextBuffered()`), in order,
+    /// and are what `next()` would have returned: once a short answer is all in, everything after
+    /// its first event comes without an `await`, and the stream then ends.
+    @Test(arguments: ProviderType.every)
+    func eventsThatArrivedAreTakenWithoutWaiting(_ type: ProviderType) async throws {
+        let fixture = try await ProviderFixture.start(type)
+        defer { Teardown.run { await fixture.stop() } }
+        let text = (0..<40).map { "word\($0) " }.joined()
+        fixture.server.enqueue([.text(text), .text(text)])
+        let expected = try await fixture.events()
+        #expect(expected.count > 40)
+
+        var iterator = fixture.provider.stream(fixture.request([.user("Hi")])).makeAsyncIterator()
+        var events = [try #require(try await iterator.next())]
+        try await Task.sleep(for: .milliseconds(300))
+        while let event = try iterator.nextBuffered() { events.append(event) }
+        #expect(events == expected)
+        #expect(try await iterator.next() == nil)
+    }
+
+    /// A chunk that cannot be read ends the stream with an error naming it, after the events that
+    /// came before it in the same read: the consumer still gets those.
+    @Test func eventsBeforeAnUnreadableChunkComeFirst() async throws {
+        let fixture = try await ProviderFixture.start(.openai, maxAttempts: 1)
+        defer { Teardown.run { await fixture.stop() } }
+        fixture.server.enqueue(
+            .raw(
+                #"data: {"choices":[{"index":0,"delta":{"content":"Hello"}}]}"# + "\n\n"
+                    + #"data: {"choices":[{"index":0,"delta":"# + "\n\n"))
+        var text = ""
+        await #expect {
+            for try await event in fixture.provider.stream(fixture.request([.user("Hi")])) {
+                if case .textDelta(let delta) = event { text += delta }
+            }
+        } throws: { error in
+            guard case ProviderError.responseParse(_, let message) = error else { return false }
+            return message.contains("not valid JSON")
+        }
+        #expect(text == "Hello")
+    }
+
     @Test(arguments: ProviderType.every)
     func streamedParallelToolCallsSplitAcrossManyChunks(_ type: ProviderType) async throws {
         let fixture = try await ProviderFixture.start(type)

@@ -9,10 +9,17 @@ public protocol ModelEventSource: AnyObject, Sendable {
     /// one), so `next()` returns it without waiting. Consumers use it to hand on several small
     /// deltas as one without delaying any of them.
     var hasBufferedEvent: Bool { get }
+
+    /// The next event when it has already arrived, taken without suspending; nil when the next one
+    /// has to be waited for with `next()` (or the stream is over). What it returns is what `next()`
+    /// would have returned, so a consumer takes buffered events this way and calls `next()` only
+    /// when it gets nil: an `await` per event costs a chain of executor checks and async frames.
+    func nextBuffered() throws -> ModelEvent?
 }
 
 extension ModelEventSource {
     public var hasBufferedEvent: Bool { false }
+    public func nextBuffered() throws -> ModelEvent? { nil }
 }
 
 /// A provider's response stream.
@@ -44,6 +51,8 @@ public struct ModelEventStream: AsyncSequence, Sendable {
     public struct Iterator: AsyncIteratorProtocol {
         let source: any ModelEventSource
         public mutating func next() async throws -> ModelEvent? { try await source.next() }
+        /// See ``ModelEventSource/nextBuffered()``.
+        public func nextBuffered() throws -> ModelEvent? { try source.nextBuffered() }
         /// See ``ModelEventSource/hasBufferedEvent``.
         public var hasBufferedEvent: Bool { source.hasBufferedEvent }
     }
@@ -107,11 +116,14 @@ final class ArraySource: ModelEventSource, @unchecked Sendable {
     }
 
     func next() async throws -> ModelEvent? {
-        if position < events.count {
-            position += 1
-            return events[position - 1]
-        }
+        if let event = nextBuffered() { return event }
         if let error { throw error }
         return nil
+    }
+
+    func nextBuffered() -> ModelEvent? {
+        guard position < events.count else { return nil }
+        position += 1
+        return events[position - 1]
     }
 }

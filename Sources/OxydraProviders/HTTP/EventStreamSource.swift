@@ -59,6 +59,9 @@ final class EventStreamSource<Translator: StreamTranslator>: ModelEventSource, @
     @exclusivity(unchecked) private var parser = SSEParser()
     @exclusivity(unchecked) private var pending: [ModelEvent] = []
     @exclusivity(unchecked) private var cursor = 0
+    /// Why a part of the body ended the stream (it could not be read, or its events not
+    /// translated); thrown by `next()` after the events that came before it.
+    @exclusivity(unchecked) private var failure: (any Error)?
 
     init(
         transport: ProviderTransport, path: String, body: Data, translator: Translator,
@@ -71,13 +74,38 @@ final class EventStreamSource<Translator: StreamTranslator>: ModelEventSource, @
         self.translator = translator
     }
 
-    var hasBufferedEvent: Bool { cursor < pending.count }
+    /// Counts the parts that already arrived (the rest of the socket read that brought the last
+    /// one: a server sends each event as its own chunk), so deltas of one read are passed on as one.
+    var hasBufferedEvent: Bool { cursor < pending.count || fill() }
+
+    func nextBuffered() -> ModelEvent? {
+        guard cursor < pending.count || fill() else { return nil }
+        cursor += 1
+        return pending[cursor - 1]
+    }
+
+    /// Reads parts that already arrived until one yields an event; false when none did.
+    private func fill() -> Bool {
+        guard failure == nil, case .streaming(let response) = state else { return false }
+        pending.removeAll(keepingCapacity: true)
+        cursor = 0
+        while pending.isEmpty, case .streaming = state, let part = response.arrivedPart() {
+            do {
+                try read(part)
+            } catch {
+                failure = error
+                break
+            }
+        }
+        return !pending.isEmpty
+    }
 
     func next() async throws -> ModelEvent? {
         while true {
-            if cursor < pending.count {
-                cursor += 1
-                return pending[cursor - 1]
+            if let event = nextBuffered() { return event }
+            if let failure {
+                self.failure = nil
+                throw failure
             }
             pending.removeAll(keepingCapacity: true)
             cursor = 0
@@ -106,16 +134,25 @@ final class EventStreamSource<Translator: StreamTranslator>: ModelEventSource, @
                     try await endOfInput()
                     continue
                 }
-                let events: [SSEEvent]
                 do {
-                    events = try chunk.withUnsafeReadableBytes { bytes throws(SSEError) in try parser.feed(bytes) }
+                    try read(chunk)
                 } catch {
-                    state = .finished
-                    throw ProviderError.responseParse(provider: transport.provider, message: error.description)
+                    failure = error
                 }
-                try translate(events)
             }
         }
+    }
+
+    /// The events of one part of the body, into `pending`.
+    private func read(_ chunk: ByteBuffer) throws {
+        let events: [SSEEvent]
+        do {
+            events = try chunk.withUnsafeReadableBytes { bytes throws(SSEError) in try parser.feed(bytes) }
+        } catch {
+            state = .finished
+            throw ProviderError.responseParse(provider: transport.provider, message: error.description)
+        }
+        try translate(events)
     }
 
     private func start() async throws {

@@ -126,20 +126,29 @@ final class ProviderExchange: HTTPClientResponseDelegate, Sendable {
         paused?.succeed(())
     }
 
+    /// A part that already arrived, taken without waiting; nil when none is kept (the end of the
+    /// body and a failure are left for ``nextPart()``).
+    func arrivedPart() -> ByteBuffer? {
+        let (part, resume) = state.withLock { state in Self.popPart(&state) ?? (nil, nil) }
+        resume?.succeed(())
+        return part
+    }
+
+    /// The first kept part, and the paused connection to resume when the reader has caught up.
+    private static func popPart(_ state: inout State) -> (ByteBuffer?, EventLoopPromise<Void>?)? {
+        guard let part = state.parts.popFirst() else { return nil }
+        state.kept -= part.readableBytes
+        guard state.kept < resumeBelow, let paused = state.paused else { return (part, nil) }
+        state.paused = nil
+        state.lastHeard = .now()
+        return (part, paused)
+    }
+
     private func take(orWait waiter: UnsafeContinuation<ByteBuffer?, any Error>? = nil) -> Result<
         ByteBuffer?, any Error
     >? {
         let (ready, resume): (Result<ByteBuffer?, any Error>?, EventLoopPromise<Void>?) = state.withLock { state in
-            if let part = state.parts.popFirst() {
-                state.kept -= part.readableBytes
-                var resume: EventLoopPromise<Void>?
-                if state.kept < Self.resumeBelow, let paused = state.paused {
-                    state.paused = nil
-                    state.lastHeard = .now()
-                    resume = paused
-                }
-                return (.success(part), resume)
-            }
+            if let (part, resume) = Self.popPart(&state) { return (.success(part), resume) }
             if let failure = state.failure { return (.failure(failure), nil) }
             if state.complete { return (.success(nil), nil) }
             if let waiter { state.partWaiter = waiter }
@@ -291,4 +300,7 @@ final class ProviderResponse: Sendable {
 
     /// The next part of the body, or nil at its end.
     func nextPart() async throws -> ByteBuffer? { try await exchange.nextPart() }
+
+    /// A part that already arrived, without waiting; nil when there is none yet (or the body is over).
+    func arrivedPart() -> ByteBuffer? { exchange.arrivedPart() }
 }

@@ -219,6 +219,12 @@ final class ChainFallbackSource: ModelEventSource, @unchecked Sendable {
 
     var hasBufferedEvent: Bool { current.hasBufferedEvent }
 
+    func nextBuffered() throws -> ModelEvent? {
+        guard let event = try current.nextBuffered() else { return nil }
+        fallback = nil
+        return event
+    }
+
     func next() async throws -> ModelEvent? {
         do {
             let event = try await current.next()
