@@ -432,8 +432,9 @@ extension JSONParser {
 /// text. Compared with a literal in a `switch` (`case "choices":`) exactly as the decoded `String`
 /// would be. Valid only during the call it is passed to.
 public struct JSONKey {
-    // Inlinable, so that a `switch` over keys in another module compares with each literal's
-    // length and bytes known at compile time.
+    // Inlinable (and always inlined: a `switch` of ten cases made ten calls per key), so that a
+    // `switch` over keys in another module compares with each literal's length and bytes known at
+    // compile time.
     @usableFromInline let bytes: UnsafeBufferPointer<UInt8>
     @usableFromInline let decoded: String?
 
@@ -450,7 +451,7 @@ public struct JSONKey {
     /// The key as text.
     public var string: String { decoded ?? String(decoding: bytes, as: UTF8.self) }
 
-    @inlinable
+    @inlinable @inline(__always)
     public static func ~= (pattern: StaticString, key: JSONKey) -> Bool {
         if let decoded = key.decoded { return decoded == pattern.description }
         let count = pattern.utf8CodeUnitCount
