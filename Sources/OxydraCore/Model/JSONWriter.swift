@@ -88,6 +88,9 @@ public struct JSONBytes: Sendable {
         text.withUTF8Buffer { bytes.append(contentsOf: $0) }
     }
 
+    /// (Disfavoured, so that a literal — `raw("{")` — is taken as the `StaticString` it is and
+    /// copied as bytes, not made into a `String` first.)
+    @_disfavoredOverload
     public mutating func raw(_ text: String) {
         var text = text
         text.withUTF8 { bytes.append(contentsOf: $0) }
