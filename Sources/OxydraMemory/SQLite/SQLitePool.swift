@@ -143,6 +143,8 @@ final class SQLiteThread: SerialExecutor, @unchecked Sendable {
     // Guarded by `mutex`.
     private var jobs: [UnownedJob] = []
     private var stopped = false
+    /// The thread is waiting on `condition` (so a new job has to wake it).
+    private var waiting = false
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
 
@@ -176,26 +178,35 @@ final class SQLiteThread: SerialExecutor, @unchecked Sendable {
         mutex.deallocate()
     }
 
+    /// The condition is signalled after the mutex is released, and only when the thread waits on
+    /// it: a thread woken while the mutex is still held only blocks again, on the mutex (a second
+    /// context switch per job), and a busy thread finds the job when it looks.
     func enqueue(_ job: consuming ExecutorJob) {
         let job = UnownedJob(job)
         pthread_mutex_lock(mutex)
         jobs.append(job)
-        pthread_cond_signal(condition)
+        let wake = waiting
         pthread_mutex_unlock(mutex)
+        if wake { pthread_cond_signal(condition) }
     }
 
     /// Lets the thread end once the queued jobs have run.
     func stop() {
         pthread_mutex_lock(mutex)
         stopped = true
-        pthread_cond_signal(condition)
+        let wake = waiting
         pthread_mutex_unlock(mutex)
+        if wake { pthread_cond_signal(condition) }
     }
 
     private func loop() {
         while true {
             pthread_mutex_lock(mutex)
-            while jobs.isEmpty && !stopped { pthread_cond_wait(condition, mutex) }
+            while jobs.isEmpty && !stopped {
+                waiting = true
+                pthread_cond_wait(condition, mutex)
+                waiting = false
+            }
             if jobs.isEmpty {
                 pthread_mutex_unlock(mutex)
                 return
