@@ -211,6 +211,22 @@ struct JSONParserTests {
         #expect(order == members.keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) })
     }
 
+    /// The key order of sorted objects: byte order of the UTF-8, as the standard library's
+    /// comparison of the two `utf8` views gives it — prefixes, multi-byte characters, small
+    /// (inline) and long strings alike.
+    @Test func keyOrderIsTheUTF8ByteOrder() {
+        let pieces = ["", "a", "b", "ab", "é", "e\u{301}", "漢", "🎉", "_", "Z", "\u{7F}", "\u{80}", "key"]
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<5_000 {
+            let a = (0..<Int.random(in: 0...6, using: &generator)).map { _ in pieces.randomElement()! }.joined()
+            let b = (0..<Int.random(in: 0...6, using: &generator)).map { _ in pieces.randomElement()! }.joined()
+            #expect(JSONWriter.utf8Precedes(a, b) == a.utf8.lexicographicallyPrecedes(b.utf8), "\(a) \(b)")
+            #expect(!JSONWriter.utf8Precedes(a, a))
+        }
+        let long = String(repeating: "x", count: 40)
+        #expect(JSONWriter.utf8Precedes(long, long + "y") && !JSONWriter.utf8Precedes(long + "y", long))
+    }
+
     @Test func depthIsLimited() {
         let deep = String(repeating: "[", count: 600) + String(repeating: "]", count: 600)
         #expect(throws: JSONSyntaxError.self) { try JSONParser.parse(deep) }

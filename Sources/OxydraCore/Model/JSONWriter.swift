@@ -32,6 +32,20 @@ public enum JSONWriter {
     /// below 0x20 or equal to 0x22 or 0x5C (the classic "has zero byte" test on the word XORed with
     /// each needle; bytes ≥ 0x80 are never flagged, so a flag is exact for its lowest byte).
     @inline(__always)
+    /// Whether `a`'s UTF-8 comes before `b`'s in byte order — the order of sorted object keys, which
+    /// is code point order. (`a.utf8.lexicographicallyPrecedes(b.utf8)` gives the same answer a
+    /// byte at a time through an iterator, several times slower: an audit record sorts its keys.)
+    public static func utf8Precedes(_ a: String, _ b: String) -> Bool {
+        var a = a
+        var b = b
+        return a.withUTF8 { x in
+            b.withUTF8 { y in
+                for index in 0..<Swift.min(x.count, y.count) where x[index] != y[index] { return x[index] < y[index] }
+                return x.count < y.count
+            }
+        }
+    }
+
     static func nextEscape(in bytes: UnsafeBufferPointer<UInt8>, from start: Int) -> Int? {
         var index = start
         let count = bytes.count
@@ -158,7 +172,7 @@ public struct JSONBytes: Sendable {
                 withUnsafeTemporaryAllocation(of: [String: JSONValue].Index.self, capacity: members.count) { buffer in
                     var order = buffer
                     _ = order.initialize(from: members.indices)
-                    order.sort { members[$0].key.utf8.lexicographicallyPrecedes(members[$1].key.utf8) }
+                    order.sort { JSONWriter.utf8Precedes(members.keys[$0], members.keys[$1]) }
                     for index in order {
                         let (key, member) = members[index]
                         self.member(key, member, first: &first, sortedKeys: true)

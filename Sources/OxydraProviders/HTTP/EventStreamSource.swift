@@ -237,7 +237,7 @@ enum WireJSON {
     /// exactly as ``encode(_:)`` would write them all, in one sorted object.
     static func encode(_ members: [String: JSONValue], encoded: [String: [UInt8]]) -> Data {
         precondition(Set(members.keys).isDisjoint(with: encoded.keys))
-        let keys = (Array(members.keys) + Array(encoded.keys)).sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+        let keys = (Array(members.keys) + Array(encoded.keys)).sorted(by: JSONWriter.utf8Precedes)
         var body = JSONBytes(capacity: encoded.values.reduce(256) { $0 + $1.count })
         body.raw("{")
         for (position, key) in keys.enumerated() {
