@@ -1,3 +1,4 @@
+import Foundation
 import OxydraCore
 import OxydraTesting
 import Testing
@@ -64,6 +65,78 @@ struct SQLiteLayerTests {
         }
         let names = try await pool.read { db in try db.strings("SELECT name FROM items ORDER BY id") }
         #expect(names == (1...200).map(String.init))
+    }
+
+    /// An unsynced write runs on the caller's thread while the writer connection is free, a synced
+    /// one on the writer's own thread; mixed, they are still one at a time (each reads the count
+    /// and inserts the next number, so an overlap would leave a duplicate).
+    @Test func unsyncedWritesRunOnTheCallersThreadAndStillOneAtATime() async throws {
+        let directory = try TemporaryDirectory(prefix: "oxydra-sqlite")
+        defer { directory.remove() }
+        let pool = try pool(directory)
+        #expect(try await pool.write(syncNow: false) { _ in Self.threadName() } != "oxydra-sqlite")
+        #expect(try await pool.write { _ in Self.threadName() } == "oxydra-sqlite")
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for index in 0..<300 {
+                group.addTask {
+                    try await pool.write(syncNow: index % 3 != 0) { db in
+                        let count = try db.value(as: Int.self, "SELECT COUNT(*) FROM items") ?? 0
+                        try db.execute("INSERT INTO items (name) VALUES (?)", [String(count + 1)])
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let names = try await pool.read { db in try db.strings("SELECT name FROM items ORDER BY id") }
+        #expect(names == (1...300).map(String.init))
+    }
+
+    /// A write on the caller's thread neither syncs nor checkpoints (a checkpoint syncs the
+    /// database file): the log grows past the checkpoint threshold and the database file stays as
+    /// it was, until the next synced write checkpoints. The connection's own settings are back
+    /// after each such write.
+    @Test func writesOnTheCallersThreadLeaveCheckpointsToSyncedWrites() async throws {
+        let directory = try TemporaryDirectory(prefix: "oxydra-sqlite")
+        defer { directory.remove() }
+        let path = directory.path + "/test.db"
+        let pool = try SQLiteDatabasePool(
+            path: path,
+            setUp: { connection throws(SQLiteError) in
+                try connection.executeScript("PRAGMA synchronous = FULL; PRAGMA wal_autocheckpoint = 4")
+            },
+            prepare: { connection in
+                try connection.executeScript("CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT)")
+            })
+        try await pool.write { _ in }
+        func size(_ file: String) throws -> Int {
+            try FileManager.default.attributesOfItem(atPath: file)[.size] as! Int
+        }
+        let before = try size(path)
+        let page = String(repeating: "x", count: 3000)
+        for _ in 0..<20 {
+            let settings = try await pool.write(syncNow: false) { db in
+                try db.execute("INSERT INTO items (name) VALUES (?)", [page])
+                return (try db.value(as: Int.self, "PRAGMA synchronous"), Self.threadName())
+            }
+            #expect(settings.0 == 1 && settings.1 != "oxydra-sqlite")
+        }
+        #expect(try size(path) == before)
+        #expect(try size(path + "-wal") > 20 * 3000)
+        let settings = try await pool.write { db in
+            try db.execute("INSERT INTO items (name) VALUES (?)", [page])
+            return (
+                try db.value(as: Int.self, "PRAGMA synchronous"),
+                try db.value(as: Int.self, "PRAGMA wal_autocheckpoint")
+            )
+        }
+        #expect(settings.0 == 2 && settings.1 == 4)
+        #expect(try size(path) > before + 20 * 3000)
+        #expect(try await pool.read { db in try db.value(as: Int.self, "SELECT COUNT(*) FROM items") } == 21)
+    }
+
+    /// The calling thread's name (the writer's thread is named `oxydra-sqlite`).
+    static func threadName() -> String {
+        ((try? String(contentsOfFile: "/proc/thread-self/comm", encoding: .utf8)) ?? "").trimmed
     }
 
     @Test func misuseIsReportedWithTheStatement() async throws {

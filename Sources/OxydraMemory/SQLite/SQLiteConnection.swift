@@ -167,6 +167,9 @@ public final class SQLiteConnection {
     /// Waits up to `milliseconds` for a lock held by another connection before failing with BUSY.
     public func setBusyTimeout(milliseconds: Int32) { sqlite3_busy_timeout(handle, milliseconds) }
 
+    /// Sets the write-ahead log size (in pages) past which a commit checkpoints; 0: never.
+    func setAutoCheckpoint(pages: Int32) { sqlite3_wal_autocheckpoint(handle, pages) }
+
     /// Runs one or more statements without parameters (schema, pragmas, transaction control).
     public func executeScript(_ sql: String) throws(SQLiteError) {
         var message: UnsafeMutablePointer<CChar>?

@@ -54,10 +54,15 @@ public final class SQLiteDatabasePool: Sendable {
     /// with the next synced commit (the write-ahead log is one file, synced as a whole). For
     /// bookkeeping that always comes right before a synced write — a new session before its first
     /// message — so that a turn pays one `fdatasync` where it paid two.
+    ///
+    /// Such a write runs on the calling thread when the writer connection is free: it waits for
+    /// nothing (no sync, and no checkpoint: those are left to synced writes), and the two thread
+    /// hand-offs and wake-ups of a trip to the writer's thread cost more than the write itself.
     public func write<T: Sendable>(
         syncNow: Bool = true, _ body: @escaping @Sendable (SQLiteConnection) throws -> T
     ) async throws -> T {
-        try await writer.transaction("BEGIN IMMEDIATE", syncNow: syncNow, body)
+        if !syncNow, let done = try writer.unsyncedTransactionIfFree("BEGIN IMMEDIATE", body) { return done }
+        return try await writer.transaction("BEGIN IMMEDIATE", syncNow: syncNow, body)
     }
 
     /// Runs `body` in a read transaction on one of the reader connections.
@@ -84,25 +89,33 @@ public final class SQLiteDatabasePool: Sendable {
     }
 }
 
-/// Owns one connection and runs everything on it on its own thread (the actor's executor).
+/// Owns one connection and runs everything on it on its own thread (the actor's executor) — or,
+/// for an unsynced write while the connection is free, on the caller's
+/// (``unsyncedTransactionIfFree(_:_:)``). A lock keeps the two apart.
 actor SQLiteWorker {
+    private struct Slot {
+        var connection: SQLiteConnection?
+        /// The connection's own `synchronous` setting, once a transaction needed it.
+        var synchronous: Int?
+        /// Its own `wal_autocheckpoint` setting, once a write on another thread needed it.
+        var autoCheckpoint: Int?
+    }
+
     private let thread: SQLiteThread
-    private var connection: SQLiteConnection?
-    /// The connection's own `synchronous` setting, once a transaction needed it.
-    private var synchronous: Int?
+    private let slot: Mutex<Slot>
     private let open: (@Sendable () throws(SQLiteError) -> SQLiteConnection)?
 
     nonisolated var unownedExecutor: UnownedSerialExecutor { thread.asUnownedSerialExecutor() }
 
     init(connection: sending SQLiteConnection) {
         thread = SQLiteThread()
-        self.connection = connection
+        slot = Mutex(Slot(connection: connection))
         open = nil
     }
 
     init(open: @escaping @Sendable () throws(SQLiteError) -> SQLiteConnection) {
         thread = SQLiteThread()
-        connection = nil
+        slot = Mutex(Slot())
         self.open = open
     }
 
@@ -111,13 +124,45 @@ actor SQLiteWorker {
     func transaction<T: Sendable>(
         _ begin: String, syncNow: Bool = true, _ body: @Sendable (SQLiteConnection) throws -> T
     ) throws -> T {
-        let connection = try self.connection ?? opened()
+        let open = self.open
+        return try slot.withLock { slot in
+            try Self.run(&slot, begin, syncNow: syncNow, onCallersThread: false, open: open, body)
+        }
+    }
+
+    /// Runs an unsynced write transaction on the calling thread if no other transaction holds the
+    /// connection; nil (nothing done) when one does. Its commit does not checkpoint: a checkpoint
+    /// syncs the database file, and that wait belongs on the worker's thread.
+    nonisolated func unsyncedTransactionIfFree<T: Sendable>(
+        _ begin: String, _ body: @Sendable (SQLiteConnection) throws -> T
+    ) throws -> T? {
+        let open = self.open
+        return try slot.withLockIfAvailable { slot in
+            try Self.run(&slot, begin, syncNow: false, onCallersThread: true, open: open, body)
+        }
+    }
+
+    private static func run<T: Sendable>(
+        _ slot: inout Slot, _ begin: String, syncNow: Bool, onCallersThread: Bool,
+        open: (@Sendable () throws(SQLiteError) -> SQLiteConnection)?, _ body: (SQLiteConnection) throws -> T
+    ) throws -> T {
+        let connection = try slot.connection ?? opened(&slot, open)
         // `synchronous` cannot change inside a transaction: set it around this one, and put the
         // connection's own setting (FULL = 2, or already NORMAL = 1; read once) back afterwards.
-        if !syncNow && synchronous == nil { synchronous = try connection.value(as: Int.self, "PRAGMA synchronous") }
-        let restored = syncNow ? nil : synchronous.flatMap { $0 > 1 ? $0 : nil }
+        if !syncNow && slot.synchronous == nil {
+            slot.synchronous = try connection.value(as: Int.self, "PRAGMA synchronous")
+        }
+        let restored = syncNow ? nil : slot.synchronous.flatMap { $0 > 1 ? $0 : nil }
         if restored != nil { try connection.execute("PRAGMA synchronous = NORMAL") }
         defer { if let restored { try? connection.execute("PRAGMA synchronous = \(restored)") } }
+        // Likewise the automatic checkpoint, off for a commit on the caller's thread (a C call:
+        // no statement).
+        if onCallersThread && slot.autoCheckpoint == nil {
+            slot.autoCheckpoint = try connection.value(as: Int.self, "PRAGMA wal_autocheckpoint")
+        }
+        let checkpointPages = onCallersThread ? slot.autoCheckpoint.flatMap { $0 > 0 ? Int32($0) : nil } : nil
+        if checkpointPages != nil { connection.setAutoCheckpoint(pages: 0) }
+        defer { if let checkpointPages { connection.setAutoCheckpoint(pages: checkpointPages) } }
         // Prepared once per connection (`execute` caches statements), not parsed per transaction.
         try connection.execute(begin)
         do {
@@ -130,10 +175,12 @@ actor SQLiteWorker {
         }
     }
 
-    private func opened() throws(SQLiteError) -> SQLiteConnection {
+    private static func opened(
+        _ slot: inout Slot, _ open: (@Sendable () throws(SQLiteError) -> SQLiteConnection)?
+    ) throws(SQLiteError) -> SQLiteConnection {
         guard let open else { throw SQLiteError(code: SQLITE_MISUSE, message: "the connection is closed") }
         let connection = try open()
-        self.connection = connection
+        slot.connection = connection
         return connection
     }
 }
