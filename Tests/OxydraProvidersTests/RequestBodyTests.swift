@@ -120,6 +120,50 @@ struct RequestBodyTests {
         }
     }
 
+    /// A session's next request reuses the bytes of the messages its last request began with; the
+    /// body is byte for byte what writing every message gives, whatever changed in between: the
+    /// history grown, a message edited, the start dropped (as a summary does), a request without a
+    /// session, more sessions than are kept.
+    @Test func theCachedHistoryWritesTheSameBody() async throws {
+        let fixture = try await ProviderFixture.start(.openai)
+        defer { Teardown.run { await fixture.stop() } }
+        let cache = try #require(fixture.provider.inner as? OpenAIChatProvider).encodedHistory
+        var histories: [SessionID: [Message]] = [:]
+        var sent: [[Message]] = []
+        func send(_ messages: [Message], _ session: SessionID?) async throws {
+            fixture.server.enqueue(.text("ok"))
+            _ = try await fixture.stream(messages, session: session)
+            sent.append(messages)
+        }
+        for round in 0..<3 {
+            for index in 0..<(EncodedHistoryCache.sessions + 2) {
+                let session = SessionID("s\(index)")
+                var history = histories[session] ?? [.system("Rules \(index)\n\t\"q\"")]
+                history += [.user("question \(round) é"), .assistant("answer \(round)\n")]
+                histories[session] = history
+                try await send(history + [.user("next")], session)
+            }
+        }
+        #expect(cache.keptSessions.count == EncodedHistoryCache.sessions)
+        var edited = try #require(histories["s9"])
+        edited[2] = .assistant("an edited answer")
+        try await send(edited, "s9")
+        try await send(Array(edited.dropFirst(3)), "s9")
+        try await send(edited, nil)
+        try await send([], "s9")
+        #expect(fixture.server.requests.count == sent.count)
+        for (request, messages) in zip(fixture.server.requests, sent) {
+            var expected = JSONBytes()
+            expected.raw("[")
+            for (position, message) in messages.enumerated() {
+                if position > 0 { expected.raw(",") }
+                OpenAIChatProvider.writeWireMessage(message, into: &expected)
+            }
+            expected.raw("]")
+            #expect(String(decoding: request.body, as: UTF8.self).contains(#""messages":"# + expected.text + ","))
+        }
+    }
+
     /// Messages written straight out are byte for byte what the writer makes of their wire form.
     @Test func openAIMessagesWrittenDirectlyMatchTheWriter() {
         var messages =

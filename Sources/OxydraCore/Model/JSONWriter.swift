@@ -112,6 +112,8 @@ public struct JSONBytes: Sendable {
 
     public mutating func raw(_ other: [UInt8]) { bytes.append(contentsOf: other) }
 
+    public mutating func raw(_ other: ArraySlice<UInt8>) { bytes.append(contentsOf: other) }
+
     /// A JSON string literal.
     public mutating func string(_ text: String) {
         bytes.append(0x22)

@@ -292,3 +292,68 @@ final class EncodedToolsCache: Sendable {
         return (shared && a.count == b.count) || a == b
     }
 }
+
+/// The `messages` array of each of a few sessions' last request, with where each message ends in
+/// it. A session's next request repeats those messages and adds the newest, so its array starts
+/// with those bytes and only the new messages are written (a request carries the whole history,
+/// and writing it again was a tenth of a turn's instructions by the fiftieth turn). Messages are
+/// compared before their bytes are reused, so an edited or shortened history is written anew.
+final class EncodedHistoryCache: Sendable {
+    struct Entry {
+        var messages: [Message]
+        /// `bytes[..<ends[i]]` is `[` and messages `0...i` with the commas between them.
+        var ends: [Int]
+        var bytes: [UInt8]
+    }
+
+    /// Sessions kept, the most recently used last (each holds its history's encoding once).
+    static let sessions = 8
+    private let entries = Mutex<[(session: SessionID, entry: Entry)]>([])
+
+    init() {}
+
+    /// `messages` as a JSON array, each written by `write` unless the session's last request began
+    /// with the same messages.
+    func encode(
+        _ messages: [Message], session: SessionID?, capacity: Int, write: (Int, Message, inout JSONBytes) -> Void
+    ) -> [UInt8] {
+        var out = JSONBytes(capacity: capacity)
+        var ends: [Int] = []
+        ends.reserveCapacity(messages.count)
+        var reused = 0
+        if let session, let (count, entry) = prefix(of: messages, session: session), count > 0 {
+            reused = count
+            ends.append(contentsOf: entry.ends[..<count])
+            out.raw(entry.bytes[..<entry.ends[count - 1]])
+        } else {
+            out.raw("[")
+        }
+        for position in reused..<messages.count {
+            if position > 0 { out.raw(",") }
+            write(position, messages[position], &out)
+            ends.append(out.bytes.count)
+        }
+        out.raw("]")
+        if let session { keep(Entry(messages: messages, ends: ends, bytes: out.bytes), for: session) }
+        return out.bytes
+    }
+
+    /// How many of `messages` the session's last request began with, and that request.
+    private func prefix(of messages: [Message], session: SessionID) -> (Int, Entry)? {
+        guard let entry = entries.withLock({ $0.last { $0.session == session }?.entry }) else { return nil }
+        var count = 0
+        while count < min(messages.count, entry.messages.count), messages[count] == entry.messages[count] { count += 1 }
+        return (count, entry)
+    }
+
+    private func keep(_ entry: Entry, for session: SessionID) {
+        entries.withLock { entries in
+            entries.removeAll { $0.session == session }
+            if entries.count >= Self.sessions { entries.removeFirst() }
+            entries.append((session, entry))
+        }
+    }
+
+    /// The sessions kept (tests).
+    var keptSessions: [SessionID] { entries.withLock { $0.map(\.session) } }
+}

@@ -7,6 +7,7 @@ public struct OpenAIChatProvider: WireProvider {
     /// The `tools` array as sent: the same on every call of a guest, encoded once.
     let encodedTools = EncodedToolsCache()
     let encodedSystemPrompt = EncodedTextCache()
+    let encodedHistory = EncodedHistoryCache()
 
     init(setup: ProviderSetup) { self.setup = setup }
 
@@ -37,22 +38,20 @@ public struct OpenAIChatProvider: WireProvider {
         if streaming { body["stream_options"] = ["include_usage": true] }
         if let maxOutputTokens = request.maxOutputTokens { body["max_tokens"] = .integer(maxOutputTokens) }
         // Room for the history's text plus its punctuation: no regrowth while it is written.
-        var messages = JSONBytes(
-            capacity: request.messages.reduce(64) { $0 + ($1.content?.utf8.count ?? 0) + 64 })
-        messages.raw("[")
-        for (position, message) in request.messages.enumerated() {
-            if position > 0 { messages.raw(",") }
+        let messages = encodedHistory.encode(
+            request.messages, session: request.session,
+            capacity: request.messages.reduce(64) { $0 + ($1.content?.utf8.count ?? 0) + 64 }
+        ) { position, message, out in
             if position == 0 && message.role == .system && message.attachments.isEmpty {
                 // What `writeWireMessage` writes for it, with the prompt's encoding reused.
-                messages.raw(#"{"content":"#)
-                messages.raw(encodedSystemPrompt.bytes(for: message.content ?? ""))
-                messages.raw(#","role":"system"}"#)
+                out.raw(#"{"content":"#)
+                out.raw(encodedSystemPrompt.bytes(for: message.content ?? ""))
+                out.raw(#","role":"system"}"#)
             } else {
-                Self.writeWireMessage(message, into: &messages)
+                Self.writeWireMessage(message, into: &out)
             }
         }
-        messages.raw("]")
-        if request.tools.isEmpty { return WireJSON.encode(body, encoded: ["messages": messages.bytes]) }
+        if request.tools.isEmpty { return WireJSON.encode(body, encoded: ["messages": messages]) }
         body["tool_choice"] = "auto"
         let tools = encodedTools.bytes(for: request.tools) { tools in
             .array(
@@ -66,7 +65,7 @@ public struct OpenAIChatProvider: WireProvider {
                     ]
                 })
         }
-        return WireJSON.encode(body, encoded: ["messages": messages.bytes, "tools": tools])
+        return WireJSON.encode(body, encoded: ["messages": messages, "tools": tools])
     }
 
     /// ``wireMessage(_:)`` written straight out, exactly as the writer would write it (keys in
