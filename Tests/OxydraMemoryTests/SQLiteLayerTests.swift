@@ -91,6 +91,32 @@ struct SQLiteLayerTests {
         #expect(names == (1...300).map(String.init))
     }
 
+    /// While another connection (another process) holds the write lock, an unsynced write does not
+    /// wait on the caller's thread: it goes to the writer's thread, which waits for the lock.
+    @Test func anUnsyncedWriteDoesNotWaitForALockOnTheCallersThread() async throws {
+        let directory = try TemporaryDirectory(prefix: "oxydra-sqlite")
+        defer { directory.remove() }
+        let pool = try pool(directory)
+        try await pool.write { _ in }
+        let other = try SQLiteConnection(path: directory.path + "/test.db")
+        try other.execute("BEGIN IMMEDIATE")
+        try other.execute("INSERT INTO items (name) VALUES (?)", ["other"])
+        let release = Task {
+            try await Task.sleep(for: .milliseconds(300))
+            try other.execute("COMMIT")
+        }
+        let thread = try await pool.write(syncNow: false) { db in
+            try db.execute("INSERT INTO items (name) VALUES (?)", ["mine"])
+            return Self.threadName()
+        }
+        try await release.value
+        #expect(thread == "oxydra-sqlite")
+        #expect(
+            try await pool.read { db in try db.strings("SELECT name FROM items ORDER BY id") } == ["other", "mine"])
+        // The caller's thread is used again once the lock is free.
+        #expect(try await pool.write(syncNow: false) { _ in Self.threadName() } != "oxydra-sqlite")
+    }
+
     /// A write on the caller's thread neither syncs nor checkpoints (a checkpoint syncs the
     /// database file): the log grows past the checkpoint threshold and the database file stays as
     /// it was, until the next synced write checkpoints. The connection's own settings are back

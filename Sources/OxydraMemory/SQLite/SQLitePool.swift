@@ -20,6 +20,8 @@ import Synchronization
 /// guest about 8 MiB of PSS for APIs the store never used; this layer is the part of it we need.
 public final class SQLiteDatabasePool: Sendable {
     public let path: String
+    /// How long a statement waits for a lock another connection (another process) holds.
+    static let busyTimeout: Int32 = 5000
     private let writer: SQLiteWorker
     private let readers: Mutex<[SQLiteWorker]>
     private let nextReader = Atomic<Int>(0)
@@ -38,7 +40,7 @@ public final class SQLiteDatabasePool: Sendable {
         self.readerCount = max(1, readers)
         self.setUp = setUp
         let connection = try SQLiteConnection(path: path)
-        connection.setBusyTimeout(milliseconds: 5000)
+        connection.setBusyTimeout(milliseconds: Self.busyTimeout)
         try connection.executeScript("PRAGMA journal_mode = WAL")
         try setUp(connection)
         try prepare(connection)
@@ -78,7 +80,7 @@ public final class SQLiteDatabasePool: Sendable {
             let setUp = self.setUp
             let worker = SQLiteWorker { () throws(SQLiteError) in
                 let connection = try SQLiteConnection(path: path)
-                connection.setBusyTimeout(milliseconds: 5000)
+                connection.setBusyTimeout(milliseconds: Self.busyTimeout)
                 try connection.executeScript("PRAGMA query_only = 1")
                 try setUp(connection)
                 return connection
@@ -131,16 +133,25 @@ actor SQLiteWorker {
     }
 
     /// Runs an unsynced write transaction on the calling thread if no other transaction holds the
-    /// connection; nil (nothing done) when one does. Its commit does not checkpoint: a checkpoint
-    /// syncs the database file, and that wait belongs on the worker's thread.
+    /// connection and no other connection the database's write lock; nil (nothing done) when one
+    /// does. It waits for nothing: not for a lock (another process's write goes on the worker's
+    /// thread, which waits out the busy timeout), and its commit does not checkpoint (a checkpoint
+    /// syncs the database file).
     nonisolated func unsyncedTransactionIfFree<T: Sendable>(
         _ begin: String, _ body: @Sendable (SQLiteConnection) throws -> T
     ) throws -> T? {
         let open = self.open
-        return try slot.withLockIfAvailable { slot in
-            try Self.run(&slot, begin, syncNow: false, onCallersThread: true, open: open, body)
+        do {
+            return try slot.withLockIfAvailable { slot in
+                try Self.run(&slot, begin, syncNow: false, onCallersThread: true, open: open, body)
+            }
+        } catch is Locked {
+            return nil
         }
     }
+
+    /// The write lock is held by another connection (`SQLITE_BUSY` at once, without waiting).
+    private struct Locked: Error {}
 
     private static func run<T: Sendable>(
         _ slot: inout Slot, _ begin: String, syncNow: Bool, onCallersThread: Bool,
@@ -164,7 +175,17 @@ actor SQLiteWorker {
         if checkpointPages != nil { connection.setAutoCheckpoint(pages: 0) }
         defer { if let checkpointPages { connection.setAutoCheckpoint(pages: checkpointPages) } }
         // Prepared once per connection (`execute` caches statements), not parsed per transaction.
-        try connection.execute(begin)
+        if onCallersThread {
+            connection.setBusyTimeout(milliseconds: 0)
+            let began = Result { () throws(SQLiteError) in try connection.execute(begin) }
+            connection.setBusyTimeout(milliseconds: SQLiteDatabasePool.busyTimeout)
+            if case .failure(let error) = began {
+                if error.code & 0xFF == SQLITE_BUSY { throw Locked() }
+                throw error
+            }
+        } else {
+            try connection.execute(begin)
+        }
         do {
             let value = try body(connection)
             try connection.execute("COMMIT")
