@@ -151,6 +151,11 @@ struct RequestBodyTests {
         try await send(Array(edited.dropFirst(3)), "s9")
         try await send(edited, nil)
         try await send([], "s9")
+        // A history longer than is kept is written whole, and the session's shorter one forgotten.
+        try await send([.user(String(repeating: "long ", count: EncodedHistoryCache.maxBytes / 4))], "s9")
+        #expect(!cache.keptSessions.contains("s9"))
+        try await send(edited, "s9")
+        #expect(cache.keptSessions.last == "s9")
         #expect(fixture.server.requests.count == sent.count)
         for (request, messages) in zip(fixture.server.requests, sent) {
             var expected = JSONBytes()

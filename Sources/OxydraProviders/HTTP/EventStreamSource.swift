@@ -308,6 +308,9 @@ final class EncodedHistoryCache: Sendable {
 
     /// Sessions kept, the most recently used last (each holds its history's encoding once).
     static let sessions = 8
+    /// A longer array is not kept (an image is in it as base64, say): writing it again costs
+    /// little next to sending it, and 8 of them would be a lot of memory to hold.
+    static let maxBytes = 512 << 10
     private let entries = Mutex<[(session: SessionID, entry: Entry)]>([])
 
     init() {}
@@ -334,7 +337,11 @@ final class EncodedHistoryCache: Sendable {
             ends.append(out.bytes.count)
         }
         out.raw("]")
-        if let session { keep(Entry(messages: messages, ends: ends, bytes: out.bytes), for: session) }
+        if let session {
+            keep(
+                out.bytes.count <= Self.maxBytes ? Entry(messages: messages, ends: ends, bytes: out.bytes) : nil,
+                for: session)
+        }
         return out.bytes
     }
 
@@ -346,9 +353,11 @@ final class EncodedHistoryCache: Sendable {
         return (count, entry)
     }
 
-    private func keep(_ entry: Entry, for session: SessionID) {
+    /// Keeps `entry` as the session's (nil: forgets the session's).
+    private func keep(_ entry: Entry?, for session: SessionID) {
         entries.withLock { entries in
             entries.removeAll { $0.session == session }
+            guard let entry else { return }
             if entries.count >= Self.sessions { entries.removeFirst() }
             entries.append((session, entry))
         }
