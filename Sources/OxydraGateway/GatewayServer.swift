@@ -1,6 +1,5 @@
 import HTTPTypes
 import Hummingbird
-import HummingbirdCore
 import HummingbirdWebSocket
 import Logging
 import NIOCore
@@ -76,20 +75,15 @@ public struct GatewayServer: Sendable {
                 await GatewayConnection(hub: hub, logger: logger, bufferFrames: bufferFrames).serve(
                     inbound, outbound, on: context.requestContext.eventLoop)
             })
-        let webSocketResponder = router.buildResponder()
         return Application(
             router: router,
-            server: HTTPServerBuilder { responder in
-                // Hummingbird's `.http1WebSocketUpgrade(webSocketRouter:configuration:)`, with
-                // the frames of one batch sent together (``FlushCoalescingHandler``).
-                FlushCoalescingChannel(
-                    base: HTTP1WebSocketUpgradeChannel(
-                        responder: responder, webSocketResponder: webSocketResponder,
-                        configuration: .init(
-                            ws: .init(
-                                maxFrameSize: GatewayProtocol.maxClientFrameBytes,
-                                autoPing: .enabled(timePeriod: .seconds(30))))))
-            },
+            server: .http1WebSocketUpgrade(
+                webSocketRouter: router,
+                configuration: .init(
+                    ws: .init(
+                        maxFrameSize: GatewayProtocol.maxClientFrameBytes, autoPing: .enabled(timePeriod: .seconds(30)))
+                )
+            ),
             configuration: ApplicationConfiguration(
                 address: .hostname(settings.bind.host, port: settings.bind.port), serverName: "oxydra-gateway"),
             onServerRunning: { channel in
