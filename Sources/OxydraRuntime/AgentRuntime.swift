@@ -418,8 +418,9 @@ public struct AgentRuntime: Sendable {
         let estimator = estimator(for: session)
         let window = contextTokens
         let system = Message.system(systemPrompt)
-        let fixed =
-            estimator.tokens(system) + estimator.tokens(toolBytes: tools.declarationBytes) + settings.safetyBufferTokens
+        let systemTokens = estimator.tokens(system)
+        let toolTokens = estimator.tokens(toolBytes: tools.declarationBytes)
+        let fixed = systemTokens + toolTokens + settings.safetyBufferTokens
         guard fixed < window else {
             throw RuntimeError.budgetExceeded(
                 detail: "the system prompt and tools (\(fixed) tokens) do not fit the \(window)-token context window")
@@ -429,7 +430,9 @@ public struct AgentRuntime: Sendable {
         var summaryMessage = summary.map { Message.system("Rolling session summary:\n\($0.text)") }
 
         // Roll older messages into the summary when the visible history crosses the trigger.
-        let used = fixed + estimator.tokens(visible) + (summaryMessage.map(estimator.tokens) ?? 0)
+        // (Estimates add up message by message: each list is counted once and the sums reused.)
+        var visibleTokens = estimator.tokens(visible)
+        let used = fixed + visibleTokens + (summaryMessage.map(estimator.tokens) ?? 0)
         if store != nil, Double(used) > Double(window) * settings.triggerRatio,
             visible.count >= settings.summaryMinTurns
         {
@@ -443,18 +446,23 @@ public struct AgentRuntime: Sendable {
             {
                 summary = rolled
                 visible = Array(history.dropFirst(rolled.upperSequence))
+                visibleTokens = estimator.tokens(visible)
                 summaryMessage = .system("Rolling session summary:\n\(rolled.text)")
             }
         }
 
-        let budget = window - fixed - (summaryMessage.map(estimator.tokens) ?? 0)
-        guard let selected = ContextBudget.select(visible, budget: budget, estimator: estimator) else {
+        let summaryTokens = summaryMessage.map(estimator.tokens) ?? 0
+        let budget = window - fixed - summaryTokens
+        guard
+            let (selected, selectedTokens) = ContextBudget.select(
+                visible, tokens: visibleTokens, budget: budget, estimator: estimator)
+        else {
             throw RuntimeError.budgetExceeded(
                 detail: "the latest message does not fit the \(window)-token context window")
         }
         let recall = try await recallMessage(
             history: history, firstSentSequence: history.count - selected.count + 1, session: session,
-            room: budget - estimator.tokens(selected), estimator: estimator)
+            room: budget - selectedTokens, estimator: estimator)
         var messages = [system] + (summaryMessage.map { [$0] } ?? []) + (recall.map { [$0] } ?? []) + selected
         // Attachment bytes are not stored: after a restart an earlier image is only its note in the text.
         for index in messages.indices where messages[index].attachments.contains(where: \.data.isEmpty) {
@@ -463,7 +471,9 @@ public struct AgentRuntime: Sendable {
         let request = ModelRequest(
             model: model.id, messages: messages, tools: model.capabilities.tools ? tools.declarations : [],
             maxOutputTokens: nil, session: session)
-        return (request, estimator.tokens(messages) + estimator.tokens(toolBytes: tools.declarationBytes))
+        // Attachments without bytes, dropped above, counted nothing.
+        let recallTokens = recall.map(estimator.tokens) ?? 0
+        return (request, systemTokens + summaryTokens + recallTokens + selectedTokens + toolTokens)
     }
 
     /// `Retrieved memory snippets:` for the latest user message — notes and older messages that

@@ -51,9 +51,14 @@ enum ContextBudget {
         return groups
     }
 
-    /// The newest whole groups of `history` that fit in `budget` tokens, oldest first. The group
-    /// holding the latest user message is always kept; nil when even that does not fit.
-    static func select(_ history: [Message], budget: Int, estimator: TokenEstimator) -> [Message]? {
+    /// The newest whole groups of `history` that fit in `budget` tokens, oldest first, and their
+    /// tokens. The group holding the latest user message is always kept; nil when even that does
+    /// not fit. `tokens` is the estimate of the whole `history`.
+    static func select(_ history: [Message], tokens: Int, budget: Int, estimator: TokenEstimator) -> (
+        [Message], Int
+    )? {
+        // Everything fits (the usual case): the history itself, without a pass group by group.
+        if tokens <= budget { return (history, tokens) }
         let groups = groups(history)
         let lastUser = history.lastIndex { $0.role == .user } ?? history.count - 1
         var chosen: [Range<Int>] = []
@@ -68,9 +73,8 @@ enum ContextBudget {
             used += cost
             chosen.append(group)
         }
-        // Everything fits (the usual case): the history itself, not a copy of it group by group.
-        if chosen.count == groups.count { return history }
-        return chosen.reversed().flatMap { Array(history[$0]) }
+        if chosen.count == groups.count { return (history, used) }
+        return (chosen.reversed().flatMap { Array(history[$0]) }, used)
     }
 }
 

@@ -18,6 +18,23 @@ struct JSONParserTests {
         #expect(ours == foundation)
     }
 
+    /// Integers are summed digit by digit: the same value as `Int(_:)` of their text, and a
+    /// `Double` one past either end of `Int`'s range.
+    @Test(arguments: [
+        "0", "-0", "7", "-7", "10", "1234567890", "-1234567890", "9223372036854775807", "-9223372036854775808",
+        "9223372036854775808", "-9223372036854775809", "99999999999999999999", "00",
+    ])
+    func integersAreWhatIntOfTheirTextGives(_ text: String) throws {
+        if text == "00" {
+            #expect(throws: JSONSyntaxError.self) { try JSONParser.parse(text) }
+        } else if let integer = Int(text) {
+            let parsed = try JSONParser.parse(text)
+            #expect(parsed == .integer(integer), "\(text)")
+        } else {
+            #expect(try JSONParser.parse(text) == .number(Double(text)!), "\(text)")
+        }
+    }
+
     @Test func escapesAndUnicode() throws {
         #expect(try JSONParser.parse(#""caf\u00e9 \ud83c\udf89 日本""#) == .string("café 🎉 日本"))
         #expect(try JSONParser.parse(#"{"k":"a\"b"}"#) == ["k": "a\"b"])

@@ -12,7 +12,7 @@ public struct JSONSyntaxError: Error, Sendable, Hashable, CustomStringConvertibl
 /// It follows RFC 8259 (no comments, no trailing commas), keeps integers that fit in `Int` as
 /// `.integer`, and limits nesting to 512 levels.
 public struct JSONParser {
-    public static let maxDepth = 512
+    @inlinable public static var maxDepth: Int { 512 }
 
     public static func parse(_ text: String) throws(JSONSyntaxError) -> JSONValue {
         var text = text
@@ -28,15 +28,20 @@ public struct JSONParser {
         return value
     }
 
-    private let bytes: UnsafeBufferPointer<UInt8>
-    private var position = 0
+    // The reader below (``read(_:_:)``, ``readObject(_:)``, ``readArray(_:)``) is inlined into its
+    // callers in other modules, closures and all: a stream chunk's reader then walks the document
+    // in one function instead of through a closure call per container, key and value.
+    @usableFromInline let bytes: UnsafeBufferPointer<UInt8>
+    @usableFromInline var position = 0
     /// How many containers the reader (``read(_:_:)``) is inside.
-    private var readerDepth = 0
-    private init(bytes: UnsafeBufferPointer<UInt8>) { self.bytes = bytes }
+    @usableFromInline var readerDepth = 0
+    @usableFromInline init(bytes: UnsafeBufferPointer<UInt8>) { self.bytes = bytes }
 
-    private func error(_ message: String) -> JSONSyntaxError { JSONSyntaxError(message: message, offset: position) }
+    @usableFromInline func error(_ message: String) -> JSONSyntaxError {
+        JSONSyntaxError(message: message, offset: position)
+    }
 
-    private mutating func skipWhitespace() {
+    @inlinable mutating func skipWhitespace() {
         while position < bytes.count {
             switch bytes[position] {
             case 0x20, 0x0A, 0x0D, 0x09: position += 1
@@ -45,7 +50,7 @@ public struct JSONParser {
         }
     }
 
-    private mutating func parseValue(depth: Int) throws(JSONSyntaxError) -> JSONValue {
+    @usableFromInline mutating func parseValue(depth: Int) throws(JSONSyntaxError) -> JSONValue {
         guard position < bytes.count else { throw error("unexpected end of JSON") }
         switch bytes[position] {
         case UInt8(ascii: "{"): return try parseObject(depth: depth + 1)
@@ -125,7 +130,7 @@ public struct JSONParser {
     }
 
     /// Moves past a value, checking it exactly as ``parseValue(depth:)`` would, without building it.
-    private mutating func skipValue(depth: Int) throws(JSONSyntaxError) {
+    @usableFromInline mutating func skipValue(depth: Int) throws(JSONSyntaxError) {
         guard position < bytes.count else { throw error("unexpected end of JSON") }
         switch bytes[position] {
         case UInt8(ascii: "{"): try skipContainer(closing: UInt8(ascii: "}"), depth: depth + 1)
@@ -147,7 +152,7 @@ public struct JSONParser {
 
     /// The key of an object member and its `:`, through `key` (which reads or skips the string),
     /// leaving the parser at the member's value.
-    private mutating func memberKey<Key>(_ key: (inout JSONParser) throws(JSONSyntaxError) -> Key)
+    @inlinable mutating func memberKey<Key>(_ key: (inout JSONParser) throws(JSONSyntaxError) -> Key)
         throws(JSONSyntaxError) -> Key
     {
         guard position < bytes.count, bytes[position] == UInt8(ascii: "\"") else { throw error("expected a key") }
@@ -161,7 +166,7 @@ public struct JSONParser {
 
     /// The container that comes next (its opening bracket at `position`), one item — a member or
     /// an element, which `item` reads — at a time: the checks and errors of a container.
-    private mutating func walkContainer(
+    @inlinable mutating func walkContainer(
         closing: UInt8, depth: Int, _ item: (inout JSONParser) throws(JSONSyntaxError) -> Void
     ) throws(JSONSyntaxError) {
         guard depth <= Self.maxDepth else { throw error("JSON nested too deeply") }
@@ -290,6 +295,22 @@ public struct JSONParser {
         return value
     }
 
+    /// The value of an optional `-` and decimal digits (already checked), nil when it does not
+    /// fit in `Int`. Negative numbers are summed downwards so that `Int.min` fits.
+    private static func integer(_ text: UnsafeBufferPointer<UInt8>) -> Int? {
+        let negative = text.first == UInt8(ascii: "-")
+        var value = 0
+        for byte in text[(negative ? 1 : 0)...] {
+            let digit = Int(byte &- UInt8(ascii: "0"))
+            let (scaled, scaleOverflow) = value.multipliedReportingOverflow(by: 10)
+            let (next, addOverflow) =
+                negative ? scaled.subtractingReportingOverflow(digit) : scaled.addingReportingOverflow(digit)
+            if scaleOverflow || addOverflow { return nil }
+            value = next
+        }
+        return value
+    }
+
     private mutating func parseNumber() throws(JSONSyntaxError) -> JSONValue {
         let start = position
         var isInteger = true
@@ -326,8 +347,12 @@ public struct JSONParser {
             }
             guard position > digits else { throw error("invalid number") }
         }
+        // An integer is summed digit by digit (what `Int(_:)` of its text gives, without the
+        // text); one beyond `Int`'s range goes on as a `Double`, as before.
+        if isInteger, let integer = Self.integer(UnsafeBufferPointer(rebasing: bytes[start..<position])) {
+            return .integer(integer)
+        }
         let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<position]), as: UTF8.self)
-        if isInteger, let integer = Int(text) { return .integer(integer) }
         guard let number = Double(text) else { throw error("invalid number") }
         return .number(number)
     }
@@ -340,6 +365,7 @@ extension JSONParser {
     /// it does not take is skipped. Everything is checked exactly as ``parse(_:)-(String)`` checks it
     /// (same errors at the same byte), but nothing is built that `body` does not ask for — a stream
     /// chunk's reader needs three strings, not three dictionaries.
+    @inlinable
     public static func read(_ text: String, _ body: (inout JSONParser) throws(JSONSyntaxError) -> Void)
         throws(JSONSyntaxError)
     {
@@ -356,14 +382,15 @@ extension JSONParser {
     }
 
     /// Whether the next value is an object (then ``readObject(_:)`` reads it).
-    public var atObject: Bool { position < bytes.count && bytes[position] == UInt8(ascii: "{") }
+    @inlinable public var atObject: Bool { position < bytes.count && bytes[position] == UInt8(ascii: "{") }
 
     /// Whether the next value is an array (then ``readArray(_:)`` reads it).
-    public var atArray: Bool { position < bytes.count && bytes[position] == UInt8(ascii: "[") }
+    @inlinable public var atArray: Bool { position < bytes.count && bytes[position] == UInt8(ascii: "[") }
 
     /// Calls `member` with each key of the object that comes next (``atObject``) and the reader
     /// placed at its value; a value `member` does not read is skipped. Keys come in document order,
     /// repeated keys as often as they appear. A key is valid only during its call.
+    @inlinable
     public mutating func readObject(_ member: (JSONKey, inout JSONParser) throws(JSONSyntaxError) -> Void)
         throws(JSONSyntaxError)
     {
@@ -377,7 +404,7 @@ extension JSONParser {
 
     /// A key of printable ASCII without escapes (nearly every key) is taken as the bytes it is;
     /// anything else goes through ``parseString()``, decoded and checked the same way.
-    private mutating func readKey() throws(JSONSyntaxError) -> JSONKey {
+    @usableFromInline mutating func readKey() throws(JSONSyntaxError) -> JSONKey {
         var scan = position + 1
         while scan < bytes.count {
             let byte = bytes[scan]
@@ -394,6 +421,7 @@ extension JSONParser {
 
     /// Calls `element` with the reader placed at each element of the array that comes next
     /// (``atArray``); an element `element` does not read is skipped.
+    @inlinable
     public mutating func readArray(_ element: (inout JSONParser) throws(JSONSyntaxError) -> Void)
         throws(JSONSyntaxError)
     {
@@ -404,7 +432,7 @@ extension JSONParser {
     }
 
     /// A container of the reader's, one level deeper than the reader is.
-    private mutating func readContainer(
+    @inlinable mutating func readContainer(
         closing: UInt8, _ item: (inout JSONParser) throws(JSONSyntaxError) -> Void
     ) throws(JSONSyntaxError) {
         let depth = readerDepth + 1
@@ -414,13 +442,16 @@ extension JSONParser {
     }
 
     /// The value that comes next, built.
-    public mutating func readValue() throws(JSONSyntaxError) -> JSONValue { try parseValue(depth: readerDepth) }
+    @inlinable public mutating func readValue() throws(JSONSyntaxError) -> JSONValue {
+        try parseValue(depth: readerDepth)
+    }
 
     /// Moves past the value that comes next, checking it without building it.
-    public mutating func skipValue() throws(JSONSyntaxError) { try skipValue(depth: readerDepth) }
+    @inlinable public mutating func skipValue() throws(JSONSyntaxError) { try skipValue(depth: readerDepth) }
 
     /// Runs `body` at a value and skips the value if `body` left it where it was.
-    private mutating func consume(_ body: (inout JSONParser) throws(JSONSyntaxError) -> Void) throws(JSONSyntaxError) {
+    @inlinable mutating func consume(_ body: (inout JSONParser) throws(JSONSyntaxError) -> Void) throws(JSONSyntaxError)
+    {
         let start = position
         try body(&self)
         if position == start { try skipValue(depth: readerDepth) }
@@ -438,12 +469,12 @@ public struct JSONKey {
     @usableFromInline let bytes: UnsafeBufferPointer<UInt8>
     @usableFromInline let decoded: String?
 
-    init(bytes: UnsafeBufferPointer<UInt8>) {
+    @usableFromInline init(bytes: UnsafeBufferPointer<UInt8>) {
         self.bytes = bytes
         decoded = nil
     }
 
-    init(decoded: String) {
+    @usableFromInline init(decoded: String) {
         bytes = UnsafeBufferPointer(start: nil, count: 0)
         self.decoded = decoded
     }
