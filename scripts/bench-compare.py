@@ -15,9 +15,10 @@ drives the guest's WebSocket gateway with the `websockets` library, as any outsi
 
 Next to each, the provider-alone floor measured by this client in the same run: the same requests
 straight to the scripted server, on a fresh connection (raw HTTP, the least a client can do) and
-through the `openai` SDK (what a bare agent loop does). Guest CPU comes from /proc (user + system
-time of the guest's processes, in clock ticks: --turns operations per sample keep that coarse
-clock within a few percent), client CPU from this process; memory is USS/PSS/RSS from
+through the `openai` SDK (what a bare agent loop does). Guest CPU is the CPU time of a cgroup the
+guest's processes are moved into (nanoseconds; needs the right to create one, as root has), else
+/proc's user + system time of the guest's processes (10 ms ticks: over 150 operations one tick is
+0.067 ms each); client CPU comes from this process; memory is USS/PSS/RSS from
 smaps_rollup. Every figure is min/median/max over --samples samples (>= 5).
 """
 
@@ -153,7 +154,7 @@ def process_tree(root):
 
 
 def cpu_seconds(pids):
-    """User + system time of `pids` (live threads and exited ones)."""
+    """User + system time of `pids` (live threads and exited ones), in clock ticks."""
     total = 0
     for pid in pids:
         try:
@@ -163,6 +164,62 @@ def cpu_seconds(pids):
         except OSError:
             continue
     return total / CLOCK_TICKS
+
+
+class CPUGroup:
+    """A cgroup of the guest's own, for its CPU time in nanoseconds rather than /proc's 10 ms
+    ticks (one tick is 0.067 ms per turn over 150 turns). cgroup v2 (`cpu.stat` usage_usec) or
+    v1 (`cpuacct.usage`); None when this user may not create one (then /proc is used). Processes
+    the guest starts later are born in it; time of threads that ended stays counted."""
+
+    CANDIDATES = (
+        ("/sys/fs/cgroup", "cpu.stat"),
+        ("/sys/fs/cgroup/unified", "cpu.stat"),
+        ("/sys/fs/cgroup/cpuacct", "cpuacct.usage"),
+        ("/sys/fs/cgroup/cpu,cpuacct", "cpuacct.usage"),
+    )
+
+    def __init__(self, path, counter):
+        self.path, self.counter = path, counter
+
+    @classmethod
+    def create(cls):
+        for root, counter in cls.CANDIDATES:
+            if not os.path.exists(os.path.join(root, "cgroup.procs")):
+                continue
+            path = os.path.join(root, "oxydra-bench-%d-%d" % (os.getpid(), time.monotonic_ns()))
+            try:
+                os.mkdir(path)
+            except OSError:
+                continue
+            if os.path.exists(os.path.join(path, counter)) and os.access(os.path.join(path, "cgroup.procs"), os.W_OK):
+                return cls(path, counter)
+            os.rmdir(path)
+        return None
+
+    def add(self, pids):
+        for pid in pids:
+            try:
+                with open(os.path.join(self.path, "cgroup.procs"), "w") as procs:
+                    procs.write(str(pid))
+            except ProcessLookupError:
+                continue
+
+    def seconds(self):
+        with open(os.path.join(self.path, self.counter)) as counter:
+            if self.counter == "cpuacct.usage":
+                return int(counter.read()) / 1e9
+            for line in counter:
+                name, value = line.split()
+                if name == "usage_usec":
+                    return int(value) / 1e6
+        raise SystemExit("%s has no usage_usec" % self.path)
+
+    def remove(self):
+        try:
+            os.rmdir(self.path)
+        except OSError:
+            pass
 
 
 def memory_kib(pids):
@@ -228,6 +285,7 @@ class Guest:
         }
         self.environment.update({k: v for k, v in os.environ.items() if k.startswith("OXYDRA_") and not k.startswith("OXYDRA_BENCH")})
         self.pid = None
+        self.cpu_group = CPUGroup.create()
 
     def runner(self, *arguments, check=True):
         result = subprocess.run(
@@ -263,10 +321,25 @@ class Guest:
     def pids(self):
         if self.pid is None:
             self.pid = int(json.loads(self.runner("status", "--json").stdout)["pid"])
+            if self.cpu_group is not None:
+                self.cpu_group.add(process_tree(self.pid))
         return process_tree(self.pid)
+
+    def cpu_seconds(self):
+        """The guest's CPU time so far (user + system), from its cgroup when it has one."""
+        pids = self.pids()
+        return self.cpu_group.seconds() if self.cpu_group is not None else cpu_seconds(pids)
+
+    @property
+    def cpu_clock(self):
+        if self.cpu_group is None:
+            return "/proc user + system time (%d ticks a second)" % CLOCK_TICKS
+        return "%s of a cgroup of its own" % self.cpu_group.counter
 
     def remove(self):
         shutil.rmtree(self.root, ignore_errors=True)
+        if self.cpu_group is not None:
+            self.cpu_group.remove()
 
 
 def write(path, text):
@@ -418,14 +491,13 @@ def ms(values, scale=1000):
 
 async def timed(guest, count, operation):
     """Runs `operation` `count` times; per-operation median wall, guest CPU and client CPU."""
-    pids = guest.pids()
-    cpu_before, client_before = cpu_seconds(pids), time.process_time()
+    cpu_before, client_before = guest.cpu_seconds(), time.process_time()
     walls = []
     for index in range(count):
         start = time.perf_counter()
         await operation(index)
         walls.append(time.perf_counter() - start)
-    return median(walls), (cpu_seconds(pids) - cpu_before) / count, (time.process_time() - client_before) / count
+    return median(walls), (guest.cpu_seconds() - cpu_before) / count, (time.process_time() - client_before) / count
 
 
 async def sequential_shapes(guest, raw, sdk, samples, count, report):
@@ -516,7 +588,7 @@ async def concurrent_shape(guest, sdk, samples, report):
     for _ in range(samples):
         clients = await asyncio.gather(*(GatewayClient.connect(access) for _ in range(50)))
         pids = guest.pids()
-        before = cpu_seconds(pids)
+        before = guest.cpu_seconds()
         start = time.perf_counter()
 
         async def five(client):
@@ -525,7 +597,7 @@ async def concurrent_shape(guest, sdk, samples, report):
 
         await asyncio.gather(*(five(client) for client in clients))
         gateway_walls.append(time.perf_counter() - start)
-        guest_cpus.append((cpu_seconds(pids) - before) / 250)
+        guest_cpus.append((guest.cpu_seconds() - before) / 250)
         memory_line, memory = describe_memory(pids)
         await asyncio.gather(*(client.close() for client in clients))
 
@@ -581,6 +653,8 @@ async def main(arguments):
         time.sleep(1)
         line, report["idle_memory"] = describe_memory(guest.pids())
         print("compare: guest idle after start: %s" % line)
+        print("compare: guest CPU time from %s" % guest.cpu_clock)
+        report["guest_cpu_clock"] = guest.cpu_clock
         raw, sdk = RawProvider(port), SDKProvider(port)
         await sequential_shapes(guest, raw, sdk, arguments.samples, arguments.turns, report)
         line, report["memory_after_sequential"] = describe_memory(guest.pids())
