@@ -91,14 +91,23 @@ public struct SSEParser: Sendable {
                 if byte == 0x0A || byte == 0x0D { break }
                 end += 1
             }
-            if end > position {
-                if line.count + (end - position) > maxLineBytes { throw .lineTooLong(limit: maxLineBytes) }
+            if line.count + (end - position) > maxLineBytes { throw .lineTooLong(limit: maxLineBytes) }
+            guard end < count else {
+                // The line goes on in the next bytes.
                 line.append(contentsOf: UnsafeBufferPointer(rebasing: buffer[position..<end]))
+                break
             }
-            guard end < count else { break }
             sawCarriageReturn = buffer[end] == 0x0D
+            let event: SSEEvent?
+            if line.isEmpty {
+                // The whole line is in these bytes (the usual case): read where it is.
+                event = try processLine(UnsafeBufferPointer(rebasing: buffer[position..<end]))
+            } else {
+                line.append(contentsOf: UnsafeBufferPointer(rebasing: buffer[position..<end]))
+                event = try processBufferedLine()
+            }
             position = end + 1
-            if let event = try processLine() { events.append(event) }
+            if let event { events.append(event) }
         }
         return events
     }
@@ -118,27 +127,40 @@ public struct SSEParser: Sendable {
     /// Ends the input: dispatches a pending event that has data.
     public mutating func finish() throws(SSEError) -> [SSEEvent] {
         var events: [SSEEvent] = []
-        if !line.isEmpty, let event = try processLine() { events.append(event) }
+        if !line.isEmpty, let event = try processBufferedLine() { events.append(event) }
         if let event = try dispatch() { events.append(event) }
         return events
     }
 
-    private mutating func processLine() throws(SSEError) -> SSEEvent? {
-        defer { line.removeAll(keepingCapacity: true) }
+    /// The line gathered in `line` over several feeds (taken out while it is read, then put back
+    /// empty with its capacity).
+    private mutating func processBufferedLine() throws(SSEError) -> SSEEvent? {
+        var buffered: [UInt8] = []
+        swap(&buffered, &line)
+        defer {
+            buffered.removeAll(keepingCapacity: true)
+            line = buffered
+        }
+        return try buffered.withUnsafeBufferPointer { bytes in
+            Result { () throws(SSEError) in try processLine(bytes) }
+        }.get()
+    }
+
+    private mutating func processLine(_ line: UnsafeBufferPointer<UInt8>) throws(SSEError) -> SSEEvent? {
         if line.isEmpty { return try dispatch() }
         if line[0] == UInt8(ascii: ":") { return nil }
         let colon = line.firstIndex(of: UInt8(ascii: ":")) ?? line.count
         var valueStart = colon < line.count ? colon + 1 : line.count
         if valueStart < line.count && line[valueStart] == UInt8(ascii: " ") { valueStart += 1 }
-        let name = line[0..<colon]
+        let name = UnsafeBufferPointer(rebasing: line[0..<colon])
+        let value = UnsafeBufferPointer(rebasing: line[valueStart...])
         if Self.isField(name, "data") {
             if hasData { data.append(0x0A) }
-            data.append(contentsOf: line[valueStart...])
+            data.append(contentsOf: value)
             hasData = true
         } else if Self.isField(name, "event") {
-            eventName = try Self.text(line[valueStart...])
+            eventName = try Self.text(value)
         } else if Self.isField(name, "id") {
-            let value = line[valueStart...]
             if !value.contains(0) { lastID = try Self.text(value) }
         }
         // `retry:` and unknown fields are ignored, as the standard says.
@@ -152,12 +174,13 @@ public struct SSEParser: Sendable {
             eventName = nil
         }
         guard hasData else { return nil }
-        return SSEEvent(event: eventName, data: try Self.text(data[...]), id: lastID)
+        guard let text = String(exactUTF8: data[...]) else { throw .invalidUTF8 }
+        return SSEEvent(event: eventName, data: text, id: lastID)
     }
 
     /// A field name compared byte by byte (the generic `elementsEqual` cost a few hundred
     /// instructions per line).
-    private static func isField(_ name: ArraySlice<UInt8>, _ field: StaticString) -> Bool {
+    private static func isField(_ name: UnsafeBufferPointer<UInt8>, _ field: StaticString) -> Bool {
         guard name.count == field.utf8CodeUnitCount else { return false }
         let literal = field.utf8Start
         var offset = 0
@@ -168,7 +191,7 @@ public struct SSEParser: Sendable {
         return true
     }
 
-    private static func text(_ bytes: ArraySlice<UInt8>) throws(SSEError) -> String {
+    private static func text(_ bytes: UnsafeBufferPointer<UInt8>) throws(SSEError) -> String {
         guard let text = String(exactUTF8: bytes) else { throw .invalidUTF8 }
         return text
     }
