@@ -1,5 +1,6 @@
 import HTTPTypes
 import Hummingbird
+import HummingbirdCore
 import HummingbirdWebSocket
 import Logging
 import NIOCore
@@ -65,25 +66,41 @@ public struct GatewayServer: Sendable {
                 status: .ok, headers: [.contentType: "application/json"],
                 body: ResponseBody(byteBuffer: ByteBuffer(string: body)))
         }
+        let serve: @Sendable (WebSocketInboundStream, WebSocketOutboundWriter, any EventLoop) async -> Void = {
+            await GatewayConnection(hub: hub, logger: logger, bufferFrames: bufferFrames).serve($0, $1, on: $2)
+        }
+        // A plain request for the WebSocket path (no upgrade) is answered by the router: 401/403
+        // say why it would be refused.
         router.ws(
             RouterPath(GatewayProtocol.path),
             shouldUpgrade: { request, _ in
                 try guardrails.check(request)
                 return .upgrade([:])
             },
-            onUpgrade: { inbound, outbound, context in
-                await GatewayConnection(hub: hub, logger: logger, bufferFrames: bufferFrames).serve(
-                    inbound, outbound, on: context.requestContext.eventLoop)
+            onUpgrade: { inbound, outbound, context in await serve(inbound, outbound, context.requestContext.eventLoop)
             })
         return Application(
             router: router,
-            server: .http1WebSocketUpgrade(
-                webSocketRouter: router,
-                configuration: .init(
-                    ws: .init(
-                        maxFrameSize: GatewayProtocol.maxClientFrameBytes, autoPing: .enabled(timePeriod: .seconds(30)))
-                )
-            ),
+            // Upgrades are decided here, on the connection's event loop: the router-based upgrade
+            // of hummingbird-websocket runs its check in a task of its own on Swift's global pool
+            // (a hop to another thread and back per connection). The checks are the route's; a
+            // refused upgrade is answered 400, as hummingbird-websocket answers every refusal.
+            server: HTTPServerBuilder { responder in
+                HTTP1WebSocketUpgradeChannel(
+                    responder: responder,
+                    configuration: .init(
+                        ws: .init(
+                            maxFrameSize: GatewayProtocol.maxClientFrameBytes,
+                            autoPing: .enabled(timePeriod: .seconds(30)))),
+                    shouldUpgrade: { head, channel, _ in
+                        let request = Request(head: head, body: RequestBody(buffer: ByteBuffer()))
+                        guard request.uri.path == GatewayProtocol.path, (try? guardrails.check(request)) != nil else {
+                            return .dontUpgrade
+                        }
+                        let loop = channel.eventLoop
+                        return .upgrade([:]) { inbound, outbound, _ in await serve(inbound, outbound, loop) }
+                    })
+            },
             configuration: ApplicationConfiguration(
                 address: .hostname(settings.bind.host, port: settings.bind.port), serverName: "oxydra-gateway"),
             onServerRunning: { channel in
