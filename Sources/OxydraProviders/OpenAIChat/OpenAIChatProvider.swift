@@ -241,9 +241,10 @@ struct OpenAIChatTranslator: StreamTranslator {
             let message = error["message"]?.stringValue ?? error.stringValue ?? error["type"]?.stringValue
             throw ProviderError.requestFailed(provider: provider, message: message ?? "the stream reported an error")
         }
-        for choice in chunk.choices where (choice.index?.intValue ?? 0) == 0 {
+        // Each choice is read where it is (a copy of one cost as much as reading its JSON).
+        for position in chunk.choices.indices where (chunk.choices[position].index?.intValue ?? 0) == 0 {
             // `delta` when the choice has one (whatever its value), else `message`.
-            if let delta = choice.delta ?? choice.message {
+            if let delta = chunk.choices[position].delta ?? chunk.choices[position].message {
                 if let reasoning = (delta.reasoningContent ?? delta.reasoning)?.stringValue, !reasoning.isEmpty {
                     events.append(.reasoningDelta(reasoning))
                 }
@@ -260,7 +261,7 @@ struct OpenAIChatTranslator: StreamTranslator {
                         .toolCallDelta(ToolCallDelta(index: index, id: id, name: name, argumentsFragment: fragment)))
                 }
             }
-            if let finish = choice.finishReason?.stringValue, !finish.isEmpty {
+            if let finish = chunk.choices[position].finishReason?.stringValue, !finish.isEmpty {
                 sawFinish = true
                 events.append(.finish(FinishReason(providerValue: finish)))
             }
