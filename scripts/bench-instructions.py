@@ -32,13 +32,19 @@ bench = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(bench)
 
 
-def control(command, access):
-    """Sends `command` to the guest's valgrind. Valgrind reads it only while the guest runs code:
-    a guest idle in epoll_wait would leave callgrind_control waiting for ever, so the gateway's
-    port is knocked on (a TCP connect, closed at once) until the command is taken."""
+def control(command, access, pid):
+    """Sends `command` to the guest's valgrind (process `pid`: without it callgrind_control waits
+    for every callgrind on the machine, a stray one included). Valgrind reads it only while the
+    guest runs code: a guest idle in epoll_wait would leave callgrind_control waiting for ever, so
+    the gateway's port is knocked on (a TCP connect, closed at once) until the command is taken —
+    for at most a minute."""
     endpoint = urllib.parse.urlsplit(access[0])
-    sender = subprocess.Popen(["callgrind_control", command], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    sender = subprocess.Popen(["callgrind_control", command, str(pid)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
     while sender.poll() is None:
+        if time.monotonic() > deadline:
+            sender.kill()
+            raise SystemExit("callgrind_control %s: the guest's valgrind (pid %d) did not take it in 60 s" % (command, pid))
         try:
             socket.create_connection((endpoint.hostname, endpoint.port), timeout=1).close()
         except OSError:
@@ -80,10 +86,10 @@ async def count(binaries, shape, turns, scratch, keep=None):
 
         for index in range(30):
             await operation(index)
-        control("--instr=on", access)
+        control("--instr=on", access, guest.pids()[0])
         for index in range(turns):
             await operation(index)
-        control("--dump", access)
+        control("--dump", access, guest.pids()[0])
         time.sleep(0.5)
     finally:
         guest.stop()
