@@ -253,7 +253,7 @@ def describe_memory(pids):
 class Guest:
     """The example user's guest, started with the release `runner` in a scratch project."""
 
-    def __init__(self, binaries, provider_url):
+    def __init__(self, binaries, provider_url, cpu_group=False):
         self.binaries = binaries
         self.root = tempfile.mkdtemp(prefix="oxydra-compare-")
         os.makedirs(self.root + "/.oxydra/users")
@@ -285,7 +285,8 @@ class Guest:
         }
         self.environment.update({k: v for k, v in os.environ.items() if k.startswith("OXYDRA_") and not k.startswith("OXYDRA_BENCH")})
         self.pid = None
-        self.cpu_group = CPUGroup.create()
+        # Only the comparison reads CPU time: the smoke test and the instruction count make no cgroup.
+        self.cpu_group = CPUGroup.create() if cpu_group else None
 
     def runner(self, *arguments, check=True):
         result = subprocess.run(
@@ -322,7 +323,13 @@ class Guest:
         if self.pid is None:
             self.pid = int(json.loads(self.runner("status", "--json").stdout)["pid"])
             if self.cpu_group is not None:
-                self.cpu_group.add(process_tree(self.pid))
+                try:
+                    self.cpu_group.add(process_tree(self.pid))
+                except OSError as error:
+                    # Made but not ours to fill (a cgroup tree delegated elsewhere): /proc instead.
+                    print("compare: cannot move the guest into %s (%s); guest CPU from /proc" % (self.cpu_group.path, error))
+                    self.cpu_group.remove()
+                    self.cpu_group = None
         return process_tree(self.pid)
 
     def cpu_seconds(self):
@@ -336,8 +343,9 @@ class Guest:
             return "/proc user + system time (%d ticks a second)" % CLOCK_TICKS
         return "%s of a cgroup of its own" % self.cpu_group.counter
 
-    def remove(self):
-        shutil.rmtree(self.root, ignore_errors=True)
+    def remove(self, keep_files=False):
+        if not keep_files:
+            shutil.rmtree(self.root, ignore_errors=True)
         if self.cpu_group is not None:
             self.cpu_group.remove()
 
@@ -644,7 +652,7 @@ async def main(arguments):
     server = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--serve"], stdout=subprocess.PIPE, text=True)
     port = int(server.stdout.readline())
     provider_url = "http://127.0.0.1:%d" % port
-    guest = Guest(arguments.bin, provider_url)
+    guest = Guest(arguments.bin, provider_url, cpu_group=True)
     SCRATCH_NOTES = guest.root + "/notes.txt"
     write(SCRATCH_NOTES, "Buy milk.\nCall the plumber on Tuesday.\n")
     report = {"samples": arguments.samples, "turns_per_sample": arguments.turns, "answer_tokens": ANSWER_TOKENS}
@@ -665,8 +673,7 @@ async def main(arguments):
         guest.stop()
         server.send_signal(signal.SIGTERM)
         server.wait()
-        if not arguments.keep:
-            guest.remove()
+        guest.remove(keep_files=arguments.keep)
     if arguments.json:
         print(json.dumps(report, indent=2))
 

@@ -69,8 +69,9 @@ public struct GatewayServer: Sendable {
         let serve: @Sendable (WebSocketInboundStream, WebSocketOutboundWriter, any EventLoop) async -> Void = {
             await GatewayConnection(hub: hub, logger: logger, bufferFrames: bufferFrames).serve($0, $1, on: $2)
         }
-        // A plain request for the WebSocket path (no upgrade) is answered by the router: 401/403
-        // say why it would be refused.
+        // Upgrades never reach this route (the server below decides them, with the same checks);
+        // it answers a plain request for the WebSocket path, 401/403 saying why an upgrade would
+        // be refused.
         router.ws(
             RouterPath(GatewayProtocol.path),
             shouldUpgrade: { request, _ in

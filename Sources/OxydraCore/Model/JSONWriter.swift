@@ -27,11 +27,6 @@ public enum JSONWriter {
     @inline(__always)
     private static func needsEscape(_ byte: UInt8) -> Bool { byte < 0x20 || byte == 0x22 || byte == 0x5C }
 
-    /// The offset of the first byte at or after `start` that must be escaped (a control
-    /// character, `"` or `\`). Eight bytes at a time: a byte of the word is flagged when it is
-    /// below 0x20 or equal to 0x22 or 0x5C (the classic "has zero byte" test on the word XORed with
-    /// each needle; bytes ≥ 0x80 are never flagged, so a flag is exact for its lowest byte).
-    @inline(__always)
     /// Whether `a`'s UTF-8 comes before `b`'s in byte order — the order of sorted object keys, which
     /// is code point order. (`a.utf8.lexicographicallyPrecedes(b.utf8)` gives the same answer a
     /// byte at a time through an iterator, several times slower: an audit record sorts its keys.)
@@ -46,6 +41,11 @@ public enum JSONWriter {
         }
     }
 
+    /// The offset of the first byte at or after `start` that must be escaped (a control
+    /// character, `"` or `\`). Eight bytes at a time: a byte of the word is flagged when it is
+    /// below 0x20 or equal to 0x22 or 0x5C (the classic "has zero byte" test on the word XORed with
+    /// each needle; bytes ≥ 0x80 are never flagged, so a flag is exact for its lowest byte).
+    @inline(__always)
     static func nextEscape(in bytes: UnsafeBufferPointer<UInt8>, from start: Int) -> Int? {
         var index = start
         let count = bytes.count
