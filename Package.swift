@@ -46,6 +46,7 @@ let httpCompression = Target.Dependency.product(name: "NIOHTTPCompression", pack
 let nioCore = Target.Dependency.product(name: "NIOCore", package: "swift-nio")
 let nioHTTP1 = Target.Dependency.product(name: "NIOHTTP1", package: "swift-nio")
 let nioWebSocket = Target.Dependency.product(name: "NIOWebSocket", package: "swift-nio")
+let nioSSL = Target.Dependency.product(name: "NIOSSL", package: "swift-nio-ssl")
 let nio: [Target.Dependency] = [
     nioCore, .product(name: "NIOPosix", package: "swift-nio"), nioHTTP1,
 ]
@@ -66,6 +67,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.0"),
         .package(url: "https://github.com/apple/swift-nio-extras", from: "1.26.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.36.0"),
         // No default traits: `FullFoundation` would link full Foundation and ICU into the guest
         // (for URL-encoded-form dates we never use), `ConfigurationSupport` swift-configuration.
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.0", traits: []),
@@ -97,7 +99,7 @@ let package = Package(
             swiftSettings: swiftSettings),
         .target(
             name: "OxydraProviders",
-            dependencies: ["OxydraCore", "OxydraConfig", asyncHTTPClient, httpCompression] + nio,
+            dependencies: ["OxydraCore", "OxydraConfig", asyncHTTPClient, nioSSL] + nio,
             swiftSettings: swiftSettings),
         .target(
             name: "OxydraTools",
@@ -186,7 +188,7 @@ let package = Package(
 
         // testing
         .target(
-            name: "OxydraTesting", dependencies: ["OxydraCore", subprocess, webSocketClient, logging] + nio,
+            name: "OxydraTesting", dependencies: ["OxydraCore", subprocess, webSocketClient, logging, nioSSL] + nio,
             swiftSettings: swiftSettings),
         .executableTarget(
             name: "oxydra-benchmarks",
@@ -208,7 +210,7 @@ let package = Package(
         ),
         .testTarget(
             name: "OxydraProvidersTests",
-            dependencies: ["OxydraProviders", "OxydraTesting", asyncHTTPClient] + nio,
+            dependencies: ["OxydraProviders", "OxydraTesting", asyncHTTPClient, nioSSL] + nio,
             exclude: ["Fixtures"],
             swiftSettings: swiftSettings
         ),

@@ -1,4 +1,3 @@
-import AsyncHTTPClient
 import NIOCore
 import OxydraCore
 import Synchronization

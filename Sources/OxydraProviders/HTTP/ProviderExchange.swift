@@ -1,17 +1,13 @@
-import AsyncHTTPClient
 import NIOCore
 import NIOHTTP1
 import Synchronization
 
-/// One request to a provider and its response, over AsyncHTTPClient's delegate API: the head and
-/// then the body's parts, pulled by one reader (``ProviderResponse``).
+/// One request to a provider and its response, as ``ProviderHTTPClient`` delivers it: the head
+/// and then the body's parts, pulled by one reader (``ProviderResponse``).
 ///
-/// Why not the async `HTTPClient.execute(_:timeout:)`: its idle read timeout cancels and schedules
-/// a timer on every read of the socket (about 55 times for a 50-token answer — 9 % of the
-/// instructions of a steady turn), and its body cannot be ended from outside the reading task.
-/// Here the silence timer is scheduled once per `timeout` and looks at the time of the last byte
-/// when it fires; it ends the exchange itself (a waiting reader gets the timeout at once) and
-/// fails the request, which closes its connection.
+/// The silence timer is scheduled once per `timeout` and looks at the time of the last byte when
+/// it fires (not cancelled and scheduled again on every read of the socket); it ends the exchange
+/// itself (a waiting reader gets the timeout at once) and closes the connection.
 ///
 /// A part is handed to a waiting reader directly, or kept until the reader asks. Past
 /// `pauseAbove` kept bytes the connection stops reading until the reader is down to
@@ -20,13 +16,14 @@ import Synchronization
 /// A reader that stops early (``abandon()``) — usually at the provider's end marker, often a few
 /// bytes before the body's own end has been handed over — leaves the rest to be read and dropped,
 /// so the connection goes back to the pool; past `drainLimit` more bytes, or at the next tick of
-/// the silence timer, the request is cancelled instead.
-final class ProviderExchange: HTTPClientResponseDelegate, Sendable {
-    typealias Response = Void
-
+/// the silence timer, the connection is closed instead.
+final class ProviderExchange: Sendable {
     static let pauseAbove = 1 << 20
     static let resumeBelow = 256 << 10
     static let drainLimit = 64 << 10
+
+    /// What the connection does after handing over a part.
+    enum ReadAction { case read, pause, stop }
 
     private struct State {
         var head: HTTPResponseHead?
@@ -40,13 +37,14 @@ final class ProviderExchange: HTTPClientResponseDelegate, Sendable {
         var failure: (any Error)?
         var headWaiter: UnsafeContinuation<HTTPResponseHead, any Error>?
         var partWaiter: UnsafeContinuation<ByteBuffer?, any Error>?
-        /// Completed when the reader has caught up (the connection reads again).
-        var paused: EventLoopPromise<Void>?
+        /// The connection stopped reading until the reader catches up.
+        var paused = false
         var lastHeard: NIODeadline
         /// The reader let go before the end: bytes read and dropped since (see ``abandon()``).
         var drained: Int?
         var watchdog: Scheduled<Void>?
-        var task: HTTPClient.Task<Void>?
+        /// The connection carrying the request, once it has one.
+        var connection: NIOLoopBound<ProviderConnection>?
 
         var finished: Bool { failure != nil || complete }
     }
@@ -61,21 +59,14 @@ final class ProviderExchange: HTTPClientResponseDelegate, Sendable {
         state = Mutex(State(lastHeard: .now()))
     }
 
-    /// Sends `request` on `client` (whose connections live on `loop`). `timeout` bounds the wait
-    /// for the response head and every silence of the server after it.
-    static func start(
-        _ request: HTTPClient.Request, on client: HTTPClient, loop: any EventLoop, timeout: TimeAmount
-    ) -> ProviderExchange {
-        let exchange = ProviderExchange(timeout: timeout, loop: loop)
-        let task = client.execute(request: request, delegate: exchange, eventLoop: .delegateAndChannel(on: loop))
-        let running = exchange.state.withLock { state in
-            if !state.finished { state.task = task }
-            return !state.finished
-        }
-        // Failures before the delegate hears of the request (a refused connection, a bad URL)
-        // reach only the task's future.
-        task.futureResult.whenFailure { exchange.end(failure: $0) }
-        if running { exchange.watch(at: .now() + timeout) }
+    /// Sends `request` with `client`. `timeout` bounds the wait for the response head and every
+    /// silence of the server after it.
+    static func start(_ request: ProviderHTTPRequest, on client: ProviderHTTPClient, timeout: TimeAmount)
+        -> ProviderExchange
+    {
+        let exchange = ProviderExchange(timeout: timeout, loop: client.loop)
+        exchange.watch(at: .now() + timeout)
+        client.execute(request, for: exchange)
         return exchange
     }
 
@@ -95,7 +86,7 @@ final class ProviderExchange: HTTPClientResponseDelegate, Sendable {
                 if let ready { continuation.resume(with: ready) }
             }
         } onCancel: {
-            end(failure: CancellationError(), cancelling: true)
+            end(failure: CancellationError(), closing: true)
         }
     }
 
@@ -108,59 +99,71 @@ final class ProviderExchange: HTTPClientResponseDelegate, Sendable {
                 if let ready = take(orWait: continuation) { continuation.resume(with: ready) }
             }
         } onCancel: {
-            end(failure: CancellationError(), cancelling: true)
+            end(failure: CancellationError(), closing: true)
         }
     }
 
     /// Lets go of the rest of the body: it is read and dropped (up to `drainLimit` bytes, until
     /// the silence timer next fires), then the connection goes back to the pool.
     func abandon() {
-        let paused: EventLoopPromise<Void>? = state.withLock { state in
+        let resume: NIOLoopBound<ProviderConnection>? = state.withLock { state in
             guard !state.finished, state.drained == nil else { return nil }
             state.drained = 0
             state.parts.removeAll()
             state.kept = 0
-            defer { state.paused = nil }
-            return state.paused
+            guard state.paused else { return nil }
+            state.paused = false
+            return state.connection
         }
-        paused?.succeed(())
+        if let resume { onLoop { resume.value.resume() } }
     }
 
     /// A part that already arrived, taken without waiting; nil when none is kept (the end of the
     /// body and a failure are left for ``nextPart()``).
     func arrivedPart() -> ByteBuffer? {
         let (part, resume) = state.withLock { state in Self.popPart(&state) ?? (nil, nil) }
-        resume?.succeed(())
+        if let resume { onLoop { resume.value.resume() } }
         return part
     }
 
     /// The first kept part, and the paused connection to resume when the reader has caught up.
-    private static func popPart(_ state: inout State) -> (ByteBuffer?, EventLoopPromise<Void>?)? {
+    private static func popPart(_ state: inout State) -> (ByteBuffer?, NIOLoopBound<ProviderConnection>?)? {
         guard let part = state.parts.popFirst() else { return nil }
         state.kept -= part.readableBytes
-        guard state.kept < resumeBelow, let paused = state.paused else { return (part, nil) }
-        state.paused = nil
+        guard state.paused, state.kept < resumeBelow else { return (part, nil) }
+        state.paused = false
         state.lastHeard = .now()
-        return (part, paused)
+        return (part, state.connection)
     }
 
     private func take(orWait waiter: UnsafeContinuation<ByteBuffer?, any Error>? = nil) -> Result<
         ByteBuffer?, any Error
     >? {
-        let (ready, resume): (Result<ByteBuffer?, any Error>?, EventLoopPromise<Void>?) = state.withLock { state in
+        let (ready, resume): (Result<ByteBuffer?, any Error>?, NIOLoopBound<ProviderConnection>?) = state.withLock {
+            state in
             if let (part, resume) = Self.popPart(&state) { return (.success(part), resume) }
             if let failure = state.failure { return (.failure(failure), nil) }
             if state.complete { return (.success(nil), nil) }
             if let waiter { state.partWaiter = waiter }
             return (nil, nil)
         }
-        resume?.succeed(())
+        if let resume { onLoop { resume.value.resume() } }
         return ready
     }
 
-    // MARK: AsyncHTTPClient's side (on `loop`)
+    // MARK: The connection's side (on `loop`)
 
-    func didReceiveHead(task: HTTPClient.Task<Void>, _ head: HTTPResponseHead) -> EventLoopFuture<Void> {
+    /// The connection about to send the request; false when the exchange already ended (the
+    /// connection is not used for it).
+    func attach(_ connection: NIOLoopBound<ProviderConnection>) -> Bool {
+        state.withLock { state in
+            guard !state.finished else { return false }
+            state.connection = connection
+            return true
+        }
+    }
+
+    func received(head: HTTPResponseHead) {
         let waiter = state.withLock { state in
             state.head = head
             state.lastHeard = .now()
@@ -168,41 +171,33 @@ final class ProviderExchange: HTTPClientResponseDelegate, Sendable {
             return state.headWaiter
         }
         waiter?.resume(returning: head)
-        return task.eventLoop.makeSucceededVoidFuture()
     }
 
-    func didReceiveBodyPart(task: HTTPClient.Task<Void>, _ buffer: ByteBuffer) -> EventLoopFuture<Void> {
-        let (waiter, paused, tooMuch): (UnsafeContinuation<ByteBuffer?, any Error>?, EventLoopFuture<Void>?, Bool) =
-            state.withLock { state in
-                guard !state.finished else { return (nil, nil, false) }
-                if let drained = state.drained {
-                    state.drained = drained + buffer.readableBytes
-                    return (nil, nil, drained + buffer.readableBytes > Self.drainLimit)
-                }
-                state.lastHeard = .now()
-                if let waiter = state.partWaiter {
-                    state.partWaiter = nil
-                    return (waiter, nil, false)
-                }
-                state.parts.append(buffer)
-                state.kept += buffer.readableBytes
-                guard state.kept > Self.pauseAbove, state.paused == nil else {
-                    return (nil, state.paused?.futureResult, false)
-                }
-                let promise = task.eventLoop.makePromise(of: Void.self)
-                state.paused = promise
-                return (nil, promise.futureResult, false)
+    func received(part buffer: ByteBuffer) -> ReadAction {
+        let (waiter, action): (UnsafeContinuation<ByteBuffer?, any Error>?, ReadAction) = state.withLock { state in
+            guard !state.finished else { return (nil, .stop) }
+            if let drained = state.drained {
+                state.drained = drained + buffer.readableBytes
+                return (nil, drained + buffer.readableBytes > Self.drainLimit ? .stop : .read)
             }
-        if tooMuch { end(failure: HTTPClientError.cancelled, cancelling: true) }
+            state.lastHeard = .now()
+            if let waiter = state.partWaiter {
+                state.partWaiter = nil
+                return (waiter, .read)
+            }
+            state.parts.append(buffer)
+            state.kept += buffer.readableBytes
+            guard state.kept > Self.pauseAbove else { return (nil, .read) }
+            state.paused = true
+            return (nil, .pause)
+        }
+        if action == .stop { end(failure: ProviderHTTPError.cancelled) }
         waiter?.resume(returning: buffer)
-        return paused ?? task.eventLoop.makeSucceededVoidFuture()
+        return action
     }
 
-    func didReceiveError(task: HTTPClient.Task<Void>, _ error: any Error) {
-        end(failure: error)
-    }
-
-    func didFinishRequest(task: HTTPClient.Task<Void>) throws {
+    /// The response ended; whether it ended cleanly (the connection may carry another request).
+    func finished() -> Bool {
         let ended:
             (
                 head: UnsafeContinuation<HTTPResponseHead, any Error>?,
@@ -210,7 +205,7 @@ final class ProviderExchange: HTTPClientResponseDelegate, Sendable {
             )? = state.withLock { state in
                 guard !state.finished else { return nil }
                 state.complete = true
-                state.task = nil
+                state.connection = nil
                 defer {
                     state.headWaiter = nil
                     state.partWaiter = nil
@@ -218,40 +213,50 @@ final class ProviderExchange: HTTPClientResponseDelegate, Sendable {
                 }
                 return (state.headWaiter, state.partWaiter, state.watchdog)
             }
-        guard let ended else { return }
+        guard let ended else { return false }
         ended.watchdog?.cancel()
-        ended.head?.resume(throwing: HTTPClientError.remoteConnectionClosed)
+        ended.head?.resume(throwing: ProviderHTTPError.connectionClosed(duringBody: false))
         ended.part?.resume(returning: nil)
+        return true
     }
+
+    /// The exchange ended (the response is in, or it failed, timed out or was cancelled).
+    var isOver: Bool { state.withLock { $0.finished } }
+
+    /// The request failed (connecting, TLS, the connection lost, a malformed response).
+    func failed(_ error: any Error) { end(failure: error) }
 
     // MARK: Ending
 
-    /// Ends the exchange with `failure` unless it already ended; `cancelling`: the request is
-    /// still running and must be stopped (a timeout, the reader's cancellation).
-    private func end(failure: any Error, cancelling: Bool = false) {
+    /// Ends the exchange with `failure` unless it already ended; `closing`: the connection is
+    /// still carrying it and must be closed (a timeout, the reader's cancellation).
+    private func end(failure: any Error, closing: Bool = false) {
         let ended:
             (
                 head: UnsafeContinuation<HTTPResponseHead, any Error>?,
                 part: UnsafeContinuation<ByteBuffer?, any Error>?,
-                paused: EventLoopPromise<Void>?, watchdog: Scheduled<Void>?, task: HTTPClient.Task<Void>?
+                watchdog: Scheduled<Void>?, connection: NIOLoopBound<ProviderConnection>?
             )? = state.withLock { state in
                 guard !state.finished else { return nil }
                 state.failure = failure
                 defer {
                     state.headWaiter = nil
                     state.partWaiter = nil
-                    state.paused = nil
+                    state.paused = false
                     state.watchdog = nil
-                    state.task = nil
+                    state.connection = nil
                 }
-                return (state.headWaiter, state.partWaiter, state.paused, state.watchdog, state.task)
+                return (state.headWaiter, state.partWaiter, state.watchdog, state.connection)
             }
         guard let ended else { return }
         ended.watchdog?.cancel()
         ended.head?.resume(throwing: failure)
         ended.part?.resume(throwing: failure)
-        ended.paused?.fail(failure)
-        if cancelling { ended.task?.fail(reason: failure) }
+        if closing, let connection = ended.connection { onLoop { connection.value.close() } }
+    }
+
+    private func onLoop(_ body: @escaping @Sendable () -> Void) {
+        if loop.inEventLoop { body() } else { loop.execute(body) }
     }
 
     /// The silence timer: fires at `deadline`, ends the exchange if nothing was heard for
@@ -263,12 +268,12 @@ final class ProviderExchange: HTTPClientResponseDelegate, Sendable {
             let next: NIODeadline?? = state.withLock { state in
                 guard !state.finished else { return .some(nil) }
                 if state.drained != nil { return nil }
-                if state.paused != nil { state.lastHeard = now }
+                if state.paused { state.lastHeard = now }
                 let due = state.lastHeard + timeout
                 return due <= now ? nil : .some(due)
             }
             switch next {
-            case .none: end(failure: HTTPClientError.readTimeout, cancelling: true)
+            case .none: end(failure: ProviderHTTPError.readTimeout, closing: true)
             case .some(.some(let due)): watch(at: due)
             case .some(.none): break
             }

@@ -1,8 +1,8 @@
 import AsyncHTTPClient
 import NIOCore
 import NIOHTTP1
-import NIOHTTPCompression
 import NIOPosix
+import NIOSSL
 import OxydraCore
 import Synchronization
 
@@ -37,20 +37,19 @@ struct ProviderTransport: Sendable {
     /// POSTs JSON to `path` (appended to the base URL) and returns the response once its head is in;
     /// non-2xx statuses become ``ProviderError/httpStatus(provider:status:message:retryAfter:)``.
     func post(_ path: String, json body: Data, accept: String) async throws -> ProviderResponse {
-        var headers = HTTPHeaders()
-        headers.add(name: "Content-Type", value: "application/json")
-        headers.add(name: "Accept", value: accept)
-        headers.add(name: "User-Agent", value: "oxydra/0.1")
-        // Bodies come as they are (see `ProviderHTTPClients`): said out loud, because a request
+        // Bodies come as they are (see `ProviderHTTPClient`): said out loud, because a request
         // without `Accept-Encoding` leaves a server free to pick any coding.
-        headers.add(name: "Accept-Encoding", value: "identity")
-        for (name, value) in self.headers { headers.replaceOrAdd(name: name, value: value) }
+        let headers =
+            [
+                ("Content-Type", "application/json"), ("Accept", accept), ("User-Agent", "oxydra/0.1"),
+                ("Accept-Encoding", "identity"),
+            ] + self.headers
         let response: ProviderResponse
         do {
-            let request = try HTTPClient.Request(
-                url: baseURL + path, method: .POST, headers: headers, body: .data(body))
-            let (client, loop) = ProviderHTTPClients.client()
-            let exchange = ProviderExchange.start(request, on: client, loop: loop, timeout: TimeAmount(timeout))
+            let request = try ProviderHTTPRequest(
+                post: baseURL + path, headers: headers, body: ByteBuffer(bytes: body))
+            let exchange = ProviderExchange.start(
+                request, on: ProviderHTTPClient.forCurrentLoop(), timeout: TimeAmount(timeout))
             response = ProviderResponse(head: try await exchange.head(), exchange: exchange)
         } catch is CancellationError {
             throw CancellationError()
@@ -110,10 +109,10 @@ struct ProviderTransport: Sendable {
 
     func mapTransportError(_ error: any Error) -> ProviderError {
         if let error = error as? ProviderError { return error }
-        if let error = error as? HTTPClientError {
-            if error == .readTimeout || error == .deadlineExceeded || error == .connectTimeout {
-                return .timedOut(provider: provider, seconds: Int(timeout.components.seconds))
-            }
+        var timedOut = error as? ProviderHTTPError == .readTimeout
+        if case ChannelError.connectTimeout = error { timedOut = true }
+        if timedOut {
+            return .timedOut(provider: provider, seconds: Int(timeout.components.seconds))
         }
         if let reason = connectFailure(error) { return .transport(provider: provider, message: reason) }
         return .transport(provider: provider, message: describe(error))
@@ -132,6 +131,10 @@ struct ProviderTransport: Sendable {
             }
         }
         if let error = error as? IOError { return reason(error.errnoCode) }
+        if error is NIOSSLError || error is NIOSSLExtraError {
+            return
+                "the TLS handshake failed (\(error)); is `base_url` (\(redact(baseURL))) an HTTPS server with a certificate for that host?"
+        }
         if let error = error as? NIOConnectionError {
             let reasons = error.connectionErrors.compactMap { ($0.error as? IOError).flatMap { reason($0.errnoCode) } }
             if let first = reasons.first { return first }
@@ -178,42 +181,20 @@ struct ProviderTransport: Sendable {
     }
 }
 
-/// Process-wide HTTP clients, one per event loop of the shared group. They live for the whole
-/// process, so they are never shut down.
-///
-/// A request made on one of the shared loops (the gateway runs each connection's turns on its
-/// socket's loop) gets that loop's client, whose connections live on the same loop: the streamed
-/// response is read, parsed and forwarded without a thread hop per chunk. One client over the whole
-/// group would hand out whichever idle connection it has, often on the other loop.
-///
-/// The clients have no read timeout of their own: ``ProviderExchange`` keeps the provider's
-/// `timeout` with one timer per request instead of one per read.
-enum ProviderHTTPClients {
+extension ProviderHTTPClient {
     private static let loops: [any EventLoop] = Array(HTTPClient.defaultEventLoopGroup.makeIterator())
-    private static let clients: [HTTPClient] = loops.map { loop in
-        var configuration = HTTPClient.Configuration(
-            redirectConfiguration: .disallow, timeout: .init(connect: .seconds(10), read: nil))
-        // No decompression: with it, every request advertised gzip and every body part of a
-        // streamed answer went through one more handler (and an inflate when a server took the
-        // offer) — per streamed token, for answers a few hundred bytes long. Requests ask for
-        // `identity`, and a compressed answer is refused with a clear error.
-        configuration.decompression = .disabled
-        // ReliableProvider retries with the configured backoff; the pool must not retry a
-        // refused connection for the whole connect timeout behind its back.
-        configuration.connectionPool.retryConnectionEstablishment = false
-        configuration.httpVersion = .automatic
-        // No tracing system is set up in the guest: the default no-op tracer would still build
-        // a span and its attributes for every request (about 2 % of a steady turn's CPU).
-        configuration.tracing.tracer = nil
-        return HTTPClient(eventLoopGroup: loop, configuration: configuration)
-    }
+    private static let clients: [ProviderHTTPClient] = loops.map { ProviderHTTPClient(loop: $0) }
 
-    /// The client for the calling thread's loop and that loop; callers on other threads (the
-    /// one-shot CLI, tests) share the first loop's, so their calls reuse its connections too.
-    static func client() -> (HTTPClient, any EventLoop) {
+    /// The client of the calling thread's loop. A request made on one of the shared loops (the
+    /// gateway runs each connection's turns on its socket's loop) gets that loop's client, whose
+    /// connections live on the same loop: the streamed response is read, parsed and forwarded
+    /// without a thread hop per chunk. Callers on other threads (the one-shot CLI, tests) share
+    /// the first loop's, so their calls reuse its connections too. The clients live for the
+    /// whole process.
+    static func forCurrentLoop() -> ProviderHTTPClient {
         let current = MultiThreadedEventLoopGroup.currentEventLoop
         let index = current.flatMap { current in loops.firstIndex { $0 === current } } ?? 0
-        return (clients[index], loops[index])
+        return clients[index]
     }
 }
 

@@ -1,6 +1,7 @@
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import OxydraCore
 import Synchronization
 
@@ -21,7 +22,7 @@ import Synchronization
 public final class ScriptedModelServer: Sendable {
     private let channel: any NIOCore.Channel
     private let state: ServerState
-    /// `http://127.0.0.1:<port>`.
+    /// `http://127.0.0.1:<port>` (`https://` when serving TLS).
     public let baseURL: String
 
     /// `agent.toml` text selecting this server as provider `local` with an unlisted model
@@ -40,28 +41,33 @@ public final class ScriptedModelServer: Sendable {
     }
     public let port: Int
 
-    private init(channel: any NIOCore.Channel, state: ServerState, port: Int) {
+    private init(channel: any NIOCore.Channel, state: ServerState, port: Int, tls: Bool) {
         self.channel = channel
         self.state = state
         self.port = port
-        self.baseURL = "http://127.0.0.1:\(port)"
+        self.baseURL = "\(tls ? "https" : "http")://127.0.0.1:\(port)"
     }
 
-    /// Binds `host:0` (`127.0.0.1` unless a container must reach it: `0.0.0.0`) and starts serving.
-    public static func start(host: String = "127.0.0.1") async throws -> ScriptedModelServer {
+    /// Binds `host:0` (`127.0.0.1` unless a container must reach it: `0.0.0.0`) and starts serving,
+    /// over TLS with `tls` when given.
+    public static func start(host: String = "127.0.0.1", tls: NIOSSLContext? = nil) async throws
+        -> ScriptedModelServer
+    {
         let state = ServerState()
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls)) }
                     try channel.pipeline.syncOperations.addHandler(
                         ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
                     try channel.pipeline.syncOperations.addHandler(ScriptedConnectionHandler(state: state))
                 }
             }
             .bind(host: host, port: 0).get()
-        return ScriptedModelServer(channel: channel, state: state, port: channel.localAddress?.port ?? 0)
+        return ScriptedModelServer(
+            channel: channel, state: state, port: channel.localAddress?.port ?? 0, tls: tls != nil)
     }
 
     /// Queues the answer to the next request.
@@ -213,6 +219,7 @@ final class ScriptedConnectionHandler: ChannelInboundHandler {
                             body: #"{"error":{"message":"no scripted reply"}}"#))
                 ], abort: false)
         }
+        if reply.closeWithoutAnswer { return Plan(steps: [], abort: true) }
         if let recorded = reply.recordedResponse {
             let size = max(1, reply.fragmentBytes ?? recorded.count)
             let steps = stride(from: 0, to: recorded.count, by: size).map {

@@ -55,6 +55,9 @@ public struct ScriptedReply: Sendable {
     public var keepAlive = false
     /// Close the connection after this many body bytes (mid-chunk: the client sees a broken transfer).
     public var dropAfterBytes: Int?
+    /// Close the connection as soon as the request is in, sending nothing (a server whose
+    /// keep-alive timeout ran out as the request arrived, or one that died).
+    public var closeWithoutAnswer = false
     /// Omit the format's end marker (`[DONE]`, `message_stop`, `response.completed`, Gemini's finishReason).
     public var omitEndMarker = false
     /// A whole HTTP response recorded from a real server (status line, headers, body framing),
