@@ -226,7 +226,7 @@ final class ProviderHTTPClient: Sendable {
         let endpoint = request.endpoint
         ClientBootstrap(group: loop)
             .connectTimeout(Self.connectTimeout)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            // (TCP_NODELAY is ClientBootstrap's default.)
             .channelInitializer { [self] channel in
                 channel.eventLoop.makeCompletedFuture {
                     let pipeline = channel.pipeline.syncOperations
