@@ -78,60 +78,65 @@ struct ProviderHTTPClientTests {
     }
 
     @Test func anUntrustedCertificateIsRefusedBeforeAnythingIsSent() async throws {
-        let certificate = try await TestCertificate.make(names: "DNS:localhost,IP:127.0.0.1")
-        defer { certificate.directory.remove() }
-        let server = try await ScriptedModelServer.start(tls: try certificate.serverContext())
-        defer { Teardown.run { try? await server.shutdown() } }
-        server.enqueue(.text("never sent"))
-        let transport = ProviderTransport(
-            provider: ProviderID("scripted"), baseURL: "https://localhost:\(server.port)", headers: [], secrets: [],
-            timeout: .seconds(5))
-        await #expect {
-            _ = try await transport.post("/v1/chat/completions", json: Data("{}".utf8), accept: "text/event-stream")
-        } throws: { error in
-            "\(error)".contains("the TLS handshake failed") && "\(error)".contains("https://localhost:\(server.port)")
+        try await Self.withTLSServer(names: "DNS:localhost,IP:127.0.0.1") { _, server in
+            server.enqueue(.text("never sent"))
+            let transport = ProviderTransport(
+                provider: ProviderID("scripted"), baseURL: "https://localhost:\(server.port)", headers: [],
+                secrets: [], timeout: .seconds(5))
+            await #expect {
+                _ = try await transport.post(
+                    "/v1/chat/completions", json: Data("{}".utf8), accept: "text/event-stream")
+            } throws: { error in
+                "\(error)".contains("the TLS handshake failed")
+                    && "\(error)".contains("https://localhost:\(server.port)")
+            }
+            #expect(server.requests.isEmpty)
         }
-        #expect(server.requests.isEmpty)
     }
 
     /// With the test's certificate trusted, a streamed answer comes over TLS — by name (SNI and the
     /// DNS name checked) and by address (the IP address checked) — and the connection is kept.
     @Test func aTrustedServerStreamsOverTLSAndItsConnectionIsKept() async throws {
-        let certificate = try await TestCertificate.make(names: "DNS:localhost,IP:127.0.0.1")
-        defer { certificate.directory.remove() }
-        let server = try await ScriptedModelServer.start(tls: try certificate.serverContext())
-        defer { Teardown.run { try? await server.shutdown() } }
-        let client = ProviderHTTPClient(
-            loop: MultiThreadedEventLoopGroup.singleton.next(), tlsConfiguration: try certificate.trustingClient())
-        for host in ["localhost", "localhost", "127.0.0.1"] {
-            var reply = ScriptedReply()
-            reply.text = ["over tls to \(host)"]
-            reply.keepAlive = true
-            server.enqueue(reply)
-            let body = try await Self.post(to: "https://\(host):\(server.port)", on: client)
-            #expect(body.contains("over tls to \(host)"))
-            #expect(body.contains("[DONE]"))
+        try await Self.withTLSServer(names: "DNS:localhost,IP:127.0.0.1") { certificate, server in
+            let client = certificate.trustingClient()
+            for host in ["localhost", "localhost", "127.0.0.1"] {
+                var reply = ScriptedReply()
+                reply.text = ["over tls to \(host)"]
+                reply.keepAlive = true
+                server.enqueue(reply)
+                let body = try await Self.post(to: "https://\(host):\(server.port)", on: client)
+                #expect(body.contains("over tls to \(host)"))
+                #expect(body.contains("[DONE]"))
+            }
+            #expect(server.requests.count == 3)
+            // One connection per host name: `localhost` twice on one, `127.0.0.1` on its own.
+            #expect(server.connections == 2)
+            #expect(await client.idleConnections() == 2)
         }
-        #expect(server.requests.count == 3)
-        // One connection per host name: `localhost` twice on one, `127.0.0.1` on its own.
-        #expect(server.connections == 2)
-        #expect(await client.idleConnections() == 2)
     }
 
     @Test func aCertificateForAnotherNameIsRefusedEvenWhenTrusted() async throws {
-        let certificate = try await TestCertificate.make(names: "DNS:other.example")
+        try await Self.withTLSServer(names: "DNS:other.example") { certificate, server in
+            server.enqueue(.text("never sent"))
+            let client = certificate.trustingClient()
+            await #expect {
+                _ = try await Self.post(to: "https://localhost:\(server.port)", on: client)
+            } throws: { error in
+                "\(error)".contains("failedToValidateHostname")
+            }
+            #expect(server.requests.isEmpty)
+        }
+    }
+
+    /// Runs `body` with a scripted server serving TLS with a new certificate for `names`.
+    private static func withTLSServer(
+        names: String, _ body: (TestCertificate, ScriptedModelServer) async throws -> Void
+    ) async throws {
+        let certificate = try await TestCertificate.make(names: names)
         defer { certificate.directory.remove() }
         let server = try await ScriptedModelServer.start(tls: try certificate.serverContext())
         defer { Teardown.run { try? await server.shutdown() } }
-        server.enqueue(.text("never sent"))
-        let client = ProviderHTTPClient(
-            loop: MultiThreadedEventLoopGroup.singleton.next(), tlsConfiguration: try certificate.trustingClient())
-        await #expect {
-            _ = try await Self.post(to: "https://localhost:\(server.port)", on: client)
-        } throws: { error in
-            "\(error)".contains("failedToValidateHostname")
-        }
-        #expect(server.requests.isEmpty)
+        try await body(certificate, server)
     }
 
     /// A kept connection the server closed as the next request went out (its keep-alive timeout)
@@ -233,10 +238,10 @@ struct TestCertificate {
                 certificateChain: [.certificate(certificate)], privateKey: .privateKey(key)))
     }
 
-    /// The default client configuration, trusting only this certificate.
-    func trustingClient() throws -> TLSConfiguration {
+    /// A provider client with the default TLS configuration but trusting only this certificate.
+    func trustingClient() -> ProviderHTTPClient {
         var configuration = TLSConfiguration.makeClientConfiguration()
         configuration.trustRoots = .certificates([certificate])
-        return configuration
+        return ProviderHTTPClient(loop: MultiThreadedEventLoopGroup.singleton.next(), tlsConfiguration: configuration)
     }
 }
