@@ -175,7 +175,7 @@ final class ProviderHTTPClient: Sendable {
 
     let loop: any EventLoop
     let idleTimeout: TimeAmount
-    private let tls: Mutex<Result<NIOSSLContext, any Error>?>
+    private let tls: Mutex<NIOSSLContext?>
     private let tlsConfiguration: TLSConfiguration
     private let pool: NIOLoopBoundBox<Pool>
 
@@ -257,12 +257,14 @@ final class ProviderHTTPClient: Sendable {
             }
     }
 
+    /// Made on first use and kept; a failure (no trust roots readable) is not kept, so a fixed
+    /// system is picked up by the next request.
     private func tlsContext() throws -> NIOSSLContext {
         try tls.withLock { cached in
-            if let cached { return try cached.get() }
-            let made = Result { try NIOSSLContext(configuration: tlsConfiguration) }
+            if let cached { return cached }
+            let made = try NIOSSLContext(configuration: tlsConfiguration)
             cached = made
-            return try made.get()
+            return made
         }
     }
 
