@@ -409,7 +409,8 @@ final class ProviderConnection: ChannelDuplexHandler, RemovableChannelHandler {
             guard let exchange else { return }
             self.exchange = nil
             request = nil
-            paused = false
+            // Reading again if it was held: an idle connection must see the server close it.
+            resume()
             if exchange.finished() && keepAlive {
                 client.release(self)
             } else {
