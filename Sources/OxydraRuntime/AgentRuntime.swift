@@ -196,10 +196,15 @@ public struct AgentRuntime: Sendable {
             await events(.usage(usage, cost: cost))
 
             let answer = response.message
-            // The answer and its usage record are committed together (one write).
+            // The answer and its usage record are committed together (one write). An answer whose
+            // tool calls all only read is not synced on its own: they act on nothing, and the next
+            // answer's sync takes it to the disk (a power cut before then loses the unfinished turn,
+            // as it would lose its prompt).
             let ledger = store as? any UsageLedger
+            let readsOnly = !answer.toolCalls.isEmpty && answer.toolCalls.allSatisfy { tools.isReadOnly($0) }
             do {
-                try await state.append(answer, to: session, store: store, usage: ledger == nil ? nil : usageRecord)
+                try await state.append(
+                    answer, to: session, store: store, usage: ledger == nil ? nil : usageRecord, sync: !readsOnly)
             } catch {
                 if let budget, let reservation { await budget.release(reservation) }
                 throw error
@@ -742,11 +747,13 @@ final class CalibrationTable: Sendable {
 
 /// Messages of the turn so far, committed to the store as they are added.
 ///
-/// Two kinds of write are committed without a sync of their own: the user's message and a tool
-/// batch's results. Each is followed by a synced write — the model's answer, committed before it is
-/// shown or any of its tool calls runs — and the write-ahead log reaches the disk as a whole, so a
-/// turn pays one `fdatasync` per answer. A turn that ends before that answer (a failed provider
-/// call, a cancellation) syncs on its way out (``syncIfNeeded(session:store:)``).
+/// Three kinds of write are committed without a sync of their own: the user's message, a tool
+/// batch's results, and an answer whose tool calls all only read (they act on nothing). Each is
+/// followed by a synced write — the model's answer, committed before any of its tool calls that
+/// may act runs — and the write-ahead log reaches the disk as a whole, so a turn pays one
+/// `fdatasync` per answer that ends it or asks for an action. A turn that ends before such an
+/// answer (a failed provider call, a cancellation) syncs on its way out
+/// (``syncIfNeeded(session:store:)``).
 struct TurnState {
     var messages: [Message]
     var added: [Message] = []
@@ -760,20 +767,25 @@ struct TurnState {
         baseCount = resuming ? history.count - 1 : history.count
     }
 
+    /// `sync: false`: committed without a sync of its own, like the user's message (an answer
+    /// whose tool calls only read; see the type's notes).
     mutating func append(
-        _ message: Message, to session: SessionID, store: (any MemoryStore)?, usage: UsageRecord? = nil
+        _ message: Message, to session: SessionID, store: (any MemoryStore)?, usage: UsageRecord? = nil,
+        sync: Bool = true
     ) async throws {
         if let store {
             do {
-                if let usage, let ledger = store as? any UsageLedger {
-                    _ = try await ledger.append([message], to: session, usage: usage)
-                } else {
-                    _ = try await store.append([message], to: session)
+                switch (usage, store as? any UsageLedger, sync) {
+                case (let usage?, let ledger?, true): _ = try await ledger.append([message], to: session, usage: usage)
+                case (let usage?, let ledger?, false):
+                    _ = try await ledger.appendWithoutSync([message], to: session, usage: usage)
+                case (_, _, true): _ = try await store.append([message], to: session)
+                case (_, _, false): _ = try await store.appendWithoutSync([message], to: session)
                 }
             } catch {
                 throw RuntimeError.memory(error)
             }
-            unsynced = false
+            unsynced = !sync
         }
         remember(message)
     }

@@ -1,6 +1,9 @@
+import OxydraConfig
 import OxydraCore
+import OxydraProviders
 import OxydraRuntime
 import OxydraTesting
+import OxydraTools
 import Synchronization
 import Testing
 
@@ -84,5 +87,65 @@ struct TurnSyncTests {
         turn.cancel()
         _ = try? await turn.value
         #expect(await store.writes == ["unsynced user", "synced assistant"])
+    }
+}
+
+/// Calls that only read act on nothing: their answer rides on the next synced write like the
+/// user's message; an answer with a call that may act is synced before that call runs.
+@Suite("Turn syncs with tools")
+struct TurnSyncToolTests {
+    func runtime(_ server: ScriptedModelServer, store: SyncRecordingStore) throws -> AgentRuntime {
+        var config = AgentConfig()
+        config.providers.registry["openai"]?.baseURL = server.baseURL
+        config.selection.model = "gpt-4o-mini"
+        config.reliability.maxAttempts = 1
+        let log = ToolLog()
+        return AgentRuntime(
+            provider: try ProviderFactory.selected(config, catalog: .builtIn, environment: [:]),
+            tools: ToolRegistry([
+                TimedTool(name: "slow_read", safety: .readOnly, log: log),
+                TimedTool(name: "slow_write", safety: .sideEffecting, log: log),
+            ]),
+            model: try ModelSelection.resolve(config, catalog: .builtIn), settings: RuntimeSettings(config.runtime),
+            systemPrompt: "You are a test.", store: store)
+    }
+
+    @Test func anAnswerThatOnlyReadsIsNotSyncedOnItsOwn() async throws {
+        let server = try await ScriptedModelServer.start()
+        defer { Teardown.run { try? await server.shutdown() } }
+        server.enqueue(.toolCalls([call("c1", "slow_read", #"{"millis":1}"#)]))
+        server.enqueue(.text("done"))
+        let store = SyncRecordingStore()
+        let result = try await runtime(server, store: store).run(session: "s", history: [], input: .user("go"))
+        #expect(result.answer.content == "done")
+        #expect(
+            await store.writes == ["unsynced user", "unsynced assistant", "unsynced tool", "synced assistant"])
+    }
+
+    @Test func anAnswerWithACallThatMayActIsSyncedBeforeItRuns() async throws {
+        let server = try await ScriptedModelServer.start()
+        defer { Teardown.run { try? await server.shutdown() } }
+        server.enqueue(
+            .toolCalls([call("c1", "slow_read", #"{"millis":1}"#), call("c2", "slow_write", #"{"millis":1}"#)]))
+        server.enqueue(.text("done"))
+        let store = SyncRecordingStore()
+        _ = try await runtime(server, store: store).run(session: "s", history: [], input: .user("go"))
+        #expect(
+            await store.writes == [
+                "unsynced user", "synced assistant", "unsynced tool", "unsynced tool", "synced assistant",
+            ])
+    }
+
+    /// A turn that fails after a reading answer still ends synced.
+    @Test func aTurnThatFailsAfterAReadingAnswerSyncsOnItsWayOut() async throws {
+        let server = try await ScriptedModelServer.start()
+        defer { Teardown.run { try? await server.shutdown() } }
+        server.enqueue(.toolCalls([call("c1", "slow_read", #"{"millis":1}"#)]))
+        server.enqueue(.status(400, message: "bad request"))
+        let store = SyncRecordingStore()
+        await #expect(throws: (any Error).self) {
+            _ = try await runtime(server, store: store).run(session: "s", history: [], input: .user("go"))
+        }
+        #expect(await store.writes == ["unsynced user", "unsynced assistant", "unsynced tool", "sync"])
     }
 }

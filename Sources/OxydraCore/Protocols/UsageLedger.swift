@@ -24,6 +24,15 @@ public struct UsageRecord: Sendable, Hashable {
     }
 }
 
+extension UsageLedger {
+    /// Synced like ``append(_:to:usage:)`` where a ledger has no cheaper kind of write.
+    public func appendWithoutSync(_ messages: [Message], to session: SessionID, usage: UsageRecord)
+        async throws(MemoryError) -> [StoredMessage]
+    {
+        try await append(messages, to: session, usage: usage)
+    }
+}
+
 /// Where spending is kept: every provider call of the user, kept when its session is deleted
 /// (the budget is the user's), indexed by time.
 public protocol UsageLedger: Sendable {
@@ -31,6 +40,9 @@ public protocol UsageLedger: Sendable {
     /// Appends messages and records a provider call's usage in one transaction.
     func append(_ messages: [Message], to session: SessionID, usage: UsageRecord) async throws(MemoryError)
         -> [StoredMessage]
+    /// The same, committed without a sync of its own (see ``MemoryStore/appendWithoutSync(_:to:)``).
+    func appendWithoutSync(_ messages: [Message], to session: SessionID, usage: UsageRecord)
+        async throws(MemoryError) -> [StoredMessage]
     /// Billionths of a dollar spent since `start` (unpriced calls count 0).
     func spentNanodollars(since start: Date) async throws(MemoryError) -> Int64
     /// The records since `start`, oldest first.

@@ -110,6 +110,12 @@ public final class SQLiteMemoryStore: MemoryStore, Sendable {
         try await append(messages, to: session, recording: usage)
     }
 
+    public func appendWithoutSync(_ messages: [Message], to session: SessionID, usage: UsageRecord)
+        async throws(MemoryError) -> [StoredMessage]
+    {
+        try await append(messages, to: session, recording: usage, syncNow: false)
+    }
+
     public func appendWithoutSync(_ messages: [Message], to session: SessionID) async throws(MemoryError)
         -> [StoredMessage]
     {
