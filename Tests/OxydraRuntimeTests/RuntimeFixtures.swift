@@ -123,9 +123,11 @@ func call(_ id: String, _ name: String, _ arguments: String, fragments: Int = 2)
 }
 
 /// A runtime with no tools against `config`'s selected provider.
-func makeRuntime(_ config: AgentConfig, store: any MemoryStore) throws -> AgentRuntime {
+func makeRuntime(_ config: AgentConfig, store: any MemoryStore, tools: ToolRegistry = ToolRegistry([])) throws
+    -> AgentRuntime
+{
     let provider = try ProviderFactory.selected(config, catalog: .builtIn, environment: [:])
     return AgentRuntime(
-        provider: provider, tools: ToolRegistry([]), model: try ModelSelection.resolve(config, catalog: .builtIn),
+        provider: provider, tools: tools, model: try ModelSelection.resolve(config, catalog: .builtIn),
         settings: RuntimeSettings(config.runtime), systemPrompt: "You are a test.", store: store)
 }

@@ -1,6 +1,5 @@
 import OxydraConfig
 import OxydraCore
-import OxydraProviders
 import OxydraRuntime
 import OxydraTesting
 import OxydraTools
@@ -36,7 +35,13 @@ struct TurnSyncTests {
         config.providers.registry["openai"]?.baseURL = server.baseURL
         config.selection.model = "gpt-4o-mini"
         config.reliability.maxAttempts = 1
-        return try makeRuntime(config, store: store)
+        let log = ToolLog()
+        return try makeRuntime(
+            config, store: store,
+            tools: ToolRegistry([
+                TimedTool(name: "slow_read", safety: .readOnly, log: log),
+                TimedTool(name: "slow_write", safety: .sideEffecting, log: log),
+            ]))
     }
 
     @Test func theUsersMessageReachesTheDiskWithTheAnswer() async throws {
@@ -88,27 +93,9 @@ struct TurnSyncTests {
         _ = try? await turn.value
         #expect(await store.writes == ["unsynced user", "synced assistant"])
     }
-}
 
-/// Calls that only read act on nothing: their answer rides on the next synced write like the
-/// user's message; an answer with a call that may act is synced before that call runs.
-@Suite("Turn syncs with tools")
-struct TurnSyncToolTests {
-    func runtime(_ server: ScriptedModelServer, store: SyncRecordingStore) throws -> AgentRuntime {
-        var config = AgentConfig()
-        config.providers.registry["openai"]?.baseURL = server.baseURL
-        config.selection.model = "gpt-4o-mini"
-        config.reliability.maxAttempts = 1
-        let log = ToolLog()
-        return AgentRuntime(
-            provider: try ProviderFactory.selected(config, catalog: .builtIn, environment: [:]),
-            tools: ToolRegistry([
-                TimedTool(name: "slow_read", safety: .readOnly, log: log),
-                TimedTool(name: "slow_write", safety: .sideEffecting, log: log),
-            ]),
-            model: try ModelSelection.resolve(config, catalog: .builtIn), settings: RuntimeSettings(config.runtime),
-            systemPrompt: "You are a test.", store: store)
-    }
+    // Calls that only read act on nothing: their answer rides on the next synced write like the
+    // user's message; an answer with a call that may act is synced before that call runs.
 
     @Test func anAnswerThatOnlyReadsIsNotSyncedOnItsOwn() async throws {
         let server = try await ScriptedModelServer.start()
