@@ -120,7 +120,7 @@ let package = Package(
         // application
         .target(
             name: "OxydraGateway",
-            dependencies: ["OxydraCore", "OxydraRuntime", "OxydraAudit"] + hummingbird + nio + [
+            dependencies: ["OxydraCore", "OxydraRuntime", "OxydraAudit"] + nio + [
                 nioWebSocket, serviceLifecycle, logging,
             ],
             swiftSettings: swiftSettings),
@@ -136,7 +136,7 @@ let package = Package(
                 "OxydraCore", "OxydraConfig", "OxydraProviders", "OxydraTools", "OxydraMemory", "OxydraRuntime",
                 "OxydraSandbox", "OxydraGateway", "OxydraAudit", "OxydraChannels", serviceLifecycle, logging,
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
-            ] + hummingbird,
+            ],
             swiftSettings: swiftSettings),
         .target(
             name: "OxydraContainer",

@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """User-space instructions per turn of the guest, counted by valgrind's callgrind.
 
-`scripts/bench.sh instructions [steady|fresh|tool] [--turns N] [--runs N]` builds the release
+`scripts/bench.sh instructions [steady|fresh|tool|connect] [--turns N] [--runs N]` builds the release
 binaries and runs this. The guest (`oxydra-vm`, started by `runner start` as always) runs under
 `valgrind --tool=callgrind` with counting off; after warm-up turns the count is switched on for
---turns operations of the shape (the same shapes and client as `bench-compare.py`), then dumped.
+--turns operations of the shape (the same shapes and client as `bench-compare.py`; `connect` is a
+WebSocket connect and close alone, the gateway's per-connection cost), then dumped.
 Instructions do not drift with the machine's load the way CPU time does, so two builds can be
 compared run after run; what still varies (a few percent) is how many deltas share a frame, which
 depends on timing. The kernel's part of a turn (system calls, TCP, fsync) is not counted.
@@ -78,6 +79,12 @@ async def count(binaries, shape, turns, scratch, keep=None):
                 fresh = await bench.GatewayClient.connect(access)
                 await fresh.turn()
                 await fresh.close()
+            elif shape == "connect":
+                from websockets.asyncio.client import connect
+
+                endpoint, token = access
+                connection = await connect(endpoint, additional_headers={"Authorization": "Bearer " + token}, compression=None)
+                await connection.close()
             else:
                 fresh = await bench.GatewayClient.connect(access)
                 await fresh.send("send_turn", {"request_id": "r", "turn_id": "t", "prompt": bench.TOOL_PROMPT})
@@ -137,7 +144,7 @@ async def main(options):
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("shape", nargs="?", default="steady", choices=["steady", "fresh", "tool"])
+    parser.add_argument("shape", nargs="?", default="steady", choices=["steady", "fresh", "tool", "connect"])
     parser.add_argument("--bin", default=".build/release", help="directory with runner, oxydra-vm and shell-daemon")
     parser.add_argument("--turns", type=int, default=100, help="operations counted per run")
     parser.add_argument("--runs", type=int, default=5, help="runs (at least 5 for min/median/max)")

@@ -1,4 +1,3 @@
-import HummingbirdWebSocket
 import Logging
 import NIOCore
 import NIOWebSocket
@@ -11,21 +10,17 @@ struct GatewayConnection: Sendable {
     let logger: Logger
     let bufferFrames: Int
 
-    /// Serves the connection with its reads, writes and the turns it starts running on
-    /// `eventLoop`, the loop its socket belongs to (see ``EventLoopTaskExecutor``).
-    func serve(_ inbound: WebSocketInboundStream, _ outbound: WebSocketOutboundWriter, on eventLoop: any EventLoop)
-        async
-    {
-        let executor = EventLoopTaskExecutor(eventLoop)
+    /// Serves the connection; called in a task that prefers `executor`, the loop the socket
+    /// belongs to (see ``EventLoopTaskExecutor``), so its reads, its turns and its writes
+    /// stay on one thread.
+    func serve(_ socket: GatewaySocket, on executor: EventLoopTaskExecutor) async {
         await EventLoopTaskExecutor.$current.withValue(executor) {
             // Tool time limits and heartbeats wait on this loop's timer, not through dispatch.
-            await Sleep.$timer.withValue(LoopTimer(loop: eventLoop)) {
-                await withTaskExecutorPreference(executor) { await serveOnLoop(inbound, outbound) }
-            }
+            await Sleep.$timer.withValue(LoopTimer(loop: executor.eventLoop)) { await serveOnLoop(socket) }
         }
     }
 
-    private func serveOnLoop(_ inbound: WebSocketInboundStream, _ outbound: WebSocketOutboundWriter) async {
+    private func serveOnLoop(_ socket: GatewaySocket) async {
         let id = ConnectionID.next()
         let queue = OutboundQueue(limit: bufferFrames)
         let send: @Sendable (ServerFrame) -> Bool = { queue.push($0) }
@@ -35,11 +30,7 @@ struct GatewayConnection: Sendable {
             group.addTask {
                 do {
                     while let batch = await queue.take() {
-                        for frame in batch {
-                            // Written as UTF-8 bytes: no String in between.
-                            try await outbound.write(
-                                .custom(WebSocketFrame(fin: true, opcode: .text, data: ByteBuffer(bytes: frame.bytes))))
-                        }
+                        try await socket.write(batch)
                     }
                     if queue.isLagging {
                         let notice = ServerFrame.error(
@@ -47,69 +38,58 @@ struct GatewayConnection: Sendable {
                                 code: .lagging,
                                 message:
                                     "this client reads too slowly and missed frames; reconnect to resume the session"))
-                        try await outbound.write(.text(notice.text))
-                        try await outbound.close(.policyViolation, reason: "client too slow")
+                        try await socket.write([notice])
+                        socket.close(.policyViolation, reason: "client too slow")
                     }
                 } catch {
                     logger.debug("websocket write ended", metadata: ["error": "\(error)"])
                 }
             }
-            await read(inbound, connection: id, send: send)
+            await read(socket, connection: id, send: send)
             queue.close()
             await group.waitForAll()
         }
         await hub.detach(id)
     }
 
-    private func read(
-        _ inbound: WebSocketInboundStream, connection: ConnectionID, send: @Sendable (ServerFrame) -> Bool
-    ) async {
+    private func read(_ socket: GatewaySocket, connection: ConnectionID, send: @Sendable (ServerFrame) -> Bool) async {
         var negotiated = false
-        do {
-            for try await message in inbound.messages(maxSize: GatewayProtocol.maxClientFrameBytes) {
-                let text: String
-                switch message {
-                case .text(let string): text = string
-                case .binary(let buffer): text = String(buffer: buffer)
-                }
-                let frame: ClientFrame
-                do {
-                    frame = try ClientFrame(parsing: text)
-                } catch {
+        while let text = await socket.next() {
+            let frame: ClientFrame
+            do {
+                frame = try ClientFrame(parsing: text)
+            } catch {
+                _ = send(
+                    .error(
+                        GatewayErrorInfo(
+                            requestID: error.requestID, code: .badFrame,
+                            message: "failed to decode client frame: \(error.message)")))
+                continue
+            }
+            if !negotiated {
+                guard case .hello(let hello) = frame else {
                     _ = send(
                         .error(
                             GatewayErrorInfo(
-                                requestID: error.requestID, code: .badFrame,
-                                message: "failed to decode client frame: \(error.message)")))
+                                requestID: frame.requestID, code: .protocolError,
+                                message: "expected hello as first frame, got \(frame.type)")))
                     continue
                 }
-                if !negotiated {
-                    guard case .hello(let hello) = frame else {
-                        _ = send(
-                            .error(
-                                GatewayErrorInfo(
-                                    requestID: frame.requestID, code: .protocolError,
-                                    message: "expected hello as first frame, got \(frame.type)")))
-                        continue
-                    }
-                    guard hello.protocolVersion == GatewayProtocol.version else {
-                        _ = send(
-                            .error(
-                                GatewayErrorInfo(
-                                    requestID: hello.requestID, code: .protocolError,
-                                    message: "unsupported protocol version \(hello.protocolVersion); "
-                                        + "expected \(GatewayProtocol.version)")))
-                        continue
-                    }
-                    let replies = await hub.hello(hello, connection: connection)
-                    negotiated = replies.first.map { if case .helloAck = $0 { true } else { false } } ?? false
-                    for reply in replies { _ = send(reply) }
+                guard hello.protocolVersion == GatewayProtocol.version else {
+                    _ = send(
+                        .error(
+                            GatewayErrorInfo(
+                                requestID: hello.requestID, code: .protocolError,
+                                message: "unsupported protocol version \(hello.protocolVersion); "
+                                    + "expected \(GatewayProtocol.version)")))
                     continue
                 }
-                for reply in await hub.handle(frame, connection: connection) { _ = send(reply) }
+                let replies = await hub.hello(hello, connection: connection)
+                negotiated = replies.first.map { if case .helloAck = $0 { true } else { false } } ?? false
+                for reply in replies { _ = send(reply) }
+                continue
             }
-        } catch {
-            logger.debug("websocket read ended", metadata: ["error": "\(error)"])
+            for reply in await hub.handle(frame, connection: connection) { _ = send(reply) }
         }
     }
 }

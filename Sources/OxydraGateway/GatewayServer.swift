@@ -1,9 +1,8 @@
-import HTTPTypes
-import Hummingbird
-import HummingbirdCore
-import HummingbirdWebSocket
 import Logging
 import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOWebSocket
 import OxydraCore
 import ServiceLifecycle
 import Synchronization
@@ -41,90 +40,113 @@ public struct GatewayServer: Sendable {
         self.logger = logger
     }
 
-    /// The application as a guest runs it: its tasks on the loops of their sockets
-    /// (``LoopAffineService``); `onRunning` receives the bound port.
+    /// The server as a guest runs it; `onRunning` receives the bound port. It serves until the
+    /// service group shuts down, then stops accepting and closes every WebSocket with 1000.
     public func service(onRunning: @escaping @Sendable (Int) async -> Void) -> some Service {
-        LoopAffineService(application(onRunning: onRunning))
+        GatewayService(server: self, onRunning: onRunning)
     }
 
-    /// The Hummingbird application; `onRunning` receives the bound port.
-    public func application(onRunning: @escaping @Sendable (Int) async -> Void) -> some ApplicationProtocol {
-        let router = Router(context: GatewayRequestContext.self)
-        let port = Mutex<Int>(settings.bind.port)
-        let guardrails = RequestGuard(settings: settings, port: { port.withLock { $0 } })
+    /// A connection's pipeline: HTTP/1.1 with the WebSocket upgrade of `/ws` (decided on the
+    /// connection's loop, with ``RequestGuard``'s checks); every request that is not upgraded goes
+    /// to ``GatewayHTTPHandler``, which answers `/healthz` and says why an upgrade was refused.
+    func configure(_ channel: any NIOCore.Channel, guardrails: RequestGuard, connections: OpenConnections) throws {
         let hub = self.hub
         let logger = self.logger
         let bufferFrames = settings.clientBufferFrames
-        // Open without a token, so it says nothing about whose guest this is.
-        router.get("/healthz") { request, _ -> Response in
-            try guardrails.checkHost(request)
-            let body = JSONWriter.text([
-                "status": .string(await hub.isShuttingDown ? "shutting_down" : "ok"),
-                "protocol_version": .integer(GatewayProtocol.version),
-            ])
-            return Response(
-                status: .ok, headers: [.contentType: "application/json"],
-                body: ResponseBody(byteBuffer: ByteBuffer(string: body)))
-        }
-        let serve: @Sendable (WebSocketInboundStream, WebSocketOutboundWriter, any EventLoop) async -> Void = {
-            await GatewayConnection(hub: hub, logger: logger, bufferFrames: bufferFrames).serve($0, $1, on: $2)
-        }
-        // Upgrades never reach this route (the server below decides them, with the same checks);
-        // it answers a plain request for the WebSocket path, 401/403 saying why an upgrade would
-        // be refused.
-        router.ws(
-            RouterPath(GatewayProtocol.path),
-            shouldUpgrade: { request, _ in
-                try guardrails.check(request)
-                return .upgrade([:])
+        let upgrader = NIOWebSocketServerUpgrader(
+            maxFrameSize: GatewayProtocol.maxClientFrameBytes, automaticErrorHandling: true,
+            shouldUpgrade: { channel, head in
+                let upgrade =
+                    head.uri.split(separator: "?", maxSplits: 1).first == GatewayProtocol.path[...]
+                    && guardrails.refusal(of: head) == nil
+                return channel.eventLoop.makeSucceededFuture(upgrade ? HTTPHeaders() : nil)
             },
-            onUpgrade: { inbound, outbound, context in await serve(inbound, outbound, context.requestContext.eventLoop)
+            upgradePipelineHandler: { channel, _ in
+                let loop = channel.eventLoop
+                do {
+                    // Frames must not reach the HTTP handler.
+                    channel.pipeline.syncOperations.removeHandler(name: GatewayHTTPHandler.name, promise: nil)
+                    try channel.pipeline.syncOperations.addHandler(
+                        GatewaySocketHandler { socket in
+                            connections.add(socket)
+                            // The connection's tasks run on this loop from their first job.
+                            let executor = EventLoopTaskExecutor(loop)
+                            Task(executorPreference: executor) {
+                                await GatewayConnection(hub: hub, logger: logger, bufferFrames: bufferFrames)
+                                    .serve(socket, on: executor)
+                                connections.remove(socket)
+                            }
+                        })
+                    return loop.makeSucceededVoidFuture()
+                } catch {
+                    return loop.makeFailedFuture(error)
+                }
             })
-        return Application(
-            router: router,
-            // Upgrades are decided here, on the connection's event loop: the router-based upgrade
-            // of hummingbird-websocket runs its check in a task of its own on Swift's global pool
-            // (a hop to another thread and back per connection). The checks are the route's; a
-            // refused upgrade is answered 400, as hummingbird-websocket answers every refusal.
-            server: HTTPServerBuilder { responder in
-                HTTP1WebSocketUpgradeChannel(
-                    responder: responder,
-                    configuration: .init(
-                        ws: .init(
-                            maxFrameSize: GatewayProtocol.maxClientFrameBytes,
-                            autoPing: .enabled(timePeriod: .seconds(30)))),
-                    shouldUpgrade: { head, channel, _ in
-                        let request = Request(head: head, body: RequestBody(buffer: ByteBuffer()))
-                        guard request.uri.path == GatewayProtocol.path, (try? guardrails.check(request)) != nil else {
-                            return .dontUpgrade
-                        }
-                        let loop = channel.eventLoop
-                        return .upgrade([:]) { inbound, outbound, _ in await serve(inbound, outbound, loop) }
-                    })
-            },
-            configuration: ApplicationConfiguration(
-                address: .hostname(settings.bind.host, port: settings.bind.port), serverName: "oxydra-gateway"),
-            onServerRunning: { channel in
-                let bound = channel.localAddress?.port ?? 0
-                port.withLock { $0 = bound }
-                await onRunning(bound)
-            },
-            logger: logger)
+        try channel.pipeline.syncOperations.configureHTTPServerPipeline(
+            withServerUpgrade: (upgraders: [upgrader], completionHandler: { _ in }), withErrorHandling: true)
+        try channel.pipeline.syncOperations.addHandler(
+            GatewayHTTPHandler(hub: hub, guardrails: guardrails), name: GatewayHTTPHandler.name)
     }
 }
 
-/// Hummingbird's WebSocket request context plus the connection's event loop, which the
-/// connection's work then runs on (``EventLoopTaskExecutor``).
-struct GatewayRequestContext: RequestContext, WebSocketRequestContext {
-    var coreContext: CoreRequestContextStorage
-    let webSocket: WebSocketHandlerReference<Self>
-    let eventLoop: any EventLoop
+/// The gateway's listening socket, as a service of the guest's service group.
+struct GatewayService: Service {
+    let server: GatewayServer
+    let onRunning: @Sendable (Int) async -> Void
 
-    init(source: ApplicationRequestContextSource) {
-        coreContext = .init(source: source)
-        webSocket = .init()
-        eventLoop = source.channel.eventLoop
+    func run() async throws {
+        let port = Mutex<Int>(server.settings.bind.port)
+        let guardrails = RequestGuard(settings: server.settings, port: { port.withLock { $0 } })
+        let connections = OpenConnections()
+        let server = self.server
+        let listener = try await ServerBootstrap(group: NIOSingletons.posixEventLoopGroup)
+            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            // IPPROTO_TCP's TCP_NODELAY (`.socketOption(.tcp_nodelay)` would be SOL_SOCKET's SO_DEBUG).
+            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { channel in
+                do {
+                    try server.configure(channel, guardrails: guardrails, connections: connections)
+                    return channel.eventLoop.makeSucceededVoidFuture()
+                } catch {
+                    return channel.eventLoop.makeFailedFuture(error)
+                }
+            }
+            .bind(host: server.settings.bind.host, port: server.settings.bind.port).get()
+        let bound = listener.localAddress?.port ?? 0
+        port.withLock { $0 = bound }
+        await onRunning(bound)
+        await withTaskCancellationHandler {
+            await withGracefulShutdownHandler {
+                try? await listener.closeFuture.get()
+            } onGracefulShutdown: {
+                listener.close(promise: nil)
+            }
+        } onCancel: {
+            listener.close(promise: nil)
+        }
+        connections.closeAll()
     }
+}
+
+/// The WebSocket connections open now, to close when the gateway stops.
+final class OpenConnections: Sendable {
+    private let sockets = Mutex<[ObjectIdentifier: GatewaySocket]>([:])
+
+    func add(_ socket: GatewaySocket) { sockets.withLock { $0[ObjectIdentifier(socket)] = socket } }
+    func remove(_ socket: GatewaySocket) { sockets.withLock { _ = $0.removeValue(forKey: ObjectIdentifier(socket)) } }
+
+    func closeAll() {
+        for socket in sockets.withLock({ Array($0.values) }) {
+            socket.close(.normalClosure, reason: "the gateway is stopping")
+        }
+    }
+}
+
+/// Why a request is refused: its status and a sentence for the client.
+struct Refusal: Error, Equatable {
+    let status: HTTPResponseStatus
+    let message: String
 }
 
 /// Checks on every request: the token, the Host header on loopback binds (DNS rebinding), and the
@@ -133,37 +155,40 @@ struct RequestGuard: Sendable {
     let settings: GatewayServer.Settings
     let port: @Sendable () -> Int
 
-    func check(_ request: Request) throws {
-        try checkHost(request)
-        let headers = request.headers[values: .authorization]
+    /// Why a WebSocket request must be refused, or nil.
+    func refusal(of head: HTTPRequestHead) -> Refusal? {
+        if let refusal = hostRefusal(of: head) { return refusal }
+        let headers = head.headers["authorization"]
         let presented = headers.count == 1 && headers[0].hasPrefix("Bearer ") ? String(headers[0].dropFirst(7)) : ""
         // Compare with every token (no early exit), so timing does not tell which one was close.
         var matched = false
         for token in settings.tokens where GatewayProtocol.tokensEqual(presented, token) { matched = true }
         guard matched else {
-            throw HTTPError(.unauthorized, message: "missing or wrong bearer token (Authorization: Bearer <token>)")
+            return Refusal(
+                status: .unauthorized, message: "missing or wrong bearer token (Authorization: Bearer <token>)")
         }
-        if let origin = request.headers[.origin], !originAllowed(origin) {
-            throw HTTPError(
-                .forbidden,
+        let origins = head.headers["origin"]
+        if let origin = origins.first, origins.count > 1 || !originAllowed(origin) {
+            return Refusal(
+                status: .forbidden,
                 message: "origin `\(origin)` is not allowed; add it to gateway.allowed_origins to let that page connect"
             )
         }
+        return nil
     }
 
     /// On a loopback bind the Host must name a loopback address with our port, so a page whose DNS
-    /// name was rebound to 127.0.0.1 is refused.
-    func checkHost(_ request: Request) throws {
-        // The first Host header becomes the authority; one left among the fields means there were
-        // two, which proxies and servers may each read differently.
-        guard !request.headers.contains(where: { $0.name.canonicalName == "host" }) else {
-            throw HTTPError(.badRequest, message: "more than one Host header")
-        }
-        guard settings.bind.isLoopback else { return }
-        let host = request.head.authority ?? ""
+    /// name was rebound to 127.0.0.1 is refused; two Host headers are refused everywhere (proxies
+    /// and servers may each read a different one).
+    func hostRefusal(of head: HTTPRequestHead) -> Refusal? {
+        let hosts = head.headers["host"]
+        guard hosts.count <= 1 else { return Refusal(status: .badRequest, message: "more than one Host header") }
+        guard settings.bind.isLoopback else { return nil }
+        let host = hosts.first ?? ""
         guard loopbackAuthorities.contains(host.lowercased()) else {
-            throw HTTPError(.forbidden, message: "host `\(host)` is not this gateway's loopback address")
+            return Refusal(status: .forbidden, message: "host `\(host)` is not this gateway's loopback address")
         }
+        return nil
     }
 
     private var loopbackAuthorities: Set<String> {

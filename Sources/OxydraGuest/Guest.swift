@@ -1,5 +1,4 @@
 import Dispatch
-import Hummingbird
 import Logging
 import OxydraAudit
 import OxydraChannels

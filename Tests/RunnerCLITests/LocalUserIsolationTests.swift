@@ -136,9 +136,9 @@ struct LocalUserIsolationTests {
         for key in ["token", "control", "shell", "vault", "log"] {
             #expect(closed[key] == "PermissionError", "\(key): \(closed[key] ?? "nil")")
         }
-        #expect(closed["upgrade"] == "HTTP/1.1 400 Bad Request")  // hummingbird's answer to a refused upgrade
+        #expect(closed["upgrade"] == "HTTP/1.1 401 Unauthorized")
         #expect(closed["plain"] == "HTTP/1.1 401 Unauthorized")
-        #expect(closed["guess"] == "HTTP/1.1 400 Bad Request")
+        #expect(closed["guess"] == "HTTP/1.1 401 Unauthorized")
 
         // Second layer: even with the directories opened, the files the guest wrote (token, logs)
         // and its sockets are the user's alone.

@@ -1,0 +1,223 @@
+import Foundation
+import OxydraCore
+import OxydraTesting
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The gateway's WebSocket protocol (RFC 6455) as a client on the wire sees it: frames written and
+/// read byte for byte over a real loopback socket, including what no well-behaved client sends.
+@Suite("Gateway WebSocket protocol", .serialized)
+struct WebSocketProtocolTests {
+    @Test func fragmentsAreAssembledAndPingsAnsweredInBetween() async throws {
+        let fixture = try await GatewayFixture.start()
+        defer { Teardown.run { await fixture.stop() } }
+        let socket = try RawWebSocket(port: fixture.port, token: fixture.token)
+        let hello = Array(#"{"type":"hello","payload":{"request_id":"h1","protocol_version":1}}"#.utf8)
+        // Three fragments with a ping between the first two (control frames may interleave).
+        try socket.send(.text, Array(hello[0..<10]), fin: false)
+        try socket.send(.ping, Array("are you there".utf8))
+        try socket.send(.continuation, Array(hello[10..<30]), fin: false)
+        try socket.send(.continuation, Array(hello[30...]))
+        let pong = try socket.receive()
+        #expect(pong.opcode == .pong && pong.text == "are you there")
+        let ack = try socket.receive()
+        #expect(ack.opcode == .text && ack.text.contains(#""type":"hello_ack""#) && ack.text.contains(#""h1""#))
+        // A binary message is read as the same JSON text.
+        try socket.send(.binary, Array(#"{"type":"health_check","payload":{"request_id":"hc"}}"#.utf8))
+        let health = try socket.receive()
+        #expect(health.text.contains(#""type":"health_status""#) && health.text.contains(#""hc""#))
+        // The client closes: the gateway answers 1000 and ends the TCP connection.
+        try socket.send(.close, [0x03, 0xE8] + Array("bye".utf8))
+        let close = try socket.receive()
+        #expect(close.opcode == .close && close.code == 1000)
+        #expect(try socket.receiveEnd())
+    }
+
+    @Test func violationsCloseWithTheCodeTheRFCNames() async throws {
+        let fixture = try await GatewayFixture.start()
+        defer { Teardown.run { await fixture.stop() } }
+        let ping = Array("x".utf8)
+        let cases: [(String, UInt16, (RawWebSocket) throws -> Void)] = [
+            ("unmasked frame", 1002, { try $0.send(.text, Array("{}".utf8), masked: false) }),
+            ("text that is not UTF-8", 1007, { try $0.send(.text, [0x7B, 0xFF, 0xFE, 0x7D]) }),
+            ("continuation without a message", 1002, { try $0.send(.continuation, ping) }),
+            ("reserved bit set", 1002, { try $0.send(.text, Array("{}".utf8), rsv1: true) }),
+            ("reserved opcode", 1002, { try $0.send(.reserved3, ping) }),
+            (
+                "a new message inside a fragmented one", 1002,
+                {
+                    try $0.send(.text, ping, fin: false)
+                    try $0.send(.text, ping)
+                }
+            ),
+            ("close with a code not for the wire (1005)", 1002, { try $0.send(.close, [0x03, 0xED]) }),
+            ("fragmented ping", 1002, { try $0.send(.ping, ping, fin: false) }),
+            (
+                "a message over the limit in fragments", 1009,
+                {
+                    let half = [UInt8](repeating: 0x20, count: GatewayProtocol.maxClientFrameBytes / 2 + 1)
+                    try $0.send(.text, half, fin: false)
+                    try $0.send(.continuation, half)
+                }
+            ),
+        ]
+        for (name, code, violate) in cases {
+            let socket = try RawWebSocket(port: fixture.port, token: fixture.token)
+            try violate(socket)
+            let close = try socket.receive()
+            #expect(close.opcode == .close && close.code == code, "\(name): \(close.opcode) \(close.code ?? 0)")
+            // The gateway waits for the client's close (unless it closed at once: NIO's decoder
+            // errors and an invalid close); once it comes the connection ends.
+            try? socket.send(.close, [0x03, 0xE8])
+            #expect(try socket.receiveEnd(), "\(name): the connection stayed open")
+        }
+        // The gateway still serves.
+        let (client, _) = try await fixture.connected()
+        client.close()
+    }
+
+    @Test func stoppingTheGatewayClosesWebSocketsWith1000() async throws {
+        let fixture = try await GatewayFixture.start()
+        let socket = try RawWebSocket(port: fixture.port, token: fixture.token)
+        try socket.send(.text, Array(#"{"type":"hello","payload":{"request_id":"h","protocol_version":1}}"#.utf8))
+        #expect(try socket.receive().text.contains("hello_ack"))
+        await fixture.stop()
+        let close = try socket.receive()
+        #expect(close.opcode == .close && close.code == 1000 && close.text.hasSuffix("the gateway is stopping"))
+    }
+}
+
+/// A WebSocket client written byte by byte (blocking, 5 s read timeout).
+final class RawWebSocket {
+    enum Opcode: UInt8 {
+        case continuation = 0
+        case text = 1
+        case binary = 2
+        case reserved3 = 3
+        case close = 8
+        case ping = 9
+        case pong = 10
+    }
+
+    struct Frame {
+        var opcode: Opcode
+        var payload: [UInt8]
+        var text: String {
+            String(decoding: payload.count >= 2 && opcode == .close ? payload[2...] : payload[...], as: UTF8.self)
+        }
+        var code: UInt16? {
+            opcode == .close && payload.count >= 2 ? UInt16(payload[0]) << 8 | UInt16(payload[1]) : nil
+        }
+    }
+
+    let fd: Int32
+    private var pending: [UInt8] = []
+
+    init(port: Int, token: String) throws {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        guard connected == 0 else {
+            close(fd)
+            throw TestSupportError("cannot connect to 127.0.0.1:\(port)")
+        }
+        var limit = timeval(tv_sec: 5, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+        try write(Array(upgradeRequest(port: port, authorization: "Bearer \(token)").utf8))
+        while true {
+            if let end = pending.indices.dropLast(3).first(where: { Array(pending[$0..<$0 + 4]) == [13, 10, 13, 10] }) {
+                let head = String(decoding: pending[..<end], as: UTF8.self)
+                pending.removeFirst(end + 4)
+                guard head.hasPrefix("HTTP/1.1 101 ") else { throw TestSupportError("upgrade refused: \(head)") }
+                return
+            }
+            try fill()
+        }
+    }
+
+    deinit { close(fd) }
+
+    func send(_ opcode: Opcode, _ payload: [UInt8], fin: Bool = true, masked: Bool = true, rsv1: Bool = false) throws {
+        var frame: [UInt8] = [(fin ? 0x80 : 0) | (rsv1 ? 0x40 : 0) | opcode.rawValue]
+        let mask: UInt8 = masked ? 0x80 : 0
+        if payload.count < 126 {
+            frame.append(mask | UInt8(payload.count))
+        } else if payload.count <= 0xFFFF {
+            frame += [mask | 126, UInt8(payload.count >> 8), UInt8(payload.count & 0xFF)]
+        } else {
+            frame.append(mask | 127)
+            frame += (0..<8).reversed().map { UInt8((payload.count >> ($0 * 8)) & 0xFF) }
+        }
+        if masked {
+            let key: [UInt8] = (0..<4).map { _ in UInt8.random(in: 0...255) }
+            frame += key
+            frame += payload.enumerated().map { $0.element ^ key[$0.offset % 4] }
+        } else {
+            frame += payload
+        }
+        try write(frame)
+    }
+
+    /// The next frame from the server (which never masks).
+    func receive() throws -> Frame {
+        try need(2)
+        let opcode = Opcode(rawValue: pending[0] & 0x0F) ?? .reserved3
+        var length = Int(pending[1] & 0x7F)
+        var offset = 2
+        if length == 126 {
+            try need(4)
+            length = Int(pending[2]) << 8 | Int(pending[3])
+            offset = 4
+        } else if length == 127 {
+            try need(10)
+            length = (2..<10).reduce(0) { $0 << 8 | Int(pending[$1]) }
+            offset = 10
+        }
+        try need(offset + length)
+        let payload = Array(pending[offset..<offset + length])
+        pending.removeFirst(offset + length)
+        return Frame(opcode: opcode, payload: payload)
+    }
+
+    /// True when the server ended the connection (no more bytes, no timeout).
+    func receiveEnd() throws -> Bool {
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let got = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if got == 0 { return true }
+            if got < 0 { return errno == ECONNRESET }
+        }
+    }
+
+    private func need(_ count: Int) throws {
+        while pending.count < count { try fill() }
+    }
+
+    private func fill() throws {
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        let got = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        guard got > 0 else { throw TestSupportError(got == 0 ? "the server closed the connection" : "read timed out") }
+        pending += buffer[0..<got]
+    }
+
+    private func write(_ bytes: [UInt8]) throws {
+        var offset = 0
+        while offset < bytes.count {
+            let sent = bytes[offset...].withUnsafeBytes {
+                Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL))
+            }
+            guard sent > 0 else { throw TestSupportError("write failed: errno \(errno)") }
+            offset += sent
+        }
+    }
+}
