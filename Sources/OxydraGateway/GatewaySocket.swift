@@ -100,7 +100,20 @@ final class GatewaySocket: Sendable {
         try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Void, any Error>) in
             writability.withLock { $0 = continuation }
             // Writability may have come back (or the channel closed) before the waiter was in place.
-            onLoop { handler in handler.writabilityChanged() }
+            if channel.eventLoop.inEventLoop {
+                checkWritability()
+            } else {
+                channel.eventLoop.execute { self.checkWritability() }
+            }
+        }
+    }
+
+    /// Resumes a waiting writer when the socket can take more, or has closed.
+    func checkWritability() {
+        if !channel.isActive {
+            resumeWriter(ChannelError.ioOnClosedChannel)
+        } else if channel.isWritable {
+            resumeWriter(nil)
         }
     }
 
@@ -232,17 +245,8 @@ final class GatewaySocketHandler: ChannelDuplexHandler, RemovableChannelHandler 
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        writabilityChanged()
+        socket?.checkWritability()
         context.fireChannelWritabilityChanged()
-    }
-
-    func writabilityChanged() {
-        guard let context else { return socket?.resumeWriter(ChannelError.ioOnClosedChannel) ?? () }
-        if !context.channel.isActive {
-            socket?.resumeWriter(ChannelError.ioOnClosedChannel)
-        } else if context.channel.isWritable {
-            socket?.resumeWriter(nil)
-        }
     }
 
     func read(context: ChannelHandlerContext) {

@@ -54,7 +54,8 @@ final class GatewayFixture: Sendable {
         limits: (inout GatewayConfig) -> Void = { _ in }, bind: String = "127.0.0.1:0", remoteToken: String? = nil,
         origins: [String] = [], reusing: (ScriptedModelServer, TemporaryDirectory)? = nil, switching: Bool = false,
         titleModel: String? = nil, budget: BudgetConfig? = nil, fileTools: Bool = false,
-        approvals: ApprovalConfig = ApprovalConfig(), audit: Bool = false, egress: [String] = []
+        approvals: ApprovalConfig = ApprovalConfig(), audit: Bool = false, egress: [String] = [],
+        clientBufferFrames: Int = 8192
     ) async throws -> GatewayFixture {
         let server: ScriptedModelServer
         if let existing = reusing?.0 { server = existing } else { server = try await ScriptedModelServer.start() }
@@ -94,7 +95,7 @@ final class GatewayFixture: Sendable {
             hub: hub,
             settings: GatewayServer.Settings(
                 bind: GatewayBind.parse(bind).bind!, tokens: [token] + (remoteToken.map { [$0] } ?? []),
-                allowedOrigins: origins),
+                allowedOrigins: origins, clientBufferFrames: clientBufferFrames),
             logger: logger)
         let application = gateway.service { port in portContinuation.yield(port) }
         let group = ServiceGroup(

@@ -1,5 +1,6 @@
 import Foundation
 import OxydraCore
+import OxydraGateway
 import OxydraTesting
 import Testing
 
@@ -79,6 +80,74 @@ struct WebSocketProtocolTests {
         client.close()
     }
 
+    /// A client that does not read: the gateway's writer waits for the socket (its buffer past
+    /// NIO's high-water mark) while the turn goes on, the deltas queued meanwhile are merged, and
+    /// once the client reads it gets the whole answer in fewer frames.
+    @Test func aClientThatStopsReadingGetsTheWholeAnswerMerged() async throws {
+        let fixture = try await GatewayFixture.start()
+        defer { Teardown.run { await fixture.stop() } }
+        let piece = String(repeating: "abcdefgh", count: 128)
+        fixture.server.enqueue(chunks(Array(repeating: piece, count: 2000)))
+        let socket = try RawWebSocket(port: fixture.port, token: fixture.token, receiveBuffer: 4096)
+        try socket.send(.text, Array(#"{"type":"hello","payload":{"request_id":"h","protocol_version":1}}"#.utf8))
+        #expect(try socket.receive().text.contains("hello_ack"))
+        try socket.send(
+            .text, Array(#"{"type":"send_turn","payload":{"request_id":"r","turn_id":"t1","prompt":"go"}}"#.utf8))
+        try await Task.sleep(for: .seconds(1))
+        var text = ""
+        var deltas = 0
+        while true {
+            let frame = try ServerFrame(parsing: try socket.receive().text)
+            if case .assistantDelta(_, let delta) = frame {
+                text += delta
+                deltas += 1
+            }
+            if case .turnCompleted = frame { break }
+        }
+        #expect(text == String(repeating: piece, count: 2000))
+        #expect(deltas < 2000, "no delta was merged while the client was not reading")
+    }
+
+    /// A client that never reads while the model streams on: once the socket holds all it can,
+    /// the writer waits, what the turn publishes piles up in the connection's queue, and past its
+    /// bound the client is told it lagged and closed with 1008 — the gateway does not buffer
+    /// without end for a reader that is gone.
+    @Test func aClientThatNeverReadsIsClosedAsLagging() async throws {
+        // A bound of 64 frames (8,192 by default) between two writes.
+        let fixture = try await GatewayFixture.start(clientBufferFrames: 64)
+        defer { Teardown.run { await fixture.stop() } }
+        // First 8 MB (16 chunks of 512 KiB): more than the kernel's socket buffers hold (tcp_wmem's
+        // maximum is 4 MiB), so NIO's buffer passes its high-water mark and the writer waits; then
+        // 300 small chunks, 2 ms apart so that each is a delta of its own, while the writer waits.
+        var reply = chunks(
+            Array(repeating: String(repeating: "z", count: 512 << 10), count: 16) + Array(repeating: "y", count: 300))
+        reply.chunkDelay = .milliseconds(2)
+        fixture.server.enqueue(reply)
+        let socket = try RawWebSocket(port: fixture.port, token: fixture.token, receiveBuffer: 4096)
+        try socket.send(.text, Array(#"{"type":"hello","payload":{"request_id":"h","protocol_version":1}}"#.utf8))
+        #expect(try socket.receive().text.contains("hello_ack"))
+        try socket.send(
+            .text, Array(#"{"type":"send_turn","payload":{"request_id":"r","turn_id":"t1","prompt":"go"}}"#.utf8))
+        // The turn ends on the server whether or not this client reads.
+        try await Task.sleep(for: .milliseconds(500))
+        for _ in 0..<2000 where await fixture.hub.activeTurnCount > 0 {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        #expect(await fixture.hub.activeTurnCount == 0)
+        var lagging = false
+        var completed = false
+        while true {
+            let frame = try socket.receive()
+            if frame.opcode == .close {
+                #expect(frame.code == 1008 && frame.text == "client too slow")
+                break
+            }
+            if frame.text.contains(#""code":"lagging""#) { lagging = true }
+            if frame.text.contains(#""type":"turn_completed""#) { completed = true }
+        }
+        #expect(lagging && !completed, "lagging \(lagging), the turn's end reached the client: \(completed)")
+    }
+
     @Test func stoppingTheGatewayClosesWebSocketsWith1000() async throws {
         let fixture = try await GatewayFixture.start()
         let socket = try RawWebSocket(port: fixture.port, token: fixture.token)
@@ -116,8 +185,11 @@ final class RawWebSocket {
     let fd: Int32
     private var pending: [UInt8] = []
 
-    init(port: Int, token: String) throws {
+    init(port: Int, token: String, receiveBuffer: Int32? = nil) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        if var size = receiveBuffer {
+            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = in_port_t(UInt16(port).bigEndian)

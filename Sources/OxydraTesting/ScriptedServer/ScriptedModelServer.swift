@@ -292,36 +292,41 @@ final class ScriptedConnectionHandler: ChannelInboundHandler {
     private func send(_ plan: Plan, context: ChannelHandlerContext) {
         var steps = plan.steps[...]
         let loop = context.eventLoop.assumeIsolated()
+        // Steps without a delay are written in a loop (a reply of many thousand chunks must not
+        // recurse once per chunk); a delayed one is scheduled and goes on from there.
         func writeNext() {
-            guard context.channel.isActive else { return }
-            guard let step = steps.popFirst() else {
-                if !plan.abort { finished = true }
-                if plan.keepAlive {
-                    replying = false
+            while true {
+                guard context.channel.isActive else { return }
+                guard let step = steps.popFirst() else {
+                    if !plan.abort { finished = true }
+                    if plan.keepAlive {
+                        replying = false
+                        return
+                    }
+                    // Closed once all of it has left: a close with writes still queued (a client that
+                    // reads slowly) would drop them.
+                    context.writeAndFlush(self.wrapOutboundOut(context.channel.allocator.buffer(capacity: 0)))
+                        .assumeIsolated().whenComplete { _ in context.close(promise: nil) }
                     return
                 }
-                // Closed once all of it has left: a close with writes still queued (a client that
-                // reads slowly) would drop them.
-                context.writeAndFlush(self.wrapOutboundOut(context.channel.allocator.buffer(capacity: 0)))
-                    .assumeIsolated().whenComplete { _ in context.close(promise: nil) }
-                return
-            }
-            let write = {
-                guard context.channel.isActive else { return }
-                context.writeAndFlush(
-                    self.wrapOutboundOut(context.channel.allocator.buffer(bytes: step.bytes)), promise: nil)
-                writeNext()
-            }
-            if step.delay == .zero {
-                write()
-            } else {
+                let write = {
+                    context.writeAndFlush(
+                        self.wrapOutboundOut(context.channel.allocator.buffer(bytes: step.bytes)), promise: nil)
+                }
+                if step.delay == .zero {
+                    write()
+                    continue
+                }
                 loop.scheduleTask(
                     in: TimeAmount.nanoseconds(
                         Int64(step.delay.components.seconds) * 1_000_000_000 + step.delay.components.attoseconds
                             / 1_000_000_000)
                 ) {
+                    guard context.channel.isActive else { return }
                     write()
+                    writeNext()
                 }
+                return
             }
         }
         writeNext()
