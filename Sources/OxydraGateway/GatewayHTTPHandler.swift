@@ -77,6 +77,8 @@ final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         head.headers.add(name: "content-type", value: type)
         head.headers.add(name: "content-length", value: "\(body.utf8.count)")
         head.headers.add(name: "server", value: "oxydra-gateway")
+        // A refusal quotes the request's Origin or Host: never to be read as anything but text.
+        head.headers.add(name: "x-content-type-options", value: "nosniff")
         if status == .upgradeRequired { head.headers.add(name: "upgrade", value: "websocket") }
         if !keepAlive { head.headers.add(name: "connection", value: "close") }
         context.write(wrapOutboundOut(.head(head)), promise: nil)
