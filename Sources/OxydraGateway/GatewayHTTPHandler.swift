@@ -5,12 +5,14 @@ import OxydraCore
 /// Every request the WebSocket upgrade did not take: `GET /healthz` (open, says nothing about whose
 /// guest this is), `/ws` without an upgrade or with one refused — answered with the refusal's own
 /// status and reason (401 no or wrong token, 403 a browser origin or a rebound Host, 400 two Host
-/// headers) or 426 when only the upgrade was missing — and 404 for any other path.
+/// headers) or 426 when only the upgrade was missing — and 404 for any other path. A connection
+/// without a request for `Settings.idleTimeout` (30 s) is closed.
 final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
     static let name = "oxydra-gateway-http"
+    static let idleName = "oxydra-gateway-idle"
 
     let hub: SessionHub
     let guardrails: RequestGuard
@@ -30,6 +32,14 @@ final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             self.head = nil
             answer(head, context: context)
         }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read {
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 
     private func answer(_ head: HTTPRequestHead, context: ChannelHandlerContext) {

@@ -18,15 +18,20 @@ public struct GatewayServer: Sendable {
         public var allowedOrigins: [String]
         /// Frames buffered per client before a slow reader is disconnected.
         public var clientBufferFrames: Int
+        /// How long an HTTP connection may go without a request before it is closed (until it
+        /// becomes a WebSocket, which pings instead).
+        public var idleTimeout: Duration
 
         public init(
-            bind: GatewayBind, tokens: [String], allowedOrigins: [String] = [], clientBufferFrames: Int = 8192
+            bind: GatewayBind, tokens: [String], allowedOrigins: [String] = [], clientBufferFrames: Int = 8192,
+            idleTimeout: Duration = .seconds(30)
         ) {
             precondition(!tokens.isEmpty && tokens.allSatisfy { $0.utf8.count >= 16 }, "the gateway needs a token")
             self.bind = bind
             self.tokens = tokens
             self.allowedOrigins = allowedOrigins
             self.clientBufferFrames = clientBufferFrames
+            self.idleTimeout = idleTimeout
         }
     }
 
@@ -64,8 +69,9 @@ public struct GatewayServer: Sendable {
             upgradePipelineHandler: { channel, _ in
                 let loop = channel.eventLoop
                 do {
-                    // Frames must not reach the HTTP handler.
+                    // Frames must not reach the HTTP handler; the WebSocket has its own keep-alive.
                     channel.pipeline.syncOperations.removeHandler(name: GatewayHTTPHandler.name, promise: nil)
+                    channel.pipeline.syncOperations.removeHandler(name: GatewayHTTPHandler.idleName, promise: nil)
                     try channel.pipeline.syncOperations.addHandler(
                         GatewaySocketHandler { socket in
                             connections.add(socket)
@@ -82,6 +88,10 @@ public struct GatewayServer: Sendable {
                     return loop.makeFailedFuture(error)
                 }
             })
+        // A connection that sends no request (or stays idle between requests) for this long is
+        // closed: open sockets are a resource any local process could otherwise hold for ever.
+        try channel.pipeline.syncOperations.addHandler(
+            IdleStateHandler(readTimeout: TimeAmount(settings.idleTimeout)), name: GatewayHTTPHandler.idleName)
         try channel.pipeline.syncOperations.configureHTTPServerPipeline(
             withServerUpgrade: (upgraders: [upgrader], completionHandler: { _ in }), withErrorHandling: true)
         try channel.pipeline.syncOperations.addHandler(

@@ -55,7 +55,7 @@ final class GatewayFixture: Sendable {
         origins: [String] = [], reusing: (ScriptedModelServer, TemporaryDirectory)? = nil, switching: Bool = false,
         titleModel: String? = nil, budget: BudgetConfig? = nil, fileTools: Bool = false,
         approvals: ApprovalConfig = ApprovalConfig(), audit: Bool = false, egress: [String] = [],
-        clientBufferFrames: Int = 8192
+        clientBufferFrames: Int = 8192, idleTimeout: Duration = .seconds(30)
     ) async throws -> GatewayFixture {
         let server: ScriptedModelServer
         if let existing = reusing?.0 { server = existing } else { server = try await ScriptedModelServer.start() }
@@ -95,7 +95,7 @@ final class GatewayFixture: Sendable {
             hub: hub,
             settings: GatewayServer.Settings(
                 bind: GatewayBind.parse(bind).bind!, tokens: [token] + (remoteToken.map { [$0] } ?? []),
-                allowedOrigins: origins, clientBufferFrames: clientBufferFrames),
+                allowedOrigins: origins, clientBufferFrames: clientBufferFrames, idleTimeout: idleTimeout),
             logger: logger)
         let application = gateway.service { port in portContinuation.yield(port) }
         let group = ServiceGroup(

@@ -89,10 +89,7 @@ struct WebSocketProtocolTests {
         let piece = String(repeating: "abcdefgh", count: 128)
         fixture.server.enqueue(chunks(Array(repeating: piece, count: 2000)))
         let socket = try RawWebSocket(port: fixture.port, token: fixture.token, receiveBuffer: 4096)
-        try socket.send(.text, Array(#"{"type":"hello","payload":{"request_id":"h","protocol_version":1}}"#.utf8))
-        #expect(try socket.receive().text.contains("hello_ack"))
-        try socket.send(
-            .text, Array(#"{"type":"send_turn","payload":{"request_id":"r","turn_id":"t1","prompt":"go"}}"#.utf8))
+        try socket.helloAndTurn()
         try await Task.sleep(for: .seconds(1))
         var text = ""
         var deltas = 0
@@ -124,10 +121,7 @@ struct WebSocketProtocolTests {
         reply.chunkDelay = .milliseconds(2)
         fixture.server.enqueue(reply)
         let socket = try RawWebSocket(port: fixture.port, token: fixture.token, receiveBuffer: 4096)
-        try socket.send(.text, Array(#"{"type":"hello","payload":{"request_id":"h","protocol_version":1}}"#.utf8))
-        #expect(try socket.receive().text.contains("hello_ack"))
-        try socket.send(
-            .text, Array(#"{"type":"send_turn","payload":{"request_id":"r","turn_id":"t1","prompt":"go"}}"#.utf8))
+        try socket.helloAndTurn()
         // The turn ends on the server whether or not this client reads.
         try await Task.sleep(for: .milliseconds(500))
         for _ in 0..<2000 where await fixture.hub.activeTurnCount > 0 {
@@ -146,6 +140,21 @@ struct WebSocketProtocolTests {
             if frame.text.contains(#""type":"turn_completed""#) { completed = true }
         }
         #expect(lagging && !completed, "lagging \(lagging), the turn's end reached the client: \(completed)")
+    }
+
+    /// A connection that never sends a request is closed after the idle timeout; one that became
+    /// a WebSocket is not (it is kept by pings instead).
+    @Test func anIdleHTTPConnectionIsClosedButAWebSocketIsNot() async throws {
+        let fixture = try await GatewayFixture.start(idleTimeout: .milliseconds(300))
+        defer { Teardown.run { await fixture.stop() } }
+        let idle = try LoopbackHTTP.connect(port: fixture.port)
+        defer { close(idle) }
+        let socket = try RawWebSocket(port: fixture.port, token: fixture.token)
+        try await Task.sleep(for: .seconds(1))
+        var byte: UInt8 = 0
+        #expect(recv(idle, &byte, 1, 0) == 0, "the idle connection is still open")
+        try socket.send(.text, Array(#"{"type":"hello","payload":{"request_id":"h","protocol_version":1}}"#.utf8))
+        #expect(try socket.receive().text.contains("hello_ack"))
     }
 
     @Test func stoppingTheGatewayClosesWebSocketsWith1000() async throws {
@@ -186,25 +195,7 @@ final class RawWebSocket {
     private var pending: [UInt8] = []
 
     init(port: Int, token: String, receiveBuffer: Int32? = nil) throws {
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        if var size = receiveBuffer {
-            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
-        }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
-        guard connected == 0 else {
-            close(fd)
-            throw TestSupportError("cannot connect to 127.0.0.1:\(port)")
-        }
-        var limit = timeval(tv_sec: 5, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+        fd = try LoopbackHTTP.connect(port: port, receiveBuffer: receiveBuffer)
         try write(Array(upgradeRequest(port: port, authorization: "Bearer \(token)").utf8))
         while true {
             if let end = pending.indices.dropLast(3).first(where: { Array(pending[$0..<$0 + 4]) == [13, 10, 13, 10] }) {
@@ -218,6 +209,14 @@ final class RawWebSocket {
     }
 
     deinit { close(fd) }
+
+    /// Says hello (checking the ack) and starts turn `t1`.
+    func helloAndTurn() throws {
+        try send(.text, Array(#"{"type":"hello","payload":{"request_id":"h","protocol_version":1}}"#.utf8))
+        let ack = try receive()
+        guard ack.text.contains("hello_ack") else { throw TestSupportError("no hello_ack: \(ack.text)") }
+        try send(.text, Array(#"{"type":"send_turn","payload":{"request_id":"r","turn_id":"t1","prompt":"go"}}"#.utf8))
+    }
 
     func send(_ opcode: Opcode, _ payload: [UInt8], fin: Bool = true, masked: Bool = true, rsv1: Bool = false) throws {
         var frame: [UInt8] = [(fin ? 0x80 : 0) | (rsv1 ? 0x40 : 0) | opcode.rawValue]
