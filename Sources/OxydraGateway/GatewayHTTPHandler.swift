@@ -43,8 +43,7 @@ final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private func answer(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
-        let path = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
-        switch path {
+        switch head.path {
         case "/healthz":
             if let refusal = guardrails.hostRefusal(of: head) { return respond(refusal, to: head, context: context) }
             guard head.method == .GET || head.method == .HEAD else {
@@ -61,7 +60,7 @@ final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
                 ])
                 handler.value.respond(.ok, body, type: "application/json", to: head, context: bound.value)
             }
-        case Substring(GatewayProtocol.path):
+        case GatewayProtocol.path:
             let refusal =
                 guardrails.refusal(of: head)
                 ?? Refusal(
@@ -101,5 +100,13 @@ final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             let channel = context.channel
             done.whenComplete { _ in channel.close(promise: nil) }
         }
+    }
+}
+
+extension HTTPRequestHead {
+    /// The request target without its query.
+    var path: String {
+        guard let query = uri.firstIndex(of: "?") else { return uri }
+        return String(uri[..<query])
     }
 }

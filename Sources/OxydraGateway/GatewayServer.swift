@@ -61,9 +61,7 @@ public struct GatewayServer: Sendable {
         let upgrader = NIOWebSocketServerUpgrader(
             maxFrameSize: GatewayProtocol.maxClientFrameBytes, automaticErrorHandling: true,
             shouldUpgrade: { channel, head in
-                let upgrade =
-                    head.uri.split(separator: "?", maxSplits: 1).first == GatewayProtocol.path[...]
-                    && guardrails.refusal(of: head) == nil
+                let upgrade = head.path == GatewayProtocol.path && guardrails.refusal(of: head) == nil
                 return channel.eventLoop.makeSucceededFuture(upgrade ? HTTPHeaders() : nil)
             },
             upgradePipelineHandler: { channel, _ in
@@ -105,8 +103,10 @@ struct GatewayService: Service {
     let onRunning: @Sendable (Int) async -> Void
 
     func run() async throws {
-        let port = Mutex<Int>(server.settings.bind.port)
-        let guardrails = RequestGuard(settings: server.settings, port: { port.withLock { $0 } })
+        let settings = server.settings
+        // Known once the port is bound (requests come only after): made once, not per request.
+        let authorities = Mutex(RequestGuard.loopbackAuthorities(host: settings.bind.host, port: settings.bind.port))
+        let guardrails = RequestGuard(settings: settings, loopbackAuthorities: { authorities.withLock { $0 } })
         let connections = OpenConnections()
         let server = self.server
         let listener = try await ServerBootstrap(group: NIOSingletons.posixEventLoopGroup)
@@ -124,7 +124,7 @@ struct GatewayService: Service {
             }
             .bind(host: server.settings.bind.host, port: server.settings.bind.port).get()
         let bound = listener.localAddress?.port ?? 0
-        port.withLock { $0 = bound }
+        authorities.withLock { $0 = RequestGuard.loopbackAuthorities(host: settings.bind.host, port: bound) }
         await onRunning(bound)
         await withTaskCancellationHandler {
             await withGracefulShutdownHandler {
@@ -163,7 +163,8 @@ struct Refusal: Error, Equatable {
 /// Origin header (a web page must not drive a local agent).
 struct RequestGuard: Sendable {
     let settings: GatewayServer.Settings
-    let port: @Sendable () -> Int
+    /// `host:port` forms naming this gateway on a loopback bind (``loopbackAuthorities(host:port:)``).
+    let loopbackAuthorities: @Sendable () -> Set<String>
 
     /// Why a WebSocket request must be refused, or nil.
     func refusal(of head: HTTPRequestHead) -> Refusal? {
@@ -195,15 +196,14 @@ struct RequestGuard: Sendable {
         guard hosts.count <= 1 else { return Refusal(status: .badRequest, message: "more than one Host header") }
         guard settings.bind.isLoopback else { return nil }
         let host = hosts.first ?? ""
-        guard loopbackAuthorities.contains(host.lowercased()) else {
+        guard loopbackAuthorities().contains(host.lowercased()) else {
             return Refusal(status: .forbidden, message: "host `\(host)` is not this gateway's loopback address")
         }
         return nil
     }
 
-    private var loopbackAuthorities: Set<String> {
-        let port = port()
-        return ["127.0.0.1:\(port)", "localhost:\(port)", "[::1]:\(port)", "\(settings.bind.host):\(port)"]
+    static func loopbackAuthorities(host: String, port: Int) -> Set<String> {
+        ["127.0.0.1:\(port)", "localhost:\(port)", "[::1]:\(port)", "\(host):\(port)"]
     }
 
     private func originAllowed(_ origin: String) -> Bool {
@@ -213,6 +213,6 @@ struct RequestGuard: Sendable {
         // ws:// or wss://, so these cannot come from a browser.
         if origin.hasPrefix("ws://") || origin.hasPrefix("wss://") { return true }
         guard settings.bind.isLoopback else { return false }
-        return loopbackAuthorities.contains { origin == "http://\($0)" || origin == "https://\($0)" }
+        return loopbackAuthorities().contains { origin == "http://\($0)" || origin == "https://\($0)" }
     }
 }

@@ -44,37 +44,34 @@ struct TurnSyncTests {
             ]))
     }
 
-    @Test func theUsersMessageReachesTheDiskWithTheAnswer() async throws {
+    /// One turn (prompt "go") on these scripted replies: the store's writes in order, and the
+    /// answer's text (nil when the turn failed).
+    func turn(_ replies: ScriptedReply...) async throws -> (writes: [String], answer: String?) {
         let server = try await ScriptedModelServer.start()
         defer { Teardown.run { try? await server.shutdown() } }
-        server.enqueue(.text("hello"))
+        for reply in replies { server.enqueue(reply) }
         let store = SyncRecordingStore()
-        _ = try await runtime(server, store: store).run(session: "s", history: [], input: .user("hi"))
-        #expect(await store.writes == ["unsynced user", "synced assistant"])
+        let result = try? await runtime(server, store: store).run(session: "s", history: [], input: .user("go"))
+        return (await store.writes, result?.answer.content)
+    }
+
+    @Test func theUsersMessageReachesTheDiskWithTheAnswer() async throws {
+        let (writes, answer) = try await turn(.text("hello"))
+        #expect(answer == "hello")
+        #expect(writes == ["unsynced user", "synced assistant"])
     }
 
     @Test func toolResultsRideOnTheNextAnswer() async throws {
-        let server = try await ScriptedModelServer.start()
-        defer { Teardown.run { try? await server.shutdown() } }
-        server.enqueue(.toolCalls([call("c1", "no_such_tool", "{}")]))
-        server.enqueue(.text("done"))
-        let store = SyncRecordingStore()
-        let result = try await runtime(server, store: store).run(session: "s", history: [], input: .user("go"))
-        #expect(result.answer.content == "done")
-        #expect(
-            await store.writes == ["unsynced user", "synced assistant", "unsynced tool", "synced assistant"])
+        let (writes, answer) = try await turn(.toolCalls([call("c1", "no_such_tool", "{}")]), .text("done"))
+        #expect(answer == "done")
+        #expect(writes == ["unsynced user", "synced assistant", "unsynced tool", "synced assistant"])
     }
 
     /// The provider fails before any answer: the user's message is synced as the turn ends.
     @Test func aFailedTurnSyncsWhatItWroteWithoutASync() async throws {
-        let server = try await ScriptedModelServer.start()
-        defer { Teardown.run { try? await server.shutdown() } }
-        server.enqueue(.status(400, message: "bad request"))
-        let store = SyncRecordingStore()
-        await #expect(throws: (any Error).self) {
-            _ = try await runtime(server, store: store).run(session: "s", history: [], input: .user("hi"))
-        }
-        #expect(await store.writes == ["unsynced user", "sync"])
+        let (writes, answer) = try await turn(.status(400, message: "bad request"))
+        #expect(answer == nil)
+        #expect(writes == ["unsynced user", "sync"])
     }
 
     /// Cancelled while the model streams: the partial answer is a synced write, so nothing more.
@@ -98,41 +95,28 @@ struct TurnSyncTests {
     // user's message; an answer with a call that may act is synced before that call runs.
 
     @Test func anAnswerThatOnlyReadsIsNotSyncedOnItsOwn() async throws {
-        let server = try await ScriptedModelServer.start()
-        defer { Teardown.run { try? await server.shutdown() } }
-        server.enqueue(.toolCalls([call("c1", "slow_read", #"{"millis":1}"#)]))
-        server.enqueue(.text("done"))
-        let store = SyncRecordingStore()
-        let result = try await runtime(server, store: store).run(session: "s", history: [], input: .user("go"))
-        #expect(result.answer.content == "done")
-        #expect(
-            await store.writes == ["unsynced user", "unsynced assistant", "unsynced tool", "synced assistant"])
+        let (writes, answer) = try await turn(
+            .toolCalls([call("c1", "slow_read", #"{"millis":1}"#)]), .text("done"))
+        #expect(answer == "done")
+        #expect(writes == ["unsynced user", "unsynced assistant", "unsynced tool", "synced assistant"])
     }
 
     @Test func anAnswerWithACallThatMayActIsSyncedBeforeItRuns() async throws {
-        let server = try await ScriptedModelServer.start()
-        defer { Teardown.run { try? await server.shutdown() } }
-        server.enqueue(
-            .toolCalls([call("c1", "slow_read", #"{"millis":1}"#), call("c2", "slow_write", #"{"millis":1}"#)]))
-        server.enqueue(.text("done"))
-        let store = SyncRecordingStore()
-        _ = try await runtime(server, store: store).run(session: "s", history: [], input: .user("go"))
+        let (writes, answer) = try await turn(
+            .toolCalls([call("c1", "slow_read", #"{"millis":1}"#), call("c2", "slow_write", #"{"millis":1}"#)]),
+            .text("done"))
+        #expect(answer == "done")
         #expect(
-            await store.writes == [
+            writes == [
                 "unsynced user", "synced assistant", "unsynced tool", "unsynced tool", "synced assistant",
             ])
     }
 
     /// A turn that fails after a reading answer still ends synced.
     @Test func aTurnThatFailsAfterAReadingAnswerSyncsOnItsWayOut() async throws {
-        let server = try await ScriptedModelServer.start()
-        defer { Teardown.run { try? await server.shutdown() } }
-        server.enqueue(.toolCalls([call("c1", "slow_read", #"{"millis":1}"#)]))
-        server.enqueue(.status(400, message: "bad request"))
-        let store = SyncRecordingStore()
-        await #expect(throws: (any Error).self) {
-            _ = try await runtime(server, store: store).run(session: "s", history: [], input: .user("go"))
-        }
-        #expect(await store.writes == ["unsynced user", "unsynced assistant", "unsynced tool", "sync"])
+        let (writes, answer) = try await turn(
+            .toolCalls([call("c1", "slow_read", #"{"millis":1}"#)]), .status(400, message: "bad request"))
+        #expect(answer == nil)
+        #expect(writes == ["unsynced user", "unsynced assistant", "unsynced tool", "sync"])
     }
 }
